@@ -1,0 +1,96 @@
+#include "kernels/cuda/runtime.h"
+
+#include <cstdint>
+#include <mutex>
+
+namespace cu3d::cuda {
+
+void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line) {
+  throw Error(fmt::format("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(status),
+                          cudaGetErrorString(status), call, file, line));
+}
+
+void check_launch(const std::string& op) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    throw Error(fmt::format("CUDA launch of {} failed: {} ({})", op, cudaGetErrorName(status),
+                            cudaGetErrorString(status)));
+}
+
+bool device_available(std::string* reason) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    if (reason)
+      *reason = status != cudaSuccess
+                    ? fmt::format("no usable CUDA device: {}", cudaGetErrorString(status))
+                    : std::string("no CUDA device found");
+    cudaGetLastError();  // clear the sticky error of the failed query
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Keep freed blocks in the pool: returning them to the driver at every synchronization would
+// make each training step pay for cudaMalloc again.
+void raise_pool_release_threshold() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int device = 0;
+    CU3D_CUDA_CHECK(cudaGetDevice(&device));
+    cudaMemPool_t pool;
+    CU3D_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t threshold = UINT64_MAX;
+    CU3D_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  });
+}
+
+}  // namespace
+
+void* malloc_async(std::size_t bytes, cudaStream_t stream) {
+  raise_pool_release_threshold();
+  void* ptr = nullptr;
+  const cudaError_t status = cudaMallocAsync(&ptr, bytes, stream);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    std::size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw Error(fmt::format(
+        "CUDA out of memory: asked for {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB; "
+        "try a smaller --batch",
+        bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0));
+  }
+  CU3D_CUDA_CHECK(status);
+  return ptr;
+}
+
+void free_async(void* ptr, cudaStream_t stream) {
+  if (ptr) CU3D_CUDA_CHECK(cudaFreeAsync(ptr, stream));
+}
+
+void* malloc_pinned(std::size_t bytes) {
+  void* ptr = nullptr;
+  CU3D_CUDA_CHECK(cudaMallocHost(&ptr, bytes));
+  return ptr;
+}
+
+void free_pinned(void* ptr) {
+  if (ptr) CU3D_CUDA_CHECK(cudaFreeHost(ptr));
+}
+
+Stream::Stream() { CU3D_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+Stream::~Stream() { cudaStreamDestroy(stream_); }
+void Stream::synchronize() const { CU3D_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+Event::Event() { CU3D_CUDA_CHECK(cudaEventCreate(&event_)); }
+Event::~Event() { cudaEventDestroy(event_); }
+void Event::record(cudaStream_t stream) { CU3D_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+float Event::elapsed_ms_since(const Event& start) const {
+  float ms = 0;
+  CU3D_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_));
+  return ms;
+}
+
+}  // namespace cu3d::cuda

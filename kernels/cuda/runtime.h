@@ -1,0 +1,71 @@
+// The CUDA runtime as cu3d uses it: checked calls, device discovery, stream-ordered device
+// memory, and RAII handles for streams and events. Everything that touches the CUDA runtime
+// directly goes through here so that every return code is checked in one way.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <cuda_runtime.h>
+
+#include "kernels/error.h"
+
+namespace cu3d::cuda {
+
+// Throws cu3d::Error naming the failed call, its file and line, and CUDA's message.
+[[noreturn]] void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line);
+
+#define CU3D_CUDA_CHECK(call)                                                      \
+  do {                                                                             \
+    const cudaError_t cu3d_status_ = (call);                                       \
+    if (cu3d_status_ != cudaSuccess)                                               \
+      ::cu3d::cuda::throw_cuda_error(cu3d_status_, #call, __FILE__, __LINE__);     \
+  } while (0)
+
+// Checks the last launch; `op` names the kernel and its shape for the message.
+void check_launch(const std::string& op);
+
+// True when a CUDA device can be used; otherwise `reason` (if given) says why not.
+bool device_available(std::string* reason = nullptr);
+
+// Stream-ordered device memory from CUDA's default memory pool, whose release threshold is
+// raised on first use so freed blocks are kept for reuse instead of returned to the driver.
+// An out-of-memory error names the request and suggests a smaller batch.
+void* malloc_async(std::size_t bytes, cudaStream_t stream);
+void free_async(void* ptr, cudaStream_t stream);
+
+// Pinned host memory (page-locked) for fast, asynchronous host<->device copies.
+void* malloc_pinned(std::size_t bytes);
+void free_pinned(void* ptr);
+
+// Owning wrapper around a CUDA stream.
+class Stream {
+ public:
+  Stream();
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+  void synchronize() const;
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+// Owning wrapper around a CUDA event, for timing and cross-stream ordering.
+class Event {
+ public:
+  Event();
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return event_; }
+  void record(cudaStream_t stream);
+  // Milliseconds from `start` to this event; both must have completed.
+  float elapsed_ms_since(const Event& start) const;
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace cu3d::cuda
