@@ -15,8 +15,8 @@ class Error : public std::runtime_error {
 };
 
 // Throws cu3d::Error with a fmt-style message when `cond` is false.
-#define CU3D_CHECK(cond, ...)                                    \
-  do {                                                           \
+#define CU3D_CHECK(cond, ...)                                     \
+  do {                                                            \
     if (!(cond)) throw ::cu3d::Error(::fmt::format(__VA_ARGS__)); \
   } while (0)
 

@@ -29,8 +29,8 @@ void resolve_axis(int in, int k, int stride, Padding padding, int explicit_pad, 
 
 Conv3dShape Conv3dShape::make(int n, Dims3 in, int c, int k, Dims3 kernel, Dims3 stride,
                               Padding padding, Dims3 pad) {
-  CU3D_CHECK(n > 0 && c > 0 && k > 0, "conv3d needs positive batch/channels, got n={} c={} k={}",
-             n, c, k);
+  CU3D_CHECK(n > 0 && c > 0 && k > 0, "conv3d needs positive batch/channels, got n={} c={} k={}", n,
+             c, k);
   Conv3dShape s;
   s.n = n, s.c = c, s.k = k, s.in = in, s.kernel = kernel, s.stride = stride;
   resolve_axis(in.d, kernel.d, stride.d, padding, pad.d, false, &s.pad_before.d, &s.pad_after.d,
@@ -47,12 +47,12 @@ Pool3dShape Pool3dShape::make(int n, Dims3 in, int c, Dims3 window, Dims3 stride
   CU3D_CHECK(n > 0 && c > 0, "pool3d needs positive batch/channels, got n={} c={}", n, c);
   Pool3dShape s;
   s.n = n, s.c = c, s.in = in, s.window = window, s.stride = stride;
-  resolve_axis(in.d, window.d, stride.d, padding, pad.d, ceil_mode, &s.pad_before.d,
-               &s.pad_after.d, &s.out.d);
-  resolve_axis(in.h, window.h, stride.h, padding, pad.h, ceil_mode, &s.pad_before.h,
-               &s.pad_after.h, &s.out.h);
-  resolve_axis(in.w, window.w, stride.w, padding, pad.w, ceil_mode, &s.pad_before.w,
-               &s.pad_after.w, &s.out.w);
+  resolve_axis(in.d, window.d, stride.d, padding, pad.d, ceil_mode, &s.pad_before.d, &s.pad_after.d,
+               &s.out.d);
+  resolve_axis(in.h, window.h, stride.h, padding, pad.h, ceil_mode, &s.pad_before.h, &s.pad_after.h,
+               &s.out.h);
+  resolve_axis(in.w, window.w, stride.w, padding, pad.w, ceil_mode, &s.pad_before.w, &s.pad_after.w,
+               &s.out.w);
   return s;
 }
 

@@ -57,10 +57,10 @@ void* malloc_async(std::size_t bytes, cudaStream_t stream) {
     cudaGetLastError();
     std::size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
-    throw Error(fmt::format(
-        "CUDA out of memory: asked for {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB; "
-        "try a smaller --batch",
-        bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0));
+    throw Error(
+        fmt::format("CUDA out of memory: asked for {:.1f} MiB with {:.1f} MiB free of {:.1f} MiB; "
+                    "try a smaller --batch",
+                    bytes / 1048576.0, free_bytes / 1048576.0, total_bytes / 1048576.0));
   }
   CU3D_CUDA_CHECK(status);
   return ptr;
@@ -80,13 +80,25 @@ void free_pinned(void* ptr) {
   if (ptr) CU3D_CUDA_CHECK(cudaFreeHost(ptr));
 }
 
-Stream::Stream() { CU3D_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-Stream::~Stream() { cudaStreamDestroy(stream_); }
-void Stream::synchronize() const { CU3D_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+Stream::Stream() {
+  CU3D_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+}
+Stream::~Stream() {
+  cudaStreamDestroy(stream_);
+}
+void Stream::synchronize() const {
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
-Event::Event() { CU3D_CUDA_CHECK(cudaEventCreate(&event_)); }
-Event::~Event() { cudaEventDestroy(event_); }
-void Event::record(cudaStream_t stream) { CU3D_CUDA_CHECK(cudaEventRecord(event_, stream)); }
+Event::Event() {
+  CU3D_CUDA_CHECK(cudaEventCreate(&event_));
+}
+Event::~Event() {
+  cudaEventDestroy(event_);
+}
+void Event::record(cudaStream_t stream) {
+  CU3D_CUDA_CHECK(cudaEventRecord(event_, stream));
+}
 float Event::elapsed_ms_since(const Event& start) const {
   float ms = 0;
   CU3D_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_));

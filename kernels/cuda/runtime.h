@@ -13,13 +13,14 @@
 namespace cu3d::cuda {
 
 // Throws cu3d::Error naming the failed call, its file and line, and CUDA's message.
-[[noreturn]] void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line);
+[[noreturn]] void throw_cuda_error(cudaError_t status, const char* call, const char* file,
+                                   int line);
 
-#define CU3D_CUDA_CHECK(call)                                                      \
-  do {                                                                             \
-    const cudaError_t cu3d_status_ = (call);                                       \
-    if (cu3d_status_ != cudaSuccess)                                               \
-      ::cu3d::cuda::throw_cuda_error(cu3d_status_, #call, __FILE__, __LINE__);     \
+#define CU3D_CUDA_CHECK(call)                                                  \
+  do {                                                                         \
+    const cudaError_t cu3d_status_ = (call);                                   \
+    if (cu3d_status_ != cudaSuccess)                                           \
+      ::cu3d::cuda::throw_cuda_error(cu3d_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // Checks the last launch; `op` names the kernel and its shape for the message.

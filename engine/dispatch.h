@@ -1,0 +1,68 @@
+// Helpers that ops use to check their arguments and to pick the kernel instantiation for a dtype.
+// Every failed check throws cu3d::Error naming the op, the tensors and what was expected.
+#pragma once
+
+#include <initializer_list>
+
+#include "engine/tensor.h"
+
+namespace cu3d {
+
+// Calls `body.template operator()<T>()` with T = float or double (the CPU compute types).
+template <typename Body>
+void dispatch_float(DType dtype, const char* op, Body&& body) {
+  switch (dtype) {
+    case DType::f32:
+      body.template operator()<float>();
+      return;
+    case DType::f64:
+      body.template operator()<double>();
+      return;
+    default:
+      throw Error(
+          fmt::format("{}: dtype {} is not supported here; use f32 or f64 (convert with "
+                      ".to(DType::f32))",
+                      op, dtype_name(dtype)));
+  }
+}
+
+// Calls `body.template operator()<T>()` with T the element type of any dtype.
+template <typename Body>
+void dispatch_any(DType dtype, Body&& body) {
+  switch (dtype) {
+    case DType::f32:
+      body.template operator()<float>();
+      return;
+    case DType::f64:
+      body.template operator()<double>();
+      return;
+    case DType::bf16:
+      body.template operator()<bf16>();
+      return;
+    case DType::f16:
+      body.template operator()<f16>();
+      return;
+    case DType::u8:
+      body.template operator()<uint8_t>();
+      return;
+    case DType::i32:
+      body.template operator()<int32_t>();
+      return;
+    case DType::i64:
+      body.template operator()<int64_t>();
+      return;
+  }
+}
+
+// `op: <what> must be defined`.
+void check_defined(const char* op, const char* what, const Tensor& t);
+// The tensor has exactly `dims` axes.
+void check_dims(const char* op, const char* what, const Tensor& t, int dims);
+// The tensor has exactly this shape.
+void check_shape(const char* op, const char* what, const Tensor& t, const Shape& expected);
+// All defined tensors share the dtype and device of the first.
+void check_same_dtype_device(const char* op, std::initializer_list<Tensor> tensors);
+// The op has only a CPU implementation so far: a CUDA tensor gets a clear error.
+void check_cpu(const char* op, const Tensor& t);
+
+}  // namespace cu3d

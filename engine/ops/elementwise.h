@@ -1,0 +1,14 @@
+// Element-wise ops on tensors of identical shape (no broadcasting: a shape mismatch is an error).
+#pragma once
+
+#include "engine/tensor.h"
+
+namespace cu3d {
+
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double alpha);
+Tensor sum(const Tensor& x);   // one-element tensor of shape []
+Tensor mean(const Tensor& x);  // one-element tensor of shape []
+
+}  // namespace cu3d
