@@ -1,0 +1,67 @@
+#include "layers/module.h"
+
+namespace cu3d {
+
+Tensor& Module::register_parameter(std::string name, Tensor value) {
+  value.set_requires_grad(true);
+  parameters_.emplace_back(std::move(name), std::move(value));
+  return parameters_.back().second;
+}
+
+Tensor& Module::register_buffer(std::string name, Tensor value) {
+  buffers_.emplace_back(std::move(name), std::move(value));
+  return buffers_.back().second;
+}
+
+void Module::collect(const std::string& prefix, bool parameters, NamedTensors& out) const {
+  for (const auto& [name, tensor] : parameters ? parameters_ : buffers_)
+    out.emplace_back(prefix + name, tensor);
+  for (const auto& [name, child] : children_)
+    child->collect(prefix + name + ".", parameters, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, tensor] : named_parameters())
+    out.push_back(tensor);
+  return out;
+}
+
+int64_t Module::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& [name, tensor] : named_parameters())
+    count += tensor.numel();
+  return count;
+}
+
+void Module::train(bool training) {
+  training_ = training;
+  for (auto& [name, child] : children_)
+    child->train(training);
+}
+
+void Module::zero_grad() {
+  for (auto& [name, tensor] : named_parameters())
+    tensor.zero_grad();
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (auto& [name, child] : children())
+    h = child->forward(h);
+  return h;
+}
+
+}  // namespace cu3d
