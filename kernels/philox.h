@@ -53,16 +53,22 @@ CU3D_HOST_DEVICE inline Philox4x32Counter philox4x32_10(Philox4x32Counter c, Phi
   return c;
 }
 
-// The random 32-bit word for element `index` of the stream (seed, offset). The key is the seed;
-// the counter is (index / 4, offset), and the word is lane index % 4 of that block, so four
-// consecutive elements share one Philox evaluation (a CUDA thread can produce four at once).
-// Different offsets give disjoint streams: the engine advances the offset per random op.
-CU3D_HOST_DEVICE inline uint32_t philox_u32_at(uint64_t seed, uint64_t offset, uint64_t index) {
-  const uint64_t block = index >> 2;
+// The stream (seed, offset): the key is the seed and the counter is (block, offset), so that
+// block b holds the random words of elements 4b .. 4b+3. Different offsets give disjoint
+// streams: the engine advances the offset per random op.
+CU3D_HOST_DEVICE inline Philox4x32Counter philox_block_at(uint64_t seed, uint64_t offset,
+                                                          uint64_t block) {
   const Philox4x32Counter c = {
       {uint32_t(block), uint32_t(block >> 32), uint32_t(offset), uint32_t(offset >> 32)}};
   const Philox4x32Key k = {{uint32_t(seed), uint32_t(seed >> 32)}};
-  return philox4x32_10(c, k).v[index & 3];
+  return philox4x32_10(c, k);
+}
+
+// The random 32-bit word of element `index` of the stream (seed, offset): lane index % 4 of
+// block index / 4. A loop (or a CUDA thread) over four consecutive elements should call
+// philox_block_at once instead.
+CU3D_HOST_DEVICE inline uint32_t philox_u32_at(uint64_t seed, uint64_t offset, uint64_t index) {
+  return philox_block_at(seed, offset, index >> 2).v[index & 3];
 }
 
 // Dropout masks. An element is dropped when its random word is below floor(p * 2^32), so the
@@ -72,9 +78,8 @@ CU3D_HOST_DEVICE inline uint32_t dropout_threshold(double p) {
   return uint32_t(p * 4294967296.0);
 }
 
-CU3D_HOST_DEVICE inline bool dropout_keeps(uint64_t seed, uint64_t offset, uint64_t index,
-                                           uint32_t threshold) {
-  return philox_u32_at(seed, offset, index) >= threshold;
+CU3D_HOST_DEVICE inline bool dropout_keeps(uint32_t random_word, uint32_t threshold) {
+  return random_word >= threshold;
 }
 
 }  // namespace cu3d
