@@ -1,0 +1,180 @@
+#include "kernels/cpu/conv3d.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <string>
+#include <vector>
+
+#include "cpu/kernel_testing.h"
+
+namespace cu3d::cpu {
+namespace {
+
+using kernel_testing::max_scaled_diff;
+using kernel_testing::poisoned;
+using kernel_testing::random_vector;
+using kernel_testing::rounding_tolerance;
+
+struct ConvCase {
+  std::string name;
+  Conv3dShape s;
+};
+
+// A shape with arbitrary (asymmetric) padding, which Conv3dShape::make only produces for "same".
+Conv3dShape with_padding(int n, Dims3 in, int c, int k, Dims3 kernel, Dims3 stride, Dims3 before,
+                         Dims3 after) {
+  Conv3dShape s = Conv3dShape::make(n, in, c, k, kernel, stride, Padding::valid);
+  s.pad_before = before, s.pad_after = after;
+  s.out = {window_output_size(in.d, kernel.d, stride.d, before.d, after.d),
+           window_output_size(in.h, kernel.h, stride.h, before.h, after.h),
+           window_output_size(in.w, kernel.w, stride.w, before.w, after.w)};
+  return s;
+}
+
+std::vector<ConvCase> small_cases() {
+  const Padding same = Padding::same, valid = Padding::valid, expl = Padding::explicit_;
+  return {
+      {"3x3x3 same", Conv3dShape::make(2, {4, 6, 5}, 5, 7, {3, 3, 3}, {1, 1, 1}, same)},
+      {"3x3x3 stride 2 same (asymmetric)",
+       Conv3dShape::make(2, {5, 7, 6}, 3, 4, {3, 3, 3}, {2, 2, 2}, same)},
+      {"1x1x1 valid", Conv3dShape::make(3, {3, 4, 5}, 6, 5, {1, 1, 1}, {1, 1, 1}, valid)},
+      {"2x2x2 stride 2 valid", Conv3dShape::make(1, {5, 6, 7}, 4, 3, {2, 2, 2}, {2, 2, 2}, valid)},
+      {"5x5x5 same c=3", Conv3dShape::make(1, {6, 7, 8}, 3, 4, {5, 5, 5}, {1, 1, 1}, same)},
+      {"conv2d 3x3 same", Conv3dShape::make(2, {1, 9, 8}, 4, 6, {1, 3, 3}, {1, 1, 1}, same)},
+      {"conv2d 5x5 stride 2 same c=3",
+       Conv3dShape::make(1, {1, 11, 10}, 3, 5, {1, 5, 5}, {1, 2, 2}, same)},
+      {"3x1x5 stride 1,2,3 pad 1",
+       Conv3dShape::make(2, {4, 5, 11}, 3, 2, {3, 1, 5}, {1, 2, 3}, expl, {1, 1, 1})},
+      {"1x1x1 stride 2 (stride > kernel)",
+       Conv3dShape::make(1, {5, 5, 6}, 3, 2, {1, 1, 1}, {2, 2, 2}, valid)},
+      {"2x3x3 stride 1,1,2 asymmetric explicit",
+       with_padding(2, {4, 5, 6}, 3, 4, {2, 3, 3}, {1, 1, 2}, {0, 2, 1}, {1, 0, 2})},
+      {"3x3x3 same on 2x2x2 (all outputs see padding)",
+       Conv3dShape::make(1, {2, 2, 2}, 2, 3, {3, 3, 3}, {1, 1, 1}, same)},
+  };
+}
+
+// Shapes large enough that every pass splits into several tiles per thread (in float, a
+// conv2a-like tile holds ~150 rows; here there are 384 and 324 rows).
+std::vector<ConvCase> tiled_cases() {
+  return {
+      {"conv2a-like c=64",
+       Conv3dShape::make(2, {3, 8, 8}, 64, 32, {3, 3, 3}, {1, 1, 1}, Padding::same)},
+      {"stride 2 c=32",
+       Conv3dShape::make(2, {4, 9, 9}, 32, 16, {3, 3, 3}, {2, 2, 2}, Padding::same)},
+  };
+}
+
+template <typename T>
+void expect_matches_naive(const Conv3dShape& s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const auto x = random_vector<T>(s.input_size(), rng);
+  const auto w = random_vector<T>(s.filter_size(), rng);
+  const auto b = random_vector<T>(s.k, rng);
+  const auto dy = random_vector<T>(s.output_size(), rng);
+  const double tol = rounding_tolerance<T>();
+
+  std::vector<T> want(s.output_size()), got = poisoned<T>(s.output_size());
+  conv3d_fwd_naive(s, x.data(), w.data(), b.data(), want.data());
+  conv3d_fwd(s, x.data(), w.data(), b.data(), got.data());
+  EXPECT_LT(max_scaled_diff(got, want), tol) << "forward with bias";
+  conv3d_fwd_naive<T>(s, x.data(), w.data(), nullptr, want.data());
+  got = poisoned<T>(s.output_size());
+  conv3d_fwd<T>(s, x.data(), w.data(), nullptr, got.data());
+  EXPECT_LT(max_scaled_diff(got, want), tol) << "forward without bias";
+
+  std::vector<T> dx_want(s.input_size()), dx = poisoned<T>(s.input_size());
+  conv3d_bwd_data_naive(s, dy.data(), w.data(), dx_want.data());
+  conv3d_bwd_data(s, dy.data(), w.data(), dx.data());
+  EXPECT_LT(max_scaled_diff(dx, dx_want), tol) << "bwd-data";
+
+  std::vector<T> dw_want(s.filter_size()), db_want(s.k);
+  std::vector<T> dw = poisoned<T>(s.filter_size()), db = poisoned<T>(s.k);
+  conv3d_bwd_filter_naive(s, x.data(), dy.data(), dw_want.data(), db_want.data());
+  conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), db.data());
+  EXPECT_LT(max_scaled_diff(dw, dw_want), tol) << "bwd-filter dw";
+  EXPECT_LT(max_scaled_diff(db, db_want), tol) << "bwd-filter dbias";
+  dw = poisoned<T>(s.filter_size());
+  conv3d_bwd_filter<T>(s, x.data(), dy.data(), dw.data(), nullptr);
+  EXPECT_LT(max_scaled_diff(dw, dw_want), tol) << "bwd-filter without dbias";
+}
+
+template <typename T>
+void expect_cases_match_naive(const std::vector<ConvCase>& cases) {
+  uint64_t seed = 100;
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    expect_matches_naive<T>(c.s, ++seed);
+  }
+}
+
+TEST(Conv3dCpu, FloatMatchesNaive) {
+  expect_cases_match_naive<float>(small_cases());
+}
+TEST(Conv3dCpu, DoubleMatchesNaive) {
+  expect_cases_match_naive<double>(small_cases());
+}
+TEST(Conv3dCpu, TiledFloatMatchesNaive) {
+  expect_cases_match_naive<float>(tiled_cases());
+}
+TEST(Conv3dCpu, TiledDoubleMatchesNaive) {
+  expect_cases_match_naive<double>(tiled_cases());
+}
+
+// Tiles split unevenly over an odd number of threads, and bwd-filter sums three partials.
+TEST(Conv3dCpu, ThreeThreadsMatchNaive) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(3);
+  expect_cases_match_naive<float>(tiled_cases());
+  omp_set_num_threads(saved);
+}
+
+// The same call twice gives bit-identical results (bwd-filter reduces in a fixed order).
+TEST(Conv3dCpu, Deterministic) {
+  const Conv3dShape s = tiled_cases()[0].s;
+  std::mt19937_64 rng(7);
+  const auto x = random_vector<float>(s.input_size(), rng);
+  const auto dy = random_vector<float>(s.output_size(), rng);
+  std::vector<float> dw1(s.filter_size()), dw2(s.filter_size()), db1(s.k), db2(s.k);
+  conv3d_bwd_filter(s, x.data(), dy.data(), dw1.data(), db1.data());
+  conv3d_bwd_filter(s, x.data(), dy.data(), dw2.data(), db2.data());
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
+}
+
+// The naive backward passes are the spec of the fast ones, so they are checked against central
+// finite differences of the naive forward, of L = sum(y * g), in double.
+void expect_naive_backward_matches_finite_differences(const Conv3dShape& s, uint64_t seed) {
+  using kernel_testing::norm_relative_error;
+  using kernel_testing::numeric_gradient;
+  using kernel_testing::weighted_sum;
+  std::mt19937_64 rng(seed);
+  auto x = random_vector<double>(s.input_size(), rng);
+  auto w = random_vector<double>(s.filter_size(), rng);
+  auto b = random_vector<double>(s.k, rng);
+  const auto g = random_vector<double>(s.output_size(), rng);
+  std::vector<double> y(s.output_size());
+  const auto loss = [&] {
+    conv3d_fwd_naive(s, x.data(), w.data(), b.data(), y.data());
+    return weighted_sum(y, g);
+  };
+  std::vector<double> dx(s.input_size()), dw(s.filter_size()), db(s.k);
+  conv3d_bwd_data_naive(s, g.data(), w.data(), dx.data());
+  conv3d_bwd_filter_naive(s, x.data(), g.data(), dw.data(), db.data());
+  EXPECT_LT(norm_relative_error(numeric_gradient(loss, x), dx), 1e-6) << "dx";
+  EXPECT_LT(norm_relative_error(numeric_gradient(loss, w), dw), 1e-6) << "dw";
+  EXPECT_LT(norm_relative_error(numeric_gradient(loss, b), db), 1e-6) << "dbias";
+}
+
+TEST(Conv3dCpu, NaiveBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("3x2x3 stride 1,2,1 same");
+  expect_naive_backward_matches_finite_differences(
+      Conv3dShape::make(1, {3, 4, 3}, 2, 3, {3, 2, 3}, {1, 2, 1}, Padding::same), 11);
+  SCOPED_TRACE("2x2x2 stride 2 asymmetric");
+  expect_naive_backward_matches_finite_differences(
+      with_padding(2, {3, 4, 5}, 2, 2, {2, 2, 2}, {2, 2, 2}, {1, 0, 1}, {0, 1, 1}), 12);
+}
+
+}  // namespace
+}  // namespace cu3d::cpu
