@@ -1,0 +1,56 @@
+// Video decoding with OpenCV's FFmpeg backend into (T,H,W,C) uint8 frames. A dataset of
+// thousands of user videos always holds a few broken ones, so besides the throwing decoder there
+// is one that warns once per bad file, counts it and lets the caller go on.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "data/clip.h"
+
+namespace cu3d::data {
+
+// RGB is the house order; BGR is what OpenCV decodes and what imported Caffe C3D weights expect.
+enum class ColorOrder { rgb, bgr, gray };
+
+std::string_view color_order_name(ColorOrder color);
+// Parses "rgb", "bgr" or "gray"; throws cu3d::Error naming the value otherwise.
+ColorOrder parse_color_order(std::string_view name);
+inline int color_channels(ColorOrder color) {
+  return color == ColorOrder::gray ? 1 : 3;
+}
+
+struct DecodeOptions {
+  ColorOrder color = ColorOrder::rgb;
+  int height = 0;  // every frame resized to height x width; 0 keeps the first frame's size
+  int width = 0;
+  int max_frames = 0;  // stop after this many frames; 0 decodes the whole video
+};
+
+// Decodes the video's frames. Throws cu3d::Error naming the file when it is missing, cannot be
+// opened, or yields no frame.
+Clip decode_video(const std::filesystem::path& path, const DecodeOptions& options);
+
+// The frame count the container declares, without decoding; 0 when it declares none. Only a hint:
+// some containers lie, so decoders never trust it for memory or indexing.
+int declared_frame_count(const std::filesystem::path& path);
+
+// Counters shared by every thread that decodes one dataset, reported once at the end.
+struct DecodeStats {
+  std::atomic<int64_t> decoded{0};
+  std::atomic<int64_t> skipped{0};  // unreadable or empty videos
+  std::atomic<int64_t> looped{0};   // videos shorter than a clip, repeated from their start
+
+  std::string summary() const;
+};
+
+// decode_video that does not throw for a bad video: prints one warning line naming the file and
+// the reason, counts it in stats.skipped and returns nothing.
+std::optional<Clip> try_decode_video(const std::filesystem::path& path,
+                                     const DecodeOptions& options, DecodeStats& stats);
+
+}  // namespace cu3d::data
