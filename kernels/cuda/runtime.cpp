@@ -31,6 +31,16 @@ bool device_available(std::string* reason) {
   return true;
 }
 
+int multiprocessor_count() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    CU3D_CUDA_CHECK(cudaGetDevice(&device));
+    CU3D_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return sms;
+  }();
+  return count;
+}
+
 namespace {
 
 // Keep freed blocks in the pool: returning them to the driver at every synchronization would

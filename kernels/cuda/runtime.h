@@ -29,6 +29,10 @@ void check_launch(const std::string& op);
 // True when a CUDA device can be used; otherwise `reason` (if given) says why not.
 bool device_available(std::string* reason = nullptr);
 
+// Multiprocessors of the current device (cached after the first query): grids are sized in
+// waves of it.
+int multiprocessor_count();
+
 // Stream-ordered device memory from CUDA's default memory pool, whose release threshold is
 // raised on first use so freed blocks are kept for reuse instead of returned to the driver.
 // An out-of-memory error names the request and suggests a smaller batch.

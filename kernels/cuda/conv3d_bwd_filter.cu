@@ -1,0 +1,119 @@
+// Backward-filter conv3d as an implicit GEMM (version 2; see conv3d_igemm.cuh):
+//   dw (M = k, N = taps*c) = sum over r < R = n*od*oh*ow of A(m, r) * B(r, n)
+//   A(m, r) = dy[r * k + m]                                  (dy transposed)
+//   B(r, n) = x[output pixel r shifted by tap n / c, channel n % c]   (zero in the padding)
+// The reduction runs over every output position (R = 401k for conv1a at batch 2) while the
+// result is small (64 x 81 for conv1a), so R is split across grid.z (split-K) until the grid
+// fills the GPU; the partial tiles are summed by a second, deterministic pass. The bias
+// gradient is a column sum of dy, done the same way.
+#include <fmt/format.h>
+
+#include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/conv3d_igemm.cuh"
+
+namespace cu3d::cuda {
+namespace {
+
+using namespace igemm;
+
+struct BwdFilterProblem {
+  static constexpr bool kAContigK = false;
+  static constexpr bool kBContigK = false;
+  Geometry g;
+  int M, N, R;
+  const float* x;
+  const float* dy;
+  float* out;  // dw, or splits partial copies of it
+  bool vec_a, vec_b;
+
+  __device__ void load_a(int m, int r, float* v) const {
+    if (r >= R) return zero4(v);
+    const int row = r * M;
+    if (vec_a) return m < M ? load4(dy, row + m, v) : zero4(v);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) v[e] = m + e < M ? __ldg(dy + row + m + e) : 0.f;
+  }
+
+  __device__ void load_b(int r, int n, float* v) const {
+    if (r >= R) return zero4(v);
+    const Pixel o = split_pixel(r, g.div_od, g.div_oh, g.div_ow);
+    if (vec_b) {
+      if (n >= N) return zero4(v);
+      uint32_t c;
+      const int off = input_offset(g, o, split_tap(g.div_c.divmod(n, &c), g));
+      return off < 0 ? zero4(v) : load4(x, off + c, v);
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      uint32_t c;
+      const int off = n + e < N ? input_offset(g, o, split_tap(g.div_c.divmod(n + e, &c), g)) : -1;
+      v[e] = off < 0 ? 0.f : __ldg(x + off + c);
+    }
+  }
+
+  __device__ void store(int m, int n, float v, int split) const {
+    out[(int64_t(split) * M + m) * N + n] = v;
+  }
+};
+
+// Partial column sums of a (rows, cols) array: block (32, 8) sums columns
+// blockIdx.x*32 + threadIdx.x over the rows of chunk blockIdx.y (coalesced 128-byte rows).
+__global__ void __launch_bounds__(256) column_sum_partials(const float* a, int rows, int cols,
+                                                           int rows_per_chunk, float* partial) {
+  __shared__ float sums[8][33];
+  const int col = blockIdx.x * 32 + threadIdx.x;
+  const int begin = blockIdx.y * rows_per_chunk;
+  const int end = min(rows, begin + rows_per_chunk);
+  float acc = 0.f;
+  if (col < cols)
+    for (int r = begin + threadIdx.y; r < end; r += 8) acc += __ldg(a + int64_t(r) * cols + col);
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y > 0 || col >= cols) return;
+  for (int y = 1; y < 8; ++y) acc += sums[y][threadIdx.x];
+  partial[int64_t(blockIdx.y) * cols + col] = acc;
+}
+
+// dbias[k] = sum over positions of dy[p, k], in two deterministic passes.
+void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t stream) {
+  const int chunks = std::min(256, std::max(1, rows / 512));
+  const int rows_per_chunk = (rows + chunks - 1) / chunks;
+  float* partial =
+      static_cast<float*>(malloc_async(sizeof(float) * size_t(chunks) * cols, stream));
+  column_sum_partials<<<dim3((cols + 31) / 32, chunks), dim3(32, 8), 0, stream>>>(
+      dy, rows, cols, rows_per_chunk, partial);
+  check_launch(fmt::format("conv3d_bwd_filter bias (dy {}x{})", rows, cols));
+  sum_splits(partial, chunks, cols, dbias, stream);
+  free_async(partial, stream);
+}
+
+}  // namespace
+
+void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                       float* dbias, Precision precision, cudaStream_t stream) {
+  BwdFilterProblem prob;
+  prob.g = make_geometry(s, "conv3d_bwd_filter");
+  prob.M = s.k;
+  prob.N = prob.g.taps * s.c;
+  prob.R = s.n * s.out.d * s.out.h * s.out.w;
+  prob.x = x, prob.dy = dy;
+  prob.vec_a = s.k % 4 == 0;
+  prob.vec_b = s.c % 4 == 0;
+  const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
+  const SplitPlan plan = plan_splits(prob.R, precision, blocks_mn, true);
+  const int64_t count = int64_t(prob.M) * prob.N;
+  prob.out = plan.splits == 1 ? dw
+                              : static_cast<float*>(malloc_async(
+                                    sizeof(float) * count * plan.splits, stream));
+  run_implicit_gemm(prob, precision, plan, stream,
+                    fmt::format("conv3d_bwd_filter (x {}x{}x{}x{}x{}, k {}, {} splits, {})", s.n,
+                                s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits,
+                                to_string(precision)));
+  if (plan.splits > 1) {
+    sum_splits(prob.out, plan.splits, count, dw, stream);
+    free_async(prob.out, stream);
+  }
+  if (dbias) bias_grad(dy, prob.R, s.k, dbias, stream);
+}
+
+}  // namespace cu3d::cuda

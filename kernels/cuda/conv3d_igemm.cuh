@@ -1,0 +1,384 @@
+// The implicit-GEMM conv3d kernel (version 2), shared by the three passes. Device code only:
+// included by conv3d_{fwd,bwd_data,bwd_filter}.cu, never by host C++.
+//
+// Each pass is one GEMM C(M,N) = sum_r A(M,r) B(r,N) whose operands are gathered on the fly
+// from the NDHWC tensors (no im2col buffer); see docs/kernels/conv3d_cuda.md for the index
+// math of each pass. A "Problem" type supplies the gathers and the epilogue:
+//   M, N, R             the GEMM sizes (R: the reduction length)
+//   kAContigK           whether A's 4-element load units run along r (else along M)
+//   kBContigK           whether B's run along r (else along N)
+//   load_a(m, r, v)     v[0..3] = A at (m..m+3, r) or (m, r..r+3), zeros outside
+//   load_b(r, n, v)     likewise for B
+//   store(m, n, v, z)   writes one result of split z
+//
+// Tiling: a 256-thread block computes a 128 x 64 tile of C, stepping through R 16 words at a
+// time (16 fp32/tf32 values or 32 bf16 values: one 32-bit word holds two bf16 of consecutive
+// r). Operands are loaded global -> registers, rounded to the compute precision, and stored
+// to shared memory in [r-word][m] order; the next tile's global loads are issued before the
+// current tile's math, so their latency hides behind it (register double buffering).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <cuda_bf16.h>
+
+#include "kernels/cuda/runtime.h"
+#include "kernels/precision.h"
+#include "kernels/shapes.h"
+
+namespace cu3d::cuda::igemm {
+
+constexpr int kThreads = 256;
+constexpr int kBM = 128;  // tile rows: 8 warps as 4 (M) x 2 (N), each warp 32 x 32
+constexpr int kBN = 64;
+constexpr int kBKW = 16;  // 32-bit words of r per tile (two mma k-steps)
+// Row strides of the shared tiles in words. A stride of 8 mod 32 puts the 32 lanes of a
+// fragment load (row g + lane/4, word t = lane%4 or t + 4) on 32 different banks.
+constexpr int kStrideA = kBM + 8;
+constexpr int kStrideB = kBN + 8;
+// One stage: 16 x (136 + 72) words = 13.3 KB; two stages = 26.6 KB, under the 48 KB static
+// limit, which leaves room for two blocks per SM (see the launch bounds below).
+struct SharedTiles {
+  uint32_t a[2][kBKW][kStrideA];
+  uint32_t b[2][kBKW][kStrideB];
+};
+
+// Division by a run-time constant as a multiply-high and a shift (Granlund-Montgomery, as in
+// CUTLASS's FastDivmod): ~4 instructions instead of ~25 for the pixel and tap decompositions
+// that every gathered element needs. Valid for dividends below 2^31 (checked on the host).
+struct FastDiv {
+  uint32_t d = 1, mul = 0, shift = 0;
+  FastDiv() = default;
+  __host__ explicit FastDiv(uint32_t divisor) : d(divisor) {
+    while ((1u << shift) < d) ++shift;
+    mul = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << shift) - d)) / d + 1);
+  }
+  __device__ uint32_t div(uint32_t x) const {
+    return uint32_t((uint64_t(__umulhi(x, mul)) + x) >> shift);
+  }
+  // Returns x / d and sets *rem = x % d.
+  __device__ uint32_t divmod(uint32_t x, uint32_t* rem) const {
+    const uint32_t q = div(x);
+    *rem = x - q * d;
+    return q;
+  }
+};
+
+// Elements of r per 32-bit shared-memory word.
+template <Precision P>
+constexpr int kPerWord = P == Precision::bf16 ? 2 : 1;
+
+__device__ inline uint32_t to_tf32(float x) {
+  uint32_t u;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
+  return u;
+}
+
+// Writes operand element (row, r) of a tile, rounded to the compute precision.
+template <Precision P, int Stride>
+__device__ inline void put(uint32_t (*tile)[Stride], int row, int r, float v) {
+  if constexpr (P == Precision::bf16) {
+    reinterpret_cast<__nv_bfloat16*>(&tile[r >> 1][row])[r & 1] = __float2bfloat16_rn(v);
+  } else if constexpr (P == Precision::tf32) {
+    tile[r][row] = to_tf32(v);
+  } else {
+    tile[r][row] = __float_as_uint(v);
+  }
+}
+
+// Moves one operand tile (Rows x 16 words) between global memory, registers and shared
+// memory. Each thread owns kUnits units of 4 elements, contiguous along r (ContigK) or along
+// the rows; consecutive lanes take consecutive rows so the shared stores hit distinct banks.
+template <Precision P, int Rows, bool ContigK>
+struct TileCopy {
+  static constexpr int kR = kBKW * kPerWord<P>;  // elements of r per tile
+  static constexpr int kUnits = Rows * kR / 4 / kThreads;
+  static_assert(kUnits >= 1 && Rows * kR % (4 * kThreads) == 0, "tile must split evenly");
+  float v[kUnits][4];
+
+  __device__ static void unit_origin(int j, int* row, int* r) {
+    const int u = threadIdx.x + j * kThreads;
+    if constexpr (ContigK) {
+      *row = u % Rows, *r = 4 * (u / Rows);
+    } else {
+      *row = 4 * (u % (Rows / 4)), *r = u / (Rows / 4);
+    }
+  }
+
+  // `load(row, r, v)` gathers 4 elements starting at global (row0 + row, r0 + r).
+  template <class Load>
+  __device__ void fetch(int row0, int r0, Load load) {
+#pragma unroll
+    for (int j = 0; j < kUnits; ++j) {
+      int row, r;
+      unit_origin(j, &row, &r);
+      load(row0 + row, r0 + r, v[j]);
+    }
+  }
+
+  template <int Stride>
+  __device__ void stash(uint32_t (*tile)[Stride]) const {
+#pragma unroll
+    for (int j = 0; j < kUnits; ++j) {
+      int row, r;
+      unit_origin(j, &row, &r);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if constexpr (ContigK) {
+          put<P, Stride>(tile, row, r + e, v[j][e]);
+        } else {
+          put<P, Stride>(tile, row + e, r, v[j][e]);
+        }
+      }
+    }
+  }
+};
+
+// ---- math on one shared-memory stage -------------------------------------------------------
+
+// Tensor-core path: warp (wm, wn) owns rows wm*32..+32 and columns wn*32..+32 of the tile as
+// 2 x 4 mma tiles of 16 x 8. tf32 m16n8k8 and bf16 m16n8k16 both take 8 words of r per step
+// and read their fragments from the same word positions (PTX ISA, "Matrix fragments for
+// mma.m16n8k8 / m16n8k16"): A at (row g / g+8, word t / t+4), B at (word t / t+4, column g),
+// with g = lane / 4 and t = lane % 4. Only the instruction differs.
+template <Precision P>
+struct TensorCoreMath {
+  float acc[2][4][4] = {};
+
+  __device__ static void mma(float* d, const uint32_t* a, const uint32_t* b) {
+    if constexpr (P == Precision::bf16) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+          "{%8,%9}, {%0,%1,%2,%3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    } else {
+      asm volatile(
+          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+          "{%8,%9}, {%0,%1,%2,%3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+  }
+
+  __device__ void step(const uint32_t (*a)[kStrideA], const uint32_t (*b)[kStrideB]) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+#pragma unroll
+    for (int k = 0; k < kBKW; k += 8) {
+      uint32_t fa[2][4], fb[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int row = wm + 16 * i + g;
+        fa[i][0] = a[k + t][row];
+        fa[i][1] = a[k + t][row + 8];
+        fa[i][2] = a[k + t + 4][row];
+        fa[i][3] = a[k + t + 4][row + 8];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        fb[j][0] = b[k + t][wn + 8 * j + g];
+        fb[j][1] = b[k + t + 4][wn + 8 * j + g];
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma(acc[i][j], fa[i], fb[j]);
+    }
+  }
+
+  // Calls out(row, col, value) for every accumulator: c0,c1 at (g, 2t / 2t+1), c2,c3 at g+8.
+  template <class Out>
+  __device__ void for_each(Out out) const {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+          out(wm + 16 * i + g + 8 * (q / 2), wn + 8 * j + 2 * t + q % 2, acc[i][j][q]);
+  }
+};
+
+// FFMA path: a 16 x 16 grid of threads, each owning rows {4*tm..+4, 64+4*tm..+4} and columns
+// 4*tn..+4: per word of r, two 16-byte A reads (broadcast within a half-warp) and one 16-byte
+// B read feed 32 FMAs.
+struct FfmaMath {
+  float acc[8][4] = {};
+
+  __device__ void step(const uint32_t (*a)[kStrideA], const uint32_t (*b)[kStrideB]) {
+    const int tm = threadIdx.x / 16, tn = threadIdx.x % 16;
+#pragma unroll
+    for (int k = 0; k < kBKW; ++k) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&a[k][4 * tm]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&a[k][64 + 4 * tm]);
+      const float4 bv = *reinterpret_cast<const float4*>(&b[k][4 * tn]);
+      const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float bw[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
+    }
+  }
+
+  template <class Out>
+  __device__ void for_each(Out out) const {
+    const int tm = threadIdx.x / 16, tn = threadIdx.x % 16;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
+  }
+};
+
+template <Precision P>
+using Math = std::conditional_t<P == Precision::fp32, FfmaMath, TensorCoreMath<P>>;
+
+// The GEMM. Grid: (M tiles, N tiles, splits of R); split z covers r-tiles
+// [z * tiles_per_split, (z + 1) * tiles_per_split). Launch bounds (256, 2): two blocks per SM
+// caps registers at 128 per thread (the tensor-core variant needs ~100: 32 accumulators, 10
+// fragment words, up to 16 staged values and the gather indices), so the SM holds 16 warps
+// to hide the global-load latency.
+template <class Problem, Precision P>
+__global__ void __launch_bounds__(kThreads, 2) conv3d_implicit_gemm(Problem prob,
+                                                                  int tiles_per_split) {
+  __shared__ __align__(16) SharedTiles smem;
+  constexpr int kR = kBKW * kPerWord<P>;
+  const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
+  const int tiles = (prob.R + kR - 1) / kR;
+  const int first = blockIdx.z * tiles_per_split;
+  const int last = min(tiles, first + tiles_per_split);
+
+  TileCopy<P, kBM, Problem::kAContigK> ca;
+  TileCopy<P, kBN, Problem::kBContigK> cb;
+  auto load_a = [&](int m, int r, float* v) { prob.load_a(m, r, v); };
+  auto load_b = [&](int n, int r, float* v) { prob.load_b(r, n, v); };
+  Math<P> math;
+
+  if (first < last) {
+    ca.fetch(m0, first * kR, load_a);
+    cb.fetch(n0, first * kR, load_b);
+    ca.stash(smem.a[0]);
+    cb.stash(smem.b[0]);
+    __syncthreads();
+  }
+  for (int tile = first, stage = 0; tile < last; ++tile, stage ^= 1) {
+    const bool more = tile + 1 < last;
+    if (more) {
+      ca.fetch(m0, (tile + 1) * kR, load_a);
+      cb.fetch(n0, (tile + 1) * kR, load_b);
+    }
+    math.step(smem.a[stage], smem.b[stage]);
+    if (more) {
+      ca.stash(smem.a[stage ^ 1]);
+      cb.stash(smem.b[stage ^ 1]);
+    }
+    __syncthreads();
+  }
+  math.for_each([&](int row, int col, float value) {
+    const int m = m0 + row, n = n0 + col;
+    if (m < prob.M && n < prob.N) prob.store(m, n, value, blockIdx.z);
+  });
+}
+
+// ---- the gathers shared by the passes -----------------------------------------------------
+
+// Conv geometry in the form the gathers need: 32-bit sizes and fast dividers.
+struct Geometry {
+  int n, c, k;
+  int id, ih, iw, od, oh, ow;
+  int kd, kh, kw, sd, sh, sw, pd, ph, pw;
+  int taps;  // kd * kh * kw
+  FastDiv div_c, div_k, div_kw, div_kh, div_ow, div_oh, div_od, div_iw, div_ih, div_id;
+};
+
+// Splits a flat NDHWC position index into (n, z, y, x) of a grid of extent (d, h, w).
+struct Pixel {
+  int n, z, y, x;
+};
+__device__ inline Pixel split_pixel(uint32_t p, const FastDiv& dd, const FastDiv& dh,
+                                    const FastDiv& dw) {
+  uint32_t x, y, z;
+  p = dw.divmod(p, &x);
+  p = dh.divmod(p, &y);
+  p = dd.divmod(p, &z);
+  return {int(p), int(z), int(y), int(x)};
+}
+
+// Splits a tap index (kd, kh, kw) row-major.
+struct Tap {
+  int d, h, w;
+};
+__device__ inline Tap split_tap(uint32_t t, const Geometry& g) {
+  uint32_t w, h;
+  t = g.div_kw.divmod(t, &w);
+  t = g.div_kh.divmod(t, &h);
+  return {int(t), int(h), int(w)};
+}
+
+// Offset of input element (pixel of the output grid, tap, channel 0), or -1 in the padding.
+__device__ inline int input_offset(const Geometry& g, const Pixel& o, const Tap& t) {
+  const int z = o.z * g.sd - g.pd + t.d, y = o.y * g.sh - g.ph + t.h, x = o.x * g.sw - g.pw + t.w;
+  if (unsigned(z) >= unsigned(g.id) || unsigned(y) >= unsigned(g.ih) ||
+      unsigned(x) >= unsigned(g.iw))
+    return -1;
+  return (((o.n * g.id + z) * g.ih + y) * g.iw + x) * g.c;
+}
+
+// One 16-byte load of 4 consecutive floats; the caller guarantees the alignment (the
+// contiguous extent is a multiple of 4 and the base comes from cudaMalloc).
+__device__ inline void load4(const float* p, int offset, float* v) {
+  const float4 q = __ldg(reinterpret_cast<const float4*>(p + offset));
+  v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+}
+
+__device__ inline void zero4(float* v) { v[0] = v[1] = v[2] = v[3] = 0.f; }
+
+// ---- host side -------------------------------------------------------------------------------
+
+// Checks that every index fits the kernels' 32-bit arithmetic and builds the geometry.
+Geometry make_geometry(const Conv3dShape& s, const char* op);
+
+// How the r-tiles of a GEMM are split across grid.z (split-K): `splits` partial results of
+// `tiles_per_split` tiles each.
+struct SplitPlan {
+  int tiles_per_split, splits;
+};
+SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_split);
+
+// out[i] = sum over s < splits of partial[s * count + i]: the deterministic second pass of
+// split-K and of the bias-gradient column sums.
+void sum_splits(const float* partial, int splits, int64_t count, float* out, cudaStream_t stream);
+
+template <class Problem, Precision P>
+void launch_implicit_gemm(const Problem& prob, SplitPlan plan, cudaStream_t stream) {
+  const dim3 grid((prob.M + kBM - 1) / kBM, (prob.N + kBN - 1) / kBN, plan.splits);
+  conv3d_implicit_gemm<Problem, P><<<grid, kThreads, 0, stream>>>(prob, plan.tiles_per_split);
+}
+
+// Runs the GEMM of `prob` in precision `p`; `what` names the pass and shape for errors.
+template <class Problem>
+void run_implicit_gemm(const Problem& prob, Precision p, SplitPlan plan, cudaStream_t stream,
+                       const std::string& what) {
+  switch (p) {
+    case Precision::fp32:
+      launch_implicit_gemm<Problem, Precision::fp32>(prob, plan, stream);
+      break;
+    case Precision::tf32:
+      launch_implicit_gemm<Problem, Precision::tf32>(prob, plan, stream);
+      break;
+    case Precision::bf16:
+      launch_implicit_gemm<Problem, Precision::bf16>(prob, plan, stream);
+      break;
+  }
+  check_launch(what);
+}
+
+}  // namespace cu3d::cuda::igemm
