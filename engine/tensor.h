@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/device.h"
@@ -24,6 +25,10 @@ int64_t shape_numel(const Shape& shape);
 
 class Generator;
 struct TensorImpl;
+class Tensor;
+
+// Tensors by name, in a meaningful order (parameters, buffers, optimizer state, checkpoints).
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Tensor {
  public:

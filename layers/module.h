@@ -13,8 +13,6 @@
 
 namespace cu3d {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
 class Module {
  public:
   virtual ~Module() = default;

@@ -1,0 +1,68 @@
+#include "engine/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "kernels/error.h"
+
+namespace cu3d {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The temporary's name carries the process id so two writers never share one.
+fs::path temporary_for(const fs::path& path) {
+  return path.string() + fmt::format(".tmp{}", ::getpid());
+}
+
+void fsync_directory(const fs::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;  // some file systems do not allow it; the rename already happened
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+void write_bytes(std::FILE* file, const void* bytes, std::size_t size, const fs::path& path) {
+  if (size == 0) return;
+  CU3D_CHECK(std::fwrite(bytes, 1, size, file) == size,
+             "could not write {} bytes to {}: {} (is the disk full?)", size, path.string(),
+             std::strerror(errno));
+}
+
+void write_atomically(const fs::path& path, const std::function<void(std::FILE*)>& write) {
+  const fs::path temporary = temporary_for(path);
+  std::FILE* file = std::fopen(temporary.c_str(), "wb");
+  CU3D_CHECK(file, "could not create {}: {}; check that the folder exists and is writable",
+             temporary.string(), std::strerror(errno));
+  try {
+    write(file);
+    CU3D_CHECK(std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0,
+               "could not flush {}: {} (is the disk full?)", temporary.string(),
+               std::strerror(errno));
+  } catch (...) {
+    std::fclose(file);
+    std::remove(temporary.c_str());
+    throw;
+  }
+  const bool closed = std::fclose(file) == 0;
+  if (!closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temporary.c_str());
+    throw Error(fmt::format("could not write {}: {}; the previous version is unchanged",
+                            path.string(), reason));
+  }
+  fsync_directory(path.parent_path());
+}
+
+void write_atomically(const fs::path& path, std::string_view contents) {
+  write_atomically(
+      path, [&](std::FILE* file) { write_bytes(file, contents.data(), contents.size(), path); });
+}
+
+}  // namespace cu3d
