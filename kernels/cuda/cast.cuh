@@ -1,0 +1,19 @@
+// Conversions between fp32 and bf16 arrays in device memory, for the library fallbacks that
+// need bf16 tensors in memory (kernels/precision.h: cu3d's own kernels round on the fly).
+// Memory-bound: 6 bytes moved per element, coalesced across each warp.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace cu3d::cuda {
+
+// dst[i] = bf16(src[i]), round to nearest even.
+void fp32_to_bf16(const float* src, __nv_bfloat16* dst, int64_t count, cudaStream_t stream);
+
+// dst[i] = float(src[i]), exact.
+void bf16_to_fp32(const __nv_bfloat16* src, float* dst, int64_t count, cudaStream_t stream);
+
+}  // namespace cu3d::cuda

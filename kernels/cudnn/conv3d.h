@@ -1,0 +1,36 @@
+// cuDNN fallback for conv3d: the same functions as kernels/cuda/conv3d.cuh (NDHWC activations,
+// (k, kd, kh, kw, c) filters, fp32 tensors in memory, outputs overwritten), computed by
+// cuDNN's legacy convolution API with 5-D descriptors: activations described by strides as
+// NDHWC, filters as CUDNN_TENSOR_NHWC. The algorithm of each (pass, shape, precision) is chosen
+// once by cudnnFind* (which times them all) and remembered for the process.
+//
+// Precision: fp32 restricts cuDNN to FMA kernels (CUDNN_FMA_MATH, no TF32); tf32 allows tensor
+// cores on fp32 data; bf16 converts the operands to bf16 in a workspace, runs cuDNN in bf16
+// with fp32 accumulation and converts the result back (so the output is also rounded to bf16,
+// which cu3d's own bf16 kernels do not do).
+//
+// Limits: symmetric padding only (cuDNN has one pad per axis): a "same" conv with an even
+// kernel is refused with a message. Every cuDNN status is checked and names the op and shape.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/precision.h"
+#include "kernels/shapes.h"
+
+namespace cu3d::cudnn {
+
+void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
+                Precision precision, cudaStream_t stream);
+
+void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
+                     Precision precision, cudaStream_t stream);
+
+void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                       float* dbias, Precision precision, cudaStream_t stream);
+
+// The algorithm (cuDNN's enum value) that cudnnFind* chose for a pass ("fwd", "bwd_data",
+// "bwd_filter"), shape and precision, or -1 if that pass has not run yet: for benchmark logs.
+int conv3d_algorithm(const char* pass, const Conv3dShape& s, Precision precision);
+
+}  // namespace cu3d::cudnn
