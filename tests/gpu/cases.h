@@ -1,0 +1,80 @@
+// The shapes every GPU op is checked (tests/gpu) and timed (bench/gpu) on: C3D's layers at a
+// chosen batch, plus small odd shapes that exercise the edges of the tiled kernels (channels
+// not a multiple of 4, strides, asymmetric "same" padding, tiles that do not divide).
+// Adding a shape here adds it to the parity suite and to the benchmarks at once.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kernels/precision.h"
+#include "kernels/shapes.h"
+
+namespace cu3d::cases {
+
+enum class Backend { cu3d, cu3d_naive, cudnn };
+
+inline const char* to_string(Backend b) {
+  switch (b) {
+    case Backend::cu3d:
+      return "cu3d";
+    case Backend::cu3d_naive:
+      return "cu3d_naive";
+    case Backend::cudnn:
+      return "cudnn";
+  }
+  return "?";
+}
+
+inline constexpr Precision kPrecisions[] = {Precision::fp32, Precision::tf32, Precision::bf16};
+
+struct ConvLayer {
+  std::string name;
+  Conv3dShape shape;
+  bool real;  // a layer of a model (big: the naive kernels are too slow for it)
+};
+
+// C3D (Tran et al. 2015) at 16x112x112 input: every conv 3x3x3, stride 1, padding 1.
+inline std::vector<ConvLayer> c3d_conv_layers(int batch) {
+  struct Row {
+    const char* name;
+    Dims3 in;
+    int c, k;
+  };
+  const Row rows[] = {
+      {"conv1a", {16, 112, 112}, 3, 64},  {"conv2a", {16, 56, 56}, 64, 128},
+      {"conv3a", {8, 28, 28}, 128, 256},  {"conv3b", {8, 28, 28}, 256, 256},
+      {"conv4a", {4, 14, 14}, 256, 512},  {"conv4b", {4, 14, 14}, 512, 512},
+      {"conv5a", {2, 7, 7}, 512, 512},    {"conv5b", {2, 7, 7}, 512, 512},
+  };
+  std::vector<ConvLayer> layers;
+  for (const Row& r : rows)
+    layers.push_back({r.name,
+                      Conv3dShape::make(batch, r.in, r.c, r.k, {3, 3, 3}, {1, 1, 1},
+                                        Padding::explicit_, {1, 1, 1}),
+                      true});
+  return layers;
+}
+
+// Odd shapes: each names the edge it covers.
+inline std::vector<ConvLayer> odd_conv_layers() {
+  return {
+      {"odd_c3_k5", Conv3dShape::make(1, {3, 9, 7}, 3, 5, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                                      {1, 1, 1}),
+       false},
+      {"odd_c6_stride2", Conv3dShape::make(2, {5, 11, 10}, 6, 7, {3, 3, 3}, {2, 2, 2},
+                                           Padding::explicit_, {1, 1, 1}),
+       false},
+      {"odd_same_even_kernel", Conv3dShape::make(1, {4, 6, 9}, 8, 12, {2, 2, 4}, {1, 2, 1},
+                                                 Padding::same),
+       false},
+      {"odd_valid_1x5x3", Conv3dShape::make(3, {2, 13, 8}, 20, 36, {1, 5, 3}, {1, 1, 2},
+                                            Padding::valid),
+       false},
+      {"odd_c132_k130", Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1},
+                                          Padding::explicit_, {1, 1, 1}),
+       false},
+  };
+}
+
+}  // namespace cu3d::cases

@@ -1,0 +1,142 @@
+// conv3d parity cases: every pass of every backend and precision against the CPU reference
+// (kernels/cpu/conv3d.h in double) on C3D's layers at batch 2 and the odd shapes.
+#include <algorithm>
+
+#include "gpu/cases.h"
+#include "gpu/parity.h"
+#include "kernels/cpu/conv3d.h"
+#include "kernels/cuda/conv3d.cuh"
+#include "kernels/cudnn/conv3d.h"
+
+namespace cu3d::parity {
+namespace {
+
+using cases::Backend;
+
+enum class Pass { fwd, fwd_bias_relu, bwd_data, bwd_filter };
+
+const char* to_string(Pass p) {
+  switch (p) {
+    case Pass::fwd:
+      return "fwd";
+    case Pass::fwd_bias_relu:
+      return "fwd_bias_relu";
+    case Pass::bwd_data:
+      return "bwd_data";
+    case Pass::bwd_filter:
+      return "bwd_filter";
+  }
+  return "?";
+}
+
+std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Backend b,
+                              std::mt19937_64& rng, cudaStream_t stream) {
+  const auto x = random_floats(s.input_size(), rng), w = random_floats(s.filter_size(), rng);
+  const auto bias = random_floats(s.k, rng);
+  std::vector<double> ref(s.output_size());
+  cpu::conv3d_fwd<double>(s, to_double(x).data(), to_double(w).data(), to_double(bias).data(),
+                          ref.data());
+  const bool relu = pass == Pass::fwd_bias_relu;
+  if (relu)
+    for (double& v : ref) v = std::max(v, 0.0);
+
+  const DeviceArray dx(x), dw(w), db(bias);
+  DeviceArray dy(s.output_size());
+  dy.poison();
+  if (relu) {
+    cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+  } else if (b == Backend::cu3d) {
+    cuda::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+  } else if (b == Backend::cu3d_naive) {
+    cuda::conv3d_fwd_naive(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+  } else {
+    cudnn::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+  }
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", dy.download(), ref)};
+}
+
+std::vector<Compared> run_bwd_data(const Conv3dShape& s, Precision p, Backend b,
+                                   std::mt19937_64& rng, cudaStream_t stream) {
+  const auto dy = random_floats(s.output_size(), rng), w = random_floats(s.filter_size(), rng);
+  std::vector<double> ref(s.input_size());
+  cpu::conv3d_bwd_data<double>(s, to_double(dy).data(), to_double(w).data(), ref.data());
+
+  const DeviceArray ddy(dy), dw(w);
+  DeviceArray ddx(s.input_size());
+  ddx.poison();
+  if (b == Backend::cu3d) {
+    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream);
+  } else if (b == Backend::cu3d_naive) {
+    cuda::conv3d_bwd_data_naive(s, ddy.get(), dw.get(), ddx.get(), p, stream);
+  } else {
+    cudnn::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream);
+  }
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("dx", ddx.download(), ref)};
+}
+
+std::vector<Compared> run_bwd_filter(const Conv3dShape& s, Precision p, Backend b,
+                                     std::mt19937_64& rng, cudaStream_t stream) {
+  const auto x = random_floats(s.input_size(), rng), dy = random_floats(s.output_size(), rng);
+  std::vector<double> ref_dw(s.filter_size()), ref_db(s.k);
+  cpu::conv3d_bwd_filter<double>(s, to_double(x).data(), to_double(dy).data(), ref_dw.data(),
+                                 ref_db.data());
+
+  const DeviceArray dx(x), ddy(dy);
+  DeviceArray ddw(s.filter_size()), ddb(s.k);
+  ddw.poison();
+  ddb.poison();
+  if (b == Backend::cu3d) {
+    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
+  } else if (b == Backend::cu3d_naive) {
+    cuda::conv3d_bwd_filter_naive(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
+  } else {
+    cudnn::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
+  }
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("dw", ddw.download(), ref_dw), compare("dbias", ddb.download(), ref_db)};
+}
+
+bool symmetric_padding(const Conv3dShape& s) { return s.pad_before == s.pad_after; }
+
+void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
+  for (Pass pass : {Pass::fwd, Pass::fwd_bias_relu, Pass::bwd_data, Pass::bwd_filter}) {
+    for (Precision p : cases::kPrecisions) {
+      std::vector<Backend> backends = {Backend::cu3d};
+      if (pass != Pass::fwd_bias_relu) {
+        if (!layer.real) backends.push_back(Backend::cu3d_naive);
+        if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);
+      }
+      for (Backend b : backends) {
+        ParityCase c;
+        c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +
+                 cases::to_string(b);
+        c.tolerance = tolerance(p);
+        const Conv3dShape s = layer.shape;
+        c.run = [s, pass, p, b](std::mt19937_64& rng, cudaStream_t stream) {
+          switch (pass) {
+            case Pass::bwd_data:
+              return run_bwd_data(s, p, b, rng, stream);
+            case Pass::bwd_filter:
+              return run_bwd_filter(s, p, b, rng, stream);
+            default:
+              return run_fwd(s, pass, p, b, rng, stream);
+          }
+        };
+        out->push_back(std::move(c));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<ParityCase> conv3d_cases() {
+  std::vector<ParityCase> out;
+  for (const auto& layer : cases::c3d_conv_layers(2)) add_cases(layer, &out);
+  for (const auto& layer : cases::odd_conv_layers()) add_cases(layer, &out);
+  return out;
+}
+
+}  // namespace cu3d::parity
