@@ -1,0 +1,93 @@
+#include "engine/ops/conv.h"
+
+#include <climits>
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#include "kernels/cpu/conv3d.h"
+
+namespace cu3d {
+namespace {
+
+// The checks shared by conv2d and conv3d, on the tensors as the caller passed them (`dims` axes
+// for x and w): defined, CPU, one dtype, channels and bias matching the filter.
+void check_conv_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int dims) {
+  const char* layout = dims == 5 ? "x (n,d,h,w,c), w (k,kd,kh,kw,c)" : "x (n,h,w,c), w (k,kh,kw,c)";
+  check_defined(op, "x", x);
+  check_defined(op, "w", w);
+  CU3D_CHECK(x.dim() == dims && w.dim() == dims, "{}: expected {}, got x {} and w {}", op, layout,
+             x.str(), w.str());
+  check_cpu(op, x);
+  check_cpu(op, w);
+  check_cpu(op, b);
+  check_same_dtype_device(op, {x, w, b});
+  CU3D_CHECK(x.size(-1) == w.size(-1),
+             "{}: x {} has {} channels but filter w {} expects {} (layout {})", op, x.str(),
+             x.size(-1), w.str(), w.size(-1), layout);
+  if (b.defined()) check_shape(op, "bias b", b, {w.size(0)});
+  for (const Tensor* t : {&x, &w})
+    for (int64_t extent : t->shape())
+      CU3D_CHECK(extent > 0 && extent <= INT_MAX, "{}: every axis must be in [1, {}], got {}", op,
+                 INT_MAX, t->str());
+}
+
+// The kernel's shape for 5D x and w; `args` names the caller's tensors in errors.
+Conv3dShape conv_shape(const char* op, const Tensor& x, const Tensor& w, const Conv3dParams& p,
+                       const std::string& args) {
+  try {
+    return Conv3dShape::make(int(x.size(0)), {int(x.size(1)), int(x.size(2)), int(x.size(3))},
+                             int(x.size(4)), int(w.size(0)),
+                             {int(w.size(1)), int(w.size(2)), int(w.size(3))}, p.stride, p.padding,
+                             p.pad);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {} ({})", op, e.what(), args));
+  }
+}
+
+// y = conv(x, w) + b on 5D tensors, with its tape entry.
+Tensor conv_forward(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
+                    const Conv3dShape& s) {
+  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.k}, x.dtype());
+  dispatch_float(x.dtype(), op, [&]<typename T>() {
+    cpu::conv3d_fwd<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
+                       y.data<T>());
+  });
+  if (!autograd::needs_grad({x, w, b})) return y;
+  autograd::record(op, {x, w, b}, {y}, [op, x, w, b, s](const std::vector<Tensor>& g) {
+    Tensor dx, dw, db;
+    const bool want_filter = w.requires_grad() || (b.defined() && b.requires_grad());
+    if (x.requires_grad()) dx = Tensor::empty_like(x);
+    if (want_filter) dw = Tensor::empty_like(w);
+    if (want_filter && b.defined()) db = Tensor::empty_like(b);
+    dispatch_float(x.dtype(), op, [&]<typename T>() {
+      if (dx.defined()) cpu::conv3d_bwd_data<T>(s, g[0].data<T>(), w.data<T>(), dx.data<T>());
+      if (dw.defined())
+        cpu::conv3d_bwd_filter<T>(s, x.data<T>(), g[0].data<T>(), dw.data<T>(),
+                                  db.defined() ? db.data<T>() : nullptr);
+    });
+    return std::vector<Tensor>{dx, dw, db};
+  });
+  return y;
+}
+
+std::string describe(const Tensor& x, const Tensor& w) {
+  return fmt::format("x {}, w {}", x.str(), w.str());
+}
+
+}  // namespace
+
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv3dParams& params) {
+  check_conv_args("conv3d", x, w, b, 5);
+  return conv_forward("conv3d", x, w, b, conv_shape("conv3d", x, w, params, describe(x, w)));
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& params) {
+  check_conv_args("conv2d", x, w, b, 4);
+  const Tensor x5 = x.reshape({x.size(0), 1, x.size(1), x.size(2), x.size(3)});
+  const Tensor w5 = w.reshape({w.size(0), 1, w.size(1), w.size(2), w.size(3)});
+  const Conv3dParams p3{params.stride.with_depth(1), params.padding, params.pad.with_depth(0)};
+  const Conv3dShape s = conv_shape("conv2d", x5, w5, p3, describe(x, w));
+  return conv_forward("conv2d", x5, w5, b, s).reshape({s.n, s.out.h, s.out.w, s.k});
+}
+
+}  // namespace cu3d

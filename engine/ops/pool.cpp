@@ -1,0 +1,70 @@
+#include "engine/ops/pool.h"
+
+#include <climits>
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#include "kernels/cpu/pool3d.h"
+
+namespace cu3d {
+namespace {
+
+void check_pool_args(const char* op, const Tensor& x, int dims) {
+  check_defined(op, "x", x);
+  CU3D_CHECK(x.dim() == dims, "{}: expected x {}, got {}", op,
+             dims == 5 ? "(n,d,h,w,c)" : "(n,h,w,c)", x.str());
+  check_cpu(op, x);
+  for (int64_t extent : x.shape())
+    CU3D_CHECK(extent > 0 && extent <= INT_MAX, "{}: every axis must be in [1, {}], got {}", op,
+               INT_MAX, x.str());
+}
+
+// The kernel's shape for a 5D x; `x_str` names the caller's tensor in errors.
+Pool3dShape pool_shape(const char* op, const Tensor& x, const Pool3dParams& p,
+                       const std::string& x_str) {
+  try {
+    return Pool3dShape::make(int(x.size(0)), {int(x.size(1)), int(x.size(2)), int(x.size(3))},
+                             int(x.size(4)), p.window, p.stride, p.padding, p.pad, p.ceil_mode);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {} (x {})", op, e.what(), x_str));
+  }
+}
+
+// y = maxpool(x) on a 5D tensor, with its tape entry.
+Tensor pool_forward(const char* op, const Tensor& x, const Pool3dShape& s,
+                    const std::string& x_str) {
+  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.c}, x.dtype());
+  try {
+    dispatch_float(x.dtype(), op,
+                   [&]<typename T>() { cpu::maxpool3d_fwd<T>(s, x.data<T>(), y.data<T>()); });
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {} (x {})", op, e.what(), x_str));
+  }
+  if (!autograd::needs_grad({x})) return y;
+  autograd::record(op, {x}, {y}, [op, x, y, s](const std::vector<Tensor>& g) {
+    Tensor dx = Tensor::empty_like(x);
+    dispatch_float(x.dtype(), op, [&]<typename T>() {
+      cpu::maxpool3d_bwd<T>(s, x.data<T>(), y.data<T>(), g[0].data<T>(), dx.data<T>());
+    });
+    return std::vector<Tensor>{dx};
+  });
+  return y;
+}
+
+}  // namespace
+
+Tensor max_pool3d(const Tensor& x, const Pool3dParams& params) {
+  check_pool_args("max_pool3d", x, 5);
+  return pool_forward("max_pool3d", x, pool_shape("max_pool3d", x, params, x.str()), x.str());
+}
+
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& params) {
+  check_pool_args("max_pool2d", x, 4);
+  const Tensor x5 = x.reshape({x.size(0), 1, x.size(1), x.size(2), x.size(3)});
+  const Pool3dParams p3{params.window.with_depth(1), params.stride.with_depth(1), params.padding,
+                        params.pad.with_depth(0), params.ceil_mode};
+  const Pool3dShape s = pool_shape("max_pool2d", x5, p3, x.str());
+  return pool_forward("max_pool2d", x5, s, x.str()).reshape({s.n, s.out.h, s.out.w, s.c});
+}
+
+}  // namespace cu3d
