@@ -1,0 +1,125 @@
+#include "engine/ops/norm.h"
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#include "kernels/cpu/batch_norm.h"
+#include "kernels/cpu/layer_norm.h"
+
+namespace cu3d {
+namespace {
+
+// x is a non-empty (..., c) CPU tensor with at least `min_dims` axes; gamma and beta are (c)
+// of x's dtype and device.
+void check_affine(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                  int min_dims) {
+  check_defined(op, "x", x);
+  check_defined(op, "gamma", gamma);
+  check_defined(op, "beta", beta);
+  check_cpu(op, x);
+  check_same_dtype_device(op, {x, gamma, beta});
+  CU3D_CHECK(x.dim() >= min_dims && x.numel() > 0,
+             "{}: x must be a non-empty channels-last tensor with at least {} axes, got {}", op,
+             min_dims, x.str());
+  const Shape channels{x.size(-1)};
+  check_shape(op, "gamma", gamma, channels);
+  check_shape(op, "beta", beta, channels);
+}
+
+cpu::LayerNormShape layer_norm_shape(const Tensor& x, LayerNormVariant variant) {
+  const int64_t c = x.size(-1);
+  if (variant == LayerNormVariant::per_position) return {x.numel() / c, 1, int(c)};
+  const int64_t n = x.size(0);
+  return {n, x.numel() / (n * c), int(c)};
+}
+
+// Running statistics, when defined, are (c) tensors of x's dtype and device.
+void check_running(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                   bool training) {
+  CU3D_CHECK(training || (running_mean.defined() && running_var.defined()),
+             "batch_norm: evaluation of {} needs running_mean and running_var", x.str());
+  CU3D_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm: running_mean and running_var must both be defined or both undefined");
+  if (!running_mean.defined()) return;
+  check_same_dtype_device("batch_norm", {x, running_mean, running_var});
+  const Shape channels{x.size(-1)};
+  check_shape("batch_norm", "running_mean", running_mean, channels);
+  check_shape("batch_norm", "running_var", running_var, channels);
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                  LayerNormVariant variant) {
+  check_affine("layer_norm", x, gamma, beta, 2);
+  CU3D_CHECK(eps >= 0, "layer_norm: eps = {} must not be negative", eps);
+  const cpu::LayerNormShape s = layer_norm_shape(x, variant);
+  Tensor y = Tensor::empty_like(x);
+  const Tensor mean = Tensor::empty({s.groups}, x.dtype());
+  const Tensor rstd = Tensor::empty({s.groups}, x.dtype());
+  dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
+    cpu::layer_norm_fwd<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps), y.data<T>(),
+                           mean.data<T>(), rstd.data<T>());
+  });
+  if (autograd::needs_grad({x, gamma, beta})) {
+    autograd::record("layer_norm", {x, gamma, beta}, {y},
+                     [s, x, gamma, mean, rstd](const std::vector<Tensor>& g) {
+                       Tensor dx = Tensor::empty_like(x);
+                       Tensor dgamma = Tensor::empty_like(gamma);
+                       Tensor dbeta = Tensor::empty_like(gamma);
+                       dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {
+                         cpu::layer_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(),
+                                                rstd.data<T>(), g[0].data<T>(), dx.data<T>(),
+                                                dgamma.data<T>(), dbeta.data<T>());
+                       });
+                       return std::vector<Tensor>{dx, dgamma, dbeta};
+                     });
+  }
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum, double eps) {
+  check_affine("batch_norm", x, gamma, beta, 1);
+  check_running(x, running_mean, running_var, training);
+  CU3D_CHECK(momentum >= 0 && momentum <= 1 && eps >= 0,
+             "batch_norm: momentum = {} must lie in [0, 1] and eps = {} must not be negative",
+             momentum, eps);
+  const cpu::BatchNormShape s{x.numel() / x.size(-1), int(x.size(-1))};
+  CU3D_CHECK(!training || s.rows >= 2,
+             "batch_norm: training on {} has only {} value per channel; batch statistics need at "
+             "least 2 (use a larger batch or evaluation mode)",
+             x.str(), s.rows);
+  Tensor y = Tensor::empty_like(x);
+  const Tensor mean = Tensor::empty({s.c}, x.dtype());
+  const Tensor rstd = Tensor::empty({s.c}, x.dtype());
+  dispatch_float(x.dtype(), "batch_norm", [&]<typename T>() {
+    T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
+    T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
+    if (training) {
+      cpu::batch_norm_fwd_train<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps),
+                                   T(momentum), y.data<T>(), mean.data<T>(), rstd.data<T>(), rm,
+                                   rv);
+    } else {
+      cpu::batch_norm_fwd_eval<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm, rv, T(eps),
+                                  y.data<T>(), mean.data<T>(), rstd.data<T>());
+    }
+  });
+  if (autograd::needs_grad({x, gamma, beta})) {
+    autograd::record("batch_norm", {x, gamma, beta}, {y},
+                     [s, x, gamma, mean, rstd, training](const std::vector<Tensor>& g) {
+                       Tensor dx = Tensor::empty_like(x);
+                       Tensor dgamma = Tensor::empty_like(gamma);
+                       Tensor dbeta = Tensor::empty_like(gamma);
+                       dispatch_float(x.dtype(), "batch_norm backward", [&]<typename T>() {
+                         cpu::batch_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(),
+                                                rstd.data<T>(), g[0].data<T>(), training,
+                                                dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
+                       });
+                       return std::vector<Tensor>{dx, dgamma, dbeta};
+                     });
+  }
+  return y;
+}
+
+}  // namespace cu3d
