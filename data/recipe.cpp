@@ -33,6 +33,7 @@ constexpr std::array<std::string_view, 3> kCropNames = {"none", "random", "fixed
 Recipe c3d_recipe() {
   Recipe recipe;
   recipe.name = "c3d";
+  recipe.mean_source = "dataset";
   return recipe;
 }
 
@@ -60,6 +61,7 @@ Recipe tf_c3d_recipe() {
   recipe.crop_x = 24;
   recipe.flip = false;
   recipe.aligned_train_start = true;
+  recipe.mean_source = "dataset";  // the seed subtracted a mean computed from its training clips
   return recipe;
 }
 
@@ -98,6 +100,9 @@ void check_recipe(const Recipe& r) {
   for (float m : r.mean)
     CU3D_CHECK(std::isfinite(m) && m >= 0 && m <= 255, "recipe '{}': mean {} is not in 0..255", n,
                m);
+  CU3D_CHECK(r.mean_source.empty() || r.mean_source == "dataset" || r.mean_source == "sports1m",
+             "recipe '{}': mean_source '{}' must be empty, 'dataset' or 'sports1m'", n,
+             r.mean_source);
   CU3D_CHECK(std::isfinite(r.scale) && r.scale > 0, "recipe '{}': scale {} must be positive", n,
              r.scale);
 }

@@ -52,8 +52,9 @@ struct Recipe {
   Sampling sampling = Sampling::window;
   int stride = 8;                    // evaluation windows start every `stride` frames
   bool aligned_train_start = false;  // training windows also start at multiples of `stride`
-  std::vector<float> mean;           // per channel, in `color` order; empty until prep fills it
-  std::string mean_source;           // "dataset" (training-split mean), "sports1m", or ""
+  std::vector<float> mean;           // per channel, in `color` order; empty means zero
+  std::string mean_source;           // "dataset": prep fills `mean` from the training split;
+                                     // "sports1m": kSports1mMeanBgr; "": no mean
   float scale = 1;                   // applied after the mean: (pixel - mean) * scale
 };
 
@@ -61,7 +62,8 @@ struct Recipe {
 constexpr std::array<float, 3> kSports1mMeanBgr = {90.25f, 97.66f, 101.41f};
 
 // c3d: 16 consecutive frames, resized to 128x171, random 112x112 crop + flip in training, centre
-// crop in evaluation over windows of stride 8; mean filled from the training split at prep.
+// crop in evaluation over windows of stride 8; mean filled from the training split at prep (the
+// Caffe release subtracted its training mean too).
 Recipe c3d_recipe();
 // keras: `depth` frames evenly spaced (skip) or the first ones, 32x32, gray unless `color`, scaled
 // to [0, 1]. Frames stay in time order with channels last (the original tool's reshape of
