@@ -11,10 +11,12 @@
 
 #include <cstdint>
 
+#ifndef CU3D_HOST_DEVICE
 #if defined(__CUDACC__)
 #define CU3D_HOST_DEVICE __host__ __device__
 #else
 #define CU3D_HOST_DEVICE
+#endif
 #endif
 
 namespace cu3d {
