@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev  # BLAS for the CPU backend; the OpenMP build nests safely in our threads
   libgtest-dev libbenchmark-dev
-  nlohmann-json3-dev libfmt-dev
+  nlohmann-json3-dev libfmt-dev libcli11-dev
   libopencv-dev           # video decoding/encoding, resizing, PNG
 )
 
