@@ -1,0 +1,26 @@
+#include "data/clip_source.h"
+
+namespace cu3d::data {
+
+ShardSource::ShardSource(const ShardSet& shards, Side side)
+    : shards_(shards), indices_(shards.indices(side)) {}
+
+std::optional<FrameView> ShardSource::frames(size_t i, Clip&) const {
+  return shards_.frames(indices_[i]);
+}
+
+VideoSource::VideoSource(std::vector<VideoEntry> videos, const Recipe& recipe)
+    : videos_(std::move(videos)), decode_(decode_options(recipe)) {}
+
+int VideoSource::frame_count(size_t i) const {
+  return declared_frame_count(videos_[i].path);
+}
+
+std::optional<FrameView> VideoSource::frames(size_t i, Clip& scratch) const {
+  std::optional<Clip> clip = try_decode_video(videos_[i].path, decode_, stats_);
+  if (!clip) return std::nullopt;
+  scratch = std::move(*clip);
+  return scratch.view();
+}
+
+}  // namespace cu3d::data

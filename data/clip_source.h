@@ -1,0 +1,60 @@
+// Where the loader finds a video's frames: mapped shards (no decoding, the fast path) or the video
+// files themselves (decoded on every read; for datasets not worth a prep, and the benchmark).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+#include "data/clip.h"
+#include "data/dataset.h"
+#include "data/recipe.h"
+#include "data/shard.h"
+#include "data/video.h"
+
+namespace cu3d::data {
+
+class ClipSource {
+ public:
+  virtual ~ClipSource() = default;
+  virtual size_t size() const = 0;
+  virtual int label(size_t i) const = 0;
+  // The frame count before reading, to plan evaluation windows: exact for shards, the container's
+  // declaration for videos (0 when unknown). Reads may still find a different count.
+  virtual int frame_count(size_t i) const = 0;
+  // Video i's frames at the recipe's decoded size; `scratch` owns them if they had to be decoded.
+  // Nothing when the video is unreadable (already warned about and counted). Thread-safe.
+  virtual std::optional<FrameView> frames(size_t i, Clip& scratch) const = 0;
+};
+
+// One side of a shard set.
+class ShardSource : public ClipSource {
+ public:
+  ShardSource(const ShardSet& shards, Side side);
+  size_t size() const override { return indices_.size(); }
+  int label(size_t i) const override { return shards_.video(indices_[i]).label; }
+  int frame_count(size_t i) const override { return shards_.video(indices_[i]).frames; }
+  std::optional<FrameView> frames(size_t i, Clip& scratch) const override;
+
+ private:
+  const ShardSet& shards_;
+  std::vector<size_t> indices_;
+};
+
+// Video files decoded with the recipe's decode options on each read.
+class VideoSource : public ClipSource {
+ public:
+  VideoSource(std::vector<VideoEntry> videos, const Recipe& recipe);
+  size_t size() const override { return videos_.size(); }
+  int label(size_t i) const override { return videos_[i].label; }
+  int frame_count(size_t i) const override;
+  std::optional<FrameView> frames(size_t i, Clip& scratch) const override;
+  const DecodeStats& stats() const { return stats_; }
+
+ private:
+  std::vector<VideoEntry> videos_;
+  DecodeOptions decode_;
+  mutable DecodeStats stats_;
+};
+
+}  // namespace cu3d::data
