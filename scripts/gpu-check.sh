@@ -18,6 +18,7 @@
 #   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only)
 #   CU3D_TEST_SEED        run seed of the random inputs
 #   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT   seconds per stage (300, 150)
+#   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN (tests/gpu/conv_timing_test.cpp)
 set -uo pipefail
 
 mode=${1:-run}
@@ -101,13 +102,19 @@ run() {
     ldd "$bin" | grep -E "not found|cudnn|cudart|openblas|fmt"
   } 2>&1 | tee "$logs/environment.txt"
 
-  local full=${GPU_CHECK_FILTER:-*}
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*}
-  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*conv5b*cu3d}
+  local full=${GPU_CHECK_FILTER:--ConvTiming.*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*}
+  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*softmax*:*layer_norm_odd*}
   echo "== suite"
   run_stage suite timeout "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" --gtest_filter="$full" --gtest_output="xml:$logs/suite.xml"
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [[ ${GPU_CHECK_TIMING:-0} == 1 ]]; then
+    echo "== timing"
+    CU3D_GPU_TIMING=1 run_stage timing timeout "${GPU_CHECK_TIMING_TIMEOUT:-200}" "$bin" \
+      --gtest_filter='ConvTiming.*'
+    grep '^\[ TIMING' "$logs/timing.log" >"$logs/timing.txt"
+  fi
   echo "== memcheck"
   run_stage memcheck timeout "${GPU_CHECK_SANITIZER_TIMEOUT:-150}" "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check full \
     "$bin" --gtest_filter="$memcheck"

@@ -1,19 +1,11 @@
 #include "kernels/cuda/cast.cuh"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {
 namespace {
-
-// Grid-stride loops over 256-thread blocks, capped at 8 blocks per SM: enough bytes in flight
-// to saturate HBM without launching a block per element.
-int grid_for(int64_t count) {
-  return int(std::clamp<int64_t>((count + 255) / 256, 1, 8 * multiprocessor_count()));
-}
 
 __global__ void __launch_bounds__(256)
     fp32_to_bf16_kernel(const float* src, __nv_bfloat16* dst, int64_t count) {
@@ -33,13 +25,13 @@ __global__ void __launch_bounds__(256)
 
 void fp32_to_bf16(const float* src, __nv_bfloat16* dst, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  fp32_to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(src, dst, count);
+  fp32_to_bf16_kernel<<<grid_stride_blocks(count), 256, 0, stream>>>(src, dst, count);
   check_launch(fmt::format("fp32_to_bf16 ({} elements)", count));
 }
 
 void bf16_to_fp32(const __nv_bfloat16* src, float* dst, int64_t count, cudaStream_t stream) {
   if (count == 0) return;
-  bf16_to_fp32_kernel<<<grid_for(count), 256, 0, stream>>>(src, dst, count);
+  bf16_to_fp32_kernel<<<grid_stride_blocks(count), 256, 0, stream>>>(src, dst, count);
   check_launch(fmt::format("bf16_to_fp32 ({} elements)", count));
 }
 

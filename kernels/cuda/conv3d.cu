@@ -55,7 +55,8 @@ __global__ void sum_splits_kernel(const float* partial, int splits, int64_t coun
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
     float acc = 0.f;
-    for (int s = 0; s < splits; ++s) acc += partial[s * count + i];
+    for (int s = 0; s < splits; ++s)
+      acc += partial[s * count + i];
     out[i] = acc;
   }
 }
@@ -105,8 +106,10 @@ __global__ void __launch_bounds__(256)
         const int xx = input_coord(ox, s.stride.w, s.pad_before.w, tw, s.in.w);
         if (z < 0 || yy < 0 || xx < 0) continue;
         const float* xp = x + (((int64_t(n) * s.in.d + z) * s.in.h + yy) * s.in.w + xx) * s.c;
-        const float* wp = w + (((int64_t(k) * s.kernel.d + td) * s.kernel.h + th) * s.kernel.w + tw) * s.c;
-        for (int c = 0; c < s.c; ++c) acc += round_operand(xp[c], p) * round_operand(wp[c], p);
+        const float* wp =
+            w + (((int64_t(k) * s.kernel.d + td) * s.kernel.h + th) * s.kernel.w + tw) * s.c;
+        for (int c = 0; c < s.c; ++c)
+          acc += round_operand(xp[c], p) * round_operand(wp[c], p);
       }
     }
   }
@@ -165,7 +168,8 @@ __global__ void __launch_bounds__(256)
           const int xx = input_coord(ox, s.stride.w, s.pad_before.w, tw, s.in.w);
           if (z < 0 || yy < 0 || xx < 0) continue;
           const float xv = x[(((int64_t(n) * s.in.d + z) * s.in.h + yy) * s.in.w + xx) * s.c + c];
-          const float g = dy[(((int64_t(n) * s.out.d + oz) * s.out.h + oy) * s.out.w + ox) * s.k + k];
+          const float g =
+              dy[(((int64_t(n) * s.out.d + oz) * s.out.h + oy) * s.out.w + ox) * s.k + k];
           acc += round_operand(xv, p) * round_operand(g, p);
         }
       }
@@ -178,11 +182,14 @@ __global__ void __launch_bounds__(256)
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= k) return;
   float acc = 0.f;
-  for (int64_t q = 0; q < positions; ++q) acc += dy[q * k + i];
+  for (int64_t q = 0; q < positions; ++q)
+    acc += dy[q * k + i];
   dbias[i] = acc;
 }
 
-int blocks_for(int64_t total) { return int((total + 255) / 256); }
+int blocks_for(int64_t total) {
+  return int((total + 255) / 256);
+}
 
 std::string describe(const char* op, const Conv3dShape& s, Precision p) {
   return fmt::format("{} (x {}x{}x{}x{}x{}, k {}, kernel {}x{}x{}, {})", op, s.n, s.in.d, s.in.h,
@@ -195,7 +202,7 @@ void conv3d_fwd_naive(const Conv3dShape& s, const float* x, const float* w, cons
                       float* y, Precision precision, cudaStream_t stream) {
   const int64_t total = s.output_size();
   conv3d_fwd_naive_kernel<<<blocks_for(total), 256, 0, stream>>>(s, x, w, bias, y, precision,
-                                                                  total);
+                                                                 total);
   check_launch(describe("conv3d_fwd_naive", s, precision));
 }
 
@@ -203,7 +210,7 @@ void conv3d_bwd_data_naive(const Conv3dShape& s, const float* dy, const float* w
                            Precision precision, cudaStream_t stream) {
   const int64_t total = s.input_size();
   conv3d_bwd_data_naive_kernel<<<blocks_for(total), 256, 0, stream>>>(s, dy, w, dx, precision,
-                                                                       total);
+                                                                      total);
   check_launch(describe("conv3d_bwd_data_naive", s, precision));
 }
 
@@ -211,7 +218,7 @@ void conv3d_bwd_filter_naive(const Conv3dShape& s, const float* x, const float* 
                              float* dbias, Precision precision, cudaStream_t stream) {
   const int64_t total = s.filter_size();
   conv3d_bwd_filter_naive_kernel<<<blocks_for(total), 256, 0, stream>>>(s, x, dy, dw, precision,
-                                                                         total);
+                                                                        total);
   check_launch(describe("conv3d_bwd_filter_naive", s, precision));
   if (!dbias) return;
   const int64_t positions = int64_t(s.n) * s.out.d * s.out.h * s.out.w;

@@ -71,10 +71,13 @@ struct BwdDataProblem {
     const int row = (kk * g.taps + tap) * N;
     if (vec_b) return n < N ? load4(w, row + n, v) : zero4(v);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) v[e] = n + e < N ? __ldg(w + row + n + e) : 0.f;
+    for (int e = 0; e < 4; ++e)
+      v[e] = n + e < N ? __ldg(w + row + n + e) : 0.f;
   }
 
-  __device__ void store(int m, int n, float v, int) const { dx[int64_t(m) * N + n] = v; }
+  __device__ void store(int m, int n, float v, int) const {
+    dx[int64_t(m) * N + n] = v;
+  }
 };
 
 }  // namespace

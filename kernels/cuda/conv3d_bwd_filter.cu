@@ -31,7 +31,8 @@ struct BwdFilterProblem {
     const int row = r * M;
     if (vec_a) return m < M ? load4(dy, row + m, v) : zero4(v);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) v[e] = m + e < M ? __ldg(dy + row + m + e) : 0.f;
+    for (int e = 0; e < 4; ++e)
+      v[e] = m + e < M ? __ldg(dy + row + m + e) : 0.f;
   }
 
   __device__ void load_b(int r, int n, float* v) const {
@@ -58,19 +59,21 @@ struct BwdFilterProblem {
 
 // Partial column sums of a (rows, cols) array: block (32, 8) sums columns
 // blockIdx.x*32 + threadIdx.x over the rows of chunk blockIdx.y (coalesced 128-byte rows).
-__global__ void __launch_bounds__(256) column_sum_partials(const float* a, int rows, int cols,
-                                                           int rows_per_chunk, float* partial) {
+__global__ void __launch_bounds__(256)
+    column_sum_partials(const float* a, int rows, int cols, int rows_per_chunk, float* partial) {
   __shared__ float sums[8][33];
   const int col = blockIdx.x * 32 + threadIdx.x;
   const int begin = blockIdx.y * rows_per_chunk;
   const int end = min(rows, begin + rows_per_chunk);
   float acc = 0.f;
   if (col < cols)
-    for (int r = begin + threadIdx.y; r < end; r += 8) acc += __ldg(a + int64_t(r) * cols + col);
+    for (int r = begin + threadIdx.y; r < end; r += 8)
+      acc += __ldg(a + int64_t(r) * cols + col);
   sums[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y > 0 || col >= cols) return;
-  for (int y = 1; y < 8; ++y) acc += sums[y][threadIdx.x];
+  for (int y = 1; y < 8; ++y)
+    acc += sums[y][threadIdx.x];
   partial[int64_t(blockIdx.y) * cols + col] = acc;
 }
 
@@ -78,8 +81,7 @@ __global__ void __launch_bounds__(256) column_sum_partials(const float* a, int r
 void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t stream) {
   const int chunks = std::min(256, std::max(1, rows / 512));
   const int rows_per_chunk = (rows + chunks - 1) / chunks;
-  float* partial =
-      static_cast<float*>(malloc_async(sizeof(float) * size_t(chunks) * cols, stream));
+  float* partial = static_cast<float*>(malloc_async(sizeof(float) * size_t(chunks) * cols, stream));
   column_sum_partials<<<dim3((cols + 31) / 32, chunks), dim3(32, 8), 0, stream>>>(
       dy, rows, cols, rows_per_chunk, partial);
   check_launch(fmt::format("conv3d_bwd_filter bias (dy {}x{})", rows, cols));
@@ -102,13 +104,13 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
   const SplitPlan plan = plan_splits(prob.R, precision, blocks_mn, true);
   const int64_t count = int64_t(prob.M) * prob.N;
-  prob.out = plan.splits == 1 ? dw
-                              : static_cast<float*>(malloc_async(
-                                    sizeof(float) * count * plan.splits, stream));
-  run_implicit_gemm(prob, precision, plan, stream,
-                    fmt::format("conv3d_bwd_filter (x {}x{}x{}x{}x{}, k {}, {} splits, {})", s.n,
-                                s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits,
-                                to_string(precision)));
+  prob.out = plan.splits == 1
+                 ? dw
+                 : static_cast<float*>(malloc_async(sizeof(float) * count * plan.splits, stream));
+  run_implicit_gemm(
+      prob, precision, plan, stream,
+      fmt::format("conv3d_bwd_filter (x {}x{}x{}x{}x{}, k {}, {} splits, {})", s.n, s.in.d, s.in.h,
+                  s.in.w, s.c, s.k, plan.splits, to_string(precision)));
   if (plan.splits > 1) {
     sum_splits(prob.out, plan.splits, count, dw, stream);
     free_async(prob.out, stream);

@@ -46,7 +46,8 @@ struct FwdProblem {
     if (n >= N) return zero4(v);
     if (vec_b) return r < R ? load4(w, n * R + r, v) : zero4(v);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) v[e] = r + e < R ? __ldg(w + n * R + r + e) : 0.f;
+    for (int e = 0; e < 4; ++e)
+      v[e] = r + e < R ? __ldg(w + n * R + r + e) : 0.f;
   }
 
   __device__ void store(int m, int n, float v, int) const {

@@ -52,7 +52,8 @@ struct FastDiv {
   uint32_t d = 1, mul = 0, shift = 0;
   FastDiv() = default;
   __host__ explicit FastDiv(uint32_t divisor) : d(divisor) {
-    while ((1u << shift) < d) ++shift;
+    while ((1u << shift) < d)
+      ++shift;
     mul = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << shift) - d)) / d + 1);
   }
   __device__ uint32_t div(uint32_t x) const {
@@ -186,7 +187,8 @@ struct TensorCoreMath {
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) mma(acc[i][j], fa[i], fb[j]);
+        for (int j = 0; j < 4; ++j)
+          mma(acc[i][j], fa[i], fb[j]);
     }
   }
 
@@ -224,7 +226,8 @@ struct FfmaMath {
 #pragma unroll
       for (int i = 0; i < 8; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] = fmaf(av[i], bw[j], acc[i][j]);
     }
   }
 
@@ -234,7 +237,8 @@ struct FfmaMath {
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
+      for (int j = 0; j < 4; ++j)
+        out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
   }
 };
 
@@ -247,8 +251,8 @@ using Math = std::conditional_t<P == Precision::fp32, FfmaMath, TensorCoreMath<P
 // fragment words, up to 16 staged values and the gather indices), so the SM holds 16 warps
 // to hide the global-load latency.
 template <class Problem, Precision P>
-__global__ void __launch_bounds__(kThreads, 2) conv3d_implicit_gemm(Problem prob,
-                                                                  int tiles_per_split) {
+__global__ void __launch_bounds__(kThreads, 2)
+    conv3d_implicit_gemm(Problem prob, int tiles_per_split) {
   __shared__ __align__(16) SharedTiles smem;
   constexpr int kR = kBKW * kPerWord<P>;
   const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
@@ -339,7 +343,9 @@ __device__ inline void load4(const float* p, int offset, float* v) {
   v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
 }
 
-__device__ inline void zero4(float* v) { v[0] = v[1] = v[2] = v[3] = 0.f; }
+__device__ inline void zero4(float* v) {
+  v[0] = v[1] = v[2] = v[3] = 0.f;
+}
 
 // ---- host side -------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 #include "kernels/cuda/runtime.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 
@@ -39,6 +40,11 @@ int multiprocessor_count() {
     return sms;
   }();
   return count;
+}
+
+int grid_stride_blocks(int64_t count, int threads) {
+  const int64_t blocks = (count + threads - 1) / threads;
+  return int(std::max<int64_t>(1, std::min<int64_t>(blocks, 8 * multiprocessor_count())));
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <cuda_runtime.h>
@@ -32,6 +33,10 @@ bool device_available(std::string* reason = nullptr);
 // Multiprocessors of the current device (cached after the first query): grids are sized in
 // waves of it.
 int multiprocessor_count();
+
+// Blocks of `threads` for a grid-stride loop over `count` items: one item per thread up to 8
+// blocks per SM (enough bytes in flight to saturate HBM), then each thread loops.
+int grid_stride_blocks(int64_t count, int threads = 256);
 
 // Stream-ordered device memory from CUDA's default memory pool, whose release threshold is
 // raised on first use so freed blocks are kept for reuse instead of returned to the driver.

@@ -15,8 +15,8 @@ namespace {
 
 void check(cudnnStatus_t status, const char* call, const std::string& what) {
   if (status != CUDNN_STATUS_SUCCESS)
-    throw Error(fmt::format("cuDNN error {} in {} for {}", cudnnGetErrorString(status), call,
-                            what));
+    throw Error(
+        fmt::format("cuDNN error {} in {} for {}", cudnnGetErrorString(status), call, what));
 }
 #define CU3D_CUDNN_CHECK(call, what) check((call), #call, (what))
 
@@ -38,7 +38,7 @@ using TensorDesc =
 using FilterDesc =
     Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
 using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
-                           cudnnDestroyConvolutionDescriptor>;
+                            cudnnDestroyConvolutionDescriptor>;
 
 class Handle {
  public:
@@ -60,11 +60,11 @@ cudnnHandle_t handle_on(cudaStream_t stream) {
 }
 
 std::string describe(const char* pass, const Conv3dShape& s, Precision p) {
-  return fmt::format("cudnn conv3d_{} (x {}x{}x{}x{}x{}, k {}, kernel {}x{}x{}, stride {}x{}x{}, "
-                     "pad {}x{}x{}, {})",
-                     pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, s.kernel.d, s.kernel.h,
-                     s.kernel.w, s.stride.d, s.stride.h, s.stride.w, s.pad_before.d,
-                     s.pad_before.h, s.pad_before.w, to_string(p));
+  return fmt::format(
+      "cudnn conv3d_{} (x {}x{}x{}x{}x{}, k {}, kernel {}x{}x{}, stride {}x{}x{}, "
+      "pad {}x{}x{}, {})",
+      pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
+      s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, to_string(p));
 }
 
 // An NDHWC activation (n, d, h, w, c) described in cuDNN's NCDHW dimension order by strides.
@@ -87,8 +87,8 @@ struct ConvDescriptors {
     CU3D_CHECK(s.pad_before == s.pad_after,
                "{}: cuDNN needs the same padding before and after each axis (got {}x{}x{} and "
                "{}x{}x{}); use the cu3d backend for this shape",
-               what, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d,
-               s.pad_after.h, s.pad_after.w);
+               what, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d, s.pad_after.h,
+               s.pad_after.w);
     const cudnnDataType_t type = p == Precision::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     set_ndhwc(x, type, s.n, s.in, s.c, what);
     set_ndhwc(y, type, s.n, s.out, s.k, what);
@@ -134,9 +134,10 @@ Choice choose(const std::string& key, const std::string& what, Find find) {
     choices[key] = choice;
     return choice;
   }
-  throw Error(fmt::format("{}: cuDNN has no algorithm for this shape and precision; use the "
-                          "cu3d backend",
-                          what));
+  throw Error(
+      fmt::format("{}: cuDNN has no algorithm for this shape and precision; use the "
+                  "cu3d backend",
+                  what));
 }
 
 // Device scratch from the stream-ordered pool, freed in stream order.
@@ -162,8 +163,11 @@ class Scratch {
 class Operand {
  public:
   Operand(const float* data, int64_t count, Precision p, bool copy_in, cudaStream_t stream)
-      : fp32_(const_cast<float*>(data)), count_(count), bf16_(p == Precision::bf16),
-        scratch_(bf16_ ? sizeof(__nv_bfloat16) * count : 0, stream), stream_(stream) {
+      : fp32_(const_cast<float*>(data)),
+        count_(count),
+        bf16_(p == Precision::bf16),
+        scratch_(bf16_ ? sizeof(__nv_bfloat16) * count : 0, stream),
+        stream_(stream) {
     if (bf16_ && copy_in) cuda::fp32_to_bf16(data, scratch_.as<__nv_bfloat16>(), count, stream);
   }
   void* get() const { return bf16_ ? scratch_.get() : fp32_; }
@@ -217,10 +221,10 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
   const Operand wo(w, s.filter_size(), precision, true, stream);
   const Operand yo(y, s.output_size(), precision, false, stream);
   const float one = 1.f, zero = 0.f;
-  CU3D_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), xo.get(), d.w.get(), wo.get(),
-                                           d.conv.get(), algo, workspace.get(), bytes, &zero,
-                                           d.y.get(), yo.get()),
-                   d.what);
+  CU3D_CUDNN_CHECK(
+      cudnnConvolutionForward(h, &one, d.x.get(), xo.get(), d.w.get(), wo.get(), d.conv.get(), algo,
+                              workspace.get(), bytes, &zero, d.y.get(), yo.get()),
+      d.what);
   yo.copy_out();
   if (bias) add_bias(h, s, bias, y, d.what);
 }
@@ -246,10 +250,10 @@ void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, floa
   const Operand wo(w, s.filter_size(), precision, true, stream);
   const Operand dxo(dx, s.input_size(), precision, false, stream);
   const float one = 1.f, zero = 0.f;
-  CU3D_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w.get(), wo.get(), d.y.get(),
-                                                dyo.get(), d.conv.get(), algo, workspace.get(),
-                                                bytes, &zero, d.x.get(), dxo.get()),
-                   d.what);
+  CU3D_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(h, &one, d.w.get(), wo.get(), d.y.get(), dyo.get(), d.conv.get(),
+                                   algo, workspace.get(), bytes, &zero, d.x.get(), dxo.get()),
+      d.what);
   dxo.copy_out();
 }
 
@@ -286,8 +290,8 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   const int strides[5] = {s.k, 1, s.k, s.k, s.k};
   CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(db.get(), CUDNN_DATA_FLOAT, 5, dims, strides),
                    d.what);
-  CU3D_CUDNN_CHECK(
-      cudnnConvolutionBackwardBias(h, &one, dyf.get(), dy, &zero, db.get(), dbias), d.what);
+  CU3D_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, dyf.get(), dy, &zero, db.get(), dbias),
+                   d.what);
 }
 
 int conv3d_algorithm(const char* pass, const Conv3dShape& s, Precision precision) {

@@ -42,10 +42,10 @@ inline std::vector<ConvLayer> c3d_conv_layers(int batch) {
     int c, k;
   };
   const Row rows[] = {
-      {"conv1a", {16, 112, 112}, 3, 64},  {"conv2a", {16, 56, 56}, 64, 128},
-      {"conv3a", {8, 28, 28}, 128, 256},  {"conv3b", {8, 28, 28}, 256, 256},
-      {"conv4a", {4, 14, 14}, 256, 512},  {"conv4b", {4, 14, 14}, 512, 512},
-      {"conv5a", {2, 7, 7}, 512, 512},    {"conv5b", {2, 7, 7}, 512, 512},
+      {"conv1a", {16, 112, 112}, 3, 64}, {"conv2a", {16, 56, 56}, 64, 128},
+      {"conv3a", {8, 28, 28}, 128, 256}, {"conv3b", {8, 28, 28}, 256, 256},
+      {"conv4a", {4, 14, 14}, 256, 512}, {"conv4b", {4, 14, 14}, 512, 512},
+      {"conv5a", {2, 7, 7}, 512, 512},   {"conv5b", {2, 7, 7}, 512, 512},
   };
   std::vector<ConvLayer> layers;
   for (const Row& r : rows)
@@ -59,20 +59,19 @@ inline std::vector<ConvLayer> c3d_conv_layers(int batch) {
 // Odd shapes: each names the edge it covers.
 inline std::vector<ConvLayer> odd_conv_layers() {
   return {
-      {"odd_c3_k5", Conv3dShape::make(1, {3, 9, 7}, 3, 5, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
-                                      {1, 1, 1}),
+      {"odd_c3_k5",
+       Conv3dShape::make(1, {3, 9, 7}, 3, 5, {3, 3, 3}, {1, 1, 1}, Padding::explicit_, {1, 1, 1}),
        false},
-      {"odd_c6_stride2", Conv3dShape::make(2, {5, 11, 10}, 6, 7, {3, 3, 3}, {2, 2, 2},
-                                           Padding::explicit_, {1, 1, 1}),
+      {"odd_c6_stride2",
+       Conv3dShape::make(2, {5, 11, 10}, 6, 7, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}),
        false},
-      {"odd_same_even_kernel", Conv3dShape::make(1, {4, 6, 9}, 8, 12, {2, 2, 4}, {1, 2, 1},
-                                                 Padding::same),
-       false},
-      {"odd_valid_1x5x3", Conv3dShape::make(3, {2, 13, 8}, 20, 36, {1, 5, 3}, {1, 1, 2},
-                                            Padding::valid),
-       false},
-      {"odd_c132_k130", Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1},
-                                          Padding::explicit_, {1, 1, 1}),
+      {"odd_same_even_kernel",
+       Conv3dShape::make(1, {4, 6, 9}, 8, 12, {2, 2, 4}, {1, 2, 1}, Padding::same), false},
+      {"odd_valid_1x5x3",
+       Conv3dShape::make(3, {2, 13, 8}, 20, 36, {1, 5, 3}, {1, 1, 2}, Padding::valid), false},
+      {"odd_c132_k130",
+       Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                         {1, 1, 1}),
        false},
   };
 }

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -46,6 +48,11 @@ struct ParityCase {
   std::function<std::vector<Compared>(std::mt19937_64& rng, cudaStream_t stream)> run;
 };
 
+// gtest prints a parameter with this instead of its bytes.
+inline void PrintTo(const ParityCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 // Device memory for one array, freed on scope exit; NaN-poisoned on request.
 class DeviceArray {
  public:
@@ -65,8 +72,7 @@ class DeviceArray {
   void poison() { CU3D_CUDA_CHECK(cudaMemset(ptr_, 0xFF, sizeof(float) * count_)); }
   std::vector<float> download() const {
     std::vector<float> host(count_);
-    CU3D_CUDA_CHECK(
-        cudaMemcpy(host.data(), ptr_, sizeof(float) * count_, cudaMemcpyDeviceToHost));
+    CU3D_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, sizeof(float) * count_, cudaMemcpyDeviceToHost));
     return host;
   }
 
@@ -80,7 +86,8 @@ inline std::vector<float> random_floats(int64_t count, std::mt19937_64& rng, flo
                                         float hi = 1.f) {
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(count);
-  for (float& e : v) e = dist(rng);
+  for (float& e : v)
+    e = dist(rng);
   return v;
 }
 
@@ -102,5 +109,6 @@ inline Compared compare(const std::string& output, const std::vector<float>& got
 
 // The op families; each returns its cases (defined in parity_<family>.cpp).
 std::vector<ParityCase> conv3d_cases();
+std::vector<ParityCase> op_cases();  // pool, activations, dropout, softmax-xent, LN, Adam
 
 }  // namespace cu3d::parity

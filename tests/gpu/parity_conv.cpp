@@ -38,7 +38,8 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
                           ref.data());
   const bool relu = pass == Pass::fwd_bias_relu;
   if (relu)
-    for (double& v : ref) v = std::max(v, 0.0);
+    for (double& v : ref)
+      v = std::max(v, 0.0);
 
   const DeviceArray dx(x), dw(w), db(bias);
   DeviceArray dy(s.output_size());
@@ -98,7 +99,9 @@ std::vector<Compared> run_bwd_filter(const Conv3dShape& s, Precision p, Backend 
   return {compare("dw", ddw.download(), ref_dw), compare("dbias", ddb.download(), ref_db)};
 }
 
-bool symmetric_padding(const Conv3dShape& s) { return s.pad_before == s.pad_after; }
+bool symmetric_padding(const Conv3dShape& s) {
+  return s.pad_before == s.pad_after;
+}
 
 void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
   for (Pass pass : {Pass::fwd, Pass::fwd_bias_relu, Pass::bwd_data, Pass::bwd_filter}) {
@@ -134,8 +137,10 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
 
 std::vector<ParityCase> conv3d_cases() {
   std::vector<ParityCase> out;
-  for (const auto& layer : cases::c3d_conv_layers(2)) add_cases(layer, &out);
-  for (const auto& layer : cases::odd_conv_layers()) add_cases(layer, &out);
+  for (const auto& layer : cases::c3d_conv_layers(2))
+    add_cases(layer, &out);
+  for (const auto& layer : cases::odd_conv_layers())
+    add_cases(layer, &out);
   return out;
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 std::vector<ParityCase> all_cases() {
   std::vector<ParityCase> all;
-  for (auto family : {conv3d_cases}) {
+  for (auto family : {conv3d_cases, op_cases}) {
     auto more = family();
     all.insert(all.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));
@@ -44,8 +44,8 @@ TEST_P(Parity, MatchesCpuReference) {
         << c.name << " output " << r.output << ": ||out - ref|| / ||ref|| = " << r.rel_error
         << " (NaN: an element unwritten or not finite); run seed " << run_seed();
     ::testing::Test::RecordProperty(r.output + "_rel_error", std::to_string(r.rel_error));
-    std::printf("[ PARITY   ] %-44s %-6s rel %.3e (tol %.0e)\n", c.name.c_str(),
-                r.output.c_str(), r.rel_error, c.tolerance);
+    std::printf("[ PARITY   ] %-44s %-6s rel %.3e (tol %.0e)\n", c.name.c_str(), r.output.c_str(),
+                r.rel_error, c.tolerance);
   }
 }
 

@@ -1,0 +1,197 @@
+#include "kernels/cuda/layer_norm.cuh"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/runtime.h"
+
+namespace cu3d::cuda {
+namespace {
+
+constexpr int64_t kChunk = 16384;  // elements per partial sum: 64 per thread of a 256 block
+
+__device__ inline double warp_sum(double v) {
+  for (int o = 16; o > 0; o /= 2)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sums two values over the block; thread 0 gets the totals.
+__device__ inline void block_sum2(double* a, double* b) {
+  __shared__ double sa[8], sb[8];
+  *a = warp_sum(*a), *b = warp_sum(*b);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) sa[warp] = *a, sb[warp] = *b;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    *a = *b = 0;
+    for (int w = 0; w < 8; ++w)
+      *a += sa[w], *b += sb[w];
+  }
+}
+
+// Block b covers chunk b % chunks of group b / chunks; `term(i, ch, group)` gives the two
+// addends of element i. Writes partial[b] = (sum1, sum2).
+template <class Term>
+__global__ void __launch_bounds__(256)
+    group_partials(LayerNormShape s, int64_t chunks, Term term, double2* partial) {
+  const int64_t group = blockIdx.x / chunks, chunk = blockIdx.x % chunks;
+  const int64_t size = s.m * s.c;
+  const int64_t begin = chunk * kChunk, end = min(size, begin + kChunk);
+  double a = 0, b = 0;
+  for (int64_t e = begin + threadIdx.x; e < end; e += blockDim.x) {
+    const double2 t = term(group * size + e, int(e % s.c), group);
+    a += t.x, b += t.y;
+  }
+  block_sum2(&a, &b);
+  if (threadIdx.x == 0) partial[blockIdx.x] = make_double2(a, b);
+}
+
+// One thread per group: adds the group's chunk partials in order.
+template <class Finish>
+__global__ void __launch_bounds__(256)
+    group_finish(int64_t groups, int64_t chunks, const double2* partial, Finish finish) {
+  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (g >= groups) return;
+  double a = 0, b = 0;
+  for (int64_t k = 0; k < chunks; ++k)
+    a += partial[g * chunks + k].x, b += partial[g * chunks + k].y;
+  finish(g, a, b);
+}
+
+template <class F>
+__global__ void __launch_bounds__(256) elementwise(int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    f(i);
+}
+
+// Per-channel partial sums of dy*xhat and dy over a chunk of rows: block (32, 8) covers 32
+// channels (coalesced), rows of chunk blockIdx.y.
+__global__ void __launch_bounds__(256)
+    channel_partials(LayerNormShape s, const float* x, const float* dy, const float* mean,
+                     const float* rstd, int64_t rows, int64_t rows_per_chunk, float2* partial) {
+  __shared__ float2 sums[8][33];
+  const int ch = blockIdx.x * 32 + threadIdx.x;
+  const int64_t begin = blockIdx.y * rows_per_chunk;
+  const int64_t end = min(rows, begin + rows_per_chunk);
+  float2 acc = make_float2(0.f, 0.f);
+  if (ch < s.c) {
+    for (int64_t r = begin + threadIdx.y; r < end; r += 8) {
+      const int64_t g = r / s.m, i = r * s.c + ch;
+      const float xhat = (x[i] - mean[g]) * rstd[g];
+      acc.x += dy[i] * xhat;
+      acc.y += dy[i];
+    }
+  }
+  sums[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y > 0 || ch >= s.c) return;
+  for (int y = 1; y < 8; ++y)
+    acc.x += sums[y][threadIdx.x].x, acc.y += sums[y][threadIdx.x].y;
+  partial[blockIdx.y * int64_t(s.c) + ch] = acc;
+}
+
+__global__ void __launch_bounds__(256)
+    channel_finish(int c, int chunks, const float2* partial, float* dgamma, float* dbeta) {
+  const int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  float a = 0.f, b = 0.f;
+  for (int k = 0; k < chunks; ++k)
+    a += partial[int64_t(k) * c + ch].x, b += partial[int64_t(k) * c + ch].y;
+  dgamma[ch] = a;
+  dbeta[ch] = b;
+}
+
+std::string describe(const char* op, const LayerNormShape& s) {
+  return fmt::format("{} (groups {}, m {}, c {})", op, s.groups, s.m, s.c);
+}
+
+int64_t chunks_of(const LayerNormShape& s) {
+  return (s.m * s.c + kChunk - 1) / kChunk;
+}
+
+}  // namespace
+
+void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
+                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream) {
+  const std::string what = describe("layer_norm_fwd", s);
+  const int64_t chunks = chunks_of(s), blocks = s.groups * chunks, n = s.size();
+  const double count = double(s.m) * s.c;
+  auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
+  group_partials<<<unsigned(blocks), 256, 0, stream>>>(
+      s, chunks,
+      [=] __device__(int64_t i, int, int64_t) {
+        const double v = x[i];
+        return make_double2(v, v * v);
+      },
+      partial);
+  check_launch(what);
+  group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
+      s.groups, chunks, partial, [=] __device__(int64_t g, double sum, double sumsq) {
+        const double mu = sum / count;
+        const double var = std::max(sumsq / count - mu * mu, 0.0);
+        mean[g] = float(mu);
+        rstd[g] = float(1.0 / sqrt(var + double(eps)));
+      });
+  check_launch(what);
+  const int64_t size = s.m * s.c;
+  const int c = s.c;
+  elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(n, [=] __device__(int64_t i) {
+    const int64_t g = i / size;
+    const int ch = int(i % c);
+    y[i] = (x[i] - mean[g]) * rstd[g] * gamma[ch] + beta[ch];
+  });
+  check_launch(what);
+  free_async(partial, stream);
+}
+
+void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,
+                    const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                    cudaStream_t stream) {
+  const std::string what = describe("layer_norm_bwd", s);
+  const int64_t chunks = chunks_of(s), blocks = s.groups * chunks, n = s.size();
+  const double count = double(s.m) * s.c;
+  auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
+  // Per group: mean of g = dy * gamma and of g * xhat, kept in `means` (2 floats per group).
+  auto* means = static_cast<float2*>(malloc_async(sizeof(float2) * s.groups, stream));
+  group_partials<<<unsigned(blocks), 256, 0, stream>>>(
+      s, chunks,
+      [=] __device__(int64_t i, int ch, int64_t g) {
+        const double gi = double(dy[i]) * gamma[ch];
+        const double xhat = (double(x[i]) - mean[g]) * rstd[g];
+        return make_double2(gi, gi * xhat);
+      },
+      partial);
+  check_launch(what);
+  group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
+      s.groups, chunks, partial, [=] __device__(int64_t g, double sum_g, double sum_gx) {
+        means[g] = make_float2(float(sum_g / count), float(sum_gx / count));
+      });
+  check_launch(what);
+  const int64_t size = s.m * s.c;
+  const int c = s.c;
+  elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(n, [=] __device__(int64_t i) {
+    const int64_t g = i / size;
+    const int ch = int(i % c);
+    const float xhat = (x[i] - mean[g]) * rstd[g];
+    dx[i] = rstd[g] * (dy[i] * gamma[ch] - means[g].x - xhat * means[g].y);
+  });
+  check_launch(what);
+
+  const int64_t rows = s.rows();
+  const int row_chunks = int(std::clamp<int64_t>(rows / 512, 1, 1024));
+  const int64_t rows_per_chunk = (rows + row_chunks - 1) / row_chunks;
+  auto* cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * row_chunks * s.c, stream));
+  channel_partials<<<dim3((s.c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
+      s, x, dy, mean, rstd, rows, rows_per_chunk, cpartial);
+  check_launch(what);
+  channel_finish<<<(s.c + 255) / 256, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma, dbeta);
+  check_launch(what);
+  free_async(cpartial, stream);
+  free_async(means, stream);
+  free_async(partial, stream);
+}
+
+}  // namespace cu3d::cuda

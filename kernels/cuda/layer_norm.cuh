@@ -1,0 +1,29 @@
+// Layer normalization on the GPU: the CUDA twin of kernels/cpu/layer_norm.h (both variants of
+// the (groups, m, c) formulation; biased statistics over the m*c elements of a group, per-
+// channel gamma/beta; mean and rstd saved per group).
+//
+// Forward: (1) each block sums x and x^2 in double over a chunk of 16 Ki elements of one group;
+// (2) one thread per group adds its chunks in order and writes mean, rstd (deterministic, and
+// double keeps E[x^2] - mean^2 exact enough for fp32 data); (3) an elementwise pass writes y.
+// Backward: the same two-level sums of g = dy*gamma and g*xhat per group, an elementwise pass
+// for dx, and per-channel column sums of dy*xhat and dy over all rows for dgamma, dbeta.
+// Cost: forward reads x twice and writes y (12 bytes per element), backward reads x and dy
+// twice and writes dx (20 bytes per element): memory-bound.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/cpu/layer_norm.h"
+
+namespace cu3d::cuda {
+
+using cpu::LayerNormShape;
+
+void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
+                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream);
+
+void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,
+                    const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                    cudaStream_t stream);
+
+}  // namespace cu3d::cuda

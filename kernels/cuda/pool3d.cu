@@ -1,0 +1,131 @@
+#include "kernels/cuda/pool3d.cuh"
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/runtime.h"
+
+namespace cu3d::cuda {
+namespace {
+
+// First input coordinate of window `o` along one axis (may lie in the leading padding).
+__device__ inline int window_start(int o, int stride, int pad) {
+  return o * stride - pad;
+}
+
+// Visits the valid input positions of output window (n, od, oh, ow) in (d, h, w) order and
+// calls visit(offset of channel 0); stops early when visit returns true.
+template <class Visit>
+__device__ inline void for_window(const Pool3dShape& s, int n, int od, int oh, int ow,
+                                  Visit visit) {
+  const int z0 = window_start(od, s.stride.d, s.pad_before.d);
+  const int y0 = window_start(oh, s.stride.h, s.pad_before.h);
+  const int x0 = window_start(ow, s.stride.w, s.pad_before.w);
+  for (int z = max(z0, 0); z < min(z0 + s.window.d, s.in.d); ++z)
+    for (int y = max(y0, 0); y < min(y0 + s.window.h, s.in.h); ++y)
+      for (int x = max(x0, 0); x < min(x0 + s.window.w, s.in.w); ++x)
+        if (visit((((int64_t(n) * s.in.d + z) * s.in.h + y) * s.in.w + x) * s.c)) return;
+}
+
+// One thread per output element; consecutive threads take consecutive channels, so every load
+// of a window position is coalesced across the warp.
+__global__ void __launch_bounds__(256)
+    maxpool3d_fwd_kernel(Pool3dShape s, const float* x, float* y, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % s.c);
+    int64_t p = i / s.c;
+    const int ow = int(p % s.out.w), oh = int(p / s.out.w % s.out.h);
+    const int od = int(p / s.out.w / s.out.h % s.out.d), n = int(p / s.out.w / s.out.h / s.out.d);
+    float best = -INFINITY;
+    for_window(s, n, od, oh, ow, [&](int64_t off) {
+      const float v = __ldg(x + off + c);
+      if (v > best || v != v) best = v;
+      return best != best;  // a NaN stays the result
+    });
+    y[i] = best;
+  }
+}
+
+// Calls visit(od, oh, ow) for every output window that contains input coordinate (z, y, x).
+template <class Visit>
+__device__ inline void for_windows_containing(const Pool3dShape& s, int z, int y, int x,
+                                              Visit visit) {
+  // o * stride - pad <= i < o * stride - pad + window  <=>  o in [ceil((i+pad-window+1)/stride),
+  // floor((i+pad)/stride)]
+  auto range = [](int i, int pad, int window, int stride, int out, int* lo, int* hi) {
+    const int a = i + pad - window + 1;
+    *lo = a <= 0 ? 0 : (a + stride - 1) / stride;
+    *hi = min((i + pad) / stride, out - 1);
+  };
+  int d0, d1, h0, h1, w0, w1;
+  range(z, s.pad_before.d, s.window.d, s.stride.d, s.out.d, &d0, &d1);
+  range(y, s.pad_before.h, s.window.h, s.stride.h, s.out.h, &h0, &h1);
+  range(x, s.pad_before.w, s.window.w, s.stride.w, s.out.w, &w0, &w1);
+  for (int od = d0; od <= d1; ++od)
+    for (int oh = h0; oh <= h1; ++oh)
+      for (int ow = w0; ow <= w1; ++ow)
+        visit(od, oh, ow);
+}
+
+__global__ void __launch_bounds__(256)
+    maxpool3d_bwd_kernel(Pool3dShape s, const float* x, const float* y, const float* dy, float* dx,
+                         int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % s.c);
+    int64_t p = i / s.c;
+    const int ix = int(p % s.in.w), iy = int(p / s.in.w % s.in.h);
+    const int iz = int(p / s.in.w / s.in.h % s.in.d), n = int(p / s.in.w / s.in.h / s.in.d);
+    const int64_t self = i - c;
+    float grad = 0.f;
+    for_windows_containing(s, iz, iy, ix, [&](int od, int oh, int ow) {
+      const int64_t o = (((int64_t(n) * s.out.d + od) * s.out.h + oh) * s.out.w + ow) * s.c + c;
+      const float best = __ldg(y + o);
+      int64_t first = -1;
+      for_window(s, n, od, oh, ow, [&](int64_t off) {
+        if (__ldg(x + off + c) != best) return false;
+        first = off;
+        return true;
+      });
+      if (first == self) grad += __ldg(dy + o);
+    });
+    dx[i] = grad;
+  }
+}
+
+// The CPU's rule: a window entirely in the padding has no max.
+void check_windows(const Pool3dShape& s) {
+  auto axis_ok = [](int in, int window, int stride, int pad, int out) {
+    return window - pad > 0 && (out - 1) * stride - pad < in;
+  };
+  CU3D_CHECK(axis_ok(s.in.d, s.window.d, s.stride.d, s.pad_before.d, s.out.d) &&
+                 axis_ok(s.in.h, s.window.h, s.stride.h, s.pad_before.h, s.out.h) &&
+                 axis_ok(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w),
+             "maxpool3d: some window of {}x{}x{} lies entirely in the padding of input {}x{}x{}; "
+             "use less padding",
+             s.window.d, s.window.h, s.window.w, s.in.d, s.in.h, s.in.w);
+}
+
+std::string describe(const char* op, const Pool3dShape& s) {
+  return fmt::format("{} (x {}x{}x{}x{}x{}, window {}x{}x{})", op, s.n, s.in.d, s.in.h, s.in.w, s.c,
+                     s.window.d, s.window.h, s.window.w);
+}
+
+}  // namespace
+
+void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t stream) {
+  check_windows(s);
+  const int64_t total = s.output_size();
+  maxpool3d_fwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, total);
+  check_launch(describe("maxpool3d_fwd", s));
+}
+
+void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
+                   cudaStream_t stream) {
+  check_windows(s);
+  const int64_t total = s.input_size();
+  maxpool3d_bwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, dy, dx, total);
+  check_launch(describe("maxpool3d_bwd", s));
+}
+
+}  // namespace cu3d::cuda

@@ -1,0 +1,295 @@
+// Parity cases of the memory-bound ops: max-pool, activations, dropout, softmax-xent, layer
+// norm, Adam, each against its CPU reference in double. They have no precision choice (fp32).
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "gpu/parity.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/cpu/layer_norm.h"
+#include "kernels/cpu/optimizer.h"
+#include "kernels/cpu/pool3d.h"
+#include "kernels/cpu/softmax_xent.h"
+#include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cuda/optimizer.cuh"
+#include "kernels/cuda/pool3d.cuh"
+#include "kernels/cuda/softmax_xent.cuh"
+
+namespace cu3d::parity {
+namespace {
+
+using Run = std::function<std::vector<Compared>(std::mt19937_64&, cudaStream_t)>;
+
+ParityCase make_case(const std::string& op, const std::string& shape, Run run) {
+  return {op + "/" + shape + "/fp32/cu3d", tolerance(Precision::fp32), std::move(run)};
+}
+
+std::vector<float> to_float(const std::vector<double>& v) {
+  return std::vector<float>(v.begin(), v.end());
+}
+
+// ---- max-pool ----------------------------------------------------------------------------------
+
+std::vector<Compared> run_pool(const Pool3dShape& s, std::mt19937_64& rng, cudaStream_t stream) {
+  const auto x = random_floats(s.input_size(), rng), dy = random_floats(s.output_size(), rng);
+  std::vector<double> y(s.output_size()), dx(s.input_size());
+  cpu::maxpool3d_fwd<double>(s, to_double(x).data(), y.data());
+  cpu::maxpool3d_bwd<double>(s, to_double(x).data(), y.data(), to_double(dy).data(), dx.data());
+
+  const DeviceArray gx(x), gdy(dy);
+  DeviceArray gy(s.output_size()), gdx(s.input_size());
+  gy.poison();
+  gdx.poison();
+  cuda::maxpool3d_fwd(s, gx.get(), gy.get(), stream);
+  cuda::maxpool3d_bwd(s, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
+}
+
+void add_pool_cases(std::vector<ParityCase>* out) {
+  struct Row {
+    const char* name;
+    Pool3dShape s;
+  };
+  const Dims3 none{0, 0, 0};
+  const Row rows[] = {
+      {"pool1", Pool3dShape::make(2, {16, 112, 112}, 64, {1, 2, 2}, {1, 2, 2}, Padding::valid)},
+      {"pool2", Pool3dShape::make(2, {16, 56, 56}, 128, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
+      {"pool3", Pool3dShape::make(2, {8, 28, 28}, 256, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
+      {"pool4", Pool3dShape::make(2, {4, 14, 14}, 512, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
+      {"pool5",
+       Pool3dShape::make(2, {2, 7, 7}, 512, {2, 2, 2}, {2, 2, 2}, Padding::explicit_, {0, 1, 1})},
+      {"odd_overlap_pad",
+       Pool3dShape::make(2, {5, 9, 8}, 3, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1})},
+      {"odd_ceil",
+       Pool3dShape::make(1, {6, 7, 7}, 5, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, none, true)},
+      {"odd_same", Pool3dShape::make(3, {3, 5, 6}, 7, {2, 3, 2}, {1, 2, 2}, Padding::same)},
+  };
+  for (const Row& r : rows) {
+    const Pool3dShape s = r.s;
+    out->push_back(make_case("maxpool3d", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
+      return run_pool(s, rng, st);
+    }));
+  }
+}
+
+// ---- activations and dropout -------------------------------------------------------------------
+
+// Forward then backward of one elementwise op on n elements, against the CPU's.
+template <class CpuFwd, class CpuBwd, class GpuFwd, class GpuBwd>
+std::vector<Compared> run_unary(int64_t n, std::mt19937_64& rng, cudaStream_t stream,
+                                CpuFwd cpu_fwd, CpuBwd cpu_bwd, GpuFwd gpu_fwd, GpuBwd gpu_bwd) {
+  const auto x = random_floats(n, rng, -4.f, 4.f), dy = random_floats(n, rng);
+  std::vector<double> y(n), dx(n);
+  cpu_fwd(to_double(x).data(), y.data());
+  cpu_bwd(y.data(), to_double(dy).data(), dx.data());
+  const DeviceArray gx(x), gdy(dy);
+  DeviceArray gy(n), gdx(n);
+  gy.poison();
+  gdx.poison();
+  gpu_fwd(gx.get(), gy.get(), stream);
+  gpu_bwd(gy.get(), gdy.get(), gdx.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
+}
+
+void add_activation_cases(std::vector<ParityCase>* out) {
+  const int64_t n = 1000003;  // odd: the tail of every vector width
+  const std::string shape = "n1000003";
+  out->push_back(make_case("relu", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
+    return run_unary(
+        n, rng, st, [n](const double* x, double* y) { cpu::relu_fwd<double>(n, x, y); },
+        [n](const double* y, const double* dy, double* dx) { cpu::relu_bwd<double>(n, y, dy, dx); },
+        [n](const float* x, float* y, cudaStream_t s) { cuda::relu_fwd(n, x, y, s); },
+        [n](const float* y, const float* dy, float* dx, cudaStream_t s) {
+          cuda::relu_bwd(n, y, dy, dx, s);
+        });
+  }));
+  out->push_back(make_case("leaky_relu", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
+    const float a = 0.1f;
+    return run_unary(
+        n, rng, st, [=](const double* x, double* y) { cpu::leaky_relu_fwd<double>(n, x, a, y); },
+        [=](const double* y, const double* dy, double* dx) {
+          cpu::leaky_relu_bwd<double>(n, y, a, dy, dx);
+        },
+        [=](const float* x, float* y, cudaStream_t s) { cuda::leaky_relu_fwd(n, x, a, y, s); },
+        [=](const float* y, const float* dy, float* dx, cudaStream_t s) {
+          cuda::leaky_relu_bwd(n, y, a, dy, dx, s);
+        });
+  }));
+  out->push_back(make_case("sigmoid", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
+    return run_unary(
+        n, rng, st, [n](const double* x, double* y) { cpu::sigmoid_fwd<double>(n, x, y); },
+        [n](const double* y, const double* dy, double* dx) {
+          cpu::sigmoid_bwd<double>(n, y, dy, dx);
+        },
+        [n](const float* x, float* y, cudaStream_t s) { cuda::sigmoid_fwd(n, x, y, s); },
+        [n](const float* y, const float* dy, float* dx, cudaStream_t s) {
+          cuda::sigmoid_bwd(n, y, dy, dx, s);
+        });
+  }));
+  // Dropout's mask must equal the CPU's bit for bit: one differing element of a million
+  // gives a relative error near 1e-3, far above the tolerance.
+  out->push_back(make_case("dropout", shape + "_p0.3", [n](std::mt19937_64& rng, cudaStream_t st) {
+    const double p = 0.3;
+    const uint64_t seed = rng(), offset = rng() % 1000;
+    return run_unary(
+        n, rng, st,
+        [=](const double* x, double* y) { cpu::dropout_fwd<double>(n, x, p, seed, offset, y); },
+        [=](const double*, const double* dy, double* dx) {
+          cpu::dropout_bwd<double>(n, dy, p, seed, offset, dx);
+        },
+        [=](const float* x, float* y, cudaStream_t s) {
+          cuda::dropout_fwd(n, x, p, seed, offset, y, s);
+        },
+        [=](const float*, const float* dy, float* dx, cudaStream_t s) {
+          cuda::dropout_bwd(n, dy, p, seed, offset, dx, s);
+        });
+  }));
+}
+
+// ---- softmax + cross-entropy -------------------------------------------------------------------
+
+class DeviceLabels {
+ public:
+  explicit DeviceLabels(const std::vector<int32_t>& host) {
+    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(int32_t) * host.size()));
+    CU3D_CUDA_CHECK(
+        cudaMemcpy(ptr_, host.data(), sizeof(int32_t) * host.size(), cudaMemcpyHostToDevice));
+  }
+  ~DeviceLabels() { cudaFree(ptr_); }
+  DeviceLabels(const DeviceLabels&) = delete;
+  DeviceLabels& operator=(const DeviceLabels&) = delete;
+  const int32_t* get() const { return ptr_; }
+
+ private:
+  int32_t* ptr_ = nullptr;
+};
+
+std::vector<Compared> run_softmax_xent(cpu::SoftmaxXentShape s, std::mt19937_64& rng,
+                                       cudaStream_t stream) {
+  const auto logits = random_floats(s.size(), rng, -5.f, 5.f);
+  std::vector<int32_t> labels(s.rows);
+  for (auto& l : labels)
+    l = int32_t(rng() % s.classes);
+  const std::vector<double> dloss = {0.7};
+  std::vector<double> probs(s.size()), loss(1), dlogits(s.size());
+  cpu::softmax_xent_fwd<double>(s, to_double(logits).data(), labels.data(), probs.data(),
+                                loss.data());
+  cpu::softmax_xent_bwd<double>(s, probs.data(), labels.data(), dloss.data(), dlogits.data());
+
+  const DeviceArray gz(logits), gdl(to_float(dloss));
+  const DeviceLabels gl(labels);
+  DeviceArray gp(s.size()), gloss(1), gdz(s.size());
+  gp.poison();
+  gloss.poison();
+  gdz.poison();
+  cuda::softmax_xent_fwd(s, gz.get(), gl.get(), gp.get(), gloss.get(), stream);
+  cuda::softmax_xent_bwd(s, gp.get(), gl.get(), gdl.get(), gdz.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("probs", gp.download(), probs), compare("loss", gloss.download(), loss),
+          compare("dlogits", gdz.download(), dlogits)};
+}
+
+// ---- layer norm --------------------------------------------------------------------------------
+
+std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, std::mt19937_64& rng,
+                                     cudaStream_t stream) {
+  // An offset mean, as activations after ReLU have: the statistics must not lose it.
+  const auto x = random_floats(s.size(), rng, 0.5f, 2.5f), dy = random_floats(s.size(), rng);
+  const auto gamma = random_floats(s.c, rng, 0.5f, 1.5f), beta = random_floats(s.c, rng);
+  const float eps = 1e-5f;
+  std::vector<double> y(s.size()), mean(s.groups), rstd(s.groups);
+  std::vector<double> dx(s.size()), dgamma(s.c), dbeta(s.c);
+  cpu::layer_norm_fwd<double>(s, to_double(x).data(), to_double(gamma).data(),
+                              to_double(beta).data(), eps, y.data(), mean.data(), rstd.data());
+  cpu::layer_norm_bwd<double>(s, to_double(x).data(), to_double(gamma).data(), mean.data(),
+                              rstd.data(), to_double(dy).data(), dx.data(), dgamma.data(),
+                              dbeta.data());
+
+  const DeviceArray gx(x), gdy(dy), gg(gamma), gb(beta);
+  DeviceArray gy(s.size()), gmean(s.groups), grstd(s.groups), gdx(s.size()), gdg(s.c), gdb(s.c);
+  for (DeviceArray* a : {&gy, &gmean, &grstd, &gdx, &gdg, &gdb})
+    a->poison();
+  cuda::layer_norm_fwd(s, gx.get(), gg.get(), gb.get(), eps, gy.get(), gmean.get(), grstd.get(),
+                       stream);
+  cuda::layer_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), gdx.get(),
+                       gdg.get(), gdb.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", gy.download(), y),
+          compare("mean", gmean.download(), mean),
+          compare("rstd", grstd.download(), rstd),
+          compare("dx", gdx.download(), dx),
+          compare("dgamma", gdg.download(), dgamma),
+          compare("dbeta", gdb.download(), dbeta)};
+}
+
+// ---- Adam --------------------------------------------------------------------------------------
+
+std::vector<Compared> run_adam(bool decoupled, std::mt19937_64& rng, cudaStream_t stream) {
+  const std::vector<int64_t> sizes = {1000003, 64, 5184, 1};
+  cuda::AdamConfig c;
+  c.lr = 3e-3, c.weight_decay = 0.01, c.decoupled = decoupled;
+  const int64_t step = 3;
+  std::vector<Compared> result;
+  std::vector<std::vector<double>> ref_p, ref_m, ref_v;
+  std::vector<std::unique_ptr<DeviceArray>> arrays;
+  std::vector<cuda::AdamTensor> tensors;
+  for (int64_t n : sizes) {
+    const auto p = random_floats(n, rng), g = random_floats(n, rng), m = random_floats(n, rng);
+    const auto v = random_floats(n, rng, 0.f, 1.f);
+    auto dp = to_double(p), dm = to_double(m), dv = to_double(v);
+    cpu::adam_step<double>(n, dp.data(), to_double(g).data(), dm.data(), dv.data(), c.lr, c.beta1,
+                           c.beta2, c.eps, c.weight_decay, c.decoupled, step);
+    ref_p.push_back(dp), ref_m.push_back(dm), ref_v.push_back(dv);
+    for (const auto* h : {&p, &g, &m, &v})
+      arrays.push_back(std::make_unique<DeviceArray>(*h));
+    const size_t k = arrays.size() - 4;
+    tensors.push_back(
+        {arrays[k]->get(), arrays[k + 1]->get(), arrays[k + 2]->get(), arrays[k + 3]->get(), n});
+  }
+  cuda::adam_step(tensors, c, step, stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    result.push_back(compare(fmt::format("param{}", t), arrays[4 * t]->download(), ref_p[t]));
+    result.push_back(compare(fmt::format("m{}", t), arrays[4 * t + 2]->download(), ref_m[t]));
+    result.push_back(compare(fmt::format("v{}", t), arrays[4 * t + 3]->download(), ref_v[t]));
+  }
+  return result;
+}
+
+}  // namespace
+
+std::vector<ParityCase> op_cases() {
+  std::vector<ParityCase> out;
+  add_pool_cases(&out);
+  add_activation_cases(&out);
+  for (cpu::SoftmaxXentShape s : {cpu::SoftmaxXentShape{32, 101}, cpu::SoftmaxXentShape{7, 1000}})
+    out.push_back(make_case(
+        "softmax_xent", std::to_string(s.rows) + "x" + std::to_string(s.classes),
+        [s](std::mt19937_64& rng, cudaStream_t st) { return run_softmax_xent(s, rng, st); }));
+  struct LnRow {
+    const char* name;
+    cpu::LayerNormShape s;
+  };
+  // Per sample after conv2a (the TensorFlow C3D-LN), per position after conv3b, and odd.
+  const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
+                      {"per_position_conv3b", {2 * 8 * 28 * 28, 1, 256}},
+                      {"odd", {3, 37, 5}}};
+  for (const LnRow& r : ln) {
+    const cpu::LayerNormShape s = r.s;
+    out.push_back(make_case("layer_norm", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
+      return run_layer_norm(s, rng, st);
+    }));
+  }
+  for (bool decoupled : {false, true})
+    out.push_back(make_case(decoupled ? "adamw" : "adam", "4_tensors",
+                            [decoupled](std::mt19937_64& rng, cudaStream_t st) {
+                              return run_adam(decoupled, rng, st);
+                            }));
+  return out;
+}
+
+}  // namespace cu3d::parity
