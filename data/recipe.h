@@ -65,10 +65,11 @@ constexpr std::array<float, 3> kSports1mMeanBgr = {90.25f, 97.66f, 101.41f};
 // crop in evaluation over windows of stride 8; mean filled from the training split at prep (the
 // Caffe release subtracted its training mean too).
 Recipe c3d_recipe();
-// keras: `depth` frames evenly spaced (skip) or the first ones, 32x32, gray unless `color`, scaled
-// to [0, 1]. Frames stay in time order with channels last (the original tool's reshape of
-// (N,D,H,W,C) data as (N,H,W,D,C) scrambled colour and time; here nothing is reshaped).
-Recipe keras_recipe(int depth = 16, bool skip = true, bool color = false);
+// keras: `depth` frames (the tool's default 10) evenly spaced (skip) or the first ones, 32x32,
+// gray unless `color`, scaled to [0, 1]. Frames stay in time order with channels last (the original
+// tool's reshape of (N,D,H,W,C) data as (N,H,W,D,C) scrambled colour and time; here nothing is
+// reshaped).
+Recipe keras_recipe(int depth = 10, bool skip = true, bool color = false);
 // tf-c3d: the TensorFlow seed's 160x120 frames cropped at rows 4..116 and columns 24..136, 16-frame
 // windows of stride 8 (training starts on the same grid).
 Recipe tf_c3d_recipe();

@@ -31,9 +31,9 @@ enum class Motion {
 constexpr int kSynthMotions = 8;
 
 // The default is sized to train on a 2-core CPU in a few minutes: 8 classes x 10 groups x 3 clips
-// = 240 videos (168 train / 72 test for split 1) of 32 frames at 64x64. With the keras recipe (16
-// frames of 32x32 gray) one epoch is 168 x 16K input values, and a 2-conv 3D CNN separates the
-// motions in a few epochs. Chance is 12.5%.
+// = 240 videos (168 train / 72 test for split 1) of 32 frames at 64x64. With the keras recipe (10
+// frames of 32x32 gray, every third frame) one epoch is 168 clips of 10K input values, small
+// enough for a 2-conv 3D CNN to take many epochs in a few minutes. Chance is 12.5%.
 struct SynthOptions {
   int classes = kSynthMotions;  // the first N motions, in Motion order
   int groups = 10;              // 2..99; official-style splits hold ~30% of the groups out

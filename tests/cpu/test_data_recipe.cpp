@@ -14,7 +14,7 @@ using Shape = std::array<int, 4>;
 
 TEST(DataRecipe, NamedRecipesHaveTheirClipShapesAndDecodeSizes) {
   EXPECT_EQ(clip_shape(recipe_by_name("c3d")), (Shape{16, 112, 112, 3}));
-  EXPECT_EQ(clip_shape(recipe_by_name("keras")), (Shape{16, 32, 32, 1}));
+  EXPECT_EQ(clip_shape(recipe_by_name("keras")), (Shape{10, 32, 32, 1}));  // the tool's --depth
   EXPECT_EQ(clip_shape(keras_recipe(10, true, true)), (Shape{10, 32, 32, 3}));
   EXPECT_EQ(clip_shape(recipe_by_name("tf-c3d")), (Shape{16, 112, 112, 3}));
   const DecodeOptions c3d = decode_options(c3d_recipe());
