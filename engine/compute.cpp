@@ -1,0 +1,146 @@
+#include "engine/compute.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
+
+#ifdef CU3D_CUDA
+#include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/runtime.h"
+#include "kernels/cudnn/conv3d.h"
+#endif
+
+namespace cu3d {
+
+ConvBackend parse_conv_backend(std::string_view name) {
+  if (name == "cu3d") return ConvBackend::cu3d;
+  if (name == "cudnn") return ConvBackend::cudnn;
+  if (name == "auto") return ConvBackend::auto_select;
+  throw Error(fmt::format("unknown backend '{}': use cu3d, cudnn or auto", name));
+}
+
+const char* to_string(ConvBackend backend) {
+  switch (backend) {
+    case ConvBackend::cu3d:
+      return "cu3d";
+    case ConvBackend::cudnn:
+      return "cudnn";
+    case ConvBackend::auto_select:
+      return "auto";
+  }
+  return "?";
+}
+
+ComputeOptions& compute_options() {
+  static ComputeOptions options;
+  return options;
+}
+
+std::string describe_compute_options() {
+  const ComputeOptions& o = compute_options();
+  return fmt::format("precision {}, conv backend {}", to_string(o.precision),
+                     to_string(o.conv_backend));
+}
+
+#ifdef CU3D_CUDA
+namespace {
+
+cudaStream_t& stream_slot() {
+  static cudaStream_t stream = nullptr;
+  return stream;
+}
+
+// The auto-selection cache key: everything that changes which backend is faster.
+std::string tune_key(const char* pass, const Conv3dShape& s, Precision p) {
+  return fmt::format("{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {}",
+                     pass, s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h,
+                     s.kernel.w, s.stride.d, s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h,
+                     s.pad_before.w, s.pad_after.d, s.pad_after.h, s.pad_after.w, to_string(p));
+}
+
+// Median of three timed runs after one warm-up, in milliseconds.
+float time_ms(const std::function<void()>& run) {
+  cudaStream_t stream = compute_stream();
+  run();
+  float times[3];
+  for (float& t : times) {
+    cuda::Event start, stop;
+    start.record(stream);
+    run();
+    stop.record(stream);
+    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    t = stop.elapsed_ms_since(start);
+  }
+  std::sort(times, times + 3);
+  return times[1];
+}
+
+// Runs `pass` with the configured backend; with auto_select, times both the first time a
+// (pass, shape, precision) is seen. Timing overwrites the outputs, which the final run rewrites.
+void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()>& with_cu3d,
+              const std::function<void()>& with_cudnn) {
+  const ComputeOptions& o = compute_options();
+  if (o.conv_backend == ConvBackend::cu3d) return with_cu3d();
+  if (o.conv_backend == ConvBackend::cudnn) return with_cudnn();
+  static std::mutex mutex;
+  static std::map<std::string, ConvBackend> chosen;
+  const std::string key = tune_key(pass, s, o.precision);
+  ConvBackend backend;
+  {
+    std::lock_guard lock(mutex);
+    auto it = chosen.find(key);
+    if (it == chosen.end()) {
+      const float cu3d_ms = time_ms(with_cu3d), cudnn_ms = time_ms(with_cudnn);
+      backend = cu3d_ms <= cudnn_ms ? ConvBackend::cu3d : ConvBackend::cudnn;
+      chosen.emplace(key, backend);
+      if (o.verbose)
+        std::printf("auto: conv3d %s n=%d %dx%dx%dx%d->%d %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n",
+                    pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, to_string(o.precision), cu3d_ms,
+                    cudnn_ms, to_string(backend));
+    } else {
+      backend = it->second;
+    }
+  }
+  backend == ConvBackend::cu3d ? with_cu3d() : with_cudnn();
+}
+
+}  // namespace
+
+cudaStream_t compute_stream() {
+  return stream_slot();
+}
+void set_compute_stream(cudaStream_t stream) {
+  stream_slot() = stream;
+}
+
+void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                       float* y) {
+  const Precision p = compute_options().precision;
+  cudaStream_t stream = compute_stream();
+  run_conv(
+      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, y, p, stream); },
+      [&] { cudnn::conv3d_fwd(s, x, w, bias, y, p, stream); });
+}
+
+void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx) {
+  const Precision p = compute_options().precision;
+  cudaStream_t stream = compute_stream();
+  run_conv(
+      "bwd-data", s, [&] { cuda::conv3d_bwd_data(s, dy, w, dx, p, stream); },
+      [&] { cudnn::conv3d_bwd_data(s, dy, w, dx, p, stream); });
+}
+
+void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                              float* dbias) {
+  const Precision p = compute_options().precision;
+  cudaStream_t stream = compute_stream();
+  run_conv(
+      "bwd-filter", s, [&] { cuda::conv3d_bwd_filter(s, x, dy, dw, dbias, p, stream); },
+      [&] { cudnn::conv3d_bwd_filter(s, x, dy, dw, dbias, p, stream); });
+}
+#endif
+
+}  // namespace cu3d

@@ -1,0 +1,48 @@
+// Run-time compute choices, set once from the command line and printed in the run's log:
+//   precision     of the matrix ops on CUDA (fp32 FFMA, tf32 or bf16 tensor cores; fp32 storage)
+//   conv backend  cu3d (hand-written kernels), cudnn, or auto: time both once per shape and
+//                 pass, keep the faster (like cudnn.benchmark), and say which won
+// and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "kernels/precision.h"
+#include "kernels/shapes.h"
+#ifdef CU3D_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace cu3d {
+
+enum class ConvBackend { cu3d, cudnn, auto_select };
+
+ConvBackend parse_conv_backend(std::string_view name);  // "cu3d", "cudnn", "auto"
+const char* to_string(ConvBackend backend);
+
+struct ComputeOptions {
+  Precision precision = Precision::fp32;
+  ConvBackend conv_backend = ConvBackend::auto_select;
+  bool verbose = true;  // print each auto-selection
+};
+
+ComputeOptions& compute_options();  // process-wide
+std::string describe_compute_options();
+
+#ifdef CU3D_CUDA
+// The stream every engine op enqueues on (the legacy default stream unless set).
+cudaStream_t compute_stream();
+void set_compute_stream(cudaStream_t stream);
+
+// The three conv passes on device pointers, through the backend chosen by compute_options().
+// With auto_select, the first call for a (pass, shape, precision) times both backends and
+// remembers the faster.
+void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                       float* y);
+void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx);
+void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                              float* dbias);
+#endif
+
+}  // namespace cu3d
