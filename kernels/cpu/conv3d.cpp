@@ -18,6 +18,9 @@ constexpr int64_t kTileBytes = int64_t(1) << 20;
 // operand, T*c x k) for every tile; above it the packing is < 2 % of the multiply.
 constexpr int64_t kMinTileRows = 64;
 
+// Bound on bwd-filter's per-thread partial sums of dw, which cost one filter per thread.
+constexpr int64_t kPartialBytes = int64_t(256) << 20;
+
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
@@ -266,12 +269,14 @@ void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* 
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int64_t dw_size = s.filter_size();
-  const int threads = omp_get_max_threads();
+  // One partial dw (+ dbias) per thread, summed in thread order at the end, so the result is the
+  // same on every run with the same thread count. The partials are capped at kPartialBytes:
+  // C3D's conv5 filters (28 MB in float) use at most 9 threads.
+  const int64_t part_size = dw_size + s.k;
+  const int threads = int(std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(T))), 1,
+                                              omp_get_max_threads()));
   const int64_t tile = tile_rows(rows, row_len, sizeof(T), threads);
   const int64_t tiles = ceil_div(rows, tile);
-  // One partial dw (+ dbias) per thread, summed in thread order at the end: memory is
-  // threads * filter size, and the result is the same on every run with the same thread count.
-  const int64_t part_size = dw_size + s.k;
   std::vector<T> partial(threads * part_size, T(0));
 #pragma omp parallel num_threads(threads)
   {
