@@ -1,0 +1,38 @@
+// Normalization layers over the last (channel) axis of a channels-last activation, each with a
+// per-channel scale `gamma` (ones) and offset `beta` (zeros), as PyTorch and Keras start them.
+#pragma once
+
+#include "engine/ops/norm.h"
+#include "layers/module.h"
+
+namespace cu3d {
+
+// LayerNormVariant::per_sample normalizes each sample over (D,H,W,C), the TensorFlow C3D's
+// layer norm; per_position normalizes each position over C, as torch.nn.LayerNorm(c).
+class LayerNorm : public Module {
+ public:
+  LayerNorm(int channels, LayerNormVariant variant, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+ private:
+  LayerNormVariant variant_;
+  double eps_;
+  Tensor gamma_, beta_;
+};
+
+// Training normalizes with the batch statistics and updates the buffers `running_mean` (zeros)
+// and `running_var` (ones); evaluation normalizes with the buffers. `momentum` is PyTorch's
+// (Keras's BatchNormalization(momentum=0.99, epsilon=1e-3) is momentum 0.01, eps 1e-3 here).
+class BatchNorm : public Module {
+ public:
+  BatchNorm(int channels, double momentum = 0.1, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+ private:
+  double momentum_, eps_;
+  Tensor gamma_, beta_, running_mean_, running_var_;
+};
+
+}  // namespace cu3d
