@@ -114,10 +114,10 @@ int64_t chunks_of(const LayerNormShape& s) {
 
 }  // namespace
 
-void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
-                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream) {
-  const std::string what = describe("layer_norm_fwd", s);
-  const int64_t chunks = chunks_of(s), blocks = s.groups * chunks, n = s.size();
+void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
+                      cudaStream_t stream) {
+  const std::string what = describe("layer_norm_stats", s);
+  const int64_t chunks = chunks_of(s), blocks = s.groups * chunks;
   const double count = double(s.m) * s.c;
   auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
   group_partials<<<unsigned(blocks), 256, 0, stream>>>(
@@ -136,15 +136,91 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
         rstd[g] = float(1.0 / sqrt(var + double(eps)));
       });
   check_launch(what);
-  const int64_t size = s.m * s.c;
+  free_async(partial, stream);
+}
+
+void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
+                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream) {
+  layer_norm_stats(s, x, eps, mean, rstd, stream);
+  const int64_t size = s.m * s.c, n = s.size();
   const int c = s.c;
   elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(n, [=] __device__(int64_t i) {
     const int64_t g = i / size;
     const int ch = int(i % c);
     y[i] = (x[i] - mean[g]) * rstd[g] * gamma[ch] + beta[ch];
   });
+  check_launch(describe("layer_norm_fwd", s));
+}
+
+namespace {
+
+// relu(layer_norm(x)) of element (position, channel) with group = position / m.
+struct NormReluAt {
+  const float *x, *gamma, *beta, *mean, *rstd;
+  int64_t m;
+  int c;
+  __device__ float operator()(int64_t position, int ch) const {
+    const int64_t g = position / m;
+    const float v = (x[position * c + ch] - mean[g]) * rstd[g] * gamma[ch] + beta[ch];
+    return fmaxf(v, 0.f);
+  }
+};
+
+// One thread per pooled output: the max of the window of `value(position, channel)`, padded
+// positions excluded (the pool's rule). ReLU outputs are never NaN for finite inputs.
+template <class Value>
+__global__ void __launch_bounds__(256)
+    pool_of(Pool3dShape p, Value value, float* y, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int ch = int(i % p.c);
+    const int64_t q = i / p.c;
+    const int ow = int(q % p.out.w), oh = int(q / p.out.w % p.out.h);
+    const int od = int(q / p.out.w / p.out.h % p.out.d), n = int(q / p.out.w / p.out.h / p.out.d);
+    const int z0 = od * p.stride.d - p.pad_before.d, y0 = oh * p.stride.h - p.pad_before.h,
+              x0 = ow * p.stride.w - p.pad_before.w;
+    float best = -INFINITY;
+    for (int z = max(z0, 0); z < min(z0 + p.window.d, p.in.d); ++z)
+      for (int yy = max(y0, 0); yy < min(y0 + p.window.h, p.in.h); ++yy)
+        for (int xx = max(x0, 0); xx < min(x0 + p.window.w, p.in.w); ++xx) {
+          const float v = value(((int64_t(n) * p.in.d + z) * p.in.h + yy) * p.in.w + xx, ch);
+          if (v > best || v != v) best = v;
+        }
+    y[i] = best;
+  }
+}
+
+// Reads channel ch of a position of a (positions, c) array.
+struct ArrayAt {
+  const float* a;
+  int c;
+  __device__ float operator()(int64_t position, int ch) const { return a[position * c + ch]; }
+};
+
+}  // namespace
+
+void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x,
+                                 const float* gamma, const float* beta, const float* mean,
+                                 const float* rstd, float* y, float* z, cudaStream_t stream) {
+  const std::string what = fmt::format("layer_norm_relu_maxpool_fwd (x {}x{}x{}x{}x{}, m {})", p.n,
+                                       p.in.d, p.in.h, p.in.w, p.c, m);
+  const int64_t positions = int64_t(p.n) * p.in.d * p.in.h * p.in.w;
+  CU3D_CHECK(m > 0 && positions % m == 0, "{}: groups of {} positions do not tile the {} positions",
+             what, m, positions);
+  const NormReluAt norm{x, gamma, beta, mean, rstd, m, p.c};
+  const int64_t total = p.output_size();
+  if (!z) {
+    pool_of<<<grid_stride_blocks(total), 256, 0, stream>>>(p, norm, y, total);
+    check_launch(what);
+    return;
+  }
+  const int64_t n = p.input_size();
+  const int c = p.c;
+  elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(
+      n, [=] __device__(int64_t i) { z[i] = norm(i / c, int(i % c)); });
   check_launch(what);
-  free_async(partial, stream);
+  pool_of<<<grid_stride_blocks(total), 256, 0, stream>>>(p, ArrayAt{z, p.c}, y, total);
+  check_launch(what);
 }
 
 void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,

@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cpu/layer_norm.h"
+#include "kernels/shapes.h"
 
 namespace cu3d::cuda {
 
@@ -21,6 +22,22 @@ using cpu::LayerNormShape;
 
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
                     float eps, float* y, float* mean, float* rstd, cudaStream_t stream);
+
+// The statistics half of the forward pass alone: mean and rstd per group (the first two
+// kernels of layer_norm_fwd). With layer_norm_relu_maxpool_fwd it forms the layer-norm C3D's
+// block: statistics, then one pass for normalize + scale/offset + ReLU + pool.
+void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
+                      cudaStream_t stream);
+
+// Fused block: y = maxpool(relu(layer_norm(x))) with the saved statistics, for a layer norm
+// whose groups are runs of `m` consecutive positions of the pool's input (m = d*h*w: per
+// sample; m = 1: per position). x is the pool's input (p.n, p.in, p.c), gamma/beta (p.c).
+// Inference (`z` null): one kernel, reading each input once and writing only the pooled output
+// (|x| + |y| bytes instead of 3|x| + |y| for normalize, ReLU and pool apart). Training (`z`
+// given): z = relu(layer_norm(x)) is written for the backward pass, then pooled.
+void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x,
+                                 const float* gamma, const float* beta, const float* mean,
+                                 const float* rstd, float* y, float* z, cudaStream_t stream);
 
 void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,
                     const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta,

@@ -1,5 +1,6 @@
 // Parity cases of the memory-bound ops: max-pool, activations, dropout, softmax-xent, layer
 // norm, Adam, each against its CPU reference in double. They have no precision choice (fp32).
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "kernels/cpu/pool3d.h"
 #include "kernels/cpu/softmax_xent.h"
 #include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/input_transform.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/optimizer.cuh"
 #include "kernels/cuda/pool3d.cuh"
@@ -152,20 +154,21 @@ void add_activation_cases(std::vector<ParityCase>* out) {
 
 // ---- softmax + cross-entropy -------------------------------------------------------------------
 
-class DeviceLabels {
+// A host vector of any element type copied to the device (labels, uint8 frames, crops).
+template <class T>
+class DeviceCopy {
  public:
-  explicit DeviceLabels(const std::vector<int32_t>& host) {
-    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(int32_t) * host.size()));
-    CU3D_CUDA_CHECK(
-        cudaMemcpy(ptr_, host.data(), sizeof(int32_t) * host.size(), cudaMemcpyHostToDevice));
+  explicit DeviceCopy(const std::vector<T>& host) {
+    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * std::max<size_t>(host.size(), 1)));
+    CU3D_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice));
   }
-  ~DeviceLabels() { cudaFree(ptr_); }
-  DeviceLabels(const DeviceLabels&) = delete;
-  DeviceLabels& operator=(const DeviceLabels&) = delete;
-  const int32_t* get() const { return ptr_; }
+  ~DeviceCopy() { cudaFree(ptr_); }
+  DeviceCopy(const DeviceCopy&) = delete;
+  DeviceCopy& operator=(const DeviceCopy&) = delete;
+  const T* get() const { return ptr_; }
 
  private:
-  int32_t* ptr_ = nullptr;
+  T* ptr_ = nullptr;
 };
 
 std::vector<Compared> run_softmax_xent(cpu::SoftmaxXentShape s, std::mt19937_64& rng,
@@ -181,7 +184,7 @@ std::vector<Compared> run_softmax_xent(cpu::SoftmaxXentShape s, std::mt19937_64&
   cpu::softmax_xent_bwd<double>(s, probs.data(), labels.data(), dloss.data(), dlogits.data());
 
   const DeviceArray gz(logits), gdl(to_float(dloss));
-  const DeviceLabels gl(labels);
+  const DeviceCopy<int32_t> gl(labels);
   DeviceArray gp(s.size()), gloss(1), gdz(s.size());
   gp.poison();
   gloss.poison();
@@ -260,6 +263,77 @@ std::vector<Compared> run_adam(bool decoupled, std::mt19937_64& rng, cudaStream_
   return result;
 }
 
+// ---- fused layer norm + ReLU + max-pool ------------------------------------------------------
+
+// The spec: cpu layer_norm_fwd, then relu, then maxpool3d_fwd, in double.
+std::vector<Compared> run_ln_relu_pool(const Pool3dShape& p, bool per_sample, bool training,
+                                       std::mt19937_64& rng, cudaStream_t stream) {
+  const int64_t positions = int64_t(p.n) * p.in.d * p.in.h * p.in.w;
+  const int64_t m = per_sample ? positions / p.n : 1;
+  const cpu::LayerNormShape ln{positions / m, m, p.c};
+  const auto x = random_floats(p.input_size(), rng), gamma = random_floats(p.c, rng, 0.5f, 1.5f);
+  const auto beta = random_floats(p.c, rng);
+  std::vector<double> z(p.input_size()), mean(ln.groups), rstd(ln.groups), y(p.output_size());
+  cpu::layer_norm_fwd<double>(ln, to_double(x).data(), to_double(gamma).data(),
+                              to_double(beta).data(), 1e-5, z.data(), mean.data(), rstd.data());
+  for (double& v : z)
+    v = std::max(v, 0.0);
+  cpu::maxpool3d_fwd<double>(p, z.data(), y.data());
+
+  const DeviceArray gx(x), gg(gamma), gb(beta);
+  DeviceArray gmean(ln.groups), grstd(ln.groups), gy(p.output_size()), gz(p.input_size());
+  for (DeviceArray* a : {&gmean, &grstd, &gy, &gz})
+    a->poison();
+  cuda::layer_norm_stats(ln, gx.get(), 1e-5f, gmean.get(), grstd.get(), stream);
+  cuda::layer_norm_relu_maxpool_fwd(p, m, gx.get(), gg.get(), gb.get(), gmean.get(), grstd.get(),
+                                    gy.get(), training ? gz.get() : nullptr, stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<Compared> r = {compare("mean", gmean.download(), mean),
+                             compare("rstd", grstd.download(), rstd),
+                             compare("y", gy.download(), y)};
+  if (training) r.push_back(compare("z", gz.download(), z));
+  return r;
+}
+
+// ---- input transform ---------------------------------------------------------------------------
+
+std::vector<Compared> run_input_transform(cuda::InputTransformShape s, std::mt19937_64& rng,
+                                          cudaStream_t stream) {
+  std::vector<uint8_t> x(s.input_size());
+  for (auto& v : x)
+    v = uint8_t(rng());
+  std::vector<int32_t> crops(2 * s.n);
+  std::vector<uint8_t> flips(s.n);
+  for (int n = 0; n < s.n; ++n) {
+    crops[2 * n] = int32_t(rng() % (s.h - s.out_h + 1));
+    crops[2 * n + 1] = int32_t(rng() % (s.w - s.out_w + 1));
+    flips[n] = uint8_t(n % 2);  // both orientations in every batch
+  }
+  const auto mean = random_floats(s.c, rng, 80.f, 140.f);
+  const float scale = 1.f / 58.f;
+  // The spec, element by element.
+  std::vector<double> ref(s.output_size());
+  int64_t i = 0;
+  for (int n = 0; n < s.n; ++n)
+    for (int t = 0; t < s.d; ++t)
+      for (int r = 0; r < s.out_h; ++r)
+        for (int j = 0; j < s.out_w; ++j)
+          for (int ch = 0; ch < s.c; ++ch, ++i) {
+            const int row = crops[2 * n] + r;
+            const int col = crops[2 * n + 1] + (flips[n] ? s.out_w - 1 - j : j);
+            const double v = x[(((int64_t(n) * s.d + t) * s.h + row) * s.w + col) * s.c + ch];
+            ref[i] = (v - mean[ch]) * scale;
+          }
+  const DeviceCopy<uint8_t> gx(x), gf(flips);
+  const DeviceCopy<int32_t> gc(crops);
+  const DeviceArray gm(mean);
+  DeviceArray gy(s.output_size());
+  gy.poison();
+  cuda::input_transform(s, gx.get(), gc.get(), gf.get(), gm.get(), scale, gy.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", gy.download(), ref)};
+}
+
 }  // namespace
 
 std::vector<ParityCase> op_cases() {
@@ -282,6 +356,44 @@ std::vector<ParityCase> op_cases() {
     const cpu::LayerNormShape s = r.s;
     out.push_back(make_case("layer_norm", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
       return run_layer_norm(s, rng, st);
+    }));
+  }
+  struct FusedRow {
+    const char* name;
+    Pool3dShape p;
+    bool per_sample;
+  };
+  // The layer-norm C3D's block after conv2a (per sample) and after conv3b (per position),
+  // and an odd overlapping pool.
+  const FusedRow fused[] = {
+      {"conv2a_pool2_per_sample",
+       Pool3dShape::make(2, {16, 56, 56}, 128, {2, 2, 2}, {2, 2, 2}, Padding::valid), true},
+      {"conv3b_pool3_per_position",
+       Pool3dShape::make(2, {8, 28, 28}, 256, {2, 2, 2}, {2, 2, 2}, Padding::valid), false},
+      {"odd_overlap_per_sample",
+       Pool3dShape::make(2, {5, 9, 8}, 3, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}),
+       true},
+  };
+  for (const FusedRow& r : fused)
+    for (bool training : {false, true}) {
+      const Pool3dShape p = r.p;
+      const bool per_sample = r.per_sample;
+      out.push_back(make_case(training ? "ln_relu_pool_train" : "ln_relu_pool_infer", r.name,
+                              [=](std::mt19937_64& rng, cudaStream_t st) {
+                                return run_ln_relu_pool(p, per_sample, training, rng, st);
+                              }));
+    }
+  struct TransformRow {
+    const char* name;
+    cuda::InputTransformShape s;
+  };
+  // C3D's 128x171 frames cropped to 112x112 (RGB), and an odd gray batch.
+  const TransformRow transforms[] = {{"c3d_b4", {4, 16, 128, 171, 3, 112, 112}},
+                                     {"odd_gray", {3, 5, 17, 13, 1, 9, 11}}};
+  for (const TransformRow& r : transforms) {
+    const cuda::InputTransformShape s = r.s;
+    out.push_back(make_case("input_transform", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
+      return run_input_transform(s, rng, st);
     }));
   }
   for (bool decoupled : {false, true})
