@@ -1,0 +1,91 @@
+#include "apps/data_flags.h"
+
+#include "kernels/error.h"
+
+namespace cu3d::apps {
+
+void add_dataset_flags(CLI::App& cmd, DatasetFlags& flags) {
+  flags.split_option =
+      cmd.add_option("--split", flags.split,
+                     "official split list 1..3 (UCF101 layout); without lists the videos are "
+                     "split by group, seeded")
+          ->capture_default_str();
+  flags.nclass_option =
+      cmd.add_option("--nclass", flags.nclass,
+                     "keep the first N classes (classInd.txt or sorted order); 0 keeps all");
+  cmd.add_option("--layout", flags.layout, "dataset layout: auto, ucf101, flat or tree")
+      ->capture_default_str();
+  cmd.add_option("--test-fraction", flags.test_fraction,
+                 "share of each class held out when the layout has no split lists")
+      ->capture_default_str();
+  cmd.add_flag("--clip-level-split", flags.clip_level_split,
+               "split clips at random instead of by group (leaks near-duplicate clips into the "
+               "test side and inflates accuracy; prints a warning)");
+  cmd.add_option("--split-seed", flags.split_seed, "seed of a split made here (not the lists)")
+      ->capture_default_str();
+}
+
+void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags) {
+  cmd.add_option("--recipe", flags.recipe,
+                 "clip recipe: keras (32x32 frames, gray unless --color), c3d (16x112x112 RGB "
+                 "crops) or tf-c3d");
+  cmd.add_option("--depth", flags.depth, "frames per clip (default: the recipe's, keras 10)");
+  flags.skip_option = cmd.add_flag("--skip,!--no-skip", flags.skip,
+                                   "keras recipe: frames evenly spaced over the video (default) "
+                                   "or, with --no-skip, the first ones");
+  flags.color_option =
+      cmd.add_flag("--color", flags.color, "keras recipe: RGB frames instead of gray");
+}
+
+data::Dataset open_dataset(const std::filesystem::path& root, const DatasetFlags& flags) {
+  data::DatasetOptions options;
+  options.layout = data::parse_layout(flags.layout);
+  options.split = flags.split;
+  options.nclass = flags.nclass;
+  options.test_fraction = flags.test_fraction;
+  options.seed = flags.split_seed;
+  options.clip_level_split = flags.clip_level_split;
+  return data::load_dataset(root, options);
+}
+
+data::Recipe make_recipe(const RecipeFlags& flags, const std::string& default_name) {
+  const std::string name = flags.recipe.empty() ? default_name : flags.recipe;
+  const bool keras_flags = flags.skip_option->count() > 0 || flags.color_option->count() > 0;
+  if (name == "keras")
+    return data::keras_recipe(flags.depth > 0 ? flags.depth : 10, flags.skip, flags.color);
+  CU3D_CHECK(!keras_flags,
+             "--skip and --color apply to the keras recipe; recipe '{}' fixes its own sampling "
+             "and colour",
+             name);
+  data::Recipe recipe = data::recipe_by_name(name);
+  if (flags.depth > 0) recipe.depth = flags.depth;
+  data::check_recipe(recipe);
+  return recipe;
+}
+
+data::Recipe adapt_shard_recipe(data::Recipe recipe, const RecipeFlags& flags,
+                                const std::filesystem::path& shards) {
+  CU3D_CHECK(flags.recipe.empty() || flags.recipe == recipe.name,
+             "{}: the shards were prepared with recipe '{}', not '{}'; run cu3d prep again with "
+             "--recipe {}",
+             shards.string(), recipe.name, flags.recipe, flags.recipe);
+  const bool gray = recipe.color == data::ColorOrder::gray;
+  CU3D_CHECK(flags.color_option->count() == 0 || flags.color == !gray,
+             "{}: the shards hold {} frames; --color{} needs shards prepared with it",
+             shards.string(), data::color_order_name(recipe.color), flags.color ? "" : "=false");
+  if (flags.depth > 0) recipe.depth = flags.depth;
+  if (flags.skip_option->count() > 0) {
+    CU3D_CHECK(recipe.sampling != data::Sampling::window,
+               "--skip applies to the keras recipe; the shards' recipe '{}' samples windows",
+               recipe.name);
+    recipe.sampling = flags.skip ? data::Sampling::spaced : data::Sampling::first;
+  }
+  data::check_recipe(recipe);
+  return recipe;
+}
+
+bool is_shard_folder(const std::filesystem::path& path) {
+  return std::filesystem::is_regular_file(path / "manifest.json");
+}
+
+}  // namespace cu3d::apps

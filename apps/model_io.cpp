@@ -1,0 +1,178 @@
+#include "apps/model_io.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include "engine/autograd.h"
+#include "engine/ops/activation.h"
+#include "kernels/error.h"
+#include "layers/models.h"
+
+namespace cu3d::apps {
+namespace {
+
+// Frames between a 2D model's evaluation frames: 8 frames of a 32-frame video, enough to average
+// out one unlucky frame while keeping evaluation as cheap as one 3D clip.
+constexpr int kFrameStride = 4;
+
+// Probabilities below this count as this in the loss, so a confident mistake costs ~27.6, not inf.
+constexpr double kMinProbability = 1e-12;
+
+}  // namespace
+
+TrainedModel load_trained_model(const std::filesystem::path& path) {
+  const Checkpoint checkpoint = read_checkpoint(path);
+  const auto recipe = checkpoint.metadata.find(kRecipeKey);
+  const auto classes = checkpoint.metadata.find(kClassesKey);
+  CU3D_CHECK(recipe != checkpoint.metadata.end() && classes != checkpoint.metadata.end(),
+             "{}: no '{}' and '{}' metadata; use a checkpoint written by cu3d train", path.string(),
+             kRecipeKey, kClassesKey);
+  TrainedModel m;
+  m.spec = checkpoint.model;
+  try {
+    m.recipe = data::recipe_from_json(nlohmann::json::parse(recipe->second), path.string());
+    m.classes = nlohmann::json::parse(classes->second).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: metadata '{}' or '{}' is malformed ({})", path.string(),
+                            kRecipeKey, kClassesKey, e.what()));
+  }
+  CU3D_CHECK(int(m.classes.size()) == m.spec.num_classes,
+             "{}: {} class names for a model of {} classes", path.string(), m.classes.size(),
+             m.spec.num_classes);
+  m.model = build_model(m.spec.config, m.spec.num_classes, m.spec.input);
+  restore_checkpoint(checkpoint, *m.model);
+  m.model->eval();
+  return m;
+}
+
+Shape model_input_shape(const data::Recipe& recipe, int input_rank) {
+  const auto [d, h, w, c] = data::clip_shape(recipe);
+  if (input_rank == 3) return {h, w, c};
+  return {d, h, w, c};
+}
+
+data::Recipe single_frame_recipe(data::Recipe recipe) {
+  recipe.depth = 1;
+  recipe.sampling = data::Sampling::window;
+  recipe.stride = kFrameStride;
+  recipe.aligned_train_start = false;
+  data::check_recipe(recipe);
+  return recipe;
+}
+
+Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recipe,
+                      const Shape& input) {
+  const auto [d, h, w, c] = data::clip_shape(recipe);
+  CU3D_CHECK(shape_numel(input) == int64_t(d) * h * w * c,
+             "the model takes inputs of {} but recipe '{}' cuts clips of [{},{},{},{}]; choose a "
+             "matching --depth/--color or model",
+             shape_str(input), recipe.name, d, h, w, c);
+  Shape shape{n};
+  shape.insert(shape.end(), input.begin(), input.end());
+  Tensor x = Tensor::empty(shape);
+  const int64_t channels = input.back();
+  const int64_t pixels = x.numel() / channels;
+  float mean[4] = {0, 0, 0, 0};
+  for (size_t c = 0; c < recipe.mean.size() && c < 4; ++c)
+    mean[c] = recipe.mean[c];
+  float* out = x.data<float>();
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t c = 0; c < channels; ++c)
+      out[p * channels + c] = (float(clips[p * channels + c]) - mean[c]) * recipe.scale;
+  return x;
+}
+
+Tensor labels_tensor(const data::Batch& batch) {
+  return Tensor::from_vector(
+      std::vector<int32_t>(batch.labels.begin(), batch.labels.begin() + batch.size), {batch.size});
+}
+
+std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes) {
+  autograd::NoGradGuard no_grad;
+  Tensor out = model(input);
+  if (dynamic_cast<Ensemble*>(&model) == nullptr) out = softmax(out);
+  CU3D_CHECK(out.dim() == 2 && out.size(1) == classes, "model output {} is not (clips, {} classes)",
+             out.str(), classes);
+  return out.to_vector<float>();
+}
+
+std::vector<int> top_k(const float* scores, int classes, int k) {
+  std::vector<int> order(classes);
+  std::iota(order.begin(), order.end(), 0);
+  k = std::min(k, classes);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return scores[a] > scores[b]; });
+  order.resize(k);
+  return order;
+}
+
+namespace {
+
+bool in_top(const float* scores, int classes, int k, int label) {
+  const std::vector<int> top = top_k(scores, classes, k);
+  return std::find(top.begin(), top.end(), label) != top.end();
+}
+
+}  // namespace
+
+EvalResult evaluate(Module& model, const data::ClipSource& source, const data::Recipe& recipe,
+                    const Shape& input, int classes, int batch_size, int workers) {
+  model.eval();
+  data::Loader loader(source, recipe,
+                      {.batch_size = batch_size, .workers = workers, .mode = data::Mode::eval});
+  loader.start_epoch(0);
+  EvalResult r;
+  std::vector<double> video_scores(source.size() * classes, 0.0);
+  std::vector<int64_t> video_clips(source.size(), 0);
+  int64_t clip_hits1 = 0, clip_hits5 = 0;
+  double loss = 0;
+  while (auto batch = loader.next()) {
+    const Tensor x = clips_to_input(batch->clips.data(), batch->size, recipe, input);
+    const std::vector<float> p = class_probabilities(model, x, classes);
+    for (int i = 0; i < batch->size; ++i) {
+      const float* row = p.data() + size_t(i) * classes;
+      const int label = batch->labels[i];
+      loss -= std::log(std::max(double(row[label]), kMinProbability));
+      clip_hits1 += in_top(row, classes, 1, label);
+      clip_hits5 += in_top(row, classes, 5, label);
+      const int32_t v = batch->videos[i];
+      for (int c = 0; c < classes; ++c)
+        video_scores[size_t(v) * classes + c] += row[c];
+      ++video_clips[v];
+    }
+    r.clips += batch->size;
+    loader.recycle(std::move(*batch));
+  }
+  CU3D_CHECK(r.clips > 0, "evaluation found no readable clip among {} videos", source.size());
+  r.loss = loss / double(r.clips);
+  r.clip_top1 = double(clip_hits1) / double(r.clips);
+  r.clip_top5 = double(clip_hits5) / double(r.clips);
+  r.confusion.assign(classes, std::vector<int64_t>(classes, 0));
+  int64_t video_hits1 = 0, video_hits5 = 0;
+  std::vector<float> averaged(classes);
+  for (size_t v = 0; v < source.size(); ++v) {
+    if (video_clips[v] == 0) continue;  // unreadable: warned about and counted by the source
+    for (int c = 0; c < classes; ++c)
+      averaged[c] = float(video_scores[v * classes + c] / double(video_clips[v]));
+    const int label = source.label(v);
+    const int predicted = top_k(averaged.data(), classes, 1)[0];
+    ++r.confusion[label][predicted];
+    video_hits1 += predicted == label;
+    video_hits5 += in_top(averaged.data(), classes, 5, label);
+    ++r.videos;
+  }
+  r.video_top1 = double(video_hits1) / double(r.videos);
+  r.video_top5 = double(video_hits5) / double(r.videos);
+  for (int c = 0; c < classes; ++c) {
+    const int64_t total = std::accumulate(r.confusion[c].begin(), r.confusion[c].end(), int64_t{0});
+    r.class_accuracy.push_back(total == 0 ? std::numeric_limits<double>::quiet_NaN()
+                                          : double(r.confusion[c][c]) / double(total));
+  }
+  return r;
+}
+
+}  // namespace cu3d::apps

@@ -1,0 +1,71 @@
+// Running a model on the loader's batches: uint8 clips to the model's float input, class
+// probabilities, and the evaluation pass (clip and video accuracy, top-1 and top-5, per class,
+// confusion matrix) shared by `train`, `eval` and `predict`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/clip_source.h"
+#include "data/loader.h"
+#include "data/recipe.h"
+#include "engine/tensor.h"
+#include "layers/checkpoint.h"
+#include "layers/module.h"
+
+namespace cu3d::apps {
+
+// Metadata keys a training checkpoint carries besides the model's own.
+inline constexpr const char* kRecipeKey = "recipe";    // JSON, the recipe clips were cut with
+inline constexpr const char* kClassesKey = "classes";  // JSON array of class names
+inline constexpr const char* kStateKey = "training";   // JSON, the run's counters (trainer.cpp)
+
+// A model rebuilt from a `cu3d train` checkpoint, with what it needs to cut clips as in training.
+struct TrainedModel {
+  std::shared_ptr<Module> model;
+  ModelSpec spec;
+  data::Recipe recipe;
+  std::vector<std::string> classes;
+};
+// Throws cu3d::Error naming the file when it is not a cu3d train checkpoint.
+TrainedModel load_trained_model(const std::filesystem::path& path);
+
+// The per-sample input a model gets from a recipe's clips: (D, H, W, C), or (H, W, C) for a 2D
+// model (input_rank 3), which sees single frames.
+Shape model_input_shape(const data::Recipe& recipe, int input_rank);
+
+// A 2D model sees one frame per clip: the recipe with depth 1, a random frame in training and
+// every `kFrameStride`-th frame in evaluation (scores averaged per video).
+data::Recipe single_frame_recipe(data::Recipe recipe);
+
+// (pixel - mean[c]) * scale in f32, shaped (n, ...input): the CPU half of the normalize step (the
+// device kernel does the same on a GPU). `input` is model_input_shape's.
+Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recipe,
+                      const Shape& input);
+
+// Labels of a batch as an i32 tensor.
+Tensor labels_tensor(const data::Batch& batch);
+
+// (n, classes) probabilities, without recording on the tape: a softmax over the logits, or an
+// Ensemble's own averaged probabilities.
+std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes);
+
+// Row i's class indices ordered by decreasing score (first k).
+std::vector<int> top_k(const float* scores, int classes, int k);
+
+struct EvalResult {
+  double loss = 0;  // mean clip cross-entropy of the probabilities
+  double clip_top1 = 0, clip_top5 = 0;
+  double video_top1 = 0, video_top5 = 0;
+  int64_t clips = 0, videos = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true][predicted], videos
+  std::vector<double> class_accuracy;           // video top-1 per class (NaN: no video)
+};
+
+// Every evaluation clip of `source` (the loader's eval mode), scores averaged per video. Puts the
+// model in evaluation mode and leaves it so.
+EvalResult evaluate(Module& model, const data::ClipSource& source, const data::Recipe& recipe,
+                    const Shape& input, int classes, int batch_size, int workers);
+
+}  // namespace cu3d::apps

@@ -1,0 +1,166 @@
+// `cu3d train`: flags -> TrainSettings and TrainData, then the trainer (apps/trainer.h). Ctrl-C
+// saves a checkpoint and exits with status 130; `--resume` continues from it.
+#include <unistd.h>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include <fmt/core.h>
+
+#include "apps/app.h"
+#include "apps/data_flags.h"
+#include "apps/subcommands.h"
+#include "apps/trainer.h"
+#include "data/shard.h"
+#include "engine/compute.h"
+#include "engine/device.h"
+
+namespace cu3d::apps {
+namespace {
+
+struct TrainFlags {
+  TrainSettings settings;
+  std::string model = "keras3d";
+  std::string data;
+  DatasetFlags dataset;
+  RecipeFlags recipe;
+  std::string precision = "fp32";
+  std::string backend = "auto";
+  std::string device = "cpu";
+  int ensemble = 1;
+};
+
+// Ctrl-C asks the trainer to stop after its current step and save; a second Ctrl-C kills at once
+// (the handler restores the default action), for a step that never ends.
+extern "C" void on_sigint(int) {
+  request_stop();
+  std::signal(SIGINT, SIG_DFL);
+}
+
+class SigintGuard {
+ public:
+  SigintGuard() : previous_(std::signal(SIGINT, on_sigint)) {}
+  ~SigintGuard() { std::signal(SIGINT, previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+void apply_compute_flags(const TrainFlags& f) {
+  const Device device = Device::parse(f.device);
+  if (device.is_cuda()) {
+    std::string reason;
+    CU3D_CHECK(cuda_available(&reason), "--device {}: {}; train on the CPU with --device cpu",
+               f.device, reason);
+    throw Error(fmt::format(
+        "--device {}: training on CUDA is not wired into cu3d train yet (the engine's CUDA op "
+        "paths are in progress); use --device cpu",
+        f.device));
+  }
+  ComputeOptions& compute = compute_options();
+  compute.precision = parse_precision(f.precision);
+  compute.conv_backend = parse_conv_backend(f.backend);
+}
+
+// Shards when the folder has a manifest, else videos decoded on every read (no prep needed).
+TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe) {
+  TrainData data;
+  if (is_shard_folder(f.data)) {
+    CU3D_CHECK(f.dataset.split_option->count() == 0,
+               "--split: the shards in {} keep the split chosen at prep; prepare again with "
+               "--split to change it",
+               f.data);
+    auto shards = std::make_shared<data::ShardSet>(f.data);
+    CU3D_CHECK(f.dataset.nclass == 0 || size_t(f.dataset.nclass) == shards->classes().size(),
+               "--nclass {}: the shards in {} hold {} classes; prepare again with --nclass",
+               f.dataset.nclass, f.data, shards->classes().size());
+    data.train = std::make_unique<data::ShardSource>(*shards, data::Side::train);
+    data.test = std::make_unique<data::ShardSource>(*shards, data::Side::test);
+    data.recipe = adapt_shard_recipe(shards->recipe(), f.recipe, f.data);
+    data.classes = shards->classes();
+    data.description = fmt::format("shards {} (split: {})", f.data, shards->split());
+    data.owner = shards;
+    return data;
+  }
+  const data::Dataset dataset = open_dataset(f.data, f.dataset);
+  data.recipe = make_recipe(f.recipe, default_recipe);
+  data.train = std::make_unique<data::VideoSource>(dataset.train, data.recipe);
+  data.test = std::make_unique<data::VideoSource>(dataset.test, data.recipe);
+  data.classes = dataset.classes;
+  data.description = fmt::format("videos {} (split: {})", f.data, dataset.split);
+  return data;
+}
+
+void run_train(TrainFlags f) {
+  apply_compute_flags(f);
+  TrainSettings& s = f.settings;
+  s.model = load_model_config(f.model);
+  CU3D_CHECK(f.ensemble >= 1 && f.ensemble <= 64, "--ensemble {} must be in 1..64", f.ensemble);
+  if (f.ensemble > 1) s.model["ensemble"] = f.ensemble;
+  // Models for 112x112 inputs (C3D) want the c3d recipe; the Keras family and cnn2d the keras one.
+  const Shape input = config_input_shape(s.model);
+  const std::string default_recipe =
+      input.size() >= 3 && input[input.size() - 2] >= 100 ? "c3d" : "keras";
+  TrainData data = open_train_data(f, default_recipe);
+  s.command_line = current_command_line();
+  s.progress_tty = isatty(fileno(stdout)) != 0;
+  SigintGuard sigint;
+  if (train(s, data) == TrainOutcome::interrupted) throw ExitStatus{130};
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto f = std::make_shared<TrainFlags>();
+  TrainSettings& s = f->settings;
+  CLI::App* cmd = app.add_subcommand(
+      "train",
+      "Train a model on shards (from cu3d prep) or directly on a video folder. After every "
+      "epoch it evaluates on the test split (clip and video accuracy, top-1 and top-5) and "
+      "writes into --output: checkpoint-last/best.safetensors, result.txt, classes.txt, "
+      "model_accuracy.png, model_loss.png, confusion_matrix.png, summary.txt, model.dot, "
+      "config.json and command.txt. Ctrl-C saves a checkpoint and exits (status 130); the same "
+      "command with --resume continues it exactly.\n"
+      "Example: cu3d train --model keras3d --data motion-shards --epochs 10 --output runs/k3d\n"
+      "The Keras tool's flags work too: --videos DIR --epoch N --nclass N --color --skip "
+      "--depth N.");
+  cmd->add_option("--model", f->model,
+                  "a preset (c3d, c3d-ln, keras3d, keras3d-bn, keras3d-leaky, keras3d-relu, "
+                  "cnn2d) or a JSON config file")
+      ->capture_default_str();
+  cmd->add_option("--data,--videos", f->data,
+                  "shard folder, or a video folder (decoded on the fly)")
+      ->required();
+  add_dataset_flags(*cmd, f->dataset);
+  add_recipe_flags(*cmd, f->recipe);
+  cmd->add_option("--batch", s.batch, "clips per step")->capture_default_str();
+  cmd->add_option("--epochs,--epoch", s.epochs, "epochs to train (in total, with --resume)")
+      ->capture_default_str();
+  cmd->add_option("--lr", s.lr, "learning rate")->capture_default_str();
+  cmd->add_option("--optimizer", s.optimizer, "adam or sgd")->capture_default_str();
+  cmd->add_option("--momentum", s.momentum, "SGD momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", s.weight_decay, "L2 weight decay")->capture_default_str();
+  cmd->add_option("--schedule", s.schedule,
+                  "learning-rate schedule: constant, cosine (to 0 at the last step) or step "
+                  "(x0.1 after each third)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", s.warmup, "steps of linear warm-up")->capture_default_str();
+  cmd->add_option("--precision", f->precision, "fp32, tf32 or bf16 (CUDA only; the CPU is fp32)")
+      ->capture_default_str();
+  cmd->add_option("--backend", f->backend, "convolutions on CUDA: cu3d, cudnn or auto")
+      ->capture_default_str();
+  cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
+  cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
+      ->capture_default_str();
+  cmd->add_option("--output", s.output, "run folder (created)")->required();
+  cmd->add_flag("--resume", s.resume, "continue the run in --output from checkpoint-last");
+  cmd->add_option("--init", s.init,
+                  "start from a checkpoint's weights (the head is new when the class count "
+                  "differs)");
+  cmd->add_option("--ensemble", f->ensemble, "train N copies of the model as one ensemble")
+      ->capture_default_str();
+  cmd->callback([f] { run_train(*f); });
+}
+
+}  // namespace cu3d::apps

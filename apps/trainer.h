@@ -1,0 +1,77 @@
+// The training loop behind `cu3d train`, usable from tests: loader -> clips to float -> model ->
+// softmax cross-entropy -> backward -> optimizer step (Adam or SGD, with an LR schedule), a
+// progress line, an evaluation pass after every epoch, and the run's output folder:
+//   checkpoint-last.safetensors  after every epoch and on Ctrl-C (weights, optimizer state, and
+//                                in the metadata the epoch, step, dropout counters, history)
+//   checkpoint-best.safetensors  the epoch with the best video top-1 accuracy
+//   result.txt                   epoch, loss, acc, val_loss, val_acc (the Keras tool's columns)
+//   classes.txt, command.txt, config.json, summary.txt, model.dot (+ model.png with Graphviz)
+//   model_accuracy.png, model_loss.png, confusion_matrix.png
+// Every file is written atomically. `resume` continues from checkpoint-last: the batch order is a
+// pure function of (seed, epoch), dropout masks of (seed, call counter), and the optimizer state
+// is restored, so on the CPU the resumed run ends with exactly the weights of an uninterrupted one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/model_io.h"
+#include "data/clip_source.h"
+#include "data/recipe.h"
+#include "layers/checkpoint.h"
+
+namespace cu3d::apps {
+
+// Where the clips come from. Owns the sources (and the shard set they view).
+struct TrainData {
+  std::shared_ptr<const void> owner;  // keeps what the sources view alive
+  std::unique_ptr<data::ClipSource> train, test;
+  data::Recipe recipe;  // as prepared (a 2D model's single-frame recipe is derived from it)
+  std::vector<std::string> classes;
+  std::string description;  // "shards motion-shards (split: ...)", for logs
+};
+
+// Shards (a folder with manifest.json) or a video folder decoded on the fly.
+struct TrainSettings {
+  ModelConfig model;  // a preset's or a file's config (with "ensemble" set for --ensemble)
+  std::string optimizer = "adam";  // adam or sgd
+  double lr = 1e-3;
+  double momentum = 0.9;  // sgd
+  double weight_decay = 0;
+  std::string schedule = "constant";  // constant, cosine or step (x0.1 every third of the run)
+  int64_t warmup = 0;                 // steps of linear warm-up
+  int epochs = 10;
+  int batch = 16;
+  int workers = 2;
+  uint64_t seed = 1;
+  std::filesystem::path output;
+  bool resume = false;
+  std::filesystem::path init;  // a checkpoint whose matching tensors start the model
+  std::string command_line;    // recorded in command.txt
+  bool progress_tty = false;   // one updating line instead of plain lines
+  // Called after every optimizer step with the global step (tests interrupt runs through it).
+  std::function<void(int64_t step)> after_step;
+};
+
+enum class TrainOutcome { finished, interrupted };
+
+// Runs (or resumes) training until `settings.epochs` or until stop_requested() becomes true,
+// which saves checkpoint-last first. Throws cu3d::Error on a non-finite loss, naming the step and
+// the last good checkpoint.
+TrainOutcome train(const TrainSettings& settings, TrainData& data);
+
+// Asks a running train() to save a checkpoint and return at the end of its current step (what
+// Ctrl-C does). Safe from a signal handler. train() clears it when it starts.
+void request_stop();
+bool stop_requested();
+
+// The checkpoint paths of a run folder.
+std::filesystem::path last_checkpoint(const std::filesystem::path& output);
+std::filesystem::path best_checkpoint(const std::filesystem::path& output);
+
+}  // namespace cu3d::apps
