@@ -33,6 +33,36 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                           float* y, Precision precision, cudaStream_t stream);
 
+// Fused block: pooled = maxpool_p(relu(conv(x, w) + bias)), the pool `p` reading the conv's
+// output (p.n, p.in, p.c == s.n, s.out, s.k; any window, stride and padding that
+// maxpool3d_fwd takes). The GEMM's epilogue takes each ReLU output into the max of every
+// window that contains it (an atomicMax on the bits: non-negative floats order as ints; the
+// pooled output is zeroed first, exact because every window holds a valid element and ReLU
+// outputs are >= 0; order-independent, so deterministic).
+// Inference (`z` null): only the pooled output is written, |pooled| bytes instead of 2|y| +
+// |pooled| for the conv's output written and read back by a separate pool.
+// Training (`z` given): also writes z = relu(conv(x, w) + bias). That is what the unfused
+// backward takes (maxpool3d_bwd(z, pooled, dpooled) then relu_bwd(z, ...)), so backward
+// stays the unfused chain; an argmax index per pooled output would save |z| of memory but
+// needs a backward of its own (not done).
+// A NaN conv output becomes 0 (fmaxf), as relu(NaN) does on the GPU.
+void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
+                                  const float* w, const float* bias, float* pooled, float* z,
+                                  Precision precision, cudaStream_t stream);
+
+// Fused block for the layer-norm C3D: y = conv(x, w) + bias, and the layer-norm statistics
+// mean, rstd = 1/sqrt(var + eps) (biased variance) of each group of `positions_per_group`
+// consecutive output positions times k channels (per sample: out.d*out.h*out.w; per
+// position: 1), as layer_norm_stats computes them. The GEMM's epilogue sums each output
+// row's stored values and squares over each 32- or 64-column group of its tile (shuffles in a
+// fixed order) into a small buffer (8 bytes per position per group: 1/16 or 1/32 of y); a
+// deterministic double-precision pass adds those per group. Then layer_norm_relu_maxpool_fwd
+// (layer_norm.cuh) normalizes, scales, applies ReLU and pools in one pass. y is never read
+// back for the statistics (layer_norm_stats would read it once more: 4|y| bytes).
+void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,
+                              const float* bias, int64_t positions_per_group, float eps, float* y,
+                              float* mean, float* rstd, Precision precision, cudaStream_t stream);
+
 // dx = dL/dx from dy.
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
                      Precision precision, cudaStream_t stream);

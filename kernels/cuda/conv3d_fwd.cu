@@ -4,16 +4,25 @@
 //   B(r, n) = w[n * R + r]                                     (filters are rows of R)
 // Both operands are contiguous along r, so the 4-element load units run along r; with
 // c % 4 == 0 a unit never crosses a tap and is one 16-byte load.
+//
+// One gather, three epilogues (the fused blocks of DESIGN.md):
+//   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
+//   PoolOut    relu(conv + bias) into the max-pool that follows (conv3d_fwd_bias_relu_maxpool)
+//   StatsOut   y = conv + bias and per-row sums for layer-norm statistics
+//              (conv3d_fwd_bias_ln_stats)
 #include <fmt/format.h>
 
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/layer_norm.cuh"
 
 namespace cu3d::cuda {
 namespace {
 
 using namespace igemm;
 
+// The forward gathers; `Out` is the epilogue, called with the biased value of (m, n).
+template <class Out>
 struct FwdProblem {
   static constexpr bool kAContigK = true;
   static constexpr bool kBContigK = true;
@@ -22,8 +31,8 @@ struct FwdProblem {
   const float* x;
   const float* w;
   const float* bias;
-  float* y;
-  bool relu, vec_a, vec_b;
+  bool vec_a, vec_b;
+  Out out;
 
   __device__ void load_a(int m, int r, float* v) const {
     if (m >= M) return zero4(v);
@@ -50,38 +59,169 @@ struct FwdProblem {
       v[e] = r + e < R ? __ldg(w + n * R + r + e) : 0.f;
   }
 
-  __device__ void store(int m, int n, float v, int) const {
-    if (bias) v += __ldg(bias + n);
-    if (relu) v = fmaxf(v, 0.f);
-    y[int64_t(m) * N + n] = v;
+  // conv + bias: what every epilogue starts from.
+  __device__ float stored(int n, float acc) const {
+    return bias ? acc + __ldg(bias + n) : acc;
+  }
+
+  __device__ void store(int m, int n, float acc, int) const {
+    out(*this, m, n, stored(n, acc));
   }
 };
 
-void run_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-             bool relu, Precision p, cudaStream_t stream) {
-  FwdProblem prob;
-  prob.g = make_geometry(s, "conv3d_fwd");
+struct StoreOut {
+  float* y;
+  bool relu;
+  template <class Prob>
+  __device__ void operator()(const Prob& prob, int m, int n, float v) const {
+    y[int64_t(m) * prob.N + n] = relu ? fmaxf(v, 0.f) : v;
+  }
+};
+
+// relu(v) into the max of every pool window that contains output position m. A ReLU output
+// is >= 0, and non-negative floats order as their bit patterns read as ints, so an integer
+// atomicMax on a pooled output zeroed beforehand computes the float max; the result does not
+// depend on the order of the atomics (deterministic). Training also stores z = relu(v).
+struct PoolOut {
+  Pool3dShape p;
+  float* pooled;
+  float* z;  // null in inference
+  template <class Prob>
+  __device__ void operator()(const Prob& prob, int m, int n, float v) const {
+    v = fmaxf(v, 0.f);
+    if (z) z[int64_t(m) * prob.N + n] = v;
+    const Pixel o = split_pixel(m, prob.g.div_od, prob.g.div_oh, prob.g.div_ow);
+    // Window o covers inputs [o * stride - pad, o * stride - pad + window): the windows that
+    // contain i are ceil((i + pad - window + 1) / stride) .. floor((i + pad) / stride).
+    auto range = [](int i, int pad, int window, int stride, int out, int* lo, int* hi) {
+      const int a = i + pad - window + 1;
+      *lo = a <= 0 ? 0 : (a + stride - 1) / stride;
+      *hi = min((i + pad) / stride, out - 1);
+    };
+    int d0, d1, h0, h1, w0, w1;
+    range(o.z, p.pad_before.d, p.window.d, p.stride.d, p.out.d, &d0, &d1);
+    range(o.y, p.pad_before.h, p.window.h, p.stride.h, p.out.h, &h0, &h1);
+    range(o.x, p.pad_before.w, p.window.w, p.stride.w, p.out.w, &w0, &w1);
+    const int bits = __float_as_int(v);
+    for (int od = d0; od <= d1; ++od)
+      for (int oh = h0; oh <= h1; ++oh)
+        for (int ow = w0; ow <= w1; ++ow) {
+          const int64_t q = ((int64_t(o.n) * p.out.d + od) * p.out.h + oh) * p.out.w + ow;
+          atomicMax(reinterpret_cast<int*>(pooled + q * prob.N + n), bits);
+        }
+  }
+};
+
+// y = conv + bias, and (through row_stats, called by the GEMM kernel after the stores) the
+// sum and sum of squares of each output row over each column group of each tile:
+// row_sums[m * groups + group].
+struct StatsOut {
+  float* y;
+  float2* row_sums;
+  int groups;
+  template <class Prob>
+  __device__ void operator()(const Prob& prob, int m, int n, float v) const {
+    y[int64_t(m) * prob.N + n] = v;
+  }
+};
+
+struct FwdStatsProblem : FwdProblem<StatsOut> {
+  __device__ void row_stats(int m, int group, float sum, float sq) const {
+    out.row_sums[int64_t(m) * out.groups + group] = make_float2(sum, sq);
+  }
+};
+// The GEMM kernel detects the statistics epilogue by this expression; keep them in step.
+static_assert(requires(const FwdStatsProblem& q) { q.row_stats(0, 0, 0.f, 0.f); });
+
+std::string describe(const char* op, const Conv3dShape& s, Precision p) {
+  return fmt::format("{} (x {}x{}x{}x{}x{}, k {}, kernel {}x{}x{}, {})", op, s.n, s.in.d, s.in.h,
+                     s.in.w, s.c, s.k, s.kernel.d, s.kernel.h, s.kernel.w, to_string(p));
+}
+
+template <class Problem>
+Problem make_problem(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                     const char* op) {
+  Problem prob;
+  prob.g = make_geometry(s, op);
   prob.M = s.n * s.out.d * s.out.h * s.out.w;
   prob.N = s.k;
   prob.R = prob.g.taps * s.c;
-  prob.x = x, prob.w = w, prob.bias = bias, prob.y = y, prob.relu = relu;
+  prob.x = x, prob.w = w, prob.bias = bias;
   prob.vec_a = s.c % 4 == 0;
   prob.vec_b = prob.R % 4 == 0;
-  run_implicit_gemm(prob, p, plan_splits(prob.R, p, 1, false), stream,
-                    fmt::format("conv3d_fwd (x {}x{}x{}x{}x{}, k {}, {})", s.n, s.in.d, s.in.h,
-                                s.in.w, s.c, s.k, to_string(p)));
+  return prob;
+}
+
+template <class Problem>
+void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
+         cudaStream_t stream) {
+  run_implicit_gemm(prob, p, plan_splits(prob.R, p, 1, false), stream, describe(op, s, p));
+}
+
+void run_store(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
+               bool relu, Precision p, cudaStream_t stream) {
+  const char* op = relu ? "conv3d_fwd_bias_relu" : "conv3d_fwd";
+  auto prob = make_problem<FwdProblem<StoreOut>>(s, x, w, bias, op);
+  prob.out = {y, relu};
+  run(prob, s, op, p, stream);
+}
+
+// The pool must read the conv's output and have a valid element in every window (the rule of
+// maxpool3d_fwd), which is what makes zero the right initial max.
+void check_pool(const Conv3dShape& s, const Pool3dShape& p, const std::string& what) {
+  CU3D_CHECK(p.n == s.n && p.c == s.k && p.in == s.out,
+             "{}: the pool's input {}x{}x{}x{}x{} is not the conv's output {}x{}x{}x{}x{}", what,
+             p.n, p.in.d, p.in.h, p.in.w, p.c, s.n, s.out.d, s.out.h, s.out.w, s.k);
+  auto axis_ok = [](int in, int window, int stride, int pad, int out) {
+    return window - pad > 0 && (out - 1) * stride - pad < in;
+  };
+  CU3D_CHECK(axis_ok(p.in.d, p.window.d, p.stride.d, p.pad_before.d, p.out.d) &&
+                 axis_ok(p.in.h, p.window.h, p.stride.h, p.pad_before.h, p.out.h) &&
+                 axis_ok(p.in.w, p.window.w, p.stride.w, p.pad_before.w, p.out.w),
+             "{}: some pool window lies entirely in the padding; use less padding", what);
 }
 
 }  // namespace
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
                 Precision precision, cudaStream_t stream) {
-  run_fwd(s, x, w, bias, y, false, precision, stream);
+  run_store(s, x, w, bias, y, false, precision, stream);
 }
 
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                           float* y, Precision precision, cudaStream_t stream) {
-  run_fwd(s, x, w, bias, y, true, precision, stream);
+  run_store(s, x, w, bias, y, true, precision, stream);
+}
+
+void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
+                                  const float* w, const float* bias, float* pooled, float* z,
+                                  Precision precision, cudaStream_t stream) {
+  const char* op = "conv3d_fwd_bias_relu_maxpool";
+  check_pool(s, p, describe(op, s, precision));
+  CU3D_CUDA_CHECK(cudaMemsetAsync(pooled, 0, sizeof(float) * p.output_size(), stream));
+  auto prob = make_problem<FwdProblem<PoolOut>>(s, x, w, bias, op);
+  prob.out = {p, pooled, z};
+  run(prob, s, op, precision, stream);
+}
+
+void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,
+                              const float* bias, int64_t positions_per_group, float eps, float* y,
+                              float* mean, float* rstd, Precision precision, cudaStream_t stream) {
+  const char* op = "conv3d_fwd_bias_ln_stats";
+  const std::string what = describe(op, s, precision);
+  const int64_t positions = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
+  CU3D_CHECK(positions_per_group > 0 && positions % positions_per_group == 0,
+             "{}: groups of {} positions do not tile the {} output positions", what,
+             positions_per_group, positions);
+  const int groups = (s.k + kBN - 1) / kBN * row_stat_groups_per_tile(precision);
+  auto* row_sums = static_cast<float2*>(malloc_async(sizeof(float2) * positions * groups, stream));
+  auto prob = make_problem<FwdStatsProblem>(s, x, w, bias, op);
+  prob.out = {y, row_sums, groups};
+  run(prob, s, op, precision, stream);
+  layer_norm_stats_from_row_sums(positions / positions_per_group, positions_per_group * groups,
+                                 double(positions_per_group) * s.k, row_sums, eps, mean, rstd,
+                                 stream);
+  free_async(row_sums, stream);
 }
 
 }  // namespace cu3d::cuda

@@ -206,6 +206,37 @@ struct TensorCoreMath {
         for (int q = 0; q < 4; ++q)
           out(wm + 16 * i + g + 8 * (q / 2), wn + 8 * j + 2 * t + q % 2, acc[i][j][q]);
   }
+
+  // Per-row sums over column groups of 32 (the two warp columns): for each row of the tile
+  // and each group, one lane calls emit(row, group, sum, sum of squares) of value(col, acc)
+  // over the group's columns. The 4 lanes t of a row hold its 8 columns each; two shuffles
+  // add them in a fixed order (deterministic).
+  static constexpr int kColGroups = 2;
+  template <class Value, class Emit>
+  __device__ void row_sums(Value value, Emit emit) const {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float sum = 0.f, sq = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float v = value(wn + 8 * j + 2 * t + e, acc[i][j][2 * h + e]);
+            sum += v, sq += v * v;
+          }
+#pragma unroll
+        for (int o = 1; o < 4; o *= 2) {
+          sum += __shfl_xor_sync(0xffffffffu, sum, o);
+          sq += __shfl_xor_sync(0xffffffffu, sq, o);
+        }
+        if (t == 0) emit(wm + 16 * i + 8 * h + g, warp / 4, sum, sq);
+      }
+  }
 };
 
 // FFMA path: a 16 x 16 grid of threads, each owning rows {4*tm..+4, 64+4*tm..+4} and columns
@@ -239,6 +270,29 @@ struct FfmaMath {
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
+  }
+
+  // Per-row sums over all 64 columns (one group): the 16 lanes tn of a half-warp hold a row's
+  // 4-column slices; four shuffles add them in a fixed order.
+  static constexpr int kColGroups = 1;
+  template <class Value, class Emit>
+  __device__ void row_sums(Value value, Emit emit) const {
+    const int tm = threadIdx.x / 16, tn = threadIdx.x % 16;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      float sum = 0.f, sq = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float v = value(4 * tn + j, acc[i][j]);
+        sum += v, sq += v * v;
+      }
+#pragma unroll
+      for (int o = 1; o < 16; o *= 2) {
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        sq += __shfl_xor_sync(0xffffffffu, sq, o);
+      }
+      if (tn == 0) emit((i / 4) * 64 + 4 * tm + i % 4, 0, sum, sq);
+    }
   }
 };
 
@@ -290,6 +344,21 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int m = m0 + row, n = n0 + col;
     if (m < prob.M && n < prob.N) prob.store(m, n, value, blockIdx.z);
   });
+  // A problem that reduces statistics in its epilogue (fwd + layer-norm statistics) gets the
+  // per-row sums of its stored values over each column group of the tile.
+  if constexpr (requires(const Problem& q) { q.row_stats(0, 0, 0.f, 0.f); }) {
+    math.row_sums(
+        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
+        [&](int row, int group, float sum, float sq) {
+          if (m0 + row < prob.M)
+            prob.row_stats(m0 + row, blockIdx.y * Math<P>::kColGroups + group, sum, sq);
+        });
+  }
+}
+
+// Column groups per 64-column tile in the row statistics of precision p (see row_sums).
+inline int row_stat_groups_per_tile(Precision p) {
+  return p == Precision::fp32 ? 1 : 2;
 }
 
 // ---- the gathers shared by the passes -----------------------------------------------------

@@ -112,21 +112,13 @@ int64_t chunks_of(const LayerNormShape& s) {
   return (s.m * s.c + kChunk - 1) / kChunk;
 }
 
-}  // namespace
-
-void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
-                      cudaStream_t stream) {
-  const std::string what = describe("layer_norm_stats", s);
+// mean and rstd per group of s from term(i) = (value, value^2) of its elements.
+template <class Term>
+void group_stats(const LayerNormShape& s, double count, Term term, float eps, float* mean,
+                 float* rstd, const std::string& what, cudaStream_t stream) {
   const int64_t chunks = chunks_of(s), blocks = s.groups * chunks;
-  const double count = double(s.m) * s.c;
   auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
-  group_partials<<<unsigned(blocks), 256, 0, stream>>>(
-      s, chunks,
-      [=] __device__(int64_t i, int, int64_t) {
-        const double v = x[i];
-        return make_double2(v, v * v);
-      },
-      partial);
+  group_partials<<<unsigned(blocks), 256, 0, stream>>>(s, chunks, term, partial);
   check_launch(what);
   group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
       s.groups, chunks, partial, [=] __device__(int64_t g, double sum, double sumsq) {
@@ -137,6 +129,29 @@ void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float*
       });
   check_launch(what);
   free_async(partial, stream);
+}
+
+}  // namespace
+
+void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
+                      cudaStream_t stream) {
+  group_stats(
+      s, double(s.m) * s.c,
+      [=] __device__(int64_t i, int, int64_t) {
+        const double v = x[i];
+        return make_double2(v, v * v);
+      },
+      eps, mean, rstd, describe("layer_norm_stats", s), stream);
+}
+
+void layer_norm_stats_from_row_sums(int64_t groups, int64_t per_group, double count,
+                                    const float2* sums, float eps, float* mean, float* rstd,
+                                    cudaStream_t stream) {
+  const LayerNormShape s{groups, per_group, 1};
+  group_stats(
+      s, count,
+      [=] __device__(int64_t i, int, int64_t) { return make_double2(sums[i].x, sums[i].y); }, eps,
+      mean, rstd, describe("layer_norm_stats_from_row_sums", s), stream);
 }
 
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,

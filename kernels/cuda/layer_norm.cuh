@@ -29,6 +29,13 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
 void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
                       cudaStream_t stream);
 
+// The statistics from partial sums: sums (groups, per_group) holds (sum, sum of squares) of
+// disjoint parts of each group, `count` elements per group in all; mean and rstd per group as
+// layer_norm_stats. The second half of conv3d_fwd_bias_ln_stats.
+void layer_norm_stats_from_row_sums(int64_t groups, int64_t per_group, double count,
+                                    const float2* sums, float eps, float* mean, float* rstd,
+                                    cudaStream_t stream);
+
 // Fused block: y = maxpool(relu(layer_norm(x))) with the saved statistics, for a layer norm
 // whose groups are runs of `m` consecutive positions of the pool's input (m = d*h*w: per
 // sample; m = 1: per position). x is the pool's input (p.n, p.in, p.c), gamma/beta (p.c).

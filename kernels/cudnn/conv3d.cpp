@@ -4,60 +4,14 @@
 #include <mutex>
 #include <string>
 
-#include <cudnn.h>
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cudnn/common.h"
 
 namespace cu3d::cudnn {
 namespace {
-
-void check(cudnnStatus_t status, const char* call, const std::string& what) {
-  if (status != CUDNN_STATUS_SUCCESS)
-    throw Error(
-        fmt::format("cuDNN error {} in {} for {}", cudnnGetErrorString(status), call, what));
-}
-#define CU3D_CUDNN_CHECK(call, what) check((call), #call, (what))
-
-// Owns one cuDNN descriptor of type T.
-template <class T, cudnnStatus_t (*Create)(T*), cudnnStatus_t (*Destroy)(T)>
-class Descriptor {
- public:
-  Descriptor() { CU3D_CUDNN_CHECK(Create(&desc_), "descriptor creation"); }
-  ~Descriptor() { Destroy(desc_); }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  T get() const { return desc_; }
-
- private:
-  T desc_ = nullptr;
-};
-using TensorDesc =
-    Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
-using FilterDesc =
-    Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
-using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
-                            cudnnDestroyConvolutionDescriptor>;
-
-class Handle {
- public:
-  Handle() { CU3D_CUDNN_CHECK(cudnnCreate(&handle_), "cudnnCreate"); }
-  ~Handle() { cudnnDestroy(handle_); }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  cudnnHandle_t get() const { return handle_; }
-
- private:
-  cudnnHandle_t handle_ = nullptr;
-};
-
-// One handle per host thread (cuDNN handles are not thread-safe), bound to `stream`.
-cudnnHandle_t handle_on(cudaStream_t stream) {
-  thread_local Handle handle;
-  CU3D_CUDNN_CHECK(cudnnSetStream(handle.get(), stream), "binding the cuDNN handle to a stream");
-  return handle.get();
-}
 
 std::string describe(const char* pass, const Conv3dShape& s, Precision p) {
   return fmt::format(
@@ -65,14 +19,6 @@ std::string describe(const char* pass, const Conv3dShape& s, Precision p) {
       "pad {}x{}x{}, {})",
       pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
       s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, to_string(p));
-}
-
-// An NDHWC activation (n, d, h, w, c) described in cuDNN's NCDHW dimension order by strides.
-void set_ndhwc(const TensorDesc& desc, cudnnDataType_t type, int n, Dims3 e, int c,
-               const std::string& what) {
-  const int dims[5] = {n, c, e.d, e.h, e.w};
-  const int strides[5] = {e.d * e.h * e.w * c, 1, e.h * e.w * c, e.w * c, c};
-  CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(desc.get(), type, 5, dims, strides), what);
 }
 
 // The descriptors of one conv in one data type.
@@ -139,25 +85,6 @@ Choice choose(const std::string& key, const std::string& what, Find find) {
                   "cu3d backend",
                   what));
 }
-
-// Device scratch from the stream-ordered pool, freed in stream order.
-class Scratch {
- public:
-  Scratch(size_t bytes, cudaStream_t stream)
-      : ptr_(bytes ? cuda::malloc_async(bytes, stream) : nullptr), stream_(stream) {}
-  ~Scratch() { cuda::free_async(ptr_, stream_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  void* get() const { return ptr_; }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_;
-  cudaStream_t stream_;
-};
 
 // An fp32 tensor as cuDNN sees it: itself, or for bf16 a converted copy in scratch memory.
 class Operand {

@@ -109,6 +109,8 @@ inline Compared compare(const std::string& output, const std::vector<float>& got
 
 // The op families; each returns its cases (defined in parity_<family>.cpp).
 std::vector<ParityCase> conv3d_cases();
-std::vector<ParityCase> op_cases();  // pool, activations, dropout, softmax-xent, LN, Adam
+std::vector<ParityCase> op_cases();     // pool, activations, dropout, softmax(-xent), norms, Adam
+std::vector<ParityCase> dense_cases();  // cuBLASLt dense
+std::vector<ParityCase> fused_cases();  // conv + bias + ReLU + pool, conv + bias + LN statistics
 
 }  // namespace cu3d::parity

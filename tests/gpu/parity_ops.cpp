@@ -1,5 +1,6 @@
-// Parity cases of the memory-bound ops: max-pool, activations, dropout, softmax-xent, layer
-// norm, Adam, each against its CPU reference in double. They have no precision choice (fp32).
+// Parity cases of the memory-bound ops: max-pool (cu3d and cuDNN), activations, dropout,
+// softmax, softmax-xent, layer and batch norm, the input transform, Adam, each against its CPU
+// reference in double. They have no precision choice (fp32).
 #include <algorithm>
 #include <cmath>
 
@@ -7,25 +8,32 @@
 
 #include "gpu/parity.h"
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/batch_norm.h"
 #include "kernels/cpu/dropout.h"
+#include "kernels/cpu/input_transform.h"
 #include "kernels/cpu/layer_norm.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/pool3d.h"
+#include "kernels/cpu/softmax.h"
 #include "kernels/cpu/softmax_xent.h"
 #include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/input_transform.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/optimizer.cuh"
 #include "kernels/cuda/pool3d.cuh"
+#include "kernels/cuda/softmax.cuh"
 #include "kernels/cuda/softmax_xent.cuh"
+#include "kernels/cudnn/pool3d.h"
 
 namespace cu3d::parity {
 namespace {
 
 using Run = std::function<std::vector<Compared>(std::mt19937_64&, cudaStream_t)>;
 
-ParityCase make_case(const std::string& op, const std::string& shape, Run run) {
-  return {op + "/" + shape + "/fp32/cu3d", tolerance(Precision::fp32), std::move(run)};
+ParityCase make_case(const std::string& op, const std::string& shape, Run run,
+                     const std::string& backend = "cu3d") {
+  return {op + "/" + shape + "/fp32/" + backend, tolerance(Precision::fp32), std::move(run)};
 }
 
 std::vector<float> to_float(const std::vector<double>& v) {
@@ -34,7 +42,8 @@ std::vector<float> to_float(const std::vector<double>& v) {
 
 // ---- max-pool ----------------------------------------------------------------------------------
 
-std::vector<Compared> run_pool(const Pool3dShape& s, std::mt19937_64& rng, cudaStream_t stream) {
+std::vector<Compared> run_pool(const Pool3dShape& s, bool cudnn, std::mt19937_64& rng,
+                               cudaStream_t stream) {
   const auto x = random_floats(s.input_size(), rng), dy = random_floats(s.output_size(), rng);
   std::vector<double> y(s.output_size()), dx(s.input_size());
   cpu::maxpool3d_fwd<double>(s, to_double(x).data(), y.data());
@@ -44,8 +53,13 @@ std::vector<Compared> run_pool(const Pool3dShape& s, std::mt19937_64& rng, cudaS
   DeviceArray gy(s.output_size()), gdx(s.input_size());
   gy.poison();
   gdx.poison();
-  cuda::maxpool3d_fwd(s, gx.get(), gy.get(), stream);
-  cuda::maxpool3d_bwd(s, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+  if (cudnn) {
+    cudnn::maxpool3d_fwd(s, gx.get(), gy.get(), stream);
+    cudnn::maxpool3d_bwd(s, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+  } else {
+    cuda::maxpool3d_fwd(s, gx.get(), gy.get(), stream);
+    cuda::maxpool3d_bwd(s, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+  }
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
 }
@@ -71,9 +85,13 @@ void add_pool_cases(std::vector<ParityCase>* out) {
   };
   for (const Row& r : rows) {
     const Pool3dShape s = r.s;
-    out->push_back(make_case("maxpool3d", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
-      return run_pool(s, rng, st);
-    }));
+    for (bool cudnn : {false, true}) {
+      if (cudnn && !cudnn::maxpool3d_supported(s)) continue;  // ceil mode, asymmetric padding
+      out->push_back(make_case(
+          "maxpool3d", r.name,
+          [s, cudnn](std::mt19937_64& rng, cudaStream_t st) { return run_pool(s, cudnn, rng, st); },
+          cudnn ? "cudnn" : "cu3d"));
+    }
   }
 }
 
@@ -229,6 +247,77 @@ std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, std::mt19937_64& rng
           compare("dbeta", gdb.download(), dbeta)};
 }
 
+// ---- batch norm --------------------------------------------------------------------------------
+
+// Training (batch statistics, running statistics updated) or eval (running statistics), each
+// forward then backward.
+std::vector<Compared> run_batch_norm(cpu::BatchNormShape s, bool training, std::mt19937_64& rng,
+                                     cudaStream_t stream) {
+  // An offset mean, as activations after ReLU have: the statistics must not lose it.
+  const auto x = random_floats(s.size(), rng, 0.5f, 2.5f), dy = random_floats(s.size(), rng);
+  const auto gamma = random_floats(s.c, rng, 0.5f, 1.5f), beta = random_floats(s.c, rng);
+  const auto run_mean = random_floats(s.c, rng), run_var = random_floats(s.c, rng, 0.5f, 2.f);
+  const float eps = 1e-5f, momentum = 0.1f;
+  std::vector<double> y(s.size()), mean(s.c), rstd(s.c), rm = to_double(run_mean),
+                                                         rv = to_double(run_var);
+  std::vector<double> dx(s.size()), dgamma(s.c), dbeta(s.c);
+  if (training) {
+    cpu::batch_norm_fwd_train<double>(s, to_double(x).data(), to_double(gamma).data(),
+                                      to_double(beta).data(), eps, momentum, y.data(), mean.data(),
+                                      rstd.data(), rm.data(), rv.data());
+  } else {
+    cpu::batch_norm_fwd_eval<double>(s, to_double(x).data(), to_double(gamma).data(),
+                                     to_double(beta).data(), rm.data(), rv.data(), eps, y.data(),
+                                     mean.data(), rstd.data());
+  }
+  cpu::batch_norm_bwd<double>(s, to_double(x).data(), to_double(gamma).data(), mean.data(),
+                              rstd.data(), to_double(dy).data(), training, dx.data(), dgamma.data(),
+                              dbeta.data());
+
+  const DeviceArray gx(x), gdy(dy), gg(gamma), gb(beta), grm(run_mean), grv(run_var);
+  DeviceArray gy(s.size()), gmean(s.c), grstd(s.c), gdx(s.size()), gdg(s.c), gdb(s.c);
+  for (DeviceArray* a : {&gy, &gmean, &grstd, &gdx, &gdg, &gdb})
+    a->poison();
+  if (training) {
+    cuda::batch_norm_fwd_train(s, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(),
+                               gmean.get(), grstd.get(), grm.get(), grv.get(), stream);
+  } else {
+    cuda::batch_norm_fwd_eval(s, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gy.get(),
+                              gmean.get(), grstd.get(), stream);
+  }
+  cuda::batch_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), training,
+                       gdx.get(), gdg.get(), gdb.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<Compared> r = {compare("y", gy.download(), y),
+                             compare("mean", gmean.download(), mean),
+                             compare("rstd", grstd.download(), rstd),
+                             compare("dx", gdx.download(), dx),
+                             compare("dgamma", gdg.download(), dgamma),
+                             compare("dbeta", gdb.download(), dbeta)};
+  if (training) {
+    r.push_back(compare("running_mean", grm.download(), rm));
+    r.push_back(compare("running_var", grv.download(), rv));
+  }
+  return r;
+}
+
+// ---- softmax -----------------------------------------------------------------------------------
+
+std::vector<Compared> run_softmax(cpu::SoftmaxShape s, std::mt19937_64& rng, cudaStream_t stream) {
+  const auto x = random_floats(s.size(), rng, -5.f, 5.f), dy = random_floats(s.size(), rng);
+  std::vector<double> y(s.size()), dx(s.size());
+  cpu::softmax_fwd<double>(s, to_double(x).data(), y.data());
+  cpu::softmax_bwd<double>(s, y.data(), to_double(dy).data(), dx.data());
+  const DeviceArray gx(x), gdy(dy);
+  DeviceArray gy(s.size()), gdx(s.size());
+  gy.poison();
+  gdx.poison();
+  cuda::softmax_fwd(s, gx.get(), gy.get(), stream);
+  cuda::softmax_bwd(s, gy.get(), gdy.get(), gdx.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
+}
+
 // ---- Adam --------------------------------------------------------------------------------------
 
 std::vector<Compared> run_adam(bool decoupled, std::mt19937_64& rng, cudaStream_t stream) {
@@ -311,19 +400,9 @@ std::vector<Compared> run_input_transform(cuda::InputTransformShape s, std::mt19
   }
   const auto mean = random_floats(s.c, rng, 80.f, 140.f);
   const float scale = 1.f / 58.f;
-  // The spec, element by element.
   std::vector<double> ref(s.output_size());
-  int64_t i = 0;
-  for (int n = 0; n < s.n; ++n)
-    for (int t = 0; t < s.d; ++t)
-      for (int r = 0; r < s.out_h; ++r)
-        for (int j = 0; j < s.out_w; ++j)
-          for (int ch = 0; ch < s.c; ++ch, ++i) {
-            const int row = crops[2 * n] + r;
-            const int col = crops[2 * n + 1] + (flips[n] ? s.out_w - 1 - j : j);
-            const double v = x[(((int64_t(n) * s.d + t) * s.h + row) * s.w + col) * s.c + ch];
-            ref[i] = (v - mean[ch]) * scale;
-          }
+  cpu::input_transform<double>(s, x.data(), crops.data(), flips.data(), to_double(mean).data(),
+                               scale, ref.data());
   const DeviceCopy<uint8_t> gx(x), gf(flips);
   const DeviceCopy<int32_t> gc(crops);
   const DeviceArray gm(mean);
@@ -396,6 +475,28 @@ std::vector<ParityCase> op_cases() {
       return run_input_transform(s, rng, st);
     }));
   }
+  struct BnRow {
+    const char* name;
+    cpu::BatchNormShape s;
+  };
+  // After conv2a at batch 2 (the Keras BatchNorm model), and odd shapes down to 2 rows.
+  const BnRow bn[] = {
+      {"conv2a_b2", {2 * 16 * 56 * 56, 128}}, {"odd_37x5", {37, 5}}, {"odd_2x3", {2, 3}}};
+  for (const BnRow& r : bn)
+    for (bool training : {true, false}) {
+      const cpu::BatchNormShape s = r.s;
+      out.push_back(make_case(training ? "batch_norm_train" : "batch_norm_eval", r.name,
+                              [=](std::mt19937_64& rng, cudaStream_t st) {
+                                return run_batch_norm(s, training, rng, st);
+                              }));
+    }
+  // Classifier rows, softmax over a conv's channels (per position after conv3b), odd widths.
+  for (cpu::SoftmaxShape s :
+       {cpu::SoftmaxShape{32, 101}, cpu::SoftmaxShape{7, 1000},
+        cpu::SoftmaxShape{2 * 8 * 28 * 28, 256}, cpu::SoftmaxShape{5, 1}, cpu::SoftmaxShape{3, 37}})
+    out.push_back(
+        make_case("softmax", std::to_string(s.rows) + "x" + std::to_string(s.cols),
+                  [s](std::mt19937_64& rng, cudaStream_t st) { return run_softmax(s, rng, st); }));
   for (bool decoupled : {false, true})
     out.push_back(make_case(decoupled ? "adamw" : "adam", "4_tensors",
                             [decoupled](std::mt19937_64& rng, cudaStream_t st) {

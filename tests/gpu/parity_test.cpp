@@ -16,7 +16,7 @@ namespace {
 
 std::vector<ParityCase> all_cases() {
   std::vector<ParityCase> all;
-  for (auto family : {conv3d_cases, op_cases}) {
+  for (auto family : {conv3d_cases, op_cases, dense_cases, fused_cases}) {
     auto more = family();
     all.insert(all.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));
