@@ -2,7 +2,7 @@
 
 #include <unordered_map>
 
-#include "engine/dispatch.h"
+#include "engine/ops/elementwise.h"
 
 namespace cu3d::autograd {
 namespace {
@@ -32,17 +32,6 @@ Tape& tape() {
   return instance;
 }
 
-// dst += src, element-wise (same shape, dtype and device).
-void accumulate_into(const Tensor& dst, const Tensor& src) {
-  check_cpu("gradient accumulation", dst);
-  dispatch_float(dst.dtype(), "gradient accumulation", [&]<typename T>() {
-    T* d = dst.data<T>();
-    const T* s = src.data<T>();
-    for (int64_t i = 0, n = dst.numel(); i < n; ++i)
-      d[i] += s[i];
-  });
-}
-
 // A pending gradient; `owned` once it is a private copy that may be accumulated into in place
 // (a backward function may hand the same tensor to several inputs).
 struct PendingGrad {
@@ -61,13 +50,13 @@ void deliver(const Entry& entry, const Tensor& input, const Tensor& grad, GradMa
     if (!input.grad().defined())
       Tensor(input).set_grad(grad.clone());
     else
-      accumulate_into(input.grad(), grad);
+      accumulate_(input.grad(), grad);
     return;
   }
   auto [it, inserted] = pending.try_emplace(input.impl(), PendingGrad{grad, false});
   if (inserted) return;
   if (!it->second.owned) it->second = {it->second.grad.clone(), true};
-  accumulate_into(it->second.grad, grad);
+  accumulate_(it->second.grad, grad);
 }
 
 void run_entry(const Entry& entry, GradMap& pending) {

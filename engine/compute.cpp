@@ -85,6 +85,9 @@ void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()
   const ComputeOptions& o = compute_options();
   if (o.conv_backend == ConvBackend::cu3d) return with_cu3d();
   if (o.conv_backend == ConvBackend::cudnn) return with_cudnn();
+  // cuDNN pads symmetrically only (Keras "same" with an even kernel or stride 2 pads more
+  // after): such shapes have one candidate.
+  if (!(s.pad_before == s.pad_after)) return with_cu3d();
   static std::mutex mutex;
   static std::map<std::string, ConvBackend> chosen;
   const std::string key = tune_key(pass, s, o.precision);

@@ -38,4 +38,22 @@ void check_cpu(const char* op, const Tensor& t) {
       t.str());
 }
 
+void check_compute_dtype(const char* op, const Tensor& t) {
+  if (!t.defined()) return;
+  if (t.device().is_cuda()) {
+    CU3D_CHECK(t.dtype() == DType::f32,
+               "{}: got {}; on CUDA this op computes in f32 (the "
+               "precision of matrix ops is set by --precision)",
+               op, t.str());
+    return;
+  }
+  CU3D_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64,
+             "{}: got {}; on the CPU this op computes in f32 or f64", op, t.str());
+}
+
+void throw_no_cuda(const char* op) {
+  throw Error(
+      fmt::format("{}: this cu3d was built without the CUDA backend; use --device cpu", op));
+}
+
 }  // namespace cu3d

@@ -64,5 +64,18 @@ void check_shape(const char* op, const char* what, const Tensor& t, const Shape&
 void check_same_dtype_device(const char* op, std::initializer_list<Tensor> tensors);
 // The op has only a CPU implementation so far: a CUDA tensor gets a clear error.
 void check_cpu(const char* op, const Tensor& t);
+// The tensor's dtype is one the op computes in on its device: f32 or f64 on the CPU, f32 on CUDA.
+void check_compute_dtype(const char* op, const Tensor& t);
+
+[[noreturn]] void throw_no_cuda(const char* op);
+
+// `CU3D_CUDA_CALL(op, expr)` evaluates the CUDA kernel call `expr` in a build with the CUDA
+// backend and throws otherwise (a CUDA tensor cannot exist there, so that throw is unreachable
+// in practice; it keeps each op's device branch one line).
+#ifdef CU3D_CUDA
+#define CU3D_CUDA_CALL(op, ...) (__VA_ARGS__)
+#else
+#define CU3D_CUDA_CALL(op, ...) ::cu3d::throw_no_cuda(op)
+#endif
 
 }  // namespace cu3d

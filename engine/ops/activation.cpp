@@ -1,84 +1,146 @@
 #include "engine/ops/activation.h"
 
 #include "engine/autograd.h"
+#include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/softmax.h"
+#ifdef CU3D_CUDA
+#include "kernels/cuda/activation.cuh"
+#endif
 
 namespace cu3d {
 namespace {
 
 void check_input(const char* op, const Tensor& x) {
   check_defined(op, "x", x);
-  check_cpu(op, x);
+  check_compute_dtype(op, x);
 }
 
-// Records y = op(x) with a backward that maps (y, dy) to dx through `kernel_bwd`, called as
-// kernel_bwd.template operator()<T>(y, dy, dx) on typed pointers.
-template <typename KernelBwd>
-void record_from_output(const char* op, const Tensor& x, const Tensor& y, KernelBwd kernel_bwd) {
-  if (!autograd::needs_grad({x})) return;
-  autograd::record(op, {x}, {y}, [op, y, kernel_bwd](const std::vector<Tensor>& g) {
+enum class Kind { relu, leaky_relu, sigmoid };
+
+const char* name(Kind kind) {
+  switch (kind) {
+    case Kind::relu:
+      return "relu";
+    case Kind::leaky_relu:
+      return "leaky_relu";
+    case Kind::sigmoid:
+      return "sigmoid";
+  }
+  return "?";
+}
+
+// y = f(x) on the tensors' device.
+void activation_fwd(Kind kind, double alpha, const Tensor& x, const Tensor& y) {
+  const int64_t n = x.numel();
+  if (x.device().is_cuda()) {
+#ifdef CU3D_CUDA
+    const float* in = x.data<float>();
+    float* out = y.data<float>();
+    cudaStream_t stream = compute_stream();
+    switch (kind) {
+      case Kind::relu:
+        return cuda::relu_fwd(n, in, out, stream);
+      case Kind::leaky_relu:
+        return cuda::leaky_relu_fwd(n, in, float(alpha), out, stream);
+      case Kind::sigmoid:
+        return cuda::sigmoid_fwd(n, in, out, stream);
+    }
+#endif
+    throw_no_cuda(name(kind));
+  }
+  dispatch_float(x.dtype(), name(kind), [&]<typename T>() {
+    switch (kind) {
+      case Kind::relu:
+        return cpu::relu_fwd<T>(n, x.data<T>(), y.data<T>());
+      case Kind::leaky_relu:
+        return cpu::leaky_relu_fwd<T>(n, x.data<T>(), T(alpha), y.data<T>());
+      case Kind::sigmoid:
+        return cpu::sigmoid_fwd<T>(n, x.data<T>(), y.data<T>());
+    }
+  });
+}
+
+// dx from the forward output y and dy (every activation here can be differentiated from y).
+void activation_bwd(Kind kind, double alpha, const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  const int64_t n = y.numel();
+  if (y.device().is_cuda()) {
+#ifdef CU3D_CUDA
+    const float *out = y.data<float>(), *g = dy.data<float>();
+    float* d = dx.data<float>();
+    cudaStream_t stream = compute_stream();
+    switch (kind) {
+      case Kind::relu:
+        return cuda::relu_bwd(n, out, g, d, stream);
+      case Kind::leaky_relu:
+        return cuda::leaky_relu_bwd(n, out, float(alpha), g, d, stream);
+      case Kind::sigmoid:
+        return cuda::sigmoid_bwd(n, out, g, d, stream);
+    }
+#endif
+    throw_no_cuda(name(kind));
+  }
+  dispatch_float(y.dtype(), name(kind), [&]<typename T>() {
+    const T *out = y.data<T>(), *g = dy.data<T>();
+    T* d = dx.data<T>();
+    switch (kind) {
+      case Kind::relu:
+        return cpu::relu_bwd<T>(n, out, g, d);
+      case Kind::leaky_relu:
+        return cpu::leaky_relu_bwd<T>(n, out, T(alpha), g, d);
+      case Kind::sigmoid:
+        return cpu::sigmoid_bwd<T>(n, out, g, d);
+    }
+  });
+}
+
+Tensor activation(Kind kind, const Tensor& x, double alpha = 0) {
+  check_input(name(kind), x);
+  Tensor y = Tensor::empty_like(x);
+  activation_fwd(kind, alpha, x, y);
+  if (!autograd::needs_grad({x})) return y;
+  autograd::record(name(kind), {x}, {y}, [kind, alpha, y](const std::vector<Tensor>& g) {
     Tensor dx = Tensor::empty_like(y);
-    dispatch_float(y.dtype(), op, [&]<typename T>() {
-      kernel_bwd.template operator()<T>(y.data<T>(), g[0].data<T>(), dx.data<T>());
-    });
+    activation_bwd(kind, alpha, y, g[0], dx);
     return std::vector<Tensor>{dx};
   });
+  return y;
 }
 
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  check_input("relu", x);
-  Tensor y = Tensor::empty_like(x);
-  const int64_t n = x.numel();
-  dispatch_float(x.dtype(), "relu",
-                 [&]<typename T>() { cpu::relu_fwd<T>(n, x.data<T>(), y.data<T>()); });
-  record_from_output("relu", x, y, [n]<typename T>(const T* out, const T* dy, T* dx) {
-    cpu::relu_bwd<T>(n, out, dy, dx);
-  });
-  return y;
+  return activation(Kind::relu, x);
 }
 
 Tensor leaky_relu(const Tensor& x, double alpha) {
-  check_input("leaky_relu", x);
   CU3D_CHECK(alpha >= 0,
              "leaky_relu: alpha = {} must not be negative (the backward reads the output's sign)",
              alpha);
-  Tensor y = Tensor::empty_like(x);
-  const int64_t n = x.numel();
-  dispatch_float(x.dtype(), "leaky_relu", [&]<typename T>() {
-    cpu::leaky_relu_fwd<T>(n, x.data<T>(), T(alpha), y.data<T>());
-  });
-  record_from_output("leaky_relu", x, y, [n, alpha]<typename T>(const T* out, const T* dy, T* dx) {
-    cpu::leaky_relu_bwd<T>(n, out, T(alpha), dy, dx);
-  });
-  return y;
+  return activation(Kind::leaky_relu, x, alpha);
 }
 
 Tensor sigmoid(const Tensor& x) {
-  check_input("sigmoid", x);
-  Tensor y = Tensor::empty_like(x);
-  const int64_t n = x.numel();
-  dispatch_float(x.dtype(), "sigmoid",
-                 [&]<typename T>() { cpu::sigmoid_fwd<T>(n, x.data<T>(), y.data<T>()); });
-  record_from_output("sigmoid", x, y, [n]<typename T>(const T* out, const T* dy, T* dx) {
-    cpu::sigmoid_bwd<T>(n, out, dy, dx);
-  });
-  return y;
+  return activation(Kind::sigmoid, x);
 }
 
 Tensor softmax(const Tensor& x) {
   check_input("softmax", x);
+  check_cpu("softmax", x);
   CU3D_CHECK(x.dim() >= 1 && x.numel() > 0,
              "softmax: x must be non-empty with at least one axis, got {}", x.str());
   const cpu::SoftmaxShape s{x.numel() / x.size(-1), int(x.size(-1))};
   Tensor y = Tensor::empty_like(x);
   dispatch_float(x.dtype(), "softmax",
                  [&]<typename T>() { cpu::softmax_fwd<T>(s, x.data<T>(), y.data<T>()); });
-  record_from_output("softmax", x, y, [s]<typename T>(const T* out, const T* dy, T* dx) {
-    cpu::softmax_bwd<T>(s, out, dy, dx);
+  if (!autograd::needs_grad({x})) return y;
+  autograd::record("softmax", {x}, {y}, [s, y](const std::vector<Tensor>& g) {
+    Tensor dx = Tensor::empty_like(y);
+    dispatch_float(y.dtype(), "softmax", [&]<typename T>() {
+      cpu::softmax_bwd<T>(s, y.data<T>(), g[0].data<T>(), dx.data<T>());
+    });
+    return std::vector<Tensor>{dx};
   });
   return y;
 }

@@ -3,6 +3,7 @@
 #include <climits>
 
 #include "engine/autograd.h"
+#include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/conv3d.h"
 
@@ -10,16 +11,15 @@ namespace cu3d {
 namespace {
 
 // The checks shared by conv2d and conv3d, on the tensors as the caller passed them (`dims` axes
-// for x and w): defined, CPU, one dtype, channels and bias matching the filter.
+// for x and w): defined, a compute dtype, one dtype and device, channels and bias matching the
+// filter.
 void check_conv_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, int dims) {
   const char* layout = dims == 5 ? "x (n,d,h,w,c), w (k,kd,kh,kw,c)" : "x (n,h,w,c), w (k,kh,kw,c)";
   check_defined(op, "x", x);
   check_defined(op, "w", w);
   CU3D_CHECK(x.dim() == dims && w.dim() == dims, "{}: expected {}, got x {} and w {}", op, layout,
              x.str(), w.str());
-  check_cpu(op, x);
-  check_cpu(op, w);
-  check_cpu(op, b);
+  check_compute_dtype(op, x);
   check_same_dtype_device(op, {x, w, b});
   CU3D_CHECK(x.size(-1) == w.size(-1),
              "{}: x {} has {} channels but filter w {} expects {} (layout {})", op, x.str(),
@@ -44,14 +44,45 @@ Conv3dShape conv_shape(const char* op, const Tensor& x, const Tensor& w, const C
   }
 }
 
-// y = conv(x, w) + b on 5D tensors, with its tape entry.
-Tensor conv_forward(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
-                    const Conv3dShape& s) {
-  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.k}, x.dtype());
+void conv_forward_kernel(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
+                         const Tensor& b, const Tensor& y) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(op, conv3d_fwd_device(s, x.data<float>(), w.data<float>(),
+                                         b.defined() ? b.data<float>() : nullptr, y.data<float>()));
+    return;
+  }
   dispatch_float(x.dtype(), op, [&]<typename T>() {
     cpu::conv3d_fwd<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
                        y.data<T>());
   });
+}
+
+// dx, and dw with db, each only where defined.
+void conv_backward_kernels(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
+                           const Tensor& dy, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  if (x.device().is_cuda()) {
+    if (dx.defined())
+      CU3D_CUDA_CALL(
+          op, conv3d_bwd_data_device(s, dy.data<float>(), w.data<float>(), dx.data<float>()));
+    if (dw.defined())
+      CU3D_CUDA_CALL(
+          op, conv3d_bwd_filter_device(s, x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                       db.defined() ? db.data<float>() : nullptr));
+    return;
+  }
+  dispatch_float(x.dtype(), op, [&]<typename T>() {
+    if (dx.defined()) cpu::conv3d_bwd_data<T>(s, dy.data<T>(), w.data<T>(), dx.data<T>());
+    if (dw.defined())
+      cpu::conv3d_bwd_filter<T>(s, x.data<T>(), dy.data<T>(), dw.data<T>(),
+                                db.defined() ? db.data<T>() : nullptr);
+  });
+}
+
+// y = conv(x, w) + b on 5D tensors, with its tape entry.
+Tensor conv_forward(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
+                    const Conv3dShape& s) {
+  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.k}, x.dtype(), x.device());
+  conv_forward_kernel(op, s, x, w, b, y);
   if (!autograd::needs_grad({x, w, b})) return y;
   autograd::record(op, {x, w, b}, {y}, [op, x, w, b, s](const std::vector<Tensor>& g) {
     Tensor dx, dw, db;
@@ -59,12 +90,7 @@ Tensor conv_forward(const char* op, const Tensor& x, const Tensor& w, const Tens
     if (x.requires_grad()) dx = Tensor::empty_like(x);
     if (want_filter) dw = Tensor::empty_like(w);
     if (want_filter && b.defined()) db = Tensor::empty_like(b);
-    dispatch_float(x.dtype(), op, [&]<typename T>() {
-      if (dx.defined()) cpu::conv3d_bwd_data<T>(s, g[0].data<T>(), w.data<T>(), dx.data<T>());
-      if (dw.defined())
-        cpu::conv3d_bwd_filter<T>(s, x.data<T>(), g[0].data<T>(), dw.data<T>(),
-                                  db.defined() ? db.data<T>() : nullptr);
-    });
+    conv_backward_kernels(op, s, x, w, g[0], dx, dw, db);
     return std::vector<Tensor>{dx, dw, db};
   });
   return y;

@@ -1,21 +1,25 @@
 #include "engine/ops/norm.h"
 
 #include "engine/autograd.h"
+#include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/batch_norm.h"
 #include "kernels/cpu/layer_norm.h"
+#ifdef CU3D_CUDA
+#include "kernels/cuda/layer_norm.cuh"
+#endif
 
 namespace cu3d {
 namespace {
 
-// x is a non-empty (..., c) CPU tensor with at least `min_dims` axes; gamma and beta are (c)
-// of x's dtype and device.
+// x is a non-empty (..., c) tensor with at least `min_dims` axes; gamma and beta are (c) of
+// x's dtype and device.
 void check_affine(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                   int min_dims) {
   check_defined(op, "x", x);
   check_defined(op, "gamma", gamma);
   check_defined(op, "beta", beta);
-  check_cpu(op, x);
+  check_compute_dtype(op, x);
   check_same_dtype_device(op, {x, gamma, beta});
   CU3D_CHECK(x.dim() >= min_dims && x.numel() > 0,
              "{}: x must be a non-empty channels-last tensor with at least {} axes, got {}", op,
@@ -46,6 +50,23 @@ void check_running(const Tensor& x, const Tensor& running_mean, const Tensor& ru
   check_shape("batch_norm", "running_var", running_var, channels);
 }
 
+void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
+                         const Tensor& dgamma, const Tensor& dbeta) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(
+        "layer_norm backward",
+        cuda::layer_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {
+    cpu::layer_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(), rstd.data<T>(),
+                           dy.data<T>(), dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
+  });
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -54,23 +75,25 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
   CU3D_CHECK(eps >= 0, "layer_norm: eps = {} must not be negative", eps);
   const cpu::LayerNormShape s = layer_norm_shape(x, variant);
   Tensor y = Tensor::empty_like(x);
-  const Tensor mean = Tensor::empty({s.groups}, x.dtype());
-  const Tensor rstd = Tensor::empty({s.groups}, x.dtype());
-  dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
-    cpu::layer_norm_fwd<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps), y.data<T>(),
-                           mean.data<T>(), rstd.data<T>());
-  });
+  const Tensor mean = Tensor::empty({s.groups}, x.dtype(), x.device());
+  const Tensor rstd = Tensor::empty({s.groups}, x.dtype(), x.device());
+  if (x.device().is_cuda())
+    CU3D_CUDA_CALL("layer_norm",
+                   cuda::layer_norm_fwd(s, x.data<float>(), gamma.data<float>(), beta.data<float>(),
+                                        float(eps), y.data<float>(), mean.data<float>(),
+                                        rstd.data<float>(), compute_stream()));
+  else
+    dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
+      cpu::layer_norm_fwd<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps), y.data<T>(),
+                             mean.data<T>(), rstd.data<T>());
+    });
   if (autograd::needs_grad({x, gamma, beta})) {
     autograd::record("layer_norm", {x, gamma, beta}, {y},
                      [s, x, gamma, mean, rstd](const std::vector<Tensor>& g) {
                        Tensor dx = Tensor::empty_like(x);
                        Tensor dgamma = Tensor::empty_like(gamma);
                        Tensor dbeta = Tensor::empty_like(gamma);
-                       dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {
-                         cpu::layer_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(),
-                                                rstd.data<T>(), g[0].data<T>(), dx.data<T>(),
-                                                dgamma.data<T>(), dbeta.data<T>());
-                       });
+                       layer_norm_backward(s, x, gamma, mean, rstd, g[0], dx, dgamma, dbeta);
                        return std::vector<Tensor>{dx, dgamma, dbeta};
                      });
   }
@@ -81,6 +104,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum, double eps) {
   check_affine("batch_norm", x, gamma, beta, 1);
+  check_cpu("batch_norm", x);
   check_running(x, running_mean, running_var, training);
   CU3D_CHECK(momentum >= 0 && momentum <= 1 && eps >= 0,
              "batch_norm: momentum = {} must lie in [0, 1] and eps = {} must not be negative",

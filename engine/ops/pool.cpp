@@ -3,8 +3,12 @@
 #include <climits>
 
 #include "engine/autograd.h"
+#include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "kernels/cpu/pool3d.h"
+#ifdef CU3D_CUDA
+#include "kernels/cuda/pool3d.cuh"
+#endif
 
 namespace cu3d {
 namespace {
@@ -13,7 +17,7 @@ void check_pool_args(const char* op, const Tensor& x, int dims) {
   check_defined(op, "x", x);
   CU3D_CHECK(x.dim() == dims, "{}: expected x {}, got {}", op,
              dims == 5 ? "(n,d,h,w,c)" : "(n,h,w,c)", x.str());
-  check_cpu(op, x);
+  check_compute_dtype(op, x);
   for (int64_t extent : x.shape())
     CU3D_CHECK(extent > 0 && extent <= INT_MAX, "{}: every axis must be in [1, {}], got {}", op,
                INT_MAX, x.str());
@@ -30,22 +34,40 @@ Pool3dShape pool_shape(const char* op, const Tensor& x, const Pool3dParams& p,
   }
 }
 
+void pool_forward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, const Tensor& y) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(op, cuda::maxpool3d_fwd(s, x.data<float>(), y.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), op,
+                 [&]<typename T>() { cpu::maxpool3d_fwd<T>(s, x.data<T>(), y.data<T>()); });
+}
+
+void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, const Tensor& y,
+                          const Tensor& dy, const Tensor& dx) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(op, cuda::maxpool3d_bwd(s, x.data<float>(), y.data<float>(), dy.data<float>(),
+                                           dx.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), op, [&]<typename T>() {
+    cpu::maxpool3d_bwd<T>(s, x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>());
+  });
+}
+
 // y = maxpool(x) on a 5D tensor, with its tape entry.
 Tensor pool_forward(const char* op, const Tensor& x, const Pool3dShape& s,
                     const std::string& x_str) {
-  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.c}, x.dtype());
+  Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.c}, x.dtype(), x.device());
   try {
-    dispatch_float(x.dtype(), op,
-                   [&]<typename T>() { cpu::maxpool3d_fwd<T>(s, x.data<T>(), y.data<T>()); });
+    pool_forward_kernel(op, s, x, y);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {} (x {})", op, e.what(), x_str));
   }
   if (!autograd::needs_grad({x})) return y;
   autograd::record(op, {x}, {y}, [op, x, y, s](const std::vector<Tensor>& g) {
     Tensor dx = Tensor::empty_like(x);
-    dispatch_float(x.dtype(), op, [&]<typename T>() {
-      cpu::maxpool3d_bwd<T>(s, x.data<T>(), y.data<T>(), g[0].data<T>(), dx.data<T>());
-    });
+    pool_backward_kernel(op, s, x, y, g[0], dx);
     return std::vector<Tensor>{dx};
   });
   return y;

@@ -10,12 +10,11 @@ Optimizer::Optimizer(const char* op, NamedTensors params, double lr)
     : op_(op), params_(std::move(params)), lr_(0), step_(Tensor::zeros({}, DType::i64)) {
   for (const auto& [name, p] : params_) {
     check_defined(op_, name.c_str(), p);
-    check_cpu(op_, p);
-    CU3D_CHECK(
-        p.is_leaf() && p.requires_grad() && (p.dtype() == DType::f32 || p.dtype() == DType::f64),
-        "{}: parameter '{}' ({}) must be an f32 or f64 leaf tensor that requires a "
-        "gradient (set_requires_grad(true))",
-        op_, name, p.str());
+    check_compute_dtype(op_, p);
+    CU3D_CHECK(p.is_leaf() && p.requires_grad(),
+               "{}: parameter '{}' ({}) must be a leaf tensor that requires a gradient "
+               "(set_requires_grad(true))",
+               op_, name, p.str());
   }
   set_lr(lr);
 }
@@ -40,6 +39,7 @@ void Optimizer::step() {
                params_[i].first, p.str());
     update(i, p, g);
   }
+  finish_step();
 }
 
 void Optimizer::zero_grad() {

@@ -38,6 +38,8 @@ class Optimizer {
   Optimizer(const char* op, NamedTensors params, double lr);
   // Applies one update to params_[index] with its gradient; steps() already counts this step.
   virtual void update(std::size_t index, const Tensor& param, const Tensor& grad) = 0;
+  // Called once after every parameter's update (e.g. to launch batched device work).
+  virtual void finish_step() {}
   // One zero tensor like each parameter.
   std::vector<Tensor> zeros_like_params() const;
   // "<parameter>.<key>" for each parameter, paired with `tensors`, then "step".
@@ -97,8 +99,11 @@ class Adam : public Optimizer {
 
  private:
   void update(std::size_t index, const Tensor& param, const Tensor& grad) override;
+  void finish_step() override;
   AdamOptions options_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  // CUDA parameters updated this step, applied together by one multi-tensor launch.
+  std::vector<std::size_t> device_updates_;
 };
 
 }  // namespace cu3d

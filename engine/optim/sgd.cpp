@@ -1,6 +1,10 @@
+#include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "engine/optim/optimizer.h"
 #include "kernels/cpu/optimizer.h"
+#ifdef CU3D_CUDA
+#include "kernels/cuda/sgd.cuh"
+#endif
 
 namespace cu3d {
 
@@ -20,6 +24,13 @@ NamedTensors SGD::state() const {
 }
 
 void SGD::update(std::size_t index, const Tensor& param, const Tensor& grad) {
+  if (param.device().is_cuda()) {
+    CU3D_CUDA_CALL(op_, cuda::sgd_step(param.numel(), param.data<float>(), grad.data<float>(),
+                                       momentum_.empty() ? nullptr : momentum_[index].data<float>(),
+                                       lr_, options_.momentum, options_.weight_decay,
+                                       options_.nesterov, compute_stream()));
+    return;
+  }
   dispatch_float(param.dtype(), op_, [&]<typename T>() {
     T* buf = momentum_.empty() ? nullptr : momentum_[index].data<T>();
     cpu::sgd_step<T>(param.numel(), param.data<T>(), grad.data<T>(), buf, lr_, options_.momentum,

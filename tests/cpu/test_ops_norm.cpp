@@ -133,7 +133,7 @@ TEST(NormOps, BadArgumentsNameOpAndShapes) {
       [&] {
         layer_norm(Tensor::full({2, 4}, 1.0, DType::i32), g4.to(DType::i32), b4.to(DType::i32));
       },
-      "layer_norm: dtype i32 is not supported");
+      "layer_norm: got i32[2,4] cpu; on the CPU this op computes in f32 or f64");
 }
 
 }  // namespace
