@@ -59,9 +59,9 @@ void write_curves_png(const std::filesystem::path& path, const std::string& titl
   for (size_t e = 1; e <= epochs; e += std::max<size_t>(1, epochs / 10))
     put_text(image, std::to_string(e), {to_pixel(double(e), low).x - 4, kTop + plot_h + 20});
   cv::rectangle(image, {kLeft, kTop}, {kLeft + plot_w, kTop + plot_h}, kBlack);
-  put_text(image, title, {kLeft, 25}, 0.6);
+  put_text(image, title, {kLeft + plot_w / 2 - 60, 25}, 0.6);
   put_text(image, "epoch", {kLeft + plot_w / 2 - 20, kHeight - 10});
-  put_text(image, y_label, {kLeft + 5, kTop + 15});
+  put_text(image, y_label, {5, 25});
   for (size_t i = 0; i < series.size(); ++i) {
     const cv::Scalar colour = kColours[i % 4];
     const std::vector<double>& v = series[i].values;

@@ -1,0 +1,248 @@
+// The cu3d command line end to end on a tiny generated dataset (seconds on a CPU): synth -> prep
+// -> train -> eval -> predict -> summary with valid outputs, --resume after interruptions ending
+// with exactly the weights of an uninterrupted run, and bad arguments or missing files failing
+// with a one-line reason.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "apps/app.h"
+#include "apps/model_io.h"
+#include "apps/trainer.h"
+#include "data/shard.h"
+#include "engine/safetensors.h"
+#include "layers/models.h"
+
+namespace cu3d::apps {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small 3D CNN with dropout (so the resume test covers dropout counters) for 4-frame 32x32 gray
+// clips; a step takes milliseconds.
+constexpr const char* kTinyModel = R"({
+  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
+  "layers": [
+    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
+    {"type": "relu", "name": "relu1"},
+    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
+    {"type": "flatten", "name": "flatten"},
+    {"type": "dropout", "name": "drop", "rate": 0.3},
+    {"type": "dense", "name": "fc", "units": "classes"}]})";
+
+struct Captured {
+  int status = 0;
+  std::string out, err;
+};
+
+Captured cli(const std::vector<std::string>& args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  Captured c;
+  c.status = run_cli(args);
+  c.out = testing::internal::GetCapturedStdout();
+  c.err = testing::internal::GetCapturedStderr();
+  return c;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// One dataset and shard folder for the whole suite: 3 classes x 3 groups x 2 clips of 12 frames.
+class AppCli : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("cu3d-test-app-" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    std::ofstream(root_ / "tiny3d.json") << kTinyModel;
+    const Captured synth = cli({"synth", (root_ / "videos").string(), "--classes", "3", "--groups",
+                                "3", "--clips", "2", "--frames", "12", "--size", "32"});
+    ASSERT_EQ(synth.status, 0) << synth.err;
+    const Captured prep =
+        cli({"prep", (root_ / "videos").string(), (root_ / "shards").string(), "--depth", "4"});
+    ASSERT_EQ(prep.status, 0) << prep.err;
+    ASSERT_NE(prep.out.find("3 classes"), std::string::npos) << prep.out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  static std::vector<std::string> train_args(const fs::path& output, int epochs) {
+    return {"train",
+            "--model",
+            (root_ / "tiny3d.json").string(),
+            "--data",
+            (root_ / "shards").string(),
+            "--epochs",
+            std::to_string(epochs),
+            "--batch",
+            "4",
+            "--lr",
+            "0.01",
+            "--output",
+            output.string()};
+  }
+
+  static fs::path root_;
+};
+
+fs::path AppCli::root_;
+
+void expect_png(const fs::path& path) {
+  const cv::Mat image = cv::imread(path.string());
+  EXPECT_FALSE(image.empty()) << path << " is not a readable PNG";
+}
+
+TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
+  const fs::path run = root_ / "run";
+  const Captured train = cli(train_args(run, 2));
+  ASSERT_EQ(train.status, 0) << train.err;
+  for (const char* name : {"classes.txt", "command.txt", "config.json", "summary.txt", "model.dot",
+                           "checkpoint-best.safetensors"})
+    EXPECT_TRUE(fs::exists(run / name)) << name;
+  for (const char* name : {"model_accuracy.png", "model_loss.png", "confusion_matrix.png"})
+    expect_png(run / name);
+  EXPECT_EQ(read_file(run / "classes.txt"), "MoveLeft\nMoveRight\nMoveUp\n");
+  const std::string result = read_file(run / "result.txt");
+  EXPECT_EQ(result.substr(0, result.find('\n')), "epoch\tloss\tacc\tval_loss\tval_acc");
+  EXPECT_EQ(std::count(result.begin(), result.end(), '\n'), 3) << result;
+  EXPECT_NE(read_file(run / "command.txt").find("--epochs 2"), std::string::npos);
+
+  const TrainedModel model = load_trained_model(run / "checkpoint-last.safetensors");
+  EXPECT_EQ(model.classes.size(), 3u);
+  EXPECT_EQ(model.spec.input, (Shape{4, 32, 32, 1}));
+
+  const Captured eval =
+      cli({"eval", (run / "checkpoint-last.safetensors").string(), "--data",
+           (root_ / "shards").string(), "--confusion", (root_ / "eval.png").string()});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  EXPECT_NE(eval.out.find("video accuracy top-1"), std::string::npos) << eval.out;
+  EXPECT_NE(eval.out.find("MoveUp"), std::string::npos) << eval.out;
+  expect_png(root_ / "eval.png");
+
+  const fs::path video = root_ / "videos" / "MoveUp" / "v_MoveUp_g01_c01.avi";
+  const Captured predict =
+      cli({"predict", (run / "checkpoint-last.safetensors").string(), video.string(), "--json"});
+  ASSERT_EQ(predict.status, 0) << predict.err;
+  const nlohmann::json json = nlohmann::json::parse(predict.out);
+  ASSERT_EQ(json.size(), 1u);
+  const nlohmann::json& top = json[0]["top"];
+  ASSERT_EQ(top.size(), 3u);  // --top 5 is capped by the class count
+  double total = 0;
+  for (const auto& entry : top)
+    total += entry["probability"].get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-4);
+
+  const Captured summary = cli({"summary", "--model", "keras3d", "--nclass", "8"});
+  ASSERT_EQ(summary.status, 0) << summary.err;
+  EXPECT_NE(summary.out.find("conv1a"), std::string::npos) << summary.out;
+}
+
+// Training stopped twice mid-epoch (as Ctrl-C stops it) and resumed, the last time through the
+// command line, ends with exactly the tensors (weights and Adam state) of one uninterrupted run.
+TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
+  const fs::path whole = root_ / "whole", pieces = root_ / "pieces";
+  ASSERT_EQ(cli(train_args(whole, 3)).status, 0);
+
+  const data::ShardSet shards(root_ / "shards");
+  auto interrupted_run = [&](int64_t stop_at_step, bool resume) {
+    TrainData data;
+    data.train = std::make_unique<data::ShardSource>(shards, data::Side::train);
+    data.test = std::make_unique<data::ShardSource>(shards, data::Side::test);
+    data.recipe = shards.recipe();
+    data.classes = shards.classes();
+    TrainSettings s;
+    s.model = load_model_config((root_ / "tiny3d.json").string());
+    s.epochs = 3;
+    s.batch = 4;
+    s.lr = 0.01;
+    s.output = pieces;
+    s.resume = resume;
+    s.after_step = [stop_at_step](int64_t step) {
+      if (step == stop_at_step) request_stop();
+    };
+    testing::internal::CaptureStdout();
+    const TrainOutcome outcome = train(s, data);
+    testing::internal::GetCapturedStdout();
+    return outcome;
+  };
+  // 12 training videos in batches of 4: steps 1-3 are epoch 1, 7-9 epoch 3.
+  ASSERT_EQ(interrupted_run(2, false), TrainOutcome::interrupted);
+  ASSERT_EQ(interrupted_run(8, true), TrainOutcome::interrupted);
+  std::vector<std::string> resume = train_args(pieces, 3);
+  resume.push_back("--resume");
+  const Captured last = cli(resume);
+  ASSERT_EQ(last.status, 0) << last.err;
+  EXPECT_NE(last.out.find("resume:"), std::string::npos) << last.out;
+
+  const SafetensorsContents a = load_safetensors(whole / "checkpoint-last.safetensors");
+  const SafetensorsContents b = load_safetensors(pieces / "checkpoint-last.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto& [name, x] = a.tensors[i];
+    ASSERT_EQ(name, b.tensors[i].first);
+    const Tensor& y = b.tensors[i].second;
+    ASSERT_EQ(x.nbytes(), y.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << name << " differs";
+  }
+  EXPECT_EQ(read_file(whole / "result.txt"), read_file(pieces / "result.txt"));
+}
+
+// A failing command prints exactly one line, "cu3d: error: ...", that names the culprit.
+void expect_one_line_error(const Captured& c, const std::string& mentions) {
+  EXPECT_NE(c.status, 0);
+  EXPECT_EQ(c.err.rfind("cu3d: error: ", 0), 0u) << c.err;
+  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+  EXPECT_NE(c.err.find(mentions), std::string::npos) << c.err;
+}
+
+TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
+  const std::string shards = (root_ / "shards").string();
+  const fs::path out = root_ / "bad";
+  expect_one_line_error(
+      cli({"train", "--data", (root_ / "nowhere").string(), "--output", out.string()}), "nowhere");
+  expect_one_line_error(
+      cli({"train", "--model", "no-such-model", "--data", shards, "--output", out.string()}),
+      "no-such-model");
+  expect_one_line_error(
+      cli({"train", "--data", shards, "--output", out.string(), "--device", "cuda"}), "--device");
+  expect_one_line_error(cli({"train", "--model", (root_ / "tiny3d.json").string(), "--data", shards,
+                             "--output", out.string(), "--resume"}),
+                        "--resume");
+  expect_one_line_error(cli({"train", "--model", (root_ / "tiny3d.json").string(), "--data", shards,
+                             "--output", out.string(), "--color"}),
+                        "--color");
+  expect_one_line_error(cli({"eval", (root_ / "missing.safetensors").string(), "--data", shards}),
+                        "missing");
+  expect_one_line_error(cli({"predict", (root_ / "missing.safetensors").string(), "x.avi"}),
+                        "missing");
+  expect_one_line_error(cli({"prep", (root_ / "nowhere").string(), out.string()}), "nowhere");
+  expect_one_line_error(cli({"synth", out.string(), "--classes", "99"}), "classes");
+  // Parse errors (CLI11) also exit non-zero.
+  EXPECT_NE(cli({"train", "--data", shards}).status, 0);   // --output missing
+  EXPECT_NE(cli({"train", "--batch", "many"}).status, 0);  // not a number
+  EXPECT_NE(cli({"no-such-command"}).status, 0);
+}
+
+TEST_F(AppCli, NonFiniteLossStopsNamingStepAndCheckpoint) {
+  const fs::path run = root_ / "diverged";
+  std::vector<std::string> args = train_args(run, 1);
+  args[args.size() - 3] = "1e30";  // --lr: the first Adam step throws the weights to ~1e30
+  const Captured c = cli(args);
+  expect_one_line_error(c, "the loss became");
+  EXPECT_NE(c.err.find("step"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("last good checkpoint"), std::string::npos) << c.err;
+}
+
+}  // namespace
+}  // namespace cu3d::apps
