@@ -17,6 +17,7 @@
 #include "apps/model_io.h"
 #include "apps/trainer.h"
 #include "data/shard.h"
+#include "data/video.h"
 #include "engine/safetensors.h"
 #include "layers/models.h"
 
@@ -142,6 +143,12 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
   for (const auto& entry : top)
     total += entry["probability"].get<double>();
   EXPECT_NEAR(total, 1.0, 1e-4);
+
+  const fs::path annotated = root_ / "annotated.avi";
+  const Captured annotate = cli({"predict", (run / "checkpoint-last.safetensors").string(),
+                                 video.string(), "--annotate", annotated.string()});
+  ASSERT_EQ(annotate.status, 0) << annotate.err;
+  EXPECT_EQ(data::decode_video(annotated, {}).frames, 12);
 
   const Captured summary = cli({"summary", "--model", "keras3d", "--nclass", "8"});
   ASSERT_EQ(summary.status, 0) << summary.err;
