@@ -18,7 +18,9 @@
 #   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only)
 #   CU3D_TEST_SEED        run seed of the random inputs
 #   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT   seconds per stage (300, 150)
-#   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN (tests/gpu/conv_timing_test.cpp)
+#   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN and the fused blocks against
+#                         cuDNN's conv + the ops they replace (tests/gpu/conv_timing_test.cpp);
+#                         CU3D_GPU_TIMING_PASSES=fwd,... limits the conv passes timed
 set -uo pipefail
 
 mode=${1:-run}
@@ -103,8 +105,8 @@ run() {
   } 2>&1 | tee "$logs/environment.txt"
 
   local full=${GPU_CHECK_FILTER:--ConvTiming.*}
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*}
-  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*softmax*:*layer_norm_odd*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*}
+  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   run_stage suite timeout "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" --gtest_filter="$full" --gtest_output="xml:$logs/suite.xml"
   local sanitizer

@@ -34,9 +34,19 @@ struct FwdProblem {
   bool vec_a, vec_b;
   Out out;
 
-  __device__ void load_a(int m, int r, float* v) const {
-    if (m >= M) return zero4(v);
-    const Pixel o = split_pixel(m, g.div_od, g.div_oh, g.div_ow);
+  // Row m of A as the gathers need it: its output pixel, split once per thread (see the
+  // GEMM kernel's row cache).
+  struct ARow {
+    Pixel o;
+    bool valid;
+  };
+  __device__ ARow a_row(int m) const {
+    return {split_pixel(m, g.div_od, g.div_oh, g.div_ow), m < M};
+  }
+
+  __device__ void load_a_row(const ARow& row, int r, float* v) const {
+    if (!row.valid) return zero4(v);
+    const Pixel& o = row.o;
     if (vec_a) {
       if (r >= R) return zero4(v);
       uint32_t c;
@@ -90,6 +100,8 @@ struct PoolOut {
   __device__ void operator()(const Prob& prob, int m, int n, float v) const {
     v = fmaxf(v, 0.f);
     if (z) z[int64_t(m) * prob.N + n] = v;
+    // Zero is the initial max: a zero (or negative zero) output changes nothing.
+    if (__float_as_int(v) <= 0) return;
     const Pixel o = split_pixel(m, prob.g.div_od, prob.g.div_oh, prob.g.div_ow);
     // Window o covers inputs [o * stride - pad, o * stride - pad + window): the windows that
     // contain i are ceil((i + pad - window + 1) / stride) .. floor((i + pad) / stride).
@@ -113,7 +125,7 @@ struct PoolOut {
 };
 
 // y = conv + bias, and (through row_stats, called by the GEMM kernel after the stores) the
-// sum and sum of squares of each output row over each column group of each tile:
+// sum and the centred sum of squares of each output row over each column group of each tile:
 // row_sums[m * groups + group].
 struct StatsOut {
   float* y;
@@ -126,8 +138,8 @@ struct StatsOut {
 };
 
 struct FwdStatsProblem : FwdProblem<StatsOut> {
-  __device__ void row_stats(int m, int group, float sum, float sq) const {
-    out.row_sums[int64_t(m) * out.groups + group] = make_float2(sum, sq);
+  __device__ void row_stats(int m, int group, float sum, float m2) const {
+    out.row_sums[int64_t(m) * out.groups + group] = make_float2(sum, m2);
   }
 };
 // The GEMM kernel detects the statistics epilogue by this expression; keep them in step.
@@ -218,8 +230,8 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
   auto prob = make_problem<FwdStatsProblem>(s, x, w, bias, op);
   prob.out = {y, row_sums, groups};
   run(prob, s, op, precision, stream);
-  layer_norm_stats_from_row_sums(positions / positions_per_group, positions_per_group * groups,
-                                 double(positions_per_group) * s.k, row_sums, eps, mean, rstd,
+  layer_norm_stats_from_row_sums(positions / positions_per_group, positions_per_group, groups, s.k,
+                                 row_stat_group_width(precision), row_sums, eps, mean, rstd,
                                  stream);
   free_async(row_sums, stream);
 }

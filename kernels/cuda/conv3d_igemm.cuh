@@ -7,9 +7,13 @@
 //   M, N, R             the GEMM sizes (R: the reduction length)
 //   kAContigK           whether A's 4-element load units run along r (else along M)
 //   kBContigK           whether B's run along r (else along N)
-//   load_a(m, r, v)     v[0..3] = A at (m..m+3, r) or (m, r..r+3), zeros outside
+//   load_a(m, r, v)     v[0..3] = A at (m..m+3, r) or (m, r..r+3), zeros outside; or, for A
+//                       along r, a_row(m) (per-row set-up, done once per thread) and
+//                       load_a_row(row, r, v)
 //   load_b(r, n, v)     likewise for B
 //   store(m, n, v, z)   writes one result of split z
+//   row_stats(m, group, sum, m2)   optional: receives per-row statistics of the stored values
+//                       (stored(n, acc) gives a stored value), see row_sums
 //
 // Tiling: a 256-thread block computes a 128 x 64 tile of C, stepping through R 16 words at a
 // time (16 fp32/tf32 values or 32 bf16 values: one 32-bit word holds two bf16 of consecutive
@@ -77,6 +81,12 @@ __device__ inline uint32_t to_tf32(float x) {
   return u;
 }
 
+// Two floats rounded to bf16 in one word: `lo` (even r) in the low half, as put() stores it.
+__device__ inline uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+
 // Writes operand element (row, r) of a tile, rounded to the compute precision.
 template <Precision P, int Stride>
 __device__ inline void put(uint32_t (*tile)[Stride], int row, int r, float v) {
@@ -125,12 +135,19 @@ struct TileCopy {
     for (int j = 0; j < kUnits; ++j) {
       int row, r;
       unit_origin(j, &row, &r);
+      if constexpr (ContigK && P == Precision::bf16) {
+        // A unit along r is two whole words (r is a multiple of 4): two 32-bit stores of
+        // packed pairs instead of four 16-bit ones.
+        tile[r >> 1][row] = pack_bf16(v[j][0], v[j][1]);
+        tile[(r >> 1) + 1][row] = pack_bf16(v[j][2], v[j][3]);
+      } else {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if constexpr (ContigK) {
-          put<P, Stride>(tile, row, r + e, v[j][e]);
-        } else {
-          put<P, Stride>(tile, row + e, r, v[j][e]);
+        for (int e = 0; e < 4; ++e) {
+          if constexpr (ContigK) {
+            put<P, Stride>(tile, row, r + e, v[j][e]);
+          } else {
+            put<P, Stride>(tile, row + e, r, v[j][e]);
+          }
         }
       }
     }
@@ -207,34 +224,46 @@ struct TensorCoreMath {
           out(wm + 16 * i + g + 8 * (q / 2), wn + 8 * j + 2 * t + q % 2, acc[i][j][q]);
   }
 
-  // Per-row sums over column groups of 32 (the two warp columns): for each row of the tile
-  // and each group, one lane calls emit(row, group, sum, sum of squares) of value(col, acc)
-  // over the group's columns. The 4 lanes t of a row hold its 8 columns each; two shuffles
-  // add them in a fixed order (deterministic).
+  // Per-row statistics over column groups of 32 (the two warp columns): for each row of the
+  // tile and each group, one lane calls emit(row, group, sum, m2) with the sum of value(col,
+  // acc) over the group's valid columns (col < valid_cols) and m2, the sum of squared
+  // deviations from their own mean. Centring each group on its mean keeps m2 exact in fp32
+  // when the values share a large offset (a sum of squares would cancel). The 4 lanes t of a
+  // row hold its 8 columns each; shuffles add them in a fixed order (deterministic).
   static constexpr int kColGroups = 2;
+  static constexpr int kColGroupWidth = 32;
   template <class Value, class Emit>
-  __device__ void row_sums(Value value, Emit emit) const {
+  __device__ void row_sums(int valid_cols, Value value, Emit emit) const {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int g = lane / 4, t = lane % 4;
     const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+    const int count = min(max(valid_cols - wn, 0), 32);
 #pragma unroll
     for (int i = 0; i < 2; ++i)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        float sum = 0.f, sq = 0.f;
+        float v[8], sum = 0.f;
 #pragma unroll
         for (int j = 0; j < 4; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float v = value(wn + 8 * j + 2 * t + e, acc[i][j][2 * h + e]);
-            sum += v, sq += v * v;
+            v[2 * j + e] = value(wn + 8 * j + 2 * t + e, acc[i][j][2 * h + e]);
+            sum += v[2 * j + e];
           }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float mean = count > 0 ? sum / float(count) : 0.f;
+        float m2 = 0.f;
 #pragma unroll
-        for (int o = 1; o < 4; o *= 2) {
-          sum += __shfl_xor_sync(0xffffffffu, sum, o);
-          sq += __shfl_xor_sync(0xffffffffu, sq, o);
-        }
-        if (t == 0) emit(wm + 16 * i + 8 * h + g, warp / 4, sum, sq);
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float d = v[2 * j + e] - mean;
+            if (wn + 8 * j + 2 * t + e < valid_cols) m2 += d * d;
+          }
+        m2 += __shfl_xor_sync(0xffffffffu, m2, 1);
+        m2 += __shfl_xor_sync(0xffffffffu, m2, 2);
+        if (t == 0) emit(wm + 16 * i + 8 * h + g, warp / 4, sum, m2);
       }
   }
 };
@@ -272,26 +301,34 @@ struct FfmaMath {
         out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
   }
 
-  // Per-row sums over all 64 columns (one group): the 16 lanes tn of a half-warp hold a row's
-  // 4-column slices; four shuffles add them in a fixed order.
+  // Per-row statistics over all 64 columns (one group), as TensorCoreMath::row_sums: the 16
+  // lanes tn of a half-warp hold a row's 4-column slices; shuffles add them in a fixed order.
   static constexpr int kColGroups = 1;
+  static constexpr int kColGroupWidth = 64;
   template <class Value, class Emit>
-  __device__ void row_sums(Value value, Emit emit) const {
+  __device__ void row_sums(int valid_cols, Value value, Emit emit) const {
     const int tm = threadIdx.x / 16, tn = threadIdx.x % 16;
+    const int count = min(max(valid_cols, 0), 64);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      float sum = 0.f, sq = 0.f;
+      float v[4], sum = 0.f;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const float v = value(4 * tn + j, acc[i][j]);
-        sum += v, sq += v * v;
+        v[j] = value(4 * tn + j, acc[i][j]);
+        sum += v[j];
       }
 #pragma unroll
-      for (int o = 1; o < 16; o *= 2) {
+      for (int o = 1; o < 16; o *= 2)
         sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        sq += __shfl_xor_sync(0xffffffffu, sq, o);
-      }
-      if (tn == 0) emit((i / 4) * 64 + 4 * tm + i % 4, 0, sum, sq);
+      const float mean = count > 0 ? sum / float(count) : 0.f;
+      float m2 = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (4 * tn + j < valid_cols) m2 += (v[j] - mean) * (v[j] - mean);
+#pragma unroll
+      for (int o = 1; o < 16; o *= 2)
+        m2 += __shfl_xor_sync(0xffffffffu, m2, o);
+      if (tn == 0) emit((i / 4) * 64 + 4 * tm + i % 4, 0, sum, m2);
     }
   }
 };
@@ -316,7 +353,27 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   TileCopy<P, kBM, Problem::kAContigK> ca;
   TileCopy<P, kBN, Problem::kBContigK> cb;
-  auto load_a = [&](int m, int r, float* v) { prob.load_a(m, r, v); };
+  // A problem whose A rows need set-up (the forward's split of a row into a pixel) does it
+  // once per thread: with A's units along r a thread loads the same row in every tile
+  // (kThreads is a multiple of kBM), so only r changes from tile to tile.
+  constexpr bool kRowCache = requires(const Problem& q, float* v) {
+    q.load_a_row(q.a_row(0), 0, v);
+  };
+  static_assert(!kRowCache || (Problem::kAContigK && kThreads % kBM == 0));
+  const auto a_row = [&] {
+    if constexpr (kRowCache) {
+      return prob.a_row(m0 + threadIdx.x % kBM);
+    } else {
+      return 0;
+    }
+  }();
+  auto load_a = [&](int m, int r, float* v) {
+    if constexpr (kRowCache) {
+      prob.load_a_row(a_row, r, v);
+    } else {
+      prob.load_a(m, r, v);
+    }
+  };
   auto load_b = [&](int n, int r, float* v) { prob.load_b(r, n, v); };
   Math<P> math;
 
@@ -348,17 +405,23 @@ __global__ void __launch_bounds__(kThreads, 2)
   // per-row sums of its stored values over each column group of the tile.
   if constexpr (requires(const Problem& q) { q.row_stats(0, 0, 0.f, 0.f); }) {
     math.row_sums(
+        prob.N - n0,
         [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
-        [&](int row, int group, float sum, float sq) {
+        [&](int row, int group, float sum, float m2) {
           if (m0 + row < prob.M)
-            prob.row_stats(m0 + row, blockIdx.y * Math<P>::kColGroups + group, sum, sq);
+            prob.row_stats(m0 + row, blockIdx.y * Math<P>::kColGroups + group, sum, m2);
         });
   }
 }
 
-// Column groups per 64-column tile in the row statistics of precision p (see row_sums).
+// Column groups per 64-column tile in the row statistics of precision p, and their width
+// (see row_sums).
 inline int row_stat_groups_per_tile(Precision p) {
-  return p == Precision::fp32 ? 1 : 2;
+  return p == Precision::fp32 ? FfmaMath::kColGroups : TensorCoreMath<Precision::tf32>::kColGroups;
+}
+inline int row_stat_group_width(Precision p) {
+  return p == Precision::fp32 ? FfmaMath::kColGroupWidth
+                              : TensorCoreMath<Precision::tf32>::kColGroupWidth;
 }
 
 // ---- the gathers shared by the passes -----------------------------------------------------

@@ -144,14 +144,21 @@ void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float*
       eps, mean, rstd, describe("layer_norm_stats", s), stream);
 }
 
-void layer_norm_stats_from_row_sums(int64_t groups, int64_t per_group, double count,
-                                    const float2* sums, float eps, float* mean, float* rstd,
-                                    cudaStream_t stream) {
-  const LayerNormShape s{groups, per_group, 1};
+void layer_norm_stats_from_row_sums(int64_t groups, int64_t rows, int parts, int channels,
+                                    int width, const float2* sums, float eps, float* mean,
+                                    float* rstd, cudaStream_t stream) {
+  // One "element" per part: (sum, m2 + sum^2 / count), the part's sum of squares recovered in
+  // double.
+  const LayerNormShape s{groups, rows, parts};
   group_stats(
-      s, count,
-      [=] __device__(int64_t i, int, int64_t) { return make_double2(sums[i].x, sums[i].y); }, eps,
-      mean, rstd, describe("layer_norm_stats_from_row_sums", s), stream);
+      s, double(rows) * channels,
+      [=] __device__(int64_t i, int part, int64_t) {
+        const int count = min(max(channels - part * width, 0), width);
+        if (count == 0) return make_double2(0, 0);
+        const double sum = sums[i].x;
+        return make_double2(sum, double(sums[i].y) + sum * sum / count);
+      },
+      eps, mean, rstd, describe("layer_norm_stats_from_row_sums", s), stream);
 }
 
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,

@@ -29,12 +29,15 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
 void layer_norm_stats(const LayerNormShape& s, const float* x, float eps, float* mean, float* rstd,
                       cudaStream_t stream);
 
-// The statistics from partial sums: sums (groups, per_group) holds (sum, sum of squares) of
-// disjoint parts of each group, `count` elements per group in all; mean and rstd per group as
-// layer_norm_stats. The second half of conv3d_fwd_bias_ln_stats.
-void layer_norm_stats_from_row_sums(int64_t groups, int64_t per_group, double count,
-                                    const float2* sums, float eps, float* mean, float* rstd,
-                                    cudaStream_t stream);
+// The statistics from partial sums, the second half of conv3d_fwd_bias_ln_stats: each group
+// is `rows` rows of `channels` values, and sums (groups, rows, parts) holds for each part of a
+// row, columns [part * width, min((part + 1) * width, channels)), the sum of its values and
+// their centred sum of squares m2. Combined in double as sum(m2 + sum^2 / count) - total^2 /
+// (rows * channels), which loses nothing to the values' common offset. mean and rstd per group
+// as layer_norm_stats.
+void layer_norm_stats_from_row_sums(int64_t groups, int64_t rows, int parts, int channels,
+                                    int width, const float2* sums, float eps, float* mean,
+                                    float* rstd, cudaStream_t stream);
 
 // Fused block: y = maxpool(relu(layer_norm(x))) with the saved statistics, for a layer norm
 // whose groups are runs of `m` consecutive positions of the pool's input (m = d*h*w: per

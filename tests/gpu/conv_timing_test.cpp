@@ -1,8 +1,10 @@
-// Timings of the conv3d passes on C3D's layers, cu3d against cuDNN, per precision: a quick
-// table for docs/kernels/conv3d_cuda.md until bench/gpu exists. Runs only when
-// CU3D_GPU_TIMING=1 (and a GPU is present), else skips; CU3D_GPU_TIMING_BATCH sets the batch
-// (default 32). Each row: median of 10 timed runs after 2 warm-ups, CUDA events around each
-// run, inputs random (never zeros).
+// Timings of the conv3d passes on C3D's layers, cu3d against cuDNN, per precision, and of the
+// fused blocks against cuDNN's conv plus the separate ops they replace: quick tables for
+// docs/kernels/conv3d_cuda.md until bench/gpu exists. Runs only when CU3D_GPU_TIMING=1 (and a
+// GPU is present), else skips; CU3D_GPU_TIMING_BATCH sets the batch (default 32),
+// CU3D_GPU_TIMING_PASSES the conv passes (comma-separated, default all three). Each row:
+// median of 10 timed runs after 2 warm-ups, CUDA events around each run, inputs random (never
+// zeros).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -13,7 +15,10 @@
 
 #include "gpu/cases.h"
 #include "gpu/parity.h"
+#include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cuda/pool3d.cuh"
 #include "kernels/cudnn/conv3d.h"
 
 namespace cu3d::parity {
@@ -36,13 +41,33 @@ double median_ms(cudaStream_t stream, F f) {
   return ms[5];
 }
 
-TEST(ConvTiming, C3dLayers) {
+// Empty when timing is on and a GPU is present, else the reason to skip.
+std::string timing_skip_reason() {
   std::string reason;
-  if (!cuda::device_available(&reason)) GTEST_SKIP() << reason;
+  if (!cuda::device_available(&reason)) return reason;
   const char* on = std::getenv("CU3D_GPU_TIMING");
-  if (!on || std::string(on) != "1") GTEST_SKIP() << "set CU3D_GPU_TIMING=1 to time";
+  if (!on || std::string(on) != "1") return "set CU3D_GPU_TIMING=1 to time";
+  return "";
+}
+
+int timing_batch() {
   const char* b = std::getenv("CU3D_GPU_TIMING_BATCH");
-  const int batch = b ? std::atoi(b) : 32;
+  return b ? std::atoi(b) : 32;
+}
+
+bool pass_selected(const std::string& pass) {
+  const char* passes = std::getenv("CU3D_GPU_TIMING_PASSES");
+  if (!passes) return true;
+  std::string list(",");
+  list.append(passes).append(",");
+  std::string item(",");
+  item.append(pass).append(",");
+  return list.find(item) != std::string::npos;
+}
+
+TEST(ConvTiming, C3dLayers) {
+  if (const std::string reason = timing_skip_reason(); !reason.empty()) GTEST_SKIP() << reason;
+  const int batch = timing_batch();
   const cuda::Stream stream;
   const cudaStream_t st = stream.get();
   std::mt19937_64 rng(7);
@@ -56,6 +81,7 @@ TEST(ConvTiming, C3dLayers) {
     DeviceArray y(s.output_size()), dx(s.input_size()), dw(s.filter_size()), db(s.k);
     const double tflop = 2.0 * double(s.macs()) * 1e-12;
     for (const char* pass : {"fwd", "bwd_data", "bwd_filter"}) {
+      if (!pass_selected(pass)) continue;
       for (Precision p : cases::kPrecisions) {
         const std::string ps(pass);
         auto mine = [&] {
@@ -76,6 +102,70 @@ TEST(ConvTiming, C3dLayers) {
                     tflop / (c * 1e-3), c / a);
         std::fflush(stdout);
       }
+    }
+  }
+}
+
+// The fused blocks at C3D's conv + pool pairs: cu3d's one kernel (inference, pooled output
+// only) against cuDNN's conv (with bias) followed by cu3d's ReLU and max-pool; and the
+// layer-norm block (conv + bias + statistics, then normalize/ReLU/pool) against cuDNN's conv
+// followed by layer_norm_fwd, ReLU and max-pool. ratio = unfused time / fused time.
+TEST(ConvTiming, FusedBlocks) {
+  if (const std::string reason = timing_skip_reason(); !reason.empty()) GTEST_SKIP() << reason;
+  const int batch = timing_batch();
+  const cuda::Stream stream;
+  const cudaStream_t st = stream.get();
+  std::mt19937_64 rng(11);
+  std::printf("[ TIMING   ] batch %d; ms; ratio = unfused (cuDNN conv + ops) / fused cu3d\n",
+              batch);
+  std::printf("[ TIMING   ] %-7s %-18s %-5s %9s %9s %7s\n", "layer", "block", "prec", "fused",
+              "unfused", "ratio");
+  for (const auto& layer : cases::c3d_conv_layers(batch)) {
+    if (layer.name != "conv1a" && layer.name != "conv2a" && layer.name != "conv3b" &&
+        layer.name != "conv4b" && layer.name != "conv5b")
+      continue;
+    const Conv3dShape& s = layer.shape;
+    const bool first = layer.name == "conv1a";
+    const Dims3 window = first ? Dims3{1, 2, 2} : Dims3{2, 2, 2};
+    const Dims3 pad = layer.name == "conv5b" ? Dims3{0, 1, 1} : Dims3{0, 0, 0};
+    const Pool3dShape p =
+        Pool3dShape::make(s.n, s.out, s.k, window, window, Padding::explicit_, pad);
+    const DeviceArray x(random_floats(s.input_size(), rng)), w(random_floats(s.filter_size(), rng));
+    const DeviceArray bias(random_floats(s.k, rng)), gamma(random_floats(s.k, rng));
+    const DeviceArray beta(random_floats(s.k, rng));
+    DeviceArray y(s.output_size()), z(s.output_size()), pooled(p.output_size());
+    const int64_t positions = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
+    const cpu::LayerNormShape ln{s.n, positions / s.n, s.k};
+    DeviceArray mean(s.n), rstd(s.n);
+    for (Precision prec : cases::kPrecisions) {
+      const double fused = median_ms(st, [&] {
+        cuda::conv3d_fwd_bias_relu_maxpool(s, p, x.get(), w.get(), bias.get(), pooled.get(),
+                                           nullptr, prec, st);
+      });
+      const double unfused = median_ms(st, [&] {
+        cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
+        cuda::relu_fwd(s.output_size(), y.get(), y.get(), st);
+        cuda::maxpool3d_fwd(p, y.get(), pooled.get(), st);
+      });
+      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %7.2f\n", layer.name.c_str(),
+                  "bias_relu_pool", to_string(prec), fused, unfused, unfused / fused);
+      const double ln_fused = median_ms(st, [&] {
+        cuda::conv3d_fwd_bias_ln_stats(s, x.get(), w.get(), bias.get(), ln.m, 1e-5f, y.get(),
+                                       mean.get(), rstd.get(), prec, st);
+        cuda::layer_norm_relu_maxpool_fwd(p, ln.m, y.get(), gamma.get(), beta.get(), mean.get(),
+                                          rstd.get(), pooled.get(), nullptr, st);
+      });
+      const double ln_unfused = median_ms(st, [&] {
+        cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
+        cuda::layer_norm_fwd(ln, y.get(), gamma.get(), beta.get(), 1e-5f, z.get(), mean.get(),
+                             rstd.get(), st);
+        cuda::relu_fwd(s.output_size(), z.get(), z.get(), st);
+        cuda::maxpool3d_fwd(p, z.get(), pooled.get(), st);
+      });
+      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %7.2f\n", layer.name.c_str(),
+                  "bias_ln_relu_pool", to_string(prec), ln_fused, ln_unfused,
+                  ln_unfused / ln_fused);
+      std::fflush(stdout);
     }
   }
 }

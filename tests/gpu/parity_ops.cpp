@@ -479,9 +479,10 @@ std::vector<ParityCase> op_cases() {
     const char* name;
     cpu::BatchNormShape s;
   };
-  // After conv2a at batch 2 (the Keras BatchNorm model), and odd shapes down to 2 rows.
+  // After conv2a at batch 2 (the Keras BatchNorm model), and odd shapes. Not 2 rows: there
+  // xhat = +-1 and the training dx cancels to ~0, so a relative error means nothing.
   const BnRow bn[] = {
-      {"conv2a_b2", {2 * 16 * 56 * 56, 128}}, {"odd_37x5", {37, 5}}, {"odd_2x3", {2, 3}}};
+      {"conv2a_b2", {2 * 16 * 56 * 56, 128}}, {"odd_37x5", {37, 5}}, {"odd_3x7", {3, 7}}};
   for (const BnRow& r : bn)
     for (bool training : {true, false}) {
       const cpu::BatchNormShape s = r.s;
