@@ -56,15 +56,16 @@ void expect_devices_agree(const char* name, const OpFn& fn, const std::vector<Te
     cpu_in[i].set_requires_grad(true);
     gpu_in[i].set_requires_grad(true);
   }
+  // One device at a time: backward consumes the whole tape.
+  Generator gen(99);
   const Tensor y_cpu = fn(cpu_in);
+  const Tensor r = Tensor::uniform(y_cpu.shape(), -1, 1, gen);
+  if (!differentiable.empty()) autograd::backward(y_cpu, r);
   const Tensor y_gpu = fn(gpu_in);
   ASSERT_EQ(y_gpu.device(), Device::cuda());
   ASSERT_EQ(y_gpu.shape(), y_cpu.shape());
   EXPECT_LT(relative_error(y_gpu, y_cpu), tolerance) << "forward";
   if (differentiable.empty()) return;
-  Generator gen(99);
-  const Tensor r = Tensor::uniform(y_cpu.shape(), -1, 1, gen);
-  autograd::backward(y_cpu, r);
   autograd::backward(y_gpu, r.to(Device::cuda()));
   for (int i : differentiable) {
     ASSERT_TRUE(gpu_in[i].grad().defined()) << "input " << i;
