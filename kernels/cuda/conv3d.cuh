@@ -35,10 +35,15 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 
 // Fused block: pooled = maxpool_p(relu(conv(x, w) + bias)), the pool `p` reading the conv's
 // output (p.n, p.in, p.c == s.n, s.out, s.k; any window, stride and padding that
-// maxpool3d_fwd takes). The GEMM's epilogue takes each ReLU output into the max of every
-// window that contains it (an atomicMax on the bits: non-negative floats order as ints; the
-// pooled output is zeroed first, exact because every window holds a valid element and ReLU
-// outputs are >= 0; order-independent, so deterministic).
+// maxpool3d_fwd takes). Two epilogues:
+//  - windows that tile the output (stride = window of 4 or 8 elements, no padding: C3D's
+//    pool1-pool4), inference only: the GEMM rows are ordered window by window, so each window
+//    is 4 or 8 consecutive rows of one tile, reduced by shuffles; one plain store per pooled
+//    output, no atomics, no zeroing.
+//  - any other pool, and training: each ReLU output goes into the max of every window that
+//    contains it by an atomicMax on its bits (non-negative floats order as ints; the pooled
+//    output is zeroed first, exact because every window holds a valid element and ReLU
+//    outputs are >= 0; zeros are skipped). Order-independent, so deterministic.
 // Inference (`z` null): only the pooled output is written, |pooled| bytes instead of 2|y| +
 // |pooled| for the conv's output written and read back by a separate pool.
 // Training (`z` given): also writes z = relu(conv(x, w) + bias). That is what the unfused

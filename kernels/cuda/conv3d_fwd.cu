@@ -41,7 +41,11 @@ struct FwdProblem {
     bool valid;
   };
   __device__ ARow a_row(int m) const {
-    return {split_pixel(m, g.div_od, g.div_oh, g.div_ow), m < M};
+    if constexpr (requires(const Out& o) { o.pixel_of(0); }) {
+      return {out.pixel_of(m), m < M};
+    } else {
+      return {split_pixel(m, g.div_od, g.div_oh, g.div_ow), m < M};
+    }
   }
 
   __device__ void load_a_row(const ARow& row, int r, float* v) const {
@@ -123,6 +127,47 @@ struct PoolOut {
         }
   }
 };
+
+// Inference pooling without atomics, for pools whose windows tile the conv's output exactly
+// (stride = window, no padding, C3D's pool1-pool4): the GEMM's rows are put in window-major
+// order, row m = (pooled position m / win, offset m % win within its window), so each window
+// is `win` consecutive rows of one tile and the kernel reduces them with shuffles
+// (window_max); one lane writes each pooled output. The gather reads the pixel of each row
+// through pixel_of, once per thread, so the reordering costs the main loop nothing.
+struct PoolRowsOut {
+  float* pooled;
+  int win;  // window.d * window.h * window.w: 4 or 8
+  Dims3 window;
+  FastDiv div_win, div_win_w, div_win_h;  // offset within a window -> (dz, dy, dx)
+  FastDiv div_pw, div_ph, div_pd;         // pooled position -> (n, pz, py, px)
+
+  __device__ Pixel pixel_of(int m) const {
+    uint32_t e;
+    const uint32_t q = div_win.divmod(m, &e);
+    const Pixel p = split_pixel(q, div_pd, div_ph, div_pw);
+    uint32_t ex, ey;
+    const uint32_t ez = div_win_h.divmod(div_win_w.divmod(e, &ex), &ey);
+    return {p.n, p.z * window.d + int(ez), p.y * window.h + int(ey), p.x * window.w + int(ex)};
+  }
+  template <class Prob>
+  __device__ void operator()(const Prob&, int, int, float) const {}
+};
+
+struct FwdPoolRowsProblem : FwdProblem<PoolRowsOut> {
+  __device__ int window_rows() const { return out.win; }
+  __device__ void pool_window(int m, int n, float v) const {
+    out.pooled[int64_t(out.div_win.div(m)) * N + n] = fmaxf(v, 0.f);
+  }
+};
+static_assert(requires(const FwdPoolRowsProblem& q) { q.pool_window(0, 0, 0.f); });
+
+// True when the pool's windows tile the conv's output in runs of 4 or 8 rows (PoolRowsOut).
+bool windows_tile_output(const Pool3dShape& p) {
+  const int win = p.window.d * p.window.h * p.window.w;
+  return (win == 4 || win == 8) && p.stride == p.window && p.pad_before == Dims3{0, 0, 0} &&
+         p.pad_after == Dims3{0, 0, 0} && p.in.d == p.out.d * p.window.d &&
+         p.in.h == p.out.h * p.window.h && p.in.w == p.out.w * p.window.w;
+}
 
 // y = conv + bias, and (through row_stats, called by the GEMM kernel after the stores) the
 // sum and the centred sum of squares of each output row over each column group of each tile:
@@ -210,6 +255,20 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
                                   Precision precision, cudaStream_t stream) {
   const char* op = "conv3d_fwd_bias_relu_maxpool";
   check_pool(s, p, describe(op, s, precision));
+  if (!z && windows_tile_output(p)) {
+    auto prob = make_problem<FwdPoolRowsProblem>(s, x, w, bias, op);
+    prob.out.pooled = pooled;
+    prob.out.win = p.window.d * p.window.h * p.window.w;
+    prob.out.window = p.window;
+    prob.out.div_win = FastDiv(prob.out.win);
+    prob.out.div_win_w = FastDiv(p.window.w);
+    prob.out.div_win_h = FastDiv(p.window.h);
+    prob.out.div_pw = FastDiv(p.out.w);
+    prob.out.div_ph = FastDiv(p.out.h);
+    prob.out.div_pd = FastDiv(p.out.d);
+    run(prob, s, op, precision, stream);
+    return;
+  }
   CU3D_CUDA_CHECK(cudaMemsetAsync(pooled, 0, sizeof(float) * p.output_size(), stream));
   auto prob = make_problem<FwdProblem<PoolOut>>(s, x, w, bias, op);
   prob.out = {p, pooled, z};

@@ -14,6 +14,8 @@
 //   store(m, n, v, z)   writes one result of split z
 //   row_stats(m, group, sum, m2)   optional: receives per-row statistics of the stored values
 //                       (stored(n, acc) gives a stored value), see row_sums
+//   pool_window(m, n, v), window_rows()   optional: receives the max v of stored values over
+//                       each run of window_rows() rows starting at m, see window_max
 //
 // Tiling: a 256-thread block computes a 128 x 64 tile of C, stepping through R 16 words at a
 // time (16 fp32/tf32 values or 32 bf16 values: one 32-bit word holds two bf16 of consecutive
@@ -224,6 +226,32 @@ struct TensorCoreMath {
           out(wm + 16 * i + g + 8 * (q / 2), wn + 8 * j + 2 * t + q % 2, acc[i][j][q]);
   }
 
+  // Max over windows of `win` (4 or 8) consecutive rows, for a pool whose windows are runs
+  // of rows (window-major row order): rows g of a fragment are lanes 4g + t, so the rows of a
+  // window are the lanes differing in bits 2-3 (win 4) or 2-4 (win 8); shuffles take the max
+  // and the window's first lane calls emit(first row, col, max of value(col, acc)).
+  template <class Value, class Emit>
+  __device__ void window_max(int win, Value value, Emit emit) const {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, t = lane % 4;
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = wn + 8 * j + 2 * t + e;
+            float v = value(col, acc[i][j][2 * h + e]);
+            v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 4));
+            v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 8));
+            if (win == 8) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 16));
+            if (g % win == 0) emit(wm + 16 * i + 8 * h + g, col, v);
+          }
+  }
+
   // Per-row statistics over column groups of 32 (the two warp columns): for each row of the
   // tile and each group, one lane calls emit(row, group, sum, m2) with the sum of value(col,
   // acc) over the group's valid columns (col < valid_cols) and m2, the sum of squared
@@ -299,6 +327,25 @@ struct FfmaMath {
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         out((i / 4) * 64 + 4 * tm + i % 4, 4 * tn + j, acc[i][j]);
+  }
+
+  // Max over windows of `win` (4 or 8) consecutive rows, as TensorCoreMath::window_max: a
+  // thread's rows 4*tm..+4 (and 64 + the same) are a window of 4; a window of 8 adds the rows
+  // of lane tm ^ 1, 16 lanes away.
+  template <class Value, class Emit>
+  __device__ void window_max(int win, Value value, Emit emit) const {
+    const int tm = threadIdx.x / 16, tn = threadIdx.x % 16;
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        float v = value(4 * tn + j, acc[4 * half][j]);
+#pragma unroll
+        for (int k = 1; k < 4; ++k)
+          v = fmaxf(v, value(4 * tn + j, acc[4 * half + k][j]));
+        if (win == 8) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 16));
+        if (win == 4 || tm % 2 == 0) emit(64 * half + 4 * tm, 4 * tn + j, v);
+      }
   }
 
   // Per-row statistics over all 64 columns (one group), as TensorCoreMath::row_sums: the 16
@@ -401,6 +448,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int m = m0 + row, n = n0 + col;
     if (m < prob.M && n < prob.N) prob.store(m, n, value, blockIdx.z);
   });
+  // A problem that pools windows of consecutive rows (window-major rows) gets their max.
+  if constexpr (requires(const Problem& q) { q.pool_window(0, 0, 0.f); }) {
+    math.window_max(
+        prob.window_rows(),
+        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
+        [&](int row, int col, float v) {
+          if (m0 + row < prob.M && n0 + col < prob.N) prob.pool_window(m0 + row, n0 + col, v);
+        });
+  }
   // A problem that reduces statistics in its epilogue (fwd + layer-norm statistics) gets the
   // per-row sums of its stored values over each column group of the tile.
   if constexpr (requires(const Problem& q) { q.row_stats(0, 0, 0.f, 0.f); }) {

@@ -98,11 +98,17 @@ Conv3dShape conv_named(const std::string& name) {
   throw Error("parity_fused: no conv layer " + name);
 }
 
+Block block_of(const std::string& name, const Conv3dShape& c, Dims3 window, Dims3 stride,
+               Padding padding, Dims3 pad = {0, 0, 0}, bool ceil_mode = false,
+               bool per_sample = true) {
+  const Pool3dShape p = Pool3dShape::make(c.n, c.out, c.k, window, stride, padding, pad, ceil_mode);
+  return {name, c, p, per_sample};
+}
+
 Block block(const std::string& conv_name, Dims3 window, Dims3 stride, Padding padding,
             Dims3 pad = {0, 0, 0}, bool ceil_mode = false, bool per_sample = true) {
-  const Conv3dShape c = conv_named(conv_name);
-  const Pool3dShape p = Pool3dShape::make(c.n, c.out, c.k, window, stride, padding, pad, ceil_mode);
-  return {conv_name, c, p, per_sample};
+  return block_of(conv_name, conv_named(conv_name), window, stride, padding, pad, ceil_mode,
+                  per_sample);
 }
 
 }  // namespace
@@ -111,8 +117,13 @@ std::vector<ParityCase> fused_cases() {
   const Dims3 none{0, 0, 0};
   // C3D's conv + pool pairs (pool1 is 1x2x2, pool5 pads h and w), and odd ones: an
   // overlapping padded pool after 3 input channels, a ceil-mode pool after 130 filters (a
-  // partial 64-column tile).
+  // partial 64-column tile), and windows that tile the output (the window-major epilogue)
+  // with 70 filters and 480 rows (partial tiles in both directions).
   const Block pool_blocks[] = {
+      block_of("odd_c12_k70",
+               Conv3dShape::make(2, {4, 6, 10}, 12, 70, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                                 {1, 1, 1}),
+               {2, 2, 2}, {2, 2, 2}, Padding::valid),
       block("conv1a", {1, 2, 2}, {1, 2, 2}, Padding::valid),
       block("conv3b", {2, 2, 2}, {2, 2, 2}, Padding::valid),
       block("conv5b", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, {0, 1, 1}),
