@@ -48,7 +48,9 @@ Checkpoint read_checkpoint(const std::filesystem::path& path);
 void restore_checkpoint(const Checkpoint& checkpoint, Module& model,
                         Optimizer* optimizer = nullptr);
 
-// Rebuilds the model the file describes and restores its weights.
+// Rebuilds the model the file describes and restores its weights: for evaluation and prediction.
+// Resuming training builds the model with the run's seed (which also seeds its dropout layers)
+// and calls restore_checkpoint with the optimizer.
 std::shared_ptr<Module> load_model(const std::filesystem::path& path);
 
 }  // namespace cu3d

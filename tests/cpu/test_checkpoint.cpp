@@ -157,6 +157,14 @@ TEST(Checkpoint, RejectsFilesThatAreNotCu3dCheckpoints) {
   save_safetensors(file.path, {{"w", Tensor::zeros({2})}});
   EXPECT_NE(error_of([&] { read_checkpoint(file.path); }).find("no 'cu3d.model_config'"),
             std::string::npos);
+  save_safetensors(file.path, {{"w", Tensor::zeros({2})}},
+                   {{"cu3d.model_config", small_config().dump()},
+                    {"cu3d.num_classes", "-3"},
+                    {"cu3d.input", "[]"}});
+  EXPECT_NE(error_of([&] {
+              read_checkpoint(file.path);
+            }).find("'cu3d.num_classes' must be a positive class count, got -3"),
+            std::string::npos);
   auto model = build_model(small_config(), 3);
   EXPECT_NE(error_of([&] {
               save_checkpoint(file.path, {small_config(), 3, {}}, *model, nullptr,

@@ -122,6 +122,7 @@ void expect_trains(const json& config, const Shape& input, int classes) {
   for (float g : params.front().second.grad().to_vector<float>())
     first += std::abs(g);
   EXPECT_GT(first, 0.0) << params.front().first;
+  EXPECT_EQ(autograd::tape_size(), 0u) << "backward consumed the whole tape";
 }
 
 TEST(Models, EveryPresetRunsForwardAndBackward) {
@@ -197,6 +198,7 @@ TEST(Models, AUserConfigFileBuildsWithoutRecompiling) {
   EXPECT_EQ(s.parameters, (27 * 2 * 3 + 3) + (96 * 3 + 3));
   auto model = build_model(config, 3);
   Generator gen(5);
+  autograd::NoGradGuard no_grad;
   EXPECT_EQ((*model)(Tensor::uniform({2, 4, 8, 8, 2}, -1.0, 1.0, gen)).shape(), (Shape{2, 3}));
   EXPECT_NE(error_of([] {
               load_model_config("/nonexistent/model.json");
@@ -271,6 +273,7 @@ TEST(Models, EnsembleAveragesItsMembersProbabilities) {
   autograd::backward(ensemble->loss(x, Tensor::from_vector<int32_t>({0, 1, 2, 0}, {4})));
   for (const auto& [name, p] : model->named_parameters())
     EXPECT_TRUE(p.grad().defined()) << name;
+  EXPECT_EQ(autograd::tape_size(), 0u);
 }
 
 TEST(Models, SummaryTableAndTrainingMemoryEstimate) {
