@@ -7,6 +7,7 @@
 #include "kernels/cpu/softmax.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/softmax.cuh"
 #endif
 
 namespace cu3d {
@@ -127,19 +128,26 @@ Tensor sigmoid(const Tensor& x) {
 
 Tensor softmax(const Tensor& x) {
   check_input("softmax", x);
-  check_cpu("softmax", x);
   CU3D_CHECK(x.dim() >= 1 && x.numel() > 0,
              "softmax: x must be non-empty with at least one axis, got {}", x.str());
   const cpu::SoftmaxShape s{x.numel() / x.size(-1), int(x.size(-1))};
   Tensor y = Tensor::empty_like(x);
-  dispatch_float(x.dtype(), "softmax",
-                 [&]<typename T>() { cpu::softmax_fwd<T>(s, x.data<T>(), y.data<T>()); });
+  if (x.device().is_cuda())
+    CU3D_CUDA_CALL("softmax",
+                   cuda::softmax_fwd(s, x.data<float>(), y.data<float>(), compute_stream()));
+  else
+    dispatch_float(x.dtype(), "softmax",
+                   [&]<typename T>() { cpu::softmax_fwd<T>(s, x.data<T>(), y.data<T>()); });
   if (!autograd::needs_grad({x})) return y;
   autograd::record("softmax", {x}, {y}, [s, y](const std::vector<Tensor>& g) {
     Tensor dx = Tensor::empty_like(y);
-    dispatch_float(y.dtype(), "softmax", [&]<typename T>() {
-      cpu::softmax_bwd<T>(s, y.data<T>(), g[0].data<T>(), dx.data<T>());
-    });
+    if (y.device().is_cuda())
+      CU3D_CUDA_CALL("softmax", cuda::softmax_bwd(s, y.data<float>(), g[0].data<float>(),
+                                                  dx.data<float>(), compute_stream()));
+    else
+      dispatch_float(y.dtype(), "softmax", [&]<typename T>() {
+        cpu::softmax_bwd<T>(s, y.data<T>(), g[0].data<T>(), dx.data<T>());
+      });
     return std::vector<Tensor>{dx};
   });
   return y;

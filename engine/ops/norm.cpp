@@ -6,6 +6,7 @@
 #include "kernels/cpu/batch_norm.h"
 #include "kernels/cpu/layer_norm.h"
 #ifdef CU3D_CUDA
+#include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #endif
 
@@ -67,6 +68,62 @@ void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Te
   });
 }
 
+template <typename T>
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// Training: batch statistics (and the running ones updated); evaluation: the running ones.
+void batch_norm_forward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
+                        const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
+                        bool training, double momentum, double eps, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd) {
+  if (x.device().is_cuda()) {
+#ifdef CU3D_CUDA
+    float *rm = data_or_null<float>(running_mean), *rv = data_or_null<float>(running_var);
+    if (training)
+      cuda::batch_norm_fwd_train(s, x.data<float>(), gamma.data<float>(), beta.data<float>(),
+                                 float(eps), float(momentum), y.data<float>(), mean.data<float>(),
+                                 rstd.data<float>(), rm, rv, compute_stream());
+    else
+      cuda::batch_norm_fwd_eval(s, x.data<float>(), gamma.data<float>(), beta.data<float>(), rm, rv,
+                                float(eps), y.data<float>(), mean.data<float>(), rstd.data<float>(),
+                                compute_stream());
+    return;
+#else
+    throw_no_cuda("batch_norm");
+#endif
+  }
+  dispatch_float(x.dtype(), "batch_norm", [&]<typename T>() {
+    T *rm = data_or_null<T>(running_mean), *rv = data_or_null<T>(running_var);
+    if (training)
+      cpu::batch_norm_fwd_train<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps),
+                                   T(momentum), y.data<T>(), mean.data<T>(), rstd.data<T>(), rm,
+                                   rv);
+    else
+      cpu::batch_norm_fwd_eval<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm, rv, T(eps),
+                                  y.data<T>(), mean.data<T>(), rstd.data<T>());
+  });
+}
+
+void batch_norm_backward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, bool batch_stats,
+                         const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(
+        "batch_norm backward",
+        cuda::batch_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dy.data<float>(), batch_stats, dx.data<float>(),
+                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), "batch_norm backward", [&]<typename T>() {
+    cpu::batch_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(), rstd.data<T>(),
+                           dy.data<T>(), batch_stats, dx.data<T>(), dgamma.data<T>(),
+                           dbeta.data<T>());
+  });
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -104,7 +161,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum, double eps) {
   check_affine("batch_norm", x, gamma, beta, 1);
-  check_cpu("batch_norm", x);
   check_running(x, running_mean, running_var, training);
   CU3D_CHECK(momentum >= 0 && momentum <= 1 && eps >= 0,
              "batch_norm: momentum = {} must lie in [0, 1] and eps = {} must not be negative",
@@ -115,31 +171,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
              "least 2 (use a larger batch or evaluation mode)",
              x.str(), s.rows);
   Tensor y = Tensor::empty_like(x);
-  const Tensor mean = Tensor::empty({s.c}, x.dtype());
-  const Tensor rstd = Tensor::empty({s.c}, x.dtype());
-  dispatch_float(x.dtype(), "batch_norm", [&]<typename T>() {
-    T* rm = running_mean.defined() ? running_mean.data<T>() : nullptr;
-    T* rv = running_var.defined() ? running_var.data<T>() : nullptr;
-    if (training) {
-      cpu::batch_norm_fwd_train<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps),
-                                   T(momentum), y.data<T>(), mean.data<T>(), rstd.data<T>(), rm,
-                                   rv);
-    } else {
-      cpu::batch_norm_fwd_eval<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm, rv, T(eps),
-                                  y.data<T>(), mean.data<T>(), rstd.data<T>());
-    }
-  });
+  const Tensor mean = Tensor::empty({s.c}, x.dtype(), x.device());
+  const Tensor rstd = Tensor::empty({s.c}, x.dtype(), x.device());
+  batch_norm_forward(s, x, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean,
+                     rstd);
   if (autograd::needs_grad({x, gamma, beta})) {
     autograd::record("batch_norm", {x, gamma, beta}, {y},
                      [s, x, gamma, mean, rstd, training](const std::vector<Tensor>& g) {
                        Tensor dx = Tensor::empty_like(x);
                        Tensor dgamma = Tensor::empty_like(gamma);
                        Tensor dbeta = Tensor::empty_like(gamma);
-                       dispatch_float(x.dtype(), "batch_norm backward", [&]<typename T>() {
-                         cpu::batch_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(),
-                                                rstd.data<T>(), g[0].data<T>(), training,
-                                                dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
-                       });
+                       batch_norm_backward(s, x, gamma, mean, rstd, g[0], training, dx, dgamma,
+                                           dbeta);
                        return std::vector<Tensor>{dx, dgamma, dbeta};
                      });
   }

@@ -11,6 +11,7 @@
 #include "engine/compute.h"
 #include "engine/ops/activation.h"
 #include "engine/ops/conv.h"
+#include "engine/ops/dense.h"
 #include "engine/ops/dropout.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
@@ -105,6 +106,16 @@ TEST(EngineCuda, NormAndLoss) {
         "layer_norm",
         [variant](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5, variant); },
         {x, gamma, beta}, {0, 1, 2}, 1e-4);
+  const Tensor rm = rand({8}, gen), rv = Tensor::uniform({8}, 0.5, 2, gen);
+  for (bool training : {true, false})
+    expect_devices_agree(
+        "batch_norm",
+        [&, training](auto& in) {
+          return batch_norm(in[0], in[1], in[2], rm.clone().to(in[0].device()),
+                            rv.clone().to(in[0].device()), training, 0.1, 1e-3);
+        },
+        {x, gamma, beta}, {0, 1, 2}, 1e-4);
+  expect_devices_agree("softmax", [](auto& in) { return softmax(in[0]); }, {x}, {0});
   Tensor labels = Tensor::from_vector<int32_t>({3, 0, 9, 4, 4, 1}, {6});
   expect_devices_agree(
       "softmax_cross_entropy",
@@ -152,6 +163,23 @@ TEST(EngineCuda, ConvAndPoolOnEveryBackend) {
                        {x}, {0});
   expect_devices_agree("max_pool2d", [](auto& in) { return max_pool2d(in[0], {}); },
                        {rand({2, 8, 10, 3}, gen)}, {0});
+}
+
+TEST(EngineCuda, DenseOnEveryPrecision) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(5);
+  const Tensor x = rand({7, 300}, gen), w = rand({13, 300}, gen), b = rand({13}, gen);
+  const ComputeOptions saved = compute_options();
+  // Tolerances per dtype of the matrix operands (METHOD.md's usual ranges).
+  for (auto [precision, tolerance] :
+       {std::pair{Precision::fp32, 1e-5}, {Precision::tf32, 3e-3}, {Precision::bf16, 2e-2}}) {
+    compute_options().precision = precision;
+    SCOPED_TRACE(to_string(precision));
+    expect_devices_agree(
+        "dense", [](auto& in) { return dense(in[0], in[1], in[2]); }, {x, w, b}, {0, 1, 2},
+        tolerance);
+  }
+  compute_options() = saved;
 }
 
 TEST(EngineCuda, OptimizersMatchTheCpu) {
