@@ -35,27 +35,33 @@ struct FwdProblem {
   Out out;
 
   // Row m of A as the gathers need it: its output pixel, split once per thread (see the
-  // GEMM kernel's row cache).
+  // GEMM kernel's row cache), and the last tap gathered with its input offset (-1: in the
+  // padding). A thread's units of one tile share their tap whenever c is a multiple of the
+  // tile's r extent (16 or 32: C3D's conv2a-conv5b), so the tap split and the bounds checks
+  // run once per tile instead of once per unit; across the warp r is uniform, so the branch
+  // does not diverge.
   struct ARow {
     Pixel o;
     bool valid;
+    int tap, offset;
   };
   __device__ ARow a_row(int m) const {
     if constexpr (requires(const Out& o) { o.pixel_of(0); }) {
-      return {out.pixel_of(m), m < M};
+      return {out.pixel_of(m), m < M, -1, -1};
     } else {
-      return {split_pixel(m, g.div_od, g.div_oh, g.div_ow), m < M};
+      return {split_pixel(m, g.div_od, g.div_oh, g.div_ow), m < M, -1, -1};
     }
   }
 
-  __device__ void load_a_row(const ARow& row, int r, float* v) const {
+  __device__ void load_a_row(ARow& row, int r, float* v) const {
     if (!row.valid) return zero4(v);
     const Pixel& o = row.o;
     if (vec_a) {
       if (r >= R) return zero4(v);
       uint32_t c;
-      const int off = input_offset(g, o, split_tap(g.div_c.divmod(r, &c), g));
-      return off < 0 ? zero4(v) : load4(x, off + c, v);
+      const int tap = int(g.div_c.divmod(r, &c));
+      if (tap != row.tap) row.tap = tap, row.offset = input_offset(g, o, split_tap(tap, g));
+      return row.offset < 0 ? zero4(v) : load4(x, row.offset + c, v);
     }
 #pragma unroll
     for (int e = 0; e < 4; ++e) {

@@ -403,11 +403,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   // A problem whose A rows need set-up (the forward's split of a row into a pixel) does it
   // once per thread: with A's units along r a thread loads the same row in every tile
   // (kThreads is a multiple of kBM), so only r changes from tile to tile.
-  constexpr bool kRowCache = requires(const Problem& q, float* v) {
-    q.load_a_row(q.a_row(0), 0, v);
+  constexpr bool kRowCache = requires(const Problem& q) {
+    q.a_row(0);
   };
   static_assert(!kRowCache || (Problem::kAContigK && kThreads % kBM == 0));
-  const auto a_row = [&] {
+  auto a_row = [&] {
     if constexpr (kRowCache) {
       return prob.a_row(m0 + threadIdx.x % kBM);
     } else {
