@@ -234,6 +234,15 @@ void Tensor::copy_from(const Tensor& src) {
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
 
+void Tensor::move_to_(Device target) {
+  CU3D_CHECK(is_leaf(), "move_to_ on {}: only leaf tensors can move in place", str());
+  if (device() == target) return;
+  const Tensor moved = to(target);
+  impl_->storage = moved.impl_->storage;
+  impl_->byte_offset = moved.impl_->byte_offset;
+  impl_->grad.reset();
+}
+
 bool Tensor::shares_storage_with(const Tensor& other) const {
   return impl_ && other.impl_ && impl_->storage == other.impl_->storage;
 }

@@ -81,6 +81,9 @@ class Tensor {
   Tensor to(DType dtype) const;              // converted copy (or this tensor if same dtype)
   Tensor clone() const;                      // deep copy, not recorded on the tape
   void copy_from(const Tensor& src);         // same shape and dtype, any devices
+  // Moves this tensor's data to `device` in place: every handle to it (a layer's weight and the
+  // module's parameter list alike) sees the moved data. For leaves; drops any gradient.
+  void move_to_(Device device);
   bool shares_storage_with(const Tensor& other) const;
 
   // ---- autograd ----

@@ -57,6 +57,13 @@ void Module::zero_grad() {
     tensor.zero_grad();
 }
 
+void Module::to(Device device) {
+  for (auto& [name, tensor] : named_parameters())
+    tensor.move_to_(device);
+  for (auto& [name, tensor] : named_buffers())
+    tensor.move_to_(device);
+}
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
   for (auto& [name, child] : children())

@@ -36,6 +36,8 @@ class Module {
   bool training() const { return training_; }
 
   void zero_grad();
+  // Moves every parameter and buffer to `device` in place.
+  void to(Device device);
 
  protected:
   // Registers a leaf tensor that requires a gradient.

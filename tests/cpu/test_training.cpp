@@ -7,45 +7,20 @@
 #include "engine/autograd.h"
 #include "engine/ops/loss.h"
 #include "engine/optim/optimizer.h"
-#include "layers/basic.h"
+#include "toy_model.h"
 
 namespace cu3d {
 namespace {
 
-constexpr int kFrames = 6, kSize = 12;
-
-std::shared_ptr<Sequential> small_3d_cnn(Generator& gen) {
-  auto net = std::make_shared<Sequential>();
-  const Conv3dParams same{.padding = Padding::same};
-  net->add("conv1", std::make_shared<Conv3d>(1, 8, Dims3{3, 3, 3}, same, InitStyle::pytorch, gen));
-  net->add("relu1", std::make_shared<Activation>(ActivationKind::relu));
-  net->add("pool1", std::make_shared<MaxPool3d>(Pool3dParams{{1, 2, 2}, {1, 2, 2}}));
-  net->add("conv2", std::make_shared<Conv3d>(8, 16, Dims3{3, 3, 3}, same, InitStyle::pytorch, gen));
-  net->add("relu2", std::make_shared<Activation>(ActivationKind::relu));
-  net->add("pool2", std::make_shared<MaxPool3d>(Pool3dParams{{2, 2, 2}, {2, 2, 2}}));
-  net->add("flatten", std::make_shared<Flatten>());
-  net->add("fc",
-           std::make_shared<Dense>(3 * 3 * 3 * 16, toy::kDirections, InitStyle::pytorch, gen));
-  return net;
-}
-
-double accuracy(Module& net, const toy::MotionBatch& data) {
-  autograd::NoGradGuard no_grad;
-  const Tensor logits = net(data.clips);
-  const float* l = logits.data<float>();
-  const int32_t* labels = data.labels.data<int32_t>();
-  const int64_t n = logits.size(0), classes = logits.size(1);
-  int correct = 0;
-  for (int64_t i = 0; i < n; ++i)
-    correct += int(std::max_element(l + i * classes, l + (i + 1) * classes) - (l + i * classes)) ==
-               labels[i];
-  return double(correct) / double(n);
-}
+using testing::accuracy;
+using testing::kToyFrames;
+using testing::kToySize;
+using testing::small_3d_cnn;
 
 // The clips [first, first + count) of `data`, as views.
 toy::MotionBatch slice(const toy::MotionBatch& data, int64_t first, int64_t count) {
-  const int64_t clip = kFrames * kSize * kSize;
-  toy::MotionBatch out{Tensor::empty({count, kFrames, kSize, kSize, 1}),
+  const int64_t clip = kToyFrames * kToySize * kToySize;
+  toy::MotionBatch out{Tensor::empty({count, kToyFrames, kToySize, kToySize, 1}),
                        Tensor::empty({count}, DType::i32)};
   std::copy_n(data.clips.data<float>() + first * clip, count * clip, out.clips.data<float>());
   std::copy_n(data.labels.data<int32_t>() + first, count, out.labels.data<int32_t>());
@@ -55,8 +30,8 @@ toy::MotionBatch slice(const toy::MotionBatch& data, int64_t first, int64_t coun
 TEST(Training, Small3dCnnLearnsMotionDirection) {
   Generator gen(2024);
   auto net = small_3d_cnn(gen);
-  const toy::MotionBatch train = toy::make_motion_batch(256, kFrames, kSize, gen);
-  const toy::MotionBatch held_out = toy::make_motion_batch(128, kFrames, kSize, gen);
+  const toy::MotionBatch train = toy::make_motion_batch(256, kToyFrames, kToySize, gen);
+  const toy::MotionBatch held_out = toy::make_motion_batch(128, kToyFrames, kToySize, gen);
   Adam adam(net->named_parameters(), AdamOptions{.lr = 3e-3});
 
   const double initial_loss = [&] {
@@ -76,7 +51,8 @@ TEST(Training, Small3dCnnLearnsMotionDirection) {
     autograd::NoGradGuard no_grad;
     return softmax_cross_entropy((*net)(train.clips), train.labels).item();
   }();
-  const double train_accuracy = accuracy(*net, train), held_out_accuracy = accuracy(*net, held_out);
+  const double train_accuracy = accuracy(*net, train.clips, train.labels),
+               held_out_accuracy = accuracy(*net, held_out.clips, held_out.labels);
   std::printf("loss %.3f -> %.3f, accuracy: training %.3f, held out %.3f\n", initial_loss,
               final_loss, train_accuracy, held_out_accuracy);
   EXPECT_LT(final_loss, 0.25 * initial_loss);

@@ -19,6 +19,7 @@
 #include "engine/ops/pool.h"
 #include "engine/optim/optimizer.h"
 #include "engine/rng.h"
+#include "toy_model.h"
 
 namespace cu3d {
 namespace {
@@ -208,6 +209,29 @@ TEST(EngineCuda, OptimizersMatchTheCpu) {
     EXPECT_LT(relative_error(p_gpu, p_cpu), 1e-6);
     EXPECT_LT(relative_error(q_gpu, q_cpu), 1e-6);
   }
+}
+
+// The whole chain on the GPU: the toy 3D CNN, moved to CUDA, learns the direction of motion.
+TEST(EngineCuda, Small3dCnnLearnsOnTheGpu) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(2024);
+  auto net = testing::small_3d_cnn(gen);
+  net->to(Device::cuda());
+  for (const auto& [name, p] : net->named_parameters())
+    EXPECT_EQ(p.device(), Device::cuda());
+  Adam adam(net->named_parameters(), AdamOptions{.lr = 3e-3});
+  for (int step = 0; step < 150; ++step) {
+    const toy::MotionBatch batch =
+        toy::make_motion_batch(32, testing::kToyFrames, testing::kToySize, gen);
+    adam.zero_grad();
+    const Tensor loss = softmax_cross_entropy((*net)(batch.clips.to(Device::cuda())),
+                                              batch.labels.to(Device::cuda()));
+    autograd::backward(loss);
+    adam.step();
+  }
+  const toy::MotionBatch test =
+      toy::make_motion_batch(256, testing::kToyFrames, testing::kToySize, gen);
+  EXPECT_GE(testing::accuracy(*net, test.clips.to(Device::cuda()), test.labels), 0.9);
 }
 
 }  // namespace
