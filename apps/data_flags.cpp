@@ -35,6 +35,11 @@ void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags) {
                                    "or, with --no-skip, the first ones");
   flags.color_option =
       cmd.add_flag("--color", flags.color, "keras recipe: RGB frames instead of gray");
+  cmd.add_option("--mean", flags.mean,
+                 "mean subtracted from every pixel: dataset (the training split's, computed at "
+                 "prep), sports1m (for imported C3D weights) or none; default the recipe's (c3d "
+                 "and tf-c3d: dataset, keras: none)")
+      ->check(CLI::IsMember({"dataset", "sports1m", "none"}));
 }
 
 data::Dataset open_dataset(const std::filesystem::path& root, const DatasetFlags& flags) {
@@ -48,8 +53,9 @@ data::Dataset open_dataset(const std::filesystem::path& root, const DatasetFlags
   return data::load_dataset(root, options);
 }
 
-data::Recipe make_recipe(const RecipeFlags& flags, const std::string& default_name) {
-  const std::string name = flags.recipe.empty() ? default_name : flags.recipe;
+namespace {
+
+data::Recipe named_recipe(const RecipeFlags& flags, const std::string& name) {
   const bool keras_flags = flags.skip_option->count() > 0 || flags.color_option->count() > 0;
   if (name == "keras")
     return data::keras_recipe(flags.depth > 0 ? flags.depth : 10, flags.skip, flags.color);
@@ -59,6 +65,15 @@ data::Recipe make_recipe(const RecipeFlags& flags, const std::string& default_na
              name);
   data::Recipe recipe = data::recipe_by_name(name);
   if (flags.depth > 0) recipe.depth = flags.depth;
+  return recipe;
+}
+
+}  // namespace
+
+data::Recipe make_recipe(const RecipeFlags& flags, const std::string& default_name) {
+  data::Recipe recipe = named_recipe(flags, flags.recipe.empty() ? default_name : flags.recipe);
+  if (!flags.mean.empty()) recipe.mean_source = flags.mean == "none" ? "" : flags.mean;
+  if (recipe.mean_source == "sports1m") recipe.mean = data::sports1m_mean(recipe.color);
   data::check_recipe(recipe);
   return recipe;
 }

@@ -30,6 +30,7 @@ struct RecipeFlags {
   int depth = 0;       // 0: the recipe's own
   bool skip = true;
   bool color = false;
+  std::string mean;  // "dataset", "sports1m" or "none"; empty: the recipe's own
   CLI::Option* skip_option = nullptr;
   CLI::Option* color_option = nullptr;
 };

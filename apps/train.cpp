@@ -84,6 +84,10 @@ TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe
   }
   const data::Dataset dataset = open_dataset(f.data, f.dataset);
   data.recipe = make_recipe(f.recipe, default_recipe);
+  if (data.recipe.mean_source == "dataset")
+    fmt::print(stderr,
+               "train: warning: the training-split mean is computed by cu3d prep; on raw videos "
+               "no mean is subtracted (prepare shards, or pass --mean none to silence this)\n");
   data.train = std::make_unique<data::VideoSource>(dataset.train, data.recipe);
   data.test = std::make_unique<data::VideoSource>(dataset.test, data.recipe);
   data.classes = dataset.classes;

@@ -71,8 +71,8 @@ class AppCli : public testing::Test {
     const Captured synth = cli({"synth", (root_ / "videos").string(), "--classes", "3", "--groups",
                                 "3", "--clips", "2", "--frames", "12", "--size", "32"});
     ASSERT_EQ(synth.status, 0) << synth.err;
-    const Captured prep =
-        cli({"prep", (root_ / "videos").string(), (root_ / "shards").string(), "--depth", "4"});
+    const Captured prep = cli({"prep", (root_ / "videos").string(), (root_ / "shards").string(),
+                               "--depth", "4", "--mean", "dataset"});
     ASSERT_EQ(prep.status, 0) << prep.err;
     ASSERT_NE(prep.out.find("3 classes"), std::string::npos) << prep.out;
   }
@@ -121,6 +121,8 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
 
   const TrainedModel model = load_trained_model(run / "checkpoint-last.safetensors");
   EXPECT_EQ(model.classes.size(), 3u);
+  ASSERT_EQ(model.recipe.mean.size(), 1u);  // --mean dataset: the training frames' gray mean
+  EXPECT_GT(model.recipe.mean[0], 0.f);
   EXPECT_EQ(model.spec.input, (Shape{4, 32, 32, 1}));
 
   const Captured eval =
@@ -235,10 +237,14 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
                         "missing");
   expect_one_line_error(cli({"prep", (root_ / "nowhere").string(), out.string()}), "nowhere");
   expect_one_line_error(cli({"synth", out.string(), "--classes", "99"}), "classes");
+  expect_one_line_error(
+      cli({"prep", (root_ / "videos").string(), out.string(), "--recipe", "c3d", "--color"}),
+      "--color");
   // Parse errors (CLI11) also exit non-zero.
   EXPECT_NE(cli({"train", "--data", shards}).status, 0);   // --output missing
   EXPECT_NE(cli({"train", "--batch", "many"}).status, 0);  // not a number
   EXPECT_NE(cli({"no-such-command"}).status, 0);
+  EXPECT_NE(cli({"prep", "a", "b", "--mean", "median"}).status, 0);  // not a mean source
 }
 
 TEST_F(AppCli, NonFiniteLossStopsNamingStepAndCheckpoint) {
