@@ -43,6 +43,8 @@ json parse_metadata_json(const std::map<std::string, std::string>& metadata, con
   }
 }
 
+}  // namespace
+
 std::string list_problems(const std::vector<std::string>& problems) {
   std::string out;
   for (std::size_t i = 0; i < problems.size() && i < kMaxListedProblems; ++i)
@@ -51,8 +53,6 @@ std::string list_problems(const std::vector<std::string>& problems) {
     out += fmt::format("\n  ... and {} more", problems.size() - kMaxListedProblems);
   return out;
 }
-
-}  // namespace
 
 void save_checkpoint(const std::filesystem::path& path, const ModelSpec& spec, const Module& model,
                      const Optimizer* optimizer,

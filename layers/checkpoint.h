@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/optim/optimizer.h"
 #include "layers/models.h"
@@ -47,6 +48,9 @@ Checkpoint read_checkpoint(const std::filesystem::path& path);
 // everything matches.
 void restore_checkpoint(const Checkpoint& checkpoint, Module& model,
                         Optimizer* optimizer = nullptr);
+
+// The problems a strict loader found, one per line, at most 8 then a count (for its error).
+std::string list_problems(const std::vector<std::string>& problems);
 
 // Rebuilds the model the file describes and restores its weights: for evaluation and prediction.
 // Resuming training builds the model with the run's seed (which also seeds its dropout layers)
