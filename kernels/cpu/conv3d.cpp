@@ -25,6 +25,15 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// A thread is worth waking only for at least ~4 MFLOP (~30 us on one core); below that the
+// fork/join and wake-up cost more than they save (the small convs of gradient checks).
+constexpr double kFlopsPerThread = 4e6;
+
+int threads_for(const Conv3dShape& s) {
+  return int(
+      std::clamp<int64_t>(int64_t(2.0 * s.macs() / kFlopsPerThread), 1, omp_get_max_threads()));
+}
+
 // Rows per tile for `rows` rows of `row_len` elements: as many as fit kTileBytes, at least
 // kMinTileRows, but no more than an even share per thread so that every thread has work.
 int64_t tile_rows(int64_t rows, int64_t row_len, int64_t elem_bytes, int threads) {
@@ -214,7 +223,7 @@ template <typename T>
 void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
-  const int threads = omp_get_max_threads();
+  const int threads = threads_for(s);
   const int64_t tile = tile_rows(rows, row_len, sizeof(T), threads);
   const int64_t tiles = ceil_div(rows, tile);
 #pragma omp parallel num_threads(threads)
@@ -241,7 +250,7 @@ void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
   std::vector<T> wp(s.filter_size());
   std::vector<int64_t> wp_offset;
   std::vector<DataTile> tiles;
-  const int threads = omp_get_max_threads();
+  const int threads = threads_for(s);
   int64_t offset = 0;
   for (int i = 0; i < int(phases.size()); ++i) {
     const Phase& p = phases[i];
@@ -273,8 +282,8 @@ void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* 
   // same on every run with the same thread count. The partials are capped at kPartialBytes:
   // C3D's conv5 filters (28 MB in float) use at most 9 threads.
   const int64_t part_size = dw_size + s.k;
-  const int threads = int(std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(T))), 1,
-                                              omp_get_max_threads()));
+  const int threads =
+      int(std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(T))), 1, threads_for(s)));
   const int64_t tile = tile_rows(rows, row_len, sizeof(T), threads);
   const int64_t tiles = ceil_div(rows, tile);
   std::vector<T> partial(threads * part_size, T(0));

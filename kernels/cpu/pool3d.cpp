@@ -16,6 +16,13 @@ Range window_range(int o, int stride, int pad_before, int window, int in) {
   return {std::max(0, start), std::min(in, start + window)};
 }
 
+// Below ~64 K window reads (~20 us) a pool runs on one thread: waking a second costs more.
+constexpr int64_t kReadsPerThread = 1 << 16;
+
+bool worth_threads(const Pool3dShape& s) {
+  return s.output_size() * s.window.d * s.window.h * s.window.w >= kReadsPerThread;
+}
+
 // Every window must hold at least one input element, or its max would be undefined.
 void check_windows(const Pool3dShape& s) {
   const auto axis_ok = [](int in, int window, int stride, int pad_before, int out) {
@@ -77,7 +84,7 @@ template <typename T>
 void maxpool3d_fwd(const Pool3dShape& s, const T* x, T* y) {
   check_windows(s);
   const int64_t lines = int64_t(s.n) * s.out.d * s.out.h;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(s))
   for (int64_t line = 0; line < lines; ++line) {
     const int oh = int(line % s.out.h), od = int(line / s.out.h % s.out.d);
     const int n = int(line / s.out.h / s.out.d);
@@ -108,7 +115,7 @@ void maxpool3d_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T*
       const int lines_d = (s.out.d - cd + period_d - 1) / period_d;
       const int lines_h = (s.out.h - ch + period_h - 1) / period_h;
       const int64_t lines = int64_t(s.n) * lines_d * lines_h;
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(s))
       {
         std::vector<unsigned char> pending(s.c);
 #pragma omp for schedule(static)

@@ -55,14 +55,15 @@ std::vector<ConvCase> small_cases() {
   };
 }
 
-// Shapes large enough that every pass splits into several tiles per thread (in float, a
-// conv2a-like tile holds ~150 rows; here there are 384 and 324 rows).
+// Shapes large enough that every pass runs on several threads (> 8 MFLOP) and splits into
+// several tiles per thread (in float a conv2a-like tile holds ~150 rows; here 384 rows, and
+// the stride-2 bwd-data has 8 phases of 216 rows).
 std::vector<ConvCase> tiled_cases() {
   return {
       {"conv2a-like c=64",
        Conv3dShape::make(2, {3, 8, 8}, 64, 32, {3, 3, 3}, {1, 1, 1}, Padding::same)},
       {"stride 2 c=32",
-       Conv3dShape::make(2, {4, 9, 9}, 32, 16, {3, 3, 3}, {2, 2, 2}, Padding::same)},
+       Conv3dShape::make(2, {6, 12, 12}, 32, 32, {3, 3, 3}, {2, 2, 2}, Padding::same)},
   };
 }
 

@@ -245,18 +245,5 @@ TEST(DenseOp, MismatchesAreErrors) {
       {"dense", "bias b must have shape [3]", "f32[4] cpu"});
 }
 
-TEST(ConvPoolDenseOps, CudaTensorsHaveNoPathYet) {
-  std::string reason;
-  if (!cuda_available(&reason)) GTEST_SKIP() << "no CUDA device: " << reason;
-  const Tensor x = Tensor::zeros({1, 2, 2, 2, 1}, DType::f32, Device::cuda());
-  expect_error([&] { max_pool3d(x); }, {"max_pool3d", "no CUDA path yet"});
-  expect_error([&] { conv3d(x, Tensor::zeros({1, 1, 1, 1, 1}), Tensor()); }, {"conv3d", "CUDA"});
-  expect_error(
-      [&] {
-        dense(x.reshape({1, 8}), Tensor::zeros({1, 8}), Tensor());
-      },
-      {"dense", "CUDA"});
-}
-
 }  // namespace
 }  // namespace cu3d

@@ -44,6 +44,11 @@ std::vector<PoolCase> cases() {
       {"pool2d 3x3 stride 2 Caffe ceil",
        Pool3dShape::make(2, {1, 9, 11}, 3, {1, 3, 3}, {1, 2, 2}, valid, {0, 0, 0}, true)},
       {"pool2d 2x2 same", Pool3dShape::make(3, {1, 5, 4}, 1, {1, 2, 2}, {1, 2, 2}, same)},
+      // Large enough (> 64 K window reads) to run on several threads.
+      {"threaded 2x2x2 stride 2",
+       Pool3dShape::make(2, {8, 16, 16}, 32, {2, 2, 2}, {2, 2, 2}, valid)},
+      {"threaded 3x3x3 stride 1 pad 1 (overlapping)",
+       Pool3dShape::make(2, {8, 16, 16}, 8, {3, 3, 3}, {1, 1, 1}, expl, {1, 1, 1})},
   };
 }
 
