@@ -18,9 +18,11 @@
 #   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only)
 #   CU3D_TEST_SEED        run seed of the random inputs
 #   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT   seconds per stage (300, 150)
-#   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN and the fused blocks against
-#                         cuDNN's conv + the ops they replace (tests/gpu/conv_timing_test.cpp);
-#                         CU3D_GPU_TIMING_PASSES=fwd,... limits the conv passes timed
+#   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN, the fused blocks against
+#                         cuDNN's conv + the ops they replace (tests/gpu/conv_timing_test.cpp)
+#                         and the memory-bound ops against the device copy
+#                         (tests/gpu/bandwidth_timing_test.cpp); CU3D_GPU_TIMING_PASSES=fwd,...
+#                         limits the conv passes timed, GPU_CHECK_TIMING_FILTER the tests
 set -uo pipefail
 
 mode=${1:-run}
@@ -104,7 +106,7 @@ run() {
     ldd "$bin" | grep -E "not found|cudnn|cudart|openblas|fmt"
   } 2>&1 | tee "$logs/environment.txt"
 
-  local full=${GPU_CHECK_FILTER:--ConvTiming.*}
+  local full=${GPU_CHECK_FILTER:--*Timing.*}
   local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
@@ -114,7 +116,7 @@ run() {
   if [[ ${GPU_CHECK_TIMING:-0} == 1 ]]; then
     echo "== timing"
     CU3D_GPU_TIMING=1 run_stage timing timeout "${GPU_CHECK_TIMING_TIMEOUT:-200}" "$bin" \
-      --gtest_filter='ConvTiming.*'
+      --gtest_filter="${GPU_CHECK_TIMING_FILTER:-*Timing.*}"
     grep '^\[ TIMING' "$logs/timing.log" >"$logs/timing.txt"
   fi
   echo "== memcheck"

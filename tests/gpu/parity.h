@@ -81,6 +81,23 @@ class DeviceArray {
   int64_t count_;
 };
 
+// A host vector of any element type copied to the device (labels, uint8 frames, crops).
+template <class T>
+class DeviceCopy {
+ public:
+  explicit DeviceCopy(const std::vector<T>& host) {
+    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * std::max<size_t>(host.size(), 1)));
+    CU3D_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice));
+  }
+  ~DeviceCopy() { cudaFree(ptr_); }
+  DeviceCopy(const DeviceCopy&) = delete;
+  DeviceCopy& operator=(const DeviceCopy&) = delete;
+  const T* get() const { return ptr_; }
+
+ private:
+  T* ptr_ = nullptr;
+};
+
 // Uniform in [lo, hi): never zeros (METHOD.md).
 inline std::vector<float> random_floats(int64_t count, std::mt19937_64& rng, float lo = -1.f,
                                         float hi = 1.f) {

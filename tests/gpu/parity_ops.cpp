@@ -172,23 +172,6 @@ void add_activation_cases(std::vector<ParityCase>* out) {
 
 // ---- softmax + cross-entropy -------------------------------------------------------------------
 
-// A host vector of any element type copied to the device (labels, uint8 frames, crops).
-template <class T>
-class DeviceCopy {
- public:
-  explicit DeviceCopy(const std::vector<T>& host) {
-    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * std::max<size_t>(host.size(), 1)));
-    CU3D_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice));
-  }
-  ~DeviceCopy() { cudaFree(ptr_); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-  const T* get() const { return ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-};
-
 std::vector<Compared> run_softmax_xent(cpu::SoftmaxXentShape s, std::mt19937_64& rng,
                                        cudaStream_t stream) {
   const auto logits = random_floats(s.size(), rng, -5.f, 5.f);
