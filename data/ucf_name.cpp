@@ -1,5 +1,6 @@
 #include "data/ucf_name.h"
 
+#include <cctype>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -9,7 +10,9 @@ namespace {
 
 // Parses "<letter><digits>" such as "g08"; nothing for anything else or numbers above 9999.
 std::optional<int> parse_tagged_number(std::string_view text, char tag) {
-  if (text.size() < 2 || text.size() > 5 || text[0] != tag) return std::nullopt;
+  // from_chars alone would take a sign, so "g-2" would give a negative group.
+  if (text.size() < 2 || text.size() > 5 || text[0] != tag || !std::isdigit(uint8_t(text[1])))
+    return std::nullopt;
   int value = 0;
   const auto [end, error] = std::from_chars(text.data() + 1, text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;

@@ -372,7 +372,8 @@ bool valid_name(const std::string& name) {
 }
 
 std::string model_name(const ModelConfig& config) {
-  const json name = config.value("name", json("unnamed"));
+  // Called before the config is known to be an object; json::value would throw on anything else.
+  const json name = config.is_object() ? config.value("name", json("unnamed")) : json("unnamed");
   return name.is_string() && valid_name(name.get<std::string>()) ? name.get<std::string>()
                                                                  : "unnamed";
 }
