@@ -3,12 +3,14 @@
 #include <unordered_map>
 
 #include "engine/ops/elementwise.h"
+#include "engine/profile_scope.h"
 
 namespace cu3d::autograd {
 namespace {
 
 struct Entry {
   std::string op;
+  std::string scope;  // the ProfileScope it was recorded in ("conv3a"), for the backward range
   std::vector<Tensor> inputs;
   std::vector<Tensor> outputs;
   BackwardFn backward;
@@ -76,6 +78,7 @@ void run_entry(const Entry& entry, GradMap& pending) {
   for (std::size_t i = 0; i < grad_outputs.size(); ++i)
     if (!grad_outputs[i].defined()) grad_outputs[i] = Tensor::zeros_like(entry.outputs[i]);
 
+  const ProfileRange range((entry.scope.empty() ? entry.op : entry.scope) + "/bwd");
   const std::vector<Tensor> grad_inputs = entry.backward(grad_outputs);
   CU3D_CHECK(grad_inputs.size() == entry.inputs.size(),
              "backward of {} returned {} gradients for {} inputs", entry.op, grad_inputs.size(),
@@ -115,7 +118,8 @@ void record(std::string op, std::vector<Tensor> inputs, std::vector<Tensor> outp
     impl->requires_grad = true;
     impl->tape_generation = t.generation;
   }
-  t.entries.push_back({std::move(op), std::move(inputs), std::move(outputs), std::move(backward)});
+  t.entries.push_back({std::move(op), ProfileScope::current(), std::move(inputs),
+                       std::move(outputs), std::move(backward)});
 }
 
 void backward(const Tensor& root, const Tensor& grad_root) {
@@ -141,7 +145,7 @@ void backward(const Tensor& root, const Tensor& grad_root) {
 
   GradMap pending;
   if (root.is_leaf()) {
-    deliver(Entry{"backward", {}, {}, {}}, root, seed, pending);
+    deliver(Entry{"backward", "", {}, {}, {}}, root, seed, pending);
     return;
   }
   pending.emplace(root.impl(), PendingGrad{seed, false});

@@ -1,5 +1,7 @@
 #include "layers/module.h"
 
+#include "engine/profile_scope.h"
+
 namespace cu3d {
 
 Tensor& Module::register_parameter(std::string name, Tensor value) {

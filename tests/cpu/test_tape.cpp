@@ -2,6 +2,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/profile_scope.h"
 
 namespace cu3d {
 namespace {
@@ -110,6 +111,25 @@ TEST(Tape, OnlyLeavesCanBeMarked) {
   EXPECT_THROW(y.set_requires_grad(false), Error);
   autograd::clear_tape();
   EXPECT_THROW(Tensor::zeros({2}, DType::i32).set_requires_grad(true), Error);
+}
+
+}  // namespace
+}  // namespace cu3d
+
+namespace cu3d {
+namespace {
+
+TEST(ProfileScope, NestsWithDotsAndRestores) {
+  EXPECT_EQ(ProfileScope::current(), "");
+  {
+    const ProfileScope model("ensemble");
+    {
+      const ProfileScope layer("conv3a");
+      EXPECT_EQ(ProfileScope::current(), "ensemble.conv3a");
+    }
+    EXPECT_EQ(ProfileScope::current(), "ensemble");
+  }
+  EXPECT_EQ(ProfileScope::current(), "");
 }
 
 }  // namespace
