@@ -207,6 +207,40 @@ TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
   EXPECT_EQ(read_file(whole / "result.txt"), read_file(pieces / "result.txt"));
 }
 
+// --init copies every matching tensor and starts a new head when the class count differs.
+TEST_F(AppCli, InitFromCheckpointWithAnotherClassCountKeepsTheBodyAndReplacesTheHead) {
+  const fs::path source = root_ / "init-source", target = root_ / "init-target";
+  ASSERT_EQ(cli(train_args(source, 1)).status, 0);
+  const fs::path two = root_ / "shards-2";
+  ASSERT_EQ(
+      cli({"prep", (root_ / "videos").string(), two.string(), "--depth", "4", "--nclass", "2"})
+          .status,
+      0);
+  std::vector<std::string> args = train_args(target, 1);
+  args[4] = two.string();          // --data
+  args[args.size() - 3] = "1e-9";  // --lr
+  args.insert(args.end(), {"--init", (source / "checkpoint-last.safetensors").string()});
+  const Captured c = cli(args);
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.out.find("new head: fc.weight, fc.bias"), std::string::npos) << c.out;
+  // A learning rate of 1e-9 leaves the copied body as it was.
+  const SafetensorsContents a = load_safetensors(source / "checkpoint-last.safetensors");
+  const SafetensorsContents b = load_safetensors(target / "checkpoint-last.safetensors");
+  ASSERT_EQ(a.tensors[0].first, "conv1.weight");
+  ASSERT_EQ(b.tensors[0].first, "conv1.weight");
+  const std::vector<float> x = a.tensors[0].second.to_vector<float>();
+  const std::vector<float> y = b.tensors[0].second.to_vector<float>();
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_NEAR(x[i], y[i], 1e-6) << i;
+
+  // Without a matching body, --init is an error naming the tensor.
+  std::vector<std::string> bad = train_args(root_ / "init-bad", 1);
+  bad[2] = "keras3d";
+  bad.insert(bad.end(), {"--init", (source / "checkpoint-last.safetensors").string()});
+  EXPECT_NE(cli(bad).status, 0);
+}
+
 // A failing command prints exactly one line, "cu3d: error: ...", that names the culprit.
 void expect_one_line_error(const Captured& c, const std::string& mentions) {
   EXPECT_NE(c.status, 0);
