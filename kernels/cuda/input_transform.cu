@@ -7,27 +7,31 @@
 namespace cu3d::cuda {
 namespace {
 
-// One thread per output element, channels fastest: the warp's uint8 reads of one pixel row
-// are contiguous (or reversed, under a flip), its fp32 writes coalesced.
-__global__ void __launch_bounds__(256)
-    input_transform_kernel(InputTransformShape s, const uint8_t* x, const int32_t* crops,
-                           const uint8_t* flips, const float* mean, float scale, float* y,
-                           int64_t total) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int ch = int(i % s.c);
-    int64_t q = i / s.c;
-    const int j = int(q % s.out_w);
-    q /= s.out_w;
-    const int r = int(q % s.out_h);
-    q /= s.out_h;
-    const int t = int(q % s.d), n = int(q / s.d);
-    const int row = crops[2 * n] + r;
-    const int col = crops[2 * n + 1] + (flips[n] ? s.out_w - 1 - j : j);
-    float v = 0.f;
-    if (row >= 0 && row < s.h && col >= 0 && col < s.w)
-      v = float(x[(((int64_t(n) * s.d + t) * s.h + row) * s.w + col) * s.c + ch]);
-    y[i] = (v - (mean ? mean[ch] : 0.f)) * scale;
+// 128 threads per output row: a C3D row is out_w * c = 336 values, so 3 passes use 88 % of
+// the threads; wider blocks would idle more in the last pass.
+constexpr int kThreads = 128;
+
+// One block per output row (clip n, frame t, row i): the row's source pointer, crop and flip
+// are computed once per block, and the row's out_w * c values are contiguous in both the
+// output and (reversed per pixel under a flip) the input, so both sides are coalesced and the
+// per-element index math is one 32-bit division by c. The first version, one thread per
+// element with four 64-bit divisions, moved 20 % of the copy bandwidth on an H100.
+__global__ void __launch_bounds__(kThreads)
+    input_transform_rows(InputTransformShape s, const uint8_t* x, const int32_t* crops,
+                         const uint8_t* flips, const float* mean, float scale, float* y) {
+  const int row = blockIdx.x;  // (n * d + t) * out_h + i
+  const int i = row % s.out_h, frame = row / s.out_h, n = frame / s.d;
+  const int src_row = crops[2 * n] + i, x0 = crops[2 * n + 1];
+  const bool flip = flips[n] != 0;
+  const int width = s.out_w * s.c;
+  float* out = y + int64_t(row) * width;
+  const bool inside = src_row >= 0 && src_row < s.h;
+  const uint8_t* in = x + (int64_t(frame) * s.h + src_row) * s.w * s.c;
+  for (int k = threadIdx.x; k < width; k += kThreads) {
+    const int j = k / s.c, ch = k - j * s.c;
+    const int col = x0 + (flip ? s.out_w - 1 - j : j);
+    const float v = inside && col >= 0 && col < s.w ? float(in[col * s.c + ch]) : 0.f;
+    out[k] = (v - (mean ? __ldg(mean + ch) : 0.f)) * scale;
   }
 }
 
@@ -36,14 +40,16 @@ __global__ void __launch_bounds__(256)
 void input_transform(const InputTransformShape& s, const uint8_t* x, const int32_t* crops,
                      const uint8_t* flips, const float* mean, float scale, float* y,
                      cudaStream_t stream) {
-  CU3D_CHECK(s.out_h <= s.h && s.out_w <= s.w,
-             "input_transform: crop {}x{} is larger than the frames {}x{}", s.out_h, s.out_w, s.h,
-             s.w);
-  const int64_t total = s.output_size();
-  input_transform_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, crops, flips, mean,
-                                                                        scale, y, total);
-  check_launch(fmt::format("input_transform ({}x{}x{}x{}x{} -> crop {}x{})", s.n, s.d, s.h, s.w,
-                           s.c, s.out_h, s.out_w));
+  const std::string what = fmt::format("input_transform ({}x{}x{}x{}x{} -> crop {}x{})", s.n, s.d,
+                                       s.h, s.w, s.c, s.out_h, s.out_w);
+  CU3D_CHECK(s.out_h <= s.h && s.out_w <= s.w, "{}: the crop is larger than the frames", what);
+  const int64_t rows = int64_t(s.n) * s.d * s.out_h;
+  CU3D_CHECK(rows < (int64_t(1) << 31) && int64_t(s.out_w) * s.c < (int64_t(1) << 31) &&
+                 int64_t(s.w) * s.c < (int64_t(1) << 31),
+             "{}: too large for 32-bit row indices", what);
+  if (rows == 0) return;
+  input_transform_rows<<<unsigned(rows), kThreads, 0, stream>>>(s, x, crops, flips, mean, scale, y);
+  check_launch(what);
 }
 
 }  // namespace cu3d::cuda

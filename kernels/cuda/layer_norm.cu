@@ -181,22 +181,24 @@ struct NormReluAt {
   const float *x, *gamma, *beta, *mean, *rstd;
   int64_t m;
   int c;
-  __device__ float operator()(int64_t position, int ch) const {
-    const int64_t g = position / m;
-    const float v = (x[position * c + ch] - mean[g]) * rstd[g] * gamma[ch] + beta[ch];
+  template <class Index>
+  __device__ float operator()(Index position, int ch) const {
+    const Index g = position / Index(m);
+    const float v = (x[int64_t(position) * c + ch] - mean[g]) * rstd[g] * gamma[ch] + beta[ch];
     return fmaxf(v, 0.f);
   }
 };
 
 // One thread per pooled output: the max of the window of `value(position, channel)`, padded
-// positions excluded (the pool's rule). ReLU outputs are never NaN for finite inputs.
-template <class Value>
-__global__ void __launch_bounds__(256)
-    pool_of(Pool3dShape p, Value value, float* y, int64_t total) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
+// positions excluded (the pool's rule). ReLU outputs are never NaN for finite inputs. Index is
+// int when every position and output index fits (32-bit divisions, several times cheaper than
+// 64-bit ones), else int64_t.
+template <class Index, class Value>
+__global__ void __launch_bounds__(256) pool_of(Pool3dShape p, Value value, float* y, Index total) {
+  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
+       i += Index(gridDim.x) * blockDim.x) {
     const int ch = int(i % p.c);
-    const int64_t q = i / p.c;
+    const Index q = i / p.c;
     const int ow = int(q % p.out.w), oh = int(q / p.out.w % p.out.h);
     const int od = int(q / p.out.w / p.out.h % p.out.d), n = int(q / p.out.w / p.out.h / p.out.d);
     const int z0 = od * p.stride.d - p.pad_before.d, y0 = oh * p.stride.h - p.pad_before.h,
@@ -205,7 +207,7 @@ __global__ void __launch_bounds__(256)
     for (int z = max(z0, 0); z < min(z0 + p.window.d, p.in.d); ++z)
       for (int yy = max(y0, 0); yy < min(y0 + p.window.h, p.in.h); ++yy)
         for (int xx = max(x0, 0); xx < min(x0 + p.window.w, p.in.w); ++xx) {
-          const float v = value(((int64_t(n) * p.in.d + z) * p.in.h + yy) * p.in.w + xx, ch);
+          const float v = value(((Index(n) * p.in.d + z) * p.in.h + yy) * p.in.w + xx, ch);
           if (v > best || v != v) best = v;
         }
     y[i] = best;
@@ -216,8 +218,24 @@ __global__ void __launch_bounds__(256)
 struct ArrayAt {
   const float* a;
   int c;
-  __device__ float operator()(int64_t position, int ch) const { return a[position * c + ch]; }
+  template <class Index>
+  __device__ float operator()(Index position, int ch) const {
+    return a[int64_t(position) * c + ch];
+  }
 };
+
+// Launches pool_of with 32-bit indices when the inputs, the outputs and the grid-stride steps
+// all fit.
+template <class Value>
+void launch_pool_of(const Pool3dShape& p, Value value, float* y, cudaStream_t stream) {
+  const int64_t total = p.output_size();
+  const int blocks = grid_stride_blocks(total);
+  if (std::max(total, p.input_size()) + int64_t(blocks) * 256 < (int64_t(1) << 31)) {
+    pool_of<int><<<blocks, 256, 0, stream>>>(p, value, y, int(total));
+  } else {
+    pool_of<int64_t><<<blocks, 256, 0, stream>>>(p, value, y, total);
+  }
+}
 
 }  // namespace
 
@@ -230,9 +248,8 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
   CU3D_CHECK(m > 0 && positions % m == 0, "{}: groups of {} positions do not tile the {} positions",
              what, m, positions);
   const NormReluAt norm{x, gamma, beta, mean, rstd, m, p.c};
-  const int64_t total = p.output_size();
   if (!z) {
-    pool_of<<<grid_stride_blocks(total), 256, 0, stream>>>(p, norm, y, total);
+    launch_pool_of(p, norm, y, stream);
     check_launch(what);
     return;
   }
@@ -241,7 +258,7 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
   elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(
       n, [=] __device__(int64_t i) { z[i] = norm(i / c, int(i % c)); });
   check_launch(what);
-  pool_of<<<grid_stride_blocks(total), 256, 0, stream>>>(p, ArrayAt{z, p.c}, y, total);
+  launch_pool_of(p, ArrayAt{z, p.c}, y, stream);
   check_launch(what);
 }
 
