@@ -28,9 +28,9 @@ json dropout(const std::string& name, double rate) {
 }
 
 // The C3D trunk (Tran et al. 2015): eight 3x3x3 convolutions and five max-pools. `norm` adds the
-// seed TensorFlow C3D's per-sample layer norm between each convolution and its ReLU; `pool_padding`
-// is how pools 1-4 pad ("valid" in the original, "same" in the TensorFlow one), and `pool5`
-// gives pool5's padding, which turns 2x7x7 into 1x4x4 either way.
+// seed TensorFlow C3D's per-sample layer norm between each convolution and its ReLU;
+// `pool_padding` is how pools 1-4 pad ("valid" in the original, "same" in the TensorFlow one), and
+// `pool5_padding` pool5's, which turns 2x7x7 into 1x4x4 either way (explicit (0,1,1) or "same").
 json c3d_trunk(bool norm, const json& pool_padding, const json& pool5_padding) {
   struct Block {
     const char* suffix;
