@@ -1,0 +1,208 @@
+// conv3d on C3D's layers (tests/gpu/cases.h), cu3d against cuDNN (the algorithm cudnnFind*
+// picks), for each pass and precision, and the fused blocks against cuDNN's conv plus the
+// separate ops they replace.
+//   cu3d_bench_gpu --benchmark_filter=conv/ --benchmark_counters_tabular=true
+// Names: conv/<layer>/<pass>/<precision>/<backend> and fused/<layer>/<block>/<precision>/<how>.
+// FLOPs: 2 * macs per pass. Bytes (the least a pass must move, fp32 in memory): the two
+// operands it reads and the one it writes, once each.
+#include <string>
+#include <vector>
+
+#include "bench/gpu/c3d_pools.h"
+#include "bench/gpu/common.h"
+#include "gpu/cases.h"
+#include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cuda/pool3d.cuh"
+#include "kernels/cudnn/conv3d.h"
+
+namespace cu3d::bench {
+namespace {
+
+using cases::Backend;
+using cases::ConvLayer;
+
+constexpr const char* kPasses[] = {"fwd", "bwd_data", "bwd_filter"};
+constexpr int kConvIterations = 15;
+
+// One layer's operands: `sets` rotated copies of what the passes read, one copy of what they
+// write. Kept between benchmarks of the same layer (they run in registration order), so each
+// layer is allocated and filled once.
+struct LayerBuffers {
+  std::string name;
+  int sets = 0;
+  std::vector<std::unique_ptr<DeviceBuffer>> x, w, dy;
+  std::unique_ptr<DeviceBuffer> bias, y, dx, dw, db;
+
+  explicit LayerBuffers(const ConvLayer& layer) : name(layer.name) {
+    const Conv3dShape& s = layer.shape;
+    const int64_t set_bytes = 4 * (s.input_size() + s.filter_size() + s.output_size());
+    sets = rotation_sets(set_bytes);
+    for (int i = 0; i < sets; ++i) {
+      x.push_back(std::make_unique<DeviceBuffer>(4 * s.input_size(), 10 + i));
+      w.push_back(std::make_unique<DeviceBuffer>(4 * s.filter_size(), 20 + i));
+      dy.push_back(std::make_unique<DeviceBuffer>(4 * s.output_size(), 30 + i));
+    }
+    bias = std::make_unique<DeviceBuffer>(4 * s.k, 40);
+    y = std::make_unique<DeviceBuffer>(4 * s.output_size(), 0, false);
+    dx = std::make_unique<DeviceBuffer>(4 * s.input_size(), 0, false);
+    dw = std::make_unique<DeviceBuffer>(4 * s.filter_size(), 0, false);
+    db = std::make_unique<DeviceBuffer>(4 * s.k, 0, false);
+  }
+};
+
+LayerBuffers& buffers_for(const ConvLayer& layer) {
+  static std::unique_ptr<LayerBuffers> current;
+  if (!current || current->name != layer.name) {
+    current.reset();  // free the previous layer's memory before taking the next
+    current = std::make_unique<LayerBuffers>(layer);
+  }
+  return *current;
+}
+
+void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
+               const LayerBuffers& b, int i, Precision p) {
+  const int r = i % b.sets;
+  const float *x = b.x[r]->f(), *w = b.w[r]->f(), *dy = b.dy[r]->f();
+  const cudaStream_t st = stream();
+  const bool mine = backend == Backend::cu3d;
+  if (pass == "fwd") {
+    if (mine)
+      cuda::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st);
+    else
+      cudnn::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st);
+  } else if (pass == "bwd_data") {
+    if (mine)
+      cuda::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st);
+    else
+      cudnn::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st);
+  } else if (mine) {
+    cuda::conv3d_bwd_filter(s, x, dy, b.dw->f(), b.db->f(), p, st);
+  } else {
+    cudnn::conv3d_bwd_filter(s, x, dy, b.dw->f(), b.db->f(), p, st);
+  }
+}
+
+double pass_bytes(const std::string& pass, const Conv3dShape& s) {
+  const double x = s.input_size(), w = s.filter_size(), y = s.output_size();
+  return 4 * (pass == "bwd_filter" ? x + y + w : x + w + y);
+}
+
+void register_conv(const ConvLayer& layer, const std::string& pass, Precision p, Backend backend) {
+  const std::string key = "conv/" + layer.name + "/" + pass + "/" + to_string(p);
+  const std::string name = key + "/" + cases::to_string(backend);
+  benchmark::RegisterBenchmark(
+      name.c_str(),
+      [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const Conv3dShape& s = layer.shape;
+          const LayerBuffers& b = buffers_for(layer);
+          const Work work{2.0 * double(s.macs()), pass_bytes(pass, s), p};
+          const double ms = run_timed(state, stream(), work,
+                                      [&](int i) { conv_pass(pass, backend, s, b, i, p); });
+          if (backend == Backend::cudnn) {
+            remember_baseline(key, ms);
+            state.counters["cudnn_algo"] = cudnn::conv3d_algorithm(pass.c_str(), s, p);
+          } else {
+            set_ratio_to_baseline(state, key, ms);
+          }
+        });
+      })
+      ->UseManualTime()
+      ->Iterations(kConvIterations)
+      ->Unit(benchmark::kMillisecond);
+}
+
+// Scratch of a fused-block benchmark beyond the layer's conv operands.
+struct FusedScratch {
+  Pool3dShape p;
+  cpu::LayerNormShape ln;
+  DeviceBuffer pooled, z, gamma, beta, mean, rstd;
+  FusedScratch(const ConvLayer& layer)
+      : p(pool_after(layer)),
+        ln{layer.shape.n, layer.shape.output_size() / layer.shape.n / layer.shape.k, layer.shape.k},
+        pooled(4 * p.output_size(), 0, false),
+        z(4 * layer.shape.output_size(), 0, false),
+        gamma(4 * layer.shape.k, 50),
+        beta(4 * layer.shape.k, 51),
+        mean(4 * layer.shape.n, 0, false),
+        rstd(4 * layer.shape.n, 0, false) {}
+};
+
+// Inference blocks, pooled output only. bias_relu_pool: cu3d's one kernel against cuDNN conv
+// (with bias) + ReLU + max-pool. bias_ln_relu_pool (per-sample layer norm): cu3d's conv with
+// statistics in the epilogue + one normalize/ReLU/pool kernel, against cuDNN conv + layer norm +
+// ReLU + max-pool.
+void fused_call(const std::string& block, bool fused, const ConvLayer& layer, const LayerBuffers& b,
+                FusedScratch& f, int i, Precision prec) {
+  const Conv3dShape& s = layer.shape;
+  const int r = i % b.sets;
+  const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
+  float* y = b.y->f();
+  const cudaStream_t st = stream();
+  if (block == "bias_relu_pool" && fused) {
+    cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), nullptr, prec, st);
+  } else if (block == "bias_relu_pool") {
+    cudnn::conv3d_fwd(s, x, w, bias, y, prec, st);
+    cuda::relu_fwd(s.output_size(), y, y, st);
+    cuda::maxpool3d_fwd(f.p, y, f.pooled.f(), st);
+  } else if (fused) {
+    cuda::conv3d_fwd_bias_ln_stats(s, x, w, bias, f.ln.m, 1e-5f, y, f.mean.f(), f.rstd.f(), prec,
+                                   st);
+    cuda::layer_norm_relu_maxpool_fwd(f.p, f.ln.m, y, f.gamma.f(), f.beta.f(), f.mean.f(),
+                                      f.rstd.f(), f.pooled.f(), nullptr, st);
+  } else {
+    cudnn::conv3d_fwd(s, x, w, bias, y, prec, st);
+    cuda::layer_norm_fwd(f.ln, y, f.gamma.f(), f.beta.f(), 1e-5f, f.z.f(), f.mean.f(), f.rstd.f(),
+                         st);
+    cuda::relu_fwd(s.output_size(), f.z.f(), f.z.f(), st);
+    cuda::maxpool3d_fwd(f.p, f.z.f(), f.pooled.f(), st);
+  }
+}
+
+void register_fused(const ConvLayer& layer, const std::string& block, Precision p, bool fused) {
+  const std::string key = "fused/" + layer.name + "/" + block + "/" + to_string(p);
+  const std::string name = key + (fused ? "/cu3d_fused" : "/cudnn_unfused");
+  benchmark::RegisterBenchmark(
+      name.c_str(),
+      [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const LayerBuffers& b = buffers_for(layer);
+          FusedScratch f(layer);
+          const Conv3dShape& s = layer.shape;
+          // The block's floor: the conv's FLOPs, reading x and w and writing the pooled output.
+          const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size());
+          const Work work{2.0 * double(s.macs()), bytes, p};
+          const double ms = run_timed(state, stream(), work,
+                                      [&](int i) { fused_call(block, fused, layer, b, f, i, p); });
+          if (!fused)
+            remember_baseline(key, ms);
+          else
+            set_ratio_to_baseline(state, key, ms);
+        });
+      })
+      ->UseManualTime()
+      ->Iterations(kConvIterations)
+      ->Unit(benchmark::kMillisecond);
+}
+
+bool register_all() {
+  for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
+    for (const char* pass : kPasses)
+      for (Precision p : cases::kPrecisions)
+        for (Backend backend : {Backend::cudnn, Backend::cu3d})
+          register_conv(layer, pass, p, backend);
+    if (!followed_by_pool(layer.name)) continue;
+    for (const char* block : {"bias_relu_pool", "bias_ln_relu_pool"})
+      for (Precision p : cases::kPrecisions)
+        for (bool fused : {false, true})
+          register_fused(layer, block, p, fused);
+  }
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace
+}  // namespace cu3d::bench

@@ -1,0 +1,206 @@
+// The memory-bound ops at C3D's sizes: max-pool (cu3d against cuDNN), both layer-norm variants,
+// softmax + cross-entropy, the multi-tensor Adam step and the input transform. Each has no
+// FLOPs to speak of, so its roofline fraction is the bytes it must move over the measured
+// copy bandwidth (kernels' headers state the bytes; here the least each op must move).
+//   cu3d_bench_gpu --benchmark_filter='pool/|layer_norm/|softmax_xent/|adam/|input_transform/'
+#include <string>
+#include <vector>
+
+#include "bench/gpu/c3d_pools.h"
+#include "bench/gpu/common.h"
+#include "kernels/cuda/input_transform.cuh"
+#include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cuda/optimizer.cuh"
+#include "kernels/cuda/pool3d.cuh"
+#include "kernels/cuda/softmax_xent.cuh"
+#include "kernels/cudnn/pool3d.h"
+#include "layers/models.h"
+
+namespace cu3d::bench {
+namespace {
+
+constexpr int kOpIterations = 50;
+
+benchmark::internal::Benchmark* timed(benchmark::internal::Benchmark* b) {
+  return b->UseManualTime()->Iterations(kOpIterations)->Unit(benchmark::kMicrosecond);
+}
+
+// Rotated copies of one op's input arrays (each `bytes` long).
+std::vector<std::unique_ptr<DeviceBuffer>> rotated(int64_t bytes, int sets, uint64_t seed) {
+  std::vector<std::unique_ptr<DeviceBuffer>> v;
+  for (int i = 0; i < sets; ++i)
+    v.push_back(std::make_unique<DeviceBuffer>(bytes, seed + i));
+  return v;
+}
+
+// Max-pool forward (reads x, writes y) and backward (reads x, y, dy, writes dx).
+benchmark::internal::Benchmark* register_pool(const std::string& name, const Pool3dShape& p,
+                                              bool backward, bool mine) {
+  const std::string key = "pool/" + name + (backward ? "/bwd" : "/fwd");
+  return benchmark::RegisterBenchmark(
+      (key + (mine ? "/cu3d" : "/cudnn")).c_str(), [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const int64_t xb = 4 * p.input_size(), yb = 4 * p.output_size();
+          const int sets = rotation_sets(xb + 2 * yb);
+          const auto x = rotated(xb, sets, 1), y = rotated(yb, sets, 11),
+                     dy = rotated(yb, sets, 21);
+          const DeviceBuffer out(backward ? xb : yb, 0, false);
+          const Work work{0, double(backward ? 2 * xb + 2 * yb : xb + yb)};
+          const cudaStream_t st = stream();
+          const double ms = run_timed(state, st, work, [&](int i) {
+            const int r = i % sets;
+            if (!backward && mine) cuda::maxpool3d_fwd(p, x[r]->f(), out.f(), st);
+            if (!backward && !mine) cudnn::maxpool3d_fwd(p, x[r]->f(), out.f(), st);
+            if (backward && mine)
+              cuda::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), out.f(), st);
+            if (backward && !mine)
+              cudnn::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), out.f(), st);
+          });
+          if (mine)
+            set_ratio_to_baseline(state, key, ms);
+          else
+            remember_baseline(key, ms);
+        });
+      });
+}
+
+// Layer norm over a conv's output: per sample (one group per clip, m = d*h*w positions) or
+// per position (m = 1). Forward must read x and write y; backward read x and dy, write dx.
+benchmark::internal::Benchmark* register_layer_norm(const std::string& name,
+                                                    const cpu::LayerNormShape& s, bool backward) {
+  const std::string variant = s.m == 1 ? "per_position" : "per_sample";
+  const std::string key = "layer_norm/" + name + "/" + variant + (backward ? "/bwd" : "/fwd");
+  return benchmark::RegisterBenchmark((key + "/cu3d").c_str(), [=](benchmark::State& state) {
+    guarded(state, [&] {
+      const int64_t bytes = 4 * s.size();
+      const int sets = rotation_sets(2 * bytes);
+      const auto x = rotated(bytes, sets, 1), dy = rotated(bytes, sets, 11);
+      const DeviceBuffer out(bytes, 0, false), gamma(4 * s.c, 2), beta(4 * s.c, 3);
+      const DeviceBuffer mean(4 * s.groups, 0, false), rstd(4 * s.groups, 0, false);
+      const DeviceBuffer dgamma(4 * s.c, 0, false), dbeta(4 * s.c, 0, false);
+      // Valid statistics for the backward pass.
+      cuda::layer_norm_stats(s, x[0]->f(), 1e-5f, mean.f(), rstd.f(), stream());
+      const Work work{0, double(backward ? 3 * bytes : 2 * bytes)};
+      const cudaStream_t st = stream();
+      run_timed(state, st, work, [&](int i) {
+        const int r = i % sets;
+        if (backward)
+          cuda::layer_norm_bwd(s, x[r]->f(), gamma.f(), mean.f(), rstd.f(), dy[r]->f(), out.f(),
+                               dgamma.f(), dbeta.f(), st);
+        else
+          cuda::layer_norm_fwd(s, x[r]->f(), gamma.f(), beta.f(), 1e-5f, out.f(), mean.f(),
+                               rstd.f(), st);
+      });
+    });
+  });
+}
+
+// Softmax + cross-entropy of a batch of C3D's logits (UCF101: 101 classes), forward then
+// backward: reads logits, writes probs, reads probs, writes dlogits.
+benchmark::internal::Benchmark* register_softmax_xent(int classes) {
+  const cpu::SoftmaxXentShape s{batch(), classes};
+  return benchmark::RegisterBenchmark(
+      ("softmax_xent/fwd_bwd/" + std::to_string(classes) + "/cu3d").c_str(),
+      [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const DeviceBuffer logits(4 * s.size(), 1), probs(4 * s.size(), 0, false);
+          const DeviceBuffer dlogits(4 * s.size(), 0, false), loss(4, 0, false), dloss(4, 5);
+          std::vector<int32_t> host(s.rows);
+          for (int64_t r = 0; r < s.rows; ++r)
+            host[r] = int32_t(r % classes);
+          const DeviceBuffer labels(4 * s.rows, 0, false);
+          CU3D_CUDA_CHECK(
+              cudaMemcpy(labels.as<int32_t>(), host.data(), 4 * s.rows, cudaMemcpyHostToDevice));
+          const Work work{0, 4.0 * 4 * s.size()};
+          const cudaStream_t st = stream();
+          run_timed(state, st, work, [&](int) {
+            cuda::softmax_xent_fwd(s, logits.f(), labels.as<int32_t>(), probs.f(), loss.f(), st);
+            cuda::softmax_xent_bwd(s, probs.f(), labels.as<int32_t>(), dloss.f(), dlogits.f(), st);
+          });
+        });
+      });
+}
+
+// One Adam step over every parameter tensor of `model` (its real sizes): 28 bytes an element.
+benchmark::internal::Benchmark* register_adam(const std::string& model) {
+  return benchmark::RegisterBenchmark(
+      ("adam/" + model + "/cu3d").c_str(), [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const auto net = build_model(preset_config(model), 101);
+          std::vector<std::unique_ptr<DeviceBuffer>> arrays;
+          std::vector<cuda::AdamTensor> tensors;
+          double elements = 0;
+          for (const Tensor& t : net->parameters()) {
+            const int64_t n = t.numel();
+            elements += double(n);
+            for (int a = 0; a < 4; ++a)
+              arrays.push_back(std::make_unique<DeviceBuffer>(4 * n, 100 + a));
+            const size_t at = arrays.size() - 4;
+            tensors.push_back({arrays[at]->f(), arrays[at + 1]->f(), arrays[at + 2]->f(),
+                               arrays[at + 3]->f(), n});
+          }
+          // Adam's second moment must be non-negative: start it from zero.
+          for (const cuda::AdamTensor& t : tensors)
+            CU3D_CUDA_CHECK(cudaMemset(t.v, 0, 4 * t.n));
+          const Work work{0, 28.0 * elements};
+          state.counters["params"] = elements;
+          const cudaStream_t st = stream();
+          run_timed(state, st, work, [&](int i) { cuda::adam_step(tensors, {}, i + 1, st); });
+        });
+      });
+}
+
+// The input transform of a uint8 batch of 16 frames of 128x171 (C3D's resize) to 112x112 crops:
+// reads the cropped bytes, writes fp32 (5 bytes per output element).
+benchmark::internal::Benchmark* register_input_transform() {
+  const cpu::InputTransformShape s{batch(), 16, 128, 171, 3, 112, 112};
+  return benchmark::RegisterBenchmark("input_transform/c3d/cu3d", [=](benchmark::State& state) {
+    guarded(state, [&] {
+      const int sets = rotation_sets(s.input_size());
+      const auto x = rotated(s.input_size(), sets, 1);
+      const DeviceBuffer y(4 * s.output_size(), 0, false), mean(12, 2);
+      std::vector<int32_t> crops(2 * s.n);
+      std::vector<uint8_t> flips(s.n);
+      for (int i = 0; i < s.n; ++i) {
+        crops[2 * i] = i % (s.h - s.out_h + 1);
+        crops[2 * i + 1] = (3 * i) % (s.w - s.out_w + 1);
+        flips[i] = uint8_t(i % 2);
+      }
+      const DeviceBuffer crops_d(4 * crops.size(), 0, false), flips_d(flips.size(), 0, false);
+      CU3D_CUDA_CHECK(
+          cudaMemcpy(crops_d.f(), crops.data(), 4 * crops.size(), cudaMemcpyHostToDevice));
+      CU3D_CUDA_CHECK(cudaMemcpy(flips_d.f(), flips.data(), flips.size(), cudaMemcpyHostToDevice));
+      const Work work{0, 5.0 * s.output_size()};
+      const cudaStream_t st = stream();
+      run_timed(state, st, work, [&](int i) {
+        cuda::input_transform(s, x[i % sets]->as<uint8_t>(), crops_d.as<int32_t>(),
+                              flips_d.as<uint8_t>(), mean.f(), 1.f / 255, y.f(), st);
+      });
+    });
+  });
+}
+
+bool register_all() {
+  for (const cases::ConvLayer& layer : cases::c3d_conv_layers(batch())) {
+    if (!followed_by_pool(layer.name)) continue;
+    const Pool3dShape p = pool_after(layer);
+    const std::string name = "after_" + layer.name;
+    for (bool backward : {false, true})
+      for (bool mine : {false, true})
+        timed(register_pool(name, p, backward, mine));
+    const Conv3dShape& s = layer.shape;
+    const int64_t positions = s.output_size() / s.k;
+    for (int64_t m : {positions / s.n, int64_t(1)})
+      for (bool backward : {false, true})
+        timed(register_layer_norm(layer.name, {positions / m, m, s.k}, backward));
+  }
+  timed(register_softmax_xent(101));
+  timed(register_adam("c3d"));
+  timed(register_input_transform());
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace
+}  // namespace cu3d::bench

@@ -1,0 +1,124 @@
+// One training step through the engine, as `cu3d train` runs it: forward, softmax +
+// cross-entropy, backward (the tape), one Adam step, on a model moved to the GPU with
+// Module::to. Per model (c3d, c3d-ln at 16x112x112, keras3d at its own input size), precision
+// and conv backend (compute_options()).
+//   cu3d_bench_gpu --benchmark_filter=train/
+// Counters: ms/step (median), clips/s, MFU (model FLOPs, 3 x 2 x forward MACs per clip, over
+// the measured matrix peak of the precision), and the stream-ordered pool's high-water marks
+// during the timed steps: peak_used_GiB (memory in live allocations) and peak_reserved_GiB
+// (what the pool took from the driver). Inputs are random clips already on the GPU: the loader
+// and the input transform are benchmarked on their own.
+#include <cstdint>
+#include <string>
+
+#include "bench/gpu/common.h"
+#include "engine/autograd.h"
+#include "engine/compute.h"
+#include "engine/ops/loss.h"
+#include "engine/optim/optimizer.h"
+#include "engine/rng.h"
+#include "layers/models.h"
+
+namespace cu3d::bench {
+namespace {
+
+constexpr int kTrainIterations = 10;
+constexpr int kClasses = 101;
+
+cudaMemPool_t default_pool() {
+  int device = 0;
+  CU3D_CUDA_CHECK(cudaGetDevice(&device));
+  cudaMemPool_t pool;
+  CU3D_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  return pool;
+}
+
+// Sets both high-water marks to the pool's current use.
+void reset_pool_peaks(cudaMemPool_t pool) {
+  std::uint64_t zero = 0;
+  CU3D_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  CU3D_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &zero));
+}
+
+double pool_gib(cudaMemPool_t pool, cudaMemPoolAttr attr) {
+  std::uint64_t bytes = 0;
+  CU3D_CUDA_CHECK(cudaMemPoolGetAttribute(pool, attr, &bytes));
+  return double(bytes) / double(1 << 30);
+}
+
+// Random clips (N, D, H, W, C) in [-1, 1) and labels, on the GPU.
+struct Batch {
+  Tensor clips, labels;
+  Batch(const Shape& clip, int n, Generator& gen) {
+    Shape shape{n};
+    shape.insert(shape.end(), clip.begin(), clip.end());
+    clips = Tensor::uniform(shape, -1, 1, gen).to(Device::cuda());
+    std::vector<int32_t> y(n);
+    for (int i = 0; i < n; ++i)
+      y[i] = i % kClasses;
+    labels = Tensor::from_vector(y, {n}).to(Device::cuda());
+  }
+};
+
+void train_step(Module& model, Adam& adam, const Batch& batch) {
+  adam.zero_grad();
+  const Tensor loss = softmax_cross_entropy(model(batch.clips), batch.labels);
+  autograd::backward(loss);
+  adam.step();
+}
+
+void register_train(const std::string& name, Precision precision, ConvBackend backend) {
+  const std::string label =
+      "train/" + name + "/" + to_string(precision) + "/" + cu3d::to_string(backend);
+  benchmark::RegisterBenchmark(
+      label.c_str(),
+      [=](benchmark::State& state) {
+        guarded(state, [&] {
+          ComputeOptions& options = compute_options();
+          options.precision = precision;
+          options.conv_backend = backend;
+          const ModelConfig config = preset_config(name);
+          const ModelSummary summary = summarize_model(config, kClasses);
+          auto model = build_model(config, kClasses);
+          model->to(Device::cuda());
+          Adam adam(model->named_parameters(), AdamOptions{.lr = 1e-4});
+          Generator gen(7);
+          const Batch batch(config_input_shape(config), bench::batch(), gen);
+          // The pool keeps what earlier benchmarks freed: return it, so that the reserved
+          // high-water mark is this model's alone.
+          const cudaMemPool_t pool = default_pool();
+          CU3D_CUDA_CHECK(cudaDeviceSynchronize());
+          CU3D_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+          // The first step pays for cuDNN's algorithm search and the pool's growth: warm up first.
+          train_step(*model, adam, batch);
+          CU3D_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
+          reset_pool_peaks(pool);
+          const Work work{3 * 2.0 * double(summary.macs) * bench::batch(), 0, precision};
+          const double ms = run_timed(state, compute_stream(), work,
+                                      [&](int) { train_step(*model, adam, batch); });
+          state.counters["clips/s"] = bench::batch() / (ms * 1e-3);
+          state.counters["MFU"] = state.counters["roofline"];
+          state.counters.erase("roofline");
+          state.counters["peak_used_GiB"] = pool_gib(pool, cudaMemPoolAttrUsedMemHigh);
+          state.counters["peak_reserved_GiB"] = pool_gib(pool, cudaMemPoolAttrReservedMemHigh);
+          state.counters["model_GFLOP_per_clip"] = 3 * 2.0 * double(summary.macs) * 1e-9;
+          autograd::clear_tape();
+        });
+      })
+      ->UseManualTime()
+      ->Iterations(kTrainIterations)
+      ->Unit(benchmark::kMillisecond);
+}
+
+bool register_all() {
+  for (const char* model : {"c3d", "c3d-ln", "keras3d"})
+    for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
+      for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn})
+        register_train(model, p, backend);
+  return true;
+}
+
+const bool registered = register_all();
+
+}  // namespace
+}  // namespace cu3d::bench

@@ -1,0 +1,228 @@
+#include "bench/gpu/common.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+namespace cu3d::bench {
+
+int batch() {
+  static const int b = [] {
+    const char* env = std::getenv("CU3D_BENCH_BATCH");
+    return env ? std::max(1, std::atoi(env)) : 32;
+  }();
+  return b;
+}
+
+DeviceBuffer::DeviceBuffer(int64_t bytes, uint64_t seed, bool fill) {
+  const int64_t size = std::max<int64_t>(bytes, 4);
+  CU3D_CUDA_CHECK(cudaMalloc(&ptr_, size));
+  if (!fill) {
+    CU3D_CUDA_CHECK(cudaMemset(ptr_, 0, size));
+    return;
+  }
+  constexpr int64_t kBlock = int64_t(1) << 22;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> block(kBlock / sizeof(float));
+  for (float& e : block)
+    e = dist(rng);
+  for (int64_t at = 0; at < size; at += kBlock)
+    CU3D_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr_) + at, block.data(),
+                               std::min(kBlock, size - at), cudaMemcpyHostToDevice));
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  cudaFree(ptr_);
+}
+
+int rotation_sets(int64_t bytes_per_set) {
+  constexpr int64_t kL2Bytes = int64_t(50) << 20;  // H100's L2; conservative for smaller parts
+  const int64_t sets = (3 * kL2Bytes + bytes_per_set - 1) / std::max<int64_t>(bytes_per_set, 1);
+  return int(std::clamp<int64_t>(sets, 2, 8));
+}
+
+cudaStream_t stream() {
+  static const cuda::Stream s;
+  return s.get();
+}
+
+void guarded(benchmark::State& state, const std::function<void()>& body) {
+  std::string reason;
+  if (!cuda::device_available(&reason)) {
+    state.SkipWithError(("no GPU: " + reason).c_str());
+    return;
+  }
+  try {
+    body();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int warmup, int runs) {
+  for (int i = 0; i < warmup; ++i)
+    call(i);
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    cuda::Event start, stop;
+    start.record(stream);
+    call(i);
+    stop.record(stream);
+    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    ms.push_back(stop.elapsed_ms_since(start));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+namespace {
+
+void check_cublas(cublasStatus_t status, const char* call) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw Error(fmt::format("bench peaks: {} failed ({})", call, cublasGetStatusString(status)));
+}
+
+// TFLOP/s of an n^3 GEMM in `precision` through cuBLAS: the reachable matrix peak.
+double gemm_tflops(cublasHandle_t handle, Precision precision) {
+  constexpr int n = 8192;
+  const bool bf16 = precision == Precision::bf16;
+  const int64_t bytes = int64_t(n) * n * (bf16 ? 2 : 4);
+  const DeviceBuffer a(bytes, 1), b(bytes, 2), c(bytes, 3);
+  // Random floats read as bf16 pairs are finite values of magnitude < 2: fine for timing.
+  const float alpha = 1, beta = 0;
+  const cublasComputeType_t compute = precision == Precision::fp32   ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                      : precision == Precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                     : CUBLAS_COMPUTE_32F;
+  const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const double ms = median_ms(
+      stream(),
+      [&](int) {
+        check_cublas(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.as<void>(),
+                                  type, n, b.as<void>(), type, n, &beta, c.as<void>(), type, n,
+                                  compute, CUBLAS_GEMM_DEFAULT),
+                     "cublasGemmEx");
+      },
+      2, 7);
+  return 2.0 * n * n * double(n) / (ms * 1e-3) * 1e-12;
+}
+
+double copy_gbps() {
+  constexpr int64_t bytes = int64_t(1) << 30;
+  const DeviceBuffer src(bytes, 4, false), dst(bytes, 5, false);
+  const double ms = median_ms(
+      stream(),
+      [&](int) {
+        CU3D_CUDA_CHECK(
+            cudaMemcpyAsync(dst.f(), src.f(), bytes, cudaMemcpyDeviceToDevice, stream()));
+      },
+      2, 11);
+  return 2.0 * double(bytes) / (ms * 1e-3) * 1e-9;
+}
+
+Peaks measure_peaks() {
+  cublasHandle_t handle;
+  check_cublas(cublasCreate(&handle), "cublasCreate");
+  check_cublas(cublasSetStream(handle, stream()), "cublasSetStream");
+  Peaks p{};
+  for (Precision precision : {Precision::fp32, Precision::tf32, Precision::bf16})
+    p.tflops[int(precision)] = gemm_tflops(handle, precision);
+  cublasDestroy(handle);
+  p.copy_gbps = copy_gbps();
+  return p;
+}
+
+std::map<std::string, double>& baselines() {
+  static std::map<std::string, double> m;
+  return m;
+}
+
+}  // namespace
+
+const Peaks& peaks() {
+  static const Peaks p = measure_peaks();
+  return p;
+}
+
+double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
+                 const std::function<void(int)>& call) {
+  constexpr int kWarmup = 3;
+  for (int i = 0; i < kWarmup; ++i)
+    call(i);
+  std::vector<double> ms;
+  int i = 0;
+  for (auto _ : state) {
+    cuda::Event start, stop;
+    start.record(stream);
+    call(i++);
+    stop.record(stream);
+    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    ms.push_back(stop.elapsed_ms_since(start));
+    state.SetIterationTime(ms.back() * 1e-3);
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  const double seconds = median * 1e-3;
+  state.counters["ms"] = median;
+  if (work.flops > 0) state.counters["TFLOP/s"] = work.flops / seconds * 1e-12;
+  if (work.bytes > 0) state.counters["GB/s"] = work.bytes / seconds * 1e-9;
+  const Peaks& p = peaks();
+  const double floor_s = std::max(work.flops / (p.tflops[int(work.precision)] * 1e12),
+                                  work.bytes / (p.copy_gbps * 1e9));
+  if (floor_s > 0) state.counters["roofline"] = floor_s / seconds;
+  return median;
+}
+
+void remember_baseline(const std::string& key, double ms) {
+  baselines()[key] = ms;
+}
+
+void set_ratio_to_baseline(benchmark::State& state, const std::string& key, double ms) {
+  const auto it = baselines().find(key);
+  if (it != baselines().end()) state.counters["vs_cudnn"] = it->second / ms;
+}
+
+}  // namespace cu3d::bench
+
+namespace cu3d::bench {
+namespace {
+
+// The versions and device that every result file records (Google Benchmark's "context").
+bool add_context() {
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  benchmark::AddCustomContext("cuda_runtime", std::to_string(runtime));
+  benchmark::AddCustomContext("cuda_driver_api", std::to_string(driver));
+  benchmark::AddCustomContext("cudnn", std::to_string(cudnnGetVersion()));
+  benchmark::AddCustomContext("batch", std::to_string(batch()));
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    benchmark::AddCustomContext("gpu", prop.name);
+    benchmark::AddCustomContext("gpu_sms", std::to_string(prop.multiProcessorCount));
+  }
+  return true;
+}
+
+const bool context_added = add_context();
+
+// The peaks as their own row, so every result file carries what its roofline fractions used.
+void BM_Peaks(benchmark::State& state) {
+  guarded(state, [&] {
+    const Peaks& p = peaks();
+    for (auto _ : state)
+      state.SetIterationTime(1e-3);
+    state.counters["fp32_TFLOP/s"] = p.tflops[int(Precision::fp32)];
+    state.counters["tf32_TFLOP/s"] = p.tflops[int(Precision::tf32)];
+    state.counters["bf16_TFLOP/s"] = p.tflops[int(Precision::bf16)];
+    state.counters["copy_GB/s"] = p.copy_gbps;
+  });
+}
+BENCHMARK(BM_Peaks)->Name("peaks/cublas_gemm_and_d2d_copy")->UseManualTime()->Iterations(1);
+
+}  // namespace
+}  // namespace cu3d::bench

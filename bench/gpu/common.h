@@ -1,0 +1,91 @@
+// What every GPU benchmark shares: the batch, CUDA-event timing with a median, input sets
+// rotated so that L2 does not flatter, the device peaks measured in the same run, and the
+// counters (time, TFLOP/s, GB/s, fraction of the roofline floor, ratio to cuDNN).
+//
+// Timing: each benchmark iteration is one call bracketed by CUDA events after warm-up calls;
+// Google Benchmark gets it through SetIterationTime (so its real_time is the mean), and the
+// counter `ms` is the median, which the tables use (robust to a stray slow run).
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/runtime.h"
+#include "kernels/precision.h"
+
+namespace cu3d::bench {
+
+// CU3D_BENCH_BATCH (default 32): the batch of every C3D-shaped benchmark.
+int batch();
+
+// `bytes` of device memory holding uniform random floats in [-1, 1) (never zeros) unless `fill`
+// is false; a 4 MiB random block is tiled over it (plenty for timing, and fast to fill).
+class DeviceBuffer {
+ public:
+  DeviceBuffer(int64_t bytes, uint64_t seed, bool fill = true);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  float* f() const { return static_cast<float*>(ptr_); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+// Enough copies of a benchmark's inputs that one iteration's inputs have left the 50 MB L2
+// before they are read again: copies of `bytes_per_set` bytes totalling at least 3 x L2, at
+// least 2 and at most 8.
+int rotation_sets(int64_t bytes_per_set);
+
+// Measured in the same process, once, before the first benchmark that asks: the matrix peak of
+// each precision (TFLOP/s of a cuBLAS 8192^3 GEMM: FFMA sgemm, TF32 and BF16 tensor-core
+// GemmEx) and the copy bandwidth (GB/s of a 1 GiB device-to-device cudaMemcpy, counting the
+// read and the write).
+struct Peaks {
+  double tflops[3];  // by Precision
+  double copy_gbps;
+};
+const Peaks& peaks();
+
+// Median milliseconds of `runs` calls of `call(i)` (i = run index, for rotation) after `warmup`
+// calls, each bracketed by CUDA events on `stream`.
+double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int warmup, int runs);
+
+// Runs the benchmark loop: every iteration one timed call. Sets the counters ms (median),
+// and, when nonzero, TFLOP/s, GB/s and roofline (floor time / measured time, where the floor
+// is max(flops / peak of `precision`, bytes / copy bandwidth)). Returns the median ms.
+struct Work {
+  double flops = 0;
+  double bytes = 0;  // what the op must move at least
+  Precision precision = Precision::fp32;
+};
+double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
+                 const std::function<void(int)>& call);
+
+// The cuDNN baseline of a case, remembered so the cu3d run of the same case (registered after
+// it) gets a vs_cudnn counter (cuDNN time / cu3d time: above 1 means cu3d is faster).
+void remember_baseline(const std::string& key, double ms);
+void set_ratio_to_baseline(benchmark::State& state, const std::string& key, double ms);
+
+// The one stream every benchmark runs on.
+cudaStream_t stream();
+
+// Runs a benchmark's body, or skips it with the reason when no GPU can be used; an exception
+// (an op refusing a shape, out of memory) skips that benchmark with its message, so one failure
+// does not end the whole run.
+void guarded(benchmark::State& state, const std::function<void()>& body);
+
+}  // namespace cu3d::bench

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Markdown tables from cu3d's Google Benchmark JSON (docs/BENCHMARKS.md).
+
+    report.py RESULT.json [--pytorch PYTORCH.json]    print the tables
+    report.py --merge OUT.json PART.json...          join the parts of one run into OUT.json
+
+The GPU tables read the counters that bench/gpu sets: ms (median), TFLOP/s, GB/s, roofline
+(floor time / measured time), vs_cudnn (cuDNN time / cu3d time, > 1: cu3d faster). A part cut
+off by its time limit is read up to its last complete row.
+"""
+import argparse
+import json
+import re
+import sys
+
+
+def load_lenient(path):
+    """Google Benchmark's JSON, or the valid prefix of one whose writer was killed."""
+    text = open(path).read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    cut = text.rfind("\n    }")
+    if cut < 0:
+        return {"context": {}, "benchmarks": []}
+    return json.loads(text[: cut + 6] + "\n  ]\n}")
+
+
+def normalize(data):
+    """Drops Google Benchmark's "/iterations:N/manual_time" suffix from the names."""
+    for b in data.get("benchmarks", []):
+        b["name"] = b["name"].split("/iterations:")[0]
+    return data
+
+
+def merge(out, parts):
+    merged = {"context": {}, "benchmarks": []}
+    for part in parts:
+        data = normalize(load_lenient(part))
+        merged["context"] = merged["context"] or data.get("context", {})
+        merged["benchmarks"] += data.get("benchmarks", [])
+    json.dump(merged, open(out, "w"), indent=1)
+
+
+def rows(data, prefix):
+    return [b for b in data["benchmarks"] if b["name"].startswith(prefix) and not b.get("error_occurred")]
+
+
+def fmt(value, digits=2):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    return "\n".join(out) + "\n"
+
+
+def context_section(data):
+    c = data["context"]
+    keys = ["gpu", "gpu_sms", "cuda_driver_api", "cuda_runtime", "cudnn", "batch", "date", "host_name",
+            "num_cpus", "mhz_per_cpu", "library_build_type"]
+    return table(["key", "value"], [[k, c[k]] for k in keys if k in c])
+
+
+def peaks_section(data):
+    p = rows(data, "peaks/")
+    if not p:
+        return ""
+    c = p[0]
+    return "Measured peaks (same run): " + ", ".join(
+        f"{k} {c[k]:.1f}" for k in ["fp32_TFLOP/s", "tf32_TFLOP/s", "bf16_TFLOP/s", "copy_GB/s"] if k in c
+    ) + "\n"
+
+
+def split(name):
+    return name.split("/")
+
+
+def conv_section(data):
+    by_key = {}
+    for b in rows(data, "conv/"):
+        _, layer, pss, prec, backend = split(b["name"])
+        by_key.setdefault((layer, pss, prec), {})[backend] = b
+    lines = []
+    for (layer, pss, prec), d in by_key.items():
+        mine, theirs = d.get("cu3d", {}), d.get("cudnn", {})
+        ratio = mine.get("vs_cudnn")
+        lines.append([layer, pss, prec, fmt(mine.get("ms"), 3), fmt(mine.get("TFLOP/s"), 1),
+                      fmt(theirs.get("ms"), 3), fmt(theirs.get("TFLOP/s"), 1), fmt(ratio),
+                      fmt(mine.get("roofline")), fmt(theirs.get("roofline"))])
+    return table(["layer", "pass", "prec", "cu3d ms", "cu3d TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
+                  "cuDNN/cu3d time", "cu3d roofline", "cuDNN roofline"], lines)
+
+
+def fused_section(data):
+    by_key = {}
+    for b in rows(data, "fused/"):
+        _, layer, block, prec, how = split(b["name"])
+        by_key.setdefault((layer, block, prec), {})[how] = b
+    lines = []
+    for (layer, block, prec), d in by_key.items():
+        f, u = d.get("cu3d_fused", {}), d.get("cudnn_unfused", {})
+        lines.append([layer, block, prec, fmt(f.get("ms"), 3), fmt(u.get("ms"), 3), fmt(f.get("vs_cudnn"))])
+    return table(["layer", "block", "prec", "cu3d fused ms", "cuDNN conv + ops ms", "unfused/fused"], lines)
+
+
+def ops_section(data):
+    lines = []
+    for prefix in ["pool/", "layer_norm/", "softmax_xent/", "adam/", "input_transform/"]:
+        for b in rows(data, prefix):
+            lines.append([b["name"], fmt(b.get("ms", 0) * 1e3, 1), fmt(b.get("GB/s"), 0),
+                          fmt(100 * b["roofline"], 0) if "roofline" in b else "", fmt(b.get("vs_cudnn"))])
+    return table(["op", "us (median)", "GB/s", "% of copy BW", "cuDNN/cu3d time"], lines)
+
+
+def train_section(data):
+    lines = []
+    for b in rows(data, "train/"):
+        _, model, prec, backend = split(b["name"])
+        lines.append([model, prec, backend, fmt(b.get("ms"), 1), fmt(b.get("clips/s"), 1),
+                      fmt(100 * b.get("MFU", 0), 1), fmt(b.get("peak_used_GiB")), fmt(b.get("peak_reserved_GiB"))])
+    return table(["model", "prec", "conv backend", "ms/step", "clips/s", "MFU %", "peak used GiB",
+                  "peak reserved GiB"], lines)
+
+
+def pytorch_section(data, torch_path):
+    t = json.load(open(torch_path))
+    mine = {b["name"]: b for b in rows(data, "")}
+    lines = []
+    for r in t["rows"]:
+        cu3d = mine.get(r["cu3d"], {}).get("ms") if r.get("cu3d") else None
+        cudnn = mine.get(r["cudnn"], {}).get("ms") if r.get("cudnn") else None
+        lines.append([r["what"], r["prec"], fmt(cu3d, 3), fmt(cudnn, 3), fmt(r["ms"], 3),
+                      fmt(r["ms"] / cu3d if cu3d else None), fmt(r["ms"] / cudnn if cudnn else None)])
+    head = f"PyTorch {t.get('torch')} (cuDNN {t.get('cudnn')}), channels_last_3d, cudnn.benchmark; ms, median.\n\n"
+    return head + table(["what", "prec", "cu3d", "cuDNN direct", "PyTorch", "PyTorch/cu3d", "PyTorch/cuDNN"], lines)
+
+
+def targets_section(data):
+    """Issue 3's performance targets, checked against this run."""
+    out = []
+    conv = [b for b in rows(data, "conv/") if b["name"].endswith("/cu3d") and "/fwd/" in b["name"] and "vs_cudnn" in b]
+    for prec, goal in [("bf16", 1.0), ("tf32", 0.9), ("fp32", 0.9)]:
+        r = [b["vs_cudnn"] for b in conv if f"/{prec}/" in b["name"]]
+        if r:
+            out.append([f"conv fwd {prec} >= {goal}x cuDNN", f"{sum(x >= goal for x in r)}/{len(r)} layers",
+                        f"min {min(r):.2f}, max {max(r):.2f}"])
+    fused = [b["vs_cudnn"] for b in rows(data, "fused/") if "vs_cudnn" in b]
+    if fused:
+        out.append(["fused blocks >= 1.3x unfused", f"{sum(x >= 1.3 for x in fused)}/{len(fused)}",
+                    f"min {min(fused):.2f}, max {max(fused):.2f}"])
+    mem = [b for b in data["benchmarks"] if re.match(r"(pool|layer_norm|softmax_xent|adam|input_transform)/.*cu3d$",
+                                                     b["name"]) and "roofline" in b]
+    if mem:
+        fr = [b["roofline"] for b in mem]
+        out.append(["memory-bound ops >= 80% copy BW", f"{sum(x >= 0.8 for x in fr)}/{len(fr)}",
+                    f"min {100 * min(fr):.0f}%, max {100 * max(fr):.0f}%"])
+    return table(["target", "met", "range"], out) if out else ""
+
+
+def generic_section(data):
+    lines = []
+    for b in rows(data, ""):
+        counters = {k: v for k, v in b.items() if isinstance(v, float) and k not in
+                    ("real_time", "cpu_time", "iterations", "repetitions", "repetition_index", "threads",
+                     "family_index", "per_family_instance_index")}
+        lines.append([b["name"], fmt(b["real_time"], 3), b.get("time_unit", ""),
+                      ", ".join(f"{k}={v:.4g}" for k, v in counters.items())])
+    return table(["benchmark", "time", "unit", "counters"], lines)
+
+
+def report(path, torch_path):
+    data = normalize(load_lenient(path))
+    parts = ["## Environment\n", context_section(data)]
+    if not any(b["name"].startswith(("conv/", "train/", "peaks/")) for b in data["benchmarks"]):
+        parts += ["\n## Results\n", generic_section(data)]
+        return "\n".join(parts)
+    parts += [peaks_section(data)]
+    for title, section in [("Targets of issue 3", targets_section), ("Training step", train_section),
+                           ("conv3d, cu3d vs cuDNN", conv_section), ("Fused blocks", fused_section),
+                           ("Memory-bound ops", ops_section)]:
+        text = section(data)
+        if text.count("\n") > 2:
+            parts += [f"\n## {title}\n", text]
+    if torch_path:
+        parts += ["\n## Against PyTorch\n", pytorch_section(data, torch_path)]
+    errors = [[b["name"], b.get("error_message", "")] for b in data["benchmarks"] if b.get("error_occurred")]
+    if errors:
+        parts += ["\n## Benchmarks that did not run\n", table(["benchmark", "reason"], errors)]
+    return "\n".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--merge", nargs="+", metavar=("OUT", "PART"))
+    ap.add_argument("result", nargs="?")
+    ap.add_argument("--pytorch")
+    args = ap.parse_args()
+    if args.merge:
+        merge(args.merge[0], args.merge[1:])
+        return
+    sys.stdout.write(report(args.result, args.pytorch))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# One command for the benchmarks (docs/BENCHMARKS.md).
+#
+#   scripts/bench.sh cpu [BUILD_DIR]      here: run cu3d_bench_cpu (the CPU kernels and the
+#                                         loader) and write bench/results/cpu-<cpu>-<date>.json
+#                                         plus its Markdown table (.md beside it).
+#   scripts/bench.sh stage [BUILD_DIR]    here: copy cu3d_bench_gpu and the shared libraries a
+#                                         stock CUDA image lacks into BUILD_DIR/bench-bundle, to
+#                                         carry to a GPU machine.
+#   scripts/bench.sh gpu [BUNDLE_DIR]     on the GPU machine: the device peaks, every conv pass
+#                                         cu3d vs cuDNN, the fused blocks, the memory-bound ops,
+#                                         the training steps, then bench/compare_pytorch.py; writes
+#                                         <results>/<gpu>-<date>.json (+ .md) and the logs.
+#
+# BUILD_DIR defaults to build-i. Results go to $OUT when set (the device tool's output folder),
+# else bench/results. Environment: CU3D_BENCH_BATCH (default 32); BENCH_FILTER (a
+# --benchmark_filter regex for the cu3d part); BENCH_SKIP_PYTORCH=1; BENCH_STAGE_TIMEOUT
+# (seconds per stage, default: each stage's own, sized so that the whole run ends within 5 minutes on an
+# H100).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-gpu}
+shift || true
+
+# Libraries the bench binaries link that a stock Ubuntu 24.04 + CUDA image may not have.
+EXTRA_LIBS='libopenblas|libgfortran|libquadmath|libfmt|libgomp|libcudart|libbenchmark|libopencv|libav|libsw|libtbb|libgdal|libdc1394|libgphoto|libIlm|libopenjp|libwebp|libtiff|libjpeg|libpng|libx26|libvpx|libdav1d|libaom'
+
+today() { date -u +%Y-%m-%d; }
+slug() { tr -cs 'A-Za-z0-9' '-' | sed 's/^-//; s/-$//' | tr 'A-Z' 'a-z'; }
+
+cpu() {
+  local build=${1:-build-i}
+  local bin="$build/cu3d_bench_cpu"
+  [[ -x "$bin" ]] || { echo "bench: $bin missing; cmake --build $build --target cu3d_bench_cpu" >&2; exit 2; }
+  local out=${OUT:-$here/bench/results}
+  mkdir -p "$out"
+  local name
+  name="cpu-$(lscpu | sed -n 's/^Model name: *//p' | head -1 | slug)-$(today)"
+  "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json \
+    --benchmark_counters_tabular=true ${BENCH_FILTER:+--benchmark_filter="$BENCH_FILTER"}
+  python3 "$here/bench/report.py" "$out/$name.json" >"$out/$name.md"
+  echo "bench: wrote $out/$name.json and $name.md"
+}
+
+stage() {
+  local build=${1:-build-i}
+  local bundle="$build/bench-bundle"
+  [[ -x "$build/cu3d_bench_gpu" ]] || { echo "bench: $build/cu3d_bench_gpu missing; build it first" >&2; exit 2; }
+  rm -rf "$bundle" && mkdir -p "$bundle/lib"
+  cp "$build/cu3d_bench_gpu" "$bundle/"
+  ldd "$build/cu3d_bench_gpu" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | while read -r lib; do
+    cp -L "$lib" "$bundle/lib/"
+  done
+  strip "$bundle/cu3d_bench_gpu" "$bundle"/lib/* 2>/dev/null
+  echo "bench: staged $(ls "$bundle/lib" | wc -l) libraries in $bundle ($(du -sh "$bundle" | cut -f1))"
+}
+
+# The lib/ folders of NVIDIA's Python wheels (cuDNN, cuBLAS) where the system has no cuDNN.
+python_wheel_libs() {
+  python3 - <<'PY' 2>/dev/null
+import importlib, os
+for name in ("nvidia.cudnn", "nvidia.cublas", "nvidia.cu13"):
+    try:
+        mod = importlib.import_module(name)
+    except ImportError:
+        continue
+    for root in list(getattr(mod, "__path__", [])):
+        lib = os.path.join(root, "lib")
+        if os.path.isdir(lib):
+            print(lib)
+PY
+}
+
+# One part of the cu3d benchmarks into its own JSON file, so a part cut off by its time limit
+# loses only itself.
+run_part() {
+  local part=$1 filter=$2 limit=$3
+  echo "== $part (limit ${BENCH_STAGE_TIMEOUT:-$limit} s)"
+  timeout "${BENCH_STAGE_TIMEOUT:-$limit}" "$bin" --benchmark_filter="${BENCH_FILTER:-$filter}" \
+    --benchmark_out="$parts/$part.json" --benchmark_out_format=json \
+    --benchmark_counters_tabular=true >"$out/$part.log" 2>&1
+  echo "rc=$? $(grep -c '^[a-z_]*/' "$out/$part.log") rows"
+}
+
+gpu() {
+  local bundle=${1:-build-i/bench-bundle}
+  [[ -x "$bundle/cu3d_bench_gpu" ]] || bundle=build-i
+  bin="$bundle/cu3d_bench_gpu"
+  [[ -x "$bin" ]] || { echo "bench: no cu3d_bench_gpu in $bundle" >&2; exit 2; }
+  out=${OUT:-$here/bench/results}
+  parts=$(mktemp -d)
+  mkdir -p "$out"
+  local libpath="$bundle/lib:/usr/local/cuda/lib64"
+  for d in $(python_wheel_libs); do libpath="$libpath:$d"; done
+  export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  ldd "$bin" | grep "not found"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader \
+    | tee "$out/environment.txt"
+
+  # Peaks and conv first: the issue's headline figures, should the machine's time run out.
+  run_part conv '^(peaks|conv|fused)/' 100
+  run_part ops '^(pool|layer_norm|softmax_xent|adam|input_transform)/' 35
+  run_part train '^train/' 75
+  local name
+  name="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | slug)-$(today)"
+  python3 "$here/bench/report.py" --merge "$out/$name.json" "$parts"/*.json
+  if [[ ${BENCH_SKIP_PYTORCH:-0} != 1 ]]; then
+    echo "== pytorch"
+    PYTHONUNBUFFERED=1 timeout "${BENCH_STAGE_TIMEOUT:-65}" python3 "$here/bench/compare_pytorch.py" \
+      --cu3d "$out/$name.json" --out "$out/pytorch.json" >"$out/pytorch.log" 2>&1
+    echo "rc=$?"
+  fi
+  local pytorch=()
+  [[ -f "$out/pytorch.json" ]] && pytorch=(--pytorch "$out/pytorch.json")
+  python3 "$here/bench/report.py" "$out/$name.json" "${pytorch[@]}" >"$out/$name.md"
+  rm -rf "$parts"
+  cat "$out/$name.md"
+}
+
+"$mode" "$@"
