@@ -60,7 +60,7 @@ def table(header, lines):
 def context_section(data):
     c = data["context"]
     keys = ["gpu", "gpu_sms", "cuda_driver_api", "cuda_runtime", "cudnn", "batch", "date", "host_name",
-            "num_cpus", "mhz_per_cpu", "library_build_type"]
+            "num_cpus", "mhz_per_cpu"]
     return table(["key", "value"], [[k, c[k]] for k in keys if k in c])
 
 
@@ -171,9 +171,9 @@ def generic_section(data):
     return table(["benchmark", "time", "unit", "counters"], lines)
 
 
-def report(path, torch_path):
+def report(path, torch_path, notes):
     data = normalize(load_lenient(path))
-    parts = ["## Environment\n", context_section(data)]
+    parts = ["## Environment\n", context_section(data)] + [f"- {note}" for note in notes]
     if not any(b["name"].startswith(("conv/", "train/", "peaks/")) for b in data["benchmarks"]):
         parts += ["\n## Results\n", generic_section(data)]
         return "\n".join(parts)
@@ -197,11 +197,12 @@ def main():
     ap.add_argument("--merge", nargs="+", metavar=("OUT", "PART"))
     ap.add_argument("result", nargs="?")
     ap.add_argument("--pytorch")
+    ap.add_argument("--note", action="append", default=[], help="a line for the environment section")
     args = ap.parse_args()
     if args.merge:
         merge(args.merge[0], args.merge[1:])
         return
-    sys.stdout.write(report(args.result, args.pytorch))
+    sys.stdout.write(report(args.result, args.pytorch, args.note))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,15 @@ cpu() {
   [[ -x "$bin" ]] || { echo "bench: $bin missing; cmake --build $build --target cu3d_bench_cpu" >&2; exit 2; }
   local out=${OUT:-$here/bench/results}
   mkdir -p "$out"
-  local name
-  name="cpu-$(lscpu | sed -n 's/^Model name: *//p' | head -1 | slug)-$(today)"
+  local name model load
+  model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  name="cpu-$(slug <<<"$model")-$(today)"
   "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json \
     --benchmark_counters_tabular=true ${BENCH_FILTER:+--benchmark_filter="$BENCH_FILTER"}
-  python3 "$here/bench/report.py" "$out/$name.json" >"$out/$name.md"
+  python3 "$here/bench/report.py" "$out/$name.json" \
+    --note "CPU: $model, $(nproc) logical CPUs; load average (1, 5, 15 min) before the run: $load" \
+    --note "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/$name.md"
   echo "bench: wrote $out/$name.json and $name.md"
 }
 
@@ -103,7 +107,7 @@ gpu() {
   run_part ops '^(pool|layer_norm|softmax_xent|adam|input_transform)/' 35
   run_part train '^train/' 75
   local name
-  name="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | slug)-$(today)"
+  name="$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo unknown-gpu) | head -1 | slug)-$(today)"
   python3 "$here/bench/report.py" --merge "$out/$name.json" "$parts"/*.json
   if [[ ${BENCH_SKIP_PYTORCH:-0} != 1 ]]; then
     echo "== pytorch"
@@ -113,7 +117,8 @@ gpu() {
   fi
   local pytorch=()
   [[ -f "$out/pytorch.json" ]] && pytorch=(--pytorch "$out/pytorch.json")
-  python3 "$here/bench/report.py" "$out/$name.json" "${pytorch[@]}" >"$out/$name.md"
+  python3 "$here/bench/report.py" "$out/$name.json" "${pytorch[@]}" \
+    --note "nvidia-smi: $(head -1 "$out/environment.txt")" >"$out/$name.md"
   rm -rf "$parts"
   cat "$out/$name.md"
 }

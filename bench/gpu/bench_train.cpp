@@ -16,6 +16,7 @@
 #include "engine/compute.h"
 #include "engine/ops/loss.h"
 #include "engine/optim/optimizer.h"
+#include "engine/profile_scope.h"
 #include "engine/rng.h"
 #include "layers/models.h"
 
@@ -60,10 +61,21 @@ struct Batch {
   }
 };
 
+// The phases open NVTX ranges (step/forward, step/backward, step/optimizer) around the layers'
+// own (conv3a/fwd, conv3a/bwd), so a profile of this benchmark reads like the model
+// (docs/PROFILING.md).
 void train_step(Module& model, Adam& adam, const Batch& batch) {
   adam.zero_grad();
-  const Tensor loss = softmax_cross_entropy(model(batch.clips), batch.labels);
-  autograd::backward(loss);
+  Tensor loss;
+  {
+    const ProfileRange range("step/forward");
+    loss = softmax_cross_entropy(model(batch.clips), batch.labels);
+  }
+  {
+    const ProfileRange range("step/backward");
+    autograd::backward(loss);
+  }
+  const ProfileRange range("step/optimizer");
   adam.step();
 }
 

@@ -31,18 +31,22 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, uint64_t seed, bool fill) {
   std::vector<float> block(kBlock / sizeof(float));
   for (float& e : block)
     e = dist(rng);
-  for (int64_t at = 0; at < size; at += kBlock)
-    CU3D_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr_) + at, block.data(),
-                               std::min(kBlock, size - at), cudaMemcpyHostToDevice));
+  char* base = static_cast<char*>(ptr_);
+  CU3D_CUDA_CHECK(
+      cudaMemcpy(base, block.data(), std::min(kBlock, size), cudaMemcpyHostToDevice));
+  // Doubling device-to-device copies: gigabytes in milliseconds instead of seconds over PCIe.
+  for (int64_t filled = kBlock; filled < size; filled *= 2)
+    CU3D_CUDA_CHECK(cudaMemcpy(base + filled, base, std::min(filled, size - filled),
+                               cudaMemcpyDeviceToDevice));
 }
 
 DeviceBuffer::~DeviceBuffer() {
   cudaFree(ptr_);
 }
 
-int rotation_sets(int64_t bytes_per_set) {
+int rotation_sets(int64_t baseper_set) {
   constexpr int64_t kL2Bytes = int64_t(50) << 20;  // H100's L2; conservative for smaller parts
-  const int64_t sets = (3 * kL2Bytes + bytes_per_set - 1) / std::max<int64_t>(bytes_per_set, 1);
+  const int64_t sets = (3 * kL2Bytes + baseper_set - 1) / std::max<int64_t>(baseper_set, 1);
   return int(std::clamp<int64_t>(sets, 2, 8));
 }
 
