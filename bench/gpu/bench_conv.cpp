@@ -45,10 +45,10 @@ struct LayerBuffers {
       dy.push_back(std::make_unique<DeviceBuffer>(4 * s.output_size(), 30 + i));
     }
     bias = std::make_unique<DeviceBuffer>(4 * s.k, 40);
-    y = std::make_unique<DeviceBuffer>(4 * s.output_size(), 0, false);
-    dx = std::make_unique<DeviceBuffer>(4 * s.input_size(), 0, false);
-    dw = std::make_unique<DeviceBuffer>(4 * s.filter_size(), 0, false);
-    db = std::make_unique<DeviceBuffer>(4 * s.k, 0, false);
+    y = std::make_unique<DeviceBuffer>(4 * s.output_size(), 0, Fill::zeros);
+    dx = std::make_unique<DeviceBuffer>(4 * s.input_size(), 0, Fill::zeros);
+    dw = std::make_unique<DeviceBuffer>(4 * s.filter_size(), 0, Fill::zeros);
+    db = std::make_unique<DeviceBuffer>(4 * s.k, 0, Fill::zeros);
   }
 };
 
@@ -122,12 +122,12 @@ struct FusedScratch {
   FusedScratch(const ConvLayer& layer)
       : p(pool_after(layer)),
         ln{layer.shape.n, layer.shape.output_size() / layer.shape.n / layer.shape.k, layer.shape.k},
-        pooled(4 * p.output_size(), 0, false),
-        z(4 * layer.shape.output_size(), 0, false),
+        pooled(4 * p.output_size(), 0, Fill::zeros),
+        z(4 * layer.shape.output_size(), 0, Fill::zeros),
         gamma(4 * layer.shape.k, 50),
         beta(4 * layer.shape.k, 51),
-        mean(4 * layer.shape.n, 0, false),
-        rstd(4 * layer.shape.n, 0, false) {}
+        mean(4 * layer.shape.n, 0, Fill::zeros),
+        rstd(4 * layer.shape.n, 0, Fill::zeros) {}
 };
 
 // Inference blocks, pooled output only. bias_relu_pool: cu3d's one kernel against cuDNN conv

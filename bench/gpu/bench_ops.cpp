@@ -44,7 +44,7 @@ benchmark::internal::Benchmark* register_pool(const std::string& name, const Poo
           const int sets = rotation_sets(xb + 2 * yb);
           const auto x = rotated(xb, sets, 1), y = rotated(yb, sets, 11),
                      dy = rotated(yb, sets, 21);
-          const DeviceBuffer out(backward ? xb : yb, 0, false);
+          const DeviceBuffer out(backward ? xb : yb, 0, Fill::zeros);
           const Work work{0, double(backward ? 2 * xb + 2 * yb : xb + yb)};
           const cudaStream_t st = stream();
           const double ms = run_timed(state, st, work, [&](int i) {
@@ -75,9 +75,9 @@ benchmark::internal::Benchmark* register_layer_norm(const std::string& name,
       const int64_t bytes = 4 * s.size();
       const int sets = rotation_sets(2 * bytes);
       const auto x = rotated(bytes, sets, 1), dy = rotated(bytes, sets, 11);
-      const DeviceBuffer out(bytes, 0, false), gamma(4 * s.c, 2), beta(4 * s.c, 3);
-      const DeviceBuffer mean(4 * s.groups, 0, false), rstd(4 * s.groups, 0, false);
-      const DeviceBuffer dgamma(4 * s.c, 0, false), dbeta(4 * s.c, 0, false);
+      const DeviceBuffer out(bytes, 0, Fill::zeros), gamma(4 * s.c, 2), beta(4 * s.c, 3);
+      const DeviceBuffer mean(4 * s.groups, 0, Fill::zeros), rstd(4 * s.groups, 0, Fill::zeros);
+      const DeviceBuffer dgamma(4 * s.c, 0, Fill::zeros), dbeta(4 * s.c, 0, Fill::zeros);
       // Valid statistics for the backward pass.
       cuda::layer_norm_stats(s, x[0]->f(), 1e-5f, mean.f(), rstd.f(), stream());
       const Work work{0, double(backward ? 3 * bytes : 2 * bytes)};
@@ -103,12 +103,13 @@ benchmark::internal::Benchmark* register_softmax_xent(int classes) {
       ("softmax_xent/fwd_bwd/" + std::to_string(classes) + "/cu3d").c_str(),
       [=](benchmark::State& state) {
         guarded(state, [&] {
-          const DeviceBuffer logits(4 * s.size(), 1), probs(4 * s.size(), 0, false);
-          const DeviceBuffer dlogits(4 * s.size(), 0, false), loss(4, 0, false), dloss(4, 5);
+          const DeviceBuffer logits(4 * s.size(), 1), probs(4 * s.size(), 0, Fill::zeros);
+          const DeviceBuffer dlogits(4 * s.size(), 0, Fill::zeros), loss(4, 0, Fill::zeros),
+              dloss(4, 5);
           std::vector<int32_t> host(s.rows);
           for (int64_t r = 0; r < s.rows; ++r)
             host[r] = int32_t(r % classes);
-          const DeviceBuffer labels(4 * s.rows, 0, false);
+          const DeviceBuffer labels(4 * s.rows, 0, Fill::zeros);
           CU3D_CUDA_CHECK(
               cudaMemcpy(labels.as<int32_t>(), host.data(), 4 * s.rows, cudaMemcpyHostToDevice));
           const Work work{0, 4.0 * 4 * s.size()};
@@ -158,7 +159,7 @@ benchmark::internal::Benchmark* register_input_transform() {
     guarded(state, [&] {
       const int sets = rotation_sets(s.input_size());
       const auto x = rotated(s.input_size(), sets, 1);
-      const DeviceBuffer y(4 * s.output_size(), 0, false), mean(12, 2);
+      const DeviceBuffer y(4 * s.output_size(), 0, Fill::zeros), mean(12, 2);
       std::vector<int32_t> crops(2 * s.n);
       std::vector<uint8_t> flips(s.n);
       for (int i = 0; i < s.n; ++i) {
@@ -166,7 +167,8 @@ benchmark::internal::Benchmark* register_input_transform() {
         crops[2 * i + 1] = (3 * i) % (s.w - s.out_w + 1);
         flips[i] = uint8_t(i % 2);
       }
-      const DeviceBuffer crops_d(4 * crops.size(), 0, false), flips_d(flips.size(), 0, false);
+      const DeviceBuffer crops_d(4 * crops.size(), 0, Fill::zeros),
+          flips_d(flips.size(), 0, Fill::zeros);
       CU3D_CUDA_CHECK(
           cudaMemcpy(crops_d.f(), crops.data(), 4 * crops.size(), cudaMemcpyHostToDevice));
       CU3D_CUDA_CHECK(cudaMemcpy(flips_d.f(), flips.data(), flips.size(), cudaMemcpyHostToDevice));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -18,26 +19,45 @@ int batch() {
   return b;
 }
 
-DeviceBuffer::DeviceBuffer(int64_t bytes, uint64_t seed, bool fill) {
+namespace {
+
+// 4 MiB of random values in [-1, 1): fp32, or bf16 (the upper half of each fp32 value).
+std::vector<uint16_t> random_block(uint64_t seed, Fill fill) {
+  constexpr int64_t kBlockHalves = int64_t(1) << 21;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<uint16_t> block(kBlockHalves);
+  const int per_value = fill == Fill::bf16 ? 1 : 2;
+  for (int64_t i = 0; i < kBlockHalves; i += per_value) {
+    const float value = dist(rng);
+    uint16_t halves[2];
+    std::memcpy(halves, &value, sizeof(value));
+    if (fill == Fill::bf16)
+      block[i] = halves[1];
+    else
+      std::memcpy(&block[i], halves, sizeof(halves));
+  }
+  return block;
+}
+
+}  // namespace
+
+DeviceBuffer::DeviceBuffer(int64_t bytes, uint64_t seed, Fill fill) {
   const int64_t size = std::max<int64_t>(bytes, 4);
   CU3D_CUDA_CHECK(cudaMalloc(&ptr_, size));
-  if (!fill) {
+  if (fill == Fill::zeros) {
     CU3D_CUDA_CHECK(cudaMemset(ptr_, 0, size));
     return;
   }
-  constexpr int64_t kBlock = int64_t(1) << 22;
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> block(kBlock / sizeof(float));
-  for (float& e : block)
-    e = dist(rng);
+  const std::vector<uint16_t> block = random_block(seed, fill);
+  const int64_t block_bytes = int64_t(block.size() * sizeof(uint16_t));
   char* base = static_cast<char*>(ptr_);
   CU3D_CUDA_CHECK(
-      cudaMemcpy(base, block.data(), std::min(kBlock, size), cudaMemcpyHostToDevice));
+      cudaMemcpy(base, block.data(), std::min(block_bytes, size), cudaMemcpyHostToDevice));
   // Doubling device-to-device copies: gigabytes in milliseconds instead of seconds over PCIe.
-  for (int64_t filled = kBlock; filled < size; filled *= 2)
-    CU3D_CUDA_CHECK(cudaMemcpy(base + filled, base, std::min(filled, size - filled),
-                               cudaMemcpyDeviceToDevice));
+  for (int64_t filled = block_bytes; filled < size; filled *= 2)
+    CU3D_CUDA_CHECK(
+        cudaMemcpy(base + filled, base, std::min(filled, size - filled), cudaMemcpyDeviceToDevice));
 }
 
 DeviceBuffer::~DeviceBuffer() {
@@ -96,8 +116,8 @@ double gemm_tflops(cublasHandle_t handle, Precision precision) {
   constexpr int n = 8192;
   const bool bf16 = precision == Precision::bf16;
   const int64_t bytes = int64_t(n) * n * (bf16 ? 2 : 4);
-  const DeviceBuffer a(bytes, 1), b(bytes, 2), c(bytes, 3);
-  // Random floats read as bf16 pairs are finite values of magnitude < 2: fine for timing.
+  const Fill fill = bf16 ? Fill::bf16 : Fill::f32;
+  const DeviceBuffer a(bytes, 1, fill), b(bytes, 2, fill), c(bytes, 3, Fill::zeros);
   const float alpha = 1, beta = 0;
   const cublasComputeType_t compute = precision == Precision::fp32   ? CUBLAS_COMPUTE_32F_PEDANTIC
                                       : precision == Precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -117,7 +137,7 @@ double gemm_tflops(cublasHandle_t handle, Precision precision) {
 
 double copy_gbps() {
   constexpr int64_t bytes = int64_t(1) << 30;
-  const DeviceBuffer src(bytes, 4, false), dst(bytes, 5, false);
+  const DeviceBuffer src(bytes, 4), dst(bytes, 5, Fill::zeros);
   const double ms = median_ms(
       stream(),
       [&](int) {

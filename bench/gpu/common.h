@@ -27,11 +27,15 @@ namespace cu3d::bench {
 // CU3D_BENCH_BATCH (default 32): the batch of every C3D-shaped benchmark.
 int batch();
 
-// `bytes` of device memory holding uniform random floats in [-1, 1) (never zeros) unless `fill`
-// is false; a 4 MiB random block is tiled over it (plenty for timing, and fast to fill).
+// What a DeviceBuffer holds: zeros (outputs), or uniform random values in [-1, 1) (never
+// zeros) as fp32 or as bf16.
+enum class Fill { zeros, f32, bf16 };
+
+// `bytes` of device memory filled as `fill` says; a 4 MiB random block is tiled over it
+// (plenty for timing, and fast to fill).
 class DeviceBuffer {
  public:
-  DeviceBuffer(int64_t bytes, uint64_t seed, bool fill = true);
+  DeviceBuffer(int64_t bytes, uint64_t seed, Fill fill = Fill::f32);
   ~DeviceBuffer();
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
