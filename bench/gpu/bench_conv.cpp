@@ -84,9 +84,9 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
   }
 }
 
-double pass_bytes(const std::string& pass, const Conv3dShape& s) {
-  const double x = s.input_size(), w = s.filter_size(), y = s.output_size();
-  return 4 * (pass == "bwd_filter" ? x + y + w : x + w + y);
+// Each pass reads two of x, w, y (or dy, dx, dw) and writes the third: one of each, once.
+double pass_bytes(const Conv3dShape& s) {
+  return 4.0 * double(s.input_size() + s.filter_size() + s.output_size());
 }
 
 void register_conv(const ConvLayer& layer, const std::string& pass, Precision p, Backend backend) {
@@ -98,7 +98,7 @@ void register_conv(const ConvLayer& layer, const std::string& pass, Precision p,
         guarded(state, [&] {
           const Conv3dShape& s = layer.shape;
           const LayerBuffers& b = buffers_for(layer);
-          const Work work{2.0 * double(s.macs()), pass_bytes(pass, s), p};
+          const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
           const double ms = run_timed(state, stream(), work,
                                       [&](int i) { conv_pass(pass, backend, s, b, i, p); });
           if (backend == Backend::cudnn) {
@@ -119,7 +119,7 @@ struct FusedScratch {
   Pool3dShape p;
   cpu::LayerNormShape ln;
   DeviceBuffer pooled, z, gamma, beta, mean, rstd;
-  FusedScratch(const ConvLayer& layer)
+  explicit FusedScratch(const ConvLayer& layer)
       : p(pool_after(layer)),
         ln{layer.shape.n, layer.shape.output_size() / layer.shape.n / layer.shape.k, layer.shape.k},
         pooled(4 * p.output_size(), 0, Fill::zeros),
