@@ -72,8 +72,9 @@ def c3d(classes=101):
     return nn.Sequential(*layers)
 
 
-def conv_rows(batch):
-    rows = []
+def conv_rows(batch, rows, save):
+    """Appends each layer's rows to `rows` and calls save() after each layer, so a run cut off
+    by its time limit keeps the layers it finished."""
     for name, (d, h, w), cin, cout in LAYERS:
         for prec in ["fp32", "tf32", "bf16"]:
             set_precision(prec)
@@ -103,7 +104,7 @@ def conv_rows(batch):
                              "cudnn": f"conv/{name}/{pss}/{prec}/cudnn"})
                 print(f"{name:7s} {pss:10s} {prec} {ms:8.3f} ms", flush=True)
             del xs, dys
-    return rows
+        save()
 
 
 def train_rows(batch):
@@ -146,10 +147,10 @@ def main():
     result = {"torch": torch.__version__, "cudnn": torch.backends.cudnn.version(),
               "gpu": torch.cuda.get_device_name(), "batch": args.batch, "rows": []}
     # Training first: the headline row, should the time limit cut the per-layer part short.
+    save = lambda: json.dump(result, open(args.out, "w"), indent=1)
     result["rows"] += train_rows(args.batch)
-    json.dump(result, open(args.out, "w"), indent=1)
-    result["rows"] += conv_rows(args.batch)
-    json.dump(result, open(args.out, "w"), indent=1)
+    save()
+    conv_rows(args.batch, result["rows"], save)
     if args.cu3d:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import report

@@ -15,16 +15,22 @@ import sys
 
 
 def load_lenient(path):
-    """Google Benchmark's JSON, or the valid prefix of one whose writer was killed."""
-    text = open(path).read()
+    """Google Benchmark's JSON, or the valid prefix of one whose writer was killed (its rows up
+    to the last complete one); no rows when the file is missing or holds none."""
+    empty = {"context": {}, "benchmarks": []}
+    try:
+        text = open(path).read()
+    except OSError:
+        return empty
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
     cut = text.rfind("\n    }")
-    if cut < 0:
-        return {"context": {}, "benchmarks": []}
-    return json.loads(text[: cut + 6] + "\n  ]\n}")
+    try:
+        return json.loads(text[: cut + 6] + "\n  ]\n}")
+    except json.JSONDecodeError:
+        return empty
 
 
 def normalize(data):
