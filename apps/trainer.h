@@ -27,7 +27,8 @@
 
 namespace cu3d::apps {
 
-// Where the clips come from. Owns the sources (and the shard set they view).
+// Where the clips come from: the two sides of a shard set, or of a video folder decoded on every
+// read. Owns the sources (and, through `owner`, the shard set they view).
 struct TrainData {
   std::shared_ptr<const void> owner;  // keeps what the sources view alive
   std::unique_ptr<data::ClipSource> train, test;
@@ -36,7 +37,7 @@ struct TrainData {
   std::string description;  // "shards motion-shards (split: ...)", for logs
 };
 
-// Shards (a folder with manifest.json) or a video folder decoded on the fly.
+// Everything `cu3d train` sets besides the data.
 struct TrainSettings {
   ModelConfig model;  // a preset's or a file's config (with "ensemble" set for --ensemble)
   std::string optimizer = "adam";  // adam or sgd
