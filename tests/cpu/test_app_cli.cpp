@@ -207,6 +207,29 @@ TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
   EXPECT_EQ(read_file(whole / "result.txt"), read_file(pieces / "result.txt"));
 }
 
+// Training straight from the video folder (no prep) as an ensemble of two: the Keras tool's
+// spellings, the ensemble's averaged probabilities in predict, and its checkpoint round trip.
+TEST_F(AppCli, EnsembleTrainsFromVideoFolderWithKerasSpellings) {
+  const fs::path run = root_ / "ensemble";
+  const Captured train =
+      cli({"train", "--model", (root_ / "tiny3d.json").string(), "--videos",
+           (root_ / "videos").string(), "--epoch", "1", "--depth", "4", "--skip=false", "--nclass",
+           "3", "--batch", "4", "--ensemble", "2", "--output", run.string()});
+  ASSERT_EQ(train.status, 0) << train.err;
+  const TrainedModel model = load_trained_model(run / "checkpoint-last.safetensors");
+  EXPECT_EQ(model.spec.config.value("ensemble", 1), 2);
+  EXPECT_EQ(model.recipe.sampling, data::Sampling::first);
+  const fs::path video = root_ / "videos" / "MoveLeft" / "v_MoveLeft_g01_c01.avi";
+  const Captured predict =
+      cli({"predict", (run / "checkpoint-last.safetensors").string(), video.string(), "--json"});
+  ASSERT_EQ(predict.status, 0) << predict.err;
+  const nlohmann::json json = nlohmann::json::parse(predict.out);
+  double total = 0;
+  for (const auto& entry : json[0]["top"])
+    total += entry["probability"].get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-4);
+}
+
 // --init copies every matching tensor and starts a new head when the class count differs.
 TEST_F(AppCli, InitFromCheckpointWithAnotherClassCountKeepsTheBodyAndReplacesTheHead) {
   const fs::path source = root_ / "init-source", target = root_ / "init-target";
