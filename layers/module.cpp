@@ -68,8 +68,10 @@ void Module::to(Device device) {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& [name, child] : children())
+  for (auto& [name, child] : children()) {
+    const ProfileScope scope(name);
     h = child->forward(h);
+  }
   return h;
 }
 

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/profile_scope.h"
+#include "layers/module.h"
 
 namespace cu3d {
 namespace {
@@ -130,6 +131,36 @@ TEST(ProfileScope, NestsWithDotsAndRestores) {
     EXPECT_EQ(ProfileScope::current(), "ensemble");
   }
   EXPECT_EQ(ProfileScope::current(), "");
+}
+
+}  // namespace
+}  // namespace cu3d
+
+namespace cu3d {
+namespace {
+
+// A layer sees its own name as the current scope, so its ops' tape entries and NVTX ranges are
+// named after it.
+class ScopeProbe : public Module {
+ public:
+  explicit ScopeProbe(std::string* seen) : seen_(seen) {}
+  Tensor forward(const Tensor& x) override {
+    *seen_ = ProfileScope::current();
+    return x;
+  }
+  std::string describe() const override { return "ScopeProbe"; }
+
+ private:
+  std::string* seen_;
+};
+
+TEST(ProfileScope, SequentialNamesEachLayer) {
+  std::string seen;
+  Sequential outer;
+  auto inner = outer.add("block1", std::make_shared<Sequential>());
+  inner->add("conv3a", std::make_shared<ScopeProbe>(&seen));
+  outer(Tensor::zeros({1}));
+  EXPECT_EQ(seen, "block1.conv3a");
 }
 
 }  // namespace
