@@ -46,6 +46,8 @@ struct RunState {
   int best_epoch = 0;
   History history;
   std::vector<uint64_t> dropout_calls;
+  int batch_size = 0;  // the batch order depends on these two: a resume must keep them
+  uint64_t seed = 0;
 };
 
 json to_json(const RunState& s) {
@@ -62,7 +64,9 @@ json to_json(const RunState& s) {
             {"acc", s.history.acc},
             {"val_loss", s.history.val_loss},
             {"val_acc", s.history.val_acc}}},
-          {"dropout_calls", s.dropout_calls}};
+          {"dropout_calls", s.dropout_calls},
+          {"batch_size", s.batch_size},
+          {"seed", s.seed}};
 }
 
 RunState run_state_from_json(const std::string& text, const std::string& source) {
@@ -82,6 +86,8 @@ RunState run_state_from_json(const std::string& text, const std::string& source)
                  h.at("val_loss").get<std::vector<double>>(),
                  h.at("val_acc").get<std::vector<double>>()};
     s.dropout_calls = j.at("dropout_calls").get<std::vector<uint64_t>>();
+    s.batch_size = j.at("batch_size").get<int>();
+    s.seed = j.at("seed").get<uint64_t>();
     CU3D_CHECK(
         s.epoch >= 0 && s.batch >= 0 && s.step >= 0 && s.history.loss.size() == size_t(s.epoch),
         "inconsistent counters");
@@ -260,6 +266,8 @@ void Run::open_or_resume() {
                "{} already holds a run ({}); pass --resume to continue it or choose another "
                "--output",
                s_.output.string(), last.string());
+    state_.batch_size = s_.batch;
+    state_.seed = s_.seed;
     model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
     optimizer_ = make_optimizer(s_, model_->named_parameters());
     collect_dropouts(*model_, dropouts_);
@@ -280,6 +288,10 @@ void Run::open_or_resume() {
              "checkpoint",
              last.string(), kStateKey);
   state_ = run_state_from_json(state->second, last.string());
+  CU3D_CHECK(state_.batch_size == s_.batch && state_.seed == s_.seed,
+             "--resume: {} was trained with --batch {} --seed {}; resume with the same values "
+             "(they decide the batch order)",
+             last.string(), state_.batch_size, state_.seed);
   model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
   optimizer_ = make_optimizer(s_, model_->named_parameters());
   restore_checkpoint(checkpoint, *model_, optimizer_.get());

@@ -196,6 +196,7 @@ TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
 
   const SafetensorsContents a = load_safetensors(whole / "checkpoint-last.safetensors");
   const SafetensorsContents b = load_safetensors(pieces / "checkpoint-last.safetensors");
+  EXPECT_EQ(a.metadata.at(kStateKey), b.metadata.at(kStateKey));
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     const auto& [name, x] = a.tensors[i];
@@ -288,6 +289,13 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
   expect_one_line_error(cli({"train", "--model", (root_ / "tiny3d.json").string(), "--data", shards,
                              "--output", out.string(), "--color"}),
                         "--color");
+  const fs::path finished = root_ / "finished";
+  ASSERT_EQ(cli(train_args(finished, 1)).status, 0);
+  std::vector<std::string> other_batch = train_args(finished, 2);
+  other_batch[8] = "2";  // --batch
+  other_batch.push_back("--resume");
+  expect_one_line_error(cli(other_batch), "--batch 4");
+  expect_one_line_error(cli(train_args(finished, 2)), "--resume");  // would overwrite the run
   expect_one_line_error(cli({"eval", (root_ / "missing.safetensors").string(), "--data", shards}),
                         "missing");
   expect_one_line_error(cli({"predict", (root_ / "missing.safetensors").string(), "x.avi"}),
