@@ -31,7 +31,7 @@ const std::string& current_command_line() {
   return g_command_line;
 }
 
-std::unique_ptr<CLI::App> make_app(bool run_commands) {
+std::unique_ptr<CLI::App> make_app() {
   auto app = std::make_unique<CLI::App>(
       "cu3d: train and run 3D convolutional networks for video action recognition.\n"
       "Start with `cu3d synth`, `cu3d prep` and `cu3d train`; `cu3d <command> --help` explains "
@@ -44,9 +44,6 @@ std::unique_ptr<CLI::App> make_app(bool run_commands) {
   add_predict_command(*app);
   add_summary_command(*app);
   add_toy_command(*app);
-  if (!run_commands)
-    for (CLI::App* command : app->get_subcommands({}))
-      command->callback(std::function<void()>{});
   return app;
 }
 

@@ -11,9 +11,11 @@
 
 namespace cu3d::apps {
 
-// The app with every subcommand. With run_commands = false the subcommands parse and validate
-// their arguments but do nothing (for a fuzz target that exercises parsing alone).
-std::unique_ptr<CLI::App> make_app(bool run_commands = true);
+// The app with every subcommand. Each subcommand's callback owns the values its options parse
+// into, so a caller that wants parsing alone (a fuzz target) must keep the callbacks and stop
+// before them instead: a parse_complete_callback on the returned app runs after every option is
+// converted and validated and before any subcommand's callback, and may throw.
+std::unique_ptr<CLI::App> make_app();
 
 // Parses and runs one command line; returns the process exit status.
 int run_cli(int argc, const char* const* argv);
