@@ -103,17 +103,36 @@ void recipe_seeds(const fs::path& folder) {
   write_seed(folder, "keras_color_sports1m.json", data::recipe_to_json(color).dump(1));
 }
 
-// One command line per subcommand option, set to its default, plus each subcommand's --help.
+// The arguments a command cannot parse without, each with a placeholder value.
+std::string required_arguments(const CLI::App& command) {
+  std::string args;
+  for (const CLI::Option* option : command.get_options())
+    if (option->get_required())
+      args += option->nonpositional() ? "\n" + option->get_name() + "\nx" : "\nx";
+  return args;
+}
+
+// One argument as the user would write it: a flag alone, an option with its default.
+std::string option_arguments(const CLI::Option& option) {
+  if (option.get_expected_min() == 0) return option.get_name();
+  return option.get_name() + "\n" + option.get_default_str();
+}
+
+// Per subcommand: one command line for each optional setting at its default, one with all of them,
+// and --help. The CPU suite then checks that every one still parses.
 void cli_seeds(const fs::path& folder) {
   const std::unique_ptr<CLI::App> app = apps::make_app();
   for (const CLI::App* command : app->get_subcommands({})) {
-    std::string all = command->get_name();
+    const std::string base = command->get_name() + required_arguments(*command);
+    std::string all = base;
     for (const CLI::Option* option : command->get_options()) {
-      if (option->get_default_str().empty()) continue;  // flags such as --help
-      const std::string line = option->get_name() + "\n" + option->get_default_str();
+      const bool has_value = option->get_expected_min() == 0 || !option->get_default_str().empty();
+      if (option->get_required() || !option->nonpositional() || !has_value ||
+          option->get_name() == "--help")
+        continue;
       write_seed(folder, command->get_name() + option->get_name(),
-                 command->get_name() + "\n" + line);
-      all += "\n" + line;
+                 base + "\n" + option_arguments(*option));
+      all += "\n" + option_arguments(*option);
     }
     write_seed(folder, command->get_name() + "-all", all);
     write_seed(folder, command->get_name() + "-help", command->get_name() + "\n--help");

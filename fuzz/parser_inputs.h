@@ -10,18 +10,22 @@
 // the parser makes (a class name with a '/', a tensor larger than the file).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "apps/app.h"
 #include "data/recipe.h"
 #include "data/shard.h"
 #include "data/split_list.h"
@@ -239,6 +243,49 @@ inline bool parse_checkpoint_input(Bytes bytes) {
     const std::shared_ptr<Module> model = build_model(spec.config, spec.num_classes, spec.input);
     restore_checkpoint(checkpoint, *model);
   });
+}
+
+// Thrown where the command line has been parsed and validated, to stop before any command runs.
+struct ParsedOnly {};
+
+// One argument per line of the input, after the program name.
+inline std::vector<std::string> command_line_arguments(std::string_view text) {
+  std::vector<std::string> args{"cu3d"};
+  while (!text.empty()) {
+    const size_t end = std::min(text.find('\n'), text.size());
+    args.emplace_back(text.substr(0, end));
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  return args;
+}
+
+// apps/: the `cu3d` command line. Every option's conversion and validator runs, but no command:
+// the top-level app's parse-complete callback, which CLI11 runs after every option is converted
+// and checked and before any subcommand's callback, throws ParsedOnly. (Clearing the subcommands'
+// callbacks instead, as make_app(false) does, frees the option values their lambdas own, and
+// parsing then writes into freed memory.) Accepted: parsed, or a request for help; rejected: a
+// CLI::ParseError (an unknown, missing or malformed argument) or a cu3d::Error from a validator.
+inline bool parse_command_line_input(Bytes bytes) {
+  const std::unique_ptr<CLI::App> app = apps::make_app();
+  app->parse_complete_callback([] { throw ParsedOnly{}; });
+  const std::vector<std::string> args = command_line_arguments(as_text(bytes));
+  std::vector<const char*> argv;
+  for (const std::string& arg : args)
+    argv.push_back(arg.c_str());
+  try {
+    app->parse(int(argv.size()), argv.data());
+    return true;
+  } catch (const ParsedOnly&) {
+    return true;
+  } catch (const CLI::CallForHelp&) {
+    return true;
+  } catch (const CLI::CallForAllHelp&) {
+    return true;
+  } catch (const CLI::ParseError&) {
+    return false;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 }  // namespace cu3d::fuzz

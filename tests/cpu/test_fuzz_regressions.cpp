@@ -1,8 +1,7 @@
 // Replays the fuzz targets' inputs through the same entry points (fuzz/parser_inputs.h) in the
 // normal build, so every developer runs them: each seed in fuzz/corpus/<target>/ (written by the
 // project's own writers) must still be accepted, and each crash the fuzzers once found, kept in
-// tests/fuzz_regressions/<target>/, must now be accepted or rejected with a cu3d::Error. The
-// command-line target needs the apps and replays in scripts/fuzz.sh only.
+// tests/fuzz_regressions/<target>/, must now be accepted or rejected with a cu3d::Error.
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -31,7 +30,8 @@ const Target kTargets[] = {{"safetensors", parse_safetensors_input},
                            {"recipe", parse_recipe_input},
                            {"shard", parse_shard_input},
                            {"model_config", parse_model_config_input},
-                           {"checkpoint", parse_checkpoint_input}};
+                           {"checkpoint", parse_checkpoint_input},
+                           {"cli", parse_command_line_input}};
 
 std::vector<uint8_t> read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
