@@ -19,11 +19,10 @@ fs::path temp_path(const std::string& name) {
 
 // A file image: length prefix + header + data bytes.
 std::vector<uint8_t> image(const std::string& header, size_t data_bytes) {
-  std::vector<uint8_t> bytes(8);
+  std::vector<uint8_t> bytes(8 + header.size() + data_bytes, 0x5a);
   for (int i = 0; i < 8; ++i)
     bytes[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.resize(bytes.size() + data_bytes, 0x5a);
+  std::memcpy(bytes.data() + 8, header.data(), header.size());
   return bytes;
 }
 
