@@ -93,7 +93,9 @@ Tensor labels_tensor(const data::Batch& batch) {
 
 std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes) {
   autograd::NoGradGuard no_grad;
-  Tensor out = model(input);
+  const NamedTensors params = model.named_parameters();
+  const Device device = params.empty() ? Device::cpu() : params.front().second.device();
+  Tensor out = model(input.to(device));
   if (dynamic_cast<Ensemble*>(&model) == nullptr) out = softmax(out);
   CU3D_CHECK(out.dim() == 2 && out.size(1) == classes, "model output {} is not (clips, {} classes)",
              out.str(), classes);

@@ -46,20 +46,18 @@ class SigintGuard {
   void (*previous_)(int);
 };
 
-void apply_compute_flags(const TrainFlags& f) {
+void apply_compute_flags(TrainFlags& f) {
   const Device device = Device::parse(f.device);
   if (device.is_cuda()) {
     std::string reason;
     CU3D_CHECK(cuda_available(&reason), "--device {}: {}; train on the CPU with --device cpu",
                f.device, reason);
-    throw Error(fmt::format(
-        "--device {}: training on CUDA is not wired into cu3d train yet (the engine's CUDA op "
-        "paths are in progress); use --device cpu",
-        f.device));
   }
+  f.settings.device = device;
   ComputeOptions& compute = compute_options();
   compute.precision = parse_precision(f.precision);
   compute.conv_backend = parse_conv_backend(f.backend);
+  if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
 }
 
 // Shards when the folder has a manifest, else videos decoded on every read (no prep needed).

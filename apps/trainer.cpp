@@ -269,6 +269,7 @@ void Run::open_or_resume() {
     state_.batch_size = s_.batch;
     state_.seed = s_.seed;
     model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
+    model_->to(s_.device);
     optimizer_ = make_optimizer(s_, model_->named_parameters());
     collect_dropouts(*model_, dropouts_);
     if (!s_.init.empty()) init_from(s_.init);
@@ -293,6 +294,7 @@ void Run::open_or_resume() {
              "(they decide the batch order)",
              last.string(), state_.batch_size, state_.seed);
   model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
+  model_->to(s_.device);
   optimizer_ = make_optimizer(s_, model_->named_parameters());
   restore_checkpoint(checkpoint, *model_, optimizer_.get());
   collect_dropouts(*model_, dropouts_);
@@ -394,8 +396,9 @@ void Run::train_epoch(data::Loader& loader) {
   int64_t clips_this_run = 0;
   model_->train();
   while (auto batch = loader.next()) {
-    const Tensor x = clips_to_input(batch->clips.data(), batch->size, recipe_, spec_.input);
-    const Tensor labels = labels_tensor(*batch);
+    const Tensor x =
+        clips_to_input(batch->clips.data(), batch->size, recipe_, spec_.input).to(s_.device);
+    const Tensor labels = labels_tensor(*batch).to(s_.device);
     optimizer_->set_lr(schedule.at(state_.step));
     optimizer_->zero_grad();
     const StepOutput out = forward_loss(*model_, x, labels, spec_.num_classes);

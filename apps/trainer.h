@@ -12,6 +12,8 @@
 // is restored, so on the CPU the resumed run ends with exactly the weights of an uninterrupted one.
 #pragma once
 
+#include "engine/device.h"
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -50,6 +52,7 @@ struct TrainSettings {
   int batch = 16;
   int workers = 2;
   uint64_t seed = 1;
+  Device device = Device::cpu();  // where the model trains (batches are cut on the CPU)
   std::filesystem::path output;
   bool resume = false;
   std::filesystem::path init;  // a checkpoint whose matching tensors start the model

@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   nlohmann-json3-dev libfmt-dev libcli11-dev
   libopencv-dev           # video decoding/encoding, resizing, PNG
+  graphviz                # `dot` renders the model diagrams (model.png)
 )
 
 missing=()
