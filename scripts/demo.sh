@@ -5,7 +5,8 @@
 #   Keras-style 3D CNN and the 2D CNN -> eval both -> predict one video -> a comparison table.
 # About 5 minutes on a 2-core CPU after the build. Every output's location is printed; all of them
 # are under demo-out/ (override with CU3D_DEMO_OUT). CU3D_DEMO_EPOCHS changes the epochs,
-# CU3D_BUILD_DIR the build folder (default build/).
+# CU3D_BUILD_DIR the build folder (default build/), CU3D_DEMO_DEVICE cpu or cuda (default: cuda
+# when a GPU answers).
 #
 # The 3D model is keras3d-relu, the first published Keras 3D CNN (ReLU after every convolution).
 # The later keras3d, with a softmax over channels after each block, squashes its activations to
@@ -34,10 +35,17 @@ $cu3d synth "$out/videos" --classes 4 --groups 10 --clips 6
 echo "== 2. prep: decode once into shards (10 frames of 32x32 gray per clip, the Keras recipe) =="
 $cu3d prep "$out/videos" "$out/shards" --mean dataset
 
+# Train on the GPU when this build has the CUDA backend and a GPU answers (CU3D_DEMO_DEVICE
+# overrides: cpu or cuda).
+device=${CU3D_DEMO_DEVICE:-cpu}
+if [[ -z ${CU3D_DEMO_DEVICE:-} ]] && grep -q "CUDA backend ON" build-configure.log &&
+  nvidia-smi -L > /dev/null 2>&1; then
+  device=cuda
+fi
 for model in $model3d cnn2d; do
-  echo "== 3. train $model for $epochs epochs =="
+  echo "== 3. train $model for $epochs epochs on $device =="
   $cu3d train --model "$model" --data "$out/shards" --epochs "$epochs" --batch 8 \
-    --output "$out/$model"
+    --device "$device" --output "$out/$model"
 done
 
 # The last epoch's weights, not the best: "best" is chosen on this same test split, which would
