@@ -1,6 +1,6 @@
+#include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "data/checksum.h"
@@ -11,6 +11,14 @@
 namespace cu3d::data {
 namespace fs = std::filesystem;
 namespace {
+
+// "shard-NNNNN": the only names prep writes; anything else (a path, "..") is refused.
+bool is_shard_name(const std::string& name) {
+  constexpr std::string_view prefix = "shard-";
+  return name.size() == prefix.size() + 5 && name.starts_with(prefix) &&
+         std::all_of(name.begin() + prefix.size(), name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
 
 // A manifest or index of a million videos is ~200 MB of JSON; anything larger is not ours.
 constexpr uintmax_t kMaxJsonBytes = 512ull << 20;
@@ -91,10 +99,9 @@ ShardSet::ShardSet(const fs::path& folder) {
     CU3D_CHECK(!classes_.empty(), "{}: no classes", manifest_path.string());
     const auto [depth, height, width, channels] = clip_shape(recipe_);
     const size_t frame_bytes = size_t(recipe_.resize_height) * recipe_.resize_width * channels;
-    const std::regex shard_pattern("shard-[0-9]{5}");
     for (const nlohmann::json& shard : manifest.at("shards")) {
       const std::string name = shard.at("name").get<std::string>();
-      CU3D_CHECK(std::regex_match(name, shard_pattern), "{}: shard name '{}' is not shard-NNNNN",
+      CU3D_CHECK(is_shard_name(name), "{}: shard name '{}' is not shard-NNNNN",
                  manifest_path.string(), name);
       current = shard_index(folder, name);
       const nlohmann::json index = read_json(current);
