@@ -1,5 +1,7 @@
 #include "data/recipe.h"
 
+#include "data/json_fields.h"
+
 #include <cmath>
 
 #include "kernels/error.h"
@@ -88,8 +90,8 @@ void check_recipe(const Recipe& r) {
                  (r.crop_height == r.resize_height && r.crop_width == r.resize_width),
              "recipe '{}': crop 'none' needs the crop size equal to the resize size", n);
   CU3D_CHECK(r.crop != CropKind::fixed ||
-                 (r.crop_y >= 0 && r.crop_x >= 0 && r.crop_y + r.crop_height <= r.resize_height &&
-                  r.crop_x + r.crop_width <= r.resize_width),
+                 (r.crop_y >= 0 && r.crop_x >= 0 && r.crop_y <= r.resize_height - r.crop_height &&
+                  r.crop_x <= r.resize_width - r.crop_width),
              "recipe '{}': fixed crop at ({}, {}) of {}x{} leaves the {}x{} frame", n, r.crop_y,
              r.crop_x, r.crop_height, r.crop_width, r.resize_height, r.resize_width);
   CU3D_CHECK(r.stride >= 1 && r.stride <= kMaxDepth, "recipe '{}': stride {} must be in 1..{}", n,
@@ -131,19 +133,19 @@ Recipe recipe_from_json(const nlohmann::json& json, const std::string& source) {
   Recipe r;
   try {
     r.name = json.at("name").get<std::string>();
-    r.depth = json.at("depth").get<int>();
-    r.resize_height = json.at("resize_height").get<int>();
-    r.resize_width = json.at("resize_width").get<int>();
-    r.crop_height = json.at("crop_height").get<int>();
-    r.crop_width = json.at("crop_width").get<int>();
+    r.depth = get_integer<int>(json, "depth", source);
+    r.resize_height = get_integer<int>(json, "resize_height", source);
+    r.resize_width = get_integer<int>(json, "resize_width", source);
+    r.crop_height = get_integer<int>(json, "crop_height", source);
+    r.crop_width = get_integer<int>(json, "crop_width", source);
     r.crop = parse_named<CropKind>(json.at("crop").get<std::string>(), kCropNames, "crop", source);
-    r.crop_y = json.at("crop_y").get<int>();
-    r.crop_x = json.at("crop_x").get<int>();
+    r.crop_y = get_integer<int>(json, "crop_y", source);
+    r.crop_x = get_integer<int>(json, "crop_x", source);
     r.flip = json.at("flip").get<bool>();
     r.color = parse_color_order(json.at("color").get<std::string>());
     r.sampling = parse_named<Sampling>(json.at("sampling").get<std::string>(), kSamplingNames,
                                        "sampling", source);
-    r.stride = json.at("stride").get<int>();
+    r.stride = get_integer<int>(json, "stride", source);
     r.aligned_train_start = json.at("aligned_train_start").get<bool>();
     r.mean = json.at("mean").get<std::vector<float>>();
     r.mean_source = json.at("mean_source").get<std::string>();

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "data/checksum.h"
+#include "data/json_fields.h"
 #include "data/shard.h"
 #include "data/shard_format.h"
 #include "kernels/error.h"
@@ -63,12 +64,12 @@ ShardVideo read_video(const nlohmann::json& entry, const MappedFile& bin, size_t
                       int classes, const fs::path& file) {
   ShardVideo video;
   video.path = entry.at("path").get<std::string>();
-  video.label = entry.at("label").get<int>();
+  video.label = get_integer<int>(entry, "label", file.string());
   video.group = entry.at("group").get<std::string>();
   video.side = parse_side(entry.at("side").get<std::string>(), file);
-  const int64_t frames = entry.at("frames").get<int64_t>();
-  const uint64_t offset = entry.at("offset").get<uint64_t>();
-  const uint64_t bytes = entry.at("bytes").get<uint64_t>();
+  const int64_t frames = get_integer<int64_t>(entry, "frames", file.string());
+  const uint64_t offset = get_integer<uint64_t>(entry, "offset", file.string());
+  const uint64_t bytes = get_integer<uint64_t>(entry, "bytes", file.string());
   video.checksum = parse_checksum(entry.at("checksum").get<std::string>(), file);
   CU3D_CHECK(video.label >= 0 && video.label < classes, "{}: {}: label {} is not in 0..{}",
              file.string(), video.path, video.label, classes - 1);
@@ -110,8 +111,8 @@ ShardSet::ShardSet(const fs::path& folder) {
                  "{}: decoded with another recipe than the manifest's; run prep again",
                  current.string());
       MappedFile& bin = maps_.emplace_back(shard_bin(folder, name));
-      CU3D_CHECK(index.at("bytes").get<uint64_t>() == bin.size() &&
-                     shard.at("bytes").get<uint64_t>() == bin.size(),
+      CU3D_CHECK(get_integer<uint64_t>(index, "bytes", current.string()) == bin.size() &&
+                     get_integer<uint64_t>(shard, "bytes", manifest_path.string()) == bin.size(),
                  "{}: the shard holds {} bytes but its index says {}; it is truncated or stale",
                  shard_bin(folder, name).string(), bin.size(), index.at("bytes").dump());
       for (const nlohmann::json& entry : index.at("videos"))
