@@ -83,7 +83,8 @@ TEST(Optim, StepUsesLearningRateAndSkipsParametersWithoutGradient) {
   // With a constant gradient g, bias-corrected Adam moves by lr * g / (|g| + eps) on every
   // step, not just the first.
   Adam adam({{"w", w}}, {.lr = 0.01, .eps = 1e-8});
-  for (int i = 0; i < 3; ++i) adam.step();
+  for (int i = 0; i < 3; ++i)
+    adam.step();
   EXPECT_NEAR(w.to_vector<double>()[0], 0.95 - 3 * 0.01 * 0.5 / (0.5 + 1e-8), 1e-14);
   EXPECT_NEAR(w.to_vector<double>()[1], -1.975 + 3 * 0.01 * 0.25 / (0.25 + 1e-8), 1e-14);
 }
