@@ -11,6 +11,7 @@
 #include "data/shard.h"
 #include "data/shard_format.h"
 #include "data/video.h"
+#include "engine/atomic_file.h"
 #include "kernels/error.h"
 
 namespace cu3d::data {
@@ -107,7 +108,7 @@ nlohmann::json write_shard(const fs::path& out, const std::string& name,
                                 {"skipped", skipped},
                                 {"train_channel_sums", sums},
                                 {"train_pixels", train_pixels}};
-  write_file_atomically(shard_index(out, name), index.dump(1));
+  write_atomically(shard_index(out, name), index.dump(1));
   return index;
 }
 
@@ -168,7 +169,7 @@ void write_manifest(const fs::path& out, const Dataset& dataset, const Recipe& r
                                    {"videos", videos},
                                    {"shards", shards},
                                    {"skipped", skipped}};
-  write_file_atomically(out / "manifest.json", manifest.dump(1));
+  write_atomically(out / "manifest.json", manifest.dump(1));
 }
 
 // Runs body(k) for k in [0, count) on `threads` threads; rethrows the first failure after all

@@ -7,9 +7,9 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
-#include "data/atomic_file.h"
 #include "data/random.h"
 #include "data/ucf_name.h"
+#include "engine/atomic_file.h"
 #include "kernels/error.h"
 
 namespace cu3d::data {
@@ -172,7 +172,7 @@ void write_split_lists(const std::filesystem::path& root, const SynthOptions& o)
   std::string class_index;
   for (int c = 0; c < o.classes; ++c)
     class_index += fmt::format("{} {}\n", c + 1, synth_class_name(Motion(c)));
-  write_file_atomically(lists / "classInd.txt", class_index);
+  write_atomically(lists / "classInd.txt", class_index);
   for (int split = 1; split <= splits; ++split) {
     std::string train, test;
     for (int c = 0; c < o.classes; ++c) {
@@ -185,8 +185,8 @@ void write_split_lists(const std::filesystem::path& root, const SynthOptions& o)
         }
       }
     }
-    write_file_atomically(lists / fmt::format("trainlist{:02d}.txt", split), train);
-    write_file_atomically(lists / fmt::format("testlist{:02d}.txt", split), test);
+    write_atomically(lists / fmt::format("trainlist{:02d}.txt", split), train);
+    write_atomically(lists / fmt::format("testlist{:02d}.txt", split), test);
   }
 }
 
