@@ -11,7 +11,7 @@
 #include "engine/ops/loss.h"
 #include "engine/optim/optimizer.h"
 #include "engine/safetensors.h"
-#include "layers/basic.h"
+#include "layers/toy_cnn.h"
 
 namespace cu3d::apps {
 namespace {
@@ -26,40 +26,12 @@ struct ToyOptions {
   std::string output = "toy-out";
 };
 
-std::shared_ptr<Sequential> toy_model(int frames, int size, Generator& gen) {
-  auto net = std::make_shared<Sequential>();
-  const Conv3dParams same{.padding = Padding::same};
-  net->add("conv1", std::make_shared<Conv3d>(1, 8, Dims3{3, 3, 3}, same, InitStyle::pytorch, gen));
-  net->add("relu1", std::make_shared<Activation>(ActivationKind::relu));
-  net->add("pool1", std::make_shared<MaxPool3d>(Pool3dParams{{1, 2, 2}, {1, 2, 2}}));
-  net->add("conv2", std::make_shared<Conv3d>(8, 16, Dims3{3, 3, 3}, same, InitStyle::pytorch, gen));
-  net->add("relu2", std::make_shared<Activation>(ActivationKind::relu));
-  net->add("pool2", std::make_shared<MaxPool3d>(Pool3dParams{{2, 2, 2}, {2, 2, 2}}));
-  net->add("flatten", std::make_shared<Flatten>());
-  const int features = (frames / 2) * (size / 4) * (size / 4) * 16;
-  net->add("fc", std::make_shared<Dense>(features, toy::kDirections, InitStyle::pytorch, gen));
-  return net;
-}
-
-double accuracy(Module& net, const toy::MotionBatch& data) {
-  autograd::NoGradGuard no_grad;
-  const Tensor logits = net(data.clips);
-  const float* l = logits.data<float>();
-  const int32_t* labels = data.labels.data<int32_t>();
-  const int64_t n = logits.size(0), classes = logits.size(1);
-  int64_t correct = 0;
-  for (int64_t i = 0; i < n; ++i)
-    correct +=
-        (std::max_element(l + i * classes, l + (i + 1) * classes) - (l + i * classes)) == labels[i];
-  return double(correct) / double(n);
-}
-
 void run_toy(const ToyOptions& o) {
   CU3D_CHECK(o.frames >= 4 && o.frames % 2 == 0 && o.size >= 8 && o.size % 4 == 0,
              "toy: --frames must be even and >= 4, --size a multiple of 4 and >= 8 (got {} and {})",
              o.frames, o.size);
   Generator gen(o.seed);
-  auto net = toy_model(o.frames, o.size, gen);
+  auto net = toy_3d_cnn(o.frames, o.size, toy::kDirections, gen);
   std::printf("toy: %lld parameters; clips %dx%dx%dx1, 4 motion directions, batch %d, Adam %g\n",
               (long long)net->parameter_count(), o.frames, o.size, o.size, o.batch, o.lr);
   Adam adam(net->named_parameters(), AdamOptions{.lr = o.lr});
@@ -82,7 +54,7 @@ void run_toy(const ToyOptions& o) {
   }
   const toy::MotionBatch test = toy::make_motion_batch(512, o.frames, o.size, gen);
   std::printf("toy: accuracy on 512 unseen clips: %.1f%% (chance 25%%)\n",
-              100 * accuracy(*net, test));
+              100 * top1_accuracy(*net, test.clips, test.labels));
   std::filesystem::create_directories(o.output);
   const std::filesystem::path weights = std::filesystem::path(o.output) / "toy.safetensors";
   save_safetensors(weights, net->named_parameters(), {{"model", "toy-3dcnn"}});
