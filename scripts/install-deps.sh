@@ -11,6 +11,9 @@ packages=(
   nlohmann-json3-dev libfmt-dev libcli11-dev
   libopencv-dev           # video decoding/encoding, resizing, PNG
   graphviz                # `dot` renders the model diagrams (model.png)
+  libturbojpeg0-dev       # JPEG shards (libjpeg-turbo)
+  libhdf5-dev             # Keras HDF5 weight import
+  libopenmpi-dev openmpi-bin  # data-parallel training (MPI launch, CPU all-reduce)
 )
 
 missing=()
