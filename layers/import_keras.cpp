@@ -146,10 +146,15 @@ struct Mapping {
         continue;
       }
       const Tensor value = i == 0 ? to_our_layout(stored, ours, options.order) : stored;
-      if (value.shape() != target->second.shape())
-        misfits.push_back(fmt::format("dataset '{}' {} (as {} in our layout) does not fit '{}' {}",
-                                      path, shape_str(stored.shape()), shape_str(value.shape()),
-                                      name, shape_str(target->second.shape())));
+      if (value.shape() != target->second.shape()) {
+        const std::string ours_as =
+            value.shape() == stored.shape()
+                ? ""
+                : fmt::format(" (as {} in our layout)", shape_str(value.shape()));
+        misfits.push_back(fmt::format("dataset '{}' {}{} does not fit '{}' {}", path,
+                                      shape_str(stored.shape()), ours_as, name,
+                                      shape_str(target->second.shape())));
+      }
       converted.emplace_back(name, value);
     }
     if (head && options.new_head && !misfits.empty()) {

@@ -5,9 +5,10 @@
 //     `conv3d/conv3d/kernel:0`;
 //   - Keras 2 `model.save("m.h5")` (and Keras 3's legacy `.h5` save): the same under the group
 //     `model_weights`;
-//   - Keras 3 `model.save_weights("w.weights.h5")`: `layers/<layer>/vars/0`, `1`, ... with no
-//     model order, so layers are taken in the order of Keras's automatic names (conv3d, conv3d_1,
-//     conv3d_2, ...).
+//   - Keras 3 `model.save_weights("w.weights.h5")`: `layers/<layer>/vars/0`, `1`, ..., where
+//     <layer> is the layer's class and its index among the model's layers of that class (conv3d,
+//     conv3d_1, ..., conv3d_10; keras/src/saving/saving_lib.py), whatever the layers were named:
+//     ordering those names by stem and number gives the model order within each class.
 // Layers are matched by kind, in order: the file's k-th Conv3D to the model's k-th conv3d, and so
 // for Conv2D, Dense and BatchNormalization. Keras kernels are (kd, kh, kw, in, out), (kh, kw, in,
 // out) and (in, out); ours (out, kd, kh, kw, in), (out, kh, kw, in) and (out, in).

@@ -181,8 +181,8 @@ std::vector<KerasLayer> read_keras2_layers(hid_t root, const std::vector<std::st
   return layers;
 }
 
-// Keras names a model's layers conv3d, conv3d_1, ..., conv3d_10: ordered by the stem, then the
-// number, which is the order they were created in.
+// Keras 3 stores a model's layers as conv3d, conv3d_1, ..., conv3d_10 in model order: ordered by
+// the stem, then the number, they come back in that order.
 std::pair<std::string, long> keras_name_order(const std::string& name) {
   const size_t underscore = name.rfind('_');
   if (underscore == std::string::npos || underscore + 1 == name.size() ||
