@@ -80,33 +80,28 @@ Tensor converted(const std::string& key, const Tensor& stored, const Shape& fc6_
 
 }  // namespace
 
-void import_pytorch_c3d(const std::filesystem::path& path, const ModelSpec& spec, Module& model,
-                        bool new_head) {
-  const SafetensorsContents file = load_safetensors(path);
+NamedTensors map_pytorch_c3d(const NamedTensors& file, const ModelSpec& spec,
+                             const NamedTensors& params, bool new_head, const std::string& source) {
   const Shape fc6_input = fc6_input_shape(spec);
-  std::map<std::string, Tensor> params;
-  for (const auto& [name, tensor] : model.named_parameters())
-    params[name] = tensor;
-  std::map<std::string, Tensor> stored;
-  for (const auto& [name, tensor] : file.tensors)
-    stored[name] = tensor;
+  const std::map<std::string, Tensor> ours(params.begin(), params.end());
+  const std::map<std::string, Tensor> stored(file.begin(), file.end());
 
   std::vector<std::string> problems;
-  std::vector<std::pair<Tensor, Tensor>> copies;  // (model parameter, converted value)
+  NamedTensors values;  // (model parameter, converted value)
   std::set<std::string> consumed, assigned;
-  for (const auto& [theirs, ours] : kLayers) {
-    const bool head = std::string(ours) == "fc8";
+  for (const auto& [theirs, our_layer] : kLayers) {
+    const bool head = std::string(our_layer) == "fc8";
     for (const char* suffix : {".weight", ".bias"}) {
-      const std::string key = theirs + std::string(suffix), name = ours + std::string(suffix);
+      const std::string key = theirs + std::string(suffix), name = our_layer + std::string(suffix);
       consumed.insert(key);
       if (head && new_head) continue;
       const auto found = stored.find(key);
-      const auto target = params.find(name);
+      const auto target = ours.find(name);
       if (found == stored.end()) {
         problems.push_back(fmt::format("missing key '{}' (for '{}')", key, name));
         continue;
       }
-      if (target == params.end()) {
+      if (target == ours.end()) {
         problems.push_back(fmt::format("the model has no '{}' for the file's '{}'", name, key));
         continue;
       }
@@ -121,20 +116,29 @@ void import_pytorch_c3d(const std::filesystem::path& path, const ModelSpec& spec
                         head ? "; to fine-tune on other classes, take a new head" : ""));
         continue;
       }
-      copies.emplace_back(target->second, value);
+      values.emplace_back(name, value);
     }
   }
   for (const auto& [key, tensor] : stored)
     if (!consumed.count(key))
       problems.push_back(fmt::format("unexpected key '{}' {}", key, shape_str(tensor.shape())));
-  for (const auto& [name, tensor] : params)
+  for (const auto& [name, tensor] : ours)
     if (!assigned.count(name) && !(new_head && name.starts_with("fc8.")))
       problems.push_back(fmt::format("'{}' has no counterpart in the PyTorch C3D", name));
-  CU3D_CHECK(problems.empty(), "import_pytorch_c3d {}: {} problem(s):{}", path.string(),
-             problems.size(), list_problems(problems));
+  CU3D_CHECK(problems.empty(), "import_pytorch_c3d {}: {} problem(s):{}", source, problems.size(),
+             list_problems(problems));
+  return values;
+}
+
+void import_pytorch_c3d(const std::filesystem::path& path, const ModelSpec& spec, Module& model,
+                        bool new_head) {
+  const NamedTensors params = model.named_parameters();
+  const NamedTensors values =
+      map_pytorch_c3d(load_safetensors(path).tensors, spec, params, new_head, path.string());
+  const std::map<std::string, Tensor> targets(params.begin(), params.end());
   autograd::NoGradGuard no_grad;
-  for (auto& [target, value] : copies)
-    target.copy_from(value);
+  for (const auto& [name, value] : values)
+    Tensor(targets.at(name)).copy_from(value);
 }
 
 }  // namespace cu3d

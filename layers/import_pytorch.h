@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "layers/checkpoint.h"
 
@@ -21,5 +22,10 @@ namespace cu3d {
 // transposition is an error naming both names and shapes; nothing is copied unless all match.
 void import_pytorch_c3d(const std::filesystem::path& path, const ModelSpec& spec, Module& model,
                         bool new_head = false);
+
+// The pure half of the import: the file's tensors (`file`, as stored) converted to our layout and
+// paired with the names of `params` (the model's parameters); `source` names the file in errors.
+NamedTensors map_pytorch_c3d(const NamedTensors& file, const ModelSpec& spec,
+                             const NamedTensors& params, bool new_head, const std::string& source);
 
 }  // namespace cu3d
