@@ -158,8 +158,13 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--output", s.output, "run folder (created)")->required();
   cmd->add_flag("--resume", s.resume, "continue the run in --output from checkpoint-last");
   cmd->add_option("--init", s.init,
-                  "start from a checkpoint's weights (the head is new when the class count "
-                  "differs)");
+                  "start from a checkpoint's weights, a Keras .h5 or a PyTorch C3D "
+                  ".safetensors (the head is new when the class count differs)");
+  cmd->add_option("--keras-order", s.keras_order,
+                  "axis order of the clips a Keras --init file was trained on: dhwc, or hwdc "
+                  "as the Keras 3D CNN scripts feed them")
+      ->check(CLI::IsMember({"dhwc", "hwdc"}))
+      ->capture_default_str();
   cmd->add_option("--ensemble", f->ensemble, "train N copies of the model as one ensemble")
       ->capture_default_str();
   cmd->callback([f] { run_train(*f); });

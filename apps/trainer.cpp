@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/import_weights.h"
 #include "apps/model_io.h"
 #include "apps/plots.h"
 #include "data/loader.h"
@@ -311,6 +312,7 @@ void Run::open_or_resume() {
 // Copies every tensor of `path` whose name and shape match; only the classifier head (the
 // model's last two parameters, weight and bias) may differ, e.g. for another class count.
 void Run::init_from(const fs::path& path) {
+  if (init_from_foreign_weights(path, spec_, *model_, s_.keras_order)) return;
   const Checkpoint checkpoint = read_checkpoint(path);
   std::map<std::string, const Tensor*> stored;
   for (const auto& [name, tensor] : checkpoint.tensors)

@@ -58,6 +58,8 @@ struct TrainSettings {
   std::filesystem::path init;  // a checkpoint whose matching tensors start the model
   std::string command_line;    // recorded in command.txt
   bool progress_tty = false;   // one updating line instead of plain lines
+  // The axis order of the clips a Keras --init file was trained on: dhwc, or hwdc.
+  std::string keras_order = "dhwc";
   // Called after every optimizer step with the global step (tests interrupt runs through it).
   std::function<void(int64_t step)> after_step;
 };
