@@ -18,8 +18,10 @@
 #include "engine/optim/optimizer.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
+#include "fuzz/import_names_input.h"
 #include "fuzz/parser_inputs.h"
 #include "layers/checkpoint.h"
+#include "layers/import_keras.h"
 #include "layers/models.h"
 
 namespace fs = std::filesystem;
@@ -166,6 +168,35 @@ void checkpoint_seeds(const fs::path& folder) {
                   {{"epoch", "2"}, {"classes", "a,b,c"}});
 }
 
+std::string dims_text(const Tensor& tensor) {
+  return fmt::format("{}", fmt::join(tensor.shape(), ","));
+}
+
+// The golden fixtures' weight files (tests/golden/, read from the repository root where
+// scripts/fuzz.sh runs this) as the importers see them: each Keras file's layers, and the PyTorch
+// C3D state dict, plus the same with a new head.
+void import_names_seeds(const fs::path& folder) {
+  const fs::path golden = "tests/golden";
+  const std::pair<const char*, const char*> keras[] = {
+      {"keras3d.weights.h5", "keras keras3d"},
+      {"keras3d_keras2.h5", "keras keras3d"},
+      {"keras3d_hwdc_model.h5", "keras keras3d hwdc"},
+      {"keras3d_bn.weights.h5", "keras keras3d-bn"},
+      {"cnn2d.weights.h5", "keras cnn2d new_head"}};
+  for (const auto& [file, header] : keras) {
+    std::string text = std::string(header) + "\n";
+    for (const KerasLayer& layer : read_keras_h5(golden / file).layers)
+      for (const auto& [path, tensor] : layer.weights)
+        text += fmt::format("{} {} {}\n", layer.name, path, dims_text(tensor));
+    write_seed(folder, fs::path(file).stem().string() + ".txt", text);
+  }
+  std::string text;
+  for (const auto& [name, tensor] : load_safetensors(golden / "c3d_pytorch.safetensors").tensors)
+    text += fmt::format("{} {}\n", name, dims_text(tensor));
+  write_seed(folder, "c3d_pytorch.txt", "pytorch c3d\n" + text);
+  write_seed(folder, "c3d_pytorch_new_head.txt", "pytorch c3d new_head\n" + text);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -181,6 +212,7 @@ int main(int argc, char** argv) {
     model_config_seeds(corpus / "model_config");
     checkpoint_seeds(corpus / "checkpoint");
     cli_seeds(corpus / "cli");
+    import_names_seeds(corpus / "import_names");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;

@@ -14,9 +14,6 @@ namespace {
 // Keras splits an attribute larger than HDF5's 64 KiB object-header limit into name0, name1, ...
 // (keras/src/legacy/saving/legacy_h5_format.py); more chunks than this is not a Keras file.
 constexpr int kMaxAttributeChunks = 1024;
-// Weights have at most 5 axes (Conv3D kernels); a little room for what else Keras may save.
-constexpr int kMaxRank = 8;
-
 // An HDF5 identifier closed by its own close function when it goes out of scope.
 class Handle {
  public:
@@ -141,8 +138,10 @@ Tensor read_dataset(hid_t group, const std::string& name, const std::string& pat
              "{} is not float32 or float64; save the weights as floats", where);
   const Handle space(H5Dget_space(dataset.get()), H5Sclose);
   const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-  CU3D_CHECK(rank >= 0 && rank <= kMaxRank, "{} has rank {} (at most {})", where, rank, kMaxRank);
-  hsize_t dims[kMaxRank] = {};
+  // Keras weights have at most 5 axes (Conv3D kernels); our tensors hold up to kMaxDims.
+  CU3D_CHECK(rank >= 0 && rank <= kMaxDims, "{} has {} axes; Keras weights have at most 5", where,
+             rank);
+  hsize_t dims[kMaxDims] = {};
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
   Shape shape;
   hsize_t bytes = element;

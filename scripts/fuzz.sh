@@ -30,7 +30,8 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(safetensors split_list ucf_name recipe shard model_config checkpoint cli)
+((${#targets[@]})) || targets=(safetensors split_list ucf_name recipe shard model_config checkpoint cli
+                                 import_names)
 
 if ((build)); then
   mkdir -p build-fuzz

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fuzz/import_names_input.h"
 #include "fuzz/parser_inputs.h"
 
 namespace cu3d::fuzz {
@@ -31,7 +32,8 @@ const Target kTargets[] = {{"safetensors", parse_safetensors_input},
                            {"shard", parse_shard_input},
                            {"model_config", parse_model_config_input},
                            {"checkpoint", parse_checkpoint_input},
-                           {"cli", parse_command_line_input}};
+                           {"cli", parse_command_line_input},
+                           {"import_names", parse_import_names_input}};
 
 std::vector<uint8_t> read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
