@@ -105,8 +105,14 @@ def make_c3d():
     x = torch.rand(BATCH, 3, 16, 32, 16) * 2 - 1  # N, C, D, H, W
     with torch.no_grad():
         model.add_head(model.trunk(x).flatten(1).shape[1])
-        for b in (model.conv1.bias, model.conv2.bias):  # PyTorch's default biases are tiny
-            b.uniform_(-0.2, 0.2)
+        # He-normal weights keep the activations' scale through the ReLUs; PyTorch's default
+        # (uniform, a third of the variance) shrinks them layer by layer until the logits are
+        # the biases alone and no longer test the trunk or fc6's column order.
+        for name, p in model.named_parameters():
+            if name.endswith(".weight"):
+                torch.nn.init.kaiming_normal_(p)
+            else:
+                p.uniform_(-0.1, 0.1)
         model.eval()
         logits = model(x)
     state = {k: v.numpy() for k, v in model.state_dict().items()}
@@ -161,16 +167,21 @@ def cnn2d(input_shape):
 
 
 def randomize(model, rng):
-    """Glorot kernels as Keras draws them, but random biases and batch-norm state too, so every
-    tensor the importer moves changes the logits."""
+    """Random values for every tensor the importer moves: kernels He-normal times 4, biases and
+    batch-norm state uniform. Keras's glorot kernels and zero biases leave keras3d's logits almost
+    the same for any input (each softmax over channels flattens its input towards 1/filters), and
+    the test would then not see a wrong kernel layout; the C++ test checks that the two samples'
+    logits differ."""
     for layer in model.layers:
         values = []
         for w in layer.weights:
-            v = keras.ops.convert_to_numpy(w)
-            if w.name in ("bias", "beta", "moving_mean"):
-                v = rng.uniform(-0.2, 0.2, v.shape)
-            elif w.name in ("gamma", "moving_variance"):
-                v = rng.uniform(0.5, 1.5, v.shape)
+            shape = tuple(w.shape)
+            if w.name == "kernel":
+                v = rng.normal(0, 4 * np.sqrt(2 / np.prod(shape[:-1])), shape)
+            elif w.name in ("bias", "beta", "moving_mean"):
+                v = rng.uniform(-0.2, 0.2, shape)
+            else:  # gamma, moving_variance
+                v = rng.uniform(0.5, 1.5, shape)
             values.append(v.astype("float32"))
         layer.set_weights(values)
 
