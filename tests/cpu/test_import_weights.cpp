@@ -49,8 +49,9 @@ TEST(ForeignWeights, KerasFileIsImportedWithANewHeadForAnotherClassCount) {
   const fs::path path = kGolden / "keras3d.weights.h5";
   testing::internal::CaptureStdout();
   EXPECT_TRUE(init_from_foreign_weights(path, spec, *model, "dhwc"));
-  EXPECT_NE(testing::internal::GetCapturedStdout().find("init: 10 of 12 tensors from Keras weights"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::internal::GetCapturedStdout().find("init: 10 of 12 tensors from Keras weights"),
+      std::string::npos);
   EXPECT_EQ(values_of(*model, "fc2.weight"), head);
   const KerasWeights file = read_keras_h5(path);
   EXPECT_EQ(values_of(*model, "conv2b.bias"),
