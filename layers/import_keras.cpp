@@ -126,10 +126,15 @@ Tensor to_our_layout(const Tensor& kernel, const OurLayer& ours, KerasAxisOrder 
 }
 
 struct Mapping {
+  Mapping(const std::map<std::string, Tensor>& state, const KerasImportOptions& options)
+      : state(state), options(options) {}
+
   const std::map<std::string, Tensor>& state;
   const KerasImportOptions& options;
   NamedTensors assigned;
-  std::set<std::string> fresh;  // our tensors deliberately left as initialised (a new head)
+  std::set<std::string> fresh;     // our tensors deliberately left as initialised (a new head)
+  std::set<std::string> reported;  // our tensors of a layer a problem already names
+  std::set<std::string> assigned_names;
   std::vector<std::string> problems;
 
   // One file layer into one of ours; `head` is the model's last Dense.
@@ -165,6 +170,8 @@ struct Mapping {
     for (std::string& misfit : misfits)
       problems.push_back(misfit +
                          (head ? "; to fine-tune on another class count, take a new head" : ""));
+    for (const auto& [name, value] : converted)
+      (misfits.empty() ? assigned_names : reported).insert(name);
     if (misfits.empty()) assigned.insert(assigned.end(), converted.begin(), converted.end());
   }
 };
@@ -191,7 +198,7 @@ NamedTensors map_keras_weights(const KerasWeights& file, const ModelSpec& spec,
              "import {}: model '{}' is an ensemble of {}; import Keras weights into one model",
              file.source, summary.name, summary.members);
   const std::map<std::string, Tensor> by_name(state.begin(), state.end());
-  Mapping mapping{by_name, options, {}, {}, {}};
+  Mapping mapping(by_name, options);
 
   std::map<Kind, std::vector<const KerasLayer*>> theirs;
   for (const KerasLayer& layer : file.layers) {
@@ -225,6 +232,9 @@ NamedTensors map_keras_weights(const KerasWeights& file, const ModelSpec& spec,
           "were trained with",
           file_names.size(), names_of(kind).keras, joined_names(file_names), summary.name,
           model_names.size(), joined_names(model_names)));
+      for (const OurLayer& layer : model_layers)
+        for (const char* tensor : names_of(kind).tensors)
+          mapping.reported.insert(layer.name + "." + tensor);
       continue;
     }
     for (size_t k = 0; k < file_layers.size(); ++k)
@@ -232,11 +242,9 @@ NamedTensors map_keras_weights(const KerasWeights& file, const ModelSpec& spec,
                     kind == Kind::dense && k + 1 == model_layers.size());
   }
 
-  std::set<std::string> assigned;
-  for (const auto& [name, value] : mapping.assigned)
-    assigned.insert(name);
   for (const auto& [name, tensor] : state)
-    if (!assigned.count(name) && !mapping.fresh.count(name))
+    if (!mapping.assigned_names.count(name) && !mapping.fresh.count(name) &&
+        !mapping.reported.count(name))
       mapping.problems.push_back(fmt::format("'{}' {} has no counterpart in the Keras file", name,
                                              shape_str(tensor.shape())));
   CU3D_CHECK(mapping.problems.empty(), "import {}: {} problem(s):{}", file.source,
