@@ -75,9 +75,22 @@ DeviceFeeder::DeviceFeeder(Loader& loader, const Recipe& recipe, const Shape& in
 #endif
 }
 
-DeviceFeeder::~DeviceFeeder() = default;
+DeviceFeeder::~DeviceFeeder() {
+  drop_pending();
+}
+
+void DeviceFeeder::drop_pending() noexcept {
+#ifdef CU3D_CUDA
+  // A batch dropped unused frees its device buffers on the legacy stream, which is not ordered
+  // after the copy stream: let its copy finish first. (A failure here resurfaces at the next
+  // checked CUDA call.)
+  if (cuda_ && pending_) cudaStreamSynchronize(cuda_->stream.get());
+#endif
+  pending_.reset();
+}
 
 void DeviceFeeder::start_epoch(int epoch) {
+  drop_pending();
   loader_.start_epoch(epoch);
   pending_ = begin_copy();
 }

@@ -50,6 +50,7 @@ class DeviceFeeder {
  private:
   struct Copy;  // a batch whose copy is in flight
   std::unique_ptr<Copy> begin_copy();
+  void drop_pending() noexcept;
 
   Loader& loader_;
   Recipe recipe_;

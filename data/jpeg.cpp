@@ -21,10 +21,21 @@ tjhandle thread_compressor() {
   return handle.get();
 }
 
-tjhandle thread_decompressor() {
-  thread_local const Handle handle(tjInitDecompress());
+// The thread's decompressor; `fresh` replaces it. TurboJPEG 2.1 can leave a decompressor that
+// stopped on a damaged frame unable to decode the next good one (seen with a frame cut short), so
+// a failed decode starts the thread over with a new handle.
+tjhandle thread_decompressor(bool fresh = false) {
+  thread_local Handle handle;
+  if (fresh || !handle) handle.reset(tjInitDecompress());
   CU3D_CHECK(handle != nullptr, "cannot create a JPEG decompressor: {}", tjGetErrorStr2(nullptr));
   return handle.get();
+}
+
+// The decompressor's message for a failure, after which the thread gets a new decompressor.
+std::string decode_failure(tjhandle decompressor, const char* what) {
+  std::string message = fmt::format("{} ({})", what, tjGetErrorStr2(decompressor));
+  thread_decompressor(true);
+  return message;
 }
 
 int pixel_format(const JpegFrameShape& shape) {
@@ -66,7 +77,7 @@ std::string decode_jpeg(const uint8_t* data, size_t size, const JpegFrameShape& 
   tjhandle decompressor = thread_decompressor();
   int width = 0, height = 0, subsampling = 0, colorspace = 0;
   if (tjDecompressHeader3(decompressor, data, size, &width, &height, &subsampling, &colorspace))
-    return fmt::format("not a JPEG frame ({})", tjGetErrorStr2(decompressor));
+    return decode_failure(decompressor, "not a JPEG frame");
   if (width != shape.width || height != shape.height)
     return fmt::format("the JPEG frame is {}x{}, not the recipe's {}x{}", width, height,
                        shape.width, shape.height);
@@ -74,7 +85,7 @@ std::string decode_jpeg(const uint8_t* data, size_t size, const JpegFrameShape& 
   const int flags = TJFLAG_FASTDCT | TJFLAG_STOPONWARNING;
   if (tjDecompress2(decompressor, data, size, out, shape.width, 0, shape.height,
                     pixel_format(shape), flags))
-    return fmt::format("corrupt JPEG frame ({})", tjGetErrorStr2(decompressor));
+    return decode_failure(decompressor, "corrupt JPEG frame");
   return {};
 }
 

@@ -70,6 +70,15 @@ TEST(DataJpeg, RefusesGarbageWrongSizeAndTruncatedFrames) {
   // Cut mid-scan: libjpeg only warns (and pads with grey); we refuse.
   EXPECT_NE(decode_jpeg(jpeg.data(), jpeg.size() * 2 / 3, shape, out.data()), "");
   EXPECT_EQ(decode_jpeg(jpeg.data(), jpeg.size(), shape, out.data()), "");
+  // The second half (end marker included) overwritten with 0xFF: refused, and the thread's next
+  // good frame still decodes (TurboJPEG 2.1 left the handle unable to, before it was replaced).
+  std::vector<uint8_t> damaged = jpeg;
+  std::fill(damaged.begin() + ptrdiff_t(damaged.size() / 2), damaged.end(), 0xff);
+  EXPECT_NE(decode_jpeg(damaged.data(), damaged.size(), shape, out.data()), "");
+  EXPECT_EQ(decode_jpeg(jpeg.data(), jpeg.size(), shape, out.data()), "");
+  std::vector<uint8_t> again(frame.size());
+  EXPECT_EQ(decode_jpeg(jpeg.data(), jpeg.size(), shape, again.data()), "");
+  EXPECT_EQ(out, again);
 }
 
 TEST(DataJpeg, RejectsBadQualityAndShape) {
