@@ -79,11 +79,6 @@ Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recip
   return x;
 }
 
-Tensor labels_tensor(const data::Batch& batch) {
-  return Tensor::from_vector(
-      std::vector<int32_t>(batch.labels.begin(), batch.labels.begin() + batch.size), {batch.size});
-}
-
 std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes) {
   autograd::NoGradGuard no_grad;
   const NamedTensors params = model.named_parameters();
