@@ -7,6 +7,7 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
+#include "data/device_feeder.h"
 #include "engine/autograd.h"
 #include "engine/ops/activation.h"
 #include "kernels/error.h"
@@ -74,21 +75,8 @@ Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recip
   Shape shape{n};
   shape.insert(shape.end(), input.begin(), input.end());
   Tensor x = Tensor::empty(shape);
-  const int64_t channels = input.back();
-  const int64_t pixels = x.numel() / channels;
-  float mean[4] = {0, 0, 0, 0};
-  for (size_t c = 0; c < recipe.mean.size() && c < 4; ++c)
-    mean[c] = recipe.mean[c];
-  float* out = x.data<float>();
-  for (int64_t p = 0; p < pixels; ++p)
-    for (int64_t c = 0; c < channels; ++c)
-      out[p * channels + c] = (float(clips[p * channels + c]) - mean[c]) * recipe.scale;
+  data::normalize_clips(clips, n, recipe, x.data<float>());
   return x;
-}
-
-Tensor labels_tensor(const data::Batch& batch) {
-  return Tensor::from_vector(
-      std::vector<int32_t>(batch.labels.begin(), batch.labels.begin() + batch.size), {batch.size});
 }
 
 std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes) {

@@ -44,9 +44,6 @@ data::Recipe single_frame_recipe(data::Recipe recipe);
 Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recipe,
                       const Shape& input);
 
-// Labels of a batch as an i32 tensor.
-Tensor labels_tensor(const data::Batch& batch);
-
 // (n, classes) probabilities, without recording on the tape: a softmax over the logits, or an
 // Ensemble's own averaged probabilities.
 std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes);

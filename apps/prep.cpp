@@ -1,6 +1,7 @@
 // `cu3d prep`: decodes a video folder once, with a clip recipe, into shards that training reads at
 // memory speed (data/shard.h), then prints what it stored: videos, clips, skipped files, classes
 // and the split sizes.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -21,7 +22,20 @@ struct PrepFlags {
   DatasetFlags dataset;
   RecipeFlags recipe;
   data::PrepOptions prep;
+  std::string format = "auto";
 };
+
+// auto: JPEG for frames of 64x64 and more (c3d's 128x171 RGB: 64 KiB raw, ~9 KiB at q95, so
+// UCF101 takes ~22 GB instead of ~160 GB), raw for smaller ones (the keras recipe's 32x32 gray
+// frames are 1 KiB: JPEG would save little and cost a decode per frame). docs/DATA.md has the
+// measured sizes and speeds.
+data::FrameFormat frame_format(const std::string& format, const data::Recipe& recipe) {
+  if (format != "auto") return data::parse_frame_format(format, "--format");
+  constexpr int kJpegMinSide = 64;
+  return std::min(recipe.resize_height, recipe.resize_width) >= kJpegMinSide
+             ? data::FrameFormat::jpeg
+             : data::FrameFormat::raw;
+}
 
 // Evaluation clips of one side: one per video for the keras recipe, every window for c3d.
 int64_t eval_clips(const data::ShardSet& shards, data::Side side) {
@@ -40,10 +54,11 @@ void print_prep_summary(const data::ShardSet& shards, const data::PrepReport& re
              report.videos, report.skipped, shards.classes().size(), shards.split());
   fmt::print("prep: train {} videos = {} clips per epoch; test {} videos = {} evaluation clips\n",
              train, train, test, eval_clips(shards, data::Side::test));
-  fmt::print("prep: recipe {} ({} frames of {}x{} {}), {} shards written, {} reused\n", r.name,
-             r.depth, r.crop == data::CropKind::none ? r.resize_height : r.crop_height,
+  fmt::print("prep: recipe {} ({} frames of {}x{} {}), {} frames, {} shards written, {} reused\n",
+             r.name, r.depth, r.crop == data::CropKind::none ? r.resize_height : r.crop_height,
              r.crop == data::CropKind::none ? r.resize_width : r.crop_width,
-             data::color_order_name(r.color), report.shards_written, report.shards_reused);
+             data::color_order_name(r.color), data::frame_format_name(shards.format()),
+             report.shards_written, report.shards_reused);
   fmt::print("prep: shards in {}; next: cu3d train --data {} --model keras3d --output <run>\n",
              folder, folder);
 }
@@ -54,7 +69,9 @@ void run_prep(const PrepFlags& flags) {
   fmt::print("prep: {} train + {} test videos, {} classes, recipe {}\n", dataset.train.size(),
              dataset.test.size(), dataset.classes.size(), recipe.name);
   std::fflush(stdout);
-  const data::PrepReport report = data::prepare_shards(dataset, recipe, flags.output, flags.prep);
+  data::PrepOptions options = flags.prep;
+  options.format = frame_format(flags.format, recipe);
+  const data::PrepReport report = data::prepare_shards(dataset, recipe, flags.output, options);
   print_prep_summary(data::ShardSet(flags.output), report, flags.output);
 }
 
@@ -64,8 +81,9 @@ void add_prep_command(CLI::App& app) {
   auto flags = std::make_shared<PrepFlags>();
   CLI::App* cmd = app.add_subcommand(
       "prep",
-      "Decode a video folder once into shards (raw uint8 frames resized by a clip recipe, with "
-      "an index and a manifest), so that training reads clips without decoding video. Reads "
+      "Decode a video folder once into shards (uint8 frames resized by a clip recipe, raw or "
+      "JPEG, with an index and a manifest), so that training reads clips without decoding video. "
+      "Reads "
       "UCF101's layout (with its split lists), the Keras tool's flat folder, or any "
       "<root>/<class>/*.avi tree; without split lists the videos are split by group. Unreadable "
       "videos are skipped with a warning. An interrupted prep resumes where it stopped.\n"
@@ -76,6 +94,14 @@ void add_prep_command(CLI::App& app) {
   add_recipe_flags(*cmd, flags->recipe);
   cmd->add_option("--threads", flags->prep.threads, "decoding threads")->capture_default_str();
   cmd->add_option("--videos-per-shard", flags->prep.videos_per_shard, "videos in one shard file")
+      ->capture_default_str();
+  cmd->add_option("--format", flags->format,
+                  "how frames are stored: jpeg (about 7x smaller, decoded by the loader), raw "
+                  "(fastest to read), or auto (jpeg for frames of 64x64 and more, raw below)")
+      ->check(CLI::IsMember({"auto", "jpeg", "raw"}))
+      ->capture_default_str();
+  cmd->add_option("--jpeg-quality", flags->prep.jpeg_quality, "JPEG quality of --format jpeg")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   cmd->callback([flags] { run_prep(*flags); });
 }

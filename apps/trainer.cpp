@@ -12,6 +12,7 @@
 #include "apps/import_weights.h"
 #include "apps/model_io.h"
 #include "apps/plots.h"
+#include "data/device_feeder.h"
 #include "data/loader.h"
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
@@ -386,7 +387,9 @@ void Run::save(const fs::path& path) {
 }
 
 void Run::train_epoch(data::Loader& loader) {
-  loader.start_epoch(state_.epoch);  // before batches_per_epoch(), which counts this epoch's
+  // Batches on the training device, the next one's copy overlapping this step (data/device_feeder).
+  data::DeviceFeeder feeder(loader, recipe_, spec_.input, s_.device);
+  feeder.start_epoch(state_.epoch);  // before batches_per_epoch(), which counts this epoch's
   const int64_t batches = loader.batches_per_epoch();
   const int64_t total_steps = int64_t(s_.epochs) * batches;
   const LrSchedule schedule = make_schedule(s_, total_steps);
@@ -394,13 +397,13 @@ void Run::train_epoch(data::Loader& loader) {
   // A resumed epoch skips the batches it already trained on (the loader cuts them again: cheap
   // next to training, and it keeps the loader free of resume logic).
   for (int64_t b = 0; b < state_.batch; ++b)
-    loader.recycle(std::move(*loader.next()));
+    feeder.next();
   int64_t clips_this_run = 0;
   model_->train();
-  while (auto batch = loader.next()) {
-    const Tensor x =
-        clips_to_input(batch->clips.data(), batch->size, recipe_, spec_.input).to(s_.device);
-    const Tensor labels = labels_tensor(*batch).to(s_.device);
+  while (auto fed = feeder.next()) {
+    const data::Batch* batch = &fed->host;
+    const Tensor& x = fed->input;
+    const Tensor& labels = fed->labels;
     optimizer_->set_lr(schedule.at(state_.step));
     optimizer_->zero_grad();
     const StepOutput out = forward_loss(*model_, x, labels, spec_.num_classes);
@@ -422,7 +425,6 @@ void Run::train_epoch(data::Loader& loader) {
     clips_this_run += batch->size;
     progress.update(state_.batch, state_.loss_sum / double(state_.seen),
                     double(state_.correct) / double(state_.seen), clips_this_run);
-    loader.recycle(std::move(*batch));
     if (s_.after_step) s_.after_step(state_.step);
     if (g_stop.load() && state_.batch < batches) {
       interrupted_ = true;

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <vector>
 
 #include "data/clip.h"
+#include "data/clip_plan.h"
 #include "data/dataset.h"
 #include "data/recipe.h"
 #include "data/shard.h"
@@ -25,6 +27,13 @@ class ClipSource {
   // Video i's frames at the recipe's decoded size; `scratch` owns them if they had to be decoded.
   // Nothing when the video is unreadable (already warned about and counted). Thread-safe.
   virtual std::optional<FrameView> frames(size_t i, Clip& scratch) const = 0;
+  // What one clip of video i needs: `plan` is set to plan_for(the video's frame count), and the
+  // returned view holds at least the planned frames, which `plan.frames` indexes (they may be
+  // renumbered). By default every frame (frames()); a JPEG shard decodes only the planned ones.
+  // Nothing when the video is unreadable. Thread-safe.
+  using Planner = std::function<ClipPlan(int frame_count)>;
+  virtual std::optional<FrameView> planned_frames(size_t i, const Planner& plan_for, ClipPlan& plan,
+                                                  Clip& scratch) const;
 };
 
 // One side of a shard set.
@@ -35,6 +44,8 @@ class ShardSource : public ClipSource {
   int label(size_t i) const override { return shards_.video(indices_[i]).label; }
   int frame_count(size_t i) const override { return shards_.video(indices_[i]).frames; }
   std::optional<FrameView> frames(size_t i, Clip& scratch) const override;
+  std::optional<FrameView> planned_frames(size_t i, const Planner& plan_for, ClipPlan& plan,
+                                          Clip& scratch) const override;
 
  private:
   const ShardSet& shards_;

@@ -132,16 +132,17 @@ Batch Loader::make_batch(int64_t index, uint64_t epoch_seed) {
 }
 
 bool Loader::cut_item(const Item& item, uint64_t epoch_seed, Clip& scratch, uint8_t* out) {
-  const std::optional<FrameView> frames = source_.frames(size_t(item.video), scratch);
-  if (!frames) return false;
-  ClipPlan plan;
-  if (options_.mode == Mode::train) {
-    plan = plan_train_clip(recipe_, frames->frames, mix_seed(epoch_seed, uint64_t(item.video)));
-  } else {
+  const auto plan_for = [&](int frame_count) {
+    if (options_.mode == Mode::train)
+      return plan_train_clip(recipe_, frame_count, mix_seed(epoch_seed, uint64_t(item.video)));
     // The read may find fewer frames than the container declared: keep the last window that fits.
-    std::vector<ClipPlan> plans = plan_eval_clips(recipe_, frames->frames);
-    plan = std::move(plans[std::min(size_t(item.window), plans.size() - 1)]);
-  }
+    std::vector<ClipPlan> plans = plan_eval_clips(recipe_, frame_count);
+    return std::move(plans[std::min(size_t(item.window), plans.size() - 1)]);
+  };
+  ClipPlan plan;
+  const std::optional<FrameView> frames =
+      source_.planned_frames(size_t(item.video), plan_for, plan, scratch);
+  if (!frames) return false;
   looped_ += plan.looped;
   cut_clip(*frames, recipe_, plan, out);
   return true;

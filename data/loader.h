@@ -10,8 +10,8 @@
 // Unreadable videos (raw-video sources only) are left out of their batch, which is then short
 // (Batch::size); the source warns once per video and counts them.
 //
-// Batches are plain host vectors for now; pinned buffers and the async copy to the device come
-// with the engine's pinned allocator (recycle() is where its buffers will return).
+// Batches are host vectors of uint8 clips; data/device_feeder.h normalizes them into pinned
+// buffers and copies those to the device asynchronously (what is copied is pinned, not these).
 #pragma once
 
 #include <array>

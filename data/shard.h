@@ -1,7 +1,10 @@
 // Prepared shards: every video decoded once, resized by its recipe, and stored as raw uint8
-// frames, so training reads clips at memory speed instead of decoding video every epoch (what the
-// TensorFlow C3D did with TFRecords). A shard folder holds
-//   shard-NNNNN.bin   the (T,H,W,C) frames of up to videos_per_shard videos, back to back;
+// frames or as JPEG frames, so training reads clips at memory speed (raw) or at the cost of a
+// small JPEG decode per frame (a sixth of the bytes) instead of decoding video every epoch (what
+// the TensorFlow C3D did with TFRecords). A shard folder holds
+//   shard-NNNNN.bin   the frames of up to videos_per_shard videos, back to back: raw, each video
+//                     its (T,H,W,C) uint8 frames; jpeg, each video a table of T+1 little-endian
+//                     uint64 offsets (from the video's start) followed by its T JPEG frames;
 //   shard-NNNNN.json  its index: per video the source path, label, group, side (train/test),
 //                     frame count, byte offset and size, FNV-1a checksum; per shard the bytes,
 //                     channel sums of its training frames, the videos it skipped;
@@ -27,10 +30,18 @@ namespace cu3d::data {
 
 enum class Side { train, test };
 
+// How a shard stores its frames.
+enum class FrameFormat { raw, jpeg };
+const char* frame_format_name(FrameFormat format);
+// "raw" or "jpeg"; throws cu3d::Error naming `where` for anything else.
+FrameFormat parse_frame_format(const std::string& text, const std::string& where);
+
 struct PrepOptions {
   int threads = 2;            // shards are decoded in parallel, one per thread at a time
-  int videos_per_shard = 64;  // ~64 x 300 frames x 64 KiB = 1.2 GiB for c3d on UCF101
+  int videos_per_shard = 64;  // ~64 x 300 frames x 64 KiB = 1.2 GiB for c3d on UCF101 (raw)
   bool progress = true;       // one stderr line per finished shard
+  FrameFormat format = FrameFormat::raw;
+  int jpeg_quality = 95;  // 1..100, for FrameFormat::jpeg
 };
 
 struct PrepReport {
@@ -52,8 +63,10 @@ struct ShardVideo {
   std::string group;
   Side side = Side::train;
   int frames = 0;
-  uint64_t checksum = 0;
-  const uint8_t* pixels = nullptr;  // into the mapped shard
+  uint64_t checksum = 0;          // FNV-1a 64 of the stored bytes
+  const uint8_t* data = nullptr;  // the stored bytes, in the mapped shard
+  uint64_t bytes = 0;
+  int shard = 0;  // which shard-NNNNN holds it
 };
 
 // A read-only view of a shard folder; safe to share between threads.
@@ -66,9 +79,17 @@ class ShardSet {
   const Recipe& recipe() const { return recipe_; }
   const std::vector<std::string>& classes() const { return classes_; }
   const std::string& split() const { return split_; }
+  FrameFormat format() const { return format_; }
   size_t size() const { return videos_.size(); }
   const ShardVideo& video(size_t i) const { return videos_[i]; }
+  // Video i's frames in place; raw shards only (throws cu3d::Error for JPEG shards).
   FrameView frames(size_t i) const;
+  // Frame t of video i into `out` (H*W*C bytes at the recipe's decoded size): a copy from a raw
+  // shard, a decode from a JPEG one. Throws cu3d::Error naming the shard, the video and the frame
+  // when a JPEG frame is corrupt. Thread-safe.
+  void read_frame(size_t i, int t, uint8_t* out) const;
+  // All of video i's frames into `clip` (its buffer reused).
+  void read_video(size_t i, Clip& clip) const;
   // The videos of one side, in stored order.
   std::vector<size_t> indices(Side side) const;
   // Recomputes video i's checksum against its index.
@@ -78,6 +99,9 @@ class ShardSet {
   Recipe recipe_;
   std::vector<std::string> classes_;
   std::string split_;
+  FrameFormat format_ = FrameFormat::raw;
+  std::filesystem::path folder_;
+  std::vector<std::string> shard_names_;
   std::vector<MappedFile> maps_;
   std::vector<ShardVideo> videos_;
 };

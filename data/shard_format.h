@@ -12,7 +12,9 @@
 
 namespace cu3d::data {
 
-constexpr int kShardFormatVersion = 1;
+// Version 2 added JPEG frames ("frame_format"); version 1 shards are raw and still read.
+constexpr int kShardFormatVersion = 2;
+constexpr int kOldestShardFormatVersion = 1;
 constexpr const char* kManifestFormat = "cu3d-shards";
 constexpr const char* kIndexFormat = "cu3d-shard-index";
 
@@ -39,6 +41,24 @@ inline nlohmann::json decode_key(const Recipe& recipe) {
   Recipe copy = recipe;
   copy.mean.clear();
   return recipe_to_json(copy);
+}
+
+// A JPEG video's frame table: T+1 little-endian uint64 offsets from the video's start, entry t
+// where frame t begins and entry T the video's size.
+constexpr size_t kFrameTableEntry = sizeof(uint64_t);
+
+inline void put_le64(uint64_t value, uint8_t* out) {
+  for (int i = 0; i < 8; ++i)
+    out[i] = uint8_t(value >> (8 * i));
+}
+
+// Entry `index` of a table at `table`; memcpy-free byte reads, as the mapped table has no
+// alignment.
+inline uint64_t get_le64(const uint8_t* table, size_t index) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i)
+    value |= uint64_t(table[index * kFrameTableEntry + size_t(i)]) << (8 * i);
+  return value;
 }
 
 }  // namespace cu3d::data

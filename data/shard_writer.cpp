@@ -8,6 +8,7 @@
 
 #include "data/atomic_file.h"
 #include "data/checksum.h"
+#include "data/jpeg.h"
 #include "data/shard.h"
 #include "data/shard_format.h"
 #include "data/video.h"
@@ -27,12 +28,34 @@ const char* side_name(Side side) {
   return side == Side::train ? "train" : "test";
 }
 
-// What identifies a shard's contents for resuming: the decode recipe and the planned sources.
-nlohmann::json shard_key(const std::vector<PlannedVideo>& videos, const Recipe& recipe) {
+// What identifies a shard's contents for resuming: the decode recipe, the planned sources and how
+// the frames are stored.
+nlohmann::json shard_key(const std::vector<PlannedVideo>& videos, const Recipe& recipe,
+                         const PrepOptions& options) {
   nlohmann::json sources = nlohmann::json::array();
   for (const PlannedVideo& video : videos)
     sources.push_back({video.entry->path.string(), side_name(video.side)});
-  return {{"recipe", decode_key(recipe)}, {"sources", sources}};
+  nlohmann::json key = {{"recipe", decode_key(recipe)},
+                        {"sources", sources},
+                        {"frame_format", frame_format_name(options.format)}};
+  if (options.format == FrameFormat::jpeg) key["jpeg_quality"] = options.jpeg_quality;
+  return key;
+}
+
+// A video as a JPEG shard stores it: the frame table, then every frame's JPEG.
+std::vector<uint8_t> encode_jpeg_video(const Clip& clip, const Recipe& recipe, int quality) {
+  const JpegFrameShape shape{clip.height, clip.width, clip.channels,
+                             recipe.color == ColorOrder::bgr};
+  const size_t frames = size_t(clip.frames);
+  std::vector<uint8_t> stored((frames + 1) * kFrameTableEntry);
+  for (size_t t = 0; t < frames; ++t) {
+    put_le64(stored.size(), stored.data() + t * kFrameTableEntry);
+    const std::vector<uint8_t> jpeg =
+        encode_jpeg(clip.pixels.data() + t * clip.frame_bytes(), shape, quality);
+    stored.insert(stored.end(), jpeg.begin(), jpeg.end());
+  }
+  put_le64(stored.size(), stored.data() + frames * kFrameTableEntry);
+  return stored;
 }
 
 // An index left by an earlier run, if it describes exactly these videos with this recipe and its
@@ -63,7 +86,7 @@ void add_channel_sums(const Clip& clip, std::vector<double>& sums) {
 
 nlohmann::json write_shard(const fs::path& out, const std::string& name,
                            const std::vector<PlannedVideo>& videos, const Recipe& recipe,
-                           DecodeStats& stats) {
+                           const PrepOptions& options, DecodeStats& stats) {
   const fs::path bin_path = shard_bin(out, name);
   std::ofstream bin(temporary_path(bin_path), std::ios::binary | std::ios::trunc);
   CU3D_CHECK(bin.good(), "{}: cannot create the shard file", temporary_path(bin_path).string());
@@ -78,12 +101,17 @@ nlohmann::json write_shard(const fs::path& out, const std::string& name,
       skipped.push_back(video.entry->path.string());
       continue;
     }
-    const uint64_t bytes = clip->pixels.size();
-    bin.write(reinterpret_cast<const char*>(clip->pixels.data()), std::streamsize(bytes));
-    shard_checksum = fnv1a64(clip->pixels.data(), bytes, shard_checksum);
+    std::vector<uint8_t> encoded;
+    if (options.format == FrameFormat::jpeg)
+      encoded = encode_jpeg_video(*clip, recipe, options.jpeg_quality);
+    const std::vector<uint8_t>& stored =
+        options.format == FrameFormat::jpeg ? encoded : clip->pixels;
+    const uint64_t bytes = stored.size();
+    bin.write(reinterpret_cast<const char*>(stored.data()), std::streamsize(bytes));
+    shard_checksum = fnv1a64(stored.data(), bytes, shard_checksum);
     if (video.side == Side::train) {
       add_channel_sums(*clip, sums);
-      train_pixels += bytes / uint64_t(channels);
+      train_pixels += clip->pixels.size() / uint64_t(channels);
     }
     entries.push_back({{"path", video.entry->path.string()},
                        {"label", video.entry->label},
@@ -92,7 +120,7 @@ nlohmann::json write_shard(const fs::path& out, const std::string& name,
                        {"frames", clip->frames},
                        {"offset", offset},
                        {"bytes", bytes},
-                       {"checksum", checksum_text(fnv1a64(clip->pixels.data(), bytes))}});
+                       {"checksum", checksum_text(fnv1a64(stored.data(), bytes))}});
     offset += bytes;
   }
   bin.close();
@@ -101,7 +129,7 @@ nlohmann::json write_shard(const fs::path& out, const std::string& name,
   commit_temporary(bin_path);
   const nlohmann::json index = {{"format", kIndexFormat},
                                 {"version", kShardFormatVersion},
-                                {"key", shard_key(videos, recipe)},
+                                {"key", shard_key(videos, recipe, options)},
                                 {"bytes", offset},
                                 {"checksum", checksum_text(shard_checksum)},
                                 {"videos", entries},
@@ -146,7 +174,7 @@ Recipe recipe_with_mean(Recipe recipe, const std::vector<nlohmann::json>& indexe
 }
 
 void write_manifest(const fs::path& out, const Dataset& dataset, const Recipe& recipe,
-                    const std::vector<nlohmann::json>& indexes) {
+                    const PrepOptions& options, const std::vector<nlohmann::json>& indexes) {
   nlohmann::json shards = nlohmann::json::array(), skipped = nlohmann::json::array();
   size_t videos = 0;
   for (size_t k = 0; k < indexes.size(); ++k) {
@@ -159,16 +187,18 @@ void write_manifest(const fs::path& out, const Dataset& dataset, const Recipe& r
     for (const auto& path : index.at("skipped"))
       skipped.push_back(path);
   }
-  const nlohmann::json manifest = {{"format", kManifestFormat},
-                                   {"version", kShardFormatVersion},
-                                   {"recipe", recipe_to_json(recipe_with_mean(recipe, indexes))},
-                                   {"classes", dataset.classes},
-                                   {"split", dataset.split},
-                                   {"layout", layout_name(dataset.layout)},
-                                   {"root", dataset.root.string()},
-                                   {"videos", videos},
-                                   {"shards", shards},
-                                   {"skipped", skipped}};
+  nlohmann::json manifest = {{"format", kManifestFormat},
+                             {"version", kShardFormatVersion},
+                             {"recipe", recipe_to_json(recipe_with_mean(recipe, indexes))},
+                             {"frame_format", frame_format_name(options.format)},
+                             {"classes", dataset.classes},
+                             {"split", dataset.split},
+                             {"layout", layout_name(dataset.layout)},
+                             {"root", dataset.root.string()},
+                             {"videos", videos},
+                             {"shards", shards},
+                             {"skipped", skipped}};
+  if (options.format == FrameFormat::jpeg) manifest["jpeg_quality"] = options.jpeg_quality;
   write_atomically(out / "manifest.json", manifest.dump(1));
 }
 
@@ -206,6 +236,8 @@ PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe, const fs
   CU3D_CHECK(options.threads >= 1 && options.videos_per_shard >= 1,
              "prep: threads {} and videos_per_shard {} must be at least 1", options.threads,
              options.videos_per_shard);
+  CU3D_CHECK(options.jpeg_quality >= 1 && options.jpeg_quality <= 100,
+             "prep: JPEG quality {} must be in 1..100", options.jpeg_quality);
   const std::vector<PlannedVideo> videos = planned_videos(dataset);
   CU3D_CHECK(!videos.empty(), "prep: the dataset at {} has no videos", dataset.root.string());
   fs::create_directories(out);
@@ -219,16 +251,16 @@ PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe, const fs
     const std::vector<PlannedVideo> part(
         first, first + std::min<ptrdiff_t>(per_shard, videos.end() - first));
     const std::string name = shard_name(k);
-    if (auto index = reusable_index(out, name, shard_key(part, recipe))) {
+    if (auto index = reusable_index(out, name, shard_key(part, recipe, options))) {
       indexes[size_t(k)] = std::move(*index);
       ++reused;
     } else {
-      indexes[size_t(k)] = write_shard(out, name, part, recipe, stats);
+      indexes[size_t(k)] = write_shard(out, name, part, recipe, options, stats);
       ++written;
     }
     if (options.progress) fmt::print(stderr, "prep: {}/{} shards\n", ++done, shards);
   });
-  write_manifest(out, dataset, recipe, indexes);
+  write_manifest(out, dataset, recipe, options, indexes);
   PrepReport report{0, 0, written.load(), reused.load()};
   for (const nlohmann::json& index : indexes) {
     report.videos += int64_t(index.at("videos").size());

@@ -90,6 +90,15 @@ void dataset_seeds(const fs::path& corpus) {
              manifest + std::string(fuzz::kShardIndexSeparator) +
                  read_file(shards / "shard-00000.json") + std::string(fuzz::kShardBinSeparator) +
                  read_file(shards / "shard-00000.bin"));
+  // The same videos as JPEG frames, so that mutations reach the frame tables and the decoder.
+  const fs::path jpeg_shards = videos / "jpeg-shards";
+  data::prepare_shards(dataset, recipe, jpeg_shards,
+                       {.threads = 1, .progress = false, .format = data::FrameFormat::jpeg});
+  write_seed(corpus / "shard", "one_jpeg_shard",
+             read_file(jpeg_shards / "manifest.json") + std::string(fuzz::kShardIndexSeparator) +
+                 read_file(jpeg_shards / "shard-00000.json") +
+                 std::string(fuzz::kShardBinSeparator) +
+                 read_file(jpeg_shards / "shard-00000.bin"));
   write_seed(corpus / "recipe", "from_manifest.json",
              nlohmann::json::parse(manifest).at("recipe").dump());
   fs::remove_all(videos);

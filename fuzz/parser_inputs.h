@@ -185,11 +185,13 @@ inline bool parse_shard_input(Bytes bytes) {
   write_file(folder / "shard-00000.bin", text);
   return accepted([&] {
     const data::ShardSet shards(folder);
+    data::Clip clip;
     for (size_t i = 0; i < shards.size(); ++i) {
-      const data::FrameView view = shards.frames(i);
-      require(size_t(view.frames) * view.frame_bytes() <= bin_bytes,
-              "shard: a video is larger than its shard");
+      require(shards.video(i).bytes <= bin_bytes, "shard: a video is larger than its shard");
       shards.verify(i);  // reads every byte the index claims
+      // Every frame: a copy from a raw shard, a decode of hostile bytes from a JPEG one, which may
+      // refuse a corrupt frame (cu3d::Error) but must never read or write out of bounds.
+      shards.read_video(i, clip);
     }
   });
 }

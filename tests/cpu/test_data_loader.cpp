@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,8 @@ Epoch run_epoch(Loader& loader, int epoch) {
   loader.start_epoch(epoch);
   while (std::optional<Batch> batch = loader.next()) {
     EXPECT_EQ(batch->index, int64_t(result.sizes.size()));
-    EXPECT_EQ(batch->clips.size(), size_t(batch->size) * 8 * 24 * 24 * 3);
+    const auto [d, h, w, c] = batch->clip_shape;
+    EXPECT_EQ(batch->clips.size(), size_t(batch->size) * d * h * w * c);
     result.sizes.push_back(batch->size);
     result.videos.insert(result.videos.end(), batch->videos.begin(), batch->videos.end());
     result.labels.insert(result.labels.end(), batch->labels.begin(), batch->labels.end());
@@ -143,6 +145,49 @@ TEST_F(DataLoader, RawVideoSourceSkipsUnreadableVideosAndCountsLoops) {
   std::sort(sorted.begin(), sorted.end());
   EXPECT_EQ(sorted, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 7}));
   EXPECT_EQ(std::accumulate(epoch.sizes.begin(), epoch.sizes.end(), 0), 7);
+}
+
+// A JPEG shard side read the slow way: every frame of the video decoded, then cut (the default
+// ClipSource::planned_frames), to check the loader's path that decodes only the planned frames.
+class FullyDecodedSource : public ClipSource {
+ public:
+  explicit FullyDecodedSource(const ShardSource& shards) : shards_(shards) {}
+  size_t size() const override { return shards_.size(); }
+  int label(size_t i) const override { return shards_.label(i); }
+  int frame_count(size_t i) const override { return shards_.frame_count(i); }
+  std::optional<FrameView> frames(size_t i, Clip& scratch) const override {
+    return shards_.frames(i, scratch);
+  }
+
+ private:
+  const ShardSource& shards_;
+};
+
+TEST_F(DataLoader, JpegShardsDecodeOnlyThePlannedFramesIntoTheSameClips) {
+  // Depth 8 cuts windows of the 20-frame videos; depth 24 loops them, so frames repeat in a clip;
+  // spaced sampling of 24 frames out of 20 repeats frames out of order (0, 0, 1, 2, 3, 4, 5, 5...).
+  for (const auto& [depth, sampling] :
+       {std::pair{8, Sampling::window}, std::pair{24, Sampling::window},
+        std::pair{24, Sampling::spaced}}) {
+    Recipe recipe = small_window_recipe();
+    recipe.depth = depth;
+    recipe.sampling = sampling;
+    TempDir out;
+    prepare_shards(dataset_, recipe, out.path(),
+                   {.videos_per_shard = 7, .progress = false, .format = FrameFormat::jpeg});
+    const ShardSet shards(out.path());
+    for (const Mode mode : {Mode::train, Mode::eval}) {
+      const ShardSource source(shards, mode == Mode::train ? Side::train : Side::test);
+      const FullyDecodedSource slow(source);
+      const LoaderOptions options{.batch_size = 4, .workers = 2, .mode = mode, .seed = 5};
+      Loader fast_loader(source, recipe, options), slow_loader(slow, recipe, options);
+      const Epoch fast = run_epoch(fast_loader, 1), slow_epoch = run_epoch(slow_loader, 1);
+      EXPECT_EQ(fast.videos, slow_epoch.videos);
+      EXPECT_TRUE(fast.bytes == slow_epoch.bytes) << "depth " << depth;
+      EXPECT_FALSE(fast.bytes.empty());
+      EXPECT_EQ(fast_loader.looped() > 0, depth > 20);
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -23,8 +27,8 @@ Recipe small_recipe() {
   return recipe;
 }
 
-PrepOptions quiet(int videos_per_shard) {
-  return {.threads = 2, .videos_per_shard = videos_per_shard, .progress = false};
+PrepOptions quiet(int videos_per_shard, FrameFormat format = FrameFormat::raw) {
+  return {.threads = 2, .videos_per_shard = videos_per_shard, .progress = false, .format = format};
 }
 
 struct Prepared {
@@ -33,12 +37,12 @@ struct Prepared {
   PrepReport report;
 };
 
-std::unique_ptr<Prepared> prepare(int videos_per_shard = 5) {
+std::unique_ptr<Prepared> prepare(int videos_per_shard = 5, FrameFormat format = FrameFormat::raw) {
   auto prepared = std::make_unique<Prepared>();
   write_synth_dataset(prepared->videos.path(), testing::tiny_synth_options());
   prepared->dataset = load_dataset(prepared->videos.path(), {});
   prepared->report = prepare_shards(prepared->dataset, small_recipe(), prepared->shards.path(),
-                                    quiet(videos_per_shard));
+                                    quiet(videos_per_shard, format));
   return prepared;
 }
 
@@ -184,6 +188,149 @@ TEST(DataShard, ReaderRejectsHostileShards) {
   fs::remove(out / "manifest.json");
   rejects("no manifest", "run prep");
   EXPECT_EQ(open_error(out), "");
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+double mean_abs_error(const uint8_t* a, const uint8_t* b, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i)
+    sum += std::abs(int(a[i]) - int(b[i]));
+  return sum / double(n);
+}
+
+TEST(DataShard, JpegShardsRoundTripWithinJpegTolerance) {
+  const auto prepared = prepare(5, FrameFormat::jpeg);
+  const Dataset& dataset = prepared->dataset;
+  EXPECT_EQ(prepared->report.videos, 24);
+  const ShardSet shards(prepared->shards.path());
+  EXPECT_EQ(shards.format(), FrameFormat::jpeg);
+  const nlohmann::json manifest = read_json_file(prepared->shards.path() / "manifest.json");
+  EXPECT_EQ(manifest.at("frame_format"), "jpeg");
+  EXPECT_EQ(manifest.at("jpeg_quality"), 95);
+  EXPECT_THROW(shards.frames(0), Error) << "JPEG frames have no raw view";
+  const Recipe recipe = small_recipe();
+  Clip stored;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const bool train = i < dataset.train.size();
+    const VideoEntry& entry = train ? dataset.train[i] : dataset.test[i - dataset.train.size()];
+    EXPECT_EQ(shards.video(i).path, entry.path.string());
+    const Clip decoded = decode_video(entry.path, decode_options(recipe));
+    shards.read_video(i, stored);
+    ASSERT_EQ(stored.frames, decoded.frames);
+    ASSERT_EQ(stored.pixels.size(), decoded.pixels.size());
+    // q95 on 32x32 noisy colour frames: a few levels on average; a swapped channel, frame or
+    // row would be tens.
+    EXPECT_LT(mean_abs_error(stored.pixels.data(), decoded.pixels.data(), decoded.pixels.size()),
+              5.0)
+        << i;
+    std::vector<uint8_t> frame(stored.frame_bytes());
+    shards.read_frame(i, decoded.frames - 1, frame.data());
+    EXPECT_EQ(std::memcmp(frame.data(), stored.frame(decoded.frames - 1), frame.size()), 0);
+    EXPECT_TRUE(shards.verify(i));
+  }
+}
+
+TEST(DataShard, PrepRedoesShardsStoredInAnotherFormat) {
+  const auto prepared = prepare(5, FrameFormat::raw);
+  const fs::path& out = prepared->shards.path();
+  const PrepReport jpeg =
+      prepare_shards(prepared->dataset, small_recipe(), out, quiet(5, FrameFormat::jpeg));
+  EXPECT_EQ(jpeg.shards_written, 5);
+  EXPECT_EQ(ShardSet(out).format(), FrameFormat::jpeg);
+  PrepOptions other_quality = quiet(5, FrameFormat::jpeg);
+  other_quality.jpeg_quality = 80;
+  EXPECT_EQ(prepare_shards(prepared->dataset, small_recipe(), out, other_quality).shards_written,
+            5);
+  EXPECT_EQ(prepare_shards(prepared->dataset, small_recipe(), out, other_quality).shards_reused, 5);
+  other_quality.jpeg_quality = 0;
+  EXPECT_THROW(prepare_shards(prepared->dataset, small_recipe(), out, other_quality), Error);
+}
+
+// Where frame t of the first video of shard-00000 starts in its .bin, and its size.
+std::pair<uint64_t, uint64_t> first_video_frame(const fs::path& out, int t) {
+  const nlohmann::json index = read_json_file(out / "shard-00000.json");
+  const uint64_t offset = index.at("videos")[0].at("offset").get<uint64_t>();
+  std::ifstream bin(out / "shard-00000.bin", std::ios::binary);
+  uint8_t table[16];
+  bin.seekg(std::streamoff(offset + 8 * uint64_t(t)));
+  bin.read(reinterpret_cast<char*>(table), 16);
+  const auto le64 = [](const uint8_t* p) {
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; --i)
+      value = value << 8 | p[i];
+    return value;
+  };
+  return {offset + le64(table), le64(table + 8) - le64(table)};
+}
+
+void overwrite(const fs::path& file, uint64_t at, const std::string& bytes) {
+  std::fstream stream(file, std::ios::binary | std::ios::in | std::ios::out);
+  stream.seekp(std::streamoff(at));
+  stream.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+TEST(DataShard, CorruptJpegFrameIsAnErrorNamingShardVideoAndFrame) {
+  const auto prepared = prepare(5, FrameFormat::jpeg);
+  const fs::path& out = prepared->shards.path();
+  const auto [start, size] = first_video_frame(out, 2);
+  ASSERT_GT(size, 100u);
+  const auto error_reading = [&](int t) {
+    const ShardSet shards(out);
+    Clip clip;
+    shards.read_video(1, clip);  // frame-sized buffer
+    std::vector<uint8_t> frame(clip.frame_bytes());
+    try {
+      shards.read_frame(0, t, frame.data());
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_reading(2), "");
+  overwrite(out / "shard-00000.bin", start, "XX");  // the start-of-image marker
+  const std::string message = error_reading(2);
+  EXPECT_NE(message.find("shard-00000.bin"), std::string::npos) << message;
+  EXPECT_NE(message.find(prepared->dataset.train[0].path.filename().string()), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("frame 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("run prep again"), std::string::npos) << message;
+  EXPECT_EQ(error_reading(1), "") << "a neighbouring frame stays readable";
+  // The second half of a frame (its end-of-image marker included) overwritten with 0xFF: libjpeg
+  // only warns that the data ends early and pads the picture with grey; we refuse the frame.
+  const auto [start3, size3] = first_video_frame(out, 3);
+  overwrite(out / "shard-00000.bin", start3 + size3 / 2, std::string(size_t(size3 / 2), '\xff'));
+  EXPECT_NE(error_reading(3), "");
+}
+
+TEST(DataShard, ReaderRejectsHostileJpegFrameTables) {
+  const auto prepared = prepare(5, FrameFormat::jpeg);
+  const fs::path out = prepared->shards.path();
+  const uint64_t offset =
+      read_json_file(out / "shard-00000.json").at("videos")[0].at("offset").get<uint64_t>();
+  const std::string pristine = [&] {
+    std::ifstream in(out / "shard-00000.bin", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  const auto rejects = [&](const char* what, uint64_t entry, uint64_t value,
+                           const std::string& expected) {
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i)
+      bytes[size_t(i)] = char(value >> (8 * i));
+    overwrite(out / "shard-00000.bin", offset + 8 * entry, bytes);
+    const std::string message = open_error(out);
+    EXPECT_NE(message.find(expected), std::string::npos) << what << ": " << message;
+    testing::write_bytes(out / "shard-00000.bin", pristine);
+  };
+  rejects("first frame inside the table", 0, 8, "not after the table");
+  rejects("frame past the video", 5, 1ull << 40, "frame 4 spans");
+  rejects("frame going backwards", 3, 0, "frame 2 spans");
+  EXPECT_EQ(open_error(out), "");
+  edit_json(out / "shard-00001.json", [](auto& j) { j["key"]["frame_format"] = "raw"; });
+  EXPECT_NE(open_error(out).find("otherwise than the manifest"), std::string::npos);
 }
 
 }  // namespace
