@@ -18,15 +18,26 @@ constexpr int kOnnxFloat = 1;  // TensorProto.DataType.FLOAT
 
 enum class Layout { channels_last, channels_first, flat };
 
+OnnxAttribute attribute(std::string name, OnnxAttribute::Kind kind) {
+  OnnxAttribute a;
+  a.name = std::move(name);
+  a.kind = kind;
+  return a;
+}
 OnnxAttribute int_attribute(std::string name, int64_t value) {
-  return {.name = std::move(name), .kind = OnnxAttribute::Kind::integer, .i = value};
+  OnnxAttribute a = attribute(std::move(name), OnnxAttribute::Kind::integer);
+  a.i = value;
+  return a;
 }
 OnnxAttribute ints_attribute(std::string name, std::vector<int64_t> values) {
-  return {
-      .name = std::move(name), .kind = OnnxAttribute::Kind::integers, .ints = std::move(values)};
+  OnnxAttribute a = attribute(std::move(name), OnnxAttribute::Kind::integers);
+  a.ints = std::move(values);
+  return a;
 }
 OnnxAttribute float_attribute(std::string name, double value) {
-  return {.name = std::move(name), .kind = OnnxAttribute::Kind::real, .f = float(value)};
+  OnnxAttribute a = attribute(std::move(name), OnnxAttribute::Kind::real);
+  a.f = float(value);
+  return a;
 }
 
 // A window extent per axis as the config states it (validated by summarize_model already): one
