@@ -74,34 +74,33 @@ void draw_group_scene(const SynthOptions& o, int class_index, int group, SynthCl
   clip.distractor_centre = {random.uniform(0, o.width), random.uniform(0, o.height)};
 }
 
-// Start on the axis of motion so the whole path of length `travel` stays inside [margin, extent -
-// margin]; `forward` is +1 for right/down and -1 for left/up.
-double start_on_axis(SeededRandom& random, double extent, double margin, double travel,
-                     int forward) {
-  const double low = margin, high = std::max(margin, extent - margin - travel);
-  const double offset = random.uniform(low, high);
-  return forward > 0 ? offset : extent - offset;
-}
+// Radii of the shape, as fractions of the frame's shorter side, shared by every class: a frame's
+// shape size must not tell "rotates" (big) from "moves" (small).
+constexpr double kMinRadius = 0.08, kMaxRadius = 0.30;
 
+// Every frame of every class shows one shape at a uniform position on the torus (it wraps across
+// the edges), with a log-uniform radius in [kMinRadius, kMaxRadius) and a uniform angle, so no
+// single frame, at any time in the clip, tells the class: only the change between frames does. A
+// start position on one side of the frame would give away the direction of a move, a small start
+// radius a growth. Growth and shrinkage wrap too, in log radius: a shape that reaches the largest
+// radius comes back at the smallest.
 void draw_clip_motion(const SynthOptions& o, SynthClip& clip, SeededRandom& random) {
   const double side = std::min(o.height, o.width);
   const double steps = o.frames - 1;
   clip.angle = random.uniform(0, 2 * kPi);
-  clip.radius = random.uniform(0.10, 0.16) * side;
-  clip.start = {random.uniform(clip.radius, o.width - clip.radius),
-                random.uniform(clip.radius, o.height - clip.radius)};
-  const bool horizontal = clip.motion == Motion::move_left || clip.motion == Motion::move_right;
+  clip.min_radius = kMinRadius * side;
+  clip.max_radius = kMaxRadius * side;
+  clip.radius = clip.min_radius * std::pow(kMaxRadius / kMinRadius, random.uniform(0, 1));
+  clip.start = {random.uniform(0, o.width), random.uniform(0, o.height)};
   switch (clip.motion) {
     case Motion::move_left:
     case Motion::move_right:
     case Motion::move_up:
     case Motion::move_down: {
+      const bool horizontal = clip.motion == Motion::move_left || clip.motion == Motion::move_right;
       const int forward =
           clip.motion == Motion::move_right || clip.motion == Motion::move_down ? 1 : -1;
-      const double extent = horizontal ? o.width : o.height;
-      const double travel = random.uniform(0.25, 0.45) * extent;
-      const double start = start_on_axis(random, extent, clip.radius, travel, forward);
-      (horizontal ? clip.start.x : clip.start.y) = start;
+      const double travel = random.uniform(0.25, 0.45) * (horizontal ? o.width : o.height);
       (horizontal ? clip.velocity.x : clip.velocity.y) = forward * travel / steps;
       return;
     }
@@ -111,25 +110,29 @@ void draw_clip_motion(const SynthOptions& o, SynthClip& clip, SeededRandom& rand
       // clockwise on screen.
       const double turn = random.uniform(0.25, 0.6) * 2 * kPi;
       clip.spin = (clip.motion == Motion::rotate_cw ? 1 : -1) * turn / steps;
-      clip.radius = random.uniform(0.15, 0.25) * side;
-      clip.start = {random.uniform(clip.radius, o.width - clip.radius),
-                    random.uniform(clip.radius, o.height - clip.radius)};
       return;
     }
     case Motion::grow:
     case Motion::shrink: {
-      // Sizes overlap between the two classes: only the direction of change tells them apart.
-      const double factor = random.uniform(1.6, 2.2);
-      const double largest = random.uniform(0.18, 0.28) * side;
-      const double smallest = largest / factor;
-      const bool grows = clip.motion == Motion::grow;
-      clip.radius = grows ? smallest : largest;
-      clip.growth = std::pow(grows ? factor : 1 / factor, 1 / steps);
-      clip.start = {random.uniform(largest, o.width - largest),
-                    random.uniform(largest, o.height - largest)};
+      const double factor = random.uniform(1.5, 2.0);
+      clip.growth = std::pow(clip.motion == Motion::grow ? factor : 1 / factor, 1 / steps);
       return;
     }
   }
+}
+
+// x in [0, period).
+double wrap(double x, double period) {
+  const double r = std::fmod(x, period);
+  return r < 0 ? r + period : r;
+}
+
+// The radius at frame t, wrapped in log space into [min_radius, max_radius).
+double radius_at(const SynthClip& clip, int t) {
+  const double log_min = std::log(clip.min_radius);
+  const double span = std::log(clip.max_radius) - log_min;
+  const double log_radius = std::log(clip.radius) + t * std::log(clip.growth);
+  return std::exp(log_min + wrap(log_radius - log_min, span));
 }
 
 void add_noise(const SynthClip& clip, int t, cv::Mat& frame) {
@@ -220,17 +223,24 @@ cv::Mat draw_synth_frame(const SynthClip& clip, int t) {
   const double scale = 1 << kSubpixelBits;
   cv::circle(frame, cv::Point(clip.distractor_centre * scale), int(clip.distractor_radius * scale),
              clip.distractor, cv::FILLED, cv::LINE_AA, kSubpixelBits);
-  const cv::Point2d centre = clip.start + clip.velocity * t;
-  const double radius = clip.radius * std::pow(clip.growth, t);
+  const cv::Point2d moved = clip.start + clip.velocity * t;
+  const cv::Point2d centre(wrap(moved.x, clip.width), wrap(moved.y, clip.height));
+  const double radius = radius_at(clip, t);
   const double angle = clip.angle + clip.spin * t;
   const double c = std::cos(angle), s = std::sin(angle);
-  std::vector<cv::Point> polygon;
-  for (const cv::Point2d& v : clip.shape) {
-    const cv::Point2d p = centre + radius * cv::Point2d(c * v.x - s * v.y, s * v.x + c * v.y);
-    polygon.emplace_back(cvRound(p.x * scale), cvRound(p.y * scale));
-  }
-  cv::fillPoly(frame, std::vector<std::vector<cv::Point>>{polygon}, clip.foreground, cv::LINE_AA,
-               kSubpixelBits);
+  // The shape on the torus: drawn at its place and at the 8 copies one frame away, so the part
+  // that leaves through one edge comes in through the opposite one.
+  std::vector<std::vector<cv::Point>> copies;
+  for (int dy = -1; dy <= 1; ++dy)
+    for (int dx = -1; dx <= 1; ++dx) {
+      const cv::Point2d at = centre + cv::Point2d(dx * clip.width, dy * clip.height);
+      std::vector<cv::Point>& polygon = copies.emplace_back();
+      for (const cv::Point2d& v : clip.shape) {
+        const cv::Point2d p = at + radius * cv::Point2d(c * v.x - s * v.y, s * v.x + c * v.y);
+        polygon.emplace_back(cvRound(p.x * scale), cvRound(p.y * scale));
+      }
+    }
+  cv::fillPoly(frame, copies, clip.foreground, cv::LINE_AA, kSubpixelBits);
   add_noise(clip, t, frame);
   return frame;
 }

@@ -1,11 +1,13 @@
 // The synthetic motion dataset: real video files in the UCF101 layout whose class is a motion, so
 // that a model must use time. Every clip draws one irregular polygon (so rotation shows) on a
 // plain background with a static distractor disc and per-frame noise; the class says how the
-// polygon moves. Positions, sizes, speeds and colours are random, so a single frame cannot tell
-// "moves left" from "moves right", nor "grows" from "shrinks".
+// polygon moves. Every frame of every class, at any time in the clip, is drawn from the same
+// distribution: the polygon at a uniform position on the torus (it wraps across the frame's
+// edges), with a log-uniform radius and a uniform angle; moves, turns and size changes (which
+// wrap in log radius) keep it so. A single frame therefore cannot tell the class.
 //
 // Clips of one group share their background, colours and shape (as the clips UCF101 cut from one
-// recording share actor and scene); only motion speed and position vary inside a group. A
+// recording share actor and scene); only motion speed, size and position vary inside a group. A
 // clip-level split therefore leaks scene identity between train and test, as it does on UCF101.
 #pragma once
 
@@ -51,9 +53,10 @@ struct SynthClip {
   int frames = 0, height = 0, width = 0;
   cv::Scalar background, foreground, distractor;  // BGR
   std::vector<cv::Point2d> shape;                 // polygon around the origin, radius <= 1
-  cv::Point2d start, velocity;                    // centre in pixels, pixels per frame
-  double radius = 0, growth = 1;                  // radius in pixels at t = 0, factor per frame
-  double angle = 0, spin = 0;                     // radians, radians per frame
+  cv::Point2d start, velocity;    // centre in pixels (wraps around the frame), pixels per frame
+  double radius = 0, growth = 1;  // radius in pixels at t = 0, factor per frame
+  double min_radius = 0, max_radius = 0;  // the radius wraps into this range (log space)
+  double angle = 0, spin = 0;             // radians, radians per frame
   cv::Point2d distractor_centre;
   double distractor_radius = 0;
   double noise_sigma = 0;
