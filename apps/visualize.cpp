@@ -43,7 +43,7 @@ struct VisualizeFlags {
   bool list = false;
 };
 
-const ModelSummary summary_of(const TrainedModel& m) {
+ModelSummary summary_of(const TrainedModel& m) {
   return summarize_model(m.spec.config, m.spec.num_classes, m.spec.input);
 }
 

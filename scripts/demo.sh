@@ -2,7 +2,8 @@
 # The demo: installs dependencies, builds cu3d, then shows on a synthetic motion dataset that a 3D
 # CNN, which sees time, beats a 2D CNN, which sees single frames:
 #   synth (240 videos: a shape moving left, right, up or down) -> prep (shards) -> train the
-#   Keras-style 3D CNN and the 2D CNN -> eval both -> predict one video -> a comparison table.
+#   Keras-style 3D CNN and the 2D CNN -> eval both -> predict one video -> export the 3D CNN to
+#   ONNX -> visualize one of its units -> a comparison table.
 # About 5 minutes on a 2-core CPU after the build. Every output's location is printed; all of them
 # are under demo-out/ (override with CU3D_DEMO_OUT). CU3D_DEMO_EPOCHS changes the epochs,
 # CU3D_BUILD_DIR the build folder (default build/), CU3D_DEMO_DEVICE cpu or cuda (default: cuda
@@ -61,6 +62,13 @@ echo "== 5. predict: $video (a test video of split 1) =="
 $cu3d predict "$out/$model3d/checkpoint-last.safetensors" "$video" \
   --annotate "$out/$model3d/predicted.avi"
 
+echo "== 6. export $model3d to ONNX (for ONNX Runtime, TensorRT, Triton) =="
+$cu3d export "$out/$model3d/checkpoint-last.safetensors" --output "$out/$model3d/model.onnx"
+
+echo "== 7. visualize: the input that excites unit 0 of $model3d's last convolution most =="
+$cu3d visualize "$out/$model3d/checkpoint-last.safetensors" --layer conv2b --unit 0 --iter 30 \
+  --output "$out/$model3d/visualize_conv2b_0"
+
 # The eval lines read "eval: clip  accuracy top-1 A  top-5 B" and "eval: video accuracy ...".
 accuracy() { awk -v kind="$2" '$2 == kind && $3 == "accuracy" { print $5 }' "$1"; }
 {
@@ -80,8 +88,11 @@ cat <<DONE
   runs                     $out/$model3d/ and $out/cnn2d/: checkpoint-best/last.safetensors,
                            result.txt, model_accuracy.png, model_loss.png, confusion_matrix.png,
                            eval_confusion_matrix.png, eval.txt, summary.txt, model.dot,
-                           classes.txt, config.json, command.txt
+                           classes.txt, config.json, command.txt, events.out.tfevents.*
+  TensorBoard              tensorboard --logdir $out   (both runs: scalars, confusion matrices)
   annotated prediction     $out/$model3d/predicted.avi
+  ONNX model               $out/$model3d/model.onnx
+  visualized unit          $out/$model3d/visualize_conv2b_0/contact_sheet.png (+ frame_NN.png)
   comparison               $out/comparison.txt
 demo: build $((built - start)) s, demo $((SECONDS - built)) s
 DONE
