@@ -7,7 +7,7 @@
 # About 5 minutes on a 2-core CPU after the build. Every output's location is printed; all of them
 # are under demo-out/ (override with CU3D_DEMO_OUT). CU3D_DEMO_EPOCHS changes the epochs,
 # CU3D_BUILD_DIR the build folder (default build/), CU3D_DEMO_DEVICE cpu or cuda (default: cuda
-# when a GPU answers).
+# when a GPU answers), CU3D_DEMO_MODEL3D the 3D model (default keras3d-relu).
 #
 # The 3D model is keras3d-relu, the first published Keras 3D CNN (ReLU after every convolution).
 # The later keras3d, with a softmax over channels after each block, stays at chance (25%) on this
@@ -32,7 +32,7 @@ built=$SECONDS
 cu3d=$build/cu3d
 out=${CU3D_DEMO_OUT:-demo-out}
 epochs=${CU3D_DEMO_EPOCHS:-8}
-model3d=keras3d-relu
+model3d=${CU3D_DEMO_MODEL3D:-keras3d-relu}
 rm -rf "$out"
 mkdir -p "$out"
 
@@ -48,8 +48,10 @@ if [[ -z ${CU3D_DEMO_DEVICE:-} ]] && grep -q "CUDA backend ON" build-configure.l
   nvidia-smi -L > /dev/null 2>&1; then
   device=cuda
 fi
-echo "(the 3D CNN is $model3d: keras3d, with a softmax over channels after each block, stays at"
-echo " chance within this budget; see the comment at the top of scripts/demo.sh)"
+if [ "$model3d" = keras3d-relu ]; then
+  echo "(the 3D CNN is keras3d-relu: keras3d, with a softmax over channels after each block, stays"
+  echo " at chance within this budget; see the comment at the top of scripts/demo.sh)"
+fi
 for model in $model3d cnn2d; do
   echo "== 3. train $model for $epochs epochs on $device =="
   $cu3d train --model "$model" --data "$out/shards" --epochs "$epochs" --batch 8 \
