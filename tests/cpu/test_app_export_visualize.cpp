@@ -23,6 +23,7 @@
 #include "apps/tensorboard_events.h"
 #include "cpu/protobuf_reader.h"
 #include "engine/autograd.h"
+#include "engine/protobuf_writer.h"
 #include "engine/rng.h"
 #include "layers/export_onnx.h"
 #include "layers/models.h"
@@ -90,7 +91,7 @@ std::string read_file(const fs::path& path) {
   return text.str();
 }
 
-// ---- Python ------------------------------------------------------------------------------------
+// ---- Python ----
 
 std::string python() {
   const char* p = std::getenv("CU3D_PYTHON");
@@ -128,8 +129,7 @@ std::string run_python(const fs::path& script, const std::vector<std::string>& a
   return out;
 }
 
-// ---- fixture: one dataset and one short training run
-// ---------------------------------------------
+// ---- fixture: one dataset and one short training run ----
 
 class AppExportVisualize : public testing::Test {
  protected:
@@ -162,8 +162,26 @@ class AppExportVisualize : public testing::Test {
 
 fs::path AppExportVisualize::root_;
 
-// ---- TensorBoard events
-// --------------------------------------------------------------------------
+// ---- the protobuf encoder ----
+
+TEST(ProtoWriter, EncodesTheWireFormatAsTheProtobufDocs) {
+  // protobuf.dev/programming-guides/encoding: field 1 = 150 is 08 96 01; field 2 = "testing" is
+  // 12 07 followed by the bytes; a message nests as a length-delimited field.
+  EXPECT_EQ(ProtoWriter().varint(1, 150).data(), std::string("\x08\x96\x01"));
+  EXPECT_EQ(ProtoWriter().bytes(2, "testing").data(), std::string("\x12\x07testing"));
+  EXPECT_EQ(ProtoWriter().message(3, ProtoWriter().varint(1, 150)).data(),
+            std::string("\x1a\x03\x08\x96\x01"));
+  // A negative int64 is its two's complement: ten bytes after the key.
+  EXPECT_EQ(ProtoWriter().varint(1, uint64_t(int64_t(-1))).data().size(), 11u);
+  const std::vector<pb::Field> f =
+      pb::parse(ProtoWriter().float32(4, 1.5f).float64(5, -2.25).data());
+  EXPECT_EQ(pb::one(f, 4).wire, 5);
+  EXPECT_EQ(pb::one(f, 4).as_float(), 1.5f);
+  EXPECT_EQ(pb::one(f, 5).wire, 1);
+  EXPECT_EQ(pb::one(f, 5).as_double(), -2.25);
+}
+
+// ---- TensorBoard events ----
 
 TEST(TensorBoardEvents, Crc32cMatchesTheCastagnoliCheckValue) {
   // The standard check value of CRC-32C over "123456789" (RFC 3720, appendix B.4).
@@ -340,8 +358,7 @@ TEST_F(AppExportVisualize, TensorBoardsOwnReaderSeesTheScalars) {
   EXPECT_EQ(seen.at("images").at("confusion_matrix"), 2);
 }
 
-// ---- ONNX export
-// ---------------------------------------------------------------------------------
+// ---- ONNX export ----
 
 // A model of `config` with random weights everywhere: the 1-D tensors (biases, norm scales and
 // offsets, batch-norm statistics) too, which start as zeros and ones and would hide a broadcast
@@ -552,8 +569,7 @@ TEST_F(AppExportVisualize, ExportWritesAnOnnxFileWithClassesInItsMetadata) {
   EXPECT_TRUE(fs::exists(run() / "checkpoint-last.onnx"));
 }
 
-// ---- visualize
-// -----------------------------------------------------------------------------------
+// ---- visualize ----
 
 TEST_F(AppExportVisualize, VisualizeRaisesTheUnitsActivationAndWritesFrames) {
   const fs::path out = root_ / "vis";
