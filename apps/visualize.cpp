@@ -189,8 +189,8 @@ void run_visualize(const VisualizeFlags& f) {
       f.layer, f.unit, before, after, f.iterations, f.lr);
   fmt::print("visualize: the model predicts {} ({:.1f}%) for the result\n", m.classes[size_t(top)],
              100 * p[size_t(top)]);
-  fmt::print("visualize: {} frames in {}/frame_NN.png, contact sheet {}\n", frames.size(),
-             out.string(), (out / "contact_sheet.png").string());
+  fmt::print("visualize: {} frame{} in {}/frame_NN.png, contact sheet {}\n", frames.size(),
+             frames.size() == 1 ? "" : "s", out.string(), (out / "contact_sheet.png").string());
 }
 
 }  // namespace
