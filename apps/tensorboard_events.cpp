@@ -4,7 +4,6 @@
 
 #include <array>
 #include <climits>
-#include <cstring>
 #include <iterator>
 
 #include <fmt/core.h>

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <memory>
 
-#include <fmt/ranges.h>
+#include <fmt/core.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 

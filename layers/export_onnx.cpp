@@ -1,7 +1,6 @@
 #include "layers/export_onnx.h"
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 
 #include "engine/protobuf_writer.h"
