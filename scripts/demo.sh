@@ -15,8 +15,8 @@
 # 0.001 with batch 2): on inputs scaled to [0, 1] each softmax is nearly uniform (~1/32, then
 # ~1/64, with input-dependent parts a few thousandths of that), so the dense layers see almost the
 # same features for every clip until the convolutions have grown their weights many times over,
-# far beyond the demo's 168 steps (the Keras tool trained it for 100 epochs, on raw 0..255 pixels
-# where the first softmax is nearly one-hot). Its forward pass matches ONNX Runtime's
+# far beyond the demo's 168 steps (the Keras tool trained it for 100 epochs, and, as we read its
+# loader, on unscaled 0..255 pixels, where the first softmax is nearly one-hot). Its forward pass matches ONNX Runtime's
 # (tests/cpu/test_app_export_visualize.cpp) and its softmax backward is checked by finite
 # differences, so it is slow, not broken. docs/CLI.md has the figures.
 set -euo pipefail
