@@ -42,6 +42,8 @@ std::unique_ptr<CLI::App> make_app() {
   add_train_command(*app);
   add_eval_command(*app);
   add_predict_command(*app);
+  add_export_command(*app);
+  add_visualize_command(*app);
   add_summary_command(*app);
   add_toy_command(*app);
   return app;

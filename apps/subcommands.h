@@ -15,6 +15,11 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 // `cu3d predict`: the top classes of one or more videos.
 void add_predict_command(CLI::App& app);
+// `cu3d export`: a checkpoint to ONNX for serving.
+void add_export_command(CLI::App& app);
+// `cu3d visualize`: activation maximization of one unit of one layer (the Keras tool's
+// visualize_input).
+void add_visualize_command(CLI::App& app);
 // `cu3d summary`: a model's layer table, totals, memory estimate and diagram.
 void add_summary_command(CLI::App& app);
 // `cu3d toy`: trains a small 3D CNN on generated motion tensors (the engine's smoke run).

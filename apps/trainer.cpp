@@ -13,6 +13,7 @@
 #include "apps/model_io.h"
 #include "apps/plots.h"
 #include "data/device_feeder.h"
+#include "apps/tensorboard_events.h"
 #include "data/loader.h"
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
@@ -257,6 +258,7 @@ class Run {
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<Dropout*> dropouts_;
   RunState state_;
+  std::unique_ptr<TrainingEvents> events_;
   std::string last_good_ = "none yet";
   bool interrupted_ = false;
 };
@@ -400,6 +402,7 @@ void Run::train_epoch(data::Loader& loader) {
     feeder.next();
   int64_t clips_this_run = 0;
   model_->train();
+  events_->start_epoch();
   while (auto fed = feeder.next()) {
     const data::Batch* batch = &fed->host;
     const Tensor& x = fed->input;
@@ -423,6 +426,7 @@ void Run::train_epoch(data::Loader& loader) {
     state_.correct += out.correct;
     state_.seen += batch->size;
     clips_this_run += batch->size;
+    events_->on_step(state_.step, batch->size, loss, out.correct, optimizer_->lr());
     progress.update(state_.batch, state_.loss_sum / double(state_.seen),
                     double(state_.correct) / double(state_.seen), clips_this_run);
     if (s_.after_step) s_.after_step(state_.step);
@@ -464,6 +468,8 @@ void Run::end_epoch() {
   write_curves_png(s_.output / "model_loss.png", "model loss", "loss",
                    {{"loss", h.loss}, {"val_loss", h.val_loss}});
   write_confusion_png(s_.output / "confusion_matrix.png", r.confusion, data_.classes);
+  events_->on_epoch(state_.epoch, h.loss.back(), h.acc.back(), r, optimizer_->lr(),
+                    s_.output / "confusion_matrix.png");
   save(last_checkpoint(s_.output));
   last_good_ = last_checkpoint(s_.output).string();
   if (best) save(best_checkpoint(s_.output));
@@ -472,6 +478,7 @@ void Run::end_epoch() {
 TrainOutcome Run::run() {
   open_or_resume();
   write_run_files();
+  events_ = std::make_unique<TrainingEvents>(s_.output);
   const ModelSummary summary = summarize_model(spec_.config, spec_.num_classes, spec_.input);
   fmt::print("train: model {} ({} parameters, input {}), {} classes\n", summary.name,
              summary.parameters, shape_str(spec_.input), spec_.num_classes);

@@ -7,9 +7,11 @@
 //   result.txt                   epoch, loss, acc, val_loss, val_acc (the Keras tool's columns)
 //   classes.txt, command.txt, config.json, summary.txt, model.dot (+ model.png with Graphviz)
 //   model_accuracy.png, model_loss.png, confusion_matrix.png
-// Every file is written atomically. `resume` continues from checkpoint-last: the batch order is a
-// pure function of (seed, epoch), dropout masks of (seed, call counter), and the optimizer state
-// is restored, so on the CPU the resumed run ends with exactly the weights of an uninterrupted one.
+//   events.out.tfevents.*        TensorBoard scalars and images (apps/tensorboard_events.h)
+// Every file but the event log is written atomically. `resume` continues from checkpoint-last: the
+// batch order is a pure function of (seed, epoch), dropout masks of (seed, call counter), and the
+// optimizer state is restored, so on the CPU the resumed run ends with exactly the weights of an
+// uninterrupted one.
 #pragma once
 
 #include "engine/device.h"

@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
     dataset_seeds(corpus);
     recipe_seeds(corpus / "recipe");
     model_config_seeds(corpus / "model_config");
+    model_config_seeds(corpus / "onnx_export");  // the exporter takes the same configs
     checkpoint_seeds(corpus / "checkpoint");
     cli_seeds(corpus / "cli");
     import_names_seeds(corpus / "import_names");

@@ -7,6 +7,7 @@
 #     --seeds      regenerate fuzz/corpus/ with the project's writers first
 #     --no-build   use build-fuzz/ as it is (while others edit the tree, to fuzz one fixed version)
 #     target       safetensors split_list ucf_name recipe shard model_config checkpoint cli
+#                  onnx_export
 #                  (default: all)
 # New interesting inputs collect in build-fuzz/corpus/<target>/ (kept between runs, so longer
 # runs build on shorter ones). A crash is written to fuzz/crashes/<target>/ and fails the script;
@@ -31,7 +32,7 @@ while (($#)); do
   esac
 done
 ((${#targets[@]})) || targets=(safetensors split_list ucf_name recipe shard model_config checkpoint cli
-                                 import_names)
+                                 import_names onnx_export)
 
 if ((build)); then
   mkdir -p build-fuzz
