@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/distributed.h"
 #include "apps/model_io.h"
 #include "data/clip_source.h"
 #include "data/recipe.h"
@@ -58,6 +59,9 @@ struct TrainSettings {
   std::filesystem::path init;  // a checkpoint whose matching tensors start the model
   std::string command_line;    // recorded in command.txt
   bool progress_tty = false;   // one updating line instead of plain lines
+  // Data parallel (apps/distributed.h): the job's communicator, null for a single process.
+  dist::Communicator* comm = nullptr;
+  DistSettings dist;
   // Called after every optimizer step with the global step (tests interrupt runs through it).
   std::function<void(int64_t step)> after_step;
 };
