@@ -1,0 +1,113 @@
+// Data-parallel pieces that a single process can check (the 2-rank tests are tests/dist, run by
+// mpirun): launcher detection, the tape's grad-ready hook, the gradient reducer in a world of one,
+// the learning-rate scaling rule.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "apps/distributed.h"
+#include "engine/autograd.h"
+#include "engine/dist/communicator.h"
+#include "engine/dist/grad_reducer.h"
+#include "engine/dist/launch.h"
+#include "engine/ops/elementwise.h"
+#include "engine/rng.h"
+
+namespace cu3d {
+namespace {
+
+dist::LaunchInfo launch_with(const std::map<std::string, std::string>& env) {
+  return dist::detect_launch([&](const char* name) -> const char* {
+    const auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(DistLaunch, AloneWithoutLauncherVariables) {
+  const dist::LaunchInfo info = launch_with({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}});
+  EXPECT_FALSE(info.launched()) << "a batch script's shell is not rank 0 of SLURM_NTASKS";
+  EXPECT_EQ(info.world_size, 1);
+}
+
+TEST(DistLaunch, ReadsMpirunSrunAndGenericVariables) {
+  dist::LaunchInfo info = launch_with({{"OMPI_COMM_WORLD_RANK", "3"},
+                                       {"OMPI_COMM_WORLD_SIZE", "8"},
+                                       {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                       {"RANK", "0"},
+                                       {"WORLD_SIZE", "2"}});
+  EXPECT_EQ(info.launcher, "mpirun");
+  EXPECT_EQ(info.rank, 3);
+  EXPECT_EQ(info.world_size, 8);
+  EXPECT_EQ(info.local_rank, 1);
+  info = launch_with({{"PMIX_RANK", "5"}, {"SLURM_STEP_NUM_TASKS", "16"}, {"SLURM_LOCALID", "1"}});
+  EXPECT_EQ(info.launcher, "srun");
+  EXPECT_EQ(info.rank, 5);
+  EXPECT_EQ(info.world_size, 16);
+  info = launch_with({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "1"}});
+  EXPECT_EQ(info.launcher, "env");
+  EXPECT_EQ(info.local_rank, 1);
+}
+
+TEST(DistLaunch, RejectsInconsistentVariablesByName) {
+  try {
+    launch_with({{"RANK", "2"}, {"WORLD_SIZE", "2"}});
+    FAIL() << "rank 2 of 2 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("WORLD_SIZE"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(launch_with({{"RANK", "x"}, {"WORLD_SIZE", "2"}}), Error);
+}
+
+// The hook sees each leaf once, when its gradient is already complete: here `w` is used twice,
+// its first use in tape order is its last in backward.
+TEST(GradReadyHook, FiresOncePerLeafWithTheFinalGradient) {
+  Generator gen(3);
+  Tensor w = Tensor::normal({5}, 0, 1, gen).set_requires_grad(true);
+  Tensor v = Tensor::normal({5}, 0, 1, gen).set_requires_grad(true);
+  const Tensor x = Tensor::normal({5}, 0, 1, gen);
+  const Tensor loss = sum(add(mul(mul(x, w), v), mul(w, w)));
+  std::map<const TensorImpl*, std::vector<float>> at_hook;
+  autograd::backward(loss, Tensor(), [&](const Tensor& leaf) {
+    EXPECT_TRUE(at_hook.emplace(leaf.impl(), leaf.grad().to_vector<float>()).second)
+        << "hook called twice for one leaf";
+  });
+  ASSERT_EQ(at_hook.size(), 2u);
+  EXPECT_EQ(at_hook.at(w.impl()), w.grad().to_vector<float>());
+  EXPECT_EQ(at_hook.at(v.impl()), v.grad().to_vector<float>());
+}
+
+TEST(GradReducer, WorldOfOneKeepsGradientsAndBucketsBySize) {
+  const std::unique_ptr<dist::Communicator> one = dist::make_local_communicator();
+  Generator gen(4);
+  std::vector<Tensor> params;
+  for (int64_t n : {300000, 10, 300000, 7})  // 1.2 MB, 40 B, 1.2 MB, 28 B
+    params.push_back(Tensor::normal({n}, 0, 1, gen).set_requires_grad(true));
+  // Params 2 and 3 get no gradient.
+  const Tensor loss = add(sum(mul(params[0], params[0])), sum(params[1]));
+  dist::GradReducer reducer(*one, params, {.bucket_mb = 1});
+  // In backward order, {params 3, 2} and {1, 0}: a bucket closes once it holds >= 1 MB.
+  EXPECT_EQ(reducer.bucket_count(), 2u);
+  autograd::backward(loss, Tensor(), reducer.hook());
+  const std::vector<float> before = params[0].grad().to_vector<float>();
+  reducer.finish();
+  EXPECT_EQ(params[0].grad().to_vector<float>(), before);
+  EXPECT_EQ(reducer.launched_during_backward(), 1u) << "bucket {1, 0} filled during backward";
+  for (size_t i = 2; i < params.size(); ++i) {
+    ASSERT_TRUE(params[i].grad().defined()) << "a parameter without gradient contributes zeros";
+    for (float g : params[i].grad().to_vector<float>())
+      EXPECT_EQ(g, 0.f);
+  }
+}
+
+TEST(DistSettings, LinearScalingMultipliesByTheWorldSize) {
+  apps::DistSettings s;
+  EXPECT_EQ(apps::scaled_lr(1e-3, s, 8), 1e-3);
+  s.lr_scaling = "linear";
+  EXPECT_DOUBLE_EQ(apps::scaled_lr(1e-3, s, 8), 8e-3);
+  s.lr_scaling = "sqrt";
+  EXPECT_THROW(apps::scaled_lr(1e-3, s, 8), Error);
+}
+
+}  // namespace
+}  // namespace cu3d
