@@ -97,8 +97,8 @@ TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe
 void run_train(TrainFlags f) {
   apply_compute_flags(f);
   TrainSettings& s = f.settings;
-  s.comm = &dist::world();
-  s.device = data_parallel_device(*s.comm, s.device, f.device);
+  s.device = data_parallel_device(dist::world(), s.device, f.device);
+  s.comm = &dist::world_for(s.device);
   s.model = load_model_config(f.model);
   CU3D_CHECK(f.ensemble >= 1 && f.ensemble <= 64, "--ensemble {} must be in 1..64", f.ensemble);
   if (f.ensemble > 1) s.model["ensemble"] = f.ensemble;

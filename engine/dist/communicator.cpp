@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include "engine/dist/mpi_communicator.h"
+#include "engine/dist/nccl_communicator.h"
 #include "engine/dtype.h"
 #include "kernels/error.h"
 
@@ -68,6 +69,20 @@ Communicator& world() {
 #endif
   }();
   return *instance;
+}
+
+Communicator& world_for(Device device) {
+  Communicator& bootstrap = world();
+#if CU3D_NCCL
+  if (device.is_cuda() && detect_launch().launched()) {
+    static const std::unique_ptr<Communicator> nccl =
+        make_nccl_communicator(bootstrap, device.index);
+    return *nccl;
+  }
+#else
+  (void)device;
+#endif
+  return bootstrap;
 }
 
 void add_bf16(const void* in, void* inout, std::size_t count) {

@@ -47,7 +47,7 @@ class Communicator {
   [[noreturn]] virtual void abort(const std::string& why) = 0;
 
   double timeout() const { return timeout_; }
-  void set_timeout(double seconds);
+  virtual void set_timeout(double seconds);
 
  protected:
   double timeout_ = 300;
@@ -62,6 +62,11 @@ std::unique_ptr<Communicator> make_local_communicator();
 // process; MPI is finalized at exit). Throws cu3d::Error when launched as several ranks by a cu3d
 // built without MPI.
 Communicator& world();
+
+// The communicator for gradients on `device`: NCCL for a CUDA device when cu3d was built with
+// NCCL and the process was launched as a rank (bootstrapped through world(); one per process),
+// else world() (MPI stages CUDA buffers through host memory).
+Communicator& world_for(Device device);
 
 // A reduce of `count` bf16 values as MPI and NCCL see them: 2-byte words.
 void add_bf16(const void* in, void* inout, std::size_t count);
