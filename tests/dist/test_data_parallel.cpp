@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <set>
 
 #include "apps/model_io.h"
@@ -49,6 +50,9 @@ void expect_two_ranks_equal_one(const ModelConfig& model, const std::string& nam
             apps::TrainOutcome::finished);
   const Difference d = relative_difference(single / "checkpoint-last.safetensors",
                                            parallel / "checkpoint-last.safetensors");
+  if (dist::world().rank() == 0)
+    std::printf("%s: relative difference of the weights %.3g, worst tensor %s %.3g\n", name.c_str(),
+                d.weights, d.worst_name.c_str(), d.worst_tensor);
   EXPECT_LT(d.weights, 1e-5) << name << ": 2 ranks x batch 4 differ from 1 rank x batch 8";
   EXPECT_LT(d.worst_tensor, 1e-4) << name << ": " << d.worst_name;
   EXPECT_GT(d.weights, 0) << name << ": bitwise equal; was the reduction skipped?";
