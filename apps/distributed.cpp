@@ -10,6 +10,7 @@
 #include "data/rank_share.h"
 #include "engine/autograd.h"
 #include "kernels/error.h"
+#include "layers/norm.h"
 
 namespace cu3d::apps {
 
@@ -30,6 +31,18 @@ void broadcast_state(dist::Communicator& comm, Module& model, const Optimizer* o
   send(model.named_parameters());
   send(model.named_buffers());
   if (optimizer != nullptr) send(optimizer->state());
+}
+
+int synchronize_batch_norm(Module& model, dist::Communicator& comm) {
+  if (comm.size() == 1) return 0;
+  int count = 0;
+  if (auto* bn = dynamic_cast<BatchNorm*>(&model)) {
+    bn->set_sync(&comm);
+    ++count;
+  }
+  for (const auto& [name, child] : model.children())
+    count += synchronize_batch_norm(*child, comm);
+  return count;
 }
 
 std::unique_ptr<dist::GradReducer> make_reducer(dist::Communicator& comm, Module& model,

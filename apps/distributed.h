@@ -19,6 +19,7 @@ struct DistSettings {
   bool bf16_grads = false;          // reduce gradients in bf16 (half the traffic)
   std::string lr_scaling = "none";  // none, or linear: --lr times the world size
   double timeout = 300;             // seconds a collective may wait for the other ranks
+  bool sync_bn = false;             // batch-norm statistics over all ranks (else per rank)
 };
 
 // The learning rate the optimizer uses: `lr`, or for linear scaling `lr` x world size (Goyal et
@@ -28,6 +29,10 @@ double scaled_lr(double lr, const DistSettings& settings, int world_size);
 // Rank 0's parameters, buffers (batch-norm statistics) and optimizer state to every rank, so that
 // all replicas start (or resume) identical.
 void broadcast_state(dist::Communicator& comm, Module& model, const Optimizer* optimizer);
+
+// With several ranks, makes every BatchNorm of `model` take its training statistics over all
+// ranks; returns how many there are.
+int synchronize_batch_norm(Module& model, dist::Communicator& comm);
 
 // The reducer for `model`'s parameters, or null in a world of one.
 std::unique_ptr<dist::GradReducer> make_reducer(dist::Communicator& comm, Module& model,

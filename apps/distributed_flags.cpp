@@ -17,6 +17,10 @@ void add_data_parallel_flags(CLI::App& cmd, DistSettings& settings) {
                  "by that factor; use --warmup)")
       ->group(group)
       ->capture_default_str();
+  cmd.add_flag("--sync-bn", settings.sync_bn,
+               "batch-norm statistics over the clips of all ranks (as one process with the "
+               "global batch); default: each rank's own batch")
+      ->group(group);
   cmd.add_option("--dist-timeout", settings.timeout,
                  "seconds a rank waits for the others in a collective before stopping the job "
                  "with an error (a rank died or hangs)")

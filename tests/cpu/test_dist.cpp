@@ -3,6 +3,7 @@
 // the learning-rate scaling rule.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -11,7 +12,9 @@
 #include "engine/dist/communicator.h"
 #include "engine/dist/grad_reducer.h"
 #include "engine/dist/launch.h"
+#include "engine/dist/sync_batch_norm.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/norm.h"
 #include "engine/rng.h"
 
 namespace cu3d {
@@ -98,6 +101,47 @@ TEST(GradReducer, WorldOfOneKeepsGradientsAndBucketsBySize) {
     for (float g : params[i].grad().to_vector<float>())
       EXPECT_EQ(g, 0.f);
   }
+}
+
+// In a world of one, synchronized batch norm is batch norm: output, running statistics and all
+// three gradients agree with engine/ops' batch_norm.
+TEST(SyncBatchNorm, WorldOfOneEqualsBatchNorm) {
+  const std::unique_ptr<dist::Communicator> one = dist::make_local_communicator();
+  Generator gen(8);
+  const Tensor x0 = Tensor::normal({3, 2, 4, 5}, 0.5, 2, gen);
+  const Tensor dy = Tensor::normal({3, 2, 4, 5}, 0, 1, gen);
+  struct Result {
+    std::vector<float> y, mean, var, dx, dgamma, dbeta;
+  };
+  auto run = [&](bool sync) {
+    Tensor x = x0.clone().set_requires_grad(true);
+    Generator init(9);
+    Tensor gamma = Tensor::normal({5}, 1, 0.2, init).set_requires_grad(true);
+    Tensor beta = Tensor::normal({5}, 0, 0.2, init).set_requires_grad(true);
+    Tensor mean = Tensor::zeros({5}), var = Tensor::full({5}, 1.0);
+    const Tensor y = sync ? dist::sync_batch_norm(x, gamma, beta, mean, var, 0.1, 1e-5, *one)
+                          : batch_norm(x, gamma, beta, mean, var, true, 0.1, 1e-5);
+    autograd::backward(y, dy);
+    return Result{y.to_vector<float>(),
+                  mean.to_vector<float>(),
+                  var.to_vector<float>(),
+                  x.grad().to_vector<float>(),
+                  gamma.grad().to_vector<float>(),
+                  beta.grad().to_vector<float>()};
+  };
+  const Result a = run(false), b = run(true);
+  auto expect_near = [](const std::vector<float>& u, const std::vector<float>& v,
+                        const char* what) {
+    ASSERT_EQ(u.size(), v.size()) << what;
+    for (size_t i = 0; i < u.size(); ++i)
+      EXPECT_NEAR(u[i], v[i], 1e-5 * (1 + std::abs(u[i]))) << what << " " << i;
+  };
+  expect_near(a.y, b.y, "y");
+  expect_near(a.mean, b.mean, "running_mean");
+  expect_near(a.var, b.var, "running_var");
+  expect_near(a.dx, b.dx, "dx");
+  expect_near(a.dgamma, b.dgamma, "dgamma");
+  expect_near(a.dbeta, b.dbeta, "dbeta");
 }
 
 TEST(DistSettings, LinearScalingMultipliesByTheWorldSize) {

@@ -42,9 +42,8 @@ fs::path DistData::dir(const std::string& name, bool per_rank) {
   return root_ / (per_rank ? name + "-rank" + std::to_string(world().rank()) : name);
 }
 
-apps::TrainOutcome DistData::train(const ModelConfig& model, dist::Communicator* comm, int batch,
-                                   int epochs, const fs::path& output, bool resume,
-                                   int64_t stop_at_step, const std::string& optimizer) {
+apps::TrainOutcome DistData::train(const ModelConfig& model, dist::Communicator* comm,
+                                   const fs::path& output, const Run& run) {
   const data::ShardSet shards(shards_);
   apps::TrainData data;
   data.train = std::make_unique<data::ShardSource>(shards, data::Side::train);
@@ -53,17 +52,18 @@ apps::TrainOutcome DistData::train(const ModelConfig& model, dist::Communicator*
   data.classes = shards.classes();
   apps::TrainSettings s;
   s.model = model;
-  s.epochs = epochs;
-  s.batch = batch;
+  s.epochs = run.epochs;
+  s.batch = run.batch;
   s.workers = 1;
-  s.lr = optimizer == "adam" ? 1e-3 : 0.05;
-  s.optimizer = optimizer;
+  s.lr = run.lr;
+  s.optimizer = run.optimizer;
   s.output = output;
-  s.resume = resume;
+  s.resume = run.resume;
   s.comm = comm;
   s.dist.timeout = 60;
-  s.after_step = [stop_at_step](int64_t step) {
-    if (step == stop_at_step) apps::request_stop();
+  s.dist.sync_bn = run.sync_bn;
+  s.after_step = [stop = run.stop_at_step](int64_t step) {
+    if (step == stop) apps::request_stop();
   };
   testing::internal::CaptureStdout();
   const apps::TrainOutcome outcome = apps::train(s, data);

@@ -17,8 +17,8 @@ namespace cu3d::testing_dist {
 
 namespace fs = std::filesystem;
 
-// 3 classes x 4 groups x 2 clips of 12 frames, 32x32, gray, depth 10 (the keras recipe): 16
-// training videos (the split keeps a quarter of the groups for testing).
+// 3 classes x 4 groups x 2 clips of 12 frames, 32x32, gray, depth 10 (the keras recipe): 18
+// training and 6 test videos.
 class DistData : public testing::Test {
  public:
   static void SetUpTestSuite();
@@ -28,13 +28,20 @@ class DistData : public testing::Test {
   // A folder of this test run that all ranks see; `name` made unique per rank when asked.
   static fs::path dir(const std::string& name, bool per_rank = false);
 
-  // Trains `model` (a preset name or a config) on the shared shards, in-process; `comm` null for
-  // a single process. Returns the outcome; stdout is swallowed.
-  static apps::TrainOutcome train(const ModelConfig& model, dist::Communicator* comm, int batch,
-                                  int epochs, const fs::path& output, bool resume = false,
-                                  int64_t stop_at_step = 0, const std::string& optimizer = "adam");
+  struct Run {
+    int batch = 4;  // per rank
+    int epochs = 2;
+    std::string optimizer = "adam";
+    double lr = 1e-3;
+    bool sync_bn = false;
+    bool resume = false;
+    int64_t stop_at_step = 0;  // asks the run to stop after this step (as Ctrl-C does)
+  };
+  // Trains `model` on the shared shards, in-process, into `output`; `comm` null for a single
+  // process. stdout is swallowed.
+  static apps::TrainOutcome train(const ModelConfig& model, dist::Communicator* comm,
+                                  const fs::path& output, const Run& run);
 
-  static std::vector<std::string> train_videos();
   static fs::path root_;
   static fs::path shards_;
 };
