@@ -10,6 +10,7 @@
 #include "data/rank_share.h"
 #include "engine/autograd.h"
 #include "kernels/error.h"
+#include "layers/basic.h"
 #include "layers/norm.h"
 
 namespace cu3d::apps {
@@ -43,6 +44,14 @@ int synchronize_batch_norm(Module& model, dist::Communicator& comm) {
   for (const auto& [name, child] : model.children())
     count += synchronize_batch_norm(*child, comm);
   return count;
+}
+
+void decorrelate_dropout(Module& model, int rank) {
+  if (rank == 0) return;
+  if (auto* dropout = dynamic_cast<Dropout*>(&model))
+    dropout->set_seed(dropout->seed() ^ (0x9e3779b97f4a7c15ull * uint64_t(rank)));
+  for (const auto& [name, child] : model.children())
+    decorrelate_dropout(*child, rank);
 }
 
 std::unique_ptr<dist::GradReducer> make_reducer(dist::Communicator& comm, Module& model,

@@ -34,6 +34,12 @@ void broadcast_state(dist::Communicator& comm, Module& model, const Optimizer* o
 // ranks; returns how many there are.
 int synchronize_batch_norm(Module& model, dist::Communicator& comm);
 
+// Gives every rank but 0 its own dropout masks (the seed of each Dropout mixed with the rank):
+// with the same seed, all ranks would drop the same units of their batches. Rank 0 keeps the
+// single process's masks; a resumed run draws the same masks again (they depend on seed, rank
+// and the restored counter).
+void decorrelate_dropout(Module& model, int rank);
+
 // The reducer for `model`'s parameters, or null in a world of one.
 std::unique_ptr<dist::GradReducer> make_reducer(dist::Communicator& comm, Module& model,
                                                 const DistSettings& settings);

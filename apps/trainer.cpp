@@ -479,6 +479,7 @@ TrainOutcome Run::run() {
   broadcast_state(comm_, *model_, optimizer_.get());
   reducer_ = make_reducer(comm_, *model_, s_.dist);
   if (s_.dist.sync_bn) synchronize_batch_norm(*model_, comm_);
+  decorrelate_dropout(*model_, comm_.rank());
   if (writer_) write_run_files();
   const ModelSummary summary = summarize_model(spec_.config, spec_.num_classes, spec_.input);
   fmt::print("train: model {} ({} parameters, input {}), {} classes\n", summary.name,

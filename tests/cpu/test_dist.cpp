@@ -16,6 +16,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/norm.h"
 #include "engine/rng.h"
+#include "layers/basic.h"
 
 namespace cu3d {
 namespace {
@@ -142,6 +143,25 @@ TEST(SyncBatchNorm, WorldOfOneEqualsBatchNorm) {
   expect_near(a.dx, b.dx, "dx");
   expect_near(a.dgamma, b.dgamma, "dgamma");
   expect_near(a.dbeta, b.dbeta, "dbeta");
+}
+
+TEST(DistDropout, RanksOtherThanZeroGetTheirOwnSeeds) {
+  auto seeds = [](int rank) {
+    Sequential model;
+    model.add("a", std::make_shared<Dropout>(0.5, 11));
+    model.add("b", std::make_shared<Dropout>(0.5, 12));
+    apps::decorrelate_dropout(model, rank);
+    std::vector<uint64_t> out;
+    for (const auto& [name, child] : model.children())
+      out.push_back(dynamic_cast<Dropout&>(*child).seed());
+    return out;
+  };
+  EXPECT_EQ(seeds(0), (std::vector<uint64_t>{11, 12}));
+  const std::vector<uint64_t> one = seeds(1), two = seeds(2);
+  EXPECT_NE(one[0], 11u);
+  EXPECT_NE(one[0], one[1]);
+  EXPECT_NE(one, two);
+  EXPECT_EQ(seeds(1), one) << "the same rank must draw the same masks again (resume)";
 }
 
 TEST(DistSettings, LinearScalingMultipliesByTheWorldSize) {
