@@ -76,6 +76,8 @@ void print_data_parallel(const dist::Communicator& comm, int batch, double lr,
       "(--lr-scaling {}); {} gradient buckets of <= {} MB in {}\n",
       comm.describe(), int64_t(batch) * comm.size(), batch, comm.size(), lr, settings.lr_scaling,
       reducer->bucket_count(), settings.bucket_mb, settings.bf16_grads ? "bf16" : "fp32");
+  fmt::print("train: batch-norm statistics {}\n",
+             settings.sync_bn ? "over all ranks (--sync-bn)" : "per rank (see --sync-bn)");
   const std::size_t padding = data::train_padding(train_items, comm.size());
   if (padding > 0)
     fmt::print(
