@@ -95,6 +95,12 @@ StepTotals reduce_step(dist::Communicator& comm, double mean_loss, int64_t corre
   return {totals[0], int64_t(totals[1]), int64_t(totals[2]), totals[3] > 0};
 }
 
+bool any_rank(dist::Communicator& comm, bool flag) {
+  double value = flag;
+  comm.all_reduce_sum(&value, 1);
+  return value > 0;
+}
+
 QuietUnlessRankZero::QuietUnlessRankZero(const dist::Communicator& comm) {
   if (comm.rank() == 0) return;
   std::fflush(stdout);

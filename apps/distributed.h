@@ -60,6 +60,9 @@ struct StepTotals {
 StepTotals reduce_step(dist::Communicator& comm, double mean_loss, int64_t correct, int64_t clips,
                        bool stop);
 
+// True on every rank when `flag` is true on any (a stop request seen by one rank only).
+bool any_rank(dist::Communicator& comm, bool flag);
+
 // Ranks other than 0 write no files and print nothing: while this guard lives, their stdout goes
 // to /dev/null (stderr stays, for errors).
 class QuietUnlessRankZero {

@@ -505,6 +505,8 @@ TrainOutcome Run::run() {
       return TrainOutcome::interrupted;
     }
     end_epoch();
+    // A stop request that came during evaluation must stop every rank here, or none.
+    if (any_rank(comm_, g_stop.load())) g_stop.store(true);
     if (g_stop.load() && state_.epoch < s_.epochs) {
       fmt::print("train: interrupted after epoch {}; saved {}; continue with --resume\n",
                  state_.epoch, last_checkpoint(s_.output).string());
