@@ -1,7 +1,5 @@
 #include "engine/dist/grad_reducer.h"
 
-#include <algorithm>
-
 #include "engine/ops/elementwise.h"
 #include "engine/storage.h"
 #include "kernels/error.h"
@@ -15,7 +13,6 @@ GradReducer::GradReducer(Communicator& comm, std::vector<Tensor> params, Reducer
   const Device device = params_.front().device();
   staging_ = comm_.accepts(device) ? device : Device::cpu();
   const double bucket_bytes = options.bucket_mb * 1024 * 1024;
-  bucket_of_.resize(params_.size());
   std::size_t elements = 0;
   for (std::size_t i = params_.size(); i-- > 0;) {
     const Tensor& p = params_[i];
@@ -30,15 +27,13 @@ GradReducer::GradReducer(Communicator& comm, std::vector<Tensor> params, Reducer
     b.params.push_back(i);
     b.offsets.push_back(elements);
     elements += std::size_t(p.numel());
-    bucket_of_[i] = buckets_.size() - 1;
+    bucket_of_[p.impl()] = buckets_.size() - 1;
   }
   for (Bucket& b : buckets_) {
     const std::size_t last = b.params.back();
     b.buffer =
         Tensor::zeros({int64_t(b.offsets.back()) + params_[last].numel()}, DType::f32, staging_);
   }
-  for (const Tensor& p : params_)
-    impls_.push_back(p.impl());
   reset();
 }
 
@@ -47,9 +42,9 @@ autograd::GradReadyFn GradReducer::hook() {
 }
 
 void GradReducer::grad_ready(const Tensor& param) {
-  const auto it = std::find(impls_.begin(), impls_.end(), param.impl());
-  if (it == impls_.end()) return;  // an input marked for a gradient, not a parameter
-  Bucket& bucket = buckets_[bucket_of_[std::size_t(it - impls_.begin())]];
+  const auto it = bucket_of_.find(param.impl());
+  if (it == bucket_of_.end()) return;  // an input marked for a gradient, not a parameter
+  Bucket& bucket = buckets_[it->second];
   if (bucket.waiting > 0 && --bucket.waiting == 0) launch(bucket);
   // MPI moves non-blocking collectives forward only inside MPI calls.
   for (Bucket& b : buckets_)

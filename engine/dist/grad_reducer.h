@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -56,8 +57,7 @@ class GradReducer {
   ReducerOptions options_;
   Device staging_;
   std::vector<Bucket> buckets_;
-  std::vector<std::size_t> bucket_of_;  // per parameter
-  std::vector<const TensorImpl*> impls_;
+  std::unordered_map<const TensorImpl*, std::size_t> bucket_of_;  // parameter -> its bucket
   std::size_t launched_early_ = 0, last_launched_early_ = 0;
   bool in_backward_ = true;
 };
