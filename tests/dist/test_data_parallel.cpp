@@ -7,12 +7,14 @@
 #include <set>
 #include <utility>
 
+#include "apps/distributed.h"
 #include "apps/model_io.h"
 #include "data/loader.h"
 #include "data/rank_share.h"
 #include "dist_fixture.h"
 #include "engine/dist/grad_reducer.h"
 #include "engine/ops/elementwise.h"
+#include "engine/optim/optimizer.h"
 #include "engine/rng.h"
 #include "layers/models.h"
 
@@ -152,6 +154,32 @@ TEST_F(DataParallel, LoaderSharesAreDisjointAndComplete) {
       EXPECT_TRUE(mine[v] == 0 || mine[v] == seen[v]) << "video " << v << " on both ranks";
     }
   }
+}
+
+// Replicas built from different seeds are identical after the broadcast from rank 0: parameters,
+// batch-norm buffers and optimizer state.
+TEST(BroadcastState, EveryRankGetsRankZerosTensors) {
+  dist::Communicator& world = dist::world();
+  const ModelConfig config = load_model_config("keras3d-bn");
+  const auto model = build_model(config, 3, {10, 32, 32, 1}, 100 + uint64_t(world.rank()));
+  const auto rank0 = build_model(config, 3, {10, 32, 32, 1}, 100);
+  Adam adam(model->named_parameters(), AdamOptions{});
+  Tensor(adam.state().front().second).fill_(double(world.rank()) + 0.5);
+  apps::broadcast_state(world, *model, &adam);
+  auto tensors = [](const Module& m) {
+    NamedTensors all = m.named_parameters();
+    for (auto& buffer : m.named_buffers())
+      all.push_back(buffer);
+    return all;
+  };
+  const NamedTensors mine = tensors(*model), expected = tensors(*rank0);
+  ASSERT_EQ(mine.size(), expected.size());
+  for (size_t i = 0; i < mine.size(); ++i)
+    EXPECT_EQ(mine[i].second.to_vector<float>(), expected[i].second.to_vector<float>())
+        << mine[i].first;
+  const std::vector<float> state = adam.state().front().second.to_vector<float>();
+  for (float v : state)
+    ASSERT_EQ(v, 0.5f) << "optimizer state not rank 0's";
 }
 
 TEST(RankShare, PadsOnlyWhenTheWorldDoesNotDivideAndCoversEveryItem) {
