@@ -18,7 +18,8 @@ void DistData::SetUpTestSuite() {
   // mpirun starts the ranks together: the parent's pid (mpirun's, or its daemon's) names the run.
   root_ = fs::temp_directory_path() / ("cu3d-test-dist-" + std::to_string(::getppid()));
   shards_ = root_ / "shards";
-  if (world().rank() == 0 && !fs::exists(shards_ / "manifest.json")) {
+  if (world().rank() == 0) {
+    fs::remove_all(root_);  // a crashed earlier run with a recycled pid
     fs::create_directories(root_);
     testing::internal::CaptureStdout();
     const int synth =
