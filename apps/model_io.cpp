@@ -107,13 +107,33 @@ bool in_top(const float* scores, int classes, int k, int label) {
   return std::find(top.begin(), top.end(), label) != top.end();
 }
 
+// Each video was scored on one rank only (the others add zeros), so the summed scores are the
+// single-process ones exactly; counts travel as doubles, exact up to 2^53.
+void reduce_eval_sums(dist::Communicator& comm, double& loss, int64_t& hits1, int64_t& hits5,
+                      int64_t& clips, std::vector<double>& video_scores,
+                      std::vector<int64_t>& video_clips) {
+  std::vector<double> sums = {loss, double(hits1), double(hits5), double(clips)};
+  sums.insert(sums.end(), video_scores.begin(), video_scores.end());
+  sums.insert(sums.end(), video_clips.begin(), video_clips.end());
+  comm.all_reduce_sum(sums.data(), sums.size());
+  loss = sums[0];
+  hits1 = int64_t(sums[1]), hits5 = int64_t(sums[2]), clips = int64_t(sums[3]);
+  std::copy_n(sums.begin() + 4, video_scores.size(), video_scores.begin());
+  for (size_t v = 0; v < video_clips.size(); ++v)
+    video_clips[v] = int64_t(sums[4 + video_scores.size() + v]);
+}
 }  // namespace
 
 EvalResult evaluate(Module& model, const data::ClipSource& source, const data::Recipe& recipe,
-                    const Shape& input, int classes, int batch_size, int workers) {
+                    const Shape& input, int classes, int batch_size, int workers,
+                    dist::Communicator* comm) {
   model.eval();
   data::Loader loader(source, recipe,
-                      {.batch_size = batch_size, .workers = workers, .mode = data::Mode::eval});
+                      {.batch_size = batch_size,
+                       .workers = workers,
+                       .mode = data::Mode::eval,
+                       .rank = comm != nullptr ? comm->rank() : 0,
+                       .world = comm != nullptr ? comm->size() : 1});
   loader.start_epoch(0);
   EvalResult r;
   std::vector<double> video_scores(source.size() * classes, 0.0);
@@ -137,6 +157,8 @@ EvalResult evaluate(Module& model, const data::ClipSource& source, const data::R
     r.clips += batch->size;
     loader.recycle(std::move(*batch));
   }
+  if (comm != nullptr && comm->size() > 1)
+    reduce_eval_sums(*comm, loss, clip_hits1, clip_hits5, r.clips, video_scores, video_clips);
   CU3D_CHECK(r.clips > 0, "evaluation found no readable clip among {} videos", source.size());
   r.loss = loss / double(r.clips);
   r.clip_top1 = double(clip_hits1) / double(r.clips);

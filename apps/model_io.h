@@ -10,6 +10,7 @@
 #include "data/clip_source.h"
 #include "data/loader.h"
 #include "data/recipe.h"
+#include "engine/dist/communicator.h"
 #include "engine/tensor.h"
 #include "layers/checkpoint.h"
 #include "layers/module.h"
@@ -61,8 +62,11 @@ struct EvalResult {
 };
 
 // Every evaluation clip of `source` (the loader's eval mode), scores averaged per video. Puts the
-// model in evaluation mode and leaves it so.
+// model in evaluation mode and leaves it so. With a communicator of several ranks each rank
+// scores its share of the videos and the sums are reduced: every rank gets the single-process
+// result.
 EvalResult evaluate(Module& model, const data::ClipSource& source, const data::Recipe& recipe,
-                    const Shape& input, int classes, int batch_size, int workers);
+                    const Shape& input, int classes, int batch_size, int workers,
+                    dist::Communicator* comm = nullptr);
 
 }  // namespace cu3d::apps

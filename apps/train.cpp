@@ -9,6 +9,7 @@
 
 #include "apps/app.h"
 #include "apps/data_flags.h"
+#include "apps/distributed_flags.h"
 #include "apps/subcommands.h"
 #include "apps/trainer.h"
 #include "data/shard.h"
@@ -96,6 +97,8 @@ TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe
 void run_train(TrainFlags f) {
   apply_compute_flags(f);
   TrainSettings& s = f.settings;
+  s.device = data_parallel_device(dist::world(), s.device, f.device);
+  s.comm = &dist::world_for(s.device);
   s.model = load_model_config(f.model);
   CU3D_CHECK(f.ensemble >= 1 && f.ensemble <= 64, "--ensemble {} must be in 1..64", f.ensemble);
   if (f.ensemble > 1) s.model["ensemble"] = f.ensemble;
@@ -167,6 +170,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--ensemble", f->ensemble, "train N copies of the model as one ensemble")
       ->capture_default_str();
+  add_data_parallel_flags(*cmd, s.dist);
   cmd->callback([f] { run_train(*f); });
 }
 

@@ -12,8 +12,8 @@
 #include "apps/import_weights.h"
 #include "apps/model_io.h"
 #include "apps/plots.h"
-#include "data/device_feeder.h"
 #include "apps/tensorboard_events.h"
+#include "data/device_feeder.h"
 #include "data/loader.h"
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
@@ -233,7 +233,8 @@ std::string read_text(const fs::path& path) {
 // One training run: the model, optimizer and state, and the output folder they write.
 class Run {
  public:
-  Run(const TrainSettings& settings, TrainData& data) : s_(settings), data_(data) {
+  Run(const TrainSettings& settings, TrainData& data, dist::Communicator& comm)
+      : s_(settings), data_(data), comm_(comm), writer_(comm.rank() == 0) {
     const int rank = int(config_input_shape(s_.model).size());
     recipe_ = rank == 3 ? single_frame_recipe(data.recipe) : data.recipe;
     spec_ = {s_.model, int(data.classes.size()), model_input_shape(recipe_, rank)};
@@ -252,6 +253,9 @@ class Run {
 
   const TrainSettings& s_;
   TrainData& data_;
+  dist::Communicator& comm_;
+  bool writer_;  // rank 0 writes the run's files
+  std::unique_ptr<dist::GradReducer> reducer_;
   data::Recipe recipe_;
   ModelSpec spec_;
   std::shared_ptr<Module> model_;
@@ -381,6 +385,7 @@ json Run::state_json() {
 }
 
 void Run::save(const fs::path& path) {
+  if (!writer_) return;
   const std::map<std::string, std::string> metadata = {
       {kRecipeKey, data::recipe_to_json(recipe_).dump()},
       {kClassesKey, json(data_.classes).dump()},
@@ -402,7 +407,7 @@ void Run::train_epoch(data::Loader& loader) {
     feeder.next();
   int64_t clips_this_run = 0;
   model_->train();
-  events_->start_epoch();
+  if (events_) events_->start_epoch();
   while (auto fed = feeder.next()) {
     const data::Batch* batch = &fed->host;
     const Tensor& x = fed->input;
@@ -418,15 +423,20 @@ void Run::train_epoch(data::Loader& loader) {
           "Lower --lr (now {}) or check the data",
           loss, state_.epoch + 1, state_.batch + 1, state_.step + 1, last_good_, s_.lr));
     }
-    autograd::backward(out.loss);
+    autograd::backward(out.loss, Tensor(), reducer_ ? reducer_->hook() : autograd::GradReadyFn());
+    if (reducer_) reducer_->finish();
     optimizer_->step();
     ++state_.batch;
     ++state_.step;
-    state_.loss_sum += loss * batch->size;
-    state_.correct += out.correct;
-    state_.seen += batch->size;
-    clips_this_run += batch->size;
-    events_->on_step(state_.step, batch->size, loss, out.correct, optimizer_->lr());
+    const StepTotals totals = reduce_step(comm_, loss, out.correct, batch->size, g_stop.load());
+    if (totals.stop) g_stop.store(true);  // every rank stops at the same step
+    state_.loss_sum += totals.loss_sum;
+    state_.correct += totals.correct;
+    state_.seen += totals.clips;
+    clips_this_run += totals.clips;
+    if (events_)
+      events_->on_step(state_.step, totals.clips, totals.loss_sum / double(totals.clips),
+                       totals.correct, optimizer_->lr());
     progress.update(state_.batch, state_.loss_sum / double(state_.seen),
                     double(state_.correct) / double(state_.seen), clips_this_run);
     if (s_.after_step) s_.after_step(state_.step);
@@ -439,8 +449,8 @@ void Run::train_epoch(data::Loader& loader) {
 }
 
 void Run::end_epoch() {
-  const EvalResult r =
-      evaluate(*model_, *data_.test, recipe_, spec_.input, spec_.num_classes, s_.batch, s_.workers);
+  const EvalResult r = evaluate(*model_, *data_.test, recipe_, spec_.input, spec_.num_classes,
+                                s_.batch, s_.workers, &comm_);
   History& h = state_.history;
   h.loss.push_back(state_.loss_sum / double(state_.seen));
   h.acc.push_back(double(state_.correct) / double(state_.seen));
@@ -462,14 +472,16 @@ void Run::end_epoch() {
   for (size_t e = 0; e < h.loss.size(); ++e)
     result += fmt::format("{}\t{:.6f}\t{:.6f}\t{:.6f}\t{:.6f}\n", e + 1, h.loss[e], h.acc[e],
                           h.val_loss[e], h.val_acc[e]);
+  if (!writer_) return;
   write_atomically(s_.output / "result.txt", result);
   write_curves_png(s_.output / "model_accuracy.png", "model accuracy", "accuracy",
                    {{"acc", h.acc}, {"val_acc", h.val_acc}});
   write_curves_png(s_.output / "model_loss.png", "model loss", "loss",
                    {{"loss", h.loss}, {"val_loss", h.val_loss}});
   write_confusion_png(s_.output / "confusion_matrix.png", r.confusion, data_.classes);
-  events_->on_epoch(state_.epoch, h.loss.back(), h.acc.back(), r, optimizer_->lr(),
-                    s_.output / "confusion_matrix.png");
+  if (events_)
+    events_->on_epoch(state_.epoch, h.loss.back(), h.acc.back(), r, optimizer_->lr(),
+                      s_.output / "confusion_matrix.png");
   save(last_checkpoint(s_.output));
   last_good_ = last_checkpoint(s_.output).string();
   if (best) save(best_checkpoint(s_.output));
@@ -477,8 +489,14 @@ void Run::end_epoch() {
 
 TrainOutcome Run::run() {
   open_or_resume();
-  write_run_files();
-  events_ = std::make_unique<TrainingEvents>(s_.output);
+  broadcast_state(comm_, *model_, optimizer_.get());
+  reducer_ = make_reducer(comm_, *model_, s_.dist);
+  if (s_.dist.sync_bn) synchronize_batch_norm(*model_, comm_);
+  decorrelate_dropout(*model_, comm_.rank());
+  if (writer_) {
+    write_run_files();
+    events_ = std::make_unique<TrainingEvents>(s_.output);
+  }
   const ModelSummary summary = summarize_model(spec_.config, spec_.num_classes, spec_.input);
   fmt::print("train: model {} ({} parameters, input {}), {} classes\n", summary.name,
              summary.parameters, shape_str(spec_.input), spec_.num_classes);
@@ -486,9 +504,14 @@ TrainOutcome Run::run() {
              recipe_.name, data_.train->size(), data_.test->size());
   fmt::print("train: {} lr {} ({}), batch {}, {} epochs, seed {}; {}\n", s_.optimizer, s_.lr,
              s_.schedule, s_.batch, s_.epochs, s_.seed, describe_compute_options());
+  print_data_parallel(comm_, s_.batch, s_.lr, s_.dist, reducer_.get(), data_.train->size());
   std::fflush(stdout);
   data::Loader loader(*data_.train, recipe_,
-                      {.batch_size = s_.batch, .workers = s_.workers, .seed = s_.seed});
+                      {.batch_size = s_.batch,
+                       .workers = s_.workers,
+                       .seed = s_.seed,
+                       .rank = comm_.rank(),
+                       .world = comm_.size()});
   while (state_.epoch < s_.epochs) {
     train_epoch(loader);
     if (interrupted_) {
@@ -498,6 +521,8 @@ TrainOutcome Run::run() {
       return TrainOutcome::interrupted;
     }
     end_epoch();
+    // A stop request that came during evaluation must stop every rank here, or none.
+    if (any_rank(comm_, g_stop.load())) g_stop.store(true);
     if (g_stop.load() && state_.epoch < s_.epochs) {
       fmt::print("train: interrupted after epoch {}; saved {}; continue with --resume\n",
                  state_.epoch, last_checkpoint(s_.output).string());
@@ -518,8 +543,23 @@ TrainOutcome train(const TrainSettings& settings, TrainData& data) {
              settings.batch, settings.workers);
   CU3D_CHECK(std::isfinite(settings.lr) && settings.lr > 0, "--lr must be positive, got {}",
              settings.lr);
-  Run run(settings, data);
-  return run.run();
+  const std::unique_ptr<dist::Communicator> single =
+      settings.comm == nullptr ? dist::make_local_communicator() : nullptr;
+  dist::Communicator& comm = settings.comm != nullptr ? *settings.comm : *single;
+  comm.set_timeout(settings.dist.timeout);
+  TrainSettings scaled = settings;
+  scaled.lr = scaled_lr(settings.lr, settings.dist, comm.size());
+  const QuietUnlessRankZero quiet(comm);
+  try {
+    Run run(scaled, data, comm);
+    const TrainOutcome outcome = run.run();
+    comm.barrier();  // rank 0's last checkpoint is written before any rank returns
+    return outcome;
+  } catch (const std::exception& e) {
+    // One rank's error would leave the others waiting in a collective: stop them all now.
+    if (comm.size() > 1) comm.abort(e.what());
+    throw;
+  }
 }
 
 void request_stop() {

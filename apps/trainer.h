@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/distributed.h"
 #include "apps/model_io.h"
 #include "data/clip_source.h"
 #include "data/recipe.h"
@@ -62,6 +63,9 @@ struct TrainSettings {
   bool progress_tty = false;   // one updating line instead of plain lines
   // The axis order of the clips a Keras --init file was trained on: dhwc, or hwdc.
   std::string keras_order = "dhwc";
+  // Data parallel (apps/distributed.h): the job's communicator, null for a single process.
+  dist::Communicator* comm = nullptr;
+  DistSettings dist;
   // Called after every optimizer step with the global step (tests interrupt runs through it).
   std::function<void(int64_t step)> after_step;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "data/random.h"
+#include "data/rank_share.h"
 #include "kernels/error.h"
 
 namespace cu3d::data {
@@ -13,6 +14,8 @@ Loader::Loader(const ClipSource& source, const Recipe& recipe, const LoaderOptio
   CU3D_CHECK(options.batch_size >= 1 && options.workers >= 1 && options.prefetch >= 1,
              "loader: batch_size {}, workers {} and prefetch {} must be at least 1",
              options.batch_size, options.workers, options.prefetch);
+  CU3D_CHECK(options.world >= 1 && options.rank >= 0 && options.rank < options.world,
+             "loader: rank {} is not in a world of {}", options.rank, options.world);
   const auto [d, h, w, c] = clip_shape(recipe_);
   clip_bytes_ = size_t(d) * h * w * c;
   for (int i = 0; i < options.workers; ++i)
@@ -48,9 +51,25 @@ void Loader::start_epoch(int epoch) {
         items_.push_back({int32_t(v), int32_t(w)});
     }
   }
+  take_share();
   epoch_active_ = true;
   lock.unlock();
   work_ready_.notify_all();
+}
+
+void Loader::take_share() {
+  if (options_.world == 1) return;
+  std::vector<Item> all = std::move(items_);
+  items_.clear();
+  if (options_.mode == Mode::train) {
+    padded_ = int64_t(train_padding(all.size(), options_.world));
+    for (size_t position :
+         train_share(all.size(), options_.batch_size, options_.rank, options_.world))
+      items_.push_back(all[position % all.size()]);
+    return;
+  }
+  for (const Item& item : all)
+    if (item.video % options_.world == options_.rank) items_.push_back(item);
 }
 
 int64_t Loader::batches_per_epoch() const {

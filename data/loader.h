@@ -38,6 +38,9 @@ struct LoaderOptions {
   Mode mode = Mode::train;
   uint64_t seed = 0;
   bool drop_last = false;  // drop the epoch's final partial batch
+  // Data parallel: this process's share of every epoch (data/rank_share.h).
+  int rank = 0;
+  int world = 1;
 };
 
 struct Batch {
@@ -67,6 +70,8 @@ class Loader {
 
   int64_t batches_per_epoch() const;
   int64_t items_per_epoch() const { return int64_t(items_.size()); }
+  // Items repeated in a training epoch so that the world size divides it (0 for one process).
+  int64_t padded_per_epoch() const { return padded_; }
   // Clips cut from videos shorter than the recipe's depth (looped), since construction.
   int64_t looped() const { return looped_; }
 
@@ -77,6 +82,7 @@ class Loader {
   };
   void work();
   Batch make_batch(int64_t index, uint64_t epoch_seed);
+  void take_share();
   bool cut_item(const Item& item, uint64_t epoch_seed, Clip& scratch, uint8_t* out);
 
   const ClipSource& source_;
@@ -85,6 +91,7 @@ class Loader {
   size_t clip_bytes_ = 0;
   std::vector<Item> items_;
   uint64_t epoch_seed_ = 0;
+  int64_t padded_ = 0;
   std::atomic<int64_t> looped_{0};
 
   std::mutex mutex_;

@@ -90,6 +90,19 @@ void run_entry(const Entry& entry, GradMap& pending) {
   }
 }
 
+// For each entry, the leaves whose last contribution it makes (entries run in reverse, so that is
+// the first entry in tape order that takes the leaf as an input).
+std::vector<std::vector<Tensor>> leaves_final_after(const std::vector<Entry>& entries) {
+  std::vector<std::vector<Tensor>> final_after(entries.size());
+  std::unordered_map<const TensorImpl*, bool> seen;
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    for (const Tensor& input : entries[i].inputs)
+      if (input.defined() && input.is_leaf() && input.requires_grad() &&
+          seen.emplace(input.impl(), true).second)
+        final_after[i].push_back(input);
+  return final_after;
+}
+
 }  // namespace
 
 bool grad_enabled() {
@@ -122,7 +135,7 @@ void record(std::string op, std::vector<Tensor> inputs, std::vector<Tensor> outp
                        std::move(outputs), std::move(backward)});
 }
 
-void backward(const Tensor& root, const Tensor& grad_root) {
+void backward(const Tensor& root, const Tensor& grad_root, const GradReadyFn& on_grad_ready) {
   CU3D_CHECK(root.defined(), "backward: the root tensor is undefined");
   CU3D_CHECK(root.requires_grad(),
              "backward on {}: it needs no gradient (no input of the ops that produced it requires "
@@ -146,15 +159,21 @@ void backward(const Tensor& root, const Tensor& grad_root) {
   GradMap pending;
   if (root.is_leaf()) {
     deliver(Entry{"backward", "", {}, {}, {}}, root, seed, pending);
+    if (on_grad_ready) on_grad_ready(root);
     return;
   }
   pending.emplace(root.impl(), PendingGrad{seed, false});
   // Entries run in reverse; clear the tape even if a backward function throws.
   std::vector<Entry> entries = std::move(t.entries);
   t.clear();
-  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-    run_entry(*it, pending);
-    *it = Entry{};  // free the saved tensors as soon as they are used
+  const std::vector<std::vector<Tensor>> final_after =
+      on_grad_ready ? leaves_final_after(entries) : std::vector<std::vector<Tensor>>();
+  for (std::size_t i = entries.size(); i-- > 0;) {
+    run_entry(entries[i], pending);
+    entries[i] = Entry{};  // free the saved tensors as soon as they are used
+    if (!on_grad_ready) continue;
+    for (const Tensor& leaf : final_after[i])
+      if (leaf.grad().defined()) on_grad_ready(leaf);
   }
 }
 

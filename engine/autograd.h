@@ -39,9 +39,14 @@ bool needs_grad(std::initializer_list<Tensor> inputs);
 void record(std::string op, std::vector<Tensor> inputs, std::vector<Tensor> outputs,
             BackwardFn backward);
 
+// Called by backward with each leaf as soon as its gradient is final (no entry left to run feeds
+// it), so that data-parallel training reduces it while the rest of backward runs.
+using GradReadyFn = std::function<void(const Tensor& leaf)>;
+
 // Back-propagates from `root`. `grad_root` defaults to 1 for a one-element root; for any other
 // root it must be given, with the root's shape. Clears the tape.
-void backward(const Tensor& root, const Tensor& grad_root = Tensor());
+void backward(const Tensor& root, const Tensor& grad_root = Tensor(),
+              const GradReadyFn& on_grad_ready = {});
 
 std::size_t tape_size();
 void clear_tape();  // drops the recorded graph without back-propagating

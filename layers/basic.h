@@ -69,6 +69,8 @@ class Dropout : public Module {
   std::string describe() const override { return fmt::format("Dropout({})", rate_); }
   uint64_t calls() const { return calls_; }
   void set_calls(uint64_t calls) { calls_ = calls; }
+  uint64_t seed() const { return seed_; }
+  void set_seed(uint64_t seed) { seed_ = seed; }  // data parallel: each rank its own masks
 
  private:
   double rate_;

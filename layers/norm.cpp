@@ -1,5 +1,7 @@
 #include "layers/norm.h"
 
+#include "engine/dist/sync_batch_norm.h"
+
 namespace cu3d {
 
 LayerNorm::LayerNorm(int channels, LayerNormVariant variant, double eps)
@@ -29,6 +31,9 @@ BatchNorm::BatchNorm(int channels, double momentum, double eps) : momentum_(mome
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
+  if (sync_ != nullptr && training())
+    return dist::sync_batch_norm(x, gamma_, beta_, running_mean_, running_var_, momentum_, eps_,
+                                 *sync_);
   return batch_norm(x, gamma_, beta_, running_mean_, running_var_, training(), momentum_, eps_);
 }
 

@@ -2,6 +2,7 @@
 // per-channel scale `gamma` (ones) and offset `beta` (zeros), as PyTorch and Keras start them.
 #pragma once
 
+#include "engine/dist/communicator.h"
 #include "engine/ops/norm.h"
 #include "layers/module.h"
 
@@ -29,9 +30,13 @@ class BatchNorm : public Module {
   BatchNorm(int channels, double momentum = 0.1, double eps = 1e-5);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  // Data parallel: batch statistics over all ranks of `comm` in training (engine/dist/
+  // sync_batch_norm.h); null (the default) for this process's batch alone.
+  void set_sync(dist::Communicator* comm) { sync_ = comm; }
 
  private:
   double momentum_, eps_;
+  dist::Communicator* sync_ = nullptr;
   Tensor gamma_, beta_, running_mean_, running_var_;
 };
 
