@@ -83,6 +83,23 @@ TEST_F(DataFeederOnCpu, DeliversTheLoadersBatchesNormalized) {
   }
 }
 
+TEST_F(DataFeederOnCpu, RestartingAnEpochDropsTheBatchAhead) {
+  const ShardSource source(*shards_, Side::train);
+  const Recipe& recipe = shards_->recipe();
+  const LoaderOptions options{.batch_size = 4, .workers = 2, .seed = 3};
+  Loader plain(source, recipe, options), fed(source, recipe, options);
+  DeviceFeeder feeder(fed, recipe, {4, 32, 32, 3}, Device::cpu());
+  feeder.start_epoch(0);
+  ASSERT_TRUE(feeder.next());  // batch 1 of epoch 0 is now ahead
+  feeder.start_epoch(1);
+  plain.start_epoch(1);
+  const std::optional<Batch> expected = plain.next();
+  const std::optional<DeviceBatch> batch = feeder.next();
+  ASSERT_TRUE(expected && batch);
+  EXPECT_EQ(batch->host.videos, expected->videos);
+  EXPECT_EQ(batch->input.to_vector<float>(), normalized(*expected, recipe));
+}
+
 TEST_F(DataFeederOnCpu, RejectsAModelInputOfAnotherSizeAndCudaWithoutAGpu) {
   const ShardSource source(*shards_, Side::train);
   Loader loader(source, shards_->recipe(), {});
