@@ -129,7 +129,8 @@ std::optional<DeviceBatch> DeviceFeeder::next() {
     CU3D_CUDA_CHECK(
         cudaStreamWaitEvent(compute_stream(), cuda_->copied[size_t(current->slot)].get(), 0));
 #endif
-  // On the compute stream, so the u8 buffer freed with `current` (legacy stream) outlives it.
+  // The u8 buffer, freed with `current` on the legacy stream, is freed after the op in stream
+  // order: the compute stream is the legacy stream or, when set, one that synchronizes with it.
   Tensor input = normalize_clips(current->clips, recipe_.mean, recipe_.scale)
                      .reshape(batch_shape(current->host.size, input_));
   pending_ = begin_copy();  // overlaps the caller's step on `current`
