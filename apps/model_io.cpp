@@ -7,9 +7,9 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
-#include "data/device_feeder.h"
 #include "engine/autograd.h"
 #include "engine/ops/activation.h"
+#include "engine/ops/input.h"
 #include "kernels/error.h"
 #include "layers/models.h"
 
@@ -74,9 +74,9 @@ Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recip
              shape_str(input), recipe.name, d, h, w, c);
   Shape shape{n};
   shape.insert(shape.end(), input.begin(), input.end());
-  Tensor x = Tensor::empty(shape);
-  data::normalize_clips(clips, n, recipe, x.data<float>());
-  return x;
+  Tensor bytes = Tensor::empty({n, d, h, w, c}, DType::u8);
+  std::copy_n(clips, bytes.numel(), bytes.data<uint8_t>());
+  return normalize_clips(bytes, recipe.mean, recipe.scale).reshape(shape);
 }
 
 std::vector<float> class_probabilities(Module& model, const Tensor& input, int64_t classes) {

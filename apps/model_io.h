@@ -40,8 +40,8 @@ Shape model_input_shape(const data::Recipe& recipe, int input_rank);
 // every `kFrameStride`-th frame in evaluation (scores averaged per video).
 data::Recipe single_frame_recipe(data::Recipe recipe);
 
-// (pixel - mean[c]) * scale in f32, shaped (n, ...input): the CPU half of the normalize step (the
-// device kernel does the same on a GPU). `input` is model_input_shape's.
+// (pixel - mean[c]) * scale in f32 on the CPU, shaped (n, ...input): the engine's
+// normalize_clips op, as the DeviceFeeder applies it in training. `input` is model_input_shape's.
 Tensor clips_to_input(const uint8_t* clips, int64_t n, const data::Recipe& recipe,
                       const Shape& input);
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <vector>
 
+#include "engine/ops/input.h"
 #include "kernels/error.h"
 #ifdef CU3D_CUDA
 #include "engine/compute.h"
@@ -20,6 +21,12 @@ Shape batch_shape(int64_t n, const Shape& input) {
   return shape;
 }
 
+// (n, D, H, W, C): the loader's clip layout, the shape normalize_clips takes.
+Shape clips_shape(int64_t n, const Recipe& recipe) {
+  const auto [d, h, w, c] = clip_shape(recipe);
+  return {n, d, h, w, c};
+}
+
 // The batch's clip bytes handed back to the loader for its next batch.
 void return_clips(Loader& loader, Batch& batch) {
   Batch spent;
@@ -29,20 +36,11 @@ void return_clips(Loader& loader, Batch& batch) {
 
 }  // namespace
 
-void normalize_clips(const uint8_t* clips, int64_t n, const Recipe& recipe, float* out) {
-  const auto [d, h, w, c] = clip_shape(recipe);
-  std::vector<float> mean(size_t(c), 0.0f);
-  for (size_t k = 0; k < mean.size() && k < recipe.mean.size(); ++k)
-    mean[k] = recipe.mean[k];
-  const int64_t pixels = n * d * h * w;
-  for (int64_t p = 0; p < pixels; ++p)
-    for (int k = 0; k < c; ++k)
-      out[p * c + k] = (float(clips[p * c + k]) - mean[size_t(k)]) * recipe.scale;
-}
-
 struct DeviceFeeder::Copy {
-  DeviceBatch batch;
-  int slot = 0;  // which pinned buffer and event (CUDA)
+  Batch host;     // size, labels, videos
+  Tensor clips;   // u8 (size, D, H, W, C) on the device
+  Tensor labels;  // i32 (size) on the device
+  int slot = 0;   // which pinned buffers and event (CUDA)
 };
 
 #ifdef CU3D_CUDA
@@ -52,7 +50,34 @@ struct DeviceFeeder::Cuda {
   std::array<cuda::Event, 2> copied;  // per slot: its last copy is done
   std::array<bool, 2> used{false, false};
   // Pinned host buffers by batch size (the last batch of an epoch is smaller), per slot.
-  std::map<int64_t, std::array<Tensor, 2>> inputs, labels;
+  std::map<int64_t, std::array<Tensor, 2>> clips, labels;
+
+  // Stages the batch in the slot's pinned buffers and issues its copy on `stream` into device
+  // buffers of `copy` (the ordering is the header's steps 1 and 2).
+  void begin(const Batch& batch, const Shape& shape, Device device, Copy& copy) {
+    const size_t slot = size_t(copy.slot);
+    if (used[slot]) CU3D_CUDA_CHECK(cudaEventSynchronize(copied[slot].get()));
+    used[slot] = true;
+    const int64_t n = batch.size;
+    Tensor& host_clips = clips[n][slot];
+    Tensor& host_labels = labels[n][slot];
+    if (!host_clips.defined()) {
+      host_clips = Tensor::empty(shape, DType::u8, Device::cpu(), true);
+      host_labels = Tensor::empty({n}, DType::i32, Device::cpu(), true);
+    }
+    std::copy_n(batch.clips.data(), host_clips.numel(), host_clips.data<uint8_t>());
+    std::copy_n(batch.labels.data(), n, host_labels.data<int32_t>());
+
+    copy.clips = Tensor::empty(shape, DType::u8, device);
+    copy.labels = Tensor::empty({n}, DType::i32, device);
+    allocated.record(nullptr);
+    CU3D_CUDA_CHECK(cudaStreamWaitEvent(stream.get(), allocated.get(), 0));
+    CU3D_CUDA_CHECK(cudaMemcpyAsync(copy.clips.raw_data(), host_clips.raw_data(),
+                                    copy.clips.nbytes(), cudaMemcpyHostToDevice, stream.get()));
+    CU3D_CUDA_CHECK(cudaMemcpyAsync(copy.labels.raw_data(), host_labels.raw_data(),
+                                    copy.labels.nbytes(), cudaMemcpyHostToDevice, stream.get()));
+    copied[slot].record(stream.get());
+  }
 };
 #else
 struct DeviceFeeder::Cuda {};
@@ -99,13 +124,17 @@ std::optional<DeviceBatch> DeviceFeeder::next() {
   if (!pending_) return std::nullopt;
   std::unique_ptr<Copy> current = std::move(pending_);
 #ifdef CU3D_CUDA
-  // The step that reads this batch waits for its copy on the device; the host does not.
+  // The normalization and the step after it wait for the copy on the device; the host does not.
   if (cuda_)
     CU3D_CUDA_CHECK(
         cudaStreamWaitEvent(compute_stream(), cuda_->copied[size_t(current->slot)].get(), 0));
 #endif
+  // The u8 buffer, freed with `current` on the legacy stream, is freed after the op in stream
+  // order: the compute stream is the legacy stream or, when set, one that synchronizes with it.
+  Tensor input = normalize_clips(current->clips, recipe_.mean, recipe_.scale)
+                     .reshape(batch_shape(current->host.size, input_));
   pending_ = begin_copy();  // overlaps the caller's step on `current`
-  return std::move(current->batch);
+  return DeviceBatch{std::move(current->host), std::move(input), std::move(current->labels)};
 }
 
 std::unique_ptr<DeviceFeeder::Copy> DeviceFeeder::begin_copy() {
@@ -113,48 +142,20 @@ std::unique_ptr<DeviceFeeder::Copy> DeviceFeeder::begin_copy() {
   if (!batch) return nullptr;
   auto copy = std::make_unique<Copy>();
   copy->slot = int(copies_++ % 2);
-  if (!cuda_) {
-    // CPU: the normalized tensors are the inputs themselves.
-    Tensor input = Tensor::empty(batch_shape(batch->size, input_));
-    normalize_clips(batch->clips.data(), batch->size, recipe_, input.data<float>());
-    const Tensor labels = Tensor::from_vector(
-        std::vector<int32_t>(batch->labels.begin(), batch->labels.begin() + batch->size),
-        {batch->size});
-    return_clips(loader_, *batch);
-    copy->batch = {std::move(*batch), std::move(input), labels};
-    return copy;
-  }
-#ifdef CU3D_CUDA
-  Cuda& cuda = *cuda_;
-  const size_t slot = size_t(copy->slot);
-  // This slot's pinned buffers were last copied two batches ago: wait (normally not at all)
-  // before refilling them.
-  if (cuda.used[slot]) CU3D_CUDA_CHECK(cudaEventSynchronize(cuda.copied[slot].get()));
-  cuda.used[slot] = true;
   const int64_t n = batch->size;
-  Tensor& host_input = cuda.inputs[n][slot];
-  Tensor& host_labels = cuda.labels[n][slot];
-  if (!host_input.defined()) {
-    host_input = Tensor::empty(batch_shape(n, input_), DType::f32, Device::cpu(), true);
-    host_labels = Tensor::empty({n}, DType::i32, Device::cpu(), true);
-  }
-  normalize_clips(batch->clips.data(), n, recipe_, host_input.data<float>());
-  std::copy(batch->labels.begin(), batch->labels.begin() + n, host_labels.data<int32_t>());
-  return_clips(loader_, *batch);
-
-  Tensor input = Tensor::empty(host_input.shape(), DType::f32, device_);
-  Tensor labels = Tensor::empty({n}, DType::i32, device_);
-  // The device buffers come from the stream-ordered pool on the legacy stream; the copy stream
-  // (non-blocking) must not write them before that allocation point.
-  cuda.allocated.record(nullptr);
-  CU3D_CUDA_CHECK(cudaStreamWaitEvent(cuda.stream.get(), cuda.allocated.get(), 0));
-  CU3D_CUDA_CHECK(cudaMemcpyAsync(input.raw_data(), host_input.raw_data(), input.nbytes(),
-                                  cudaMemcpyHostToDevice, cuda.stream.get()));
-  CU3D_CUDA_CHECK(cudaMemcpyAsync(labels.raw_data(), host_labels.raw_data(), labels.nbytes(),
-                                  cudaMemcpyHostToDevice, cuda.stream.get()));
-  cuda.copied[slot].record(cuda.stream.get());
-  copy->batch = {std::move(*batch), std::move(input), std::move(labels)};
+  if (cuda_) {
+#ifdef CU3D_CUDA
+    cuda_->begin(*batch, clips_shape(n, recipe_), device_, *copy);
 #endif
+  } else {
+    // CPU: the clips are the op's input as they are, no copy across devices.
+    copy->clips = Tensor::empty(clips_shape(n, recipe_), DType::u8);
+    std::copy_n(batch->clips.data(), copy->clips.numel(), copy->clips.data<uint8_t>());
+    copy->labels = Tensor::from_vector(
+        std::vector<int32_t>(batch->labels.begin(), batch->labels.begin() + n), {n});
+  }
+  return_clips(loader_, *batch);
+  copy->host = std::move(*batch);
   return copy;
 }
 

@@ -1,16 +1,21 @@
 // Loader batches on the training device, the next batch's host-to-device copy overlapping the
 // current step.
 //
-// Each batch's clips are normalized on the host ((pixel - mean[c]) * scale, the recipe's) into a
-// float tensor. On CUDA that tensor is pinned (page-locked: the DMA engine reads it directly, and
-// the copy is asynchronous), it is copied on the feeder's own stream, and the compute stream waits
-// on the copy's event, not the host. next() hands out batch k and issues batch k+1's copy before
-// returning, so that copy runs while the caller's step k computes. Two pinned buffers per batch
-// size alternate; a buffer is refilled only after its previous copy's event has completed. On the
-// CPU, next() is a plain pass-through: the normalized tensors are the model's inputs.
-//
-// The copy carries floats (4 bytes per pixel): uint8 clips with the normalization on the device
-// would carry a quarter of that, once the engine has a uint8 -> float normalize kernel.
+// What crosses PCIe is each batch's uint8 clips (1 byte per pixel, a quarter of the floats the
+// model takes) and its int32 labels; the device makes the floats with the engine's
+// normalize_clips op ((pixel - mean[c]) * scale, the recipe's; engine/ops/input.h). On CUDA, in
+// this order:
+//   1. begin_copy: the loader's clip bytes (pageable) are staged into one of two pinned uint8
+//      buffers per batch size (page-locked: the DMA engine reads them directly, so the copy is
+//      asynchronous); a buffer is refilled only after the event of its previous copy, two
+//      batches ago, has completed (normally without waiting).
+//   2. The feeder's own stream waits on an event after the device buffers' allocation (they come
+//      from the stream-ordered pool on the legacy stream), copies clips and labels, and records
+//      the slot's `copied` event.
+//   3. next(): the compute stream waits on that event (a device-side wait, the host goes on),
+//      then normalize_clips runs on the compute stream; only then is batch k+1's copy issued, so
+//      that copy runs while the caller's step k computes.
+// On the CPU, the same op normalizes the loader's clips, so both paths share one definition.
 #pragma once
 
 #include <memory>
@@ -22,10 +27,6 @@
 #include "engine/tensor.h"
 
 namespace cu3d::data {
-
-// (pixel - mean[c]) * scale for n clips of the recipe's clip shape into `out` (float, same
-// element count), channels last.
-void normalize_clips(const uint8_t* clips, int64_t n, const Recipe& recipe, float* out);
 
 struct DeviceBatch {
   Batch host;     // size, labels, videos (the clip bytes are back in the loader)

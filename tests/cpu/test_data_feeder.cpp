@@ -1,5 +1,6 @@
-// data/device_feeder: on the CPU a pass-through that normalizes each loader batch; the CUDA path
-// (pinned buffers, copy stream, events) needs a GPU and is not run here.
+// data/device_feeder: on the CPU a pass-through that normalizes each loader batch with the
+// engine's normalize_clips op; the CUDA path (pinned uint8 buffers, copy stream, events) needs a
+// GPU and is not run here.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -28,19 +29,15 @@ Recipe feeder_recipe() {
   return recipe;
 }
 
-TEST(DataFeeder, NormalizeSubtractsTheChannelMeanAndScales) {
-  Recipe recipe = feeder_recipe();
-  recipe.mean = {10.5f, 120.0f, 250.25f};
-  const auto [d, h, w, c] = clip_shape(recipe);
-  const size_t count = size_t(2) * d * h * w * c;
-  std::mt19937 random(17);
-  std::vector<uint8_t> clips(count);
-  for (uint8_t& byte : clips)
-    byte = uint8_t(random());
+// (pixel - mean[c]) * scale, channels last: the recipe's normalization, written out.
+std::vector<float> normalized(const Batch& batch, const Recipe& recipe) {
+  const size_t count = size_t(batch.size) * batch.clip_shape[0] * batch.clip_shape[1] *
+                       batch.clip_shape[2] * batch.clip_shape[3];
+  const size_t c = size_t(batch.clip_shape[3]);
   std::vector<float> out(count);
-  normalize_clips(clips.data(), 2, recipe, out.data());
   for (size_t i = 0; i < count; ++i)
-    ASSERT_FLOAT_EQ(out[i], (float(clips[i]) - recipe.mean[i % 3]) * recipe.scale) << i;
+    out[i] = (float(batch.clips[i]) - recipe.mean[i % c]) * recipe.scale;
+  return out;
 }
 
 class DataFeederOnCpu : public ::testing::Test {
@@ -59,6 +56,7 @@ class DataFeederOnCpu : public ::testing::Test {
 TEST_F(DataFeederOnCpu, DeliversTheLoadersBatchesNormalized) {
   const ShardSource source(*shards_, Side::train);
   const Recipe& recipe = shards_->recipe();
+  ASSERT_EQ(recipe.mean.size(), 3u) << "prep fills the dataset mean, so both terms show";
   const LoaderOptions options{.batch_size = 4, .workers = 2, .seed = 11};
   Loader plain(source, recipe, options), fed(source, recipe, options);
   const Shape input{4, 32, 32, 3};
@@ -75,9 +73,7 @@ TEST_F(DataFeederOnCpu, DeliversTheLoadersBatchesNormalized) {
       ASSERT_EQ(batch->input.shape(), (Shape{expected->size, 4, 32, 32, 3}));
       EXPECT_EQ(batch->input.device(), Device::cpu());
       EXPECT_EQ(batch->labels.to_vector<int32_t>(), expected->labels);
-      std::vector<float> normalized(expected->clips.size());
-      normalize_clips(expected->clips.data(), expected->size, recipe, normalized.data());
-      EXPECT_EQ(batch->input.to_vector<float>(), normalized);
+      EXPECT_EQ(batch->input.to_vector<float>(), normalized(*expected, recipe));
       seen.insert(seen.end(), batch->host.videos.begin(), batch->host.videos.end());
     }
     EXPECT_FALSE(feeder.next()) << "the feeder ends with the loader's epoch";
@@ -85,6 +81,23 @@ TEST_F(DataFeederOnCpu, DeliversTheLoadersBatchesNormalized) {
     EXPECT_EQ(seen.size(), source.size());
     EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end()) << "every clip once";
   }
+}
+
+TEST_F(DataFeederOnCpu, RestartingAnEpochDropsTheBatchAhead) {
+  const ShardSource source(*shards_, Side::train);
+  const Recipe& recipe = shards_->recipe();
+  const LoaderOptions options{.batch_size = 4, .workers = 2, .seed = 3};
+  Loader plain(source, recipe, options), fed(source, recipe, options);
+  DeviceFeeder feeder(fed, recipe, {4, 32, 32, 3}, Device::cpu());
+  feeder.start_epoch(0);
+  ASSERT_TRUE(feeder.next());  // batch 1 of epoch 0 is now ahead
+  feeder.start_epoch(1);
+  plain.start_epoch(1);
+  const std::optional<Batch> expected = plain.next();
+  const std::optional<DeviceBatch> batch = feeder.next();
+  ASSERT_TRUE(expected && batch);
+  EXPECT_EQ(batch->host.videos, expected->videos);
+  EXPECT_EQ(batch->input.to_vector<float>(), normalized(*expected, recipe));
 }
 
 TEST_F(DataFeederOnCpu, RejectsAModelInputOfAnotherSizeAndCudaWithoutAGpu) {
