@@ -3,6 +3,7 @@
 
     python3 bench/compare_pytorch_cpu.py [--cu3d RESULT.json] [--out pytorch.json] [--batch 32]
                                          [--threads N] [--models keras3d,cnn2d]
+    python3 bench/compare_pytorch_cpu.py --report OUT.json --rounds DIR   (no torch needed)
 
 Builds the models of bench/cpu/bench_train_step.cpp as layers/presets.cpp defines them (same
 layer sizes, channels_last_3d / channels_last memory format, training mode with dropout) and times
@@ -12,6 +13,10 @@ the count cu3d's OpenMP uses. Also times conv2a's conv3d forward + backward (bat
 8x28x28x64 -> 128), the row docs/kernels/conv3d_cpu.md compares against. Keras's "same" 3x3x3
 pooling is max_pool3d with ceil_mode (the same output sizes; the padding sits on one side).
 Given cu3d's Google Benchmark JSON, prints one table: cu3d, PyTorch and their ratio.
+
+--report joins the rounds `scripts/bench.sh cpu-train` ran (DIR/round-<i>/{cu3d,pytorch}.json and
+loadavg, cu3d and PyTorch alternating, so both see the same load) into OUT.json and prints the
+Markdown table of the medians over the rounds, with each round's ratio and load average.
 """
 import argparse
 import json
@@ -20,8 +25,11 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn as nn
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:  # --report needs no torch; the timing modes say so below
+    torch = None
 
 CLASSES = 101
 
@@ -168,7 +176,15 @@ def main():
                     default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     ap.add_argument("--runs", type=int, default=7, help="timed steps per model (median)")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--report", help="join the rounds in --rounds into this JSON; print Markdown")
+    ap.add_argument("--rounds", help="folder of round-<i>/ results (with --report)")
     args = ap.parse_args()
+    if args.report:
+        report(args.rounds, args.report)
+        return
+    if torch is None:
+        sys.exit("compare_pytorch_cpu: PyTorch is not installed for this python; run it with a "
+                 "python that has torch (e.g. BENCH_PYTHON=/path/to/venv/bin/python)")
     torch.set_num_threads(args.threads)
 
     # Forward MACs per clip, for GFLOP/s (3 x 2 x MACs, as cu3d counts), from cu3d's own counter
@@ -190,6 +206,52 @@ def main():
     if args.out:
         json.dump({"context": meta, "rows": results}, open(args.out, "w"), indent=1)
     print_table(results, cu3d, args.threads, args.batch)
+
+
+def report(rounds_dir, out_path):
+    """Medians over the rounds of cu3d's and PyTorch's ms per row, as JSON and a Markdown table."""
+    rounds = []
+    for entry in sorted(os.listdir(rounds_dir)):
+        folder = os.path.join(rounds_dir, entry)
+        cu3d_path, torch_path = (os.path.join(folder, f) for f in ("cu3d.json", "pytorch.json"))
+        if not os.path.isfile(cu3d_path):
+            continue
+        cu3d = {k: {"ms": ms_of(b),
+                    "clips_per_s": b.get("clips/s")} for k, b in cu3d_rows(cu3d_path).items()}
+        pt = ({r["name"]: r for r in json.load(open(torch_path))["rows"]}
+              if os.path.isfile(torch_path) else {})
+        load = open(os.path.join(folder, "loadavg")).read().split() if os.path.isfile(
+            os.path.join(folder, "loadavg")) else []
+        rounds.append({"round": entry, "loadavg_before": load[:3], "cu3d": cu3d, "pytorch": pt})
+    names = list(dict.fromkeys(n for r in rounds for n in r["cu3d"]))
+    names += [n for r in rounds for n in r["pytorch"] if n not in names]
+    summary = []
+    for name in names:
+        c = [r["cu3d"][name]["ms"] for r in rounds if name in r["cu3d"]]
+        p = [r["pytorch"][name]["ms"] for r in rounds if name in r["pytorch"]]
+        ratios = [r["pytorch"][name]["ms"] / r["cu3d"][name]["ms"] for r in rounds
+                  if name in r["cu3d"] and name in r["pytorch"]]
+        summary.append({"name": name, "cu3d_ms": statistics.median(c) if c else None,
+                        "pytorch_ms": statistics.median(p) if p else None,
+                        "ratio_per_round": ratios})
+    json.dump({"rounds": rounds, "summary": summary}, open(out_path, "w"), indent=1)
+    batch = next((r["cu3d"][n]["clips_per_s"] * r["cu3d"][n]["ms"] * 1e-3 for r in rounds
+                  for n in r["cu3d"] if r["cu3d"][n]["clips_per_s"]), None)
+    print(f"Medians over {len(rounds)} rounds (cu3d then PyTorch in each round); "
+          "ratio = PyTorch ms / cu3d ms, above 1: cu3d faster.\n")
+    print("| row | cu3d ms | cu3d clips/s | PyTorch ms | PyTorch clips/s | ratio of medians | "
+          "ratio per round |")
+    print("|---|---|---|---|---|---|---|")
+    for row in summary:
+        c, p = row["cu3d_ms"], row["pytorch_ms"]
+        clips = (lambda ms: f"{batch / (ms * 1e-3):.1f}" if ms and batch and "fwd+bwd" not in
+                 row["name"] else "-")
+        print(f"| {row['name']} | {c and f'{c:.1f}' or '-'} | {clips(c)} | "
+              f"{p and f'{p:.1f}' or '-'} | {clips(p)} | "
+              f"{f'{p / c:.2f}' if c and p else '-'} | "
+              f"{', '.join(f'{x:.2f}' for x in row['ratio_per_round']) or '-'} |")
+    print("\nLoad average (1, 5, 15 min) before each round: " +
+          "; ".join(f"{r['round']}: {' '.join(r['loadavg_before'])}" for r in rounds))
 
 
 def count_gflop_per_clip(name):
