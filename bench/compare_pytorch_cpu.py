@@ -89,14 +89,16 @@ def memory_format(ndim):
 
 
 def median_ms(call, warmup, runs):
+    """Medians of the wall-clock and of the process CPU time (all threads) per call, in ms."""
     for _ in range(warmup):
         call()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def time_train_step(name, batch, runs):
@@ -129,9 +131,9 @@ def time_conv2a(runs):
         x.grad = None
         conv(x).backward(dy)
 
-    ms = median_ms(call, 2, runs)
+    ms, cpu_ms = median_ms(call, 2, runs)
     flops = 3 * 2.0 * (2 * 8 * 28 * 28) * 128 * 27 * 64
-    return ms, flops
+    return ms, cpu_ms, flops
 
 
 def cu3d_rows(path):
@@ -146,9 +148,9 @@ def cu3d_rows(path):
     return rows
 
 
-def ms_of(b):
+def ms_of(b, key="real_time"):
     scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
-    return b["real_time"] * scale
+    return b[key] * scale
 
 
 def print_table(results, cu3d, threads, batch):
@@ -194,13 +196,15 @@ def main():
     for name in args.models.split(","):
         if name not in MODELS:
             sys.exit(f"compare_pytorch_cpu: unknown model '{name}'; known: {', '.join(MODELS)}")
-        ms = time_train_step(name, args.batch, args.runs)
+        ms, cpu_ms = time_train_step(name, args.batch, args.runs)
         gflop_clip = cu3d[name]["GFLOP/clip"] if name in cu3d else count_gflop_per_clip(name)
-        results.append({"name": name, "ms": ms, "clips_per_s": args.batch / (ms * 1e-3),
+        results.append({"name": name, "ms": ms, "cpu_ms": cpu_ms,
+                        "clips_per_s": args.batch / (ms * 1e-3),
                         "gflops": gflop_clip * args.batch / (ms * 1e-3)})
         print(f"{name}: {ms:.1f} ms/step", file=sys.stderr)
-    ms, flops = time_conv2a(args.runs * 3)
-    results.append({"name": "conv2a fwd+bwd", "ms": ms, "gflops": flops / (ms * 1e6)})
+    ms, cpu_ms, flops = time_conv2a(args.runs * 3)
+    results.append({"name": "conv2a fwd+bwd", "ms": ms, "cpu_ms": cpu_ms,
+                    "gflops": flops / (ms * 1e6)})
     meta = {"torch": torch.__version__, "threads": args.threads, "batch": args.batch,
             "loadavg_after": os.getloadavg()}
     if args.out:
@@ -216,7 +220,7 @@ def report(rounds_dir, out_path):
         cu3d_path, torch_path = (os.path.join(folder, f) for f in ("cu3d.json", "pytorch.json"))
         if not os.path.isfile(cu3d_path):
             continue
-        cu3d = {k: {"ms": ms_of(b),
+        cu3d = {k: {"ms": ms_of(b), "cpu_ms": ms_of(b, "cpu_time"),
                     "clips_per_s": b.get("clips/s")} for k, b in cu3d_rows(cu3d_path).items()}
         pt = ({r["name"]: r for r in json.load(open(torch_path))["rows"]}
               if os.path.isfile(torch_path) else {})
@@ -229,19 +233,22 @@ def report(rounds_dir, out_path):
     for name in names:
         c = [r["cu3d"][name]["ms"] for r in rounds if name in r["cu3d"]]
         p = [r["pytorch"][name]["ms"] for r in rounds if name in r["pytorch"]]
-        ratios = [r["pytorch"][name]["ms"] / r["cu3d"][name]["ms"] for r in rounds
-                  if name in r["cu3d"] and name in r["pytorch"]]
+        both = [r for r in rounds if name in r["cu3d"] and name in r["pytorch"]]
+        ratios = [r["pytorch"][name]["ms"] / r["cu3d"][name]["ms"] for r in both]
+        cpu_ratios = [r["pytorch"][name]["cpu_ms"] / r["cu3d"][name]["cpu_ms"] for r in both]
         summary.append({"name": name, "cu3d_ms": statistics.median(c) if c else None,
                         "pytorch_ms": statistics.median(p) if p else None,
-                        "ratio_per_round": ratios})
+                        "ratio_per_round": ratios, "cpu_time_ratio_per_round": cpu_ratios})
     json.dump({"rounds": rounds, "summary": summary}, open(out_path, "w"), indent=1)
     batch = next((r["cu3d"][n]["clips_per_s"] * r["cu3d"][n]["ms"] * 1e-3 for r in rounds
                   for n in r["cu3d"] if r["cu3d"][n]["clips_per_s"]), None)
     print(f"Medians over {len(rounds)} rounds (cu3d then PyTorch in each round); "
-          "ratio = PyTorch ms / cu3d ms, above 1: cu3d faster.\n")
+          "ratio = PyTorch ms / cu3d ms, above 1: cu3d faster. The CPU-time ratio divides the\n"
+          "process CPU time (all threads) per step: the work each does, robust to the time\n"
+          "slices other processes take on a shared machine.\n")
     print("| row | cu3d ms | cu3d clips/s | PyTorch ms | PyTorch clips/s | ratio of medians | "
-          "ratio per round |")
-    print("|---|---|---|---|---|---|---|")
+          "ratio per round | CPU-time ratio per round |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in summary:
         c, p = row["cu3d_ms"], row["pytorch_ms"]
         clips = (lambda ms: f"{batch / (ms * 1e-3):.1f}" if ms and batch and "fwd+bwd" not in
@@ -249,7 +256,8 @@ def report(rounds_dir, out_path):
         print(f"| {row['name']} | {c and f'{c:.1f}' or '-'} | {clips(c)} | "
               f"{p and f'{p:.1f}' or '-'} | {clips(p)} | "
               f"{f'{p / c:.2f}' if c and p else '-'} | "
-              f"{', '.join(f'{x:.2f}' for x in row['ratio_per_round']) or '-'} |")
+              f"{', '.join(f'{x:.2f}' for x in row['ratio_per_round']) or '-'} | "
+              f"{', '.join(f'{x:.2f}' for x in row['cpu_time_ratio_per_round']) or '-'} |")
     print("\nLoad average (1, 5, 15 min) before each round: " +
           "; ".join(f"{r['round']}: {' '.join(r['loadavg_before'])}" for r in rounds))
 

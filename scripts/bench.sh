@@ -11,7 +11,8 @@
 #                                         BENCH_ROUNDS rounds (default 3) so both see the same load;
 #                                         writes bench/results/cpu-train-<date>.json (+ .md) with the
 #                                         medians and each round's ratio and load average.
-#                                         BENCH_PYTHON: a python with torch (default python3).
+#                                         BENCH_PYTHON: a python with torch (default python3);
+#                                         OMP_WAIT_POLICY defaults to PASSIVE for both.
 #   scripts/bench.sh stage [BUILD_DIR]    here: copy cu3d_bench_gpu and the shared libraries a
 #                                         stock CUDA image lacks into BUILD_DIR/bench-bundle, to
 #                                         carry to a GPU machine.
@@ -62,6 +63,9 @@ cpu_train() {
   local out=${OUT:-$here/bench/results} rounds_dir
   rounds_dir=$(mktemp -d)
   mkdir -p "$out"
+  # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning steals the time
+  # slices both frameworks need, and it would count as work in the CPU-time ratio.
+  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
   local has_torch=1
   "$python" -c 'import torch' 2>/dev/null || {
     has_torch=0
@@ -82,7 +86,7 @@ cpu_train() {
   local name="cpu-train-$(today)"
   python3 "$here/bench/compare_pytorch_cpu.py" --report "$out/$name.json" --rounds "$rounds_dir" \
     >"$out/$name.md"
-  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs; load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/$name.md"
+  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs, OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/$name.md"
   rm -rf "$rounds_dir"
   cat "$out/$name.md"
   echo "bench: wrote $out/$name.json and $name.md"

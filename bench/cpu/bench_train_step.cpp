@@ -6,7 +6,10 @@
 // max-pool blocks on 8x56x56 RGB clips) small enough to time on two cores. keras3d-rgb is keras3d
 // on colour clips (10x32x32x3, 3dcnn.py --color), the input bench/compare_pytorch_cpu.py times in
 // PyTorch. Counters: clips/s and GFLOP/s, counting 3 x 2 x forward MACs per clip (forward,
-// bwd-data and bwd-filter); the first step, which grows the allocations, is not timed.
+// bwd-data and bwd-filter); the first step, which grows the allocations, is not timed. The CPU
+// column is the process's CPU time (all threads): on a shared machine it measures the work
+// done, where the wall clock also measures the other processes (run with
+// OMP_WAIT_POLICY=PASSIVE, or idle threads' spinning counts as work).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -119,6 +122,7 @@ bool register_all() {
                                  std::string(name))
         ->Unit(benchmark::kMillisecond)
         ->MinTime(3.0)
+        ->MeasureProcessCPUTime()
         ->UseRealTime();
   return true;
 }
