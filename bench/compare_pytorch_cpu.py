@@ -193,7 +193,7 @@ def main():
     # where given, else from a hook count here.
     cu3d = cu3d_rows(args.cu3d) if args.cu3d else {}
     results = []
-    for name in args.models.split(","):
+    for name in filter(None, args.models.split(",")):
         if name not in MODELS:
             sys.exit(f"compare_pytorch_cpu: unknown model '{name}'; known: {', '.join(MODELS)}")
         ms, cpu_ms = time_train_step(name, args.batch, args.runs)

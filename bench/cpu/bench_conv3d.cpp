@@ -111,7 +111,12 @@ void BM_SgemmConv2aSize(benchmark::State& state) {
 }
 
 BENCHMARK(BM_SgemmConv2aSize)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Conv3dFwdBwd)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Conv3dFwdBwd)
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()  // all threads: compare_pytorch_cpu.py divides by it
+    ->UseRealTime();
 BENCHMARK(BM_Conv3dFwd)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Conv3dBwdData)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Conv3dBwdFilter)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
