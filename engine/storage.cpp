@@ -1,8 +1,8 @@
 #include "engine/storage.h"
 
-#include <cstdlib>
 #include <cstring>
 
+#include "engine/host_cache.h"
 #include "kernels/error.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/runtime.h"
@@ -10,16 +10,6 @@
 
 namespace cu3d {
 namespace {
-
-constexpr std::size_t kHostAlignment = 64;
-
-void* host_alloc(std::size_t bytes) {
-  const std::size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-  void* ptr = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
-  CU3D_CHECK(ptr, "host out of memory: could not allocate {:.1f} MiB; try a smaller --batch",
-             bytes / 1048576.0);
-  return ptr;
-}
 
 #ifndef CU3D_CUDA
 [[noreturn]] void no_cuda() {
@@ -48,7 +38,7 @@ Storage::Storage(std::size_t bytes, Device device, bool pinned)
   }
 #endif
   pinned_ = false;
-  data_ = host_alloc(bytes);
+  data_ = host_cache_alloc(bytes);
 }
 
 Storage::~Storage() {
@@ -63,7 +53,7 @@ Storage::~Storage() {
     return;
   }
 #endif
-  std::free(data_);
+  host_cache_free(data_, bytes_);
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,

@@ -4,6 +4,15 @@
 #   scripts/bench.sh cpu [BUILD_DIR]      here: run cu3d_bench_cpu (the CPU kernels and the
 #                                         loader) and write bench/results/cpu-<cpu>-<date>.json
 #                                         plus its Markdown table (.md beside it).
+#   scripts/bench.sh cpu-train [BUILD_DIR]
+#                                         here: the CPU training step (cu3d_bench_cpu TrainStep/ and
+#                                         conv2a fwd+bwd) and the same in PyTorch
+#                                         (bench/compare_pytorch_cpu.py), alternating for
+#                                         BENCH_ROUNDS rounds (default 3) so both see the same load;
+#                                         writes bench/results/cpu-train-<date>.json (+ .md) with the
+#                                         medians and each round's ratio and load average.
+#                                         BENCH_PYTHON: a python with torch (default python3);
+#                                         OMP_WAIT_POLICY defaults to PASSIVE for both.
 #   scripts/bench.sh stage [BUILD_DIR]    here: copy cu3d_bench_gpu and the shared libraries a
 #                                         stock CUDA image lacks into BUILD_DIR/bench-bundle, to
 #                                         carry to a GPU machine.
@@ -44,6 +53,42 @@ cpu() {
   python3 "$here/bench/report.py" "$out/$name.json" \
     --note "CPU: $model, $(nproc) logical CPUs; load average (1, 5, 15 min) before the run: $load" \
     --note "Load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >"$out/$name.md"
+  echo "bench: wrote $out/$name.json and $name.md"
+}
+
+cpu_train() {
+  local build=${1:-build-i}
+  local bin="$build/cu3d_bench_cpu" python=${BENCH_PYTHON:-python3}
+  [[ -x "$bin" ]] || { echo "bench: $bin missing; cmake --build $build --target cu3d_bench_cpu" >&2; exit 2; }
+  local out=${OUT:-$here/bench/results} rounds_dir
+  rounds_dir=$(mktemp -d)
+  mkdir -p "$out"
+  # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning steals the time
+  # slices both frameworks need, and it would count as work in the CPU-time ratio.
+  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+  local has_torch=1
+  "$python" -c 'import torch' 2>/dev/null || {
+    has_torch=0
+    echo "bench: $python has no torch: PyTorch rows skipped (set BENCH_PYTHON)" >&2
+  }
+  for ((r = 1; r <= ${BENCH_ROUNDS:-3}; ++r)); do
+    local dir="$rounds_dir/round-$r"
+    mkdir -p "$dir"
+    cut -d' ' -f1-3 /proc/loadavg >"$dir/loadavg"
+    echo "== round $r: cu3d (load $(cat "$dir/loadavg"))"
+    "$bin" --benchmark_filter='^TrainStep/|^BM_Conv3dFwdBwd/0/' --benchmark_out="$dir/cu3d.json" \
+      --benchmark_out_format=json --benchmark_counters_tabular=true
+    if ((has_torch)); then
+      echo "== round $r: PyTorch"
+      "$python" "$here/bench/compare_pytorch_cpu.py" --cu3d "$dir/cu3d.json" --out "$dir/pytorch.json"
+    fi
+  done
+  local name="cpu-train-$(today)"
+  python3 "$here/bench/compare_pytorch_cpu.py" --report "$out/$name.json" --rounds "$rounds_dir" \
+    >"$out/$name.md"
+  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs, OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/$name.md"
+  rm -rf "$rounds_dir"
+  cat "$out/$name.md"
   echo "bench: wrote $out/$name.json and $name.md"
 }
 
@@ -127,4 +172,4 @@ gpu() {
   cat "$out/$name.md"
 }
 
-"$mode" "$@"
+"${mode//-/_}" "$@"

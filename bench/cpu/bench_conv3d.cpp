@@ -14,10 +14,16 @@ namespace cu3d::cpu {
 namespace {
 
 // Arg 0: conv2a-like (batch 2, 8x28x28x64 -> 128, 3x3x3 same): GEMM M = 12544, N = 128,
-// K = 1728. Arg 1: conv1a-like (batch 2, 16x112x112x3 -> 64), the c = 3 input layer.
+// K = 1728. Arg 1: conv1a-like (batch 2, 16x112x112x3 -> 64), the c = 3 input layer. Args 2 and
+// 3: keras3d's conv1a (c = 1) and conv1b (32 -> 32, three quarters of its training FLOPs) at
+// batch 32, 10x32x32 (the CPU training step's bench_train_step.cpp).
 Conv3dShape shape(int64_t which) {
   if (which == 0)
     return Conv3dShape::make(2, {8, 28, 28}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same);
+  if (which == 2)
+    return Conv3dShape::make(32, {10, 32, 32}, 1, 32, {3, 3, 3}, {1, 1, 1}, Padding::same);
+  if (which == 3)
+    return Conv3dShape::make(32, {10, 32, 32}, 32, 32, {3, 3, 3}, {1, 1, 1}, Padding::same);
   return Conv3dShape::make(2, {16, 112, 112}, 3, 64, {3, 3, 3}, {1, 1, 1}, Padding::same);
 }
 
@@ -105,10 +111,15 @@ void BM_SgemmConv2aSize(benchmark::State& state) {
 }
 
 BENCHMARK(BM_SgemmConv2aSize)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Conv3dFwdBwd)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Conv3dFwd)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Conv3dBwdData)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Conv3dBwdFilter)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Conv3dFwdBwd)
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()  // all threads: compare_pytorch_cpu.py divides by it
+    ->UseRealTime();
+BENCHMARK(BM_Conv3dFwd)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Conv3dBwdData)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Conv3dBwdFilter)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace cu3d::cpu
