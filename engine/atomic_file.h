@@ -1,7 +1,8 @@
 // Files that are either complete or absent. Contents go to a temporary file in the same folder,
 // which is flushed and fsync'ed, then renamed over the target (atomic on POSIX), and the folder
 // is fsync'ed so the rename itself survives a power cut. A run killed at any moment leaves either
-// the previous file or the new one, never a torn one.
+// the previous file or the new one, never a torn one. (For tests only: CU3D_TEST_SLOW_COMMIT_MS=N
+// sleeps N ms between the finished temporary and the rename, so a kill can land in between.)
 #pragma once
 
 #include <filesystem>
