@@ -28,7 +28,7 @@ while (($#)); do
     --seeds) seeds=1; shift ;;
     --no-build) build=0; shift ;;
     --build-dir) dir="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
