@@ -341,6 +341,7 @@ void Run::init_from(const fs::path& path) {
 
 void Run::write_run_files() {
   fs::create_directories(s_.output);
+  remove_stale_temporaries(s_.output);  // left by a killed run
   std::string classes;
   for (const std::string& c : data_.classes)
     classes += c + "\n";

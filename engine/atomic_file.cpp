@@ -1,6 +1,7 @@
 #include "engine/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -77,6 +78,22 @@ void write_atomically(const fs::path& path, const std::function<void(std::FILE*)
                             path.string(), reason));
   }
   fsync_directory(path.parent_path());
+}
+
+int remove_stale_temporaries(const fs::path& folder) {
+  int removed = 0;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(folder, error)) {
+    const std::string name = entry.path().filename().string();
+    const size_t mark = name.rfind(".tmp");
+    if (mark == std::string::npos || mark + 4 == name.size()) continue;
+    const std::string digits = name.substr(mark + 4);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const pid_t pid = pid_t(std::stol(digits));
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    removed += fs::remove(entry.path(), error) ? 1 : 0;
+  }
+  return removed;
 }
 
 void write_atomically(const fs::path& path, std::string_view contents) {

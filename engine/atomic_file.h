@@ -18,6 +18,10 @@ void write_atomically(const std::filesystem::path& path,
                       const std::function<void(std::FILE* file)>& write);
 void write_atomically(const std::filesystem::path& path, std::string_view contents);
 
+// Removes the temporaries that killed writers left in `folder` ("<file>.tmp<pid>" whose process
+// no longer runs); returns how many. A live writer's temporary is kept.
+int remove_stale_temporaries(const std::filesystem::path& folder);
+
 // Writes all of `bytes` or throws naming `path` (for use inside `write_atomically`).
 void write_bytes(std::FILE* file, const void* bytes, std::size_t size,
                  const std::filesystem::path& path);

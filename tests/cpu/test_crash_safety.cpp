@@ -25,6 +25,7 @@
 #include "apps/trainer.h"
 #include "child_process.h"
 #include "data/shard.h"
+#include "engine/atomic_file.h"
 #include "engine/optim/optimizer.h"
 #include "engine/safetensors.h"
 #include "layers/checkpoint.h"
@@ -169,6 +170,22 @@ TEST_F(CrashSafety, CheckpointWithoutChecksumFromAnotherToolStillLoads) {
   EXPECT_NO_THROW(load_model(path));
 }
 
+TEST_F(CrashSafety, StaleTemporariesOfKilledWritersAreRemovedLiveOnesKept) {
+  const fs::path dir = root_ / "temporaries";
+  fs::create_directories(dir);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  wait_for(dead);  // reaped: no process has this id now
+  const fs::path stale = dir / ("checkpoint-last.safetensors.tmp" + std::to_string(dead));
+  const fs::path live = dir / ("result.txt.tmp" + std::to_string(::getpid()));
+  for (const fs::path& p : {stale, live, dir / "notes.tmp", dir / "shard-00000.bin.tmp"})
+    std::ofstream(p) << "x";
+  EXPECT_EQ(remove_stale_temporaries(dir), 1);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(dir / "notes.tmp"));
+}
+
 // RLIMIT_FSIZE stands in for a full disk: with SIGXFSZ ignored, a write past the limit fails with
 // EFBIG as one past the end of the disk fails with ENOSPC. Restored at scope exit.
 class FileSizeLimit {
@@ -295,6 +312,8 @@ TEST_F(CrashSafety, TrainKilledAtRandomMomentsAlwaysLeavesACheckpointThatResumes
   const int status = wait_for(pid);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_text(log);
   EXPECT_GT(checkpoint_step(last), step);
+  for (const auto& entry : fs::directory_iterator(run))  // the killed runs' temporaries are gone
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
 }
 
 TEST_F(CrashSafety, PrepKilledAtRandomMomentsResumesToIdenticalShards) {
