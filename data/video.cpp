@@ -39,8 +39,9 @@ cv::VideoCapture open_video(const std::filesystem::path& path, const DecodeOptio
   CU3D_CHECK(std::filesystem::is_regular_file(path, error) && !error, "{}: {}", path.string(),
              not_a_video_reason(path));
   // FFmpeg's interrupt callback enforces these on a stalled open or read (a network file
-  // system, a hostile stream), which the between-frames check below cannot.
-  const int timeout_ms = int(std::min(options.time_limit_seconds * 1000, 2e9));
+  // system, a hostile stream), which the between-frames check below cannot. At least a second:
+  // FFmpeg fails an interrupted read as a missing frame, so a tighter limit is left to that check.
+  const int timeout_ms = int(std::clamp(options.time_limit_seconds * 1000, 1000.0, 2e9));
   cv::VideoCapture capture(
       path.string(), cv::CAP_FFMPEG,
       {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv::CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms});
