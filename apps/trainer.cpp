@@ -509,6 +509,8 @@ TrainOutcome Run::run() {
       return TrainOutcome::interrupted;
     }
   }
+  if (const int64_t bad = data_.train->unreadable() + data_.test->unreadable(); bad > 0)
+    fmt::print("train: {} unreadable video(s) skipped (warned above)\n", bad);
   fmt::print("train: done; best video top-1 {:.4f} at epoch {}; outputs in {}\n", state_.best,
              state_.best_epoch, s_.output.string());
   return TrainOutcome::finished;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/core.h>
 
@@ -135,6 +136,34 @@ TEST(HostileVideos, PrepSkipsAndCountsThemAndStoresTheRest) {
   EXPECT_EQ(count_lines(err, "folder_loop"), 1) << err;
   const ShardSet shards(dir.path() / "shards");
   EXPECT_EQ(int64_t(shards.size()), good);
+}
+
+// Training straight from a video folder: a bad video warns once, not once per epoch, and the run's
+// last lines count it.
+TEST(HostileVideos, TrainOnAVideoFolderWarnsOncePerBadVideoAndCountsThem) {
+  TempDir dir;
+  const fs::path videos = dir.path() / "videos";
+  for (const char* name : {"left", "right"}) {
+    fs::create_directories(videos / name);
+    for (int i = 0; i < 4; ++i)
+      testing::write_quadrant_video(videos / name / ("clip" + std::to_string(i) + ".avi"), 6, 32,
+                                    32);
+    testing::write_bytes(videos / name / "noise.avi", std::string(2048, '\x5a'));
+  }
+  std::ofstream(dir.path() / "tiny.json") << R"({"name": "tiny", "input": [4, 32, 32, 1],
+    "layers": [{"type": "flatten", "name": "flatten"},
+               {"type": "dense", "name": "fc", "units": "classes"}]})";
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const int status =
+      apps::run_cli({"train", "--model", (dir.path() / "tiny.json").string(), "--data",
+                     videos.string(), "--layout", "tree", "--depth", "4", "--mean", "none",
+                     "--epochs", "3", "--batch", "2", "--output", (dir.path() / "run").string()});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(status, 0) << err;
+  EXPECT_EQ(count_lines(err, "noise.avi"), 2) << err;  // one per file over three epochs
+  EXPECT_NE(out.find("train: 2 unreadable video(s) skipped"), std::string::npos) << out;
 }
 
 }  // namespace
