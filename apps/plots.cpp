@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include <fmt/core.h>
@@ -110,14 +111,21 @@ void write_confusion_png(const std::filesystem::path& path,
 
 namespace cu3d::apps {
 
+// dot writes the PNG to a pipe and cu3d commits it like every other file: atomically, and with a
+// write error that names model.png and a full disk instead of Graphviz's own message.
 bool render_dot(const std::filesystem::path& dot_file, const std::filesystem::path& png) {
   if (std::system("command -v dot > /dev/null 2>&1") != 0) return false;
-  const std::string command =
-      fmt::format("dot -Tpng '{}' -o '{}'", dot_file.string(), png.string());
-  CU3D_CHECK(dot_file.string().find('\'') == std::string::npos &&
-                 png.string().find('\'') == std::string::npos,
+  CU3D_CHECK(dot_file.string().find('\'') == std::string::npos,
              "{}: a path with a quote cannot be passed to dot", dot_file.string());
-  CU3D_CHECK(std::system(command.c_str()) == 0, "dot failed to render {}", dot_file.string());
+  const std::string command = fmt::format("dot -Tpng '{}'", dot_file.string());
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  CU3D_CHECK(pipe != nullptr, "could not start dot for {}", dot_file.string());
+  std::string bytes;
+  char buffer[1 << 16];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+    bytes.append(buffer, n);
+  CU3D_CHECK(::pclose(pipe) == 0 && !bytes.empty(), "dot failed to render {}", dot_file.string());
+  write_atomically(png, bytes);
   return true;
 }
 

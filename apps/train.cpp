@@ -171,6 +171,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--ensemble", f->ensemble, "train N copies of the model as one ensemble")
       ->capture_default_str();
   add_data_parallel_flags(*cmd, s.dist);
+  cmd->add_flag("--check-numerics", s.check_numerics,
+                "test every layer's output and gradient for NaN/Inf and stop naming the first "
+                "layer that went non-finite (slower: each check copies to the host)");
+  cmd->add_option("--clip-grad-norm", s.clip_grad_norm,
+                  "clip the gradients' global L2 norm to this value (0: off)")
+      ->capture_default_str();
   cmd->callback([f] { run_train(*f); });
 }
 

@@ -18,6 +18,7 @@
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/compute.h"
+#include "engine/numerics.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/optim/lr_schedule.h"
@@ -247,6 +248,7 @@ class Run {
   void init_from(const fs::path& path);
   void write_run_files();
   void train_epoch(data::Loader& loader);
+  StepOutput forward_backward(const Tensor& x, const Tensor& labels);
   void end_epoch();
   void save(const fs::path& path);
   json state_json();
@@ -348,6 +350,7 @@ void Run::init_from(const fs::path& path) {
 
 void Run::write_run_files() {
   fs::create_directories(s_.output);
+  remove_stale_temporaries(s_.output);  // left by a killed run
   std::string classes;
   for (const std::string& c : data_.classes)
     classes += c + "\n";
@@ -414,17 +417,8 @@ void Run::train_epoch(data::Loader& loader) {
     const Tensor& labels = fed->labels;
     optimizer_->set_lr(schedule.at(state_.step));
     optimizer_->zero_grad();
-    const StepOutput out = forward_loss(*model_, x, labels, spec_.num_classes);
+    const StepOutput out = forward_backward(x, labels);
     const double loss = out.loss.item();
-    if (!std::isfinite(loss)) {
-      autograd::clear_tape();
-      throw Error(fmt::format(
-          "the loss became {} at epoch {}, batch {} (step {}); the last good checkpoint is {}. "
-          "Lower --lr (now {}) or check the data",
-          loss, state_.epoch + 1, state_.batch + 1, state_.step + 1, last_good_, s_.lr));
-    }
-    autograd::backward(out.loss, Tensor(), reducer_ ? reducer_->hook() : autograd::GradReadyFn());
-    if (reducer_) reducer_->finish();
     optimizer_->step();
     ++state_.batch;
     ++state_.step;
@@ -446,6 +440,28 @@ void Run::train_epoch(data::Loader& loader) {
     }
   }
   progress.end();
+}
+
+// Forward, loss, backward and the optional clipping of one batch. A non-finite loss (or, with
+// --check-numerics, the first non-finite layer output or gradient) stops the run naming the step
+// and the last good checkpoint.
+StepOutput Run::forward_backward(const Tensor& x, const Tensor& labels) {
+  try {
+    StepOutput out = forward_loss(*model_, x, labels, spec_.num_classes);
+    const double loss = out.loss.item();
+    if (!std::isfinite(loss)) throw NonFiniteError(fmt::format("the loss became {}", loss));
+    autograd::backward(out.loss, Tensor(), reducer_ ? reducer_->hook() : autograd::GradReadyFn());
+    if (reducer_) reducer_->finish();  // the averaged gradients, before clipping
+    if (s_.clip_grad_norm > 0) clip_grad_norm(optimizer_->parameters(), s_.clip_grad_norm);
+    return out;
+  } catch (const NonFiniteError& e) {
+    autograd::clear_tape();
+    throw Error(fmt::format(
+        "{} at epoch {}, batch {} (step {}); the last good checkpoint is {}. Lower --lr (now {}), "
+        "try --clip-grad-norm, or check the data{}",
+        e.what(), state_.epoch + 1, state_.batch + 1, state_.step + 1, last_good_, s_.lr,
+        check_numerics() ? "" : " (--check-numerics names the first layer that went non-finite)"));
+  }
 }
 
 void Run::end_epoch() {
@@ -529,6 +545,8 @@ TrainOutcome Run::run() {
       return TrainOutcome::interrupted;
     }
   }
+  if (const int64_t bad = data_.train->unreadable() + data_.test->unreadable(); bad > 0)
+    fmt::print("train: {} unreadable video(s) skipped (warned above)\n", bad);
   fmt::print("train: done; best video top-1 {:.4f} at epoch {}; outputs in {}\n", state_.best,
              state_.best_epoch, s_.output.string());
   return TrainOutcome::finished;
@@ -543,6 +561,15 @@ TrainOutcome train(const TrainSettings& settings, TrainData& data) {
              settings.batch, settings.workers);
   CU3D_CHECK(std::isfinite(settings.lr) && settings.lr > 0, "--lr must be positive, got {}",
              settings.lr);
+  CU3D_CHECK(settings.clip_grad_norm >= 0 && std::isfinite(settings.clip_grad_norm),
+             "--clip-grad-norm must be a positive number (0: off), got {}",
+             settings.clip_grad_norm);
+  // The checking mode is process-wide (layers and the tape test it); restore it afterwards.
+  struct NumericsScope {
+    bool previous = check_numerics();
+    ~NumericsScope() { set_check_numerics(previous); }
+  } numerics_scope;
+  set_check_numerics(settings.check_numerics);
   const std::unique_ptr<dist::Communicator> single =
       settings.comm == nullptr ? dist::make_local_communicator() : nullptr;
   dist::Communicator& comm = settings.comm != nullptr ? *settings.comm : *single;

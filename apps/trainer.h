@@ -66,6 +66,8 @@ struct TrainSettings {
   // Data parallel (apps/distributed.h): the job's communicator, null for a single process.
   dist::Communicator* comm = nullptr;
   DistSettings dist;
+  bool check_numerics = false;  // test every layer output and gradient for NaN/Inf
+  double clip_grad_norm = 0;    // clip the gradients' global L2 norm to this (0: off)
   // Called after every optimizer step with the global step (tests interrupt runs through it).
   std::function<void(int64_t step)> after_step;
 };
@@ -73,8 +75,9 @@ struct TrainSettings {
 enum class TrainOutcome { finished, interrupted };
 
 // Runs (or resumes) training until `settings.epochs` or until stop_requested() becomes true,
-// which saves checkpoint-last first. Throws cu3d::Error on a non-finite loss, naming the step and
-// the last good checkpoint.
+// which saves checkpoint-last first. Throws cu3d::Error on a non-finite loss (with
+// `check_numerics`, on the first non-finite layer output or gradient, naming the layer), naming
+// the step and the last good checkpoint.
 TrainOutcome train(const TrainSettings& settings, TrainData& data);
 
 // Asks a running train() to save a checkpoint and return at the end of its current step (what

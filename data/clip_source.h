@@ -2,7 +2,9 @@
 // files themselves (decoded on every read; for datasets not worth a prep, and the benchmark).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -34,6 +36,8 @@ class ClipSource {
   using Planner = std::function<ClipPlan(int frame_count)>;
   virtual std::optional<FrameView> planned_frames(size_t i, const Planner& plan_for, ClipPlan& plan,
                                                   Clip& scratch) const;
+  // Videos found unreadable so far (each warned about once), for the run's summary.
+  virtual int64_t unreadable() const { return 0; }
 };
 
 // One side of a shard set.
@@ -52,7 +56,8 @@ class ShardSource : public ClipSource {
   std::vector<size_t> indices_;
 };
 
-// Video files decoded with the recipe's decode options on each read.
+// Video files decoded with the recipe's decode options on each read. A video that fails once is
+// not tried again: one warning per bad file, not one per epoch.
 class VideoSource : public ClipSource {
  public:
   VideoSource(std::vector<VideoEntry> videos, const Recipe& recipe);
@@ -60,12 +65,14 @@ class VideoSource : public ClipSource {
   int label(size_t i) const override { return videos_[i].label; }
   int frame_count(size_t i) const override;
   std::optional<FrameView> frames(size_t i, Clip& scratch) const override;
+  int64_t unreadable() const override { return stats_.skipped.load(); }
   const DecodeStats& stats() const { return stats_; }
 
  private:
   std::vector<VideoEntry> videos_;
   DecodeOptions decode_;
   mutable DecodeStats stats_;
+  mutable std::vector<std::atomic<bool>> failed_;  // per video
 };
 
 }  // namespace cu3d::data

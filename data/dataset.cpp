@@ -40,10 +40,13 @@ std::optional<fs::path> find_ucf_lists(const fs::path& root) {
   return std::nullopt;
 }
 
+// Every entry with a video extension, whatever it is: a folder, FIFO or looping symlink named
+// like a video is refused by the decoder with one warning and counted as skipped, like any other
+// unreadable video (asking its type here would throw for a symlink loop).
 std::vector<fs::path> videos_in(const fs::path& folder) {
   std::vector<fs::path> videos;
   for (const fs::directory_entry& entry : fs::directory_iterator(folder))
-    if (entry.is_regular_file() && is_video_file(entry.path())) videos.push_back(entry.path());
+    if (is_video_file(entry.path())) videos.push_back(entry.path());
   std::sort(videos.begin(), videos.end());
   return videos;
 }
@@ -72,7 +75,9 @@ std::vector<VideoEntry> read_official_list(const fs::path& list, const fs::path&
                "{}:{}: label {} disagrees with classInd.txt, which numbers '{}' as {}",
                list.string(), item.line, item.label, item.class_name, found->second + 1);
     const fs::path video = root / item.relative_path;
-    CU3D_CHECK(fs::is_regular_file(video),
+    // Present in any form (a broken file, a looping symlink) is the decoder's to warn about.
+    std::error_code error;
+    CU3D_CHECK(fs::exists(fs::symlink_status(video, error)),
                "{}:{}: {} is listed but missing; finish unpacking the dataset or use a list "
                "without it",
                list.string(), item.line, video.string());
@@ -107,9 +112,14 @@ Found find_flat(const fs::path& root) {
 
 Found find_tree(const fs::path& root) {
   std::vector<fs::path> folders;
-  for (const fs::directory_entry& entry : fs::directory_iterator(root))
-    if (entry.is_directory() && entry.path().filename() != "ucfTrainTestlist")
-      folders.push_back(entry.path());
+  for (const fs::directory_entry& entry : fs::directory_iterator(root)) {
+    std::error_code error;
+    const bool folder = entry.is_directory(error);
+    if (error)
+      std::fprintf(stderr, "warning: skipping %s: %s\n", entry.path().c_str(),
+                   error.message().c_str());
+    if (folder && entry.path().filename() != "ucfTrainTestlist") folders.push_back(entry.path());
+  }
   std::sort(folders.begin(), folders.end());
   Found found;
   for (const fs::path& folder : folders) {

@@ -4,11 +4,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/checksum.h"
 #include "data/jpeg.h"
 #include "data/json_fields.h"
 #include "data/shard.h"
 #include "data/shard_format.h"
+#include "engine/checksum.h"
 #include "kernels/error.h"
 
 namespace cu3d::data {

@@ -7,12 +7,12 @@
 #include <thread>
 
 #include "data/atomic_file.h"
-#include "data/checksum.h"
 #include "data/jpeg.h"
 #include "data/shard.h"
 #include "data/shard_format.h"
 #include "data/video.h"
 #include "engine/atomic_file.h"
+#include "engine/checksum.h"
 #include "kernels/error.h"
 
 namespace cu3d::data {

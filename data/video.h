@@ -29,10 +29,14 @@ struct DecodeOptions {
   int height = 0;  // every frame resized to height x width; 0 keeps the first frame's size
   int width = 0;
   int max_frames = 0;  // stop after this many frames; 0 decodes the whole video
+  // A video whose decoding takes longer is refused (checked between frames, and by FFmpeg on a
+  // stalled open or read). UCF101's videos take well under a second each.
+  double time_limit_seconds = 300;
 };
 
-// Decodes the video's frames. Throws cu3d::Error naming the file when it is missing, cannot be
-// opened, or yields no frame.
+// Decodes the video's frames. Throws cu3d::Error naming the file when it is missing or no regular
+// file, cannot be opened, declares or holds frames above 8192 pixels a side or more than 108000
+// frames, runs past the time limit, or yields no frame.
 Clip decode_video(const std::filesystem::path& path, const DecodeOptions& options);
 
 // The frame count the container declares, without decoding; 0 when it declares none. Only a hint:

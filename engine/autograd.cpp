@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "engine/numerics.h"
 #include "engine/ops/elementwise.h"
 #include "engine/profile_scope.h"
 
@@ -85,8 +86,12 @@ void run_entry(const Entry& entry, GradMap& pending) {
              entry.inputs.size());
   for (std::size_t i = 0; i < grad_inputs.size(); ++i) {
     const Tensor& input = entry.inputs[i];
-    if (input.defined() && input.requires_grad() && grad_inputs[i].defined())
-      deliver(entry, input, grad_inputs[i], pending);
+    if (!input.defined() || !input.requires_grad() || !grad_inputs[i].defined()) continue;
+    if (check_numerics())
+      check_finite(grad_inputs[i], fmt::format("backward: the gradient of input {} of {} in layer "
+                                               "'{}'",
+                                               i, entry.op, entry.scope));
+    deliver(entry, input, grad_inputs[i], pending);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/autograd.h"
+#include "engine/checksum.h"
 #include "engine/safetensors.h"
 
 namespace cu3d {
@@ -15,6 +16,7 @@ using json = nlohmann::json;
 constexpr const char* kConfigKey = "cu3d.model_config";
 constexpr const char* kClassesKey = "cu3d.num_classes";
 constexpr const char* kInputKey = "cu3d.input";
+constexpr const char* kChecksumKey = "cu3d.checksum";
 constexpr const char* kOptimizerPrefix = "optimizer.";
 // At most this many problems are listed in one error; the rest are counted.
 constexpr std::size_t kMaxListedProblems = 8;
@@ -28,6 +30,37 @@ NamedTensors expected_tensors(const Module& model, const Optimizer* optimizer) {
     for (auto& [name, tensor] : optimizer->state())
       all.emplace_back(kOptimizerPrefix + name, tensor);
   return all;
+}
+
+// FNV-1a over every tensor's name, dtype, shape and bytes, by name (the file's order is the
+// writer's business), as 16 hex digits.
+std::string tensors_checksum(const NamedTensors& tensors) {
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [name, tensor] : tensors)
+    by_name[name] = &tensor;
+  uint64_t state = kFnvOffsetBasis;
+  auto hash_text = [&](const std::string& text) {
+    state = fnv1a64(reinterpret_cast<const uint8_t*>(text.c_str()), text.size() + 1, state);
+  };
+  for (const auto& [name, tensor] : by_name) {
+    hash_text(name);
+    hash_text(std::string(dtype_name(tensor->dtype())) + shape_str(tensor->shape()));
+    const Tensor host = tensor->to(Device::cpu());
+    state = fnv1a64(static_cast<const uint8_t*>(host.raw_data()), host.nbytes(), state);
+  }
+  return fmt::format("{:016x}", state);
+}
+
+// Files without a checksum (written by other tools, or by cu3d before it stored one) are
+// accepted; one that is present must match.
+void verify_checksum(const SafetensorsContents& contents, const std::string& source) {
+  const auto stored = contents.metadata.find(kChecksumKey);
+  if (stored == contents.metadata.end()) return;
+  const std::string actual = tensors_checksum(contents.tensors);
+  CU3D_CHECK(stored->second == actual,
+             "{}: checksum mismatch (stored {}, computed {}): the file was altered or damaged "
+             "after it was written; use another checkpoint (e.g. checkpoint-best) or retrain",
+             source, stored->second, actual);
 }
 
 json parse_metadata_json(const std::map<std::string, std::string>& metadata, const char* key,
@@ -68,12 +101,15 @@ void save_checkpoint(const std::filesystem::path& path, const ModelSpec& spec, c
   meta[kConfigKey] = spec.config.dump();
   meta[kClassesKey] = std::to_string(spec.num_classes);
   meta[kInputKey] = json(spec.input).dump();
-  save_safetensors(path, expected_tensors(model, optimizer), meta);
+  const NamedTensors tensors = expected_tensors(model, optimizer);
+  meta[kChecksumKey] = tensors_checksum(tensors);
+  save_safetensors(path, tensors, meta);
 }
 
 Checkpoint read_checkpoint(const std::filesystem::path& path) {
   const std::string source = "checkpoint " + path.string();
   SafetensorsContents contents = load_safetensors(path);
+  verify_checksum(contents, source);
   Checkpoint checkpoint;
   checkpoint.source = source;
   checkpoint.model.config = parse_metadata_json(contents.metadata, kConfigKey, source);

@@ -5,7 +5,10 @@
 //     "optimizer.step");
 //   - in the metadata, the model config, class count and input shape ("cu3d.model_config",
 //     "cu3d.num_classes", "cu3d.input"), so the file alone rebuilds the model, plus whatever
-//     the caller adds (epoch, step, class names, RNG state) under its own keys.
+//     the caller adds (epoch, step, class names, RNG state) under its own keys;
+//   - in the metadata, "cu3d.checksum": FNV-1a (engine/checksum.h) over every tensor's name,
+//     dtype, shape and bytes, checked by read_checkpoint (a file without one, from another tool,
+//     is accepted).
 // Loading is strict: any missing or unexpected tensor, or a shape or dtype that differs, is an
 // error naming the tensor and both shapes.
 #pragma once

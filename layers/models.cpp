@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -491,6 +492,11 @@ ModelConfig load_model_config(const std::string& name_or_path) {
   const bool is_path = name_or_path.find('/') != std::string::npos ||
                        (name_or_path.size() > 5 && name_or_path.ends_with(".json"));
   if (!is_path) return preset_config(name_or_path);
+  // A folder opens as an ifstream on Linux and only fails on the first read, with a message
+  // that names no file.
+  std::error_code error;
+  CU3D_CHECK(!std::filesystem::is_directory(name_or_path, error),
+             "model config {}: is a folder; give a preset name or a JSON file", name_or_path);
   std::ifstream file(name_or_path);
   CU3D_CHECK(file.good(), "model config {}: cannot open the file", name_or_path);
   ModelConfig config;

@@ -1,5 +1,6 @@
 #include "layers/module.h"
 
+#include "engine/numerics.h"
 #include "engine/profile_scope.h"
 
 namespace cu3d {
@@ -71,6 +72,7 @@ Tensor Sequential::forward(const Tensor& x) {
   for (auto& [name, child] : children()) {
     const ProfileScope scope(name);
     h = child->forward(h);
+    if (check_numerics()) check_finite(h, "forward: the output of layer '" + name + "'");
   }
   return h;
 }

@@ -14,6 +14,7 @@ packages=(
   libturbojpeg0-dev       # JPEG shards (libjpeg-turbo)
   libhdf5-dev             # Keras HDF5 weight import
   libopenmpi-dev openmpi-bin  # data-parallel training (MPI launch, CPU all-reduce)
+  clang libomp-dev        # CI's sanitizer + fuzzing build (libFuzzer ships with clang)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds cu3d (with the CUDA backend when the toolkit is present), runs the
-# whole test suite, then builds the CPU suite with AddressSanitizer + UBSan and runs it again.
+# whole test suite, then builds the CPU suite and the fuzz targets with clang's AddressSanitizer +
+# UBSan, runs the suite again under them and fuzzes each parser for a few seconds.
 # GPU tests skip, with the reason, on machines without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +16,17 @@ cmake --build build -j"$jobs"
 echo "== tests =="
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-echo "== build (ASan + UBSan, CPU suite) =="
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON \
-  -DCU3D_BENCH=OFF > /dev/null
-cmake --build build-asan -j"$jobs" --target cu3d_tests
+echo "== build (clang: ASan + UBSan + libFuzzer coverage; CPU suite and fuzz targets) =="
+# One instrumented build serves both the sanitized CPU suite and the fuzz targets (docs/FUZZING.md).
+# A build-asan configured by gcc (before this step used clang) is started afresh.
+if [[ -f build-asan/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
+  rm -rf build-asan
+fi
+cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON -DCU3D_FUZZ=ON -DCU3D_BENCH=OFF > /dev/null
+cmake --build build-asan -j"$jobs" --target cu3d_tests fuzz_all
 echo "== tests under sanitizers =="
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -L cpu
+echo "== fuzzing (each target 7 s from its seeds, then its regression inputs) =="
+scripts/fuzz.sh --no-build --build-dir build-asan --seconds 7
