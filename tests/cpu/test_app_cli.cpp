@@ -16,6 +16,7 @@
 #include "apps/app.h"
 #include "apps/model_io.h"
 #include "apps/trainer.h"
+#include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "data/video.h"
 #include "engine/safetensors.h"
@@ -37,28 +38,6 @@ constexpr const char* kTinyModel = R"({
     {"type": "flatten", "name": "flatten"},
     {"type": "dropout", "name": "drop", "rate": 0.3},
     {"type": "dense", "name": "fc", "units": "classes"}]})";
-
-struct Captured {
-  int status = 0;
-  std::string out, err;
-};
-
-Captured cli(const std::vector<std::string>& args) {
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
-  Captured c;
-  c.status = run_cli(args);
-  c.out = testing::internal::GetCapturedStdout();
-  c.err = testing::internal::GetCapturedStderr();
-  return c;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // One dataset and shard folder for the whole suite: 3 classes x 3 groups x 2 clips of 12 frames.
 class AppCli : public testing::Test {

@@ -21,6 +21,7 @@
 #include "apps/app.h"
 #include "apps/model_io.h"
 #include "apps/tensorboard_events.h"
+#include "cpu/cli_testing.h"
 #include "cpu/protobuf_reader.h"
 #include "engine/autograd.h"
 #include "engine/protobuf_writer.h"
@@ -68,28 +69,6 @@ constexpr const char* kMixedModel = R"({
     {"type": "relu", "name": "relu3"},
     {"type": "dropout", "name": "drop3", "rate": 0.5},
     {"type": "dense", "name": "fc2", "units": "classes"}]})";
-
-struct Captured {
-  int status = 0;
-  std::string out, err;
-};
-
-Captured cli(const std::vector<std::string>& args) {
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
-  Captured c;
-  c.status = run_cli(args);
-  c.out = testing::internal::GetCapturedStdout();
-  c.err = testing::internal::GetCapturedStderr();
-  return c;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // ---- Python ----
 

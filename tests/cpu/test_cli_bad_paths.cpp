@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "apps/app.h"
+#include "cpu/cli_testing.h"
 #include "test_data_fixtures.h"
 
 namespace cu3d::apps {
@@ -18,12 +19,9 @@ namespace fs = std::filesystem;
 
 void expect_one_line_naming(const std::vector<std::string>& args, const std::string& path) {
   SCOPED_TRACE(args.at(0) + " " + path);
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  const int status = run_cli(args);
-  ::testing::internal::GetCapturedStdout();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_NE(status, 0);
+  const Captured c = cli(args);
+  const std::string& err = c.err;
+  EXPECT_NE(c.status, 0);
   EXPECT_EQ(err.rfind("cu3d: error: ", 0), 0u) << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   EXPECT_NE(err.find(path), std::string::npos) << err;

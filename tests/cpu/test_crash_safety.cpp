@@ -24,6 +24,7 @@
 #include "apps/model_io.h"
 #include "apps/trainer.h"
 #include "child_process.h"
+#include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "engine/atomic_file.h"
 #include "engine/optim/optimizer.h"
@@ -70,13 +71,9 @@ int kill_rounds(int full, int sanitized) {
 }
 
 int quiet_cli(const std::vector<std::string>& args) {
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  const int status = run_cli(args);
-  ::testing::internal::GetCapturedStdout();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  if (status != 0) ADD_FAILURE() << "cu3d " << args.at(0) << " failed: " << err;
-  return status;
+  const Captured c = cli(args);
+  if (c.status != 0) ADD_FAILURE() << "cu3d " << args.at(0) << " failed: " << c.err;
+  return c.status;
 }
 
 // The files of a folder by name (temporaries left by killed writers excluded), with contents.

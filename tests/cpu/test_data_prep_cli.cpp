@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/app.h"
+#include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "test_data_fixtures.h"
 
@@ -19,12 +20,7 @@ namespace fs = std::filesystem;
 using testing::TempDir;
 
 int run_quietly(const std::vector<std::string>& args) {
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  const int status = apps::run_cli(args);
-  ::testing::internal::GetCapturedStdout();
-  ::testing::internal::GetCapturedStderr();
-  return status;
+  return apps::cli(args).status;
 }
 
 nlohmann::json manifest_of(const fs::path& shards) {

@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "apps/app.h"
+#include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "data/video.h"
 #include "hostile_videos.h"
@@ -122,12 +123,9 @@ TEST(HostileVideos, PrepSkipsAndCountsThemAndStoresTheRest) {
   });
   const auto good = 8 + int64_t(corpus.size()) - bad;
 
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  const int status = apps::run_cli({"prep", videos.string(), (dir.path() / "shards").string(),
-                                    "--depth", "4", "--threads", "2", "--layout", "tree"});
-  const std::string out = ::testing::internal::GetCapturedStdout();
-  const std::string err = ::testing::internal::GetCapturedStderr();
+  const auto [status, out, err] =
+      apps::cli({"prep", videos.string(), (dir.path() / "shards").string(), "--depth", "4",
+                 "--threads", "2", "--layout", "tree"});
   ASSERT_EQ(status, 0) << err;
   EXPECT_NE(out.find(fmt::format("{} videos stored ({} skipped as unreadable)", good, bad)),
             std::string::npos)
@@ -153,14 +151,10 @@ TEST(HostileVideos, TrainOnAVideoFolderWarnsOncePerBadVideoAndCountsThem) {
   std::ofstream(dir.path() / "tiny.json") << R"({"name": "tiny", "input": [4, 32, 32, 1],
     "layers": [{"type": "flatten", "name": "flatten"},
                {"type": "dense", "name": "fc", "units": "classes"}]})";
-  ::testing::internal::CaptureStdout();
-  ::testing::internal::CaptureStderr();
-  const int status =
-      apps::run_cli({"train", "--model", (dir.path() / "tiny.json").string(), "--data",
-                     videos.string(), "--layout", "tree", "--depth", "4", "--mean", "none",
-                     "--epochs", "3", "--batch", "2", "--output", (dir.path() / "run").string()});
-  const std::string out = ::testing::internal::GetCapturedStdout();
-  const std::string err = ::testing::internal::GetCapturedStderr();
+  const auto [status, out, err] =
+      apps::cli({"train", "--model", (dir.path() / "tiny.json").string(), "--data", videos.string(),
+                 "--layout", "tree", "--depth", "4", "--mean", "none", "--epochs", "3", "--batch",
+                 "2", "--output", (dir.path() / "run").string()});
   ASSERT_EQ(status, 0) << err;
   EXPECT_EQ(count_lines(err, "noise.avi"), 2) << err;  // one per file over three epochs
   EXPECT_NE(out.find("train: 2 unreadable video(s) skipped"), std::string::npos) << out;
