@@ -226,6 +226,148 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
   }
 }
 
+// ---- stride 1, c >= 16: shifted views instead of vol2col ----------------------------------------
+// A stride-1 conv is a sum over its T taps of GEMMs on shifted views of the input:
+//   y[p, :] += x[p + offset(tap), :] · w[:, tap, :]ᵀ     (one GEMM of depth c per tap)
+// With the input zero-padded in h and w to (Hp, Wp) and the output rows laid out with the same
+// row pitch Wp (row r = oh·Wp + ow; the Wp - OW rows past each output line are computed and
+// dropped), the view of tap (td, th, tw) is one contiguous run of rows of the padded input,
+// starting (td·Hb + th)·Wp + tw rows in: a plain (m × c) matrix with lda = c. So there is no
+// column matrix at all; the only copies are the padded input band (about KD·c values per output
+// row, against vol2col's T·c: 3× fewer bytes at 3×3×3) and the output rows.
+// Cost: Wp/OW more rows than needed (34/32 for keras3d conv1b, 30/28 for conv2a). Depth c ≥ 16
+// keeps OpenBLAS's kernel busy (10240 × 32 × 32 ran at 127 GFLOP/s on one core here, the
+// vol2col GEMM 303 × 32 × 864 at 114).
+// Work item: one (n, od) output plane, split into bands of bh output lines so that the band's
+// output block (m × k) stays near kBandBytes (in L2 with the padded input band).
+constexpr int kShiftedMinChannels = 16;
+constexpr int64_t kBandBytes = int64_t(512) << 10;
+
+bool pads_within_kernel(int before, int after, int kernel) {
+  return before >= 0 && after >= 0 && before < kernel && after < kernel;
+}
+
+// Stride 1 and padding < kernel (so that bwd-data is again such a conv, see data_shape).
+bool use_shifted(const Conv3dShape& s) {
+  return unit_stride(s) && s.c >= kShiftedMinChannels &&
+         pads_within_kernel(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
+         pads_within_kernel(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
+         pads_within_kernel(s.pad_before.w, s.pad_after.w, s.kernel.w);
+}
+
+// The band geometry of a shifted-view conv.
+struct ShiftedBands {
+  int64_t wp, bh, bands, items;  // padded row pitch, lines per band, bands per plane, work items
+
+  explicit ShiftedBands(const Conv3dShape& s, int64_t elem_bytes) {
+    wp = int64_t(s.in.w) + s.pad_before.w + s.pad_after.w;
+    bh = std::clamp<int64_t>(kBandBytes / (wp * s.k * elem_bytes), 1, s.out.h);
+    bands = ceil_div(s.out.h, bh);
+    items = int64_t(s.n) * s.out.d * bands;
+  }
+  int64_t lines(int64_t band, const Conv3dShape& s) const {
+    return std::min(bh, s.out.h - band * bh);
+  }
+  // Rows of the band's output block: the last line stops at OW (its view would run past the
+  // padded input band otherwise).
+  int64_t rows(int64_t lines, const Conv3dShape& s) const { return (lines - 1) * wp + s.out.w; }
+  int64_t slab_lines(int64_t lines, const Conv3dShape& s) const {
+    return lines + s.kernel.h - 1;
+  }
+};
+
+// The zero-padded input that output lines [oh0, oh0 + lines) of plane (n, od) read:
+// (KD, lines + KH - 1, Wp, c).
+template <typename T>
+void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, int od, int64_t oh0,
+               int64_t lines, std::vector<T>& slab) {
+  const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
+  slab.assign(s.kernel.d * hb * line, T(0));
+  for (int td = 0; td < s.kernel.d; ++td) {
+    const int id = od + td - s.pad_before.d;
+    if (id < 0 || id >= s.in.d) continue;
+    for (int64_t j = 0; j < hb; ++j) {
+      const int64_t ih = oh0 + j - s.pad_before.h;
+      if (ih < 0 || ih >= s.in.h) continue;
+      const T* src = x + ((int64_t(n) * s.in.d + id) * s.in.h + ih) * s.in.w * s.c;
+      std::copy_n(src, int64_t(s.in.w) * s.c, slab.data() + (td * hb + j) * line + s.pad_before.w * s.c);
+    }
+  }
+}
+
+// Row offset (in elements) of tap `tap`'s view within the slab.
+int64_t tap_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int64_t tap) {
+  const int64_t tw = tap % s.kernel.w, th = tap / s.kernel.w % s.kernel.h,
+                td = tap / (int64_t(s.kernel.w) * s.kernel.h);
+  return ((td * hb + th) * b.wp + tw) * s.c;
+}
+
+// y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, k): row block
+// (tap, :, :) is the GEMM's B operand for that tap.
+template <typename T>
+void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
+  const ShiftedBands b(s, sizeof(T));
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w;
+#pragma omp parallel num_threads(threads_for(s))
+  {
+    std::vector<T> slab, out;
+    // Each item writes only its own lines of y: any schedule gives the same y.
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < b.items; ++item) {
+      const int64_t band = item % b.bands, plane = item / b.bands;
+      const int n = int(plane / s.out.d), od = int(plane % s.out.d);
+      const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
+      load_slab(s, b, x, n, od, oh0, lines, slab);
+      out.resize(m * s.k);
+      for (int64_t r = 0; r < m; ++r)
+        for (int k = 0; k < s.k; ++k)
+          out[r * s.k + k] = bias ? bias[k] : T(0);
+      const int64_t hb = b.slab_lines(lines, s);
+      for (int64_t tap = 0; tap < taps; ++tap)
+        gemm<T>(false, false, m, s.k, s.c, T(1), slab.data() + tap_offset(s, b, hb, tap), s.c,
+                wt + tap * s.c * s.k, s.k, T(1), out.data(), s.k);
+      for (int64_t i = 0; i < lines; ++i)
+        std::copy_n(out.data() + i * b.wp * s.k, int64_t(s.out.w) * s.k,
+                    y + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w) * s.k);
+    }
+  }
+}
+
+// At stride 1, dx is the forward conv of dy with the filter flipped in space and its channel
+// axes swapped, and padding K - 1 - pad on each side (which keeps dx's extent = x's).
+Conv3dShape data_shape(const Conv3dShape& s) {
+  Conv3dShape d = s;
+  d.in = s.out, d.out = s.in, d.c = s.k, d.k = s.c;
+  d.pad_before = {s.kernel.d - 1 - s.pad_before.d, s.kernel.h - 1 - s.pad_before.h,
+                  s.kernel.w - 1 - s.pad_before.w};
+  d.pad_after = {s.kernel.d - 1 - s.pad_after.d, s.kernel.h - 1 - s.pad_after.h,
+                 s.kernel.w - 1 - s.pad_after.w};
+  return d;
+}
+
+// The forward's B operands: wt (T, c, k) with wt[tap, c, k] = w[k, tap, c].
+template <typename T>
+std::vector<T> taps_filter(const Conv3dShape& s, const T* w) {
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c);
+  std::vector<T> wt(s.filter_size());
+  for (int k = 0; k < s.k; ++k)
+    for (int64_t tap = 0; tap < taps; ++tap)
+      for (int c = 0; c < s.c; ++c)
+        wt[(tap * s.c + c) * s.k + k] = w[(k * taps + tap) * s.c + c];
+  return wt;
+}
+
+// bwd-data's B operands, for data_shape(s): wd (T, k, c) with wd[tap, k, :] = w[k, T-1-tap, :].
+template <typename T>
+std::vector<T> flipped_filter(const Conv3dShape& s, const T* w) {
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c);
+  std::vector<T> wd(s.filter_size());
+  for (int64_t tap = 0; tap < taps; ++tap)
+    for (int k = 0; k < s.k; ++k)
+      std::copy_n(w + (k * taps + taps - 1 - tap) * s.c, s.c, wd.data() + (tap * s.k + k) * s.c);
+  return wd;
+}
+
 // ---- few input channels: direct loops instead of GEMM -----------------------------------------
 // At c <= kDirectMaxChannels (RGB or gray input layers) a column row holds only taps * c values
 // (27 for keras3d's conv1a), a GEMM depth too shallow for OpenBLAS: packing the column tile and
@@ -398,6 +540,10 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
     conv3d_fwd_direct(s, x, w, bias, y);
     return;
   }
+  if (use_shifted(s)) {
+    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, y);
+    return;
+  }
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int threads = threads_for(s);
@@ -425,6 +571,10 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
 
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
+  if (use_shifted(s) && use_shifted(data_shape(s))) {
+    conv3d_fwd_shifted(data_shape(s), dy, flipped_filter(s, w).data(), static_cast<const T*>(nullptr), dx);
+    return;
+  }
   const std::vector<Phase> phases = make_phases(s);
   std::vector<T> wp(s.filter_size());
   std::vector<int64_t> wp_offset;
