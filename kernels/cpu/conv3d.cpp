@@ -2,8 +2,11 @@
 
 #include <omp.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -242,6 +245,16 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
 // output block (m × k) stays near kBandBytes (in L2 with the padded input band).
 constexpr int kShiftedMinChannels = 16;
 constexpr int64_t kBandBytes = int64_t(512) << 10;
+// The float micro-kernel's register block: kShiftedRows output rows x 2 vectors of 16 filters,
+// 24 of the 32 AVX-512 registers as accumulators (+ 2 filter vectors + 1 broadcast): 24
+// independent FMA chains hide the 4-cycle latency at 2 FMAs per cycle, and each input value,
+// broadcast once, feeds 2 FMAs.
+constexpr int kShiftedRows = 12;
+constexpr int kShiftedLanes = 16;  // floats per AVX-512 vector; k is padded to a multiple
+
+int64_t lanes_pad(int k) {
+  return ceil_div(k, kShiftedLanes) * kShiftedLanes;
+}
 
 bool pads_within_kernel(int before, int after, int kernel) {
   return before >= 0 && after >= 0 && before < kernel && after < kernel;
@@ -282,7 +295,8 @@ template <typename T>
 void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, int od, int64_t oh0,
                int64_t lines, std::vector<T>& slab) {
   const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
-  slab.assign(s.kernel.d * hb * line, T(0));
+  // kShiftedRows - 1 zero rows of slack: the micro-kernel's last row block may run past m.
+  slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c, T(0));
   for (int td = 0; td < s.kernel.d; ++td) {
     const int id = od + td - s.pad_before.d;
     if (id < 0 || id >= s.in.d) continue;
@@ -302,15 +316,73 @@ int64_t tap_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int6
   return ((td * hb + th) * b.wp + tw) * s.c;
 }
 
-// y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, k): row block
-// (tap, :, :) is the GEMM's B operand for that tap.
+#if defined(__AVX512F__)
+// out (kShiftedRows rows of pitch kpad, V vectors wide) += sum over taps and c of the view rows
+// times the filter: the implicit GEMM. It reads the views in place (row i of tap t's view is
+// a + offsets[t] + i·c) instead of having OpenBLAS pack each view again for every tap, which
+// copied as many bytes as vol2col did.
+template <int V>
+void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, int c,
+                          const float* wt, int64_t kpad, float* out) {
+  __m512 acc[kShiftedRows][V];
+  for (int i = 0; i < kShiftedRows; ++i)
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = _mm512_loadu_ps(out + i * kpad + v * kShiftedLanes);
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    const float* at = a + offsets[tap];
+    const float* bt = wt + tap * c * kpad;
+    for (int ci = 0; ci < c; ++ci) {
+      __m512 wv[V];
+      for (int v = 0; v < V; ++v)
+        wv[v] = _mm512_loadu_ps(bt + ci * kpad + v * kShiftedLanes);
+      for (int i = 0; i < kShiftedRows; ++i) {
+        const __m512 xv = _mm512_set1_ps(at[i * c + ci]);
+        for (int v = 0; v < V; ++v)
+          acc[i][v] = _mm512_fmadd_ps(xv, wv[v], acc[i][v]);
+      }
+    }
+  }
+  for (int i = 0; i < kShiftedRows; ++i)
+    for (int v = 0; v < V; ++v)
+      _mm512_storeu_ps(out + i * kpad + v * kShiftedLanes, acc[i][v]);
+}
+#endif
+
+// out (m_pad, kpad) += the band's sum over taps of view(tap) (m × c) · wt[tap] (c × kpad).
+// Float on AVX-512 runs the micro-kernel over all m_pad rows (a multiple of kShiftedRows);
+// double calls OpenBLAS per tap.
+template <typename T>
+void shifted_band_product(const Conv3dShape& s, const T* slab, const std::vector<int64_t>& offsets,
+                          const T* wt, int64_t kpad, int64_t m, T* out) {
+  const int64_t taps = int64_t(offsets.size());
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t r = 0; r < m; r += kShiftedRows)
+      for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+        float* o = out + r * kpad + kb;
+        if (kpad - kb >= 2 * kShiftedLanes)
+          shifted_block_avx512<2>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
+        else
+          shifted_block_avx512<1>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
+      }
+    return;
+  }
+#endif
+  for (int64_t tap = 0; tap < taps; ++tap)
+    gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad,
+            kpad, T(1), out, kpad);
+}
+
+// y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, kpad): row block
+// (tap, :, :) is the product's B operand for that tap.
 template <typename T>
 void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
   const ShiftedBands b(s, sizeof(T));
-  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w;
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
 #pragma omp parallel num_threads(threads_for(s))
   {
     std::vector<T> slab, out;
+    std::vector<int64_t> offsets(taps);
     // Each item writes only its own lines of y: any schedule gives the same y.
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < b.items; ++item) {
@@ -318,17 +390,19 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
       const int n = int(plane / s.out.d), od = int(plane % s.out.d);
       const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
       load_slab(s, b, x, n, od, oh0, lines, slab);
-      out.resize(m * s.k);
-      for (int64_t r = 0; r < m; ++r)
-        for (int k = 0; k < s.k; ++k)
-          out[r * s.k + k] = bias ? bias[k] : T(0);
+      const int64_t m_pad = ceil_div(m, kShiftedRows) * kShiftedRows;
+      out.resize(m_pad * kpad);
+      for (int64_t r = 0; r < m_pad; ++r)
+        for (int64_t k = 0; k < kpad; ++k)
+          out[r * kpad + k] = bias && k < s.k ? bias[k] : T(0);
       const int64_t hb = b.slab_lines(lines, s);
       for (int64_t tap = 0; tap < taps; ++tap)
-        gemm<T>(false, false, m, s.k, s.c, T(1), slab.data() + tap_offset(s, b, hb, tap), s.c,
-                wt + tap * s.c * s.k, s.k, T(1), out.data(), s.k);
+        offsets[tap] = tap_offset(s, b, hb, tap);
+      shifted_band_product(s, slab.data(), offsets, wt, kpad, m, out.data());
       for (int64_t i = 0; i < lines; ++i)
-        std::copy_n(out.data() + i * b.wp * s.k, int64_t(s.out.w) * s.k,
-                    y + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w) * s.k);
+        for (int ow = 0; ow < s.out.w; ++ow)
+          std::copy_n(out.data() + (i * b.wp + ow) * kpad, s.k,
+                      y + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w + ow) * s.k);
     }
   }
 }
@@ -345,26 +419,26 @@ Conv3dShape data_shape(const Conv3dShape& s) {
   return d;
 }
 
-// The forward's B operands: wt (T, c, k) with wt[tap, c, k] = w[k, tap, c].
+// The forward's B operands: wt (T, c, kpad) with wt[tap, c, k] = w[k, tap, c], zero for k >= s.k.
 template <typename T>
 std::vector<T> taps_filter(const Conv3dShape& s, const T* w) {
-  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c);
-  std::vector<T> wt(s.filter_size());
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c), kpad = lanes_pad(s.k);
+  std::vector<T> wt(taps * s.c * kpad, T(0));
   for (int k = 0; k < s.k; ++k)
     for (int64_t tap = 0; tap < taps; ++tap)
       for (int c = 0; c < s.c; ++c)
-        wt[(tap * s.c + c) * s.k + k] = w[(k * taps + tap) * s.c + c];
+        wt[(tap * s.c + c) * kpad + k] = w[(k * taps + tap) * s.c + c];
   return wt;
 }
 
-// bwd-data's B operands, for data_shape(s): wd (T, k, c) with wd[tap, k, :] = w[k, T-1-tap, :].
+// bwd-data's B operands, for data_shape(s): wd (T, k, cpad) with wd[tap, k, c] = w[k, T-1-tap, c].
 template <typename T>
 std::vector<T> flipped_filter(const Conv3dShape& s, const T* w) {
-  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c);
-  std::vector<T> wd(s.filter_size());
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c), cpad = lanes_pad(s.c);
+  std::vector<T> wd(taps * s.k * cpad, T(0));
   for (int64_t tap = 0; tap < taps; ++tap)
     for (int k = 0; k < s.k; ++k)
-      std::copy_n(w + (k * taps + taps - 1 - tap) * s.c, s.c, wd.data() + (tap * s.k + k) * s.c);
+      std::copy_n(w + (k * taps + taps - 1 - tap) * s.c, s.c, wd.data() + (tap * s.k + k) * cpad);
   return wd;
 }
 
