@@ -407,6 +407,104 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
   }
 }
 
+#if defined(__AVX512F__)
+// bwd-filter's register block: kFilterBlockChannels input channels x 2 vectors of 16 filters
+// (16 accumulators), held over all rows of a band; per row, 2 filter-gradient loads of dy and 8
+// broadcasts feed 16 FMAs.
+constexpr int kFilterBlockChannels = 8;
+
+// dwt rows [c0, c0 + cb) of one tap (pitch kpad, V vectors wide) += view[:, c0 : c0 + 8]ᵀ · dy,
+// over the band's m rows; `a` is the view shifted to column c0. Columns past c (when cb < 8)
+// read the next row's values: computed, never stored.
+template <int V>
+void filter_block_avx512(const float* a, int c, const float* dyb, int64_t kpad, int64_t m,
+                         int cb, float* dwt) {
+  __m512 acc[kFilterBlockChannels][V];
+  for (int i = 0; i < kFilterBlockChannels; ++i)
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = _mm512_setzero_ps();
+  for (int64_t r = 0; r < m; ++r) {
+    __m512 dv[V];
+    for (int v = 0; v < V; ++v)
+      dv[v] = _mm512_loadu_ps(dyb + r * kpad + v * kShiftedLanes);
+    for (int i = 0; i < kFilterBlockChannels; ++i) {
+      const __m512 xv = _mm512_set1_ps(a[r * c + i]);
+      for (int v = 0; v < V; ++v)
+        acc[i][v] = _mm512_fmadd_ps(xv, dv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < cb; ++i)
+    for (int v = 0; v < V; ++v) {
+      float* d = dwt + i * kpad + v * kShiftedLanes;
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[i][v]));
+    }
+}
+
+// bwd-filter for a shifted-eligible shape in float: per band, dwᵀ[tap] (c × kpad) += view(tap)ᵀ ·
+// dy_band, with dy_band laid out at the padded row pitch (zero in the dropped rows and for
+// k >= s.k). One partial (T, c, kpad) + dbias per thread, summed in thread order and transposed
+// into dw (k, T, c) at the end: deterministic for a given thread count, as the GEMM path.
+void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                               float* dbias) {
+  const ShiftedBands b(s, sizeof(float));
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
+  const int64_t dwt_size = taps * s.c * kpad, part_size = dwt_size + kpad;
+  const int threads = int(std::clamp<int64_t>(
+      kPartialBytes / (part_size * int64_t(sizeof(float))), 1, threads_for(s)));
+  std::vector<float> partial(threads * part_size, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> slab, dyb;
+    float* part = partial.data() + omp_get_thread_num() * part_size;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < b.items; ++item) {
+      const int64_t band = item % b.bands, plane = item / b.bands;
+      const int n = int(plane / s.out.d), od = int(plane % s.out.d);
+      const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
+      load_slab(s, b, x, n, od, oh0, lines, slab);
+      dyb.assign(m * kpad, 0.0f);
+      for (int64_t i = 0; i < lines; ++i)
+        for (int ow = 0; ow < s.out.w; ++ow) {
+          const float* src =
+              dy + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w + ow) * s.k;
+          std::copy_n(src, s.k, dyb.data() + (i * b.wp + ow) * kpad);
+          for (int k = 0; k < s.k; ++k)
+            part[dwt_size + k] += src[k];
+        }
+      const int64_t hb = b.slab_lines(lines, s);
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        const float* view = slab.data() + tap_offset(s, b, hb, tap);
+        for (int c0 = 0; c0 < s.c; c0 += kFilterBlockChannels) {
+          const int cb = std::min(kFilterBlockChannels, s.c - c0);
+          for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+            float* d = part + (tap * s.c + c0) * kpad + kb;
+            if (kpad - kb >= 2 * kShiftedLanes)
+              filter_block_avx512<2>(view + c0, s.c, dyb.data() + kb, kpad, m, cb, d);
+            else
+              filter_block_avx512<1>(view + c0, s.c, dyb.data() + kb, kpad, m, cb, d);
+          }
+        }
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < taps * s.c; ++j)  // j = tap * c + c
+      for (int k = 0; k < s.k; ++k) {
+        float sum = 0;
+        for (int th = 0; th < threads; ++th)
+          sum += partial[th * part_size + j * kpad + k];
+        dw[k * taps * s.c + j] = sum;
+      }
+  }
+  if (!dbias) return;
+  for (int k = 0; k < s.k; ++k) {
+    float sum = 0;
+    for (int th = 0; th < threads; ++th)
+      sum += partial[th * part_size + dwt_size + k];
+    dbias[k] = sum;
+  }
+}
+#endif
+
 // At stride 1, dx is the forward conv of dy with the filter flipped in space and its channel
 // axes swapped, and padding K - 1 - pad on each side (which keeps dx's extent = x's).
 Conv3dShape data_shape(const Conv3dShape& s) {
@@ -683,6 +781,14 @@ void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* 
     conv3d_bwd_filter_direct(s, x, dy, dw, dbias);
     return;
   }
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_shifted(s)) {
+      conv3d_bwd_filter_shifted(s, x, dy, dw, dbias);
+      return;
+    }
+  }
+#endif
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int64_t dw_size = s.filter_size();
