@@ -238,9 +238,12 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
 // starting (td·Hb + th)·Wp + tw rows in: a plain (m × c) matrix with lda = c. So there is no
 // column matrix at all; the only copies are the padded input band (about KD·c values per output
 // row, against vol2col's T·c: 3× fewer bytes at 3×3×3) and the output rows.
-// Cost: Wp/OW more rows than needed (34/32 for keras3d conv1b, 30/28 for conv2a). Depth c ≥ 16
-// keeps OpenBLAS's kernel busy (10240 × 32 × 32 ran at 127 GFLOP/s on one core here, the
-// vol2col GEMM 303 × 32 × 864 at 114).
+// Cost: Wp/OW more rows than needed (34/32 for keras3d conv1b, 30/28 for conv2a).
+// In float on AVX-512 the products are register-blocked micro-kernels that read the views in
+// place (an implicit GEMM: OpenBLAS, given a view per tap, packs it again for every tap, which
+// copies as many bytes as vol2col did); in double they are one OpenBLAS GEMM per tap (depth c).
+// bwd-data at stride 1 is the same forward on dy (data_shape), bwd-filter the transposed
+// product per tap, dwᵀ[tap] += view(tap)ᵀ · dy (float only; double keeps vol2col).
 // Work item: one (n, od) output plane, split into bands of bh output lines so that the band's
 // output block (m × k) stays near kBandBytes (in L2 with the padded input band).
 constexpr int kShiftedMinChannels = 16;
@@ -295,7 +298,8 @@ template <typename T>
 void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, int od, int64_t oh0,
                int64_t lines, std::vector<T>& slab) {
   const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
-  // kShiftedRows - 1 zero rows of slack: the micro-kernel's last row block may run past m.
+  // Zero slack: the forward micro-kernel's last row block runs up to kShiftedRows - 1 rows past
+  // m, bwd-filter's last channel block up to 7 values past a row's c.
   slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c, T(0));
   for (int td = 0; td < s.kernel.d; ++td) {
     const int id = od + td - s.pad_before.d;
