@@ -287,9 +287,7 @@ struct ShiftedBands {
   // Rows of the band's output block: the last line stops at OW (its view would run past the
   // padded input band otherwise).
   int64_t rows(int64_t lines, const Conv3dShape& s) const { return (lines - 1) * wp + s.out.w; }
-  int64_t slab_lines(int64_t lines, const Conv3dShape& s) const {
-    return lines + s.kernel.h - 1;
-  }
+  int64_t slab_lines(int64_t lines, const Conv3dShape& s) const { return lines + s.kernel.h - 1; }
 };
 
 // The zero-padded input that output lines [oh0, oh0 + lines) of plane (n, od) read:
@@ -308,7 +306,8 @@ void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, i
       const int64_t ih = oh0 + j - s.pad_before.h;
       if (ih < 0 || ih >= s.in.h) continue;
       const T* src = x + ((int64_t(n) * s.in.d + id) * s.in.h + ih) * s.in.w * s.c;
-      std::copy_n(src, int64_t(s.in.w) * s.c, slab.data() + (td * hb + j) * line + s.pad_before.w * s.c);
+      std::copy_n(src, int64_t(s.in.w) * s.c,
+                  slab.data() + (td * hb + j) * line + s.pad_before.w * s.c);
     }
   }
 }
@@ -373,8 +372,8 @@ void shifted_band_product(const Conv3dShape& s, const T* slab, const std::vector
   }
 #endif
   for (int64_t tap = 0; tap < taps; ++tap)
-    gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad,
-            kpad, T(1), out, kpad);
+    gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad, kpad,
+            T(1), out, kpad);
 }
 
 // y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, kpad): row block
@@ -421,8 +420,8 @@ constexpr int kFilterBlockChannels = 8;
 // over the band's m rows; `a` is the view shifted to column c0. Columns past c (when cb < 8)
 // read the next row's values: computed, never stored.
 template <int V>
-void filter_block_avx512(const float* a, int c, const float* dyb, int64_t kpad, int64_t m,
-                         int cb, float* dwt) {
+void filter_block_avx512(const float* a, int c, const float* dyb, int64_t kpad, int64_t m, int cb,
+                         float* dwt) {
   __m512 acc[kFilterBlockChannels][V];
   for (int i = 0; i < kFilterBlockChannels; ++i)
     for (int v = 0; v < V; ++v)
@@ -453,8 +452,8 @@ void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float
   const ShiftedBands b(s, sizeof(float));
   const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
   const int64_t dwt_size = taps * s.c * kpad, part_size = dwt_size + kpad;
-  const int threads = int(std::clamp<int64_t>(
-      kPartialBytes / (part_size * int64_t(sizeof(float))), 1, threads_for(s)));
+  const int threads = int(
+      std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(float))), 1, threads_for(s)));
   std::vector<float> partial(threads * part_size, 0.0f);
 #pragma omp parallel num_threads(threads)
   {
@@ -748,7 +747,7 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
   if (use_shifted(s) && use_shifted(data_shape(s))) {
-    conv3d_fwd_shifted(data_shape(s), dy, flipped_filter(s, w).data(), static_cast<const T*>(nullptr), dx);
+    conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, dx);
     return;
   }
   const std::vector<Phase> phases = make_phases(s);

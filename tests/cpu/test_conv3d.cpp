@@ -77,8 +77,8 @@ std::vector<ConvCase> tiled_cases() {
        with_padding(2, {4, 7, 9}, 17, 20, {3, 3, 2}, {1, 1, 1}, {2, 0, 1}, {0, 2, 0})},
       {"shifted c=16 valid 2x3x3",
        Conv3dShape::make(3, {5, 6, 7}, 16, 24, {2, 3, 3}, {1, 1, 1}, Padding::valid)},
-      {"shifted two bands", Conv3dShape::make(1, {1, 30, 70}, 16, 80, {1, 3, 3}, {1, 1, 1},
-                                              Padding::same)},
+      {"shifted two bands",
+       Conv3dShape::make(1, {1, 30, 70}, 16, 80, {1, 3, 3}, {1, 1, 1}, Padding::same)},
   };
 }
 
