@@ -2,8 +2,11 @@
 
 #include <omp.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
@@ -226,6 +229,320 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
   }
 }
 
+// ---- stride 1, c >= 16: shifted views instead of vol2col ----------------------------------------
+// A stride-1 conv is a sum over its T taps of GEMMs on shifted views of the input:
+//   y[p, :] += x[p + offset(tap), :] · w[:, tap, :]ᵀ     (one GEMM of depth c per tap)
+// With the input zero-padded in h and w to (Hp, Wp) and the output rows laid out with the same
+// row pitch Wp (row r = oh·Wp + ow; the Wp - OW rows past each output line are computed and
+// dropped), the view of tap (td, th, tw) is one contiguous run of rows of the padded input,
+// starting (td·Hb + th)·Wp + tw rows in: a plain (m × c) matrix with lda = c. So there is no
+// column matrix at all; the only copies are the padded input band (about KD·c values per output
+// row, against vol2col's T·c: 3× fewer bytes at 3×3×3) and the output rows.
+// Cost: Wp/OW more rows than needed (34/32 for keras3d conv1b, 30/28 for conv2a).
+// In float on AVX-512 the products are register-blocked micro-kernels that read the views in
+// place (an implicit GEMM: OpenBLAS, given a view per tap, packs it again for every tap, which
+// copies as many bytes as vol2col did); in double they are one OpenBLAS GEMM per tap (depth c).
+// bwd-data at stride 1 is the same forward on dy (data_shape), bwd-filter the transposed
+// product per tap, dwᵀ[tap] += view(tap)ᵀ · dy (float only; double keeps vol2col).
+// Work item: one (n, od) output plane, split into bands of bh output lines so that the band's
+// output block (m × k) stays near kBandBytes (in L2 with the padded input band).
+constexpr int kShiftedMinChannels = 16;
+constexpr int64_t kBandBytes = int64_t(512) << 10;
+// The float micro-kernel's register block: kShiftedRows output rows x 2 vectors of 16 filters,
+// 24 of the 32 AVX-512 registers as accumulators (+ 2 filter vectors + 1 broadcast): 24
+// independent FMA chains hide the 4-cycle latency at 2 FMAs per cycle, and each input value,
+// broadcast once, feeds 2 FMAs.
+constexpr int kShiftedRows = 12;
+constexpr int kShiftedLanes = 16;  // floats per AVX-512 vector; k is padded to a multiple
+
+int64_t lanes_pad(int k) {
+  return ceil_div(k, kShiftedLanes) * kShiftedLanes;
+}
+
+bool pads_within_kernel(int before, int after, int kernel) {
+  return before >= 0 && after >= 0 && before < kernel && after < kernel;
+}
+
+// Stride 1 and padding < kernel (so that bwd-data is again such a conv, see data_shape).
+bool use_shifted(const Conv3dShape& s) {
+  return unit_stride(s) && s.c >= kShiftedMinChannels &&
+         pads_within_kernel(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
+         pads_within_kernel(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
+         pads_within_kernel(s.pad_before.w, s.pad_after.w, s.kernel.w);
+}
+
+// The band geometry of a shifted-view conv.
+struct ShiftedBands {
+  int64_t wp, bh, bands, items;  // padded row pitch, lines per band, bands per plane, work items
+
+  explicit ShiftedBands(const Conv3dShape& s, int64_t elem_bytes) {
+    wp = int64_t(s.in.w) + s.pad_before.w + s.pad_after.w;
+    bh = std::clamp<int64_t>(kBandBytes / (wp * s.k * elem_bytes), 1, s.out.h);
+    bands = ceil_div(s.out.h, bh);
+    items = int64_t(s.n) * s.out.d * bands;
+  }
+  int64_t lines(int64_t band, const Conv3dShape& s) const {
+    return std::min(bh, s.out.h - band * bh);
+  }
+  // Rows of the band's output block: the last line stops at OW (its view would run past the
+  // padded input band otherwise).
+  int64_t rows(int64_t lines, const Conv3dShape& s) const { return (lines - 1) * wp + s.out.w; }
+  int64_t slab_lines(int64_t lines, const Conv3dShape& s) const { return lines + s.kernel.h - 1; }
+};
+
+// The zero-padded input that output lines [oh0, oh0 + lines) of plane (n, od) read:
+// (KD, lines + KH - 1, Wp, c).
+template <typename T>
+void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, int od, int64_t oh0,
+               int64_t lines, std::vector<T>& slab) {
+  const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
+  // Zero slack: the forward micro-kernel's last row block runs up to kShiftedRows - 1 rows past
+  // m, bwd-filter's last channel block up to 7 values past a row's c.
+  slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c, T(0));
+  for (int td = 0; td < s.kernel.d; ++td) {
+    const int id = od + td - s.pad_before.d;
+    if (id < 0 || id >= s.in.d) continue;
+    for (int64_t j = 0; j < hb; ++j) {
+      const int64_t ih = oh0 + j - s.pad_before.h;
+      if (ih < 0 || ih >= s.in.h) continue;
+      const T* src = x + ((int64_t(n) * s.in.d + id) * s.in.h + ih) * s.in.w * s.c;
+      std::copy_n(src, int64_t(s.in.w) * s.c,
+                  slab.data() + (td * hb + j) * line + s.pad_before.w * s.c);
+    }
+  }
+}
+
+// Row offset (in elements) of tap `tap`'s view within the slab.
+int64_t tap_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int64_t tap) {
+  const int64_t tw = tap % s.kernel.w, th = tap / s.kernel.w % s.kernel.h,
+                td = tap / (int64_t(s.kernel.w) * s.kernel.h);
+  return ((td * hb + th) * b.wp + tw) * s.c;
+}
+
+#if defined(__AVX512F__)
+// out (kShiftedRows rows of pitch kpad, V vectors wide) += sum over taps and c of the view rows
+// times the filter: the implicit GEMM. It reads the views in place (row i of tap t's view is
+// a + offsets[t] + i·c) instead of having OpenBLAS pack each view again for every tap, which
+// copied as many bytes as vol2col did.
+template <int V>
+void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, int c,
+                          const float* wt, int64_t kpad, float* out) {
+  __m512 acc[kShiftedRows][V];
+  for (int i = 0; i < kShiftedRows; ++i)
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = _mm512_loadu_ps(out + i * kpad + v * kShiftedLanes);
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    const float* at = a + offsets[tap];
+    const float* bt = wt + tap * c * kpad;
+    for (int ci = 0; ci < c; ++ci) {
+      __m512 wv[V];
+      for (int v = 0; v < V; ++v)
+        wv[v] = _mm512_loadu_ps(bt + ci * kpad + v * kShiftedLanes);
+      for (int i = 0; i < kShiftedRows; ++i) {
+        const __m512 xv = _mm512_set1_ps(at[i * c + ci]);
+        for (int v = 0; v < V; ++v)
+          acc[i][v] = _mm512_fmadd_ps(xv, wv[v], acc[i][v]);
+      }
+    }
+  }
+  for (int i = 0; i < kShiftedRows; ++i)
+    for (int v = 0; v < V; ++v)
+      _mm512_storeu_ps(out + i * kpad + v * kShiftedLanes, acc[i][v]);
+}
+#endif
+
+// out (m_pad, kpad) += the band's sum over taps of view(tap) (m × c) · wt[tap] (c × kpad).
+// Float on AVX-512 runs the micro-kernel over all m_pad rows (a multiple of kShiftedRows);
+// double calls OpenBLAS per tap.
+template <typename T>
+void shifted_band_product(const Conv3dShape& s, const T* slab, const std::vector<int64_t>& offsets,
+                          const T* wt, int64_t kpad, int64_t m, T* out) {
+  const int64_t taps = int64_t(offsets.size());
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t r = 0; r < m; r += kShiftedRows)
+      for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+        float* o = out + r * kpad + kb;
+        if (kpad - kb >= 2 * kShiftedLanes)
+          shifted_block_avx512<2>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
+        else
+          shifted_block_avx512<1>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
+      }
+    return;
+  }
+#endif
+  for (int64_t tap = 0; tap < taps; ++tap)
+    gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad, kpad,
+            T(1), out, kpad);
+}
+
+// y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, kpad): row block
+// (tap, :, :) is the product's B operand for that tap.
+template <typename T>
+void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
+  const ShiftedBands b(s, sizeof(T));
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
+#pragma omp parallel num_threads(threads_for(s))
+  {
+    std::vector<T> slab, out;
+    std::vector<int64_t> offsets(taps);
+    // Each item writes only its own lines of y: any schedule gives the same y.
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < b.items; ++item) {
+      const int64_t band = item % b.bands, plane = item / b.bands;
+      const int n = int(plane / s.out.d), od = int(plane % s.out.d);
+      const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
+      load_slab(s, b, x, n, od, oh0, lines, slab);
+      const int64_t m_pad = ceil_div(m, kShiftedRows) * kShiftedRows;
+      out.resize(m_pad * kpad);
+      for (int64_t r = 0; r < m_pad; ++r)
+        for (int64_t k = 0; k < kpad; ++k)
+          out[r * kpad + k] = bias && k < s.k ? bias[k] : T(0);
+      const int64_t hb = b.slab_lines(lines, s);
+      for (int64_t tap = 0; tap < taps; ++tap)
+        offsets[tap] = tap_offset(s, b, hb, tap);
+      shifted_band_product(s, slab.data(), offsets, wt, kpad, m, out.data());
+      for (int64_t i = 0; i < lines; ++i)
+        for (int ow = 0; ow < s.out.w; ++ow)
+          std::copy_n(out.data() + (i * b.wp + ow) * kpad, s.k,
+                      y + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w + ow) * s.k);
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// bwd-filter's register block: kFilterBlockChannels input channels x 2 vectors of 16 filters
+// (16 accumulators), held over all rows of a band; per row, 2 filter-gradient loads of dy and 8
+// broadcasts feed 16 FMAs.
+constexpr int kFilterBlockChannels = 8;
+
+// dwt rows [c0, c0 + cb) of one tap (pitch kpad, V vectors wide) += view[:, c0 : c0 + 8]ᵀ · dy,
+// over the band's m rows; `a` is the view shifted to column c0. Columns past c (when cb < 8)
+// read the next row's values: computed, never stored.
+template <int V>
+void filter_block_avx512(const float* a, int c, const float* dyb, int64_t kpad, int64_t m, int cb,
+                         float* dwt) {
+  __m512 acc[kFilterBlockChannels][V];
+  for (int i = 0; i < kFilterBlockChannels; ++i)
+    for (int v = 0; v < V; ++v)
+      acc[i][v] = _mm512_setzero_ps();
+  for (int64_t r = 0; r < m; ++r) {
+    __m512 dv[V];
+    for (int v = 0; v < V; ++v)
+      dv[v] = _mm512_loadu_ps(dyb + r * kpad + v * kShiftedLanes);
+    for (int i = 0; i < kFilterBlockChannels; ++i) {
+      const __m512 xv = _mm512_set1_ps(a[r * c + i]);
+      for (int v = 0; v < V; ++v)
+        acc[i][v] = _mm512_fmadd_ps(xv, dv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < cb; ++i)
+    for (int v = 0; v < V; ++v) {
+      float* d = dwt + i * kpad + v * kShiftedLanes;
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[i][v]));
+    }
+}
+
+// bwd-filter for a shifted-eligible shape in float: per band, dwᵀ[tap] (c × kpad) += view(tap)ᵀ ·
+// dy_band, with dy_band laid out at the padded row pitch (zero in the dropped rows and for
+// k >= s.k). One partial (T, c, kpad) + dbias per thread, summed in thread order and transposed
+// into dw (k, T, c) at the end: deterministic for a given thread count, as the GEMM path.
+void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                               float* dbias) {
+  const ShiftedBands b(s, sizeof(float));
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
+  const int64_t dwt_size = taps * s.c * kpad, part_size = dwt_size + kpad;
+  const int threads = int(
+      std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(float))), 1, threads_for(s)));
+  std::vector<float> partial(threads * part_size, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> slab, dyb;
+    float* part = partial.data() + omp_get_thread_num() * part_size;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < b.items; ++item) {
+      const int64_t band = item % b.bands, plane = item / b.bands;
+      const int n = int(plane / s.out.d), od = int(plane % s.out.d);
+      const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
+      load_slab(s, b, x, n, od, oh0, lines, slab);
+      dyb.assign(m * kpad, 0.0f);
+      for (int64_t i = 0; i < lines; ++i)
+        for (int ow = 0; ow < s.out.w; ++ow) {
+          const float* src =
+              dy + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w + ow) * s.k;
+          std::copy_n(src, s.k, dyb.data() + (i * b.wp + ow) * kpad);
+          for (int k = 0; k < s.k; ++k)
+            part[dwt_size + k] += src[k];
+        }
+      const int64_t hb = b.slab_lines(lines, s);
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        const float* view = slab.data() + tap_offset(s, b, hb, tap);
+        for (int c0 = 0; c0 < s.c; c0 += kFilterBlockChannels) {
+          const int cb = std::min(kFilterBlockChannels, s.c - c0);
+          for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+            float* d = part + (tap * s.c + c0) * kpad + kb;
+            if (kpad - kb >= 2 * kShiftedLanes)
+              filter_block_avx512<2>(view + c0, s.c, dyb.data() + kb, kpad, m, cb, d);
+            else
+              filter_block_avx512<1>(view + c0, s.c, dyb.data() + kb, kpad, m, cb, d);
+          }
+        }
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < taps * s.c; ++j)  // j = tap * c + c
+      for (int k = 0; k < s.k; ++k) {
+        float sum = 0;
+        for (int th = 0; th < threads; ++th)
+          sum += partial[th * part_size + j * kpad + k];
+        dw[k * taps * s.c + j] = sum;
+      }
+  }
+  if (!dbias) return;
+  for (int k = 0; k < s.k; ++k) {
+    float sum = 0;
+    for (int th = 0; th < threads; ++th)
+      sum += partial[th * part_size + dwt_size + k];
+    dbias[k] = sum;
+  }
+}
+#endif
+
+// At stride 1, dx is the forward conv of dy with the filter flipped in space and its channel
+// axes swapped, and padding K - 1 - pad on each side (which keeps dx's extent = x's).
+Conv3dShape data_shape(const Conv3dShape& s) {
+  Conv3dShape d = s;
+  d.in = s.out, d.out = s.in, d.c = s.k, d.k = s.c;
+  d.pad_before = {s.kernel.d - 1 - s.pad_before.d, s.kernel.h - 1 - s.pad_before.h,
+                  s.kernel.w - 1 - s.pad_before.w};
+  d.pad_after = {s.kernel.d - 1 - s.pad_after.d, s.kernel.h - 1 - s.pad_after.h,
+                 s.kernel.w - 1 - s.pad_after.w};
+  return d;
+}
+
+// The forward's B operands: wt (T, c, kpad) with wt[tap, c, k] = w[k, tap, c], zero for k >= s.k.
+template <typename T>
+std::vector<T> taps_filter(const Conv3dShape& s, const T* w) {
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c), kpad = lanes_pad(s.k);
+  std::vector<T> wt(taps * s.c * kpad, T(0));
+  for (int k = 0; k < s.k; ++k)
+    for (int64_t tap = 0; tap < taps; ++tap)
+      for (int c = 0; c < s.c; ++c)
+        wt[(tap * s.c + c) * kpad + k] = w[(k * taps + tap) * s.c + c];
+  return wt;
+}
+
+// bwd-data's B operands, for data_shape(s): wd (T, k, cpad) with wd[tap, k, c] = w[k, T-1-tap, c].
+template <typename T>
+std::vector<T> flipped_filter(const Conv3dShape& s, const T* w) {
+  const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c), cpad = lanes_pad(s.c);
+  std::vector<T> wd(taps * s.k * cpad, T(0));
+  for (int64_t tap = 0; tap < taps; ++tap)
+    for (int k = 0; k < s.k; ++k)
+      std::copy_n(w + (k * taps + taps - 1 - tap) * s.c, s.c, wd.data() + (tap * s.k + k) * cpad);
+  return wd;
+}
+
 // ---- few input channels: direct loops instead of GEMM -----------------------------------------
 // At c <= kDirectMaxChannels (RGB or gray input layers) a column row holds only taps * c values
 // (27 for keras3d's conv1a), a GEMM depth too shallow for OpenBLAS: packing the column tile and
@@ -398,6 +715,10 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
     conv3d_fwd_direct(s, x, w, bias, y);
     return;
   }
+  if (use_shifted(s)) {
+    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, y);
+    return;
+  }
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int threads = threads_for(s);
@@ -425,6 +746,10 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
 
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
+  if (use_shifted(s) && use_shifted(data_shape(s))) {
+    conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, dx);
+    return;
+  }
   const std::vector<Phase> phases = make_phases(s);
   std::vector<T> wp(s.filter_size());
   std::vector<int64_t> wp_offset;
@@ -459,6 +784,14 @@ void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* 
     conv3d_bwd_filter_direct(s, x, dy, dw, dbias);
     return;
   }
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_shifted(s)) {
+      conv3d_bwd_filter_shifted(s, x, dy, dw, dbias);
+      return;
+    }
+  }
+#endif
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int64_t dw_size = s.filter_size();

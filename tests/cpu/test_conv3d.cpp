@@ -70,6 +70,15 @@ std::vector<ConvCase> tiled_cases() {
        Conv3dShape::make(4, {5, 15, 17}, 1, 32, {3, 3, 3}, {1, 1, 1}, Padding::same)},
       {"direct c=3 stride 2",
        Conv3dShape::make(3, {6, 22, 20}, 3, 16, {3, 3, 3}, {2, 2, 2}, Padding::same)},
+      // The shifted-view path (stride 1, c >= 16) for the forward and bwd-data: odd channel
+      // counts, k not a multiple of 16, asymmetric and valid padding, and a plane split into two
+      // bands, the second one partial (row pitch 72 x 80 filters: 22 lines per 512 KiB band).
+      {"shifted c=17 k=20 asymmetric",
+       with_padding(2, {4, 7, 9}, 17, 20, {3, 3, 2}, {1, 1, 1}, {2, 0, 1}, {0, 2, 0})},
+      {"shifted c=16 valid 2x3x3",
+       Conv3dShape::make(3, {5, 6, 7}, 16, 24, {2, 3, 3}, {1, 1, 1}, Padding::valid)},
+      {"shifted two bands",
+       Conv3dShape::make(1, {1, 30, 70}, 16, 80, {1, 3, 3}, {1, 1, 1}, Padding::same)},
   };
 }
 
