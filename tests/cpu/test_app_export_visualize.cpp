@@ -534,7 +534,8 @@ TEST_F(AppExportVisualize, ExportWritesAnOnnxFileWithClassesInItsMetadata) {
   const Captured c = cli({"export", checkpoint().string(), "--output", out.string()});
   ASSERT_EQ(c.status, 0) << c.err;
   EXPECT_NE(c.out.find(out.string()), std::string::npos) << c.out;
-  const std::vector<pb::Field> model = pb::parse(read_file(out));
+  const std::string bytes = read_file(out);  // the fields view these bytes
+  const std::vector<pb::Field> model = pb::parse(bytes);
   std::map<std::string, std::string> metadata;
   for (const pb::Field& entry : pb::all(model, 14)) {
     const std::vector<pb::Field> kv = pb::parse(entry.bytes);

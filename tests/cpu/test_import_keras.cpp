@@ -83,7 +83,8 @@ TEST(ImportKeras, KernelsArriveTransposedToOurLayout) {
   const KerasWeights file = read_keras_h5(kGolden / "keras3d.weights.h5");
   EXPECT_EQ(file.source, "Keras 3 weights " + (kGolden / "keras3d.weights.h5").string());
   const Tensor& theirs = file.layers.at(1).weights.at(0).second;  // conv3d_1: (3,3,3,8,8)
-  const Tensor& ours = find(model->named_parameters(), "conv1b.weight");
+  const Tensor ours =
+      find(model->named_parameters(), "conv1b.weight");  // a handle: the list is a temporary
   ASSERT_EQ(theirs.shape(), (Shape{3, 3, 3, 8, 8}));
   const float* t = theirs.data<float>();
   const float* o = ours.data<float>();
