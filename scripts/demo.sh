@@ -73,9 +73,11 @@ $cu3d predict "$out/$model3d/checkpoint-last.safetensors" "$video" \
 echo "== 6. export $model3d to ONNX (for ONNX Runtime, TensorRT, Triton) =="
 $cu3d export "$out/$model3d/checkpoint-last.safetensors" --output "$out/$model3d/model.onnx"
 
-echo "== 7. visualize: the input that excites unit 0 of $model3d's last convolution most =="
-$cu3d visualize "$out/$model3d/checkpoint-last.safetensors" --layer conv2b --unit 0 --iter 30 \
-  --output "$out/$model3d/visualize_conv2b_0"
+# The Keras tool's example maximizes a class output; here class 0 (the first line of classes.txt),
+# whose input should show a pattern drifting in that class's direction across the frames.
+echo "== 7. visualize: the clip that $model3d scores highest for class $(head -1 "$out/$model3d/classes.txt") =="
+$cu3d visualize "$out/$model3d/checkpoint-last.safetensors" --layer fc2 --unit 0 --iter 200 \
+  --output "$out/$model3d/visualize_fc2_0"
 
 # The eval lines read "eval: clip  accuracy top-1 A  top-5 B" and "eval: video accuracy ...".
 accuracy() { awk -v kind="$2" '$2 == kind && $3 == "accuracy" { print $5 }' "$1"; }
@@ -100,7 +102,7 @@ cat <<DONE
   TensorBoard              tensorboard --logdir $out   (both runs: scalars, confusion matrices)
   annotated prediction     $out/$model3d/predicted.avi
   ONNX model               $out/$model3d/model.onnx
-  visualized unit          $out/$model3d/visualize_conv2b_0/contact_sheet.png (+ frame_NN.png)
+  visualized unit          $out/$model3d/visualize_fc2_0/contact_sheet.png (+ frame_NN.png)
   comparison               $out/comparison.txt
 demo: build $((built - start)) s, demo $((SECONDS - built)) s
 DONE
