@@ -13,6 +13,18 @@
 
 namespace cu3d::apps {
 
+// A small 3D CNN with dropout (so resume tests cover dropout counters) for 4-frame 32x32 gray
+// clips; a step takes milliseconds.
+inline constexpr const char* kTinyModel = R"({
+  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
+  "layers": [
+    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
+    {"type": "relu", "name": "relu1"},
+    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
+    {"type": "flatten", "name": "flatten"},
+    {"type": "dropout", "name": "drop", "rate": 0.3},
+    {"type": "dense", "name": "fc", "units": "classes"}]})";
+
 struct Captured {
   int status = 0;
   std::string out, err;

@@ -27,18 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A small 3D CNN with dropout (so the resume test covers dropout counters) for 4-frame 32x32 gray
-// clips; a step takes milliseconds.
-constexpr const char* kTinyModel = R"({
-  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
-  "layers": [
-    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
-    {"type": "relu", "name": "relu1"},
-    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
-    {"type": "flatten", "name": "flatten"},
-    {"type": "dropout", "name": "drop", "rate": 0.3},
-    {"type": "dense", "name": "fc", "units": "classes"}]})";
-
 // One dataset and shard folder for the whole suite: 3 classes x 3 groups x 2 clips of 12 frames.
 class AppCli : public testing::Test {
  protected:

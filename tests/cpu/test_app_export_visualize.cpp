@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 namespace pb = cu3d::testing_proto;
 using json = nlohmann::json;
 
-constexpr const char* kTinyModel = R"({
+constexpr const char* kTinyModelNoDropout = R"({
   "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
   "layers": [
     {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
@@ -116,7 +116,7 @@ class AppExportVisualize : public testing::Test {
     root_ = fs::temp_directory_path() / ("cu3d-test-export-" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    std::ofstream(root_ / "tiny3d.json") << kTinyModel;
+    std::ofstream(root_ / "tiny3d.json") << kTinyModelNoDropout;
     ASSERT_EQ(cli({"synth", (root_ / "videos").string(), "--classes", "3", "--groups", "3",
                    "--clips", "2", "--frames", "12", "--size", "32"})
                   .status,
@@ -462,7 +462,8 @@ TEST(OnnxExport, ConvWeightsAreStoredChannelsFirst) {
 
 TEST(OnnxExport, UnknownTensorIsAnErrorNamingIt) {
   const ModelSpec spec = spec_of(kMixedModel, 3);
-  const std::shared_ptr<Module> other = build_model(json::parse(kTinyModel), 3, {6, 12, 10, 2});
+  const std::shared_ptr<Module> other =
+      build_model(json::parse(kTinyModelNoDropout), 3, {6, 12, 10, 2});
   try {
     build_onnx_graph(spec, *other);
     FAIL() << "expected an error";

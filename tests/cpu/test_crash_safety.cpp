@@ -49,16 +49,6 @@ using cu3d::testing::spawn;
 using cu3d::testing::wait_for;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kTinyModel = R"({
-  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
-  "layers": [
-    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
-    {"type": "relu", "name": "relu1"},
-    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
-    {"type": "flatten", "name": "flatten"},
-    {"type": "dropout", "name": "drop", "rate": 0.3},
-    {"type": "dense", "name": "fc", "units": "classes"}]})";
-
 int kill_rounds(int full, int sanitized) {
   if (const char* rounds = std::getenv("CU3D_KILL_ROUNDS")) return std::max(1, std::atoi(rounds));
 #ifdef CU3D_TEST_SANITIZED
