@@ -79,6 +79,12 @@ std::vector<ConvCase> tiled_cases() {
        Conv3dShape::make(3, {5, 6, 7}, 16, 24, {2, 3, 3}, {1, 1, 1}, Padding::valid)},
       {"shifted two bands",
        Conv3dShape::make(1, {1, 30, 70}, 16, 80, {1, 3, 3}, {1, 1, 1}, Padding::same)},
+      // bwd-filter's channel blocks: c = 44 is 12,12,12,8 and c = 18 is 8,8 and a partial 2;
+      // k = 48 ends each block's columns with a single vector.
+      {"shifted c=44 k=48",
+       Conv3dShape::make(2, {3, 5, 6}, 44, 48, {3, 3, 3}, {1, 1, 1}, Padding::same)},
+      {"shifted c=18 k=16",
+       Conv3dShape::make(2, {3, 7, 5}, 18, 16, {3, 3, 3}, {1, 1, 1}, Padding::same)},
   };
 }
 
