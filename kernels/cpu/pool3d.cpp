@@ -61,21 +61,62 @@ int64_t out_offset(const Pool3dShape& s, int n, int od, int oh, int ow) {
   return (((int64_t(n) * s.out.d + od) * s.out.h + oh) * s.out.w + ow) * s.c;
 }
 
+// Whether the windows tile the input exactly (window == stride, no padding, no remainder) along
+// every axis: then each input element lies in exactly one window and backward writes dx once,
+// with no zero fill first and no read-modify-write (C3D's pool1-pool4 and the Keras models'
+// pools; the fill and the read back were 2/3 of the bytes the backward moved).
+bool windows_tile_input(const Pool3dShape& s) {
+  const auto axis = [](int in, int window, int stride, int pad_before, int out) {
+    return window == stride && pad_before == 0 && out * stride == in;
+  };
+  return axis(s.in.d, s.window.d, s.stride.d, s.pad_before.d, s.out.d) &&
+         axis(s.in.h, s.window.h, s.stride.h, s.pad_before.h, s.out.h) &&
+         axis(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w);
+}
+
 // Sends the gradient of output (n, od, oh, ow) to the first maximum of its window, all c
-// channels at once: the channel loop is innermost and contiguous, and `pending` (c flags)
-// marks the channels whose maximum has not been met yet.
-template <typename T>
+// channels at once: the channel loop is innermost and contiguous, and `pending` (c flags, 1 for
+// the channels whose maximum has not been met yet) is of type T so that the loop is one
+// branch-free vector select per element. `Assign`: the window's dx elements are written (every
+// one of them, zero where no gradient goes) instead of accumulated into a zeroed dx.
+template <bool Assign, typename T>
 void pool_bwd_position(const Pool3dShape& s, const T* x, const T* y, const T* dy, int n, int od,
-                       int oh, int ow, unsigned char* pending, T* dx) {
+                       int oh, int ow, T* pending, T* dx) {
   const int64_t yo = out_offset(s, n, od, oh, ow);
-  std::fill(pending, pending + s.c, 1);
+  const T *yr = y + yo, *dyr = dy + yo;
+  std::fill(pending, pending + s.c, T(1));
   for_each_in_window(s, n, od, oh, ow, [&](int64_t xo) {
-    for (int c = 0; c < s.c; ++c)
-      if (pending[c] && x[xo + c] == y[yo + c]) {
-        dx[xo + c] += dy[yo + c];
-        pending[c] = 0;
-      }
+    const T* xr = x + xo;
+    T* dxr = dx + xo;
+#pragma omp simd
+    for (int c = 0; c < s.c; ++c) {
+      const bool hit = pending[c] != T(0) && xr[c] == yr[c];
+      const T g = hit ? dyr[c] : T(0);
+      dxr[c] = Assign ? g : dxr[c] + g;
+      pending[c] = hit ? T(0) : pending[c];
+    }
   });
+}
+
+// One pass of the backward over the output lines of one colour class (see maxpool3d_bwd).
+template <bool Assign, typename T>
+void pool_bwd_lines(const Pool3dShape& s, const T* x, const T* y, const T* dy, int cd, int ch,
+                    int period_d, int period_h, T* dx) {
+  const int lines_d = (s.out.d - cd + period_d - 1) / period_d;
+  const int lines_h = (s.out.h - ch + period_h - 1) / period_h;
+  const int64_t lines = int64_t(s.n) * lines_d * lines_h;
+#pragma omp parallel if (worth_threads(s))
+  {
+    std::vector<T> pending(s.c);
+#pragma omp for schedule(static)
+    for (int64_t line = 0; line < lines; ++line) {
+      const int oh = ch + period_h * int(line % lines_h);
+      const int od = cd + period_d * int(line / lines_h % lines_d);
+      const int n = int(line / lines_h / lines_d);
+      for (int ow = 0; ow < s.out.w; ++ow)
+        pool_bwd_position<Assign>(s, x, y, dy, n, od, oh, ow, pending.data(), dx);
+    }
+  }
 }
 
 }  // namespace
@@ -103,6 +144,10 @@ void maxpool3d_fwd(const Pool3dShape& s, const T* x, T* y) {
 template <typename T>
 void maxpool3d_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T* dx) {
   check_windows(s);
+  if (windows_tile_input(s)) {
+    pool_bwd_lines<true>(s, x, y, dy, 0, 0, 1, 1, dx);
+    return;
+  }
   std::fill(dx, dx + s.input_size(), T(0));
   // Work items are output lines (n, od, oh), as in the forward. Windows of lines `period` apart
   // along an axis never overlap, so the lines are visited in period.d * period.h colour classes
@@ -111,23 +156,8 @@ void maxpool3d_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T*
   const int period_d = (s.window.d + s.stride.d - 1) / s.stride.d;
   const int period_h = (s.window.h + s.stride.h - 1) / s.stride.h;
   for (int cd = 0; cd < period_d; ++cd)
-    for (int ch = 0; ch < period_h; ++ch) {
-      const int lines_d = (s.out.d - cd + period_d - 1) / period_d;
-      const int lines_h = (s.out.h - ch + period_h - 1) / period_h;
-      const int64_t lines = int64_t(s.n) * lines_d * lines_h;
-#pragma omp parallel if (worth_threads(s))
-      {
-        std::vector<unsigned char> pending(s.c);
-#pragma omp for schedule(static)
-        for (int64_t line = 0; line < lines; ++line) {
-          const int oh = ch + period_h * int(line % lines_h);
-          const int od = cd + period_d * int(line / lines_h % lines_d);
-          const int n = int(line / lines_h / lines_d);
-          for (int ow = 0; ow < s.out.w; ++ow)
-            pool_bwd_position(s, x, y, dy, n, od, oh, ow, pending.data(), dx);
-        }
-      }
-    }
+    for (int ch = 0; ch < period_h; ++ch)
+      pool_bwd_lines<false>(s, x, y, dy, cd, ch, period_d, period_h, dx);
 }
 
 template <typename T>
