@@ -319,18 +319,40 @@ int64_t tap_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int6
   return ((td * hb + th) * b.wp + tw) * s.c;
 }
 
+// Where a band's product goes: output line i of the band is y's line (n, od, oh0 + i); row r of
+// the band's padded pitch is line r / wp, position r % wp, dropped when that is >= out.w.
+struct BandOutput {
+  int64_t wp, lines, ow, k;
+  float* y;  // the band's first output line
+  float* row(int64_t r) const {
+    const int64_t line = r / wp, w = r % wp;
+    return line < lines && w < ow ? y + (line * ow + w) * k : nullptr;
+  }
+};
+
 #if defined(__AVX512F__)
-// out (kShiftedRows rows of pitch kpad, V vectors wide) += sum over taps and c of the view rows
-// times the filter: the implicit GEMM. It reads the views in place (row i of tap t's view is
-// a + offsets[t] + i·c) instead of having OpenBLAS pack each view again for every tap, which
-// copied as many bytes as vol2col did.
+// Lane mask of the first `valid` lanes of a vector (all 16 when valid >= 16, none when <= 0).
+__mmask16 lanes_mask(int64_t valid) {
+  return valid >= kShiftedLanes ? __mmask16(0xffff)
+                                : __mmask16((1u << std::max<int64_t>(valid, 0)) - 1);
+}
+
+// Rows dst[0 .. kShiftedRows) (each null or k values of y, at column kb) = bias[kb ...] + the sum
+// over taps and c of the view rows times the filter: the implicit GEMM. It reads the views in
+// place (row i of tap t's view is a + offsets[t] + i·c) instead of having OpenBLAS pack each
+// view again for every tap, which copied as many bytes as vol2col did. The accumulators start
+// from the bias and are stored straight into y (masked to the k - kb filters that exist), so
+// there is no output buffer to initialise and copy out.
 template <int V>
 void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, int c,
-                          const float* wt, int64_t kpad, float* out) {
+                          const float* wt, int64_t kpad, const float* bias, float* const* dst,
+                          int64_t valid) {
   __m512 acc[kShiftedRows][V];
-  for (int i = 0; i < kShiftedRows; ++i)
-    for (int v = 0; v < V; ++v)
-      acc[i][v] = _mm512_loadu_ps(out + i * kpad + v * kShiftedLanes);
+  for (int v = 0; v < V; ++v) {
+    const __m512 start = _mm512_loadu_ps(bias + v * kShiftedLanes);
+    for (int i = 0; i < kShiftedRows; ++i)
+      acc[i][v] = start;
+  }
   for (int64_t tap = 0; tap < taps; ++tap) {
     const float* at = a + offsets[tap];
     const float* bt = wt + tap * c * kpad;
@@ -345,35 +367,56 @@ void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, 
       }
     }
   }
-  for (int i = 0; i < kShiftedRows; ++i)
-    for (int v = 0; v < V; ++v)
-      _mm512_storeu_ps(out + i * kpad + v * kShiftedLanes, acc[i][v]);
+  for (int v = 0; v < V; ++v) {
+    const __mmask16 mask = lanes_mask(valid - v * kShiftedLanes);
+    for (int i = 0; i < kShiftedRows; ++i)
+      if (dst[i]) _mm512_mask_storeu_ps(dst[i] + v * kShiftedLanes, mask, acc[i][v]);
+  }
+}
+
+// The band's output = bias + sum over taps of view(tap) (m × c) · wt[tap] (c × kpad), written
+// into y; `bias` is kpad values (zero past k).
+void shifted_band_forward(const Conv3dShape& s, const float* slab,
+                          const std::vector<int64_t>& offsets, const float* wt, int64_t kpad,
+                          int64_t m, const float* bias, const BandOutput& out) {
+  const int64_t taps = int64_t(offsets.size());
+  float* dst[kShiftedRows];
+  for (int64_t r = 0; r < m; r += kShiftedRows) {
+    for (int i = 0; i < kShiftedRows; ++i)
+      dst[i] = out.row(r + i);
+    for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+      float* dst_kb[kShiftedRows];
+      for (int i = 0; i < kShiftedRows; ++i)
+        dst_kb[i] = dst[i] ? dst[i] + kb : nullptr;
+      const float* a = slab + r * s.c;
+      if (kpad - kb >= 2 * kShiftedLanes)
+        shifted_block_avx512<2>(a, offsets.data(), taps, s.c, wt + kb, kpad, bias + kb, dst_kb,
+                                s.k - kb);
+      else
+        shifted_block_avx512<1>(a, offsets.data(), taps, s.c, wt + kb, kpad, bias + kb, dst_kb,
+                                s.k - kb);
+    }
+  }
 }
 #endif
 
-// out (m_pad, kpad) += the band's sum over taps of view(tap) (m × c) · wt[tap] (c × kpad).
-// Float on AVX-512 runs the micro-kernel over all m_pad rows (a multiple of kShiftedRows);
-// double calls OpenBLAS per tap.
+// The same product without the micro-kernel (double, or no AVX-512): one OpenBLAS GEMM per tap
+// into a buffer of the band's padded rows, started from the bias, then the output rows copied
+// into y.
 template <typename T>
-void shifted_band_product(const Conv3dShape& s, const T* slab, const std::vector<int64_t>& offsets,
-                          const T* wt, int64_t kpad, int64_t m, T* out) {
-  const int64_t taps = int64_t(offsets.size());
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    for (int64_t r = 0; r < m; r += kShiftedRows)
-      for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
-        float* o = out + r * kpad + kb;
-        if (kpad - kb >= 2 * kShiftedLanes)
-          shifted_block_avx512<2>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
-        else
-          shifted_block_avx512<1>(slab + r * s.c, offsets.data(), taps, s.c, wt + kb, kpad, o);
-      }
-    return;
-  }
-#endif
-  for (int64_t tap = 0; tap < taps; ++tap)
+void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab,
+                               const std::vector<int64_t>& offsets, const T* wt, int64_t kpad,
+                               int64_t m, const T* bias, std::vector<T>& buffer, int64_t lines,
+                               int64_t wp, T* y) {
+  buffer.resize(m * kpad);
+  for (int64_t r = 0; r < m; ++r)
+    std::copy_n(bias, kpad, buffer.data() + r * kpad);
+  for (size_t tap = 0; tap < offsets.size(); ++tap)
     gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad, kpad,
-            T(1), out, kpad);
+            T(1), buffer.data(), kpad);
+  for (int64_t i = 0; i < lines; ++i)
+    for (int ow = 0; ow < s.out.w; ++ow)
+      std::copy_n(buffer.data() + (i * wp + ow) * kpad, s.k, y + (i * s.out.w + ow) * s.k);
 }
 
 // y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, kpad): row block
@@ -382,9 +425,11 @@ template <typename T>
 void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
   const ShiftedBands b(s, sizeof(T));
   const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
+  std::vector<T> bias_pad(kpad, T(0));
+  if (bias) std::copy_n(bias, s.k, bias_pad.data());
 #pragma omp parallel num_threads(threads_for(s))
   {
-    std::vector<T> slab, out;
+    std::vector<T> slab, buffer;
     std::vector<int64_t> offsets(taps);
     // Each item writes only its own lines of y: any schedule gives the same y.
 #pragma omp for schedule(dynamic)
@@ -393,19 +438,19 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
       const int n = int(plane / s.out.d), od = int(plane % s.out.d);
       const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
       load_slab(s, b, x, n, od, oh0, lines, slab);
-      const int64_t m_pad = ceil_div(m, kShiftedRows) * kShiftedRows;
-      out.resize(m_pad * kpad);
-      for (int64_t r = 0; r < m_pad; ++r)
-        for (int64_t k = 0; k < kpad; ++k)
-          out[r * kpad + k] = bias && k < s.k ? bias[k] : T(0);
       const int64_t hb = b.slab_lines(lines, s);
       for (int64_t tap = 0; tap < taps; ++tap)
         offsets[tap] = tap_offset(s, b, hb, tap);
-      shifted_band_product(s, slab.data(), offsets, wt, kpad, m, out.data());
-      for (int64_t i = 0; i < lines; ++i)
-        for (int ow = 0; ow < s.out.w; ++ow)
-          std::copy_n(out.data() + (i * b.wp + ow) * kpad, s.k,
-                      y + (((int64_t(n) * s.out.d + od) * s.out.h + oh0 + i) * s.out.w + ow) * s.k);
+      T* y_band = y + ((int64_t(n) * s.out.d + od) * s.out.h + oh0) * s.out.w * s.k;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        const BandOutput out{b.wp, lines, s.out.w, s.k, y_band};
+        shifted_band_forward(s, slab.data(), offsets, wt, kpad, m, bias_pad.data(), out);
+        continue;
+      }
+#endif
+      shifted_band_forward_gemm(s, slab.data(), offsets, wt, kpad, m, bias_pad.data(), buffer,
+                                lines, b.wp, y_band);
     }
   }
 }
@@ -420,13 +465,20 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
 constexpr int kFilterWideChannels = 12;
 constexpr int kFilterNarrowChannels = 8;
 
+// The rows of a band that hold outputs: `lines` runs of `width` rows, `pitch` rows apart (the
+// rows between them are the dropped positions past each output line, whose dy is zero: bwd-filter
+// skips them, 2/30 of conv2a's rows).
+struct BandLines {
+  int64_t lines, pitch, width;
+};
+
 // dwt rows [c0, c0 + cb) of one tap (pitch kpad, V vectors wide) += view[:, c0 : c0 + CB]ᵀ · dy,
-// over the band's m rows; `a` is the view shifted to column c0. Columns past c (when cb < CB)
+// over the band's output rows; `a` is the view shifted to column c0. Columns past c (when cb < CB)
 // read the next row's values: computed, never stored. The slab's zero slack covers the reads
 // past its last row.
 template <int CB, int V>
-void filter_block_avx512(const float* a, int64_t c, const float* dyb, int64_t kpad, int64_t m,
-                         int cb, float* dwt) {
+void filter_block_avx512(const float* a, int64_t c, const float* dyb, int64_t kpad,
+                         const BandLines& rows, int cb, float* dwt) {
   __m512 acc[CB][V];
   for (int i = 0; i < CB; ++i)
     for (int v = 0; v < V; ++v)
@@ -441,12 +493,15 @@ void filter_block_avx512(const float* a, int64_t c, const float* dyb, int64_t kp
         acc[i][v] = _mm512_fmadd_ps(xv, dv[v], acc[i][v]);
     }
   };
-  int64_t r = 0;
-  for (; r + 1 < m; r += 2) {  // two rows per step: one branch per 48 FMAs
-    row(r);
-    row(r + 1);
+  for (int64_t line = 0; line < rows.lines; ++line) {
+    const int64_t end = line * rows.pitch + rows.width;
+    int64_t r = line * rows.pitch;
+    for (; r + 1 < end; r += 2) {  // two rows per step: one branch per 48 FMAs
+      row(r);
+      row(r + 1);
+    }
+    if (r < end) row(r);
   }
-  if (r < m) row(r);
   for (int i = 0; i < cb; ++i)
     for (int v = 0; v < V; ++v) {
       float* d = dwt + i * kpad + v * kShiftedLanes;
@@ -465,13 +520,13 @@ int filter_wide_blocks(int c) {
 
 // One channel block of one tap: all kpad columns, 2 vectors at a time (1 for a last odd one).
 template <int CB>
-void filter_channel_block(const float* view, int c, const float* dyb, int64_t kpad, int64_t m,
-                          int cb, float* dwt) {
+void filter_channel_block(const float* view, int c, const float* dyb, int64_t kpad,
+                          const BandLines& rows, int cb, float* dwt) {
   for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
     if (kpad - kb >= 2 * kShiftedLanes)
-      filter_block_avx512<CB, 2>(view, c, dyb + kb, kpad, m, cb, dwt + kb);
+      filter_block_avx512<CB, 2>(view, c, dyb + kb, kpad, rows, cb, dwt + kb);
     else
-      filter_block_avx512<CB, 1>(view, c, dyb + kb, kpad, m, cb, dwt + kb);
+      filter_block_avx512<CB, 1>(view, c, dyb + kb, kpad, rows, cb, dwt + kb);
   }
 }
 
@@ -508,15 +563,16 @@ void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float
             part[dwt_size + k] += src[k];
         }
       const int64_t hb = b.slab_lines(lines, s);
+      const BandLines rows{lines, b.wp, s.out.w};
       for (int64_t tap = 0; tap < taps; ++tap) {
         const float* view = slab.data() + tap_offset(s, b, hb, tap);
         float* dwt = part + tap * s.c * kpad;
         int c0 = 0;
         for (; c0 < wide * kFilterWideChannels; c0 += kFilterWideChannels)
-          filter_channel_block<kFilterWideChannels>(view + c0, s.c, dyb.data(), kpad, m,
+          filter_channel_block<kFilterWideChannels>(view + c0, s.c, dyb.data(), kpad, rows,
                                                     kFilterWideChannels, dwt + c0 * kpad);
         for (; c0 < s.c; c0 += kFilterNarrowChannels)
-          filter_channel_block<kFilterNarrowChannels>(view + c0, s.c, dyb.data(), kpad, m,
+          filter_channel_block<kFilterNarrowChannels>(view + c0, s.c, dyb.data(), kpad, rows,
                                                       std::min(kFilterNarrowChannels, s.c - c0),
                                                       dwt + c0 * kpad);
       }
