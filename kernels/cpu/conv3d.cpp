@@ -229,7 +229,7 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
   }
 }
 
-// ---- stride 1, c >= 16: shifted views instead of vol2col ----------------------------------------
+// ---- stride 1: shifted views instead of vol2col ------------------------------------------------
 // A stride-1 conv is a sum over its T taps of GEMMs on shifted views of the input:
 //   y[p, :] += x[p + offset(tap), :] · w[:, tap, :]ᵀ     (one GEMM of depth c per tap)
 // With the input zero-padded in h and w to (Hp, Wp) and the output rows laid out with the same
@@ -244,8 +244,15 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
 // copies as many bytes as vol2col did); in double they are one OpenBLAS GEMM per tap (depth c).
 // bwd-data at stride 1 is the same forward on dy (data_shape), bwd-filter the transposed
 // product per tap, dwᵀ[tap] += view(tap)ᵀ · dy (float only; double keeps vol2col).
+// The KW taps of one (td, th) pair, a "tap row", have views that are consecutive rows of the
+// padded band (tap tw starts tw rows, tw·c values, after tap tw = 0), so one view read KW·c
+// values wide holds them all, and their filter rows (tap, c) = (tap_row·KW + tw)·c + c are
+// consecutive too: the micro-kernels run over the KD·KH tap rows with depth KW·c (9 of depth 192
+// at conv2a; 9 of depth 9 at conv1a, whose c = 3 alone was too shallow to be worth a loop).
 // Work item: one (n, od) output plane, split into bands of bh output lines so that the band's
 // output block (m × k) stays near kBandBytes (in L2 with the padded input band).
+// Without the micro-kernels (double, or no AVX-512), one GEMM per tap is worth its call only
+// from kShiftedMinChannels channels on; fewer go to the direct loops or vol2col.
 constexpr int kShiftedMinChannels = 16;
 constexpr int64_t kBandBytes = int64_t(512) << 10;
 // The float micro-kernel's register block: kShiftedRows output rows x 2 vectors of 16 filters,
@@ -253,6 +260,9 @@ constexpr int64_t kBandBytes = int64_t(512) << 10;
 // independent FMA chains hide the 4-cycle latency at 2 FMAs per cycle, and each input value,
 // broadcast once, feeds 2 FMAs.
 constexpr int kShiftedRows = 12;
+// bwd-filter's register blocks: 12 or 8 channels (see filter_block_avx512).
+constexpr int kFilterWideChannels = 12;
+constexpr int kFilterNarrowChannels = 8;
 constexpr int kShiftedLanes = 16;  // floats per AVX-512 vector; k is padded to a multiple
 
 int64_t lanes_pad(int k) {
@@ -264,11 +274,24 @@ bool pads_within_kernel(int before, int after, int kernel) {
 }
 
 // Stride 1 and padding < kernel (so that bwd-data is again such a conv, see data_shape).
-bool use_shifted(const Conv3dShape& s) {
-  return unit_stride(s) && s.c >= kShiftedMinChannels &&
-         pads_within_kernel(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
+bool shifted_geometry(const Conv3dShape& s) {
+  return unit_stride(s) && pads_within_kernel(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
          pads_within_kernel(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
          pads_within_kernel(s.pad_before.w, s.pad_after.w, s.kernel.w);
+}
+
+// Whether the register-blocked float micro-kernels below exist for T in this build.
+template <typename T>
+constexpr bool kMicroKernels =
+#if defined(__AVX512F__)
+    std::is_same_v<T, float>;
+#else
+    false;
+#endif
+
+template <typename T>
+bool use_shifted(const Conv3dShape& s) {
+  return shifted_geometry(s) && (kMicroKernels<T> || s.c >= kShiftedMinChannels);
 }
 
 // The band geometry of a shifted-view conv.
@@ -297,8 +320,9 @@ void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, i
                int64_t lines, std::vector<T>& slab) {
   const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
   // Zero slack: the forward micro-kernel's last row block runs up to kShiftedRows - 1 rows past
-  // m, bwd-filter's last channel block up to 7 values past a row's c.
-  slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c, T(0));
+  // m, bwd-filter's last channel block up to kFilterWideChannels - 1 values past a tap row's
+  // depth.
+  slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c + kFilterWideChannels, T(0));
   for (int td = 0; td < s.kernel.d; ++td) {
     const int id = od + td - s.pad_before.d;
     if (id < 0 || id >= s.in.d) continue;
@@ -312,12 +336,23 @@ void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, i
   }
 }
 
-// Row offset (in elements) of tap `tap`'s view within the slab.
-int64_t tap_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int64_t tap) {
-  const int64_t tw = tap % s.kernel.w, th = tap / s.kernel.w % s.kernel.h,
-                td = tap / (int64_t(s.kernel.w) * s.kernel.h);
-  return ((td * hb + th) * b.wp + tw) * s.c;
+// Offset (in elements) within the slab of the views of tap row (td, th) = (tap_row / KH,
+// tap_row % KH): its tap tw = 0.
+int64_t tap_row_offset(const Conv3dShape& s, const ShiftedBands& b, int64_t hb, int64_t tap_row) {
+  const int64_t th = tap_row % s.kernel.h, td = tap_row / s.kernel.h;
+  return (td * hb + th) * b.wp * s.c;
 }
+
+// The tap rows of a band: their view offsets in the slab and their depth KW·c.
+struct TapRows {
+  std::vector<int64_t> offsets;
+  int64_t depth;
+  TapRows(const Conv3dShape& s, const ShiftedBands& b, int64_t hb)
+      : offsets(int64_t(s.kernel.d) * s.kernel.h), depth(int64_t(s.kernel.w) * s.c) {
+    for (int64_t r = 0; r < int64_t(offsets.size()); ++r)
+      offsets[r] = tap_row_offset(s, b, hb, r);
+  }
+};
 
 // Where a band's product goes: output line i of the band is y's line (n, od, oh0 + i); row r of
 // the band's padded pitch is line r / wp, position r % wp, dropped when that is >= out.w.
@@ -338,30 +373,30 @@ __mmask16 lanes_mask(int64_t valid) {
 }
 
 // Rows dst[0 .. kShiftedRows) (each null or k values of y, at column kb) = bias[kb ...] + the sum
-// over taps and c of the view rows times the filter: the implicit GEMM. It reads the views in
-// place (row i of tap t's view is a + offsets[t] + i·c) instead of having OpenBLAS pack each
-// view again for every tap, which copied as many bytes as vol2col did. The accumulators start
+// over the tap rows and their depth of the view rows times the filter: the implicit GEMM. It
+// reads the views in place (row i of tap row t's view is a + offsets[t] + i·c, `depth` values)
+// instead of having OpenBLAS pack each view again for every tap, which copied as many bytes as
+// vol2col did. The accumulators start
 // from the bias and are stored straight into y (masked to the k - kb filters that exist), so
 // there is no output buffer to initialise and copy out.
 template <int V>
-void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, int c,
-                          const float* wt, int64_t kpad, const float* bias, float* const* dst,
-                          int64_t valid) {
+void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const float* wt,
+                          int64_t kpad, const float* bias, float* const* dst, int64_t valid) {
   __m512 acc[kShiftedRows][V];
   for (int v = 0; v < V; ++v) {
     const __m512 start = _mm512_loadu_ps(bias + v * kShiftedLanes);
     for (int i = 0; i < kShiftedRows; ++i)
       acc[i][v] = start;
   }
-  for (int64_t tap = 0; tap < taps; ++tap) {
-    const float* at = a + offsets[tap];
-    const float* bt = wt + tap * c * kpad;
-    for (int ci = 0; ci < c; ++ci) {
+  for (size_t t = 0; t < taps.offsets.size(); ++t) {
+    const float* at = a + taps.offsets[t];
+    const float* bt = wt + int64_t(t) * taps.depth * kpad;
+    for (int64_t j = 0; j < taps.depth; ++j) {
       __m512 wv[V];
       for (int v = 0; v < V; ++v)
-        wv[v] = _mm512_loadu_ps(bt + ci * kpad + v * kShiftedLanes);
+        wv[v] = _mm512_loadu_ps(bt + j * kpad + v * kShiftedLanes);
       for (int i = 0; i < kShiftedRows; ++i) {
-        const __m512 xv = _mm512_set1_ps(at[i * c + ci]);
+        const __m512 xv = _mm512_set1_ps(at[i * c + j]);
         for (int v = 0; v < V; ++v)
           acc[i][v] = _mm512_fmadd_ps(xv, wv[v], acc[i][v]);
       }
@@ -374,12 +409,11 @@ void shifted_block_avx512(const float* a, const int64_t* offsets, int64_t taps, 
   }
 }
 
-// The band's output = bias + sum over taps of view(tap) (m × c) · wt[tap] (c × kpad), written
-// into y; `bias` is kpad values (zero past k).
-void shifted_band_forward(const Conv3dShape& s, const float* slab,
-                          const std::vector<int64_t>& offsets, const float* wt, int64_t kpad,
-                          int64_t m, const float* bias, const BandOutput& out) {
-  const int64_t taps = int64_t(offsets.size());
+// The band's output = bias + sum over tap rows of view (m × KW·c) · wt[tap row] (KW·c × kpad),
+// written into y; `bias` is kpad values (zero past k).
+void shifted_band_forward(const Conv3dShape& s, const float* slab, const TapRows& taps,
+                          const float* wt, int64_t kpad, int64_t m, const float* bias,
+                          const BandOutput& out) {
   float* dst[kShiftedRows];
   for (int64_t r = 0; r < m; r += kShiftedRows) {
     for (int i = 0; i < kShiftedRows; ++i)
@@ -390,30 +424,30 @@ void shifted_band_forward(const Conv3dShape& s, const float* slab,
         dst_kb[i] = dst[i] ? dst[i] + kb : nullptr;
       const float* a = slab + r * s.c;
       if (kpad - kb >= 2 * kShiftedLanes)
-        shifted_block_avx512<2>(a, offsets.data(), taps, s.c, wt + kb, kpad, bias + kb, dst_kb,
-                                s.k - kb);
+        shifted_block_avx512<2>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
       else
-        shifted_block_avx512<1>(a, offsets.data(), taps, s.c, wt + kb, kpad, bias + kb, dst_kb,
-                                s.k - kb);
+        shifted_block_avx512<1>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
     }
   }
 }
 #endif
 
 // The same product without the micro-kernel (double, or no AVX-512): one OpenBLAS GEMM per tap
-// into a buffer of the band's padded rows, started from the bias, then the output rows copied
-// into y.
+// (depth c: a GEMM's rows may not overlap, so tap rows are split back into taps) into a buffer of
+// the band's padded rows, started from the bias, then the output rows copied into y.
 template <typename T>
-void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab,
-                               const std::vector<int64_t>& offsets, const T* wt, int64_t kpad,
-                               int64_t m, const T* bias, std::vector<T>& buffer, int64_t lines,
-                               int64_t wp, T* y) {
+void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab, const TapRows& taps,
+                               const T* wt, int64_t kpad, int64_t m, const T* bias,
+                               std::vector<T>& buffer, int64_t lines, int64_t wp, T* y) {
   buffer.resize(m * kpad);
   for (int64_t r = 0; r < m; ++r)
     std::copy_n(bias, kpad, buffer.data() + r * kpad);
-  for (size_t tap = 0; tap < offsets.size(); ++tap)
-    gemm<T>(false, false, m, s.k, s.c, T(1), slab + offsets[tap], s.c, wt + tap * s.c * kpad, kpad,
-            T(1), buffer.data(), kpad);
+  for (size_t t = 0; t < taps.offsets.size(); ++t)
+    for (int tw = 0; tw < s.kernel.w; ++tw) {
+      const int64_t tap = int64_t(t) * s.kernel.w + tw;
+      gemm<T>(false, false, m, s.k, s.c, T(1), slab + taps.offsets[t] + tw * s.c, s.c,
+              wt + tap * s.c * kpad, kpad, T(1), buffer.data(), kpad);
+    }
   for (int64_t i = 0; i < lines; ++i)
     for (int ow = 0; ow < s.out.w; ++ow)
       std::copy_n(buffer.data() + (i * wp + ow) * kpad, s.k, y + (i * s.out.w + ow) * s.k);
@@ -424,13 +458,12 @@ void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab,
 template <typename T>
 void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
   const ShiftedBands b(s, sizeof(T));
-  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w, kpad = lanes_pad(s.k);
+  const int64_t kpad = lanes_pad(s.k);
   std::vector<T> bias_pad(kpad, T(0));
   if (bias) std::copy_n(bias, s.k, bias_pad.data());
 #pragma omp parallel num_threads(threads_for(s))
   {
     std::vector<T> slab, buffer;
-    std::vector<int64_t> offsets(taps);
     // Each item writes only its own lines of y: any schedule gives the same y.
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < b.items; ++item) {
@@ -438,19 +471,17 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
       const int n = int(plane / s.out.d), od = int(plane % s.out.d);
       const int64_t oh0 = band * b.bh, lines = b.lines(band, s), m = b.rows(lines, s);
       load_slab(s, b, x, n, od, oh0, lines, slab);
-      const int64_t hb = b.slab_lines(lines, s);
-      for (int64_t tap = 0; tap < taps; ++tap)
-        offsets[tap] = tap_offset(s, b, hb, tap);
+      const TapRows taps(s, b, b.slab_lines(lines, s));
       T* y_band = y + ((int64_t(n) * s.out.d + od) * s.out.h + oh0) * s.out.w * s.k;
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<T, float>) {
         const BandOutput out{b.wp, lines, s.out.w, s.k, y_band};
-        shifted_band_forward(s, slab.data(), offsets, wt, kpad, m, bias_pad.data(), out);
+        shifted_band_forward(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), out);
         continue;
       }
 #endif
-      shifted_band_forward_gemm(s, slab.data(), offsets, wt, kpad, m, bias_pad.data(), buffer,
-                                lines, b.wp, y_band);
+      shifted_band_forward_gemm(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), buffer, lines,
+                                b.wp, y_band);
     }
   }
 }
@@ -462,8 +493,6 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
 // cover what multiples of 12 leave (c = 64: 12,12,12,12,8,8). Measured alone on one core at
 // conv2a's band (840 rows, c = 64, k = 128): 172 GFLOP/s with CB = 8 alone, 221 with 12 and rows
 // unrolled by two, of a 240 peak.
-constexpr int kFilterWideChannels = 12;
-constexpr int kFilterNarrowChannels = 8;
 
 // The rows of a band that hold outputs: `lines` runs of `width` rows, `pitch` rows apart (the
 // rows between them are the dropped positions past each output line, whose dy is zero: bwd-filter
@@ -472,9 +501,9 @@ struct BandLines {
   int64_t lines, pitch, width;
 };
 
-// dwt rows [c0, c0 + cb) of one tap (pitch kpad, V vectors wide) += view[:, c0 : c0 + CB]ᵀ · dy,
-// over the band's output rows; `a` is the view shifted to column c0. Columns past c (when cb < CB)
-// read the next row's values: computed, never stored. The slab's zero slack covers the reads
+// dwt rows [j0, j0 + cb) of one tap row (pitch kpad, V vectors wide) += view[:, j0 : j0 + CB]ᵀ ·
+// dy, over the band's output rows; `a` is the view shifted to column c0. Columns past c (when cb <
+// CB) read the next row's values: computed, never stored. The slab's zero slack covers the reads
 // past its last row.
 template <int CB, int V>
 void filter_block_avx512(const float* a, int64_t c, const float* dyb, int64_t kpad,
@@ -541,7 +570,8 @@ void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float
   const int64_t dwt_size = taps * s.c * kpad, part_size = dwt_size + kpad;
   const int threads = int(
       std::clamp<int64_t>(kPartialBytes / (part_size * int64_t(sizeof(float))), 1, threads_for(s)));
-  const int wide = filter_wide_blocks(s.c);
+  const int64_t depth = int64_t(s.kernel.w) * s.c;
+  const int wide = filter_wide_blocks(int(depth));
   std::vector<float> partial(threads * part_size, 0.0f);
 #pragma omp parallel num_threads(threads)
   {
@@ -562,19 +592,19 @@ void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float
           for (int k = 0; k < s.k; ++k)
             part[dwt_size + k] += src[k];
         }
-      const int64_t hb = b.slab_lines(lines, s);
+      const TapRows tap_rows(s, b, b.slab_lines(lines, s));
       const BandLines rows{lines, b.wp, s.out.w};
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        const float* view = slab.data() + tap_offset(s, b, hb, tap);
-        float* dwt = part + tap * s.c * kpad;
-        int c0 = 0;
-        for (; c0 < wide * kFilterWideChannels; c0 += kFilterWideChannels)
-          filter_channel_block<kFilterWideChannels>(view + c0, s.c, dyb.data(), kpad, rows,
-                                                    kFilterWideChannels, dwt + c0 * kpad);
-        for (; c0 < s.c; c0 += kFilterNarrowChannels)
-          filter_channel_block<kFilterNarrowChannels>(view + c0, s.c, dyb.data(), kpad, rows,
-                                                      std::min(kFilterNarrowChannels, s.c - c0),
-                                                      dwt + c0 * kpad);
+      for (size_t t = 0; t < tap_rows.offsets.size(); ++t) {
+        const float* view = slab.data() + tap_rows.offsets[t];
+        float* dwt = part + int64_t(t) * depth * kpad;
+        int64_t j0 = 0;
+        for (; j0 < wide * kFilterWideChannels; j0 += kFilterWideChannels)
+          filter_channel_block<kFilterWideChannels>(view + j0, s.c, dyb.data(), kpad, rows,
+                                                    kFilterWideChannels, dwt + j0 * kpad);
+        for (; j0 < depth; j0 += kFilterNarrowChannels)
+          filter_channel_block<kFilterNarrowChannels>(
+              view + j0, s.c, dyb.data(), kpad, rows,
+              int(std::min<int64_t>(kFilterNarrowChannels, depth - j0)), dwt + j0 * kpad);
       }
     }
 #pragma omp for schedule(static)
@@ -799,12 +829,12 @@ void conv3d_bwd_filter_direct(const Conv3dShape& s, const T* x, const T* dy, T* 
 
 template <typename T>
 void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
-  if (use_direct(s)) {
-    conv3d_fwd_direct(s, x, w, bias, y);
+  if (use_shifted<T>(s)) {
+    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, y);
     return;
   }
-  if (use_shifted(s)) {
-    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, y);
+  if (use_direct(s)) {
+    conv3d_fwd_direct(s, x, w, bias, y);
     return;
   }
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
@@ -834,7 +864,8 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
 
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
-  if (use_shifted(s) && use_shifted(data_shape(s))) {
+  // The forward on dy has s.c filters: below kShiftedMinChannels most of each vector is padding.
+  if (use_shifted<T>(data_shape(s)) && s.c >= kShiftedMinChannels) {
     conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, dx);
     return;
   }
@@ -868,18 +899,18 @@ void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
 
 template <typename T>
 void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* dbias) {
-  if (use_direct(s)) {
-    conv3d_bwd_filter_direct(s, x, dy, dw, dbias);
-    return;
-  }
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (use_shifted(s)) {
+    if (use_shifted<T>(s)) {
       conv3d_bwd_filter_shifted(s, x, dy, dw, dbias);
       return;
     }
   }
 #endif
+  if (use_direct(s)) {
+    conv3d_bwd_filter_direct(s, x, dy, dw, dbias);
+    return;
+  }
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int64_t dw_size = s.filter_size();

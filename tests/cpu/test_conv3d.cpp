@@ -64,9 +64,10 @@ std::vector<ConvCase> tiled_cases() {
        Conv3dShape::make(2, {3, 8, 8}, 64, 32, {3, 3, 3}, {1, 1, 1}, Padding::same)},
       {"stride 2 c=32",
        Conv3dShape::make(2, {6, 12, 12}, 32, 32, {3, 3, 3}, {2, 2, 2}, Padding::same)},
-      // The direct path for few input channels (c <= 4), on 2 threads and several of its
-      // 512-row tiles, the last one partial: keras3d's gray conv1a and an RGB stride-2 layer.
-      {"direct c=1 keras3d conv1a-like",
+      // Few input channels (c <= 4): keras3d's gray conv1a (float: the shifted micro-kernels
+      // with tap rows of depth 3; double: the direct loops over several 512-row tiles, the last
+      // one partial) and an RGB stride-2 layer (direct in both).
+      {"c=1 keras3d conv1a-like",
        Conv3dShape::make(4, {5, 15, 17}, 1, 32, {3, 3, 3}, {1, 1, 1}, Padding::same)},
       {"direct c=3 stride 2",
        Conv3dShape::make(3, {6, 22, 20}, 3, 16, {3, 3, 3}, {2, 2, 2}, Padding::same)},
