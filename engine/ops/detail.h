@@ -1,6 +1,6 @@
-// The pieces of the conv, max-pool and ReLU ops that the fused blocks (conv_block.cpp) are built
-// from, so that a block checks, runs and differentiates exactly as the chain of separate ops
-// does. Internal to engine/ops: callers use the ops of conv.h, pool.h, activation.h and
+// The pieces of the conv, max-pool, ReLU and layer-norm ops that the fused blocks (conv_block.cpp)
+// are built from, so that a block checks, runs and differentiates exactly as the chain of separate
+// ops does. Internal to engine/ops: callers use the ops of conv.h, pool.h, activation.h and
 // conv_block.h.
 #pragma once
 
@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "engine/ops/conv.h"
+#include "engine/ops/norm.h"
 #include "engine/ops/pool.h"
 #include "engine/tensor.h"
+#include "kernels/cpu/layer_norm.h"
 
 namespace cu3d::detail {
 
@@ -41,5 +43,16 @@ void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x,
 void relu_forward_kernel(const Tensor& x, const Tensor& y);
 // dx = dy where y > 0, else 0; dx may be dy (in place).
 void relu_backward_kernel(const Tensor& y, const Tensor& dy, const Tensor& dx);
+
+// norm.cpp. The kernels' shape for a layer norm over a (n, ..., c) tensor of shape `x`.
+cpu::LayerNormShape layer_norm_shape(const Shape& x, LayerNormVariant variant);
+// y = layer_norm(x), saving mean and rstd (s.groups each).
+void layer_norm_forward_kernel(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
+                               const Tensor& beta, double eps, const Tensor& y, const Tensor& mean,
+                               const Tensor& rstd);
+// dx, dgamma and dbeta from the forward's input x, its saved statistics and dy.
+void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
+                         const Tensor& dgamma, const Tensor& dbeta);
 
 }  // namespace cu3d::detail

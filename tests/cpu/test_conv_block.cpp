@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,13 @@
 #include "engine/ops/conv_block.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
+#include "engine/ops/norm.h"
 #include "engine/optim/optimizer.h"
 #include "engine/rng.h"
 #include "gradcheck.h"
 #include "layers/basic.h"
 #include "layers/conv_block.h"
+#include "layers/norm.h"
 
 namespace cu3d {
 namespace {
@@ -80,36 +83,74 @@ const std::vector<BlockCase>& block_cases() {
 }
 
 enum class Chain { fused, separate };
-enum class Block { relu, relu_pool };
 
-struct Result {
-  Tensor y, dx, dw, db;
+// Which block: with or without the layer norm (in which variant) and the pool.
+struct Block {
+  bool pool;
+  std::optional<LayerNormVariant> norm;
+  std::string name() const {
+    const char* variant = norm == LayerNormVariant::per_sample ? " per-sample norm" : " norm";
+    return fmt::format("{}{}", pool ? "pool" : "no pool", norm ? variant : "");
+  }
 };
 
-// The block's output and the gradients of x, w, b for backward(y, r), with fresh random inputs
-// drawn from `seed` (the same for both chains).
-Result run_block(const BlockCase& c, Block block, Chain chain, DType dtype, uint64_t seed) {
-  Generator gen(seed);
+struct Inputs {
+  std::vector<Tensor> tensors;  // x, w, b (undefined without bias), and gamma, beta with a norm
+};
+
+// Fresh random inputs, all requiring a gradient.
+Inputs block_inputs(const BlockCase& c, const Block& block, DType dtype, Generator& gen) {
+  const int64_t k = c.filters;
   Tensor x = Tensor::uniform(c.x, -1, 1, gen, dtype);
-  Tensor w = Tensor::uniform({c.filters, c.kernel.d, c.kernel.h, c.kernel.w, c.x.back()}, -1, 1,
-                             gen, dtype);
+  Tensor w =
+      Tensor::uniform({k, c.kernel.d, c.kernel.h, c.kernel.w, c.x.back()}, -1, 1, gen, dtype);
   // A bias of -1 to -2 standard deviations of the conv's sum (taps * c products of variance 1/9)
   // makes whole pool windows negative, so that ReLU's mask shapes the pooled output and its
-  // gradient (around a zero mean nearly every window holds a positive value).
+  // gradient (around a zero mean nearly every window holds a positive value). After a layer
+  // norm beta does that.
   const double sigma = std::sqrt(double(c.kernel.d * c.kernel.h * c.kernel.w * c.x.back()) / 9);
-  Tensor b = c.bias ? Tensor::uniform({c.filters}, -2 * sigma, -sigma, gen, dtype) : Tensor();
-  for (Tensor* t : {&x, &w, &b})
-    if (t->defined()) t->set_requires_grad(true);
-  Tensor y;
-  if (chain == Chain::fused)
-    y = block == Block::relu ? conv3d_bias_relu(x, w, b, c.conv)
-                             : conv3d_bias_relu_maxpool(x, w, b, c.conv, c.pool);
-  else {
-    y = relu(conv3d(x, w, b, c.conv));
-    if (block == Block::relu_pool) y = max_pool3d(y, c.pool);
+  Tensor b = c.bias ? Tensor::uniform({k}, -2 * sigma, -sigma, gen, dtype) : Tensor();
+  Inputs in{{x, w, b}};
+  if (block.norm) {
+    in.tensors.push_back(Tensor::uniform({k}, 0.5, 1.5, gen, dtype));
+    in.tensors.push_back(Tensor::uniform({k}, -2, -1, gen, dtype));
   }
+  for (Tensor& t : in.tensors)
+    if (t.defined()) t.set_requires_grad(true);
+  return in;
+}
+
+Tensor fused_block(const BlockCase& c, const Block& block, const std::vector<Tensor>& in) {
+  if (block.norm) {
+    const LayerNormParams norm{.variant = *block.norm};
+    return block.pool ? conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4],
+                                                           c.conv, norm, c.pool)
+                      : conv3d_bias_layernorm_relu(in[0], in[1], in[2], in[3], in[4], c.conv, norm);
+  }
+  return block.pool ? conv3d_bias_relu_maxpool(in[0], in[1], in[2], c.conv, c.pool)
+                    : conv3d_bias_relu(in[0], in[1], in[2], c.conv);
+}
+
+Tensor separate_ops(const BlockCase& c, const Block& block, const std::vector<Tensor>& in) {
+  Tensor y = conv3d(in[0], in[1], in[2], c.conv);
+  if (block.norm) y = layer_norm(y, in[3], in[4], 1e-5, *block.norm);
+  y = relu(y);
+  return block.pool ? max_pool3d(y, c.pool) : y;
+}
+
+// The block's output, then the gradient of every input for backward(y, r), with inputs drawn
+// from `seed` (the same for both chains).
+std::vector<Tensor> run_block(const BlockCase& c, const Block& block, Chain chain, DType dtype,
+                              uint64_t seed) {
+  Generator gen(seed);
+  const Inputs in = block_inputs(c, block, dtype, gen);
+  const Tensor y = chain == Chain::fused ? fused_block(c, block, in.tensors)
+                                         : separate_ops(c, block, in.tensors);
   autograd::backward(y, Tensor::uniform(y.shape(), -1, 1, gen, dtype));
-  return {y, x.grad(), w.grad(), b.defined() ? b.grad() : Tensor()};
+  std::vector<Tensor> out = {y};
+  for (const Tensor& t : in.tensors)
+    out.push_back(t.defined() ? t.grad() : Tensor());
+  return out;
 }
 
 std::vector<double> values(const Tensor& t) {
@@ -138,28 +179,34 @@ void expect_mixed_signs(const Tensor& y, const std::string& what) {
   EXPECT_LT(zeros, int64_t(v.size())) << what;
 }
 
-void expect_block_matches_chain(Block block) {
+void expect_block_matches_chain(const Block& block) {
+  static const char* const kNames[] = {"y", "dx", "dw", "db", "dgamma", "dbeta"};
   uint64_t seed = 100;
   for (const BlockCase& c : block_cases())
     for (DType dtype : {DType::f32, DType::f64}) {
-      const std::string what = fmt::format("{} {}", c.name, dtype_name(dtype));
-      const Result fused = run_block(c, block, Chain::fused, dtype, seed);
-      const Result separate = run_block(c, block, Chain::separate, dtype, seed++);
-      // Without bias nearly every pool window holds a positive value.
-      if (c.bias || block == Block::relu) expect_mixed_signs(fused.y, what);
-      expect_identical(fused.y, separate.y, what + " y");
-      expect_identical(fused.dx, separate.dx, what + " dx");
-      expect_identical(fused.dw, separate.dw, what + " dw");
-      expect_identical(fused.db, separate.db, what + " db");
+      const std::string what = fmt::format("{}, {}, {}", c.name, block.name(), dtype_name(dtype));
+      const std::vector<Tensor> fused = run_block(c, block, Chain::fused, dtype, seed);
+      const std::vector<Tensor> separate = run_block(c, block, Chain::separate, dtype, seed++);
+      // Without bias or norm nearly every pool window holds a positive value.
+      if (c.bias || block.norm || !block.pool) expect_mixed_signs(fused[0], what);
+      ASSERT_EQ(fused.size(), separate.size());
+      for (size_t i = 0; i < fused.size(); ++i)
+        expect_identical(fused[i], separate[i], what + " " + kNames[i]);
     }
 }
 
 TEST(ConvBlock, BiasReluEqualsConvThenRelu) {
-  expect_block_matches_chain(Block::relu);
+  expect_block_matches_chain({.pool = false, .norm = std::nullopt});
 }
 
 TEST(ConvBlock, BiasReluMaxpoolEqualsConvThenReluThenPool) {
-  expect_block_matches_chain(Block::relu_pool);
+  expect_block_matches_chain({.pool = true, .norm = std::nullopt});
+}
+
+TEST(ConvBlock, LayerNormBlocksEqualConvThenLayerNormThenReluThenPool) {
+  for (LayerNormVariant variant : {LayerNormVariant::per_sample, LayerNormVariant::per_position})
+    for (bool pool : {false, true})
+      expect_block_matches_chain({.pool = pool, .norm = variant});
 }
 
 TEST(ConvBlock, GradientsMatchFiniteDifferences) {
@@ -180,6 +227,22 @@ TEST(ConvBlock, GradientsMatchFiniteDifferences) {
                                         {.padding = Padding::explicit_, .pad = {0, 1, 1}});
       },
       {random_f64({1, 4, 7, 5, 2}, gen), random_f64({2, 2, 3, 2, 2}, gen)});
+  for (LayerNormVariant variant : {LayerNormVariant::per_sample, LayerNormVariant::per_position}) {
+    const LayerNormParams norm{.variant = variant};
+    expect_gradients_match(
+        [&](const auto& in) {
+          return conv3d_bias_layernorm_relu(in[0], in[1], in[2], in[3], in[4], same, norm);
+        },
+        {random_f64({2, 3, 4, 3, 2}, gen), random_f64({3, 3, 3, 3, 2}, gen), random_f64({3}, gen),
+         random_f64({3}, gen), random_f64({3}, gen)});
+    expect_gradients_match(
+        [&](const auto& in) {
+          return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
+                                                    {});
+        },
+        {random_f64({2, 4, 4, 5, 2}, gen), random_f64({3, 3, 3, 3, 2}, gen), random_f64({3}, gen),
+         random_f64({3}, gen), random_f64({3}, gen)});
+  }
 }
 
 TEST(ConvBlock, OnlyTheInputsThatNeedItGetAGradient) {
@@ -251,8 +314,9 @@ TEST(ConvBlock, BadInputNamesTheOpAndShapes) {
 // ---- Sequential ------------------------------------------------------------------------------
 
 // Every block kind in a small model: conv + ReLU + pool (C3D's pool1 window), conv + ReLU
-// without pool, conv + ReLU + pool5-like padded pool, then a head.
-std::shared_ptr<Sequential> block_model(uint64_t seed) {
+// without pool, conv + ReLU + pool5-like padded pool, then a head; with `norm`, the second and
+// third convs are followed by a layer norm before their ReLU (the layer-norm C3D's blocks).
+std::shared_ptr<Sequential> block_model(uint64_t seed, bool norm = false) {
   Generator gen(seed);
   auto net = std::make_shared<Sequential>();
   const Conv3dParams same{.padding = Padding::same};
@@ -261,8 +325,10 @@ std::shared_ptr<Sequential> block_model(uint64_t seed) {
   net->add("pool1", std::make_shared<MaxPool3d>(Pool3dParams{{1, 2, 2}, {1, 2, 2}}));
   net->add("conv2",
            std::make_shared<Conv3d>(4, 6, Dims3{3, 3, 3}, Conv3dParams{}, InitStyle::pytorch, gen));
+  if (norm) net->add("norm2", std::make_shared<LayerNorm>(6, LayerNormVariant::per_sample));
   net->add("relu2", std::make_shared<Activation>(ActivationKind::relu));
   net->add("conv3", std::make_shared<Conv3d>(6, 6, Dims3{3, 3, 3}, same, InitStyle::pytorch, gen));
+  if (norm) net->add("norm3", std::make_shared<LayerNorm>(6, LayerNormVariant::per_position));
   net->add("relu3", std::make_shared<Activation>(ActivationKind::relu));
   net->add("pool3", std::make_shared<MaxPool3d>(
                         Pool3dParams{.padding = Padding::explicit_, .pad = {0, 1, 1}}));
@@ -291,6 +357,9 @@ TEST(ConvBlockLayers, FusesConvReluAndTheFollowingPool) {
   EXPECT_EQ(fused_layer_count(layers, 3), 2u);  // conv2 relu2, a conv follows
   EXPECT_EQ(fused_layer_count(layers, 5), 3u);  // conv3 relu3 pool3
   EXPECT_EQ(fused_layer_count(layers, 9), 1u);  // the dense head
+  const auto with_norm = block_model(1, true);
+  EXPECT_EQ(fused_layer_count(with_norm->children(), 3), 3u);  // conv2 norm2 relu2
+  EXPECT_EQ(fused_layer_count(with_norm->children(), 6), 4u);  // conv3 norm3 relu3 pool3
   {
     const FusionSwitch off(false);
     EXPECT_EQ(fused_layer_count(layers, 0), 1u);
@@ -311,12 +380,18 @@ TEST(ConvBlockLayers, OtherActivationsAreNotFused) {
     net.add("pool", std::make_shared<MaxPool3d>(Pool3dParams{}));
     EXPECT_EQ(fused_layer_count(net.children(), 0), 1u) << net.children()[1].second->describe();
   }
+  Sequential batch_norm;  // only the layer norm of the layer-norm C3D is fused
+  batch_norm.add("conv", std::make_shared<Conv3d>(2, 2, Dims3{3, 3, 3}, Conv3dParams{},
+                                                  InitStyle::keras, gen));
+  batch_norm.add("norm", std::make_shared<BatchNorm>(2));
+  batch_norm.add("relu", std::make_shared<Activation>(ActivationKind::relu));
+  EXPECT_EQ(fused_layer_count(batch_norm.children(), 0), 1u);
 }
 
 // A few Adam steps of the same model fused and unfused: the same kernels run in the same order,
 // so the weights stay bitwise equal. The tape confirms the fused run used the blocks (one entry
-// for each conv + ReLU (+ pool) instead of two or three).
-TEST(ConvBlockLayers, TrainingFusedAndUnfusedGivesTheSameWeights) {
+// per block instead of one per layer).
+void expect_training_unchanged_by_fusion(bool norm, std::size_t entries_saved) {
   Generator data_gen(3);
   const Tensor clips = Tensor::uniform({3, 4, 9, 10, 3}, -1, 1, data_gen);
   const Tensor labels = Tensor::from_vector<int32_t>({1, 4, 0}, {3});
@@ -324,7 +399,7 @@ TEST(ConvBlockLayers, TrainingFusedAndUnfusedGivesTheSameWeights) {
   std::vector<std::size_t> tape_entries;
   for (bool fuse : {true, false}) {
     const FusionSwitch mode(fuse);
-    const auto net = block_model(4);
+    const auto net = block_model(4, norm);
     Adam adam(net->named_parameters(), AdamOptions{.lr = 1e-2});
     for (int step = 0; step < 3; ++step) {
       adam.zero_grad();
@@ -335,10 +410,18 @@ TEST(ConvBlockLayers, TrainingFusedAndUnfusedGivesTheSameWeights) {
     }
     weights.push_back(net->named_parameters());
   }
-  EXPECT_EQ(tape_entries[1] - tape_entries[0], 5u) << "2 three-layer and 1 two-layer blocks";
+  EXPECT_EQ(tape_entries[1] - tape_entries[0], entries_saved);
   ASSERT_EQ(weights[0].size(), weights[1].size());
   for (size_t i = 0; i < weights[0].size(); ++i)
     expect_identical(weights[0][i].second, weights[1][i].second, weights[0][i].first);
+}
+
+TEST(ConvBlockLayers, TrainingFusedAndUnfusedGivesTheSameWeights) {
+  expect_training_unchanged_by_fusion(false, 5);  // 8 layers in 3 blocks
+}
+
+TEST(ConvBlockLayers, TrainingWithLayerNormFusedAndUnfusedGivesTheSameWeights) {
+  expect_training_unchanged_by_fusion(true, 7);  // 10 layers in 3 blocks
 }
 
 TEST(ConvBlockLayers, InferenceFusedEqualsUnfused) {
