@@ -210,6 +210,43 @@ TEST(EngineCuda, FusedConvBlocksOnEveryBackend) {
   compute_options() = saved;
 }
 
+// The layer-norm blocks likewise: with cu3d's conv the statistics come from the conv's epilogue
+// and one pass normalizes, applies ReLU and pools. Tolerance as the layer_norm op's.
+TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(8);
+  const Tensor x = rand({2, 4, 8, 10, 6}, gen), w = rand({8, 3, 3, 3, 6}, gen);
+  const Tensor b = rand({8}, gen), gamma = rand({8}, gen), beta = rand({8}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const Pool3dParams pool1{.window = {1, 2, 2}, .stride = {1, 2, 2}};
+  const ComputeOptions saved = compute_options();
+  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
+    compute_options().conv_backend = backend;
+    compute_options().precision = Precision::fp32;
+    SCOPED_TRACE(to_string(backend));
+    for (auto variant : {LayerNormVariant::per_sample, LayerNormVariant::per_position}) {
+      const LayerNormParams norm{.variant = variant};
+      for (const std::vector<int>& grads : {std::vector<int>{0, 1, 2, 3, 4}, std::vector<int>{}}) {
+        SCOPED_TRACE(grads.empty() ? "inference" : "training");
+        expect_devices_agree(
+            "conv3d_bias_layernorm_relu",
+            [&](auto& in) {
+              return conv3d_bias_layernorm_relu(in[0], in[1], in[2], in[3], in[4], same, norm);
+            },
+            {x, w, b, gamma, beta}, grads, 1e-4);
+        expect_devices_agree(
+            "conv3d_bias_layernorm_relu_maxpool",
+            [&](auto& in) {
+              return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same,
+                                                        norm, pool1);
+            },
+            {x, w, b, gamma, beta}, grads, 1e-4);
+      }
+    }
+  }
+  compute_options() = saved;
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();
