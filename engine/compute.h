@@ -2,8 +2,9 @@
 //   precision     of the matrix ops on CUDA (fp32 FFMA, tf32 or bf16 tensor cores; fp32 storage)
 //   conv backend  cu3d (hand-written kernels), cudnn, or auto: time both once per shape and
 //                 pass, keep the faster (like cudnn.benchmark), and say which won
-//   fuse          whether Sequential runs conv -> ReLU (-> max-pool) as one fused op (on by
-//                 default; `--no-fuse` keeps the separate ops, engine/ops/conv_block.h)
+//   fuse          whether Sequential runs conv -> [layer norm ->] ReLU [-> max-pool] as one
+//                 fused op (on by default; `--no-fuse` keeps the separate ops;
+//                 engine/ops/conv_block.h)
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 

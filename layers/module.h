@@ -60,9 +60,9 @@ class Module {
   bool training_ = true;
 };
 
-// Runs its children in order. A Conv3d followed by a ReLU (and a MaxPool3d) runs as one fused
-// op (layers/conv_block.h) unless fusion is off; each child, or fused run of children, inside a
-// ProfileScope named after it ("conv1a+relu1a+pool1").
+// Runs its children in order. A Conv3d followed by a ReLU, or by a LayerNorm and a ReLU (and a
+// MaxPool3d), runs as one fused op (layers/conv_block.h) unless fusion is off; each child, or
+// fused run of children, inside a ProfileScope named after it ("conv1a+relu1a+pool1").
 class Sequential : public Module {
  public:
   template <typename M>
