@@ -89,17 +89,16 @@ struct Block {
   bool pool;
   std::optional<LayerNormVariant> norm;
   std::string name() const {
-    const char* variant = norm == LayerNormVariant::per_sample ? " per-sample norm" : " norm";
+    const char* variant =
+        norm == LayerNormVariant::per_sample ? " per-sample norm" : " per-position norm";
     return fmt::format("{}{}", pool ? "pool" : "no pool", norm ? variant : "");
   }
 };
 
-struct Inputs {
-  std::vector<Tensor> tensors;  // x, w, b (undefined without bias), and gamma, beta with a norm
-};
-
-// Fresh random inputs, all requiring a gradient.
-Inputs block_inputs(const BlockCase& c, const Block& block, DType dtype, Generator& gen) {
+// Fresh random x, w, b (undefined without bias), and gamma, beta with a norm, all requiring a
+// gradient.
+std::vector<Tensor> block_inputs(const BlockCase& c, const Block& block, DType dtype,
+                                 Generator& gen) {
   const int64_t k = c.filters;
   Tensor x = Tensor::uniform(c.x, -1, 1, gen, dtype);
   Tensor w =
@@ -110,12 +109,12 @@ Inputs block_inputs(const BlockCase& c, const Block& block, DType dtype, Generat
   // norm beta does that.
   const double sigma = std::sqrt(double(c.kernel.d * c.kernel.h * c.kernel.w * c.x.back()) / 9);
   Tensor b = c.bias ? Tensor::uniform({k}, -2 * sigma, -sigma, gen, dtype) : Tensor();
-  Inputs in{{x, w, b}};
+  std::vector<Tensor> in = {x, w, b};
   if (block.norm) {
-    in.tensors.push_back(Tensor::uniform({k}, 0.5, 1.5, gen, dtype));
-    in.tensors.push_back(Tensor::uniform({k}, -2, -1, gen, dtype));
+    in.push_back(Tensor::uniform({k}, 0.5, 1.5, gen, dtype));
+    in.push_back(Tensor::uniform({k}, -2, -1, gen, dtype));
   }
-  for (Tensor& t : in.tensors)
+  for (Tensor& t : in)
     if (t.defined()) t.set_requires_grad(true);
   return in;
 }
@@ -143,12 +142,11 @@ Tensor separate_ops(const BlockCase& c, const Block& block, const std::vector<Te
 std::vector<Tensor> run_block(const BlockCase& c, const Block& block, Chain chain, DType dtype,
                               uint64_t seed) {
   Generator gen(seed);
-  const Inputs in = block_inputs(c, block, dtype, gen);
-  const Tensor y = chain == Chain::fused ? fused_block(c, block, in.tensors)
-                                         : separate_ops(c, block, in.tensors);
+  const std::vector<Tensor> in = block_inputs(c, block, dtype, gen);
+  const Tensor y = chain == Chain::fused ? fused_block(c, block, in) : separate_ops(c, block, in);
   autograd::backward(y, Tensor::uniform(y.shape(), -1, 1, gen, dtype));
   std::vector<Tensor> out = {y};
-  for (const Tensor& t : in.tensors)
+  for (const Tensor& t : in)
     out.push_back(t.defined() ? t.grad() : Tensor());
   return out;
 }
