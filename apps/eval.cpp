@@ -11,6 +11,7 @@
 #include "apps/plots.h"
 #include "apps/subcommands.h"
 #include "data/shard.h"
+#include "engine/compute.h"
 
 namespace cu3d::apps {
 namespace {
@@ -24,6 +25,7 @@ struct EvalFlags {
   int batch = 16;
   int workers = 2;
   std::string confusion;
+  bool no_fuse = false;
 };
 
 // The shards must hold frames decoded as the checkpoint's recipe decodes them, with its classes.
@@ -60,6 +62,7 @@ void print_result(const EvalResult& r, const TrainedModel& m) {
 }
 
 void run_eval(const EvalFlags& f) {
+  compute_options().fuse = !f.no_fuse;
   const TrainedModel m = load_trained_model(f.checkpoint);
   std::shared_ptr<data::ShardSet> shards;
   std::unique_ptr<data::ClipSource> source;
@@ -104,6 +107,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--confusion", f->confusion,
                   "confusion matrix PNG (default: eval_confusion_matrix.png beside the "
                   "checkpoint)");
+  cmd->add_flag("--no-fuse", f->no_fuse,
+                "run conv, ReLU and max-pool as separate ops instead of fused blocks");
   cmd->callback([f] { run_eval(*f); });
 }
 

@@ -28,6 +28,7 @@ struct TrainFlags {
   std::string precision = "fp32";
   std::string backend = "auto";
   std::string device = "cpu";
+  bool no_fuse = false;
   int ensemble = 1;
 };
 
@@ -58,6 +59,7 @@ void apply_compute_flags(TrainFlags& f) {
   ComputeOptions& compute = compute_options();
   compute.precision = parse_precision(f.precision);
   compute.conv_backend = parse_conv_backend(f.backend);
+  compute.fuse = !f.no_fuse;
   if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
 }
 
@@ -155,6 +157,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--backend", f->backend, "convolutions on CUDA: cu3d, cudnn or auto")
       ->capture_default_str();
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
+  cmd->add_flag("--no-fuse", f->no_fuse,
+                "run conv, ReLU and max-pool as separate ops instead of fused blocks (the same "
+                "results; for comparison and profiling)");
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
   cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
       ->capture_default_str();

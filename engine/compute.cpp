@@ -41,8 +41,8 @@ ComputeOptions& compute_options() {
 
 std::string describe_compute_options() {
   const ComputeOptions& o = compute_options();
-  return fmt::format("precision {}, conv backend {}", to_string(o.precision),
-                     to_string(o.conv_backend));
+  return fmt::format("precision {}, conv backend {}, fusion {}", to_string(o.precision),
+                     to_string(o.conv_backend), o.fuse ? "on" : "off");
 }
 
 #ifdef CU3D_CUDA
@@ -78,36 +78,36 @@ float time_ms(const std::function<void()>& run) {
   return times[1];
 }
 
-// Runs `pass` with the configured backend; with auto_select, times both the first time a
-// (pass, shape, precision) is seen. Timing overwrites the outputs, which the final run rewrites.
-void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()>& with_cu3d,
-              const std::function<void()>& with_cudnn) {
+// The backend that runs `pass` for `s`: the configured one; with auto_select, the faster of
+// the two, timed the first time a (pass, shape, precision) is seen. Timing overwrites the
+// outputs, which the final run rewrites.
+ConvBackend choose_backend(const char* pass, const Conv3dShape& s,
+                           const std::function<void()>& with_cu3d,
+                           const std::function<void()>& with_cudnn) {
   const ComputeOptions& o = compute_options();
-  if (o.conv_backend == ConvBackend::cu3d) return with_cu3d();
-  if (o.conv_backend == ConvBackend::cudnn) return with_cudnn();
+  if (o.conv_backend != ConvBackend::auto_select) return o.conv_backend;
   // cuDNN pads symmetrically only (Keras "same" with an even kernel or stride 2 pads more
   // after): such shapes have one candidate.
-  if (!(s.pad_before == s.pad_after)) return with_cu3d();
+  if (!(s.pad_before == s.pad_after)) return ConvBackend::cu3d;
   static std::mutex mutex;
   static std::map<std::string, ConvBackend> chosen;
   const std::string key = tune_key(pass, s, o.precision);
-  ConvBackend backend;
-  {
-    std::lock_guard lock(mutex);
-    auto it = chosen.find(key);
-    if (it == chosen.end()) {
-      const float cu3d_ms = time_ms(with_cu3d), cudnn_ms = time_ms(with_cudnn);
-      backend = cu3d_ms <= cudnn_ms ? ConvBackend::cu3d : ConvBackend::cudnn;
-      chosen.emplace(key, backend);
-      if (o.verbose)
-        std::printf("auto: conv3d %s n=%d %dx%dx%dx%d->%d %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n",
-                    pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, to_string(o.precision), cu3d_ms,
-                    cudnn_ms, to_string(backend));
-    } else {
-      backend = it->second;
-    }
-  }
-  backend == ConvBackend::cu3d ? with_cu3d() : with_cudnn();
+  std::lock_guard lock(mutex);
+  if (auto it = chosen.find(key); it != chosen.end()) return it->second;
+  const float cu3d_ms = time_ms(with_cu3d), cudnn_ms = time_ms(with_cudnn);
+  const ConvBackend backend = cu3d_ms <= cudnn_ms ? ConvBackend::cu3d : ConvBackend::cudnn;
+  chosen.emplace(key, backend);
+  if (o.verbose)
+    std::printf("auto: conv3d %s n=%d %dx%dx%dx%d->%d %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n",
+                pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, to_string(o.precision), cu3d_ms,
+                cudnn_ms, to_string(backend));
+  return backend;
+}
+
+// Runs `pass` with the backend choose_backend picks.
+void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()>& with_cu3d,
+              const std::function<void()>& with_cudnn) {
+  choose_backend(pass, s, with_cu3d, with_cudnn) == ConvBackend::cu3d ? with_cu3d() : with_cudnn();
 }
 
 }  // namespace
@@ -126,6 +126,17 @@ void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, con
   run_conv(
       "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, y, p, stream); },
       [&] { cudnn::conv3d_fwd(s, x, w, bias, y, p, stream); });
+}
+
+ConvBackend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w,
+                               const float* bias, const std::function<float*()>& scratch_y) {
+  const Precision p = compute_options().precision;
+  cudaStream_t stream = compute_stream();
+  float* y = nullptr;
+  auto output = [&] { return y ? y : (y = scratch_y()); };
+  return choose_backend(
+      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream); },
+      [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); });
 }
 
 void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx) {

@@ -2,9 +2,13 @@
 //   precision     of the matrix ops on CUDA (fp32 FFMA, tf32 or bf16 tensor cores; fp32 storage)
 //   conv backend  cu3d (hand-written kernels), cudnn, or auto: time both once per shape and
 //                 pass, keep the faster (like cudnn.benchmark), and say which won
+//   fuse          whether Sequential runs conv -> [layer norm ->] ReLU [-> max-pool] as one
+//                 fused op (on by default; `--no-fuse` keeps the separate ops;
+//                 engine/ops/conv_block.h)
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +29,7 @@ struct ComputeOptions {
   Precision precision = Precision::fp32;
   ConvBackend conv_backend = ConvBackend::auto_select;
   bool verbose = true;  // print each auto-selection
+  bool fuse = true;     // layers run conv + ReLU (+ max-pool) as one op
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -43,6 +48,12 @@ void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, con
 void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx);
 void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float* dy, float* dw,
                               float* dbias);
+
+// The backend conv3d_fwd_device runs for `s`: the configured one, or with auto_select the one
+// timed faster. A shape that auto_select has not timed yet is timed now on (x, w, bias), into
+// the buffer of s.output_size() floats that `scratch_y()` returns (called only then).
+ConvBackend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w,
+                               const float* bias, const std::function<float*()>& scratch_y);
 #endif
 
 }  // namespace cu3d

@@ -13,6 +13,7 @@ class MaxPool3d : public Module {
   explicit MaxPool3d(Pool3dParams params) : params_(params) {}
   Tensor forward(const Tensor& x) override { return max_pool3d(x, params_); }
   std::string describe() const override;
+  const Pool3dParams& params() const { return params_; }
 
  private:
   Pool3dParams params_;
@@ -47,6 +48,7 @@ class Activation : public Module {
   explicit Activation(ActivationKind kind, double alpha = 0.3) : kind_(kind), alpha_(alpha) {}
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  ActivationKind kind() const { return kind_; }
 
  private:
   ActivationKind kind_;

@@ -19,6 +19,7 @@ class Conv3d : public Module {
 
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
+  const Conv3dParams& params() const { return params_; }
 
  private:
   Conv3dParams params_;

@@ -2,6 +2,7 @@
 
 #include "engine/numerics.h"
 #include "engine/profile_scope.h"
+#include "layers/conv_block.h"
 
 namespace cu3d {
 
@@ -67,12 +68,28 @@ void Module::to(Device device) {
     tensor.move_to_(device);
 }
 
+namespace {
+
+// "conv1a", or "conv1a+relu1a+pool1" for a fused run: the profile scope's name.
+std::string joined_names(const NamedModules& children, std::size_t first, std::size_t count) {
+  std::string names = children[first].first;
+  for (std::size_t i = first + 1; i < first + count; ++i)
+    names += "+" + children[i].first;
+  return names;
+}
+
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& [name, child] : children()) {
-    const ProfileScope scope(name);
-    h = child->forward(h);
-    if (check_numerics()) check_finite(h, "forward: the output of layer '" + name + "'");
+  const NamedModules& layers = children();
+  for (std::size_t i = 0; i < layers.size();) {
+    const std::size_t count = fused_layer_count(layers, i);
+    const ProfileScope scope(joined_names(layers, i, count));
+    h = count == 1 ? layers[i].second->forward(h) : run_fused_layers(layers, i, count, h);
+    // The checking mode never fuses (fused_layer_count), so this is one layer's output.
+    if (check_numerics()) check_finite(h, "forward: the output of layer '" + layers[i].first + "'");
+    i += count;
   }
   return h;
 }

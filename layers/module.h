@@ -13,6 +13,10 @@
 
 namespace cu3d {
 
+class Module;
+// A module's children: (name, module) in registration order.
+using NamedModules = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
+
 class Module {
  public:
   virtual ~Module() = default;
@@ -25,9 +29,7 @@ class Module {
   NamedTensors named_parameters() const;  // recursive, dotted names, registration order
   NamedTensors named_buffers() const;
   std::vector<Tensor> parameters() const;
-  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
-    return children_;
-  }
+  const NamedModules& children() const { return children_; }
   int64_t parameter_count() const;
 
   // Training mode (dropout active, batch norm uses batch statistics) or evaluation mode.
@@ -54,11 +56,13 @@ class Module {
 
   NamedTensors parameters_;
   NamedTensors buffers_;
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  NamedModules children_;
   bool training_ = true;
 };
 
-// Runs its children in order.
+// Runs its children in order. A Conv3d followed by a ReLU, or by a LayerNorm and a ReLU (and a
+// MaxPool3d), runs as one fused op (layers/conv_block.h) unless fusion is off; each child, or
+// fused run of children, inside a ProfileScope named after it ("conv1a+relu1a+pool1").
 class Sequential : public Module {
  public:
   template <typename M>

@@ -15,6 +15,10 @@ class LayerNorm : public Module {
   LayerNorm(int channels, LayerNormVariant variant, double eps = 1e-5);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  const Tensor& gamma() const { return gamma_; }
+  const Tensor& beta() const { return beta_; }
+  double eps() const { return eps_; }
+  LayerNormVariant variant() const { return variant_; }
 
  private:
   LayerNormVariant variant_;

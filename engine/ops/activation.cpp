@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/compute.h"
 #include "engine/dispatch.h"
+#include "engine/ops/detail.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/softmax.h"
 #ifdef CU3D_CUDA
@@ -110,6 +111,18 @@ Tensor activation(Kind kind, const Tensor& x, double alpha = 0) {
 }
 
 }  // namespace
+
+namespace detail {
+
+void relu_forward_kernel(const Tensor& x, const Tensor& y) {
+  activation_fwd(Kind::relu, 0, x, y);
+}
+
+void relu_backward_kernel(const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  activation_bwd(Kind::relu, 0, y, dy, dx);
+}
+
+}  // namespace detail
 
 Tensor relu(const Tensor& x) {
   return activation(Kind::relu, x);

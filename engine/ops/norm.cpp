@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/compute.h"
 #include "engine/dispatch.h"
+#include "engine/ops/detail.h"
 #include "kernels/cpu/batch_norm.h"
 #include "kernels/cpu/layer_norm.h"
 #ifdef CU3D_CUDA
@@ -30,13 +31,6 @@ void check_affine(const char* op, const Tensor& x, const Tensor& gamma, const Te
   check_shape(op, "beta", beta, channels);
 }
 
-cpu::LayerNormShape layer_norm_shape(const Tensor& x, LayerNormVariant variant) {
-  const int64_t c = x.size(-1);
-  if (variant == LayerNormVariant::per_position) return {x.numel() / c, 1, int(c)};
-  const int64_t n = x.size(0);
-  return {n, x.numel() / (n * c), int(c)};
-}
-
 // Running statistics, when defined, are (c) tensors of x's dtype and device.
 void check_running(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                    bool training) {
@@ -49,23 +43,6 @@ void check_running(const Tensor& x, const Tensor& running_mean, const Tensor& ru
   const Shape channels{x.size(-1)};
   check_shape("batch_norm", "running_mean", running_mean, channels);
   check_shape("batch_norm", "running_var", running_var, channels);
-}
-
-void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
-                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
-                         const Tensor& dgamma, const Tensor& dbeta) {
-  if (x.device().is_cuda()) {
-    CU3D_CUDA_CALL(
-        "layer_norm backward",
-        cuda::layer_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
-                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
-                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
-    return;
-  }
-  dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {
-    cpu::layer_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(), rstd.data<T>(),
-                           dy.data<T>(), dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
-  });
 }
 
 template <typename T>
@@ -126,31 +103,67 @@ void batch_norm_backward(const cpu::BatchNormShape& s, const Tensor& x, const Te
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
-                  LayerNormVariant variant) {
-  check_affine("layer_norm", x, gamma, beta, 2);
-  CU3D_CHECK(eps >= 0, "layer_norm: eps = {} must not be negative", eps);
-  const cpu::LayerNormShape s = layer_norm_shape(x, variant);
-  Tensor y = Tensor::empty_like(x);
-  const Tensor mean = Tensor::empty({s.groups}, x.dtype(), x.device());
-  const Tensor rstd = Tensor::empty({s.groups}, x.dtype(), x.device());
-  if (x.device().is_cuda())
+namespace detail {
+
+cpu::LayerNormShape layer_norm_shape(const Shape& x, LayerNormVariant variant) {
+  const int64_t c = x.back(), numel = shape_numel(x);
+  if (variant == LayerNormVariant::per_position) return {numel / c, 1, int(c)};
+  const int64_t n = x[0];
+  return {n, numel / (n * c), int(c)};
+}
+
+void layer_norm_forward_kernel(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
+                               const Tensor& beta, double eps, const Tensor& y, const Tensor& mean,
+                               const Tensor& rstd) {
+  if (x.device().is_cuda()) {
     CU3D_CUDA_CALL("layer_norm",
                    cuda::layer_norm_fwd(s, x.data<float>(), gamma.data<float>(), beta.data<float>(),
                                         float(eps), y.data<float>(), mean.data<float>(),
                                         rstd.data<float>(), compute_stream()));
-  else
-    dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
-      cpu::layer_norm_fwd<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps), y.data<T>(),
-                             mean.data<T>(), rstd.data<T>());
-    });
+    return;
+  }
+  dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
+    cpu::layer_norm_fwd<T>(s, x.data<T>(), gamma.data<T>(), beta.data<T>(), T(eps), y.data<T>(),
+                           mean.data<T>(), rstd.data<T>());
+  });
+}
+
+void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Tensor& gamma,
+                         const Tensor& mean, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
+                         const Tensor& dgamma, const Tensor& dbeta) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(
+        "layer_norm backward",
+        cuda::layer_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {
+    cpu::layer_norm_bwd<T>(s, x.data<T>(), gamma.data<T>(), mean.data<T>(), rstd.data<T>(),
+                           dy.data<T>(), dx.data<T>(), dgamma.data<T>(), dbeta.data<T>());
+  });
+}
+
+}  // namespace detail
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                  LayerNormVariant variant) {
+  check_affine("layer_norm", x, gamma, beta, 2);
+  CU3D_CHECK(eps >= 0, "layer_norm: eps = {} must not be negative", eps);
+  const cpu::LayerNormShape s = detail::layer_norm_shape(x.shape(), variant);
+  Tensor y = Tensor::empty_like(x);
+  const Tensor mean = Tensor::empty({s.groups}, x.dtype(), x.device());
+  const Tensor rstd = Tensor::empty({s.groups}, x.dtype(), x.device());
+  detail::layer_norm_forward_kernel(s, x, gamma, beta, eps, y, mean, rstd);
   if (autograd::needs_grad({x, gamma, beta})) {
     autograd::record("layer_norm", {x, gamma, beta}, {y},
                      [s, x, gamma, mean, rstd](const std::vector<Tensor>& g) {
                        Tensor dx = Tensor::empty_like(x);
                        Tensor dgamma = Tensor::empty_like(gamma);
                        Tensor dbeta = Tensor::empty_like(gamma);
-                       layer_norm_backward(s, x, gamma, mean, rstd, g[0], dx, dgamma, dbeta);
+                       detail::layer_norm_backward(s, x, gamma, mean, rstd, g[0], dx, dgamma,
+                                                   dbeta);
                        return std::vector<Tensor>{dx, dgamma, dbeta};
                      });
   }

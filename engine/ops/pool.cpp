@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/compute.h"
 #include "engine/dispatch.h"
+#include "engine/ops/detail.h"
 #include "kernels/cpu/pool3d.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/pool3d.cuh"
@@ -23,14 +24,17 @@ void check_pool_args(const char* op, const Tensor& x, int dims) {
                INT_MAX, x.str());
 }
 
-// The kernel's shape for a 5D x; `x_str` names the caller's tensor in errors.
-Pool3dShape pool_shape(const char* op, const Tensor& x, const Pool3dParams& p,
-                       const std::string& x_str) {
+}  // namespace
+
+namespace detail {
+
+Pool3dShape pool_shape(const char* op, const Shape& x, const Pool3dParams& p,
+                       const std::string& args) {
   try {
-    return Pool3dShape::make(int(x.size(0)), {int(x.size(1)), int(x.size(2)), int(x.size(3))},
-                             int(x.size(4)), p.window, p.stride, p.padding, p.pad, p.ceil_mode);
+    return Pool3dShape::make(int(x[0]), {int(x[1]), int(x[2]), int(x[3])}, int(x[4]), p.window,
+                             p.stride, p.padding, p.pad, p.ceil_mode);
   } catch (const Error& e) {
-    throw Error(fmt::format("{}: {} (x {})", op, e.what(), x_str));
+    throw Error(fmt::format("{}: {} ({})", op, e.what(), args));
   }
 }
 
@@ -55,19 +59,23 @@ void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x,
   });
 }
 
+}  // namespace detail
+
+namespace {
+
 // y = maxpool(x) on a 5D tensor, with its tape entry.
 Tensor pool_forward(const char* op, const Tensor& x, const Pool3dShape& s,
                     const std::string& x_str) {
   Tensor y = Tensor::empty({s.n, s.out.d, s.out.h, s.out.w, s.c}, x.dtype(), x.device());
   try {
-    pool_forward_kernel(op, s, x, y);
+    detail::pool_forward_kernel(op, s, x, y);
   } catch (const Error& e) {
     throw Error(fmt::format("{}: {} (x {})", op, e.what(), x_str));
   }
   if (!autograd::needs_grad({x})) return y;
   autograd::record(op, {x}, {y}, [op, x, y, s](const std::vector<Tensor>& g) {
     Tensor dx = Tensor::empty_like(x);
-    pool_backward_kernel(op, s, x, y, g[0], dx);
+    detail::pool_backward_kernel(op, s, x, y, g[0], dx);
     return std::vector<Tensor>{dx};
   });
   return y;
@@ -77,7 +85,8 @@ Tensor pool_forward(const char* op, const Tensor& x, const Pool3dShape& s,
 
 Tensor max_pool3d(const Tensor& x, const Pool3dParams& params) {
   check_pool_args("max_pool3d", x, 5);
-  return pool_forward("max_pool3d", x, pool_shape("max_pool3d", x, params, x.str()), x.str());
+  return pool_forward("max_pool3d", x,
+                      detail::pool_shape("max_pool3d", x.shape(), params, "x " + x.str()), x.str());
 }
 
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& params) {
@@ -85,7 +94,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& params) {
   const Tensor x5 = x.reshape({x.size(0), 1, x.size(1), x.size(2), x.size(3)});
   const Pool3dParams p3{params.window.with_depth(1), params.stride.with_depth(1), params.padding,
                         params.pad.with_depth(0), params.ceil_mode};
-  const Pool3dShape s = pool_shape("max_pool2d", x5, p3, x.str());
+  const Pool3dShape s = detail::pool_shape("max_pool2d", x5.shape(), p3, "x " + x.str());
   return pool_forward("max_pool2d", x5, s, x.str()).reshape({s.n, s.out.h, s.out.w, s.c});
 }
 

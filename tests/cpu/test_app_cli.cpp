@@ -19,6 +19,7 @@
 #include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "data/video.h"
+#include "engine/compute.h"
 #include "engine/safetensors.h"
 #include "layers/models.h"
 
@@ -65,6 +66,21 @@ class AppCli : public testing::Test {
 };
 
 fs::path AppCli::root_;
+
+// The same training state: metadata and every tensor (weights, optimizer state) bit for bit.
+void expect_same_checkpoints(const fs::path& first, const fs::path& second) {
+  const SafetensorsContents a = load_safetensors(first);
+  const SafetensorsContents b = load_safetensors(second);
+  EXPECT_EQ(a.metadata.at(kStateKey), b.metadata.at(kStateKey));
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto& [name, x] = a.tensors[i];
+    ASSERT_EQ(name, b.tensors[i].first);
+    const Tensor& y = b.tensors[i].second;
+    ASSERT_EQ(x.nbytes(), y.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << name << " differs";
+  }
+}
 
 void expect_png(const fs::path& path) {
   const cv::Mat image = cv::imread(path.string());
@@ -161,18 +177,31 @@ TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
   ASSERT_EQ(last.status, 0) << last.err;
   EXPECT_NE(last.out.find("resume:"), std::string::npos) << last.out;
 
-  const SafetensorsContents a = load_safetensors(whole / "checkpoint-last.safetensors");
-  const SafetensorsContents b = load_safetensors(pieces / "checkpoint-last.safetensors");
-  EXPECT_EQ(a.metadata.at(kStateKey), b.metadata.at(kStateKey));
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const auto& [name, x] = a.tensors[i];
-    ASSERT_EQ(name, b.tensors[i].first);
-    const Tensor& y = b.tensors[i].second;
-    ASSERT_EQ(x.nbytes(), y.nbytes()) << name;
-    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << name << " differs";
-  }
+  expect_same_checkpoints(whole / "checkpoint-last.safetensors",
+                          pieces / "checkpoint-last.safetensors");
   EXPECT_EQ(read_file(whole / "result.txt"), read_file(pieces / "result.txt"));
+}
+
+// --no-fuse runs conv, ReLU and max-pool as separate ops; on the CPU the fused blocks run the same
+// kernels in the same order, so both runs end with the same tensors.
+TEST_F(AppCli, NoFuseTrainsToTheSameCheckpoint) {
+  const fs::path fused = root_ / "fused", separate = root_ / "separate";
+  const Captured with = cli(train_args(fused, 2));
+  ASSERT_EQ(with.status, 0) << with.err;
+  EXPECT_NE(with.out.find("fusion on"), std::string::npos) << with.out;
+  std::vector<std::string> args = train_args(separate, 2);
+  args.push_back("--no-fuse");
+  const Captured without = cli(args);
+  ASSERT_EQ(without.status, 0) << without.err;
+  EXPECT_NE(without.out.find("fusion off"), std::string::npos) << without.out;
+  expect_same_checkpoints(fused / "checkpoint-last.safetensors",
+                          separate / "checkpoint-last.safetensors");
+  EXPECT_EQ(read_file(fused / "result.txt"), read_file(separate / "result.txt"));
+  const Captured eval = cli({"eval", (separate / "checkpoint-last.safetensors").string(), "--data",
+                             (root_ / "shards").string(), "--no-fuse", "--confusion",
+                             (root_ / "eval-no-fuse.png").string()});
+  EXPECT_EQ(eval.status, 0) << eval.err;
+  compute_options().fuse = true;  // the flag set the process-wide option
 }
 
 // Training straight from the video folder (no prep) as an ensemble of two: the Keras tool's

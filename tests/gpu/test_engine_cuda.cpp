@@ -12,6 +12,7 @@
 #include "engine/compute.h"
 #include "engine/ops/activation.h"
 #include "engine/ops/conv.h"
+#include "engine/ops/conv_block.h"
 #include "engine/ops/dense.h"
 #include "engine/ops/dropout.h"
 #include "engine/ops/elementwise.h"
@@ -166,6 +167,114 @@ TEST(EngineCuda, ConvAndPoolOnEveryBackend) {
                        {x}, {0});
   expect_devices_agree("max_pool2d", [](auto& in) { return max_pool2d(in[0], {}); },
                        {rand({2, 8, 10, 3}, gen)}, {0});
+}
+
+// The fused conv blocks (engine/ops/conv_block.h) on CUDA tensors against the same ops on the
+// CPU (which equal the conv -> ReLU -> max-pool chain bit for bit, tests/cpu/test_conv_block.cpp).
+// With cu3d's conv the fused kernels run: in training the atomic-max epilogue that also writes z,
+// in inference (no gradient) the window-major one where the windows tile the output (the even
+// shape with pool1/pool2) and the atomic one elsewhere; with cuDNN the separate ops.
+TEST(EngineCuda, FusedConvBlocksOnEveryBackend) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(6);
+  const Tensor w = rand({8, 3, 3, 3, 6}, gen), b = rand({8}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const std::vector<std::pair<const char*, Pool3dParams>> pools = {
+      {"pool1", {.window = {1, 2, 2}, .stride = {1, 2, 2}}},
+      {"pool2", {}},
+      {"pool5", {.padding = Padding::explicit_, .pad = {0, 1, 1}}},
+      {"keras 3 same", {.window = {3, 3, 3}, .stride = {3, 3, 3}, .padding = Padding::same}}};
+  const ComputeOptions saved = compute_options();
+  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn, ConvBackend::auto_select}) {
+    compute_options().conv_backend = backend;
+    compute_options().precision = Precision::fp32;
+    SCOPED_TRACE(to_string(backend));
+    for (const Shape& shape : {Shape{2, 4, 8, 10, 6}, Shape{2, 5, 9, 11, 6}}) {
+      const Tensor x = rand(shape, gen);
+      for (const std::vector<int>& grads : {std::vector<int>{0, 1, 2}, std::vector<int>{}}) {
+        SCOPED_TRACE(grads.empty() ? "inference" : "training");
+        expect_devices_agree(
+            "conv3d_bias_relu",
+            [&](auto& in) { return conv3d_bias_relu(in[0], in[1], in[2], same); }, {x, w, b},
+            grads);
+        for (const auto& named_pool : pools) {
+          const Pool3dParams& pool = named_pool.second;
+          expect_devices_agree(
+              named_pool.first,
+              [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
+              {x, w, b}, grads);
+        }
+      }
+    }
+  }
+  compute_options() = saved;
+}
+
+// The layer-norm blocks likewise: with cu3d's conv the statistics come from the conv's epilogue
+// and one pass normalizes, applies ReLU and pools. Tolerance as the layer_norm op's.
+TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(8);
+  const Tensor x = rand({2, 4, 8, 10, 6}, gen), w = rand({8, 3, 3, 3, 6}, gen);
+  const Tensor b = rand({8}, gen), gamma = rand({8}, gen), beta = rand({8}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const Pool3dParams pool1{.window = {1, 2, 2}, .stride = {1, 2, 2}};
+  const ComputeOptions saved = compute_options();
+  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
+    compute_options().conv_backend = backend;
+    compute_options().precision = Precision::fp32;
+    SCOPED_TRACE(to_string(backend));
+    for (auto variant : {LayerNormVariant::per_sample, LayerNormVariant::per_position}) {
+      const LayerNormParams norm{.variant = variant};
+      for (const std::vector<int>& grads : {std::vector<int>{0, 1, 2, 3, 4}, std::vector<int>{}}) {
+        SCOPED_TRACE(grads.empty() ? "inference" : "training");
+        expect_devices_agree(
+            "conv3d_bias_layernorm_relu",
+            [&](auto& in) {
+              return conv3d_bias_layernorm_relu(in[0], in[1], in[2], in[3], in[4], same, norm);
+            },
+            {x, w, b, gamma, beta}, grads, 1e-4);
+        expect_devices_agree(
+            "conv3d_bias_layernorm_relu_maxpool",
+            [&](auto& in) {
+              return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same,
+                                                        norm, pool1);
+            },
+            {x, w, b, gamma, beta}, grads, 1e-4);
+      }
+    }
+  }
+  compute_options() = saved;
+}
+
+// Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
+TEST(EngineCuda, SequentialFusedMatchesUnfused) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(7);
+  auto net = toy_3d_cnn(testing::kToyFrames, testing::kToySize, toy::kDirections, gen);
+  net->to(Device::cuda());
+  const toy::MotionBatch batch =
+      toy::make_motion_batch(8, testing::kToyFrames, testing::kToySize, gen);
+  const Tensor clips = batch.clips.to(Device::cuda()), labels = batch.labels.to(Device::cuda());
+  const ComputeOptions saved = compute_options();
+  auto loss_and_grads = [&](bool fuse) {
+    compute_options().fuse = fuse;
+    net->zero_grad();
+    const Tensor loss = softmax_cross_entropy((*net)(clips), labels);
+    autograd::backward(loss);
+    std::vector<Tensor> out = {loss.clone()};
+    for (const auto& [name, p] : net->named_parameters())
+      out.push_back(p.grad().clone());
+    return out;
+  };
+  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
+    compute_options().conv_backend = backend;
+    SCOPED_TRACE(to_string(backend));
+    const std::vector<Tensor> fused = loss_and_grads(true), separate = loss_and_grads(false);
+    for (size_t i = 0; i < fused.size(); ++i)
+      EXPECT_LT(relative_error(fused[i], separate[i]), 1e-5) << "loss, then each gradient: " << i;
+  }
+  compute_options() = saved;
 }
 
 TEST(EngineCuda, DenseOnEveryPrecision) {
