@@ -7,6 +7,7 @@
 #include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "engine/ops/detail.h"
+#include "kernels/cpu/conv3d.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/layer_norm.cuh"
@@ -68,9 +69,17 @@ Pool3dShape block_pool_shape(const char* op, const Conv3dShape& s, const Pool3dP
       fmt::format("{}, pooling the conv's output [{}]", args, fmt::join(conv_out, ",")));
 }
 
-// z = relu(conv(x, w) + b) by the separate kernels, ReLU in place on the conv's output.
+// z = relu(conv(x, w) + b) without cu3d's CUDA kernels: on the CPU the conv kernel with ReLU in
+// its store (kernels/cpu/conv3d.h), on CUDA (cuDNN's conv) ReLU in place on the conv's output.
 void conv_then_relu(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
                     const Tensor& b, const Tensor& z) {
+  if (x.device().is_cpu()) {
+    dispatch_float(x.dtype(), op, [&]<typename T>() {
+      cpu::conv3d_fwd_bias_relu<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
+                                   z.data<T>());
+    });
+    return;
+  }
   detail::conv_forward_kernel(op, s, x, w, b, z);
   detail::relu_forward_kernel(z, z);
 }

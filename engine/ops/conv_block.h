@@ -6,8 +6,9 @@
 //   CUDA, conv backend cu3d (or auto when it times cu3d's forward faster for the shape): one
 //     kernel (kernels/cuda/conv3d.cuh's conv3d_fwd_bias_relu and conv3d_fwd_bias_relu_maxpool)
 //     writes the ReLU output, or only the pooled output when no gradient is needed;
-//   CUDA with cuDNN, and the CPU: the conv, then ReLU in place on its output (no second tensor),
-//     then the max-pool.
+//   CUDA with cuDNN: the conv, then ReLU in place on its output (no second tensor), then the
+//     max-pool; the CPU: the conv kernel applying ReLU as it stores (kernels/cpu/conv3d.h), then
+//     the max-pool.
 // Backward needs no kernel of its own: the ReLU mask is read from the saved ReLU output z
 // (z > 0), so the block keeps z only (the conv output before ReLU is never kept); then the conv's
 // own backward. Sequential uses these ops where a Conv3d is followed by a ReLU (and a

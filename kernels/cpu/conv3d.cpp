@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
 
 namespace cu3d::cpu {
@@ -378,8 +379,8 @@ __mmask16 lanes_mask(int64_t valid) {
 // instead of having OpenBLAS pack each view again for every tap, which copied as many bytes as
 // vol2col did. The accumulators start
 // from the bias and are stored straight into y (masked to the k - kb filters that exist), so
-// there is no output buffer to initialise and copy out.
-template <int V>
+// there is no output buffer to initialise and copy out; with `Relu`, through ReLU on the way.
+template <int V, bool Relu>
 void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const float* wt,
                           int64_t kpad, const float* bias, float* const* dst, int64_t valid) {
   __m512 acc[kShiftedRows][V];
@@ -404,13 +405,20 @@ void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const 
   }
   for (int v = 0; v < V; ++v) {
     const __mmask16 mask = lanes_mask(valid - v * kShiftedLanes);
-    for (int i = 0; i < kShiftedRows; ++i)
-      if (dst[i]) _mm512_mask_storeu_ps(dst[i] + v * kShiftedLanes, mask, acc[i][v]);
+    for (int i = 0; i < kShiftedRows; ++i) {
+      // x > 0 ? x : 0, as relu_fwd: NaN and -0 become +0.
+      const __m512 out =
+          Relu ? _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[i][v], _mm512_setzero_ps(), _CMP_GT_OQ),
+                                     acc[i][v])
+               : acc[i][v];
+      if (dst[i]) _mm512_mask_storeu_ps(dst[i] + v * kShiftedLanes, mask, out);
+    }
   }
 }
 
 // The band's output = bias + sum over tap rows of view (m × KW·c) · wt[tap row] (KW·c × kpad),
-// written into y; `bias` is kpad values (zero past k).
+// written into y (through ReLU with `Relu`); `bias` is kpad values (zero past k).
+template <bool Relu>
 void shifted_band_forward(const Conv3dShape& s, const float* slab, const TapRows& taps,
                           const float* wt, int64_t kpad, int64_t m, const float* bias,
                           const BandOutput& out) {
@@ -424,9 +432,9 @@ void shifted_band_forward(const Conv3dShape& s, const float* slab, const TapRows
         dst_kb[i] = dst[i] ? dst[i] + kb : nullptr;
       const float* a = slab + r * s.c;
       if (kpad - kb >= 2 * kShiftedLanes)
-        shifted_block_avx512<2>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
+        shifted_block_avx512<2, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
       else
-        shifted_block_avx512<1>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
+        shifted_block_avx512<1, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
     }
   }
 }
@@ -434,10 +442,11 @@ void shifted_band_forward(const Conv3dShape& s, const float* slab, const TapRows
 
 // The same product without the micro-kernel (double, or no AVX-512): one OpenBLAS GEMM per tap
 // (depth c: a GEMM's rows may not overlap, so tap rows are split back into taps) into a buffer of
-// the band's padded rows, started from the bias, then the output rows copied into y.
+// the band's padded rows, started from the bias, then the output rows copied into y (through
+// ReLU with `relu`).
 template <typename T>
 void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab, const TapRows& taps,
-                               const T* wt, int64_t kpad, int64_t m, const T* bias,
+                               const T* wt, int64_t kpad, int64_t m, const T* bias, bool relu,
                                std::vector<T>& buffer, int64_t lines, int64_t wp, T* y) {
   buffer.resize(m * kpad);
   for (int64_t r = 0; r < m; ++r)
@@ -449,14 +458,18 @@ void shifted_band_forward_gemm(const Conv3dShape& s, const T* slab, const TapRow
               wt + tap * s.c * kpad, kpad, T(1), buffer.data(), kpad);
     }
   for (int64_t i = 0; i < lines; ++i)
-    for (int ow = 0; ow < s.out.w; ++ow)
-      std::copy_n(buffer.data() + (i * wp + ow) * kpad, s.k, y + (i * s.out.w + ow) * s.k);
+    for (int ow = 0; ow < s.out.w; ++ow) {
+      T* out = y + (i * s.out.w + ow) * s.k;
+      std::copy_n(buffer.data() + (i * wp + ow) * kpad, s.k, out);
+      if (relu) relu_fwd<T>(s.k, out, out);
+    }
 }
 
-// y = conv(x) for a shifted-eligible shape with the filter given as wt (T, c, kpad): row block
-// (tap, :, :) is the product's B operand for that tap.
+// y = conv(x) (relu(conv(x)) with `relu`) for a shifted-eligible shape with the filter given as
+// wt (T, c, kpad): row block (tap, :, :) is the product's B operand for that tap.
 template <typename T>
-void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, T* y) {
+void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* bias, bool relu,
+                        T* y) {
   const ShiftedBands b(s, sizeof(T));
   const int64_t kpad = lanes_pad(s.k);
   std::vector<T> bias_pad(kpad, T(0));
@@ -476,12 +489,15 @@ void conv3d_fwd_shifted(const Conv3dShape& s, const T* x, const T* wt, const T* 
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<T, float>) {
         const BandOutput out{b.wp, lines, s.out.w, s.k, y_band};
-        shifted_band_forward(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), out);
+        if (relu)
+          shifted_band_forward<true>(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), out);
+        else
+          shifted_band_forward<false>(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), out);
         continue;
       }
 #endif
-      shifted_band_forward_gemm(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), buffer, lines,
-                                b.wp, y_band);
+      shifted_band_forward_gemm(s, slab.data(), taps, wt, kpad, m, bias_pad.data(), relu, buffer,
+                                lines, b.wp, y_band);
     }
   }
 }
@@ -825,18 +841,9 @@ void conv3d_bwd_filter_direct(const Conv3dShape& s, const T* x, const T* dy, T* 
     }
 }
 
-}  // namespace
-
+// The forward by vol2col tiles and OpenBLAS: any shape.
 template <typename T>
-void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
-  if (use_shifted<T>(s)) {
-    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, y);
-    return;
-  }
-  if (use_direct(s)) {
-    conv3d_fwd_direct(s, x, w, bias, y);
-    return;
-  }
+void conv3d_fwd_vol2col(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
   const int64_t row_len = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
   const int threads = threads_for(s);
@@ -862,11 +869,38 @@ void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* 
   }
 }
 
+// The forward by the fastest path for the shape; with `relu`, y = relu(conv + bias), applied as
+// results are stored where the path allows (the shifted views), else in a pass over y.
+template <typename T>
+void conv3d_fwd_path(const Conv3dShape& s, const T* x, const T* w, const T* bias, bool relu, T* y) {
+  if (use_shifted<T>(s)) {
+    conv3d_fwd_shifted(s, x, taps_filter(s, w).data(), bias, relu, y);
+    return;
+  }
+  if (use_direct(s))
+    conv3d_fwd_direct(s, x, w, bias, y);
+  else
+    conv3d_fwd_vol2col(s, x, w, bias, y);
+  if (relu) relu_fwd<T>(s.output_size(), y, y);
+}
+
+}  // namespace
+
+template <typename T>
+void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  conv3d_fwd_path(s, x, w, bias, false, y);
+}
+
+template <typename T>
+void conv3d_fwd_bias_relu(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  conv3d_fwd_path(s, x, w, bias, true, y);
+}
+
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
   // The forward on dy has s.c filters: below kShiftedMinChannels most of each vector is padding.
   if (use_shifted<T>(data_shape(s)) && s.c >= kShiftedMinChannels) {
-    conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, dx);
+    conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, false, dx);
     return;
   }
   const std::vector<Phase> phases = make_phases(s);
@@ -1023,12 +1057,13 @@ void conv3d_bwd_filter_naive(const Conv3dShape& s, const T* x, const T* dy, T* d
       dbias[k] += dy[p * s.k + k];
 }
 
-#define CU3D_INSTANTIATE_CONV3D(T)                                                         \
-  template void conv3d_fwd<T>(const Conv3dShape&, const T*, const T*, const T*, T*);       \
-  template void conv3d_bwd_data<T>(const Conv3dShape&, const T*, const T*, T*);            \
-  template void conv3d_bwd_filter<T>(const Conv3dShape&, const T*, const T*, T*, T*);      \
-  template void conv3d_fwd_naive<T>(const Conv3dShape&, const T*, const T*, const T*, T*); \
-  template void conv3d_bwd_data_naive<T>(const Conv3dShape&, const T*, const T*, T*);      \
+#define CU3D_INSTANTIATE_CONV3D(T)                                                             \
+  template void conv3d_fwd<T>(const Conv3dShape&, const T*, const T*, const T*, T*);           \
+  template void conv3d_fwd_bias_relu<T>(const Conv3dShape&, const T*, const T*, const T*, T*); \
+  template void conv3d_bwd_data<T>(const Conv3dShape&, const T*, const T*, T*);                \
+  template void conv3d_bwd_filter<T>(const Conv3dShape&, const T*, const T*, T*, T*);          \
+  template void conv3d_fwd_naive<T>(const Conv3dShape&, const T*, const T*, const T*, T*);     \
+  template void conv3d_bwd_data_naive<T>(const Conv3dShape&, const T*, const T*, T*);          \
   template void conv3d_bwd_filter_naive<T>(const Conv3dShape&, const T*, const T*, T*, T*);
 CU3D_INSTANTIATE_CONV3D(float)
 CU3D_INSTANTIATE_CONV3D(double)

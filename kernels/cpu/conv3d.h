@@ -24,6 +24,12 @@ namespace cu3d::cpu {
 template <typename T>
 void conv3d_fwd(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y);
 
+// Writes y = relu(conv(x, w) + bias): the fused block's forward. On the shifted-view path (stride
+// 1, float, AVX-512) ReLU is applied as the results are stored, so y is written once and never
+// read back; other paths run a ReLU pass over y. Same values as conv3d_fwd then relu_fwd.
+template <typename T>
+void conv3d_fwd_bias_relu(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y);
+
 // Writes (overwrites) dx = dL/dx from dy = dL/dy.
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx);

@@ -1,8 +1,8 @@
 // The fused conv blocks (engine/ops/conv_block.h) against the chain of separate ops they replace,
-// and Sequential's use of them (layers/conv_block.h). On the CPU a block runs the very kernels
-// of the chain in the same order (conv, ReLU in place, pool; backward pool, ReLU, conv), so
-// outputs and gradients must be equal bit for bit; any difference is a wiring error (a wrong
-// mask, a missing gradient, a tensor overwritten).
+// and Sequential's use of them (layers/conv_block.h). On the CPU a block does the chain's
+// arithmetic in the same order (the conv kernel with ReLU in its store, pool; backward pool, ReLU,
+// conv), so outputs and gradients must be equal bit for bit; any difference is a wiring error (a
+// wrong mask, a missing gradient, a tensor overwritten) or an epilogue that is not ReLU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -43,7 +43,8 @@ struct BlockCase {
 };
 
 // C3D's pool1 (1,2,2) and pool2 (2,2,2) windows, pool5's explicit padding, the Keras blocks' 3
-// "same" pool, odd sizes, strides, overlapping windows, ceil mode and a conv without bias.
+// "same" pool, odd sizes, strides, overlapping windows, ceil mode, a conv without bias and one
+// with more filters than a vector holds.
 const std::vector<BlockCase>& block_cases() {
   static const std::vector<BlockCase> cases = {
       {"c3d pool1",
@@ -78,6 +79,13 @@ const std::vector<BlockCase>& block_cases() {
        {2, 3, 3},
        {.padding = Padding::same},
        {.window = {2, 2, 2}, .stride = {2, 2, 2}, .ceil_mode = true}},
+      // 40 filters: the CPU kernel's ReLU epilogue on full and masked vectors (16 + 16 + 8).
+      {"40 filters, 17 channels",
+       {1, 3, 6, 7, 17},
+       40,
+       {3, 3, 3},
+       {.padding = Padding::same},
+       {.window = {1, 2, 2}, .stride = {1, 2, 2}}},
   };
   return cases;
 }
