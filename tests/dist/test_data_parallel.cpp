@@ -110,8 +110,13 @@ TEST_F(DataParallel, TwoRanksOfBatch4EqualOneRankOfBatch8Keras3d) {
                              {.optimizer = "sgd", .lr = 0.05}, {.tensor = 0});
 }
 
+// small-c3d's weights also drift apart by more than their rounding over 6 steps: a single process
+// trained twice, on 2 and on 1 OpenMP threads (only the order of bwd-filter's partial sums
+// differs), ends 4.2e-5 apart in the weights and 4.6e-4 in optimizer.conv1a.weight.exp_avg, as
+// much as the 2-rank run differs from the 1-rank one (measured 2026-11-25, after the CPU conv's
+// input layers moved to the shifted-view kernels; before, 5e-7). Step 1 stays within 1e-4.
 TEST_F(DataParallel, TwoRanksOfBatch4EqualOneRankOfBatch8SmallC3d) {
-  expect_two_ranks_equal_one(small_c3d(), "small-c3d", {}, {});
+  expect_two_ranks_equal_one(small_c3d(), "small-c3d", {}, {.weights = 2e-4, .tensor = 2e-3});
 }
 
 // keras3d-bn's batch norm (after Dense 512) sees 3 clips per rank; synchronized, the statistics
