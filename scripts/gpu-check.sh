@@ -107,7 +107,9 @@ run() {
   } 2>&1 | tee "$logs/environment.txt"
 
   local full=${GPU_CHECK_FILTER:--*Timing.*}
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*}
+  # The engine's fused blocks and the device feeder (pinned staging, copy stream) have not run on
+  # a GPU yet: memcheck them too.
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:FeederCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   run_stage suite timeout "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" --gtest_filter="$full" --gtest_output="xml:$logs/suite.xml"
