@@ -84,6 +84,7 @@ json narrowed(const char* preset) {
 }
 
 TEST(MemoryEstimate, SummaryMarksTheLayersSequentialFuses) {
+  ASSERT_TRUE(fusion_enabled()) << "fusion is the default; a test before this one left it off";
   for (const char* preset : {"c3d", "c3d-ln", "keras3d", "keras3d-leaky"}) {
     SCOPED_TRACE(preset);
     const json config = narrowed(preset);
