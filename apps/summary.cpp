@@ -1,6 +1,7 @@
 // `cu3d summary`: a model's layer table (output shapes, parameters, MACs, activation memory),
-// totals, the training-memory estimate per batch size, and its diagram (DOT; PNG when Graphviz's
-// `dot` is installed), without allocating the model.
+// totals, the training-memory estimate per batch size (with fused conv blocks, or without:
+// --no-fuse), and its diagram (DOT; PNG when Graphviz's `dot` is installed), without allocating
+// the model.
 #include <memory>
 
 #include <fmt/core.h>
@@ -20,6 +21,7 @@ struct SummaryFlags {
   std::vector<int64_t> batches = {1, 8, 16, 32, 64};
   std::string diagram;
   int ensemble = 1;
+  bool no_fuse = false;
 };
 
 void run_summary(const SummaryFlags& f) {
@@ -27,7 +29,7 @@ void run_summary(const SummaryFlags& f) {
   CU3D_CHECK(f.ensemble >= 1 && f.ensemble <= 64, "--ensemble {} must be in 1..64", f.ensemble);
   if (f.ensemble > 1) config["ensemble"] = f.ensemble;
   const ModelSummary summary = summarize_model(config, f.classes, Shape(f.input));
-  fmt::print("{}", format_summary(summary, f.batches));
+  fmt::print("{}", format_summary(summary, f.batches, !f.no_fuse));
   if (f.diagram.empty()) return;
   const std::filesystem::path dot = f.diagram + ".dot", png = f.diagram + ".png";
   write_atomically(dot, model_dot(summary));
@@ -57,6 +59,9 @@ void add_summary_command(CLI::App& app) {
   cmd->add_option("--batch", f->batches, "batch sizes for the training-memory estimate")
       ->expected(1, 16);
   cmd->add_option("--ensemble", f->ensemble, "members of an ensemble")->capture_default_str();
+  cmd->add_flag("--no-fuse", f->no_fuse,
+                "estimate the memory of `cu3d train --no-fuse` (separate conv, ReLU and max-pool "
+                "ops keep every layer output) instead of fused conv blocks");
   cmd->add_option("--diagram", f->diagram,
                   "write the diagram to PATH.dot (and PATH.png when Graphviz is installed)");
   cmd->callback([f] { run_summary(*f); });

@@ -23,6 +23,7 @@
 #include "engine/ops/loss.h"
 #include "engine/optim/lr_schedule.h"
 #include "layers/basic.h"
+#include "layers/conv_block.h"
 
 namespace cu3d::apps {
 namespace {
@@ -375,7 +376,8 @@ void Run::write_run_files() {
                        {"compute", describe_compute_options()}};
   write_atomically(s_.output / "config.json", config.dump(2) + "\n");
   const ModelSummary summary = summarize_model(spec_.config, spec_.num_classes, spec_.input);
-  write_atomically(s_.output / "summary.txt", format_summary(summary, {int64_t(s_.batch)}));
+  write_atomically(s_.output / "summary.txt",
+                   format_summary(summary, {int64_t(s_.batch)}, fusion_enabled()));
   write_atomically(s_.output / "model.dot", model_dot(summary));
   render_dot(s_.output / "model.dot", s_.output / "model.png");
 }

@@ -129,7 +129,7 @@ def train_rows(batch):
         peak = torch.cuda.max_memory_allocated() / 2**30
         rows.append({"what": "c3d train step", "prec": prec, "ms": ms, "peak_GiB": peak,
                      "clips_per_s": batch / (ms * 1e-3),
-                     "cu3d": f"train/c3d/{prec}/cu3d", "cudnn": f"train/c3d/{prec}/cudnn"})
+                     "cu3d": f"train/c3d/{prec}/cu3d/fused", "cudnn": f"train/c3d/{prec}/cudnn/fused"})
         print(f"c3d train step {prec} {ms:8.2f} ms, {batch / (ms * 1e-3):.1f} clips/s, {peak:.2f} GiB",
               flush=True)
         del model, opt

@@ -121,14 +121,26 @@ def ops_section(data):
     return table(["op", "us (median)", "GB/s", "% of copy BW", "cuDNN/cu3d time"], lines)
 
 
+def ratio(row, base, key):
+    """row[key] / base[key], or None when either is missing."""
+    return row[key] / base[key] if key in row and base.get(key) else None
+
+
 def train_section(data):
+    """One row per step benchmark (train/<model>/<prec>/<backend>/<fused|unfused>); an unfused row
+    also gives its time and peak memory over those of the fused row of the same model, precision
+    and backend."""
+    steps = rows(data, "train/")
+    fused = {tuple(split(b["name"])[1:4]): b for b in steps if b["name"].endswith("/fused")}
     lines = []
-    for b in rows(data, "train/"):
-        _, model, prec, backend = split(b["name"])
-        lines.append([model, prec, backend, fmt(b.get("ms"), 1), fmt(b.get("clips/s"), 1),
-                      fmt(100 * b.get("MFU", 0), 1), fmt(b.get("peak_used_GiB")), fmt(b.get("peak_reserved_GiB"))])
-    return table(["model", "prec", "conv backend", "ms/step", "clips/s", "MFU %", "peak used GiB",
-                  "peak reserved GiB"], lines)
+    for b in steps:
+        _, model, prec, backend, fusion = split(b["name"])
+        base = fused.get((model, prec, backend), {}) if fusion == "unfused" else {}
+        lines.append([model, prec, backend, fusion, fmt(b.get("ms"), 1), fmt(b.get("clips/s"), 1),
+                      fmt(100 * b.get("MFU", 0), 1), fmt(b.get("peak_used_GiB")), fmt(b.get("peak_reserved_GiB")),
+                      fmt(ratio(b, base, "ms")), fmt(ratio(b, base, "peak_used_GiB"))])
+    return table(["model", "prec", "conv backend", "fusion", "ms/step", "clips/s", "MFU %", "peak used GiB",
+                  "peak reserved GiB", "unfused/fused time", "unfused/fused peak used"], lines)
 
 
 def pytorch_section(data, torch_path):

@@ -1,5 +1,6 @@
 #include "engine/host_cache.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <list>
 #include <mutex>
@@ -81,6 +82,31 @@ Cache& cache() {
   return *c;
 }
 
+// Bytes handed out and their high-water mark; atomics, since the loader threads allocate too.
+struct Usage {
+  std::atomic<std::size_t> used{0};
+  std::atomic<std::size_t> peak{0};
+
+  void add(std::size_t size) {
+    const std::size_t now = used.fetch_add(size) + size;
+    std::size_t high = peak.load();
+    while (now > high && !peak.compare_exchange_weak(high, now)) {
+    }
+  }
+};
+
+Usage& usage() {
+  static Usage u;  // trivially destructible: safe for tensors freed during static teardown
+  return u;
+}
+
+void* take_or_allocate(std::size_t size) {
+  // Reading the limit here surfaces a bad CU3D_HOST_CACHE_MB as an error, not in a destructor.
+  if (size >= kHostCacheMinBytes && host_cache_limit() > 0)
+    if (void* ptr = cache().take(size)) return ptr;
+  return system_alloc(size);
+}
+
 }  // namespace
 
 std::size_t host_cache_limit() {
@@ -90,15 +116,15 @@ std::size_t host_cache_limit() {
 
 void* host_cache_alloc(std::size_t bytes) {
   const std::size_t size = rounded(bytes);
-  // Reading the limit here surfaces a bad CU3D_HOST_CACHE_MB as an error, not in a destructor.
-  if (size >= kHostCacheMinBytes && host_cache_limit() > 0)
-    if (void* ptr = cache().take(size)) return ptr;
-  return system_alloc(size);
+  void* ptr = take_or_allocate(size);
+  usage().add(size);
+  return ptr;
 }
 
 void host_cache_free(void* ptr, std::size_t bytes) {
   if (!ptr) return;
   const std::size_t size = rounded(bytes);
+  usage().used -= size;
   if (size < kHostCacheMinBytes || size > host_cache_limit()) {
     std::free(ptr);
     return;
@@ -116,6 +142,18 @@ void host_cache_release() {
   const std::lock_guard lock(c.mutex);
   while (!c.order.empty())
     c.drop_oldest();
+}
+
+std::size_t host_cache_used_bytes() {
+  return usage().used;
+}
+
+std::size_t host_cache_peak_used_bytes() {
+  return usage().peak;
+}
+
+void host_cache_reset_peak() {
+  usage().peak = usage().used.load();
 }
 
 }  // namespace cu3d

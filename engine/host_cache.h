@@ -27,4 +27,11 @@ std::size_t host_cache_limit();
 // Frees every cached block.
 void host_cache_release();
 
+// Bytes of the blocks handed out and not yet freed (what CPU tensors hold now, small blocks
+// included, the cache's kept blocks not), and the most at once since host_cache_reset_peak():
+// the host memory a CPU training step needs, which ModelSummary::training_bytes estimates.
+std::size_t host_cache_used_bytes();
+std::size_t host_cache_peak_used_bytes();
+void host_cache_reset_peak();  // the peak becomes the current use
+
 }  // namespace cu3d

@@ -16,9 +16,12 @@ const M* child_as(const NamedModules& children, std::size_t i) {
   return i < children.size() ? dynamic_cast<const M*>(children[i].second.get()) : nullptr;
 }
 
-bool is_relu(const NamedModules& children, std::size_t i) {
+BlockPart part_of(const NamedModules& children, std::size_t i) {
+  if (child_as<Conv3d>(children, i) != nullptr) return BlockPart::conv3d;
+  if (child_as<LayerNorm>(children, i) != nullptr) return BlockPart::layer_norm;
+  if (child_as<MaxPool3d>(children, i) != nullptr) return BlockPart::max_pool3d;
   const auto* act = child_as<Activation>(children, i);
-  return act != nullptr && act->kind() == ActivationKind::relu;
+  return act != nullptr && act->kind() == ActivationKind::relu ? BlockPart::relu : BlockPart::other;
 }
 
 // The layers of the block that starts at `first`: Conv3d, [LayerNorm,] ReLU, [MaxPool3d].
@@ -30,16 +33,13 @@ struct BlockLayers {
 };
 
 BlockLayers block_at(const NamedModules& children, std::size_t first) {
-  BlockLayers block{.conv = child_as<Conv3d>(children, first)};
-  if (block.conv == nullptr) return {};
-  std::size_t next = first + 1;
-  block.norm = child_as<LayerNorm>(children, next);
-  if (block.norm != nullptr) ++next;
-  if (!is_relu(children, next++)) return {};
-  block.pool = child_as<MaxPool3d>(children, next);
-  if (block.pool != nullptr) ++next;
-  block.count = next - first;
-  return block;
+  const std::size_t count =
+      fused_block_length([&](std::size_t i) { return part_of(children, i); }, first);
+  if (count == 0) return {};
+  return {.conv = child_as<Conv3d>(children, first),
+          .norm = child_as<LayerNorm>(children, first + 1),
+          .pool = child_as<MaxPool3d>(children, first + count - 1),
+          .count = count};
 }
 
 Tensor run_norm_block(const BlockLayers& block, const Tensor& x) {
@@ -56,8 +56,22 @@ Tensor run_norm_block(const BlockLayers& block, const Tensor& x) {
 
 }  // namespace
 
+std::size_t fused_block_length(const std::function<BlockPart(std::size_t)>& part,
+                               std::size_t first) {
+  if (part(first) != BlockPart::conv3d) return 0;
+  std::size_t next = first + 1;
+  if (part(next) == BlockPart::layer_norm) ++next;
+  if (part(next++) != BlockPart::relu) return 0;
+  if (part(next) == BlockPart::max_pool3d) ++next;
+  return next - first;
+}
+
+bool fusion_enabled() {
+  return compute_options().fuse && !check_numerics();
+}
+
 std::size_t fused_layer_count(const NamedModules& children, std::size_t first) {
-  if (!compute_options().fuse || check_numerics()) return 1;
+  if (!fusion_enabled()) return 1;
   return std::max<std::size_t>(block_at(children, first).count, 1);
 }
 

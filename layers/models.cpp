@@ -17,6 +17,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "layers/basic.h"
+#include "layers/conv_block.h"
 #include "layers/norm.h"
 
 namespace cu3d {
@@ -304,6 +305,9 @@ PlannedLayer plan_layer_norm(const Context& ctx) {
       variant == "per_sample" ? LayerNormVariant::per_sample : LayerNormVariant::per_position;
   PlannedLayer p = planned(ctx, ctx.in, fmt::format("{}, eps {}", variant.get<std::string>(), eps));
   p.info.parameters = 2 * int64_t(c);
+  // A mean and an rstd per normalized group: one per sample, or one per position (D*H*W).
+  const int64_t groups = v == LayerNormVariant::per_sample ? 1 : shape_numel(ctx.in) / c;
+  p.info.statistics_bytes = 2 * groups * int64_t(sizeof(float));
   p.make = [=](Generator&, uint64_t) { return std::make_shared<LayerNorm>(c, v, eps); };
   return p;
 }
@@ -469,6 +473,31 @@ std::shared_ptr<Sequential> build_sequential(const std::vector<PlannedLayer>& pl
   return model;
 }
 
+BlockPart block_part(const std::string& type) {
+  if (type == "conv3d") return BlockPart::conv3d;
+  if (type == "layer_norm") return BlockPart::layer_norm;
+  if (type == "relu") return BlockPart::relu;
+  if (type == "max_pool3d") return BlockPart::max_pool3d;
+  return BlockPart::other;
+}
+
+// Marks the outputs that fused blocks do not keep: in each block the layer right before the ReLU.
+void mark_fused_blocks(std::vector<LayerInfo>& layers) {
+  const auto part = [&](std::size_t i) {
+    return i < layers.size() ? block_part(layers[i].type) : BlockPart::other;
+  };
+  for (std::size_t first = 0; first < layers.size();) {
+    const std::size_t count = fused_block_length(part, first);
+    if (count == 0) {
+      ++first;
+      continue;
+    }
+    const bool norm = part(first + 1) == BlockPart::layer_norm;
+    layers[first + (norm ? 1 : 0)].dropped_when_fused = true;
+    first += count;
+  }
+}
+
 std::string mib(int64_t bytes) {
   return fmt::format("{:.1f} MiB", double(bytes) / (1 << 20));
 }
@@ -509,12 +538,20 @@ ModelConfig load_model_config(const std::string& name_or_path) {
   return config;
 }
 
-int64_t ModelSummary::training_bytes(int64_t batch) const {
+int64_t ModelSummary::kept_bytes_per_clip(bool fused) const {
+  int64_t kept = 0;
+  for (const LayerInfo& layer : layers) {
+    kept += layer.statistics_bytes;
+    if (!(fused && layer.dropped_when_fused)) kept += layer.activation_bytes;
+  }
+  return shape_numel(input) * int64_t(sizeof(float)) + members * kept;
+}
+
+int64_t ModelSummary::training_bytes(int64_t batch, bool fused) const {
   int64_t largest = 0;
   for (const LayerInfo& layer : layers)
     largest = std::max(largest, layer.activation_bytes);
-  const int64_t per_clip =
-      shape_numel(input) * int64_t(sizeof(float)) + activation_bytes + 2 * largest;
+  const int64_t per_clip = kept_bytes_per_clip(fused) + 2 * largest;
   return 16 * parameters + int64_t(sizeof(float)) * buffers + batch * per_clip;
 }
 
@@ -532,10 +569,11 @@ ModelSummary summarize_model(const ModelConfig& config, int num_classes, const S
     s.macs += layer.info.macs * s.members;
     s.activation_bytes += layer.info.activation_bytes * s.members;
   }
+  mark_fused_blocks(s.layers);
   return s;
 }
 
-std::string format_summary(const ModelSummary& s, const std::vector<int64_t>& batches) {
+std::string format_summary(const ModelSummary& s, const std::vector<int64_t>& batches, bool fused) {
   std::string out =
       fmt::format("model {}: input {}, {} classes{}\n", s.name, dims_str(s.input), s.num_classes,
                   s.members > 1 ? fmt::format(", ensemble of {}", s.members) : "");
@@ -550,9 +588,12 @@ std::string format_summary(const ModelSummary& s, const std::vector<int64_t>& ba
       s.parameters, double(s.parameters) / 1e6,
       s.buffers ? fmt::format(" + {} buffer values", s.buffers) : "", double(s.macs) / 1e9,
       mib(s.activation_bytes));
-  out += "estimated training memory with Adam (weights, gradients, moments, kept activations):\n";
+  out += fmt::format(
+      "estimated training memory with Adam (weights, gradients, moments, kept activations), {}:\n",
+      fused ? "fusion on (conv blocks keep no pre-ReLU output)"
+            : "fusion off (--no-fuse: every layer output kept)");
   for (int64_t batch : batches)
-    out += fmt::format("  batch {:>4}: {}\n", batch, mib(s.training_bytes(batch)));
+    out += fmt::format("  batch {:>4}: {}\n", batch, mib(s.training_bytes(batch, fused)));
   return out;
 }
 

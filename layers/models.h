@@ -45,6 +45,10 @@ struct LayerInfo {
   int64_t buffers = 0;           // non-trainable state (batch-norm running statistics)
   int64_t macs = 0;              // forward multiply-accumulates (conv and dense; the rest is ~free)
   int64_t activation_bytes = 0;  // f32 output, 0 for views (flatten)
+  int64_t statistics_bytes = 0;  // f32 statistics backward keeps (layer norm: mean and rstd)
+  // The pre-ReLU output of a fused block (the conv's, or the layer norm's after a conv), which
+  // the block does not keep: its backward reads the ReLU mask from the ReLU output.
+  bool dropped_when_fused = false;
 };
 
 struct ModelSummary {
@@ -55,20 +59,27 @@ struct ModelSummary {
   std::vector<LayerInfo> layers;  // one member's layers
   int64_t parameters = 0, buffers = 0, macs = 0, activation_bytes = 0;
 
+  // Bytes per clip that the tape keeps from the forward pass for backward: the input, every
+  // layer output (with fused conv blocks, `fused`, all but their pre-ReLU outputs) and the
+  // layer-norm statistics.
+  int64_t kept_bytes_per_clip(bool fused) const;
   // Estimated host or device memory of one training step at `batch` clips with Adam, in bytes:
   // weights, gradients and Adam's two moments (16 bytes a parameter) and the buffers, plus, per
-  // clip, the input and every layer output the tape keeps for backward, plus twice the largest
-  // activation for the gradients in flight (one layer's output and input gradients). Conv
-  // workspaces and allocator slack come on top.
-  int64_t training_bytes(int64_t batch) const;
+  // clip, kept_bytes_per_clip(fused) and twice the largest activation for the gradients in
+  // flight (one layer's output and input gradients; an upper bound, since by the time backward
+  // reaches a layer the kept outputs after it are freed). Conv workspaces and allocator slack
+  // come on top.
+  int64_t training_bytes(int64_t batch, bool fused) const;
 };
 
 // Shape inference without allocating the model: validates the config (every error names the
 // layer and the key) and fills the table. An empty `input` means the config's own.
 ModelSummary summarize_model(const ModelConfig& config, int num_classes, const Shape& input = {});
-// The summary as a text table with totals and the training-memory estimate for `batches`.
+// The summary as a text table with totals and the training-memory estimate for `batches`, with
+// fused conv blocks or without (`fused`, which the text names; the engine's default is fused).
 std::string format_summary(const ModelSummary& summary,
-                           const std::vector<int64_t>& batches = {1, 8, 16, 32, 64});
+                           const std::vector<int64_t>& batches = {1, 8, 16, 32, 64},
+                           bool fused = true);
 // The layer graph in Graphviz DOT, one box per layer with its output shape (render with
 // `dot -Tpng`).
 std::string model_dot(const ModelSummary& summary);

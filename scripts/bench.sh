@@ -18,7 +18,8 @@
 #                                         carry to a GPU machine.
 #   scripts/bench.sh gpu [BUNDLE_DIR]     on the GPU machine: the device peaks, every conv pass
 #                                         cu3d vs cuDNN, the fused blocks, the memory-bound ops,
-#                                         the training steps, then bench/compare_pytorch.py; writes
+#                                         the training steps (fused and unfused), then
+#                                         bench/compare_pytorch.py; writes
 #                                         <results>/<gpu>-<date>.json (+ .md) and the logs.
 #
 # BUILD_DIR defaults to build-i. Results go to $OUT when set (the device tool's output folder),

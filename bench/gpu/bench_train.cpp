@@ -1,7 +1,9 @@
 // One training step through the engine, as `cu3d train` runs it: forward, softmax +
 // cross-entropy, backward (the tape), one Adam step, on a model moved to the GPU with
-// Module::to. Per model (c3d, c3d-ln at 16x112x112, keras3d at its own input size), precision
-// and conv backend (compute_options()).
+// Module::to. Per model (c3d, c3d-ln at 16x112x112, keras3d at its own input size), precision,
+// conv backend and fusion (compute_options()): train/<model>/<precision>/<backend>/fused runs
+// conv -> [layer norm ->] ReLU [-> max-pool] as fused blocks (the trainer's default),
+// .../unfused as the separate ops (`cu3d train --no-fuse`).
 //   cu3d_bench_gpu --benchmark_filter=train/
 // Counters: ms/step (median), clips/s, MFU (model FLOPs, 3 x 2 x forward MACs per clip, over
 // the measured matrix peak of the precision), and the stream-ordered pool's high-water marks
@@ -25,6 +27,11 @@ namespace {
 
 constexpr int kTrainIterations = 10;
 constexpr int kClasses = 101;
+
+// Unfused rows are the fused rows' comparison, not a headline of their own: at bf16 only, the
+// fastest precision, so that the training part stays within its time limit (scripts/bench.sh,
+// docs/BENCHMARKS.md).
+constexpr Precision kUnfusedPrecision = Precision::bf16;
 
 cudaMemPool_t default_pool() {
   int device = 0;
@@ -79,9 +86,9 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
   adam.step();
 }
 
-void register_train(const std::string& name, Precision precision, ConvBackend backend) {
-  const std::string label =
-      "train/" + name + "/" + to_string(precision) + "/" + cu3d::to_string(backend);
+void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse) {
+  const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
+                            cu3d::to_string(backend) + (fuse ? "/fused" : "/unfused");
   benchmark::RegisterBenchmark(
       label.c_str(),
       [=](benchmark::State& state) {
@@ -89,6 +96,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           ComputeOptions& options = compute_options();
           options.precision = precision;
           options.conv_backend = backend;
+          options.fuse = fuse;
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -125,8 +133,10 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
 bool register_all() {
   for (const char* model : {"c3d", "c3d-ln", "keras3d"})
     for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
-      for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn})
-        register_train(model, p, backend);
+      for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
+        register_train(model, p, backend, true);
+        if (p == kUnfusedPrecision) register_train(model, p, backend, false);
+      }
   return true;
 }
 

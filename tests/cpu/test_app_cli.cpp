@@ -183,7 +183,8 @@ TEST_F(AppCli, ResumeAfterInterruptionsEqualsUninterruptedRun) {
 }
 
 // --no-fuse runs conv, ReLU and max-pool as separate ops; on the CPU the fused blocks run the same
-// kernels in the same order, so both runs end with the same tensors.
+// kernels in the same order, so both runs end with the same tensors. The memory estimates name
+// the mode.
 TEST_F(AppCli, NoFuseTrainsToTheSameCheckpoint) {
   const fs::path fused = root_ / "fused", separate = root_ / "separate";
   const Captured with = cli(train_args(fused, 2));
@@ -197,6 +198,11 @@ TEST_F(AppCli, NoFuseTrainsToTheSameCheckpoint) {
   expect_same_checkpoints(fused / "checkpoint-last.safetensors",
                           separate / "checkpoint-last.safetensors");
   EXPECT_EQ(read_file(fused / "result.txt"), read_file(separate / "result.txt"));
+  // Each run's summary estimates the memory of the mode it ran in, and so does `cu3d summary`.
+  EXPECT_NE(read_file(fused / "summary.txt").find("fusion on"), std::string::npos);
+  EXPECT_NE(read_file(separate / "summary.txt").find("fusion off"), std::string::npos);
+  const Captured summary = cli({"summary", "--model", "keras3d", "--no-fuse"});
+  EXPECT_NE(summary.out.find("fusion off (--no-fuse"), std::string::npos) << summary.out;
   const Captured eval = cli({"eval", (separate / "checkpoint-last.safetensors").string(), "--data",
                              (root_ / "shards").string(), "--no-fuse", "--confusion",
                              (root_ / "eval-no-fuse.png").string()});

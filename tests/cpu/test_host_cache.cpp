@@ -1,5 +1,6 @@
 // engine/host_cache: large host blocks are reused (no fresh mmap and page faults per training
-// step), small ones are not cached, and released blocks leave the cache.
+// step), small ones are not cached, released blocks leave the cache, and the bytes in use and
+// their peak are counted.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -47,6 +48,27 @@ TEST_F(HostCacheTest, SmallBlocksAreNotCached) {
   void* a = host_cache_alloc(kHostCacheMinBytes / 2);
   host_cache_free(a, kHostCacheMinBytes / 2);
   EXPECT_EQ(host_cache_cached_bytes(), 0u);
+}
+
+TEST_F(HostCacheTest, CountsTheBytesInUseAndTheirPeak) {
+  // Sizes that are whole 64-byte lines, so the counts are exact.
+  constexpr std::size_t kLarge = 3 * kHostCacheMinBytes, kSmall = 4096;
+  host_cache_reset_peak();
+  const std::size_t before = host_cache_used_bytes();
+  EXPECT_EQ(host_cache_peak_used_bytes(), before);
+  void* a = host_cache_alloc(kLarge);
+  void* b = host_cache_alloc(kSmall);
+  EXPECT_EQ(host_cache_used_bytes(), before + kLarge + kSmall);
+  host_cache_free(a, kLarge);
+  EXPECT_EQ(host_cache_used_bytes(), before + kSmall) << "a block kept for reuse is not in use";
+  EXPECT_EQ(host_cache_peak_used_bytes(), before + kLarge + kSmall);
+  void* c = host_cache_alloc(kLarge);  // a's block again, from the cache
+  EXPECT_EQ(host_cache_used_bytes(), before + kLarge + kSmall);
+  host_cache_free(c, kLarge);
+  host_cache_reset_peak();
+  EXPECT_EQ(host_cache_peak_used_bytes(), before + kSmall);
+  host_cache_free(b, kSmall);
+  EXPECT_EQ(host_cache_used_bytes(), before);
 }
 
 TEST_F(HostCacheTest, ReleaseEmptiesTheCache) {

@@ -282,13 +282,17 @@ TEST(Models, SummaryTableAndTrainingMemoryEstimate) {
   EXPECT_NE(table.find("78409573 parameters (78.41 M)"), std::string::npos) << table;
   EXPECT_NE(table.find("38.547 GMAC"), std::string::npos) << table;
   EXPECT_NE(table.find("batch   16"), std::string::npos) << table;
-  // Weights, gradients and two Adam moments, then per clip the kept activations.
-  EXPECT_EQ(s.training_bytes(0), 16 * kC3dParameters);
-  const int64_t per_clip = s.training_bytes(1) - s.training_bytes(0);
-  EXPECT_EQ(s.training_bytes(16), s.training_bytes(0) + 16 * per_clip);
-  // conv1a's and relu1a's outputs alone are 16x112x112x64 floats (49 MiB) each.
-  EXPECT_GT(per_clip, 2 * 16 * 112 * 112 * 64 * 4);
-  EXPECT_LT(per_clip, 1ll << 30);
+  // Weights, gradients and two Adam moments, then per clip the kept activations, fused or not
+  // (tests/cpu/test_memory_estimate.cpp checks the difference).
+  for (bool fused : {true, false}) {
+    EXPECT_EQ(s.training_bytes(0, fused), 16 * kC3dParameters);
+    const int64_t per_clip = s.training_bytes(1, fused) - s.training_bytes(0, fused);
+    EXPECT_EQ(s.training_bytes(16, fused), s.training_bytes(0, fused) + 16 * per_clip);
+    // relu1a's output alone is 16x112x112x64 floats (49 MiB), and two more of that size are
+    // gradients in flight.
+    EXPECT_GT(per_clip, 3 * 16 * 112 * 112 * 64 * 4);
+    EXPECT_LT(per_clip, 1ll << 30);
+  }
 }
 
 TEST(Models, DotDiagramHasEveryLayerWithItsShape) {
