@@ -12,7 +12,8 @@ namespace {
 
 using namespace cu3d::kernel_testing;
 
-const SoftmaxShape kShapes[] = {{1, 1}, {3, 7}, {17, 101}, {4096, 10}, {2, 2}};
+// Rows of whole AVX-512 vectors (16, keras3d's 32 channels) and of partial ones (7, 101).
+const SoftmaxShape kShapes[] = {{1, 1}, {3, 7}, {17, 101}, {4096, 10}, {2, 2}, {3, 16}, {5, 32}};
 
 // Softmax of one row in long double, straight from the definition.
 template <typename T>
@@ -61,6 +62,30 @@ TEST(Softmax, LargeLogitsDoNotOverflow) {
   EXPECT_EQ(y[2], 0.0f);
   for (int j = 3; j < 6; ++j)
     EXPECT_NEAR(y[j], 1.0 / 3.0, 1e-6);
+}
+
+// Small probabilities keep their relative precision over exp's whole float range (the vectorised
+// exp's range reduction and polynomial): rows {0, -a} for a up to 87.
+TEST(Softmax, SmallProbabilitiesAreRelativelyExact) {
+  for (double a = 0; a < 87; a += 0.37) {
+    const std::vector<float> x = {0.0f, float(-a)};
+    std::vector<float> y(2);
+    softmax_fwd<float>({1, 2}, x.data(), y.data());
+    const long double e = std::exp((long double)x[1]);
+    const double want = double(e / (1 + e));
+    EXPECT_NEAR(y[1] / want, 1.0, 1e-6) << "a = " << a;
+  }
+}
+
+// A NaN in a row makes every output of that row NaN and leaves the other rows alone.
+TEST(Softmax, NanPropagatesThroughItsRow) {
+  std::vector<float> x(2 * 20, 0.5f), y(x.size());
+  x[3] = std::nanf("");
+  softmax_fwd<float>({2, 20}, x.data(), y.data());
+  for (int j = 0; j < 20; ++j) {
+    EXPECT_TRUE(std::isnan(y[j])) << j;
+    EXPECT_FLOAT_EQ(y[20 + j], 1.0f / 20) << j;
+  }
 }
 
 TEST(Softmax, BackwardMatchesFiniteDifferences) {
