@@ -25,6 +25,17 @@ inline constexpr const char* kTinyModel = R"({
     {"type": "dropout", "name": "drop", "rate": 0.3},
     {"type": "dense", "name": "fc", "units": "classes"}]})";
 
+// The same without dropout: runs that must equal another computation (an exported model, a
+// checked run) step for step.
+inline constexpr const char* kTinyModelNoDropout = R"({
+  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
+  "layers": [
+    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
+    {"type": "relu", "name": "relu1"},
+    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
+    {"type": "flatten", "name": "flatten"},
+    {"type": "dense", "name": "fc", "units": "classes"}]})";
+
 struct Captured {
   int status = 0;
   std::string out, err;

@@ -36,15 +36,6 @@ namespace fs = std::filesystem;
 namespace pb = cu3d::testing_proto;
 using json = nlohmann::json;
 
-constexpr const char* kTinyModelNoDropout = R"({
-  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
-  "layers": [
-    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
-    {"type": "relu", "name": "relu1"},
-    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
-    {"type": "flatten", "name": "flatten"},
-    {"type": "dense", "name": "fc", "units": "classes"}]})";
-
 // Every layer type and padding form the exporter handles, on a small odd-sized input: explicit
 // and "same" padding, strides, ceil-mode pooling, both layer norms, batch norm on a convolution's
 // output (channels first in ONNX) and on a dense one, softmax over channels, dropout.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "cpu/error_testing.h"
 #include "engine/autograd.h"
 #include "engine/ops/loss.h"
 #include "engine/rng.h"
@@ -63,14 +64,7 @@ void expect_same(const NamedTensors& a, const NamedTensors& b) {
   }
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Checkpoint, RoundTripIsExact) {
   const ModelSpec spec{small_config(), 3, {}};

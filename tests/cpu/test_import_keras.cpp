@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "cpu/error_testing.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "layers/import_keras.h"
@@ -40,20 +41,8 @@ ModelSpec small_keras3d(const std::string& preset = "keras3d", int classes = 5,
   return {config, classes, {10, 16, 20, 3}};
 }
 
-const Tensor& find(const NamedTensors& tensors, const std::string& name) {
-  for (const auto& [n, t] : tensors)
-    if (n == name) return t;
-  throw Error("no tensor " + name);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
+using testing::find;
 
 #define EXPECT_CONTAINS(text, part) \
   EXPECT_NE((text).find(part), std::string::npos) << "missing: " << (part) << "\nin: " << (text)

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "cpu/error_testing.h"
 #include "engine/autograd.h"
 #include "engine/ops/dense.h"
 #include "engine/rng.h"
@@ -58,20 +59,8 @@ NamedTensors torch_state(const ModelSpec& spec, int head_classes, Generator& gen
   return state;
 }
 
-const Tensor& find(const NamedTensors& tensors, const std::string& name) {
-  for (const auto& [n, t] : tensors)
-    if (n == name) return t;
-  throw Error("no tensor " + name);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
+using testing::find;
 
 TEST(ImportPytorch, FiltersArriveTransposedToChannelsLast) {
   Generator gen(21);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "cpu/error_testing.h"
 #include "engine/autograd.h"
 #include "engine/ops/activation.h"
 #include "engine/ops/loss.h"
@@ -43,14 +44,7 @@ json narrowed(json config, int factor) {
   return config;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Models, C3dHasThePublishedParameterAndMacCounts) {
   const ModelSummary s = summarize_model(preset_config("c3d"), 101);

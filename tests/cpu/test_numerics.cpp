@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/app.h"
+#include "cpu/cli_testing.h"
 #include "engine/autograd.h"
 #include "engine/numerics.h"
 #include "engine/ops/elementwise.h"
@@ -25,14 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-constexpr const char* kTinyModel = R"({
-  "name": "tiny3d", "input": [4, 32, 32, 1], "init": "pytorch",
-  "layers": [
-    {"type": "conv3d", "name": "conv1", "filters": 4, "kernel": 3, "padding": 1},
-    {"type": "relu", "name": "relu1"},
-    {"type": "max_pool3d", "name": "pool1", "window": [2, 4, 4]},
-    {"type": "flatten", "name": "flatten"},
-    {"type": "dense", "name": "fc", "units": "classes"}]})";
+using apps::kTinyModelNoDropout;
 
 // Turns the checking mode on for one test.
 struct CheckingMode {
@@ -41,7 +35,7 @@ struct CheckingMode {
 };
 
 std::shared_ptr<Module> tiny_model() {
-  return build_model(nlohmann::json::parse(kTinyModel), 3, {4, 32, 32, 1}, 3);
+  return build_model(nlohmann::json::parse(kTinyModelNoDropout), 3, {4, 32, 32, 1}, 3);
 }
 
 Tensor tiny_input(uint64_t seed) {
@@ -132,7 +126,7 @@ TEST(Numerics, ClipGradNormScalesToTheLimitAndReportsTheNorm) {
 TEST(Numerics, TrainCheckNumericsStopsNamingStepLayerAndCheckpoint) {
   data::testing::TempDir dir;
   const fs::path model_file = dir.path() / "tiny3d.json";
-  std::ofstream(model_file) << kTinyModel;
+  std::ofstream(model_file) << kTinyModelNoDropout;
   ::testing::internal::CaptureStdout();
   ::testing::internal::CaptureStderr();
   ASSERT_EQ(apps::run_cli({"synth", (dir.path() / "videos").string(), "--classes", "3", "--groups",
@@ -147,7 +141,7 @@ TEST(Numerics, TrainCheckNumericsStopsNamingStepLayerAndCheckpoint) {
     const auto model = tiny_model();
     poke(parameter(*model, parameter_name), 5, kNaN);
     const fs::path path = dir.path() / (parameter_name + ".safetensors");
-    save_checkpoint(path, {nlohmann::json::parse(kTinyModel), 3, {4, 32, 32, 1}}, *model);
+    save_checkpoint(path, {nlohmann::json::parse(kTinyModelNoDropout), 3, {4, 32, 32, 1}}, *model);
     return path.string();
   };
   const std::string nan_conv1 = checkpoint_with_nan("conv1.weight");
