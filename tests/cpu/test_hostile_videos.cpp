@@ -25,6 +25,16 @@ namespace fs = std::filesystem;
 using testing::HostileVideo;
 using testing::TempDir;
 
+// Class folders "left" and "right" of 4 good 6-frame 32x32 videos each.
+void write_two_classes(const fs::path& videos) {
+  for (const char* name : {"left", "right"}) {
+    fs::create_directories(videos / name);
+    for (int i = 0; i < 4; ++i)
+      testing::write_quadrant_video(videos / name / ("clip" + std::to_string(i) + ".avi"), 6, 32,
+                                    32);
+  }
+}
+
 int count_lines(const std::string& text, const std::string& needle) {
   int lines = 0;
   size_t start = 0;
@@ -104,12 +114,7 @@ TEST(HostileVideos, DecodeTimeLimitStopsTheVideo) {
 TEST(HostileVideos, PrepSkipsAndCountsThemAndStoresTheRest) {
   TempDir dir;
   const fs::path videos = dir.path() / "videos";
-  for (const char* name : {"left", "right"}) {
-    fs::create_directories(videos / name);
-    for (int i = 0; i < 4; ++i)
-      testing::write_quadrant_video(videos / name / ("clip" + std::to_string(i) + ".avi"), 6, 32,
-                                    32);
-  }
+  write_two_classes(videos);
   std::vector<HostileVideo> corpus =
       testing::write_hostile_videos(videos / "left", videos / "left" / "clip0.avi");
   // Cases whose outcome depends on the FFmpeg version would make the count uncertain.
@@ -141,13 +146,9 @@ TEST(HostileVideos, PrepSkipsAndCountsThemAndStoresTheRest) {
 TEST(HostileVideos, TrainOnAVideoFolderWarnsOncePerBadVideoAndCountsThem) {
   TempDir dir;
   const fs::path videos = dir.path() / "videos";
-  for (const char* name : {"left", "right"}) {
-    fs::create_directories(videos / name);
-    for (int i = 0; i < 4; ++i)
-      testing::write_quadrant_video(videos / name / ("clip" + std::to_string(i) + ".avi"), 6, 32,
-                                    32);
+  write_two_classes(videos);
+  for (const char* name : {"left", "right"})
     testing::write_bytes(videos / name / "noise.avi", std::string(2048, '\x5a'));
-  }
   std::ofstream(dir.path() / "tiny.json") << R"({"name": "tiny", "input": [4, 32, 32, 1],
     "layers": [{"type": "flatten", "name": "flatten"},
                {"type": "dense", "name": "fc", "units": "classes"}]})";

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cpu/error_testing.h"
 #include "engine/ops/input.h"
 #include "kernels/error.h"
 
@@ -33,14 +34,7 @@ std::vector<float> reference(const Tensor& clips, const std::vector<float>& mean
   return y;
 }
 
-void expect_error(const std::function<void()>& fn, const std::string& fragment) {
-  try {
-    fn();
-    FAIL() << "expected an error containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(InputOps, NormalizeSubtractsTheChannelMeanAndScalesExactly) {
   // Odd sizes, so no row is a multiple of a vector width.

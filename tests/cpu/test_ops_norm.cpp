@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/error_testing.h"
 #include "engine/ops/norm.h"
 #include "gradcheck.h"
 
@@ -104,14 +105,7 @@ TEST(NormOps, BatchNormGradients) {
   }
 }
 
-void expect_error(const std::function<void()>& fn, const std::string& fragment) {
-  try {
-    fn();
-    FAIL() << "expected an error containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(NormOps, BadArgumentsNameOpAndShapes) {
   const Tensor x = Tensor::full({2, 3, 4}, 0.5);
