@@ -21,17 +21,12 @@
 #include "engine/ops/pool.h"
 #include "engine/optim/optimizer.h"
 #include "engine/rng.h"
+#include "gpu/require_gpu.h"
 #include "layers/toy_cnn.h"
 #include "toy_model.h"
 
 namespace cu3d {
 namespace {
-
-#define CU3D_REQUIRE_GPU()                                \
-  do {                                                    \
-    std::string reason;                                   \
-    if (!cuda_available(&reason)) GTEST_SKIP() << reason; \
-  } while (0)
 
 using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
 

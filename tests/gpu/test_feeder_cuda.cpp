@@ -16,15 +16,10 @@
 #include "data/loader.h"
 #include "data/shard.h"
 #include "engine/ops/input.h"
+#include "gpu/require_gpu.h"
 
 namespace cu3d::data {
 namespace {
-
-#define CU3D_REQUIRE_GPU()                                \
-  do {                                                    \
-    std::string reason;                                   \
-    if (!cuda_available(&reason)) GTEST_SKIP() << reason; \
-  } while (0)
 
 Tensor random_clips(const Shape& shape, uint32_t seed) {
   std::mt19937 random(seed);

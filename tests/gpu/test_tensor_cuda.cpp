@@ -4,15 +4,10 @@
 
 #include "engine/rng.h"
 #include "engine/tensor.h"
+#include "gpu/require_gpu.h"
 
 namespace cu3d {
 namespace {
-
-#define CU3D_REQUIRE_GPU()                                \
-  do {                                                    \
-    std::string reason;                                   \
-    if (!cuda_available(&reason)) GTEST_SKIP() << reason; \
-  } while (0)
 
 TEST(TensorCuda, RoundTripsThroughTheDevice) {
   CU3D_REQUIRE_GPU();
