@@ -70,15 +70,19 @@ Conv3dShape conv_shape(const char* op, const Tensor& x, const Tensor& w, const C
 }
 
 void conv_forward_kernel(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
-                         const Tensor& b, const Tensor& y) {
+                         const Tensor& b, const Tensor& y, bool relu) {
   if (x.device().is_cuda()) {
     CU3D_CUDA_CALL(op, conv3d_fwd_device(s, x.data<float>(), w.data<float>(),
                                          b.defined() ? b.data<float>() : nullptr, y.data<float>()));
+    if (relu) relu_forward_kernel(y, y);
     return;
   }
   dispatch_float(x.dtype(), op, [&]<typename T>() {
-    cpu::conv3d_fwd<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
-                       y.data<T>());
+    const T* bias = b.defined() ? b.data<T>() : nullptr;
+    if (relu)
+      cpu::conv3d_fwd_bias_relu<T>(s, x.data<T>(), w.data<T>(), bias, y.data<T>());
+    else
+      cpu::conv3d_fwd<T>(s, x.data<T>(), w.data<T>(), bias, y.data<T>());
   });
 }
 

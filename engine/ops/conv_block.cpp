@@ -7,7 +7,6 @@
 #include "engine/compute.h"
 #include "engine/dispatch.h"
 #include "engine/ops/detail.h"
-#include "kernels/cpu/conv3d.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/layer_norm.cuh"
@@ -69,21 +68,6 @@ Pool3dShape block_pool_shape(const char* op, const Conv3dShape& s, const Pool3dP
       fmt::format("{}, pooling the conv's output [{}]", args, fmt::join(conv_out, ",")));
 }
 
-// z = relu(conv(x, w) + b) without cu3d's CUDA kernels: on the CPU the conv kernel with ReLU in
-// its store (kernels/cpu/conv3d.h), on CUDA (cuDNN's conv) ReLU in place on the conv's output.
-void conv_then_relu(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
-                    const Tensor& b, const Tensor& z) {
-  if (x.device().is_cpu()) {
-    dispatch_float(x.dtype(), op, [&]<typename T>() {
-      cpu::conv3d_fwd_bias_relu<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
-                                   z.data<T>());
-    });
-    return;
-  }
-  detail::conv_forward_kernel(op, s, x, w, b, z);
-  detail::relu_forward_kernel(z, z);
-}
-
 void conv_relu_forward(const Conv3dShape& s, const Tensor& x, const Tensor& w, const Tensor& b,
                        const Tensor& z) {
   if (fused_kernel_runs(s, x, w, b, [&] { return z.data<float>(); })) {
@@ -92,7 +76,7 @@ void conv_relu_forward(const Conv3dShape& s, const Tensor& x, const Tensor& w, c
                                 z.data<float>(), compute_options().precision, compute_stream()));
     return;
   }
-  conv_then_relu(kReluOp, s, x, w, b, z);
+  detail::conv_forward_kernel(kReluOp, s, x, w, b, z, /*relu=*/true);
 }
 
 // pooled = maxpool(relu(conv(x, w) + b)). A defined z receives relu(conv(x, w) + b) for backward;
@@ -115,7 +99,7 @@ void conv_relu_pool_forward(const Conv3dShape& s, const Pool3dShape& p, const Te
   }
   const Tensor relu_out =
       z.defined() ? z : Tensor::empty(conv_output_shape(s), x.dtype(), x.device());
-  conv_then_relu(kPoolOp, s, x, w, b, relu_out);
+  detail::conv_forward_kernel(kPoolOp, s, x, w, b, relu_out, /*relu=*/true);
   pool_forward(kPoolOp, p, relu_out, pooled, args);
 }
 

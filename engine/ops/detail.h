@@ -22,9 +22,11 @@ Conv3dShape conv_shape(const char* op, const Tensor& x, const Tensor& w, const C
                        const std::string& args);
 // "x f32[...], w f32[...]" for error messages.
 std::string describe_conv_args(const Tensor& x, const Tensor& w);
-// y = conv(x, w) + b (b may be undefined) on x's device, through the configured conv backend.
+// y = conv(x, w) + b (b may be undefined) on x's device, through the configured conv backend;
+// with `relu`, y = relu(conv(x, w) + b): on the CPU the conv kernel applies ReLU as it stores
+// (kernels/cpu/conv3d.h), on CUDA (the backend's plain conv) ReLU runs in place on y after it.
 void conv_forward_kernel(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
-                         const Tensor& b, const Tensor& y);
+                         const Tensor& b, const Tensor& y, bool relu = false);
 // The conv's backward from dy: {dx, dw, db}, each only where its input requires a gradient
 // (undefined otherwise).
 std::vector<Tensor> conv_backward(const char* op, const Conv3dShape& s, const Tensor& x,
