@@ -66,10 +66,12 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
   const int r = i % b.sets;
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *dy = b.dy[r]->f();
   const cudaStream_t st = stream();
-  const bool mine = backend == Backend::cu3d;
+  const bool mine = backend != Backend::cudnn;
   if (pass == "fwd") {
+    const auto kernel = backend == Backend::cu3d_pipelined ? cuda::ConvFwdKernel::pipelined
+                                                           : cuda::ConvFwdKernel::implicit_gemm;
     if (mine)
-      cuda::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st);
+      cuda::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st, kernel);
     else
       cudnn::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st);
   } else if (pass == "bwd_data") {
@@ -130,26 +132,45 @@ struct FusedScratch {
         rstd(4 * layer.shape.n, 0, Fill::zeros) {}
 };
 
+// How a block runs: cuDNN's conv + the separate ops (the baseline), or cu3d's fused kernels
+// on the forward's version 2 or version 3 (where it applies).
+enum class BlockRun { cudnn_unfused, cu3d_fused, cu3d_fused_pipelined };
+
+const char* to_string(BlockRun r) {
+  switch (r) {
+    case BlockRun::cudnn_unfused:
+      return "cudnn_unfused";
+    case BlockRun::cu3d_fused:
+      return "cu3d_fused";
+    case BlockRun::cu3d_fused_pipelined:
+      return "cu3d_fused_pipelined";
+  }
+  return "?";
+}
+
 // Inference blocks, pooled output only. bias_relu_pool: cu3d's one kernel against cuDNN conv
 // (with bias) + ReLU + max-pool. bias_ln_relu_pool (per-sample layer norm): cu3d's conv with
 // statistics in the epilogue + one normalize/ReLU/pool kernel, against cuDNN conv + layer norm +
 // ReLU + max-pool.
-void fused_call(const std::string& block, bool fused, const ConvLayer& layer, const LayerBuffers& b,
-                FusedScratch& f, int i, Precision prec) {
+void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
+                const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
+  const bool fused = run != BlockRun::cudnn_unfused;
+  const auto kernel = run == BlockRun::cu3d_fused_pipelined ? cuda::ConvFwdKernel::pipelined
+                                                            : cuda::ConvFwdKernel::implicit_gemm;
   const Conv3dShape& s = layer.shape;
   const int r = i % b.sets;
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
   float* y = b.y->f();
   const cudaStream_t st = stream();
   if (block == "bias_relu_pool" && fused) {
-    cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), nullptr, prec, st);
+    cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), nullptr, prec, st, kernel);
   } else if (block == "bias_relu_pool") {
     cudnn::conv3d_fwd(s, x, w, bias, y, prec, st);
     cuda::relu_fwd(s.output_size(), y, y, st);
     cuda::maxpool3d_fwd(f.p, y, f.pooled.f(), st);
   } else if (fused) {
     cuda::conv3d_fwd_bias_ln_stats(s, x, w, bias, f.ln.m, 1e-5f, y, f.mean.f(), f.rstd.f(), prec,
-                                   st);
+                                   st, kernel);
     cuda::layer_norm_relu_maxpool_fwd(f.p, f.ln.m, y, f.gamma.f(), f.beta.f(), f.mean.f(),
                                       f.rstd.f(), f.pooled.f(), nullptr, st);
   } else {
@@ -161,9 +182,9 @@ void fused_call(const std::string& block, bool fused, const ConvLayer& layer, co
   }
 }
 
-void register_fused(const ConvLayer& layer, const std::string& block, Precision p, bool fused) {
-  const std::string key = "fused/" + layer.name + "/" + block + "/" + to_string(p);
-  const std::string name = key + (fused ? "/cu3d_fused" : "/cudnn_unfused");
+void register_fused(const ConvLayer& layer, const std::string& block, Precision p, BlockRun run) {
+  const std::string key = "fused/" + layer.name + "/" + block + "/" + cu3d::to_string(p);
+  const std::string name = key + "/" + to_string(run);
   benchmark::RegisterBenchmark(
       name.c_str(),
       [=](benchmark::State& state) {
@@ -175,8 +196,8 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
           const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size());
           const Work work{2.0 * double(s.macs()), bytes, p};
           const double ms = run_timed(state, stream(), work,
-                                      [&](int i) { fused_call(block, fused, layer, b, f, i, p); });
-          if (!fused)
+                                      [&](int i) { fused_call(block, run, layer, b, f, i, p); });
+          if (run == BlockRun::cudnn_unfused)
             remember_baseline(key, ms);
           else
             set_ratio_to_baseline(state, key, ms);
@@ -191,13 +212,18 @@ bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
-        for (Backend backend : {Backend::cudnn, Backend::cu3d})
-          register_conv(layer, pass, p, backend);
+        for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined})
+          if (backend != Backend::cu3d_pipelined ||
+              (std::string(pass) == "fwd" && cuda::conv3d_fwd_pipelined_supports(layer.shape, p)))
+            register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block : {"bias_relu_pool", "bias_ln_relu_pool"})
       for (Precision p : cases::kPrecisions)
-        for (bool fused : {false, true})
-          register_fused(layer, block, p, fused);
+        for (BlockRun run :
+             {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined})
+          if (run != BlockRun::cu3d_fused_pipelined ||
+              cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
+            register_fused(layer, block, p, run);
   }
   return true;
 }

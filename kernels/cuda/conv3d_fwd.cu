@@ -5,6 +5,9 @@
 // Both operands are contiguous along r, so the 4-element load units run along r; with
 // c % 4 == 0 a unit never crosses a tap and is one 16-byte load.
 //
+// Version 3 (conv3d_pipelined.cuh) runs the same problems, epilogues included, with a
+// cp.async pipeline and ldmatrix fragments where the shape allows and the caller asks for it.
+//
 // One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
 //   PoolOut    relu(conv + bias) into the max-pool that follows (conv3d_fwd_bias_relu_maxpool)
@@ -12,8 +15,10 @@
 //              (conv3d_fwd_bias_ln_stats)
 #include <fmt/format.h>
 
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 
 namespace cu3d::cuda {
@@ -215,18 +220,58 @@ Problem make_problem(const Conv3dShape& s, const float* x, const float* w, const
   return prob;
 }
 
+template <class Problem, Precision P>
+void launch_pipelined(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
+  const auto kernel = pipelined::conv3d_fwd_pipelined<Problem, P>;
+  // Over 48 KB of dynamic shared memory needs the opt-in, per device: cheap enough per launch.
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       pipelined::kSharedBytes));
+  const dim3 grid((prob.N + pipelined::kBN - 1) / pipelined::kBN,
+                  (prob.M + pipelined::kBM - 1) / pipelined::kBM);
+  kernel<<<grid, pipelined::kThreads, pipelined::kSharedBytes, stream>>>(prob, x, w);
+}
+
+// Version 3. bf16 converts x and w to bf16 first (stream-ordered workspace of 2 bytes per
+// element), since cp.async copies bytes as they are.
+template <class Problem>
+void run_pipelined(const Problem& prob, const Conv3dShape& s, Precision p, cudaStream_t stream,
+                   const std::string& what) {
+  if (p == Precision::tf32) {
+    launch_pipelined<Problem, Precision::tf32>(prob, prob.x, prob.w, stream);
+  } else {
+    auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
+    auto* w16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.filter_size(), stream));
+    fp32_to_bf16(prob.x, x16, s.input_size(), stream);
+    fp32_to_bf16(prob.w, w16, s.filter_size(), stream);
+    launch_pipelined<Problem, Precision::bf16>(prob, x16, w16, stream);
+    free_async(x16, stream);
+    free_async(w16, stream);
+  }
+  check_launch(what);
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
-         cudaStream_t stream) {
-  run_implicit_gemm(prob, p, plan_splits(prob.R, p, 1, false), stream, describe(op, s, p));
+         ConvFwdKernel kernel, cudaStream_t stream) {
+  const std::string what = describe(op, s, p);
+  if (kernel == ConvFwdKernel::pipelined && conv3d_fwd_pipelined_supports(s, p) &&
+      aligned16(prob.x) && aligned16(prob.w)) {
+    run_pipelined(prob, s, p, stream, what);
+    return;
+  }
+  run_implicit_gemm(prob, p, plan_splits(prob.R, p, 1, false), stream, what);
 }
 
 void run_store(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-               bool relu, Precision p, cudaStream_t stream) {
+               bool relu, Precision p, ConvFwdKernel kernel, cudaStream_t stream) {
   const char* op = relu ? "conv3d_fwd_bias_relu" : "conv3d_fwd";
   auto prob = make_problem<FwdProblem<StoreOut>>(s, x, w, bias, op);
   prob.out = {y, relu};
-  run(prob, s, op, p, stream);
+  run(prob, s, op, p, kernel, stream);
 }
 
 // The pool must read the conv's output and have a valid element in every window (the rule of
@@ -246,19 +291,28 @@ void check_pool(const Conv3dShape& s, const Pool3dShape& p, const std::string& w
 
 }  // namespace
 
+bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
+  if (precision == Precision::fp32) return false;
+  const int per_row = pipelined::kRowBytes / (precision == Precision::bf16 ? 2 : 4);
+  const int64_t m_tiles =
+      (int64_t(s.n) * s.out.d * s.out.h * s.out.w + pipelined::kBM - 1) / pipelined::kBM;
+  return s.c % per_row == 0 && m_tiles <= 65535;  // grid.y's limit
+}
+
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-                Precision precision, cudaStream_t stream) {
-  run_store(s, x, w, bias, y, false, precision, stream);
+                Precision precision, cudaStream_t stream, ConvFwdKernel kernel) {
+  run_store(s, x, w, bias, y, false, precision, kernel, stream);
 }
 
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, Precision precision, cudaStream_t stream) {
-  run_store(s, x, w, bias, y, true, precision, stream);
+                          float* y, Precision precision, cudaStream_t stream,
+                          ConvFwdKernel kernel) {
+  run_store(s, x, w, bias, y, true, precision, kernel, stream);
 }
 
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,
-                                  Precision precision, cudaStream_t stream) {
+                                  Precision precision, cudaStream_t stream, ConvFwdKernel kernel) {
   const char* op = "conv3d_fwd_bias_relu_maxpool";
   check_pool(s, p, describe(op, s, precision));
   if (!z && windows_tile_output(p)) {
@@ -272,18 +326,19 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
     prob.out.div_pw = FastDiv(p.out.w);
     prob.out.div_ph = FastDiv(p.out.h);
     prob.out.div_pd = FastDiv(p.out.d);
-    run(prob, s, op, precision, stream);
+    run(prob, s, op, precision, kernel, stream);
     return;
   }
   CU3D_CUDA_CHECK(cudaMemsetAsync(pooled, 0, sizeof(float) * p.output_size(), stream));
   auto prob = make_problem<FwdProblem<PoolOut>>(s, x, w, bias, op);
   prob.out = {p, pooled, z};
-  run(prob, s, op, precision, stream);
+  run(prob, s, op, precision, kernel, stream);
 }
 
 void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,
                               const float* bias, int64_t positions_per_group, float eps, float* y,
-                              float* mean, float* rstd, Precision precision, cudaStream_t stream) {
+                              float* mean, float* rstd, Precision precision, cudaStream_t stream,
+                              ConvFwdKernel kernel) {
   const char* op = "conv3d_fwd_bias_ln_stats";
   const std::string what = describe(op, s, precision);
   const int64_t positions = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
@@ -294,7 +349,7 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
   auto* row_sums = static_cast<float2*>(malloc_async(sizeof(float2) * positions * groups, stream));
   auto prob = make_problem<FwdStatsProblem>(s, x, w, bias, op);
   prob.out = {y, row_sums, groups};
-  run(prob, s, op, precision, stream);
+  run(prob, s, op, precision, kernel, stream);
   layer_norm_stats_from_row_sums(positions / positions_per_group, positions_per_group, groups, s.k,
                                  row_stat_group_width(precision), row_sums, eps, mean, rstd,
                                  stream);

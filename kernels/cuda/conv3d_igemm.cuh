@@ -383,6 +383,39 @@ struct FfmaMath {
 template <Precision P>
 using Math = std::conditional_t<P == Precision::fp32, FfmaMath, TensorCoreMath<P>>;
 
+// What happens to the accumulators of a finished tile (m0, n0; N tile `n_tile`, split `split`):
+// the stores, and the epilogue reductions a Problem asks for by having the member. Shared by
+// version 2's kernel and the pipelined version 3 (conv3d_pipelined.cuh), whose warps own the
+// same 32 x 32 pieces of the tile.
+template <class Problem, class MathT>
+__device__ void epilogue(const Problem& prob, const MathT& math, int m0, int n0, int n_tile,
+                         int split) {
+  math.for_each([&](int row, int col, float value) {
+    const int m = m0 + row, n = n0 + col;
+    if (m < prob.M && n < prob.N) prob.store(m, n, value, split);
+  });
+  // A problem that pools windows of consecutive rows (window-major rows) gets their max.
+  if constexpr (requires(const Problem& q) { q.pool_window(0, 0, 0.f); }) {
+    math.window_max(
+        prob.window_rows(),
+        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
+        [&](int row, int col, float v) {
+          if (m0 + row < prob.M && n0 + col < prob.N) prob.pool_window(m0 + row, n0 + col, v);
+        });
+  }
+  // A problem that reduces statistics in its epilogue (fwd + layer-norm statistics) gets the
+  // per-row sums of its stored values over each column group of the tile.
+  if constexpr (requires(const Problem& q) { q.row_stats(0, 0, 0.f, 0.f); }) {
+    math.row_sums(
+        prob.N - n0,
+        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
+        [&](int row, int group, float sum, float m2) {
+          if (m0 + row < prob.M)
+            prob.row_stats(m0 + row, n_tile * MathT::kColGroups + group, sum, m2);
+        });
+  }
+}
+
 // The GEMM. Grid: (M tiles, N tiles, splits of R); split z covers r-tiles
 // [z * tiles_per_split, (z + 1) * tiles_per_split). Launch bounds (256, 2): two blocks per SM
 // caps registers at 128 per thread (the tensor-core variant needs ~100: 32 accumulators, 10
@@ -444,30 +477,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     __syncthreads();
   }
-  math.for_each([&](int row, int col, float value) {
-    const int m = m0 + row, n = n0 + col;
-    if (m < prob.M && n < prob.N) prob.store(m, n, value, blockIdx.z);
-  });
-  // A problem that pools windows of consecutive rows (window-major rows) gets their max.
-  if constexpr (requires(const Problem& q) { q.pool_window(0, 0, 0.f); }) {
-    math.window_max(
-        prob.window_rows(),
-        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
-        [&](int row, int col, float v) {
-          if (m0 + row < prob.M && n0 + col < prob.N) prob.pool_window(m0 + row, n0 + col, v);
-        });
-  }
-  // A problem that reduces statistics in its epilogue (fwd + layer-norm statistics) gets the
-  // per-row sums of its stored values over each column group of the tile.
-  if constexpr (requires(const Problem& q) { q.row_stats(0, 0, 0.f, 0.f); }) {
-    math.row_sums(
-        prob.N - n0,
-        [&](int col, float acc) { return n0 + col < prob.N ? prob.stored(n0 + col, acc) : 0.f; },
-        [&](int row, int group, float sum, float m2) {
-          if (m0 + row < prob.M)
-            prob.row_stats(m0 + row, blockIdx.y * Math<P>::kColGroups + group, sum, m2);
-        });
-  }
+  epilogue(prob, math, m0, n0, blockIdx.y, blockIdx.z);
 }
 
 // Column groups per 64-column tile in the row statistics of precision p, and their width

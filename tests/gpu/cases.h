@@ -12,12 +12,16 @@
 
 namespace cu3d::cases {
 
-enum class Backend { cu3d, cu3d_naive, cudnn };
+// cu3d: version 2 (the default kernels); cu3d_pipelined: the forward's version 3, on the shapes
+// it takes (cuda::conv3d_fwd_pipelined_supports); cu3d_naive: version 1.
+enum class Backend { cu3d, cu3d_pipelined, cu3d_naive, cudnn };
 
 inline const char* to_string(Backend b) {
   switch (b) {
     case Backend::cu3d:
       return "cu3d";
+    case Backend::cu3d_pipelined:
+      return "cu3d_pipelined";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:
@@ -69,6 +73,11 @@ inline std::vector<ConvLayer> odd_conv_layers() {
        Conv3dShape::make(1, {4, 6, 9}, 8, 12, {2, 2, 4}, {1, 2, 1}, Padding::same), false},
       {"odd_valid_1x5x3",
        Conv3dShape::make(3, {2, 13, 8}, 20, 36, {1, 5, 3}, {1, 1, 2}, Padding::valid), false},
+      // Version 3's partial tiles (180 rows, 70 filters), stride and padding in its gathers.
+      {"odd_c64_stride2_k70",
+       Conv3dShape::make(2, {5, 11, 10}, 64, 70, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,
+                         {1, 1, 1}),
+       false},
       {"odd_c132_k130",
        Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
                          {1, 1, 1}),

@@ -71,9 +71,12 @@ TEST(ConvTiming, C3dLayers) {
   const cuda::Stream stream;
   const cudaStream_t st = stream.get();
   std::mt19937_64 rng(7);
-  std::printf("[ TIMING   ] batch %d; ms (TFLOP/s); ratio = cuDNN time / cu3d time\n", batch);
-  std::printf("[ TIMING   ] %-7s %-10s %-5s %18s %18s %7s\n", "layer", "pass", "prec", "cu3d",
-              "cudnn", "ratio");
+  std::printf(
+      "[ TIMING   ] batch %d; ms (TFLOP/s); ratio = cuDNN time / cu3d time; v3: the forward's "
+      "pipelined version where it applies\n",
+      batch);
+  std::printf("[ TIMING   ] %-7s %-10s %-5s %18s %18s %18s %7s %7s\n", "layer", "pass", "prec",
+              "cu3d", "v3", "cudnn", "ratio", "v3 rat");
   for (const auto& layer : cases::c3d_conv_layers(batch)) {
     const Conv3dShape& s = layer.shape;
     const DeviceArray x(random_floats(s.input_size(), rng)), w(random_floats(s.filter_size(), rng));
@@ -96,10 +99,18 @@ TEST(ConvTiming, C3dLayers) {
           if (ps == "bwd_filter")
             cudnn::conv3d_bwd_filter(s, x.get(), dy.get(), dw.get(), db.get(), p, st);
         };
+        auto pipelined = [&] {
+          cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), p, st,
+                           cuda::ConvFwdKernel::pipelined);
+        };
+        const bool v3 = ps == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p);
         const double a = median_ms(st, mine), c = median_ms(st, theirs);
-        std::printf("[ TIMING   ] %-7s %-10s %-5s %9.3f (%6.1f) %9.3f (%6.1f) %7.2f\n",
-                    layer.name.c_str(), pass, to_string(p), a, tflop / (a * 1e-3), c,
-                    tflop / (c * 1e-3), c / a);
+        const double b = v3 ? median_ms(st, pipelined) : 0.0;
+        std::printf(
+            "[ TIMING   ] %-7s %-10s %-5s %9.3f (%6.1f) %9.3f (%6.1f) %9.3f (%6.1f) %7.2f "
+            "%7.2f\n",
+            layer.name.c_str(), pass, to_string(p), a, tflop / (a * 1e-3), b,
+            v3 ? tflop / (b * 1e-3) : 0.0, c, tflop / (c * 1e-3), c / a, v3 ? c / b : 0.0);
         std::fflush(stdout);
       }
     }
@@ -116,10 +127,12 @@ TEST(ConvTiming, FusedBlocks) {
   const cuda::Stream stream;
   const cudaStream_t st = stream.get();
   std::mt19937_64 rng(11);
-  std::printf("[ TIMING   ] batch %d; ms; ratio = unfused (cuDNN conv + ops) / fused cu3d\n",
-              batch);
-  std::printf("[ TIMING   ] %-7s %-18s %-5s %9s %9s %7s\n", "layer", "block", "prec", "fused",
-              "unfused", "ratio");
+  std::printf(
+      "[ TIMING   ] batch %d; ms; ratio = unfused (cuDNN conv + ops) / fused cu3d; v3: fused on "
+      "the forward's pipelined version (0 where it does not apply)\n",
+      batch);
+  std::printf("[ TIMING   ] %-7s %-18s %-5s %9s %9s %9s %7s %7s\n", "layer", "block", "prec",
+              "fused", "fused v3", "unfused", "ratio", "v3 rat");
   for (const auto& layer : cases::c3d_conv_layers(batch)) {
     if (layer.name != "conv1a" && layer.name != "conv2a" && layer.name != "conv3b" &&
         layer.name != "conv4b" && layer.name != "conv5b")
@@ -138,23 +151,33 @@ TEST(ConvTiming, FusedBlocks) {
     const cpu::LayerNormShape ln{s.n, positions / s.n, s.k};
     DeviceArray mean(s.n), rstd(s.n);
     for (Precision prec : cases::kPrecisions) {
-      const double fused = median_ms(st, [&] {
-        cuda::conv3d_fwd_bias_relu_maxpool(s, p, x.get(), w.get(), bias.get(), pooled.get(),
-                                           nullptr, prec, st);
-      });
+      const bool v3 = cuda::conv3d_fwd_pipelined_supports(s, prec);
+      auto fused_ms = [&](cuda::ConvFwdKernel kernel) {
+        return median_ms(st, [&] {
+          cuda::conv3d_fwd_bias_relu_maxpool(s, p, x.get(), w.get(), bias.get(), pooled.get(),
+                                             nullptr, prec, st, kernel);
+        });
+      };
+      const double fused = fused_ms(cuda::ConvFwdKernel::implicit_gemm);
+      const double fused_v3 = v3 ? fused_ms(cuda::ConvFwdKernel::pipelined) : 0.0;
       const double unfused = median_ms(st, [&] {
         cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
         cuda::relu_fwd(s.output_size(), y.get(), y.get(), st);
         cuda::maxpool3d_fwd(p, y.get(), pooled.get(), st);
       });
-      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %7.2f\n", layer.name.c_str(),
-                  "bias_relu_pool", to_string(prec), fused, unfused, unfused / fused);
-      const double ln_fused = median_ms(st, [&] {
-        cuda::conv3d_fwd_bias_ln_stats(s, x.get(), w.get(), bias.get(), ln.m, 1e-5f, y.get(),
-                                       mean.get(), rstd.get(), prec, st);
-        cuda::layer_norm_relu_maxpool_fwd(p, ln.m, y.get(), gamma.get(), beta.get(), mean.get(),
-                                          rstd.get(), pooled.get(), nullptr, st);
-      });
+      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %9.3f %7.2f %7.2f\n",
+                  layer.name.c_str(), "bias_relu_pool", to_string(prec), fused, fused_v3, unfused,
+                  unfused / fused, v3 ? unfused / fused_v3 : 0.0);
+      auto ln_fused_ms = [&](cuda::ConvFwdKernel kernel) {
+        return median_ms(st, [&] {
+          cuda::conv3d_fwd_bias_ln_stats(s, x.get(), w.get(), bias.get(), ln.m, 1e-5f, y.get(),
+                                         mean.get(), rstd.get(), prec, st, kernel);
+          cuda::layer_norm_relu_maxpool_fwd(p, ln.m, y.get(), gamma.get(), beta.get(), mean.get(),
+                                            rstd.get(), pooled.get(), nullptr, st);
+        });
+      };
+      const double ln_fused = ln_fused_ms(cuda::ConvFwdKernel::implicit_gemm);
+      const double ln_fused_v3 = v3 ? ln_fused_ms(cuda::ConvFwdKernel::pipelined) : 0.0;
       const double ln_unfused = median_ms(st, [&] {
         cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
         cuda::layer_norm_fwd(ln, y.get(), gamma.get(), beta.get(), 1e-5f, z.get(), mean.get(),
@@ -162,9 +185,9 @@ TEST(ConvTiming, FusedBlocks) {
         cuda::relu_fwd(s.output_size(), z.get(), z.get(), st);
         cuda::maxpool3d_fwd(p, z.get(), pooled.get(), st);
       });
-      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %7.2f\n", layer.name.c_str(),
-                  "bias_ln_relu_pool", to_string(prec), ln_fused, ln_unfused,
-                  ln_unfused / ln_fused);
+      std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %9.3f %7.2f %7.2f\n",
+                  layer.name.c_str(), "bias_ln_relu_pool", to_string(prec), ln_fused, ln_fused_v3,
+                  ln_unfused, ln_unfused / ln_fused, v3 ? ln_unfused / ln_fused_v3 : 0.0);
       std::fflush(stdout);
     }
   }

@@ -44,10 +44,12 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
   const DeviceArray dx(x), dw(w), db(bias);
   DeviceArray dy(s.output_size());
   dy.poison();
+  const auto kernel = b == Backend::cu3d_pipelined ? cuda::ConvFwdKernel::pipelined
+                                                   : cuda::ConvFwdKernel::implicit_gemm;
   if (relu) {
-    cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
-  } else if (b == Backend::cu3d) {
-    cuda::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+    cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
+  } else if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
+    cuda::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_fwd_naive(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
   } else {
@@ -107,6 +109,9 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
   for (Pass pass : {Pass::fwd, Pass::fwd_bias_relu, Pass::bwd_data, Pass::bwd_filter}) {
     for (Precision p : cases::kPrecisions) {
       std::vector<Backend> backends = {Backend::cu3d};
+      const bool forward = pass == Pass::fwd || pass == Pass::fwd_bias_relu;
+      if (forward && cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
+        backends.push_back(Backend::cu3d_pipelined);
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
         if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);

@@ -31,7 +31,8 @@ int64_t positions(const Conv3dShape& s) {
 }
 
 std::vector<Compared> run_conv_relu_pool(const Block& b, bool training, Precision p,
-                                         std::mt19937_64& rng, cudaStream_t stream) {
+                                         cuda::ConvFwdKernel kernel, std::mt19937_64& rng,
+                                         cudaStream_t stream) {
   const Conv3dShape& s = b.conv;
   const auto x = random_floats(s.input_size(), rng), w = random_floats(s.filter_size(), rng);
   const auto bias = random_floats(s.k, rng);
@@ -47,15 +48,15 @@ std::vector<Compared> run_conv_relu_pool(const Block& b, bool training, Precisio
   gpooled.poison();
   gz.poison();
   cuda::conv3d_fwd_bias_relu_maxpool(s, b.pool, gx.get(), gw.get(), gb.get(), gpooled.get(),
-                                     training ? gz.get() : nullptr, p, stream);
+                                     training ? gz.get() : nullptr, p, stream, kernel);
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<Compared> r = {compare("pooled", gpooled.download(), pooled)};
   if (training) r.push_back(compare("z", gz.download(), z));
   return r;
 }
 
-std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, std::mt19937_64& rng,
-                                        cudaStream_t stream) {
+std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, cuda::ConvFwdKernel kernel,
+                                        std::mt19937_64& rng, cudaStream_t stream) {
   const Conv3dShape& s = b.conv;
   // Inputs with a positive mean (after a ReLU). Per sample, filters with a positive mean too:
   // the statistics then have a mean far from zero (~30x the standard deviation), which the
@@ -84,7 +85,7 @@ std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, std::mt1993
   for (DeviceArray* a : {&gy, &gmean, &grstd, &gp})
     a->poison();
   cuda::conv3d_fwd_bias_ln_stats(s, gx.get(), gw.get(), gb.get(), m, eps, gy.get(), gmean.get(),
-                                 grstd.get(), p, stream);
+                                 grstd.get(), p, stream, kernel);
   cuda::layer_norm_relu_maxpool_fwd(b.pool, m, gy.get(), gg.get(), gbeta.get(), gmean.get(),
                                     grstd.get(), gp.get(), nullptr, stream);
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -121,12 +122,15 @@ std::vector<ParityCase> fused_cases() {
   // C3D's conv + pool pairs (pool1 is 1x2x2, pool5 pads h and w), and odd ones: an
   // overlapping padded pool after 3 input channels, a ceil-mode pool after 130 filters (a
   // partial 64-column tile), and windows that tile the output (the window-major epilogue)
-  // with 70 filters and 480 rows (partial tiles in both directions).
+  // with 70 filters and 480 rows (partial tiles in both directions), on 12 channels and on 64
+  // (which the forward's version 3 takes).
+  const auto c_k70 = [](int c) {
+    return Conv3dShape::make(2, {4, 6, 10}, c, 70, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                             {1, 1, 1});
+  };
   const Block pool_blocks[] = {
-      block_of("odd_c12_k70",
-               Conv3dShape::make(2, {4, 6, 10}, 12, 70, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
-                                 {1, 1, 1}),
-               {2, 2, 2}, {2, 2, 2}, Padding::valid),
+      block_of("odd_c12_k70", c_k70(12), {2, 2, 2}, {2, 2, 2}, Padding::valid),
+      block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid),
       block("conv1a", {1, 2, 2}, {1, 2, 2}, Padding::valid),
       block("conv3b", {2, 2, 2}, {2, 2, 2}, Padding::valid),
       block("conv5b", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, {0, 1, 1}),
@@ -139,23 +143,35 @@ std::vector<ParityCase> fused_cases() {
       block("conv3b", {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
       block("odd_c3_k5", {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}, false, true),
       block("odd_c132_k130", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, none, true, false),
+      block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
+  };
+  // Each block on the forward's version 2 and, where it applies, version 3.
+  using Kernel = cuda::ConvFwdKernel;
+  auto kernels = [](const Block& b, Precision p) {
+    std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
+    if (cuda::conv3d_fwd_pipelined_supports(b.conv, p))
+      k.push_back({Kernel::pipelined, "cu3d_pipelined"});
+    return k;
   };
   std::vector<ParityCase> out;
   for (Precision p : cases::kPrecisions) {
     for (const Block& b : pool_blocks)
-      for (bool training : {false, true})
-        out.push_back({fmt::format("{}/{}/{}/cu3d", b.name,
-                                   training ? "fwd_bias_relu_pool_train" : "fwd_bias_relu_pool",
-                                   cu3d::to_string(p)),
-                       tolerance(p), [=](std::mt19937_64& rng, cudaStream_t stream) {
-                         return run_conv_relu_pool(b, training, p, rng, stream);
-                       }});
+      for (auto [kernel, backend] : kernels(b, p))
+        for (bool training : {false, true})
+          out.push_back({fmt::format("{}/{}/{}/{}", b.name,
+                                     training ? "fwd_bias_relu_pool_train" : "fwd_bias_relu_pool",
+                                     cu3d::to_string(p), backend),
+                         tolerance(p), [=](std::mt19937_64& rng, cudaStream_t stream) {
+                           return run_conv_relu_pool(b, training, p, kernel, rng, stream);
+                         }});
     for (const Block& b : ln_blocks)
-      out.push_back({fmt::format("{}/fwd_bias_ln_{}_relu_pool/{}/cu3d", b.name,
-                                 b.per_sample ? "per_sample" : "per_position", cu3d::to_string(p)),
-                     tolerance(p), [=](std::mt19937_64& rng, cudaStream_t stream) {
-                       return run_conv_ln_block(b, p, rng, stream);
-                     }});
+      for (auto [kernel, backend] : kernels(b, p))
+        out.push_back(
+            {fmt::format("{}/fwd_bias_ln_{}_relu_pool/{}/{}", b.name,
+                         b.per_sample ? "per_sample" : "per_position", cu3d::to_string(p), backend),
+             tolerance(p), [=](std::mt19937_64& rng, cudaStream_t stream) {
+               return run_conv_ln_block(b, p, kernel, rng, stream);
+             }});
   }
   return out;
 }
