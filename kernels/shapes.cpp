@@ -56,4 +56,23 @@ Pool3dShape Pool3dShape::make(int n, Dims3 in, int c, Dims3 window, Dims3 stride
   return s;
 }
 
+bool bwd_data_is_forward(const Conv3dShape& s) {
+  auto within = [](int before, int after, int kernel) {
+    return before >= 0 && after >= 0 && before < kernel && after < kernel;
+  };
+  return s.stride == Dims3{1, 1, 1} && within(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
+         within(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
+         within(s.pad_before.w, s.pad_after.w, s.kernel.w);
+}
+
+Conv3dShape bwd_data_as_forward(const Conv3dShape& s) {
+  auto mirror = [&](const Dims3& pad) {
+    return Dims3{s.kernel.d - 1 - pad.d, s.kernel.h - 1 - pad.h, s.kernel.w - 1 - pad.w};
+  };
+  Conv3dShape d = s;
+  d.in = s.out, d.out = s.in, d.c = s.k, d.k = s.c;
+  d.pad_before = mirror(s.pad_before), d.pad_after = mirror(s.pad_after);
+  return d;
+}
+
 }  // namespace cu3d

@@ -57,6 +57,15 @@ struct Conv3dShape {
   int64_t macs() const { return output_size() * kernel.d * kernel.h * kernel.w * c; }
 };
 
+// At stride 1, backward-data is itself a forward conv: dx = conv(dy, w') with the filters
+// flipped in space and their channel axes swapped, w'[ci][tap][ko] = w[ko][taps - 1 - tap][ci],
+// and padding kernel - 1 - pad on each side (which keeps dx's extent = x's). The CPU's
+// shifted-view conv and the CUDA version 3 both run it that way.
+// True when s has stride 1 and padding narrower than the kernel on every side.
+bool bwd_data_is_forward(const Conv3dShape& s);
+// That forward conv's shape: input dy (s.k channels), s.c filters, output dx.
+Conv3dShape bwd_data_as_forward(const Conv3dShape& s);
+
 // A 3D pooling window over (n, in.d, in.h, in.w, c) giving (n, out.d, out.h, out.w, c).
 // Padded positions never win a max and are not counted by an average.
 struct Pool3dShape {

@@ -67,16 +67,16 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *dy = b.dy[r]->f();
   const cudaStream_t st = stream();
   const bool mine = backend != Backend::cudnn;
+  const auto kernel = backend == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
+                                                         : cuda::ConvKernel::implicit_gemm;
   if (pass == "fwd") {
-    const auto kernel = backend == Backend::cu3d_pipelined ? cuda::ConvFwdKernel::pipelined
-                                                           : cuda::ConvFwdKernel::implicit_gemm;
     if (mine)
       cuda::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st, kernel);
     else
       cudnn::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st);
   } else if (pass == "bwd_data") {
     if (mine)
-      cuda::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st);
+      cuda::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st, kernel);
     else
       cudnn::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st);
   } else if (mine) {
@@ -155,8 +155,8 @@ const char* to_string(BlockRun r) {
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
-  const auto kernel = run == BlockRun::cu3d_fused_pipelined ? cuda::ConvFwdKernel::pipelined
-                                                            : cuda::ConvFwdKernel::implicit_gemm;
+  const auto kernel = run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
+                                                            : cuda::ConvKernel::implicit_gemm;
   const Conv3dShape& s = layer.shape;
   const int r = i % b.sets;
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
@@ -208,13 +208,18 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
       ->Unit(benchmark::kMillisecond);
 }
 
+// Version 3 covers the forward and, at stride 1, backward-data.
+bool pipelined_takes(const std::string& pass, const Conv3dShape& s, Precision p) {
+  return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
+         (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p));
+}
+
 bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
         for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined})
-          if (backend != Backend::cu3d_pipelined ||
-              (std::string(pass) == "fwd" && cuda::conv3d_fwd_pipelined_supports(layer.shape, p)))
+          if (backend != Backend::cu3d_pipelined || pipelined_takes(pass, layer.shape, p))
             register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block : {"bias_relu_pool", "bias_ln_relu_pool"})

@@ -243,7 +243,7 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
 // In float on AVX-512 the products are register-blocked micro-kernels that read the views in
 // place (an implicit GEMM: OpenBLAS, given a view per tap, packs it again for every tap, which
 // copies as many bytes as vol2col did); in double they are one OpenBLAS GEMM per tap (depth c).
-// bwd-data at stride 1 is the same forward on dy (data_shape), bwd-filter the transposed
+// bwd-data at stride 1 is the same forward on dy (bwd_data_as_forward), bwd-filter the transposed
 // product per tap, dwᵀ[tap] += view(tap)ᵀ · dy (float only; double keeps vol2col).
 // The KW taps of one (td, th) pair, a "tap row", have views that are consecutive rows of the
 // padded band (tap tw starts tw rows, tw·c values, after tap tw = 0), so one view read KW·c
@@ -270,17 +270,6 @@ int64_t lanes_pad(int k) {
   return ceil_div(k, kShiftedLanes) * kShiftedLanes;
 }
 
-bool pads_within_kernel(int before, int after, int kernel) {
-  return before >= 0 && after >= 0 && before < kernel && after < kernel;
-}
-
-// Stride 1 and padding < kernel (so that bwd-data is again such a conv, see data_shape).
-bool shifted_geometry(const Conv3dShape& s) {
-  return unit_stride(s) && pads_within_kernel(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
-         pads_within_kernel(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
-         pads_within_kernel(s.pad_before.w, s.pad_after.w, s.kernel.w);
-}
-
 // Whether the register-blocked float micro-kernels below exist for T in this build.
 template <typename T>
 constexpr bool kMicroKernels =
@@ -292,7 +281,8 @@ constexpr bool kMicroKernels =
 
 template <typename T>
 bool use_shifted(const Conv3dShape& s) {
-  return shifted_geometry(s) && (kMicroKernels<T> || s.c >= kShiftedMinChannels);
+  // Stride 1 and padding < kernel: the views' geometry, and what makes bwd-data such a conv too.
+  return bwd_data_is_forward(s) && (kMicroKernels<T> || s.c >= kShiftedMinChannels);
 }
 
 // The band geometry of a shifted-view conv.
@@ -642,18 +632,6 @@ void conv3d_bwd_filter_shifted(const Conv3dShape& s, const float* x, const float
 }
 #endif
 
-// At stride 1, dx is the forward conv of dy with the filter flipped in space and its channel
-// axes swapped, and padding K - 1 - pad on each side (which keeps dx's extent = x's).
-Conv3dShape data_shape(const Conv3dShape& s) {
-  Conv3dShape d = s;
-  d.in = s.out, d.out = s.in, d.c = s.k, d.k = s.c;
-  d.pad_before = {s.kernel.d - 1 - s.pad_before.d, s.kernel.h - 1 - s.pad_before.h,
-                  s.kernel.w - 1 - s.pad_before.w};
-  d.pad_after = {s.kernel.d - 1 - s.pad_after.d, s.kernel.h - 1 - s.pad_after.h,
-                 s.kernel.w - 1 - s.pad_after.w};
-  return d;
-}
-
 // The forward's B operands: wt (T, c, kpad) with wt[tap, c, k] = w[k, tap, c], zero for k >= s.k.
 template <typename T>
 std::vector<T> taps_filter(const Conv3dShape& s, const T* w) {
@@ -666,7 +644,8 @@ std::vector<T> taps_filter(const Conv3dShape& s, const T* w) {
   return wt;
 }
 
-// bwd-data's B operands, for data_shape(s): wd (T, k, cpad) with wd[tap, k, c] = w[k, T-1-tap, c].
+// bwd-data's B operands, for bwd_data_as_forward(s): wd (T, k, cpad) with wd[tap, k, c] = w[k,
+// T-1-tap, c].
 template <typename T>
 std::vector<T> flipped_filter(const Conv3dShape& s, const T* w) {
   const int64_t taps = s.filter_size() / (int64_t(s.k) * s.c), cpad = lanes_pad(s.c);
@@ -899,8 +878,9 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const T* x, const T* w, const T*
 template <typename T>
 void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx) {
   // The forward on dy has s.c filters: below kShiftedMinChannels most of each vector is padding.
-  if (use_shifted<T>(data_shape(s)) && s.c >= kShiftedMinChannels) {
-    conv3d_fwd_shifted<T>(data_shape(s), dy, flipped_filter(s, w).data(), nullptr, false, dx);
+  if (use_shifted<T>(bwd_data_as_forward(s)) && s.c >= kShiftedMinChannels) {
+    conv3d_fwd_shifted<T>(bwd_data_as_forward(s), dy, flipped_filter(s, w).data(), nullptr, false,
+                          dx);
     return;
   }
   const std::vector<Phase> phases = make_phases(s);
@@ -1057,6 +1037,15 @@ void conv3d_bwd_filter_naive(const Conv3dShape& s, const T* x, const T* dy, T* d
       dbias[k] += dy[p * s.k + k];
 }
 
+template <typename T>
+void conv3d_flip_transpose_filters(const Conv3dShape& s, const T* w, T* wt) {
+  const int64_t taps = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w;
+  for (int ci = 0; ci < s.c; ++ci)
+    for (int64_t tap = 0; tap < taps; ++tap)
+      for (int ko = 0; ko < s.k; ++ko)
+        wt[(ci * taps + tap) * s.k + ko] = w[(ko * taps + taps - 1 - tap) * s.c + ci];
+}
+
 #define CU3D_INSTANTIATE_CONV3D(T)                                                             \
   template void conv3d_fwd<T>(const Conv3dShape&, const T*, const T*, const T*, T*);           \
   template void conv3d_fwd_bias_relu<T>(const Conv3dShape&, const T*, const T*, const T*, T*); \
@@ -1064,7 +1053,8 @@ void conv3d_bwd_filter_naive(const Conv3dShape& s, const T* x, const T* dy, T* d
   template void conv3d_bwd_filter<T>(const Conv3dShape&, const T*, const T*, T*, T*);          \
   template void conv3d_fwd_naive<T>(const Conv3dShape&, const T*, const T*, const T*, T*);     \
   template void conv3d_bwd_data_naive<T>(const Conv3dShape&, const T*, const T*, T*);          \
-  template void conv3d_bwd_filter_naive<T>(const Conv3dShape&, const T*, const T*, T*, T*);
+  template void conv3d_bwd_filter_naive<T>(const Conv3dShape&, const T*, const T*, T*, T*);    \
+  template void conv3d_flip_transpose_filters<T>(const Conv3dShape&, const T*, T*);
 CU3D_INSTANTIATE_CONV3D(float)
 CU3D_INSTANTIATE_CONV3D(double)
 #undef CU3D_INSTANTIATE_CONV3D

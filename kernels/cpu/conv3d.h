@@ -38,6 +38,12 @@ void conv3d_bwd_data(const Conv3dShape& s, const T* dy, const T* w, T* dx);
 template <typename T>
 void conv3d_bwd_filter(const Conv3dShape& s, const T* x, const T* dy, T* dw, T* dbias);
 
+// wt = the filters of bwd_data_as_forward(s) (kernels/shapes.h): w flipped in space with its
+// channel axes swapped, wt[ci][tap][ko] = w[ko][taps - 1 - tap][ci]; |w| elements. The CPU
+// reference of the transpose the CUDA version 3 runs before its backward-data.
+template <typename T>
+void conv3d_flip_transpose_filters(const Conv3dShape& s, const T* w, T* wt);
+
 template <typename T>
 void conv3d_fwd_naive(const Conv3dShape& s, const T* x, const T* w, const T* bias, T* y);
 template <typename T>

@@ -11,9 +11,10 @@
 //              mma.sync tensor cores for tf32 and bf16; any kernel size, stride and padding,
 //              any channel count (16-byte loads where the channels allow, scalar gathers
 //              otherwise, e.g. conv1a's c = 3), so no shape needs another path.
-//   version 3 (`ConvFwdKernel::pipelined`, forward only, tf32 and bf16): version 2's tile and
-//              epilogues fed by a 4-stage cp.async pipeline and ldmatrix, for channel counts
-//              that are a multiple of 64 (bf16) or 32 (tf32). Opt-in per call until it has
+//   version 3 (`ConvKernel::pipelined`, tf32 and bf16): version 2's tile and epilogues fed by
+//              a 4-stage cp.async pipeline and ldmatrix, for channel counts that are a multiple
+//              of 64 (bf16) or 32 (tf32). The forward, and backward-data at stride 1 as the
+//              forward conv it is (transposed, flipped filters). Opt-in per call until it has
 //              passed the GPU suite and measured faster (docs/kernels/conv3d_cuda.md).
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
@@ -28,10 +29,10 @@
 
 namespace cu3d::cuda {
 
-// Which kernel a forward call runs: version 2 for every shape, or version 3 where
-// conv3d_fwd_pipelined_supports says it applies (version 2 elsewhere). Both compute the same
-// function; on the same operands in the same order they should agree bit for bit.
-enum class ConvFwdKernel { implicit_gemm, pipelined };
+// Which kernel a forward or backward-data call runs: version 2 for every shape, or version 3
+// where conv3d_fwd/bwd_data_pipelined_supports says it applies (version 2 elsewhere). Both compute
+// the same function; on the same operands in the same order they should agree bit for bit.
+enum class ConvKernel { implicit_gemm, pipelined };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
@@ -41,13 +42,13 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 // y = conv(x, w) + bias. `bias` may be null.
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
                 Precision precision, cudaStream_t stream,
-                ConvFwdKernel kernel = ConvFwdKernel::implicit_gemm);
+                ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // Fused block: y = relu(conv(x, w) + bias) in one pass over y (the epilogue applies bias and
 // ReLU before the only store), saving a read and a write of y against the unfused pair.
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                           float* y, Precision precision, cudaStream_t stream,
-                          ConvFwdKernel kernel = ConvFwdKernel::implicit_gemm);
+                          ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // Fused block: pooled = maxpool_p(relu(conv(x, w) + bias)), the pool `p` reading the conv's
 // output (p.n, p.in, p.c == s.n, s.out, s.k; any window, stride and padding that
@@ -70,7 +71,7 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,
                                   Precision precision, cudaStream_t stream,
-                                  ConvFwdKernel kernel = ConvFwdKernel::implicit_gemm);
+                                  ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // Fused block for the layer-norm C3D: y = conv(x, w) + bias, and the layer-norm statistics
 // mean, rstd = 1/sqrt(var + eps) (biased variance) of each group of `positions_per_group`
@@ -84,11 +85,16 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
 void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,
                               const float* bias, int64_t positions_per_group, float eps, float* y,
                               float* mean, float* rstd, Precision precision, cudaStream_t stream,
-                              ConvFwdKernel kernel = ConvFwdKernel::implicit_gemm);
+                              ConvKernel kernel = ConvKernel::implicit_gemm);
 
-// dx = dL/dx from dy.
+// True when version 3 takes s's backward-data: stride 1, padding narrower than the kernel, and
+// the forward conv dy -> dx (k input channels) one that conv3d_fwd_pipelined_supports takes.
+bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precision);
+
+// dx = dL/dx from dy. Version 3 takes a workspace of |w| floats (the transposed filters).
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
-                     Precision precision, cudaStream_t stream);
+                     Precision precision, cudaStream_t stream,
+                     ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // dw = dL/dw and, unless null, dbias = dL/dbias (always summed in fp32).
 void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,

@@ -7,10 +7,16 @@
 // A is contiguous along r (the k channels of dy), B along n (the c channels of a filter tap).
 // With stride > 1 most (m, tap) pairs do not divide evenly and contribute zeros: correct, but
 // wasting (stride^3 - 1) / stride^3 of the MMAs; the C3D models use stride 1 everywhere.
+//
+// With stride 1, backward-data is itself a forward conv (bwd_data_as_forward, kernels/shapes.h):
+// that is how version 3 (ConvKernel::pipelined) runs it, one small transpose of w
+// (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and then the
+// pipelined forward.
 #include <fmt/format.h>
 
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {
 namespace {
@@ -80,10 +86,36 @@ struct BwdDataProblem {
   }
 };
 
+// w'[ci][tap'][ko] = w[ko][taps - 1 - tap'][ci], one thread per element of w' (writes
+// coalesced; the filters are small against the conv).
+__global__ void flip_transpose_filters_kernel(const float* w, float* wt, int k, int taps, int c) {
+  const int64_t count = int64_t(k) * taps * c;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int ko = int(i % k), tap = int(i / k % taps), ci = int(i / (int64_t(k) * taps));
+    wt[i] = w[(int64_t(ko) * taps + (taps - 1 - tap)) * c + ci];
+  }
+}
+
 }  // namespace
 
+bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precision) {
+  return bwd_data_is_forward(s) && conv3d_fwd_pipelined_supports(bwd_data_as_forward(s), precision);
+}
+
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
-                     Precision precision, cudaStream_t stream) {
+                     Precision precision, cudaStream_t stream, ConvKernel kernel) {
+  if (kernel == ConvKernel::pipelined && conv3d_bwd_data_pipelined_supports(s, precision)) {
+    const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
+    auto* wt = static_cast<float*>(malloc_async(sizeof(float) * s.filter_size(), stream));
+    flip_transpose_filters_kernel<<<grid_stride_blocks(s.filter_size()), 256, 0, stream>>>(
+        w, wt, s.k, taps, s.c);
+    check_launch(fmt::format("conv3d_bwd_data: filter transpose ({}x{}x{})", s.k, taps, s.c));
+    conv3d_fwd(bwd_data_as_forward(s), dy, wt, nullptr, dx, precision, stream,
+               ConvKernel::pipelined);
+    free_async(wt, stream);
+    return;
+  }
   BwdDataProblem prob;
   prob.g = make_geometry(s, "conv3d_bwd_data");
   prob.M = s.n * s.in.d * s.in.h * s.in.w;

@@ -255,11 +255,11 @@ bool aligned16(const void* p) {
 }
 
 template <class Problem>
-void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
-         ConvFwdKernel kernel, cudaStream_t stream) {
+void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
+         cudaStream_t stream) {
   const std::string what = describe(op, s, p);
-  if (kernel == ConvFwdKernel::pipelined && conv3d_fwd_pipelined_supports(s, p) &&
-      aligned16(prob.x) && aligned16(prob.w)) {
+  if (kernel == ConvKernel::pipelined && conv3d_fwd_pipelined_supports(s, p) && aligned16(prob.x) &&
+      aligned16(prob.w)) {
     run_pipelined(prob, s, p, stream, what);
     return;
   }
@@ -267,7 +267,7 @@ void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
 }
 
 void run_store(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-               bool relu, Precision p, ConvFwdKernel kernel, cudaStream_t stream) {
+               bool relu, Precision p, ConvKernel kernel, cudaStream_t stream) {
   const char* op = relu ? "conv3d_fwd_bias_relu" : "conv3d_fwd";
   auto prob = make_problem<FwdProblem<StoreOut>>(s, x, w, bias, op);
   prob.out = {y, relu};
@@ -300,19 +300,18 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-                Precision precision, cudaStream_t stream, ConvFwdKernel kernel) {
+                Precision precision, cudaStream_t stream, ConvKernel kernel) {
   run_store(s, x, w, bias, y, false, precision, kernel, stream);
 }
 
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, Precision precision, cudaStream_t stream,
-                          ConvFwdKernel kernel) {
+                          float* y, Precision precision, cudaStream_t stream, ConvKernel kernel) {
   run_store(s, x, w, bias, y, true, precision, kernel, stream);
 }
 
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,
-                                  Precision precision, cudaStream_t stream, ConvFwdKernel kernel) {
+                                  Precision precision, cudaStream_t stream, ConvKernel kernel) {
   const char* op = "conv3d_fwd_bias_relu_maxpool";
   check_pool(s, p, describe(op, s, precision));
   if (!z && windows_tile_output(p)) {
@@ -338,7 +337,7 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
 void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,
                               const float* bias, int64_t positions_per_group, float eps, float* y,
                               float* mean, float* rstd, Precision precision, cudaStream_t stream,
-                              ConvFwdKernel kernel) {
+                              ConvKernel kernel) {
   const char* op = "conv3d_fwd_bias_ln_stats";
   const std::string what = describe(op, s, precision);
   const int64_t positions = int64_t(s.n) * s.out.d * s.out.h * s.out.w;

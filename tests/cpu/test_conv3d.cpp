@@ -132,6 +132,39 @@ void expect_cases_match_naive(const std::vector<ConvCase>& cases) {
   }
 }
 
+// At stride 1, bwd-data is the forward conv bwd_data_as_forward(s) of dy with the filters of
+// conv3d_flip_transpose_filters: the identity CUDA version 3 runs bwd-data on. Both sides naive
+// loops in double, so only the mapping is under test; the strided cases must be refused.
+TEST(Conv3dCpu, BwdDataIsTheForwardOfTheMirroredShape) {
+  int checked = 0;
+  std::mt19937_64 rng(41);
+  for (const auto& cases : {small_cases(), tiled_cases()})
+    for (const ConvCase& c : cases) {
+      SCOPED_TRACE(c.name);
+      const Conv3dShape& s = c.s;
+      if (!bwd_data_is_forward(s)) {
+        EXPECT_FALSE(s.stride == (Dims3{1, 1, 1}) && s.pad_before.d < s.kernel.d &&
+                     s.pad_after.d < s.kernel.d && s.pad_before.h < s.kernel.h &&
+                     s.pad_after.h < s.kernel.h && s.pad_before.w < s.kernel.w &&
+                     s.pad_after.w < s.kernel.w);
+        continue;
+      }
+      const Conv3dShape t = bwd_data_as_forward(s);
+      ASSERT_EQ(t.out, s.in);
+      ASSERT_EQ(t.in, s.out);
+      const auto dy = random_vector<double>(s.output_size(), rng);
+      const auto w = random_vector<double>(s.filter_size(), rng);
+      std::vector<double> wt = poisoned<double>(s.filter_size());
+      conv3d_flip_transpose_filters(s, w.data(), wt.data());
+      std::vector<double> want(s.input_size()), got = poisoned<double>(s.input_size());
+      conv3d_bwd_data_naive(s, dy.data(), w.data(), want.data());
+      conv3d_fwd_naive<double>(t, dy.data(), wt.data(), nullptr, got.data());
+      EXPECT_LT(max_scaled_diff(got, want), 1e-12);
+      ++checked;
+    }
+  EXPECT_GE(checked, 12);  // the stride-1 cases, asymmetric padding included
+}
+
 TEST(Conv3dCpu, FloatMatchesNaive) {
   expect_cases_match_naive<float>(small_cases());
 }

@@ -73,6 +73,10 @@ inline std::vector<ConvLayer> odd_conv_layers() {
        Conv3dShape::make(1, {4, 6, 9}, 8, 12, {2, 2, 4}, {1, 2, 1}, Padding::same), false},
       {"odd_valid_1x5x3",
        Conv3dShape::make(3, {2, 13, 8}, 20, 36, {1, 5, 3}, {1, 1, 2}, Padding::valid), false},
+      // Version 3's backward-data (a forward conv from k = 64 channels): the mirrored padding of
+      // an even kernel ("same": asymmetric), 40 output channels (a partial tile).
+      {"odd_same_even_kernel_k64",
+       Conv3dShape::make(1, {4, 6, 9}, 40, 64, {2, 2, 4}, {1, 1, 1}, Padding::same), false},
       // Version 3's partial tiles (180 rows, 70 filters), stride and padding in its gathers.
       {"odd_c64_stride2_k70",
        Conv3dShape::make(2, {5, 11, 10}, 64, 70, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,

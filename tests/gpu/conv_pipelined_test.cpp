@@ -1,5 +1,5 @@
-// The forward's version 3 (pipelined) against version 2 on the same operands. Both round the
-// operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even) and issue the same
+// Version 3 (pipelined) against version 2 on the same operands, and the shapes it takes. Both round
+// the operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even) and issue the same
 // mma instructions over r in the same order, so their outputs should agree bit for bit; the
 // parity suite (cu3d_pipelined cases) checks each against the CPU reference as well.
 #include <algorithm>
@@ -37,7 +37,7 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       v3.poison();
       cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v2.get(), p, stream.get());
       cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v3.get(), p, stream.get(),
-                       cuda::ConvFwdKernel::pipelined);
+                       cuda::ConvKernel::pipelined);
       CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
       const std::vector<float> a = v2.download(), b = v3.download();
       int64_t differ = 0;
@@ -64,6 +64,20 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     EXPECT_TRUE(cuda::conv3d_fwd_pipelined_supports(layers[i].shape, Precision::tf32));
     EXPECT_FALSE(cuda::conv3d_fwd_pipelined_supports(layers[i].shape, Precision::fp32));
   }
+  // Backward-data is a forward conv from k = 64..512 channels: every layer, conv1a included.
+  for (const auto& layer : layers) {
+    EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::bf16));
+    EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::tf32));
+  }
+  // Not with a stride (the mirrored problem is no forward conv), nor 48 filters (dy's channels).
+  EXPECT_FALSE(cuda::conv3d_bwd_data_pipelined_supports(
+      Conv3dShape::make(2, {8, 16, 16}, 64, 64, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,
+                        {1, 1, 1}),
+      Precision::tf32));
+  EXPECT_FALSE(cuda::conv3d_bwd_data_pipelined_supports(
+      Conv3dShape::make(2, {8, 16, 16}, 64, 48, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                        {1, 1, 1}),
+      Precision::tf32));
 }
 
 }  // namespace

@@ -72,8 +72,8 @@ TEST(ConvTiming, C3dLayers) {
   const cudaStream_t st = stream.get();
   std::mt19937_64 rng(7);
   std::printf(
-      "[ TIMING   ] batch %d; ms (TFLOP/s); ratio = cuDNN time / cu3d time; v3: the forward's "
-      "pipelined version where it applies\n",
+      "[ TIMING   ] batch %d; ms (TFLOP/s); ratio = cuDNN time / cu3d time; v3: the "
+      "pipelined version 3 where it applies (fwd, bwd_data)\n",
       batch);
   std::printf("[ TIMING   ] %-7s %-10s %-5s %18s %18s %18s %7s %7s\n", "layer", "pass", "prec",
               "cu3d", "v3", "cudnn", "ratio", "v3 rat");
@@ -100,10 +100,15 @@ TEST(ConvTiming, C3dLayers) {
             cudnn::conv3d_bwd_filter(s, x.get(), dy.get(), dw.get(), db.get(), p, st);
         };
         auto pipelined = [&] {
-          cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), p, st,
-                           cuda::ConvFwdKernel::pipelined);
+          if (ps == "fwd")
+            cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), p, st,
+                             cuda::ConvKernel::pipelined);
+          if (ps == "bwd_data")
+            cuda::conv3d_bwd_data(s, dy.get(), w.get(), dx.get(), p, st,
+                                  cuda::ConvKernel::pipelined);
         };
-        const bool v3 = ps == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p);
+        const bool v3 = (ps == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
+                        (ps == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p));
         const double a = median_ms(st, mine), c = median_ms(st, theirs);
         const double b = v3 ? median_ms(st, pipelined) : 0.0;
         std::printf(
@@ -152,14 +157,14 @@ TEST(ConvTiming, FusedBlocks) {
     DeviceArray mean(s.n), rstd(s.n);
     for (Precision prec : cases::kPrecisions) {
       const bool v3 = cuda::conv3d_fwd_pipelined_supports(s, prec);
-      auto fused_ms = [&](cuda::ConvFwdKernel kernel) {
+      auto fused_ms = [&](cuda::ConvKernel kernel) {
         return median_ms(st, [&] {
           cuda::conv3d_fwd_bias_relu_maxpool(s, p, x.get(), w.get(), bias.get(), pooled.get(),
                                              nullptr, prec, st, kernel);
         });
       };
-      const double fused = fused_ms(cuda::ConvFwdKernel::implicit_gemm);
-      const double fused_v3 = v3 ? fused_ms(cuda::ConvFwdKernel::pipelined) : 0.0;
+      const double fused = fused_ms(cuda::ConvKernel::implicit_gemm);
+      const double fused_v3 = v3 ? fused_ms(cuda::ConvKernel::pipelined) : 0.0;
       const double unfused = median_ms(st, [&] {
         cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
         cuda::relu_fwd(s.output_size(), y.get(), y.get(), st);
@@ -168,7 +173,7 @@ TEST(ConvTiming, FusedBlocks) {
       std::printf("[ TIMING   ] %-7s %-18s %-5s %9.3f %9.3f %9.3f %7.2f %7.2f\n",
                   layer.name.c_str(), "bias_relu_pool", to_string(prec), fused, fused_v3, unfused,
                   unfused / fused, v3 ? unfused / fused_v3 : 0.0);
-      auto ln_fused_ms = [&](cuda::ConvFwdKernel kernel) {
+      auto ln_fused_ms = [&](cuda::ConvKernel kernel) {
         return median_ms(st, [&] {
           cuda::conv3d_fwd_bias_ln_stats(s, x.get(), w.get(), bias.get(), ln.m, 1e-5f, y.get(),
                                          mean.get(), rstd.get(), prec, st, kernel);
@@ -176,8 +181,8 @@ TEST(ConvTiming, FusedBlocks) {
                                             rstd.get(), pooled.get(), nullptr, st);
         });
       };
-      const double ln_fused = ln_fused_ms(cuda::ConvFwdKernel::implicit_gemm);
-      const double ln_fused_v3 = v3 ? ln_fused_ms(cuda::ConvFwdKernel::pipelined) : 0.0;
+      const double ln_fused = ln_fused_ms(cuda::ConvKernel::implicit_gemm);
+      const double ln_fused_v3 = v3 ? ln_fused_ms(cuda::ConvKernel::pipelined) : 0.0;
       const double ln_unfused = median_ms(st, [&] {
         cudnn::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), prec, st);
         cuda::layer_norm_fwd(ln, y.get(), gamma.get(), beta.get(), 1e-5f, z.get(), mean.get(),

@@ -44,8 +44,8 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
   const DeviceArray dx(x), dw(w), db(bias);
   DeviceArray dy(s.output_size());
   dy.poison();
-  const auto kernel = b == Backend::cu3d_pipelined ? cuda::ConvFwdKernel::pipelined
-                                                   : cuda::ConvFwdKernel::implicit_gemm;
+  const auto kernel =
+      b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined : cuda::ConvKernel::implicit_gemm;
   if (relu) {
     cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
   } else if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
@@ -68,8 +68,10 @@ std::vector<Compared> run_bwd_data(const Conv3dShape& s, Precision p, Backend b,
   const DeviceArray ddy(dy), dw(w);
   DeviceArray ddx(s.input_size());
   ddx.poison();
-  if (b == Backend::cu3d) {
-    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream);
+  if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
+    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream,
+                          b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
+                                                       : cuda::ConvKernel::implicit_gemm);
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_data_naive(s, ddy.get(), dw.get(), ddx.get(), p, stream);
   } else {
@@ -110,7 +112,8 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
     for (Precision p : cases::kPrecisions) {
       std::vector<Backend> backends = {Backend::cu3d};
       const bool forward = pass == Pass::fwd || pass == Pass::fwd_bias_relu;
-      if (forward && cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
+      if ((forward && cuda::conv3d_fwd_pipelined_supports(layer.shape, p)) ||
+          (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);

@@ -31,7 +31,7 @@ int64_t positions(const Conv3dShape& s) {
 }
 
 std::vector<Compared> run_conv_relu_pool(const Block& b, bool training, Precision p,
-                                         cuda::ConvFwdKernel kernel, std::mt19937_64& rng,
+                                         cuda::ConvKernel kernel, std::mt19937_64& rng,
                                          cudaStream_t stream) {
   const Conv3dShape& s = b.conv;
   const auto x = random_floats(s.input_size(), rng), w = random_floats(s.filter_size(), rng);
@@ -55,7 +55,7 @@ std::vector<Compared> run_conv_relu_pool(const Block& b, bool training, Precisio
   return r;
 }
 
-std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, cuda::ConvFwdKernel kernel,
+std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, cuda::ConvKernel kernel,
                                         std::mt19937_64& rng, cudaStream_t stream) {
   const Conv3dShape& s = b.conv;
   // Inputs with a positive mean (after a ReLU). Per sample, filters with a positive mean too:
@@ -146,7 +146,7 @@ std::vector<ParityCase> fused_cases() {
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
   // Each block on the forward's version 2 and, where it applies, version 3.
-  using Kernel = cuda::ConvFwdKernel;
+  using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
     if (cuda::conv3d_fwd_pipelined_supports(b.conv, p))
