@@ -29,6 +29,7 @@ struct TrainFlags {
   std::string backend = "auto";
   std::string device = "cpu";
   bool no_fuse = false;
+  bool pipelined_conv = false;
   int ensemble = 1;
 };
 
@@ -60,6 +61,7 @@ void apply_compute_flags(TrainFlags& f) {
   compute.precision = parse_precision(f.precision);
   compute.conv_backend = parse_conv_backend(f.backend);
   compute.fuse = !f.no_fuse;
+  compute.pipelined_conv = f.pipelined_conv;
   if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
 }
 
@@ -160,6 +162,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--no-fuse", f->no_fuse,
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks (the same "
                 "results; for comparison and profiling)");
+  cmd->add_flag("--pipelined-conv", f->pipelined_conv,
+                "CUDA, cu3d backend, tf32/bf16: run the conv's pipelined version 3 kernels "
+                "(forward, stride-1 backward-data) where they apply; experimental, see "
+                "docs/kernels/conv3d_cuda.md");
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
   cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
       ->capture_default_str();

@@ -41,8 +41,9 @@ ComputeOptions& compute_options() {
 
 std::string describe_compute_options() {
   const ComputeOptions& o = compute_options();
-  return fmt::format("precision {}, conv backend {}, fusion {}", to_string(o.precision),
-                     to_string(o.conv_backend), o.fuse ? "on" : "off");
+  return fmt::format("precision {}, conv backend {}{}, fusion {}", to_string(o.precision),
+                     to_string(o.conv_backend), o.pipelined_conv ? " (pipelined conv)" : "",
+                     o.fuse ? "on" : "off");
 }
 
 #ifdef CU3D_CUDA
@@ -115,6 +116,11 @@ void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()
 cudaStream_t compute_stream() {
   return stream_slot();
 }
+
+cuda::ConvKernel cu3d_conv_kernel() {
+  return compute_options().pipelined_conv ? cuda::ConvKernel::pipelined
+                                          : cuda::ConvKernel::implicit_gemm;
+}
 void set_compute_stream(cudaStream_t stream) {
   stream_slot() = stream;
 }
@@ -124,7 +130,7 @@ void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, con
   const Precision p = compute_options().precision;
   cudaStream_t stream = compute_stream();
   run_conv(
-      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, y, p, stream); },
+      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, y, p, stream, cu3d_conv_kernel()); },
       [&] { cudnn::conv3d_fwd(s, x, w, bias, y, p, stream); });
 }
 
@@ -135,7 +141,7 @@ ConvBackend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float
   float* y = nullptr;
   auto output = [&] { return y ? y : (y = scratch_y()); };
   return choose_backend(
-      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream); },
+      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream, cu3d_conv_kernel()); },
       [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); });
 }
 
@@ -143,7 +149,7 @@ void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* 
   const Precision p = compute_options().precision;
   cudaStream_t stream = compute_stream();
   run_conv(
-      "bwd-data", s, [&] { cuda::conv3d_bwd_data(s, dy, w, dx, p, stream); },
+      "bwd-data", s, [&] { cuda::conv3d_bwd_data(s, dy, w, dx, p, stream, cu3d_conv_kernel()); },
       [&] { cudnn::conv3d_bwd_data(s, dy, w, dx, p, stream); });
 }
 

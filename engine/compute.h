@@ -5,6 +5,9 @@
 //   fuse          whether Sequential runs conv -> [layer norm ->] ReLU [-> max-pool] as one
 //                 fused op (on by default; `--no-fuse` keeps the separate ops;
 //                 engine/ops/conv_block.h)
+//   pipelined conv  whether cu3d's conv runs its version 3 kernels (forward and stride-1
+//                 bwd-data, tf32/bf16; docs/kernels/conv3d_cuda.md) where they apply. Off by
+//                 default (`--pipelined-conv` turns it on) until they have passed the GPU suite.
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
@@ -16,6 +19,8 @@
 #include "kernels/shapes.h"
 #ifdef CU3D_CUDA
 #include <cuda_runtime.h>
+
+#include "kernels/cuda/conv3d.cuh"
 #endif
 
 namespace cu3d {
@@ -28,8 +33,9 @@ const char* to_string(ConvBackend backend);
 struct ComputeOptions {
   Precision precision = Precision::fp32;
   ConvBackend conv_backend = ConvBackend::auto_select;
-  bool verbose = true;  // print each auto-selection
-  bool fuse = true;     // layers run conv + ReLU (+ max-pool) as one op
+  bool verbose = true;          // print each auto-selection
+  bool fuse = true;             // layers run conv + ReLU (+ max-pool) as one op
+  bool pipelined_conv = false;  // cu3d's conv kernels: version 3 where it applies
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -39,6 +45,9 @@ std::string describe_compute_options();
 // The stream every engine op enqueues on (the legacy default stream unless set).
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
+
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv).
+cuda::ConvKernel cu3d_conv_kernel();
 
 // The three conv passes on device pointers, through the backend chosen by compute_options().
 // With auto_select, the first call for a (pass, shape, precision) times both backends and

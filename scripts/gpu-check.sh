@@ -110,7 +110,7 @@ run() {
   # The engine's fused blocks and the device feeder (pinned staging, copy stream) have not run on
   # a GPU yet: memcheck them too. *odd* and *conv5b*cu3d* take in the forward's version 3
   # (cu3d_pipelined cases); racecheck covers its cp.async ring on the odd shapes.
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:FeederCuda.*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:FeederCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   run_stage suite timeout "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" --gtest_filter="$full" --gtest_output="xml:$logs/suite.xml"

@@ -3,7 +3,8 @@
 // Module::to. Per model (c3d, c3d-ln at 16x112x112, keras3d at its own input size), precision,
 // conv backend and fusion (compute_options()): train/<model>/<precision>/<backend>/fused runs
 // conv -> [layer norm ->] ReLU [-> max-pool] as fused blocks (the trainer's default),
-// .../unfused as the separate ops (`cu3d train --no-fuse`).
+// .../unfused as the separate ops (`cu3d train --no-fuse`); backend cu3d_pipelined is cu3d with
+// its version 3 conv kernels (`cu3d train --pipelined-conv`).
 //   cu3d_bench_gpu --benchmark_filter=train/
 // Counters: ms/step (median), clips/s, MFU (model FLOPs, 3 x 2 x forward MACs per clip, over
 // the measured matrix peak of the precision), and the stream-ordered pool's high-water marks
@@ -86,9 +87,11 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
   adam.step();
 }
 
-void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse) {
+void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
+                    bool pipelined = false) {
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
-                            cu3d::to_string(backend) + (fuse ? "/fused" : "/unfused");
+                            (pipelined ? "cu3d_pipelined" : cu3d::to_string(backend)) +
+                            (fuse ? "/fused" : "/unfused");
   benchmark::RegisterBenchmark(
       label.c_str(),
       [=](benchmark::State& state) {
@@ -97,6 +100,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           options.precision = precision;
           options.conv_backend = backend;
           options.fuse = fuse;
+          options.pipelined_conv = pipelined;
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -137,6 +141,9 @@ bool register_all() {
         register_train(model, p, backend, true);
         if (p == kUnfusedPrecision) register_train(model, p, backend, false);
       }
+  // Version 3 of cu3d's conv, fused, at the precision of the unfused rows.
+  for (const char* model : {"c3d", "c3d-ln", "keras3d"})
+    register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, /*pipelined=*/true);
   return true;
 }
 

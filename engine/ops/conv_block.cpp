@@ -71,9 +71,10 @@ Pool3dShape block_pool_shape(const char* op, const Conv3dShape& s, const Pool3dP
 void conv_relu_forward(const Conv3dShape& s, const Tensor& x, const Tensor& w, const Tensor& b,
                        const Tensor& z) {
   if (fused_kernel_runs(s, x, w, b, [&] { return z.data<float>(); })) {
-    CU3D_CUDA_CALL(kReluOp, cuda::conv3d_fwd_bias_relu(
-                                s, x.data<float>(), w.data<float>(), bias_or_null(b),
-                                z.data<float>(), compute_options().precision, compute_stream()));
+    CU3D_CUDA_CALL(kReluOp,
+                   cuda::conv3d_fwd_bias_relu(s, x.data<float>(), w.data<float>(), bias_or_null(b),
+                                              z.data<float>(), compute_options().precision,
+                                              compute_stream(), cu3d_conv_kernel()));
     return;
   }
   detail::conv_forward_kernel(kReluOp, s, x, w, b, z, /*relu=*/true);
@@ -94,7 +95,7 @@ void conv_relu_pool_forward(const Conv3dShape& s, const Pool3dShape& p, const Te
     CU3D_CUDA_CALL(kPoolOp, cuda::conv3d_fwd_bias_relu_maxpool(
                                 s, p, x.data<float>(), w.data<float>(), bias_or_null(b),
                                 pooled.data<float>(), z.defined() ? z.data<float>() : nullptr,
-                                compute_options().precision, compute_stream()));
+                                compute_options().precision, compute_stream(), cu3d_conv_kernel()));
     return;
   }
   const Tensor relu_out =
@@ -154,10 +155,11 @@ void norm_block_forward(const NormBlock& k, const Tensor& x, const Tensor& w, co
     return norm_block_chain(k, x, w, b, gamma, beta, eps, args);
   // The statistics come from the conv's epilogue (y is not read back for them); then one pass
   // normalizes, applies ReLU and pools, writing z only where a pool's backward needs it.
-  CU3D_CUDA_CALL(k.op, cuda::conv3d_fwd_bias_ln_stats(
-                           k.s, x.data<float>(), w.data<float>(), bias_or_null(b), k.ls.m,
-                           float(eps), k.y.data<float>(), k.mean.data<float>(),
-                           k.rstd.data<float>(), compute_options().precision, compute_stream()));
+  CU3D_CUDA_CALL(k.op,
+                 cuda::conv3d_fwd_bias_ln_stats(
+                     k.s, x.data<float>(), w.data<float>(), bias_or_null(b), k.ls.m, float(eps),
+                     k.y.data<float>(), k.mean.data<float>(), k.rstd.data<float>(),
+                     compute_options().precision, compute_stream(), cu3d_conv_kernel()));
   CU3D_CUDA_CALL(k.op,
                  cuda::layer_norm_relu_maxpool_fwd(
                      k.p, k.ls.m, k.y.data<float>(), gamma.data<float>(), beta.data<float>(),

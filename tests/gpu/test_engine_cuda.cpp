@@ -242,6 +242,43 @@ TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
   compute_options() = saved;
 }
 
+// `--pipelined-conv`: cu3d's conv on its version 3 kernels (forward and bwd-data at 64
+// channels, bwd-filter on version 2), alone and in the fused blocks, against the CPU.
+// Tolerances per precision as DenseOnEveryPrecision's.
+TEST(EngineCuda, PipelinedConvMatchesTheCpu) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(9);
+  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({64, 3, 3, 3, 64}, gen);
+  const Tensor b = rand({64}, gen), gamma = rand({64}, gen), beta = rand({64}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const Pool3dParams pool{.window = {2, 2, 2}, .stride = {2, 2, 2}};
+  const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
+  const ComputeOptions saved = compute_options();
+  compute_options().conv_backend = ConvBackend::cu3d;
+  compute_options().pipelined_conv = true;
+  for (auto [precision, tolerance] : {std::pair{Precision::tf32, 3e-3}, {Precision::bf16, 2e-2}}) {
+    compute_options().precision = precision;
+    SCOPED_TRACE(to_string(precision));
+    ASSERT_TRUE(cuda::conv3d_fwd_pipelined_supports(
+        Conv3dShape::make(2, {4, 8, 8}, 64, 64, {3, 3, 3}, {1, 1, 1}, Padding::same), precision));
+    expect_devices_agree(
+        "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, {0, 1, 2},
+        tolerance);
+    expect_devices_agree(
+        "conv3d_bias_relu_maxpool",
+        [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
+        {x, w, b}, {0, 1, 2}, tolerance);
+    expect_devices_agree(
+        "conv3d_bias_layernorm_relu_maxpool",
+        [&](auto& in) {
+          return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
+                                                    pool);
+        },
+        {x, w, b, gamma, beta}, {0, 1, 2, 3, 4}, tolerance);
+  }
+  compute_options() = saved;
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();
