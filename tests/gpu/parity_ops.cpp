@@ -426,7 +426,7 @@ std::vector<ParityCase> op_cases() {
     bool per_sample;
   };
   // The layer-norm C3D's block after conv2a (per sample) and after conv3b (per position),
-  // and an odd overlapping pool.
+  // and odd overlapping padded pools on 3 channels (one per thread) and 12 (four per thread).
   const FusedRow fused[] = {
       {"conv2a_pool2_per_sample",
        Pool3dShape::make(2, {16, 56, 56}, 128, {2, 2, 2}, {2, 2, 2}, Padding::valid), true},
@@ -435,6 +435,9 @@ std::vector<ParityCase> op_cases() {
       {"odd_overlap_per_sample",
        Pool3dShape::make(2, {5, 9, 8}, 3, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}),
        true},
+      {"odd_overlap_c12_per_position",
+       Pool3dShape::make(2, {5, 9, 8}, 12, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}),
+       false},
   };
   for (const FusedRow& r : fused)
     for (bool training : {false, true}) {
