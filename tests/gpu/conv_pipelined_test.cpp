@@ -4,6 +4,7 @@
 // parity suite (cu3d_pipelined cases) checks each against the CPU reference as well.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -32,6 +33,9 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       const DeviceArray x(random_floats(s.input_size(), rng)),
           w(random_floats(s.filter_size(), rng));
       const DeviceArray bias(random_floats(s.k, rng));
+      // Version 3 falls back to version 2 for misaligned operands: these must take it.
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(x.get()) % 16, 0u);
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(w.get()) % 16, 0u);
       DeviceArray v2(s.output_size()), v3(s.output_size());
       v2.poison();
       v3.poison();
