@@ -25,6 +25,30 @@ std::string shell_quoted(const char* const* argv, int argc) {
   return line;
 }
 
+// "cu3d train --help" for the subcommand that was being parsed, else "cu3d --help".
+std::string help_command(const CLI::App& app) {
+  const auto parsed = app.get_subcommands();
+  return parsed.empty() ? "cu3d --help" : "cu3d " + parsed.back()->get_name() + " --help";
+}
+
+// The Keras tool took `--skip False`; here --skip and --color are flags, so the value is left
+// over as an argument nobody expected.
+bool boolean_left_over(const CLI::ParseError& e) {
+  const std::string message = e.what();
+  for (const char* word : {"True", "False", "true", "false"})
+    if (message.find(std::string("expected: ") + word) != std::string::npos) return true;
+  return false;
+}
+
+// CLI11's parse errors in cu3d's one-line form, pointing at the subcommand's help.
+int report_parse_error(const CLI::App& app, const CLI::ParseError& e) {
+  std::fprintf(
+      stderr, "cu3d: error: %s%s (see %s)\n", e.what(),
+      boolean_left_over(e) ? "; --skip and --color are flags: use --skip=false or --no-skip" : "",
+      help_command(app).c_str());
+  return e.get_exit_code();
+}
+
 }  // namespace
 
 const std::string& current_command_line() {
@@ -35,8 +59,10 @@ std::unique_ptr<CLI::App> make_app() {
   auto app = std::make_unique<CLI::App>(
       "cu3d: train and run 3D convolutional networks for video action recognition.\n"
       "Start with `cu3d synth`, `cu3d prep` and `cu3d train`; `cu3d <command> --help` explains "
-      "each command.");
+      "each command.",
+      "cu3d");
   app->require_subcommand(1);
+  app->set_version_flag("--version", std::string("cu3d ") + CU3D_VERSION);
   add_synth_command(*app);
   add_prep_command(*app);
   add_train_command(*app);
@@ -52,10 +78,20 @@ std::unique_ptr<CLI::App> make_app() {
 int run_cli(int argc, const char* const* argv) {
   auto app = make_app();
   g_command_line = shell_quoted(argv, argc);
+  if (argc <= 1) {  // bare `cu3d`: the list of subcommands
+    std::fputs(app->help().c_str(), stdout);
+    return 0;
+  }
   try {
     app->parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app->exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app->exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app->exit(e);
+  } catch (const CLI::ParseError& e) {
+    return report_parse_error(*app, e);
   } catch (const ExitStatus& status) {
     return status.code;
   } catch (const Error& e) {

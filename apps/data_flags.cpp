@@ -9,20 +9,25 @@ void add_dataset_flags(CLI::App& cmd, DatasetFlags& flags) {
       cmd.add_option("--split", flags.split,
                      "official split list 1..3 (UCF101 layout); without lists the videos are "
                      "split by group, seeded")
+          ->check(CLI::Range(1, 3))
           ->capture_default_str();
   flags.nclass_option =
       cmd.add_option("--nclass", flags.nclass,
                      "keep the first N classes (classInd.txt or sorted order); 0 keeps all");
-  cmd.add_option("--layout", flags.layout, "dataset layout: auto, ucf101, flat or tree")
-      ->capture_default_str();
-  cmd.add_option("--test-fraction", flags.test_fraction,
-                 "share of each class held out when the layout has no split lists")
-      ->capture_default_str();
-  cmd.add_flag("--clip-level-split", flags.clip_level_split,
-               "split clips at random instead of by group (leaks near-duplicate clips into the "
-               "test side and inflates accuracy; prints a warning)");
-  cmd.add_option("--split-seed", flags.split_seed, "seed of a split made here (not the lists)")
-      ->capture_default_str();
+  flags.layout_option =
+      cmd.add_option("--layout", flags.layout, "dataset layout: auto, ucf101, flat or tree")
+          ->capture_default_str();
+  flags.test_fraction_option =
+      cmd.add_option("--test-fraction", flags.test_fraction,
+                     "share of each class held out when the layout has no split lists")
+          ->capture_default_str();
+  flags.clip_level_split_option =
+      cmd.add_flag("--clip-level-split", flags.clip_level_split,
+                   "split clips at random instead of by group (leaks near-duplicate clips into the "
+                   "test side and inflates accuracy; prints a warning)");
+  flags.split_seed_option =
+      cmd.add_option("--split-seed", flags.split_seed, "seed of a split made here (not the lists)")
+          ->capture_default_str();
 }
 
 void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags) {
@@ -35,11 +40,13 @@ void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags) {
                                    "or, with --no-skip, the first ones");
   flags.color_option =
       cmd.add_flag("--color", flags.color, "keras recipe: RGB frames instead of gray");
-  cmd.add_option("--mean", flags.mean,
-                 "mean subtracted from every pixel: dataset (the training split's, computed at "
-                 "prep), sports1m (for imported C3D weights) or none; default the recipe's (c3d "
-                 "and tf-c3d: dataset, keras: none)")
-      ->check(CLI::IsMember({"dataset", "sports1m", "none"}));
+  flags.mean_option =
+      cmd.add_option(
+             "--mean", flags.mean,
+             "mean subtracted from every pixel: dataset (the training split's, computed at "
+             "prep), sports1m (for imported C3D weights) or none; default the recipe's (c3d "
+             "and tf-c3d: dataset, keras: none)")
+          ->check(CLI::IsMember({"dataset", "sports1m", "none"}));
 }
 
 data::Dataset open_dataset(const std::filesystem::path& root, const DatasetFlags& flags) {
@@ -97,6 +104,19 @@ data::Recipe adapt_shard_recipe(data::Recipe recipe, const RecipeFlags& flags,
   }
   data::check_recipe(recipe);
   return recipe;
+}
+
+std::vector<const CLI::Option*> split_options(const DatasetFlags& flags) {
+  return {flags.split_option, flags.layout_option, flags.test_fraction_option,
+          flags.clip_level_split_option, flags.split_seed_option};
+}
+
+void refuse_prep_fixed(const std::vector<const CLI::Option*>& options,
+                       const std::filesystem::path& shards) {
+  for (const CLI::Option* option : options)
+    CU3D_CHECK(option->count() == 0,
+               "{} was fixed by cu3d prep for the shards in {}; re-run prep to change it",
+               option->get_name(), shards.string());
 }
 
 bool is_shard_folder(const std::filesystem::path& path) {

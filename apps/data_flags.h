@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +24,10 @@ struct DatasetFlags {
   uint64_t split_seed = 0;
   CLI::Option* split_option = nullptr;
   CLI::Option* nclass_option = nullptr;
+  CLI::Option* layout_option = nullptr;
+  CLI::Option* test_fraction_option = nullptr;
+  CLI::Option* clip_level_split_option = nullptr;
+  CLI::Option* split_seed_option = nullptr;
 };
 
 struct RecipeFlags {
@@ -33,6 +38,7 @@ struct RecipeFlags {
   std::string mean;  // "dataset", "sports1m" or "none"; empty: the recipe's own
   CLI::Option* skip_option = nullptr;
   CLI::Option* color_option = nullptr;
+  CLI::Option* mean_option = nullptr;
 };
 
 void add_dataset_flags(CLI::App& cmd, DatasetFlags& flags);
@@ -49,6 +55,15 @@ data::Recipe make_recipe(const RecipeFlags& flags, const std::string& default_na
 // (--color, --recipe) is fixed at prep, so asking for a different one is an error naming both.
 data::Recipe adapt_shard_recipe(data::Recipe recipe, const RecipeFlags& flags,
                                 const std::filesystem::path& shards);
+
+// The options that decide how a video folder is split (--split, --layout, --test-fraction,
+// --clip-level-split, --split-seed): cu3d prep fixes them for its shards.
+std::vector<const CLI::Option*> split_options(const DatasetFlags& flags);
+
+// Refuses each of `options` given on the command line: cu3d prep fixed it for `shards`, so it would
+// be ignored.
+void refuse_prep_fixed(const std::vector<const CLI::Option*>& options,
+                       const std::filesystem::path& shards);
 
 // True when `path` is a shard folder (it holds manifest.json) rather than a video folder.
 bool is_shard_folder(const std::filesystem::path& path);

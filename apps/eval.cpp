@@ -67,6 +67,9 @@ void run_eval(const EvalFlags& f) {
   std::shared_ptr<data::ShardSet> shards;
   std::unique_ptr<data::ClipSource> source;
   if (is_shard_folder(f.data)) {
+    std::vector<const CLI::Option*> fixed = split_options(f.dataset);
+    fixed.push_back(f.dataset.nclass_option);
+    refuse_prep_fixed(fixed, f.data);
     shards = std::make_shared<data::ShardSet>(f.data);
     check_shards_match(*shards, m, f.data);
     source = std::make_unique<data::ShardSource>(*shards, data::Side::test);

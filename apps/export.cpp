@@ -27,7 +27,7 @@ fs::path default_output(const fs::path& checkpoint) {
 }
 
 void run_export(const ExportFlags& f) {
-  const Checkpoint checkpoint = read_checkpoint(f.checkpoint);
+  const Checkpoint checkpoint = read_user_checkpoint(f.checkpoint);
   const std::shared_ptr<Module> model =
       build_model(checkpoint.model.config, checkpoint.model.num_classes, checkpoint.model.input);
   restore_checkpoint(checkpoint, *model);

@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
+
+#include "apps/trainer.h"
 #include "engine/autograd.h"
 #include "engine/ops/activation.h"
 #include "engine/ops/input.h"
@@ -25,8 +27,21 @@ constexpr double kMinProbability = 1e-12;
 
 }  // namespace
 
+Checkpoint read_user_checkpoint(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path)) {
+    for (const std::filesystem::path& inside : {best_checkpoint(path), last_checkpoint(path)})
+      CU3D_CHECK(!std::filesystem::is_regular_file(inside), "{} is a run folder: pass {}",
+                 path.string(), inside.string());
+    throw Error(
+        fmt::format("{} is a folder, not a checkpoint: pass a .safetensors file written "
+                    "by cu3d train",
+                    path.string()));
+  }
+  return read_checkpoint(path);
+}
+
 TrainedModel load_trained_model(const std::filesystem::path& path) {
-  const Checkpoint checkpoint = read_checkpoint(path);
+  const Checkpoint checkpoint = read_user_checkpoint(path);
   const auto recipe = checkpoint.metadata.find(kRecipeKey);
   const auto classes = checkpoint.metadata.find(kClassesKey);
   CU3D_CHECK(recipe != checkpoint.metadata.end() && classes != checkpoint.metadata.end(),

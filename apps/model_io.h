@@ -22,6 +22,10 @@ inline constexpr const char* kRecipeKey = "recipe";    // JSON, the recipe clips
 inline constexpr const char* kClassesKey = "classes";  // JSON array of class names
 inline constexpr const char* kStateKey = "training";   // JSON, the run's counters (trainer.cpp)
 
+// read_checkpoint for a path the user gave: a run folder (or any folder) in its place is refused
+// naming the checkpoint inside to pass instead.
+Checkpoint read_user_checkpoint(const std::filesystem::path& path);
+
 // A model rebuilt from a `cu3d train` checkpoint, with what it needs to cut clips as in training.
 struct TrainedModel {
   std::shared_ptr<Module> model;

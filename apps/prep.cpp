@@ -45,6 +45,14 @@ int64_t eval_clips(const data::ShardSet& shards, data::Side side) {
   return clips;
 }
 
+// The preset made for a recipe's clips: C3D for c3d's 112x112 crops, the TensorFlow C3D (layer
+// norm) for tf-c3d's, the Keras tool's 3D CNN for keras clips.
+const char* model_for_recipe(const std::string& recipe) {
+  if (recipe == "c3d") return "c3d";
+  if (recipe == "tf-c3d") return "c3d-ln";
+  return "keras3d";
+}
+
 void print_prep_summary(const data::ShardSet& shards, const data::PrepReport& report,
                         const std::string& folder) {
   const size_t train = shards.indices(data::Side::train).size();
@@ -59,8 +67,8 @@ void print_prep_summary(const data::ShardSet& shards, const data::PrepReport& re
              r.crop == data::CropKind::none ? r.resize_width : r.crop_width,
              data::color_order_name(r.color), data::frame_format_name(shards.format()),
              report.shards_written, report.shards_reused);
-  fmt::print("prep: shards in {}; next: cu3d train --data {} --model keras3d --output <run>\n",
-             folder, folder);
+  fmt::print("prep: shards in {}; next: cu3d train --data {} --model {} --output <run>\n", folder,
+             folder, model_for_recipe(r.name));
 }
 
 void run_prep(const PrepFlags& flags) {

@@ -25,6 +25,8 @@ struct SummaryFlags {
 };
 
 void run_summary(const SummaryFlags& f) {
+  CU3D_CHECK(f.input.empty() || f.input.size() == 3 || f.input.size() == 4,
+             "--input takes D H W C (or H W C for a 2D model), not {} values", f.input.size());
   ModelConfig config = load_model_config(f.model);
   CU3D_CHECK(f.ensemble >= 1 && f.ensemble <= 64, "--ensemble {} must be in 1..64", f.ensemble);
   if (f.ensemble > 1) config["ensemble"] = f.ensemble;
@@ -55,8 +57,10 @@ void add_summary_command(CLI::App& app) {
   cmd->add_option("--nclass,--classes", f->classes, "number of classes")->capture_default_str();
   cmd->add_option("--input", f->input,
                   "per-sample input D H W C (or H W C for 2D models); default the model's own")
-      ->expected(3, 4);
+      ->expected(1, 4)  // checked in run_summary: 3 or 4 (CLI11's help would say "x 3")
+      ->type_name("D H W [C]");
   cmd->add_option("--batch", f->batches, "batch sizes for the training-memory estimate")
+      ->check(CLI::Range(1, 1 << 20))
       ->expected(1, 16);
   cmd->add_option("--ensemble", f->ensemble, "members of an ensemble")->capture_default_str();
   cmd->add_flag("--no-fuse", f->no_fuse,

@@ -3,9 +3,11 @@
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include "apps/app.h"
 #include "apps/data_flags.h"
@@ -19,6 +21,11 @@
 namespace cu3d::apps {
 namespace {
 
+// The options that shape the training plan (config.json records each under its own name).
+struct PlanOptions {
+  CLI::Option *optimizer, *lr, *momentum, *weight_decay, *schedule, *warmup, *epochs, *batch, *seed;
+};
+
 struct TrainFlags {
   TrainSettings settings;
   std::string model = "keras3d";
@@ -31,7 +38,59 @@ struct TrainFlags {
   bool no_fuse = false;
   bool pipelined_conv = false;
   int ensemble = 1;
+  PlanOptions plan;
 };
+
+// The run's saved config.json (written when it started), or null when there is none.
+nlohmann::json saved_config(const std::filesystem::path& output) {
+  const std::filesystem::path path = output / "config.json";
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("--resume: {} is not valid JSON ({}); start a new --output",
+                            path.string(), e.what()));
+  }
+}
+
+// A plan value left off the command line is the run's; one given differently is refused.
+template <class T>
+void adopt(T& value, const nlohmann::json& saved, const std::string& key,
+           const CLI::Option& option) {
+  if (!saved.contains(key)) return;
+  const T run_value = saved[key].get<T>();
+  if (option.count() == 0) {
+    value = run_value;
+    return;
+  }
+  CU3D_CHECK(
+      value == run_value,
+      "{} {} differs from the run's {}: resume with the run's flags, or start a new --output",
+      option.get_name(), value, run_value);
+}
+
+// --resume continues the saved plan exactly: the optimizer, its rate, schedule and warm-up, the
+// batch and the seed come from the run's config.json unless given (then they must match it).
+// --epochs alone may grow a constant-schedule run (the total, as the docs promise); a cosine or
+// step schedule spreads over the total, so there it must match too.
+void adopt_saved_plan(TrainFlags& f) {
+  TrainSettings& s = f.settings;
+  if (!s.resume) return;
+  const nlohmann::json saved = saved_config(s.output);
+  if (saved.is_null()) return;  // no run there: the trainer says so
+  const PlanOptions& o = f.plan;
+  adopt(s.optimizer, saved, "optimizer", *o.optimizer);
+  adopt(s.lr, saved, "lr", *o.lr);
+  adopt(s.momentum, saved, "momentum", *o.momentum);
+  adopt(s.weight_decay, saved, "weight_decay", *o.weight_decay);
+  adopt(s.schedule, saved, "schedule", *o.schedule);
+  adopt(s.warmup, saved, "warmup", *o.warmup);
+  adopt(s.batch, saved, "batch", *o.batch);
+  adopt(s.seed, saved, "seed", *o.seed);
+  if (s.schedule != "constant" || o.epochs->count() == 0)
+    adopt(s.epochs, saved, "epochs", *o.epochs);
+}
 
 // Ctrl-C asks the trainer to stop after its current step and save; a second Ctrl-C kills at once
 // (the handler restores the default action), for a step that never ends.
@@ -49,8 +108,18 @@ class SigintGuard {
   void (*previous_)(int);
 };
 
+// parse(value), its error prefixed with the flag that gave the value.
+template <class Parse>
+auto parse_flag(const char* flag, const std::string& value, Parse parse) {
+  try {
+    return parse(value);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", flag, e.what()));
+  }
+}
+
 void apply_compute_flags(TrainFlags& f) {
-  const Device device = Device::parse(f.device);
+  const Device device = parse_flag("--device", f.device, Device::parse);
   if (device.is_cuda()) {
     std::string reason;
     CU3D_CHECK(cuda_available(&reason), "--device {}: {}; train on the CPU with --device cpu",
@@ -58,8 +127,8 @@ void apply_compute_flags(TrainFlags& f) {
   }
   f.settings.device = device;
   ComputeOptions& compute = compute_options();
-  compute.precision = parse_precision(f.precision);
-  compute.conv_backend = parse_conv_backend(f.backend);
+  compute.precision = parse_flag("--precision", f.precision, parse_precision);
+  compute.conv_backend = parse_flag("--backend", f.backend, parse_conv_backend);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
   if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
@@ -69,10 +138,9 @@ void apply_compute_flags(TrainFlags& f) {
 TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe) {
   TrainData data;
   if (is_shard_folder(f.data)) {
-    CU3D_CHECK(f.dataset.split_option->count() == 0,
-               "--split: the shards in {} keep the split chosen at prep; prepare again with "
-               "--split to change it",
-               f.data);
+    std::vector<const CLI::Option*> fixed = split_options(f.dataset);
+    fixed.push_back(f.recipe.mean_option);
+    refuse_prep_fixed(fixed, f.data);
     auto shards = std::make_shared<data::ShardSet>(f.data);
     CU3D_CHECK(f.dataset.nclass == 0 || size_t(f.dataset.nclass) == shards->classes().size(),
                "--nclass {}: the shards in {} hold {} classes; prepare again with --nclass",
@@ -99,7 +167,9 @@ TrainData open_train_data(const TrainFlags& f, const std::string& default_recipe
 }
 
 void run_train(TrainFlags f) {
+  check_plan_names(f.settings);
   apply_compute_flags(f);
+  adopt_saved_plan(f);
   TrainSettings& s = f.settings;
   s.device = data_parallel_device(dist::world(), s.device, f.device);
   s.comm = &dist::world_for(s.device);
@@ -122,6 +192,7 @@ void run_train(TrainFlags f) {
 void add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   TrainSettings& s = f->settings;
+  PlanOptions& o = f->plan;
   CLI::App* cmd = app.add_subcommand(
       "train",
       "Train a model on shards (from cu3d prep) or directly on a video folder. After every "
@@ -129,7 +200,7 @@ void add_train_command(CLI::App& app) {
       "writes into --output: checkpoint-last/best.safetensors, result.txt, classes.txt, "
       "model_accuracy.png, model_loss.png, confusion_matrix.png, summary.txt, model.dot, "
       "config.json and command.txt. Ctrl-C saves a checkpoint and exits (status 130); the same "
-      "command with --resume continues it exactly.\n"
+      "command plus --resume continues it exactly (flags left out come from the run).\n"
       "Example: cu3d train --model keras3d --data motion-shards --epochs 10 --output runs/k3d\n"
       "The Keras tool's flags work too: --videos DIR --epoch N --nclass N --color --skip "
       "--depth N.");
@@ -142,18 +213,22 @@ void add_train_command(CLI::App& app) {
       ->required();
   add_dataset_flags(*cmd, f->dataset);
   add_recipe_flags(*cmd, f->recipe);
-  cmd->add_option("--batch", s.batch, "clips per step")->capture_default_str();
-  cmd->add_option("--epochs,--epoch", s.epochs, "epochs to train (in total, with --resume)")
-      ->capture_default_str();
-  cmd->add_option("--lr", s.lr, "learning rate")->capture_default_str();
-  cmd->add_option("--optimizer", s.optimizer, "adam or sgd")->capture_default_str();
-  cmd->add_option("--momentum", s.momentum, "SGD momentum")->capture_default_str();
-  cmd->add_option("--weight-decay", s.weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--schedule", s.schedule,
-                  "learning-rate schedule: constant, cosine (to 0 at the last step) or step "
-                  "(x0.1 after each third)")
-      ->capture_default_str();
-  cmd->add_option("--warmup", s.warmup, "steps of linear warm-up")->capture_default_str();
+  o.batch = cmd->add_option("--batch", s.batch, "clips per step")->capture_default_str();
+  o.epochs =
+      cmd->add_option("--epochs,--epoch", s.epochs, "epochs to train (in total, with --resume)")
+          ->capture_default_str();
+  o.lr = cmd->add_option("--lr", s.lr, "learning rate")->capture_default_str();
+  o.optimizer = cmd->add_option("--optimizer", s.optimizer, "adam or sgd")->capture_default_str();
+  o.momentum = cmd->add_option("--momentum", s.momentum, "SGD momentum")->capture_default_str();
+  o.weight_decay =
+      cmd->add_option("--weight-decay", s.weight_decay, "L2 weight decay")->capture_default_str();
+  o.schedule =
+      cmd->add_option("--schedule", s.schedule,
+                      "learning-rate schedule: constant, cosine (to 0 at the last step) or step "
+                      "(x0.1 after each third)")
+          ->capture_default_str();
+  o.warmup =
+      cmd->add_option("--warmup", s.warmup, "steps of linear warm-up")->capture_default_str();
   cmd->add_option("--precision", f->precision, "fp32, tf32 or bf16 (CUDA only; the CPU is fp32)")
       ->capture_default_str();
   cmd->add_option("--backend", f->backend, "convolutions on CUDA: cu3d, cudnn or auto")
@@ -167,10 +242,13 @@ void add_train_command(CLI::App& app) {
                 "(forward, stride-1 backward-data) where they apply; experimental, see "
                 "docs/kernels/conv3d_cuda.md");
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
-  cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
-      ->capture_default_str();
+  o.seed = cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
+               ->capture_default_str();
   cmd->add_option("--output", s.output, "run folder (created)")->required();
-  cmd->add_flag("--resume", s.resume, "continue the run in --output from checkpoint-last");
+  cmd->add_flag("--resume", s.resume,
+                "continue the run in --output from checkpoint-last with its saved --optimizer, "
+                "--lr, --momentum, --weight-decay, --schedule, --warmup, --epochs, --batch and "
+                "--seed (given ones must match; --epochs may grow a constant-schedule run)");
   cmd->add_option("--init", s.init,
                   "start from a checkpoint's weights, a Keras .h5 or a PyTorch C3D "
                   ".safetensors (the head is new when the class count differs)");

@@ -111,23 +111,21 @@ void collect_dropouts(Module& module, std::vector<Dropout*>& out) {
     collect_dropouts(*child, out);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const TrainSettings& s, NamedTensors params) {
+// `lr` is --lr scaled for data parallelism.
+std::unique_ptr<Optimizer> make_optimizer(const TrainSettings& s, double lr, NamedTensors params) {
   if (s.optimizer == "adam")
     return std::make_unique<Adam>(std::move(params),
-                                  AdamOptions{.lr = s.lr, .weight_decay = s.weight_decay});
-  CU3D_CHECK(s.optimizer == "sgd", "unknown --optimizer '{}'; use adam or sgd", s.optimizer);
+                                  AdamOptions{.lr = lr, .weight_decay = s.weight_decay});
   return std::make_unique<SGD>(
       std::move(params),
-      SgdOptions{.lr = s.lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
+      SgdOptions{.lr = lr, .momentum = s.momentum, .weight_decay = s.weight_decay});
 }
 
-LrSchedule make_schedule(const TrainSettings& s, int64_t total_steps) {
-  if (s.schedule == "constant") return LrSchedule::constant(s.lr, s.warmup);
-  if (s.schedule == "cosine") return LrSchedule::cosine(s.lr, total_steps, 0, s.warmup);
-  CU3D_CHECK(s.schedule == "step", "unknown --schedule '{}'; use constant, cosine or step",
-             s.schedule);
+LrSchedule make_schedule(const TrainSettings& s, double lr, int64_t total_steps) {
+  if (s.schedule == "constant") return LrSchedule::constant(lr, s.warmup);
+  if (s.schedule == "cosine") return LrSchedule::cosine(lr, total_steps, 0, s.warmup);
   // Two tenfold drops over the run, as C3D's recipe divides its rate by 10 twice.
-  return LrSchedule::step(s.lr, std::max<int64_t>(1, total_steps / 3), 0.1, s.warmup);
+  return LrSchedule::step(lr, std::max<int64_t>(1, total_steps / 3), 0.1, s.warmup);
 }
 
 // Mean loss of one batch and how many of its clips the model got right. An Ensemble's members
@@ -236,7 +234,11 @@ std::string read_text(const fs::path& path) {
 class Run {
  public:
   Run(const TrainSettings& settings, TrainData& data, dist::Communicator& comm)
-      : s_(settings), data_(data), comm_(comm), writer_(comm.rank() == 0) {
+      : s_(settings),
+        data_(data),
+        comm_(comm),
+        writer_(comm.rank() == 0),
+        lr_(scaled_lr(settings.lr, settings.dist, comm.size())) {
     const int rank = int(config_input_shape(s_.model).size());
     recipe_ = rank == 3 ? single_frame_recipe(data.recipe) : data.recipe;
     spec_ = {s_.model, int(data.classes.size()), model_input_shape(recipe_, rank)};
@@ -258,6 +260,7 @@ class Run {
   TrainData& data_;
   dist::Communicator& comm_;
   bool writer_;  // rank 0 writes the run's files
+  double lr_;    // --lr scaled for data parallelism (config.json records --lr itself)
   std::unique_ptr<dist::GradReducer> reducer_;
   data::Recipe recipe_;
   ModelSpec spec_;
@@ -281,7 +284,7 @@ void Run::open_or_resume() {
     state_.seed = s_.seed;
     model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
     model_->to(s_.device);
-    optimizer_ = make_optimizer(s_, model_->named_parameters());
+    optimizer_ = make_optimizer(s_, lr_, model_->named_parameters());
     collect_dropouts(*model_, dropouts_);
     if (!s_.init.empty()) init_from(s_.init);
     return;
@@ -306,7 +309,7 @@ void Run::open_or_resume() {
              last.string(), state_.batch_size, state_.seed);
   model_ = build_model(spec_.config, spec_.num_classes, spec_.input, s_.seed);
   model_->to(s_.device);
-  optimizer_ = make_optimizer(s_, model_->named_parameters());
+  optimizer_ = make_optimizer(s_, lr_, model_->named_parameters());
   restore_checkpoint(checkpoint, *model_, optimizer_.get());
   collect_dropouts(*model_, dropouts_);
   CU3D_CHECK(state_.dropout_calls.size() == dropouts_.size(),
@@ -404,7 +407,7 @@ void Run::train_epoch(data::Loader& loader) {
   feeder.start_epoch(state_.epoch);  // before batches_per_epoch(), which counts this epoch's
   const int64_t batches = loader.batches_per_epoch();
   const int64_t total_steps = int64_t(s_.epochs) * batches;
-  const LrSchedule schedule = make_schedule(s_, total_steps);
+  const LrSchedule schedule = make_schedule(s_, lr_, total_steps);
   Progress progress(s_.progress_tty, state_.epoch, s_.epochs, batches, state_.batch);
   // A resumed epoch skips the batches it already trained on (the loader cuts them again: cheap
   // next to training, and it keeps the loader free of resume logic).
@@ -520,9 +523,9 @@ TrainOutcome Run::run() {
              summary.parameters, shape_str(spec_.input), spec_.num_classes);
   fmt::print("train: data {}, recipe {}; {} train / {} test videos\n", data_.description,
              recipe_.name, data_.train->size(), data_.test->size());
-  fmt::print("train: {} lr {} ({}), batch {}, {} epochs, seed {}; {}\n", s_.optimizer, s_.lr,
+  fmt::print("train: {} lr {} ({}), batch {}, {} epochs, seed {}; {}\n", s_.optimizer, lr_,
              s_.schedule, s_.batch, s_.epochs, s_.seed, describe_compute_options());
-  print_data_parallel(comm_, s_.batch, s_.lr, s_.dist, reducer_.get(), data_.train->size());
+  print_data_parallel(comm_, s_.batch, lr_, s_.dist, reducer_.get(), data_.train->size());
   std::fflush(stdout);
   data::Loader loader(*data_.train, recipe_,
                       {.batch_size = s_.batch,
@@ -534,16 +537,20 @@ TrainOutcome Run::run() {
     train_epoch(loader);
     if (interrupted_) {
       save(last_checkpoint(s_.output));
-      fmt::print("train: interrupted at epoch {}, batch {}; saved {}; continue with --resume\n",
-                 state_.epoch + 1, state_.batch, last_checkpoint(s_.output).string());
+      fmt::print(
+          "train: interrupted at epoch {}, batch {}; saved {}; continue with the same command plus "
+          "--resume\n",
+          state_.epoch + 1, state_.batch, last_checkpoint(s_.output).string());
       return TrainOutcome::interrupted;
     }
     end_epoch();
     // A stop request that came during evaluation must stop every rank here, or none.
     if (any_rank(comm_, g_stop.load())) g_stop.store(true);
     if (g_stop.load() && state_.epoch < s_.epochs) {
-      fmt::print("train: interrupted after epoch {}; saved {}; continue with --resume\n",
-                 state_.epoch, last_checkpoint(s_.output).string());
+      fmt::print(
+          "train: interrupted after epoch {}; saved {}; continue with the same command plus "
+          "--resume\n",
+          state_.epoch, last_checkpoint(s_.output).string());
       return TrainOutcome::interrupted;
     }
   }
@@ -556,6 +563,14 @@ TrainOutcome Run::run() {
 
 }  // namespace
 
+void check_plan_names(const TrainSettings& settings) {
+  CU3D_CHECK(settings.optimizer == "adam" || settings.optimizer == "sgd",
+             "--optimizer: unknown optimizer '{}': use adam or sgd", settings.optimizer);
+  CU3D_CHECK(settings.schedule == "constant" || settings.schedule == "cosine" ||
+                 settings.schedule == "step",
+             "--schedule: unknown schedule '{}': use constant, cosine or step", settings.schedule);
+}
+
 TrainOutcome train(const TrainSettings& settings, TrainData& data) {
   g_stop.store(false);
   CU3D_CHECK(settings.epochs >= 1 && settings.batch >= 1 && settings.workers >= 1,
@@ -563,6 +578,7 @@ TrainOutcome train(const TrainSettings& settings, TrainData& data) {
              settings.batch, settings.workers);
   CU3D_CHECK(std::isfinite(settings.lr) && settings.lr > 0, "--lr must be positive, got {}",
              settings.lr);
+  check_plan_names(settings);
   CU3D_CHECK(settings.clip_grad_norm >= 0 && std::isfinite(settings.clip_grad_norm),
              "--clip-grad-norm must be a positive number (0: off), got {}",
              settings.clip_grad_norm);
@@ -576,11 +592,9 @@ TrainOutcome train(const TrainSettings& settings, TrainData& data) {
       settings.comm == nullptr ? dist::make_local_communicator() : nullptr;
   dist::Communicator& comm = settings.comm != nullptr ? *settings.comm : *single;
   comm.set_timeout(settings.dist.timeout);
-  TrainSettings scaled = settings;
-  scaled.lr = scaled_lr(settings.lr, settings.dist, comm.size());
   const QuietUnlessRankZero quiet(comm);
   try {
-    Run run(scaled, data, comm);
+    Run run(settings, data, comm);
     const TrainOutcome outcome = run.run();
     comm.barrier();  // rank 0's last checkpoint is written before any rank returns
     return outcome;

@@ -72,6 +72,10 @@ struct TrainSettings {
   std::function<void(int64_t step)> after_step;
 };
 
+// Refuses an --optimizer or --schedule train() does not know, naming the flag (the command line
+// calls it before creating anything).
+void check_plan_names(const TrainSettings& settings);
+
 enum class TrainOutcome { finished, interrupted };
 
 // Runs (or resumes) training until `settings.epochs` or until stop_requested() becomes true,

@@ -150,7 +150,7 @@ void load_official_split(Dataset& dataset, const DatasetOptions& options) {
              "{}: ucf101 layout but no ucfTrainTestlist/classInd.txt in or "
              "beside the folder",
              dataset.root.string());
-  CU3D_CHECK(options.split >= 1 && options.split <= 9, "--split {} must be 1, 2 or 3",
+  CU3D_CHECK(options.split >= 1 && options.split <= 3, "--split {} must be 1, 2 or 3",
              options.split);
   const fs::path class_index = *lists / "classInd.txt";
   dataset.classes = parse_class_index(read_list_file(class_index), class_index.string());

@@ -296,7 +296,7 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
   std::vector<std::string> other_batch = train_args(finished, 2);
   other_batch[8] = "2";  // --batch
   other_batch.push_back("--resume");
-  expect_one_line_error(cli(other_batch), "--batch 4");
+  expect_one_line_error(cli(other_batch), "--batch 2 differs from the run's 4");
   expect_one_line_error(cli(train_args(finished, 2)), "--resume");  // would overwrite the run
   expect_one_line_error(cli({"eval", (root_ / "missing.safetensors").string(), "--data", shards}),
                         "missing");
@@ -307,11 +307,113 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
   expect_one_line_error(
       cli({"prep", (root_ / "videos").string(), out.string(), "--recipe", "c3d", "--color"}),
       "--color");
-  // Parse errors (CLI11) also exit non-zero.
-  EXPECT_NE(cli({"train", "--data", shards}).status, 0);   // --output missing
-  EXPECT_NE(cli({"train", "--batch", "many"}).status, 0);  // not a number
-  EXPECT_NE(cli({"no-such-command"}).status, 0);
-  EXPECT_NE(cli({"prep", "a", "b", "--mean", "median"}).status, 0);  // not a mean source
+  // Parse errors (CLI11) also exit non-zero, in the same one-line form, naming the help to read.
+  expect_one_line_error(cli({"train", "--data", shards}), "(see cu3d train --help)");
+  expect_one_line_error(cli({"train", "--batch", "many"}), "--batch");
+  expect_one_line_error(cli({"no-such-command"}), "(see cu3d --help)");
+  expect_one_line_error(cli({"prep", "a", "b", "--mean", "median"}), "(see cu3d prep --help)");
+  expect_one_line_error(cli({"prep", "a", "b", "--split", "4"}), "--split");
+  expect_one_line_error(
+      cli({"train", "--data", shards, "--output", out.string(), "--skip", "False"}),
+      "use --skip=false or --no-skip");
+  // Values train cannot use name their flag, before anything is created.
+  expect_one_line_error(
+      cli({"train", "--data", shards, "--output", out.string(), "--precision", "fp64"}),
+      "--precision: unknown precision 'fp64'");
+  expect_one_line_error(
+      cli({"train", "--data", shards, "--output", out.string(), "--schedule", "linear"}),
+      "--schedule");
+  EXPECT_FALSE(fs::exists(out));
+  expect_one_line_error(cli({"summary", "--batch", "0"}), "--batch");
+  // A run folder where a checkpoint file belongs names the checkpoint to pass.
+  const std::string best = (finished / "checkpoint-best.safetensors").string();
+  expect_one_line_error(cli({"eval", finished.string(), "--data", shards}), "pass " + best);
+  expect_one_line_error(cli({"export", finished.string()}), "pass " + best);
+}
+
+TEST_F(AppCli, ResumeContinuesTheSavedPlan) {
+  const fs::path run = root_ / "plan";
+  std::vector<std::string> first = train_args(run, 1);
+  first.insert(first.end(), {"--schedule", "cosine", "--optimizer", "sgd"});
+  ASSERT_EQ(cli(first).status, 0);
+  // Left out, the plan's flags are the run's (the defaults would be batch 16, adam, 10 epochs).
+  const std::vector<std::string> bare = {"train",
+                                         "--model",
+                                         (root_ / "tiny3d.json").string(),
+                                         "--data",
+                                         (root_ / "shards").string(),
+                                         "--output",
+                                         run.string(),
+                                         "--resume"};
+  const Captured resumed = cli(bare);
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("train: sgd lr 0.01 (cosine), batch 4, 1 epochs"), std::string::npos)
+      << resumed.out;
+  // Given differently, each is refused naming the flag and both values.
+  auto with = [&](const std::string& flag, const std::string& value) {
+    std::vector<std::string> args = bare;
+    args.insert(args.end(), {flag, value});
+    return cli(args);
+  };
+  expect_one_line_error(with("--epochs", "5"),
+                        "--epochs 5 differs from the run's 1: resume with the run's flags, or "
+                        "start a new --output");
+  expect_one_line_error(with("--optimizer", "adam"), "--optimizer adam differs from the run's sgd");
+  expect_one_line_error(with("--lr", "0.02"), "--lr 0.02 differs from the run's 0.01");
+  expect_one_line_error(with("--schedule", "step"), "--schedule step differs");
+  expect_one_line_error(with("--momentum", "0.5"), "--momentum 0.5 differs");
+  expect_one_line_error(with("--warmup", "3"), "--warmup 3 differs");
+  expect_one_line_error(with("--weight-decay", "0.1"), "--weight-decay 0.1 differs");
+  expect_one_line_error(with("--seed", "7"), "--seed 7 differs");
+  EXPECT_EQ(with("--lr", "0.01").status, 0);  // the same value is fine
+}
+
+// cu3d prep fixed the split and the mean of its shards: train and eval refuse to ignore them.
+TEST_F(AppCli, ShardsRefuseFlagsFixedAtPrep) {
+  const std::string shards = (root_ / "shards").string();
+  const fs::path out = root_ / "fixed";
+  auto train_with = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"train",     "--model", (root_ / "tiny3d.json").string(),
+                                     "--data",    shards,    "--output",
+                                     out.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return cli(args);
+  };
+  expect_one_line_error(
+      train_with({"--mean", "none"}),
+      "--mean was fixed by cu3d prep for the shards in " + shards + "; re-run prep to change it");
+  expect_one_line_error(train_with({"--layout", "flat"}), "--layout was fixed by cu3d prep");
+  expect_one_line_error(train_with({"--test-fraction", "0.5"}), "--test-fraction was fixed");
+  expect_one_line_error(train_with({"--clip-level-split"}), "--clip-level-split was fixed");
+  expect_one_line_error(train_with({"--split-seed", "3"}), "--split-seed was fixed");
+  expect_one_line_error(train_with({"--split", "2"}), "--split was fixed");
+  EXPECT_FALSE(fs::exists(out));
+
+  const fs::path run = root_ / "fixed-run";
+  ASSERT_EQ(cli(train_args(run, 1)).status, 0);
+  const std::string checkpoint = (run / "checkpoint-last.safetensors").string();
+  expect_one_line_error(cli({"eval", checkpoint, "--data", shards, "--split", "2"}),
+                        "--split was fixed by cu3d prep");
+  expect_one_line_error(cli({"eval", checkpoint, "--data", shards, "--nclass", "2"}),
+                        "--nclass was fixed by cu3d prep");
+}
+
+TEST_F(AppCli, PrepSuggestsTheModelOfItsRecipe) {
+  const Captured prep = cli({"prep", (root_ / "videos").string(), (root_ / "c3d-shards").string(),
+                             "--recipe", "c3d", "--mean", "none"});
+  ASSERT_EQ(prep.status, 0) << prep.err;
+  EXPECT_NE(prep.out.find("--model c3d --output"), std::string::npos) << prep.out;
+}
+
+TEST_F(AppCli, VersionAndBareCommandList) {
+  const Captured version = cli({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("cu3d ", 0), 0u) << version.out;
+  const Captured bare = cli({});
+  EXPECT_NE(bare.out.find("Subcommands:"), std::string::npos) << bare.out;
+  EXPECT_NE(bare.out.find("train"), std::string::npos) << bare.out;
+  const Captured summary = cli({"summary", "--help"});
+  EXPECT_NE(summary.out.find("--input D H W [C] "), std::string::npos) << summary.out;
 }
 
 TEST_F(AppCli, NonFiniteLossStopsNamingStepAndCheckpoint) {
