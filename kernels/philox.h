@@ -11,13 +11,7 @@
 
 #include <cstdint>
 
-#ifndef CU3D_HOST_DEVICE
-#if defined(__CUDACC__)
-#define CU3D_HOST_DEVICE __host__ __device__
-#else
-#define CU3D_HOST_DEVICE
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace cu3d {
 

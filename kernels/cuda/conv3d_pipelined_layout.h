@@ -10,13 +10,7 @@
 // are "32-bit word t = lane % 4 of a row's chunk", so one layout serves both.
 #pragma once
 
-#ifndef CU3D_HOST_DEVICE
-#if defined(__CUDACC__)
-#define CU3D_HOST_DEVICE __host__ __device__
-#else
-#define CU3D_HOST_DEVICE
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace cu3d::cuda::pipelined {
 
