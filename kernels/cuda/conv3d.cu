@@ -51,7 +51,9 @@ SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_spli
 
 namespace {
 
-__global__ void sum_splits_kernel(const float* partial, int splits, int64_t count, float* out) {
+// Memory-bound: reads splits * count floats, writes count.
+__global__ void __launch_bounds__(256)
+    sum_splits_kernel(const float* partial, int splits, int64_t count, float* out) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x) {
     float acc = 0.f;
