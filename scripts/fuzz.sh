@@ -53,8 +53,15 @@ if ((${#targets[@]} == 0)); then
   ((${#targets[@]})) || { echo "fuzz: no fuzz_* targets in $dir; build them first" >&2; exit 1; }
 fi
 if ((seeds)); then
+  # Seeds in formats the writers no longer produce (a format-1 shard) are kept: the readers still
+  # take those formats, and nothing could write the seeds again.
+  kept=(fuzz/corpus/shard/one_shard_v1)
+  keep=$(mktemp -d)
+  for f in "${kept[@]}"; do [[ -f "$f" ]] && cp --parents "$f" "$keep"; done
   rm -rf fuzz/corpus
   "$dir"/fuzz_make_seeds fuzz/corpus
+  cp -r "$keep"/fuzz/corpus/. fuzz/corpus/ 2>/dev/null || true
+  rm -rf "$keep"
 fi
 
 # Limits: an input that makes a parser allocate 512 MB at once, hold 2 GB, or spend 5 s is a bug
