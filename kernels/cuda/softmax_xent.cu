@@ -3,45 +3,22 @@
 #include <fmt/format.h>
 
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/warp_softmax.cuh"
 
 namespace cu3d::cuda {
 namespace {
 
-constexpr int kWarpsPerBlock = 8;  // 256 threads, one row per warp
-
-__device__ inline float warp_max(float v) {
-  for (int o = 16; o > 0; o /= 2)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ inline float warp_sum(float v) {
-  for (int o = 16; o > 0; o /= 2)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kSoftmaxWarpsPerBlock * 32)
     softmax_xent_rows(int64_t rows, int classes, const float* logits, const int32_t* labels,
                       float* probs, float* row_loss) {
   const int lane = threadIdx.x % 32;
-  const int64_t r = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
+  const int64_t r = blockIdx.x * int64_t(kSoftmaxWarpsPerBlock) + threadIdx.x / 32;
   if (r >= rows) return;
   const float* z = logits + r * classes;
-  float* p = probs + r * classes;
-  float mx = -INFINITY;
-  for (int j = lane; j < classes; j += 32)
-    mx = fmaxf(mx, z[j]);
-  mx = warp_max(mx);
-  float sum = 0.f;
-  for (int j = lane; j < classes; j += 32)
-    sum += expf(z[j] - mx);
-  sum = warp_sum(sum);
-  const float inv = 1.f / sum;
-  for (int j = lane; j < classes; j += 32)
-    p[j] = expf(z[j] - mx) * inv;
+  const RowMaxSum row = warp_softmax_row(z, probs + r * classes, classes, lane);
   if (lane == 0) {
     const int label = labels[r];
-    row_loss[r] = label >= 0 && label < classes ? logf(sum) - (z[label] - mx) : NAN;
+    row_loss[r] = label >= 0 && label < classes ? logf(row.sum) - (z[label] - row.max) : NAN;
   }
 }
 
@@ -80,9 +57,9 @@ void softmax_xent_fwd(const SoftmaxXentShape& s, const float* logits, const int3
   const std::string what =
       fmt::format("softmax_xent_fwd ({} rows x {} classes)", s.rows, s.classes);
   float* row_loss = static_cast<float*>(malloc_async(sizeof(float) * s.rows, stream));
-  const int64_t blocks = (s.rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  softmax_xent_rows<<<unsigned(blocks), 256, 0, stream>>>(s.rows, s.classes, logits, labels, probs,
-                                                          row_loss);
+  const int64_t blocks = (s.rows + kSoftmaxWarpsPerBlock - 1) / kSoftmaxWarpsPerBlock;
+  softmax_xent_rows<<<unsigned(blocks), kSoftmaxWarpsPerBlock * 32, 0, stream>>>(
+      s.rows, s.classes, logits, labels, probs, row_loss);
   check_launch(what);
   mean_loss<<<1, 256, 0, stream>>>(s.rows, row_loss, loss);
   check_launch(what);

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "gpu/parity.h"
+#include "gpu/timing.h"
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/input_transform.cuh"
@@ -28,27 +29,8 @@
 namespace cu3d::parity {
 namespace {
 
-double median_ms_of(cudaStream_t stream, const std::function<void()>& f) {
-  for (int i = 0; i < 2; ++i)
-    f();
-  std::vector<double> ms;
-  for (int i = 0; i < 10; ++i) {
-    cuda::Event start, stop;
-    start.record(stream);
-    f();
-    stop.record(stream);
-    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    ms.push_back(stop.elapsed_ms_since(start));
-  }
-  std::nth_element(ms.begin(), ms.begin() + 5, ms.end());
-  return ms[5];
-}
-
 TEST(BandwidthTiming, MemoryBoundOps) {
-  std::string reason;
-  if (!cuda::device_available(&reason)) GTEST_SKIP() << reason;
-  const char* on = std::getenv("CU3D_GPU_TIMING");
-  if (!on || std::string(on) != "1") GTEST_SKIP() << "set CU3D_GPU_TIMING=1 to time";
+  if (const std::string reason = timing_skip_reason(); !reason.empty()) GTEST_SKIP() << reason;
   const cuda::Stream stream;
   const cudaStream_t st = stream.get();
   std::mt19937_64 rng(13);
@@ -61,7 +43,7 @@ TEST(BandwidthTiming, MemoryBoundOps) {
   DeviceArray y(n), small(pool.output_size()), stats(2 * 128), rmean(random_floats(128, rng));
   DeviceArray mean(8), rstd(8);
 
-  const double copy_ms = median_ms_of(st, [&] {
+  const double copy_ms = median_ms(st, [&] {
     CU3D_CUDA_CHECK(
         cudaMemcpyAsync(y.get(), x.get(), sizeof(float) * n, cudaMemcpyDeviceToDevice, st));
   });
@@ -69,7 +51,7 @@ TEST(BandwidthTiming, MemoryBoundOps) {
   std::printf("[ TIMING   ] %-28s %9s %9s %9s %7s\n", "op (bytes it must move)", "ms", "MB", "GB/s",
               "% copy");
   auto report = [&](const char* op, double bytes, const std::function<void()>& f) {
-    const double ms = median_ms_of(st, f);
+    const double ms = median_ms(st, f);
     const double gbs = bytes / (ms * 1e6);
     std::printf("[ TIMING   ] %-28s %9.3f %9.1f %9.1f %6.1f%%\n", op, ms, bytes / 1e6, gbs,
                 100.0 * gbs / copy_gbs);

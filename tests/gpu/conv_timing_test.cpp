@@ -15,6 +15,7 @@
 
 #include "gpu/cases.h"
 #include "gpu/parity.h"
+#include "gpu/timing.h"
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/layer_norm.cuh"
@@ -23,32 +24,6 @@
 
 namespace cu3d::parity {
 namespace {
-
-template <class F>
-double median_ms(cudaStream_t stream, F f) {
-  for (int i = 0; i < 2; ++i)
-    f();
-  std::vector<double> ms;
-  for (int i = 0; i < 10; ++i) {
-    cuda::Event start, stop;
-    start.record(stream);
-    f();
-    stop.record(stream);
-    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    ms.push_back(stop.elapsed_ms_since(start));
-  }
-  std::nth_element(ms.begin(), ms.begin() + 5, ms.end());
-  return ms[5];
-}
-
-// Empty when timing is on and a GPU is present, else the reason to skip.
-std::string timing_skip_reason() {
-  std::string reason;
-  if (!cuda::device_available(&reason)) return reason;
-  const char* on = std::getenv("CU3D_GPU_TIMING");
-  if (!on || std::string(on) != "1") return "set CU3D_GPU_TIMING=1 to time";
-  return "";
-}
 
 int timing_batch() {
   const char* b = std::getenv("CU3D_GPU_TIMING_BATCH");
