@@ -33,8 +33,10 @@ void add_dataset_flags(CLI::App& cmd, DatasetFlags& flags) {
 void add_recipe_flags(CLI::App& cmd, RecipeFlags& flags) {
   cmd.add_option("--recipe", flags.recipe,
                  "clip recipe: keras (32x32 frames, gray unless --color), c3d (16x112x112 RGB "
-                 "crops) or tf-c3d");
-  cmd.add_option("--depth", flags.depth, "frames per clip (default: the recipe's, keras 10)");
+                 "crops) or tf-c3d; default keras for prep, and for train on a video folder c3d "
+                 "when the model takes 112x112 clips");
+  cmd.add_option("--depth", flags.depth,
+                 "frames per clip (default: the recipe's: keras 10, c3d and tf-c3d 16)");
   flags.skip_option = cmd.add_flag("--skip,!--no-skip", flags.skip,
                                    "keras recipe: frames evenly spaced over the video (default) "
                                    "or, with --no-skip, the first ones");

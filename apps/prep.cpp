@@ -104,7 +104,7 @@ void add_prep_command(CLI::App& app) {
   cmd->add_option("--videos-per-shard", flags->prep.videos_per_shard, "videos in one shard file")
       ->capture_default_str();
   cmd->add_option("--format", flags->format,
-                  "how frames are stored: jpeg (about 7x smaller, decoded by the loader), raw "
+                  "how frames are stored: jpeg (7-14x smaller, decoded by the loader), raw "
                   "(fastest to read), or auto (jpeg for frames of 64x64 and more, raw below)")
       ->check(CLI::IsMember({"auto", "jpeg", "raw"}))
       ->capture_default_str();

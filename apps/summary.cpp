@@ -53,7 +53,10 @@ void add_summary_command(CLI::App& app) {
       "diagram. Nothing is allocated, so this is the place to check that C3D fits before "
       "training.\n"
       "Example: cu3d summary --model c3d --nclass 101 --diagram c3d");
-  cmd->add_option("--model", f->model, "a preset or a JSON config file")->capture_default_str();
+  cmd->add_option("--model", f->model,
+                  "a preset (c3d, c3d-ln, keras3d, keras3d-bn, keras3d-leaky, keras3d-relu, "
+                  "cnn2d) or a JSON config file")
+      ->capture_default_str();
   cmd->add_option("--nclass,--classes", f->classes, "number of classes")->capture_default_str();
   cmd->add_option("--input", f->input,
                   "per-sample input D H W C (or H W C for 2D models); default the model's own")

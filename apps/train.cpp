@@ -131,6 +131,9 @@ void apply_compute_flags(TrainFlags& f) {
   compute.conv_backend = parse_flag("--backend", f.backend, parse_conv_backend);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
+  if (!device.is_cuda() && compute.precision != Precision::fp32)
+    fmt::print("train: --precision {} applies to CUDA ops; the CPU computes in fp32\n",
+               f.precision);
   if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
 }
 

@@ -190,11 +190,15 @@ TEST_F(AppCli, NoFuseTrainsToTheSameCheckpoint) {
   const Captured with = cli(train_args(fused, 2));
   ASSERT_EQ(with.status, 0) << with.err;
   EXPECT_NE(with.out.find("fusion on"), std::string::npos) << with.out;
+  // --precision only changes CUDA ops: on the CPU it is noted and the weights stay the same.
   std::vector<std::string> args = train_args(separate, 2);
-  args.push_back("--no-fuse");
+  args.insert(args.end(), {"--no-fuse", "--precision", "bf16"});
   const Captured without = cli(args);
   ASSERT_EQ(without.status, 0) << without.err;
   EXPECT_NE(without.out.find("fusion off"), std::string::npos) << without.out;
+  EXPECT_NE(without.out.find("--precision bf16 applies to CUDA ops; the CPU computes in fp32"),
+            std::string::npos)
+      << without.out;
   expect_same_checkpoints(fused / "checkpoint-last.safetensors",
                           separate / "checkpoint-last.safetensors");
   EXPECT_EQ(read_file(fused / "result.txt"), read_file(separate / "result.txt"));
@@ -207,7 +211,8 @@ TEST_F(AppCli, NoFuseTrainsToTheSameCheckpoint) {
                              (root_ / "shards").string(), "--no-fuse", "--confusion",
                              (root_ / "eval-no-fuse.png").string()});
   EXPECT_EQ(eval.status, 0) << eval.err;
-  compute_options().fuse = true;  // the flag set the process-wide option
+  compute_options().fuse = true;  // the flags set the process-wide options
+  compute_options().precision = Precision::fp32;
 }
 
 // Training straight from the video folder (no prep) as an ensemble of two: the Keras tool's
