@@ -2,8 +2,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
 #include <limits>
 #include <type_traits>
 
@@ -12,21 +10,6 @@
 namespace cu3d::cpu {
 
 namespace {
-
-// One row in any precision: the specification, and the path for double and for builds without
-// AVX-512.
-template <typename T>
-void softmax_row(const T* xr, int cols, T* yr) {
-  const T max = *std::max_element(xr, xr + cols);
-  double sum = 0.0;
-  for (int j = 0; j < cols; ++j) {
-    yr[j] = std::exp(xr[j] - max);
-    sum += yr[j];
-  }
-  const T inv = T(1.0 / sum);
-  for (int j = 0; j < cols; ++j)
-    yr[j] *= inv;
-}
 
 #if defined(__AVX512F__)
 // e^x for 16 floats x <= 0 (softmax's arguments), within 2 ulp of expf: x = n·ln 2 + r with

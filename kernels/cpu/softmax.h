@@ -9,6 +9,8 @@
 // reads y and dy, writes dx: 3*E*sizeof(T) bytes.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace cu3d::cpu {
@@ -22,6 +24,30 @@ struct SoftmaxShape {
 
 template <typename T>
 void softmax_fwd(const SoftmaxShape& s, const T* x, T* y);
+
+// The row's max and its sum of exp(x - max), as softmax_row leaves them.
+template <typename T>
+struct RowMaxSum {
+  T max;
+  double sum;
+};
+
+// One row in any precision, the specification: yr = exp(xr - max) / sum, summed in double.
+// softmax_fwd's path for double (float on AVX-512 has a vectorised one) and the softmax of
+// softmax_xent_fwd, which takes the returned max and sum for its log-sum-exp.
+template <typename T>
+RowMaxSum<T> softmax_row(const T* xr, int cols, T* yr) {
+  const T max = *std::max_element(xr, xr + cols);
+  double sum = 0.0;
+  for (int j = 0; j < cols; ++j) {
+    yr[j] = std::exp(xr[j] - max);
+    sum += yr[j];
+  }
+  const T inv = T(1.0 / sum);
+  for (int j = 0; j < cols; ++j)
+    yr[j] *= inv;
+  return {max, sum};
+}
 
 // From the saved output: dx = y * (dy - sum_k dy[k] * y[k]) per row.
 template <typename T>

@@ -1,10 +1,10 @@
 #include "kernels/cpu/softmax_xent.h"
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels/cpu/row_reduce.h"
+#include "kernels/cpu/softmax.h"
 #include "kernels/error.h"
 
 namespace cu3d::cpu {
@@ -33,18 +33,9 @@ void softmax_xent_fwd(const SoftmaxXentShape& s, const T* logits, const int32_t*
 #pragma omp parallel for schedule(static) if (s.size() >= kParallelMinElements)
   for (int64_t r = 0; r < s.rows; ++r) {
     const T* zr = logits + r * classes;
-    T* pr = probs + r * classes;
-    const T max = *std::max_element(zr, zr + classes);
-    double sum = 0.0;
-    for (int j = 0; j < classes; ++j) {
-      pr[j] = std::exp(zr[j] - max);
-      sum += pr[j];
-    }
-    const T inv = T(1.0 / sum);
-    for (int j = 0; j < classes; ++j)
-      pr[j] *= inv;
+    const RowMaxSum<T> row = softmax_row(zr, classes, probs + r * classes);
     // -log p[label] = log(sum) - (z[label] - max), both terms finite for any logits.
-    row_loss[r] = std::log(sum) - (double(zr[labels[r]]) - double(max));
+    row_loss[r] = std::log(row.sum) - (double(zr[labels[r]]) - double(row.max));
   }
   double total = 0.0;
   for (double l : row_loss)
