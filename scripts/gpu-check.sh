@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # One command that checks the CUDA backend on a machine with a GPU.
 #
-#   scripts/gpu-check.sh stage [BUILD_DIR]    on the build machine: copy cu3d_gpu_tests and the
+#   scripts/gpu-check.sh stage [BUILD_DIR]    on the build machine: copy cu3d_gpu_tests (and
+#                                             cu3d_bench_gpu when built), stripped, with the
 #                                             shared libraries a stock Ubuntu 24.04 + CUDA 13
-#                                             image lacks into BUILD_DIR/gpu-bundle (small enough
+#                                             image lacks into BUILD_DIR/gpu-bundle, and pack it
+#                                             as BUILD_DIR/gpu-bundle.tar.xz (~20 MB: one file
 #                                             to carry to another machine).
-#   scripts/gpu-check.sh [run] [BUNDLE_DIR]   on the GPU machine: find cuDNN (system or the
+#   scripts/gpu-check.sh [run] [BUNDLE]       on the GPU machine: find cuDNN (system or the
 #                                             Python wheels), run the GPU suite, then again
 #                                             under compute-sanitizer memcheck and racecheck on a
 #                                             reduced set, and print a summary table last.
+#                                             BUNDLE: a bundle folder or its .tar.xz.
 #
-# BUILD_DIR defaults to build-c; BUNDLE_DIR to build-c/gpu-bundle, or the build dir itself when
-# it holds cu3d_gpu_tests (a build made on the GPU machine). Logs and gtest XML go to $OUT when
-# set (the device tool's output folder), else to BUNDLE_DIR/logs. Environment:
+# BUILD_DIR defaults to build-c; BUNDLE to build-c/gpu-bundle, or the build dir itself when it
+# holds cu3d_gpu_tests (a build made on the GPU machine). Logs and gtest XML go to BUNDLE/logs;
+# when $OUT is set (the device tool's output folder, which takes back at most 8 files) the
+# summary, the benchmark's tables and one logs.tar.gz of everything are copied there. Environment:
 #   GPU_CHECK_FILTER      gtest filter of the full run (default: all)
+#   GPU_CHECK_JOBS        the suite runs as this many gtest shards at once (default: 4 where
+#                         there are 8 or more CPUs, else 1); the CPU references dominate its time
 #   GPU_CHECK_MEMCHECK    filter of the memcheck run
 #   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only)
 #   CU3D_TEST_SEED        run seed of the random inputs
-#   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT   seconds per stage (300, 150)
+#   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT, GPU_CHECK_RACECHECK_TIMEOUT
+#                         seconds per stage (300, 150, the sanitizer's)
+#   GPU_CHECK_DEADLINE    seconds from the start by which the last stage must end: the sanitizer
+#                         stages shrink (or are skipped) to fit, so the logs are packed in time
+#   GPU_CHECK_BENCH=1     also run the benchmarks (scripts/bench.sh gpu on the same bundle)
+#                         after memcheck, before racecheck; BENCH_* variables apply
 #   GPU_CHECK_TIMING=1    also time the conv passes against cuDNN, the fused blocks against
 #                         cuDNN's conv + the ops they replace (tests/gpu/conv_timing_test.cpp)
 #                         and the memory-bound ops against the device copy
 #                         (tests/gpu/bandwidth_timing_test.cpp); CU3D_GPU_TIMING_PASSES=fwd,...
 #                         limits the conv passes timed, GPU_CHECK_TIMING_FILTER the tests
 set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
 
 mode=${1:-run}
 case "$mode" in
@@ -32,19 +45,38 @@ case "$mode" in
 esac
 
 # Libraries the test binary links that a stock Ubuntu 24.04 + CUDA 13 image may not have
-# (Debian's OpenBLAS and fmt, and what they pull in).
-EXTRA_LIBS='libopenblas|libgfortran|libquadmath|libfmt|libgomp|libcudart'
+# (Debian's OpenBLAS, fmt and Google Benchmark, and what they pull in).
+EXTRA_LIBS='libturbojpeg|libopenblas|libgfortran|libquadmath|libfmt|libgomp|libcudart|libbenchmark|libopencv|libav|libsw|libtbb|libgdal|libdc1394|libgphoto|libIlm|libopenjp|libwebp|libtiff|libjpeg|libpng|libx26|libvpx|libdav1d|libaom'
 
 stage() {
   local build=${1:-build-c}
   local bundle="$build/gpu-bundle"
   [[ -x "$build/cu3d_gpu_tests" ]] || { echo "gpu-check: $build/cu3d_gpu_tests missing; build it first" >&2; exit 2; }
-  rm -rf "$bundle" && mkdir -p "$bundle/lib"
-  cp "$build/cu3d_gpu_tests" "$bundle/"
-  ldd "$build/cu3d_gpu_tests" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | while read -r lib; do
+  rm -rf "$bundle" "$bundle.tar.xz" && mkdir -p "$bundle/lib"
+  local bins=("$build/cu3d_gpu_tests")
+  [[ -x "$build/cu3d_bench_gpu" ]] && bins+=("$build/cu3d_bench_gpu")
+  # The data tests travel without their OpenCV (with FFmpeg and GDAL, ~300 MB of libraries): they
+  # run where the machine has it, and are reported skipped, naming what is missing, elsewhere.
+  [[ -x "$build/cu3d_gpu_data_tests" ]] && cp "$build/cu3d_gpu_data_tests" "$bundle/"
+  cp "${bins[@]}" "$bundle/"
+  ldd "${bins[@]}" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | sort -u | while read -r lib; do
     cp -L "$lib" "$bundle/lib/"
   done
-  echo "gpu-check: staged $(ls "$bundle/lib" | wc -l) libraries in $bundle ($(du -sh "$bundle" | cut -f1))"
+  strip "$bundle"/cu3d_* "$bundle"/lib/* 2>/dev/null
+  tar -C "$(dirname "$bundle")" -cf - gpu-bundle | xz -T2 -6 >"$bundle.tar.xz"
+  echo "gpu-check: staged $(cd "$bundle" && echo cu3d_*) and $(ls "$bundle/lib" | wc -l) libraries in $bundle" \
+    "($(du -sh "$bundle" | cut -f1); packed: $(du -sh "$bundle.tar.xz" | cut -f1))"
+}
+
+# A packed bundle is unpacked under /tmp; prints the folder to use.
+unpack() {
+  local bundle=$1
+  if [[ $bundle == *.tar.xz ]]; then
+    local dir
+    dir=$(mktemp -d)
+    tar -xJf "$bundle" -C "$dir" && bundle="$dir/gpu-bundle"
+  fi
+  echo "$bundle"
 }
 
 # Prints the lib/ folders of the NVIDIA Python wheels (cudnn, cublas, nccl) if installed.
@@ -63,10 +95,22 @@ for name in ("nvidia.cudnn", "nvidia.cublas", "nvidia.nccl", "nvidia.cu13"):
 EOF
 }
 
+# The timeout of a stage: its own limit, shrunk to what is left before GPU_CHECK_DEADLINE (less
+# 15 s to write the summary and pack the logs); 0 when under 10 s are left.
+stage_limit() {
+  local limit=$1 left=$((${GPU_CHECK_DEADLINE:-100000} - SECONDS - 15))
+  ((left < limit)) && limit=$left
+  echo $((limit < 10 ? 0 : limit))
+}
+
 # Runs one stage; records "name|status|passed|failed|skipped|seconds|note" in $summary.
 run_stage() {
   local name=$1 log="$logs/$1.log"
   shift
+  if [[ $1 == timeout && $2 == 0 ]]; then
+    echo "$name|SKIP|0|0|0|0|no time left before GPU_CHECK_DEADLINE" >>"$summary"
+    return
+  fi
   local start=$SECONDS
   "$@" >"$log" 2>&1
   local rc=$?
@@ -83,12 +127,40 @@ run_stage() {
   tail -n 3 "$log"
 }
 
+# The sum over the shards' logs of the number the Perl regex picks.
+shard_total() {
+  grep -hoP "$1" "$logs"/suite-*.log | awk '{ n += $1 } END { print n + 0 }'
+}
+
+# The suite as GPU_CHECK_JOBS gtest shards at once, each with its share of the CPU threads; the
+# shards' logs are joined into suite.log (per-shard totals summed) for run_stage to read.
+sharded_suite() {
+  local jobs=$1 limit=$2 bin=$3 filter=$4 pids=() k
+  local threads=$(($(nproc) / jobs))
+  for ((k = 0; k < jobs; ++k)); do
+    GTEST_TOTAL_SHARDS=$jobs GTEST_SHARD_INDEX=$k OMP_NUM_THREADS=$((threads > 0 ? threads : 1)) \
+      timeout "$limit" "$bin" --gtest_filter="$filter" --gtest_output="xml:$logs/suite-$k.xml" \
+      >"$logs/suite-$k.log" 2>&1 &
+    pids+=($!)
+  done
+  local rc=0
+  for k in "${pids[@]}"; do wait "$k" || rc=$?; done
+  cat "$logs"/suite-*.log
+  echo "[  PASSED  ] $(shard_total '^\[  PASSED  \] \K[0-9]+') tests."
+  echo "[  SKIPPED ] $(shard_total '^\[  SKIPPED \] \K[0-9]+') tests."
+  local failed
+  failed=$(shard_total '^\[  FAILED  \] \K[0-9]+(?= tests?,)')
+  ((failed > 0)) && echo "[  FAILED  ] $failed tests, listed above"
+  return $rc
+}
+
 run() {
-  local bundle=${1:-build-c/gpu-bundle}
+  local bundle
+  bundle=$(unpack "${1:-build-c/gpu-bundle}")
   [[ -x "$bundle/cu3d_gpu_tests" ]] || bundle=build-c
   local bin="$bundle/cu3d_gpu_tests"
   [[ -x "$bin" ]] || { echo "gpu-check: no cu3d_gpu_tests in $bundle" >&2; exit 2; }
-  logs=${OUT:-$bundle/logs}
+  logs="$bundle/logs"
   mkdir -p "$logs"
   summary="$logs/summary.txt"
   : >"$summary"
@@ -110,10 +182,21 @@ run() {
   # The engine's fused blocks and the device feeder (pinned staging, copy stream) have not run on
   # a GPU yet: memcheck them too. *odd* and *conv5b*cu3d* take in the forward's version 3
   # (cu3d_pipelined cases); racecheck covers its cp.async ring on the odd shapes.
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:FeederCuda.*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:NormalizeClipsCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
-  run_stage suite timeout "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" --gtest_filter="$full" --gtest_output="xml:$logs/suite.xml"
+  local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}
+  run_stage suite sharded_suite "$jobs" "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" "$full"
+  echo "== data"
+  local missing
+  missing=$(ldd "$bundle/cu3d_gpu_data_tests" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
+  if [[ ! -x "$bundle/cu3d_gpu_data_tests" ]]; then
+    echo "data|SKIP|0|0|0|0|cu3d_gpu_data_tests not in the bundle" >>"$summary"
+  elif [[ -n $missing ]]; then
+    echo "data|SKIP|0|0|0|0|this machine lacks ${missing}(OpenCV: install libopencv-dev)" >>"$summary"
+  else
+    run_stage data timeout 120 "$bundle/cu3d_gpu_data_tests"
+  fi
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [[ ${GPU_CHECK_TIMING:-0} == 1 ]]; then
@@ -123,11 +206,18 @@ run() {
     grep '^\[ TIMING' "$logs/timing.log" >"$logs/timing.txt"
   fi
   echo "== memcheck"
-  run_stage memcheck timeout "${GPU_CHECK_SANITIZER_TIMEOUT:-150}" "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check full \
+  run_stage memcheck timeout "$(stage_limit "${GPU_CHECK_SANITIZER_TIMEOUT:-150}")" "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check full \
     "$bin" --gtest_filter="$memcheck"
+  if [[ ${GPU_CHECK_BENCH:-0} == 1 ]]; then
+    echo "== bench"
+    local start=$SECONDS
+    OUT="$logs/bench" "$here/scripts/bench.sh" gpu "$bundle" >"$logs/bench.log" 2>&1
+    echo "bench|$([[ $? == 0 ]] && echo PASS || echo FAIL)|-|-|-|$((SECONDS - start))|$(ls "$logs"/bench/*.md 2>/dev/null | xargs -n1 basename)" >>"$summary"
+    grep '^rc=\|^== ' "$logs/bench.log"
+  fi
   echo "== racecheck"
-  run_stage racecheck timeout "${GPU_CHECK_SANITIZER_TIMEOUT:-150}" "$sanitizer" --tool racecheck --error-exitcode 1 \
-    "$bin" --gtest_filter="$racecheck"
+  run_stage racecheck timeout "$(stage_limit "${GPU_CHECK_RACECHECK_TIMEOUT:-${GPU_CHECK_SANITIZER_TIMEOUT:-150}}")" \
+    "$sanitizer" --tool racecheck --error-exitcode 1 "$bin" --gtest_filter="$racecheck"
 
   echo
   echo "== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
@@ -136,6 +226,11 @@ run() {
     printf '%-10s %-10s %7s %7s %8s %6s  %s\n' "$name" "$status" "$passed" "$failed" "$skipped" \
       "$secs" "$note"
   done <"$summary"
+  if [[ -n ${OUT:-} ]]; then
+    cp "$summary" "$OUT/"
+    cp "$logs"/bench/*.md "$logs"/bench/*-20*.json "$OUT/" 2>/dev/null
+    tar -C "$logs" -czf "$OUT/logs.tar.gz" .
+  fi
   ! grep -q FAIL "$summary"
 }
 
