@@ -36,7 +36,7 @@ struct TrainFlags {
   std::string backend = "auto";
   std::string device = "cpu";
   bool no_fuse = false;
-  bool pipelined_conv = false;
+  bool pipelined_conv = true;
   int ensemble = 1;
   PlanOptions plan;
 };
@@ -240,10 +240,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--no-fuse", f->no_fuse,
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks (the same "
                 "results; for comparison and profiling)");
-  cmd->add_flag("--pipelined-conv", f->pipelined_conv,
-                "CUDA, cu3d backend, tf32/bf16: run the conv's pipelined version 3 kernels "
-                "(forward, stride-1 backward-data) where they apply; experimental, see "
-                "docs/kernels/conv3d_cuda.md");
+  cmd->add_flag("--pipelined-conv,!--no-pipelined-conv", f->pipelined_conv,
+                "CUDA, cu3d backend, tf32/bf16: the conv's pipelined version 3 kernels (forward, "
+                "stride-1 backward-data) where they apply, version 2 elsewhere; "
+                "--no-pipelined-conv runs version 2 throughout (docs/kernels/conv3d_cuda.md)")
+      ->capture_default_str();
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
   o.seed = cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
                ->capture_default_str();

@@ -33,9 +33,9 @@ const char* to_string(ConvBackend backend);
 struct ComputeOptions {
   Precision precision = Precision::fp32;
   ConvBackend conv_backend = ConvBackend::auto_select;
-  bool verbose = true;          // print each auto-selection
-  bool fuse = true;             // layers run conv + ReLU (+ max-pool) as one op
-  bool pipelined_conv = false;  // cu3d's conv kernels: version 3 where it applies
+  bool verbose = true;         // print each auto-selection
+  bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
+  bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
 };
 
 ComputeOptions& compute_options();  // process-wide

@@ -161,7 +161,7 @@ gpu() {
   python3 "$here/bench/report.py" --merge "$out/$name.json" "$parts"/*.json
   if [[ ${BENCH_SKIP_PYTORCH:-0} != 1 ]]; then
     echo "== pytorch"
-    PYTHONUNBUFFERED=1 timeout "${BENCH_STAGE_TIMEOUT:-65}" python3 "$here/bench/compare_pytorch.py" \
+    PYTHONUNBUFFERED=1 timeout "${BENCH_STAGE_TIMEOUT:-150}" python3 "$here/bench/compare_pytorch.py" \
       --cu3d "$out/$name.json" --out "$out/pytorch.json" >"$out/pytorch.log" 2>&1
     echo "rc=$?"
   fi

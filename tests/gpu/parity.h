@@ -53,7 +53,11 @@ inline void PrintTo(const ParityCase& c, std::ostream* os) {
   *os << c.name;
 }
 
-// Device memory for one array, freed on scope exit; NaN-poisoned on request.
+// Device memory for one array, freed on scope exit; NaN-poisoned on request. Uploads and poisoning
+// end with a device-wide synchronize: cudaMemcpy from pageable memory and cudaMemset run on the
+// legacy default stream, which a non-blocking stream (cuda::Stream) does not wait for. Without
+// it the kernel under test could read half-copied inputs or see its output poisoned after it
+// wrote it (seen on an H200 with four test processes sharing the GPU).
 class DeviceArray {
  public:
   explicit DeviceArray(int64_t count) : count_(count) {
@@ -62,6 +66,7 @@ class DeviceArray {
   explicit DeviceArray(const std::vector<float>& host) : DeviceArray(int64_t(host.size())) {
     CU3D_CUDA_CHECK(
         cudaMemcpy(ptr_, host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice));
+    CU3D_CUDA_CHECK(cudaDeviceSynchronize());
   }
   ~DeviceArray() { cudaFree(ptr_); }
   DeviceArray(const DeviceArray&) = delete;
@@ -69,7 +74,10 @@ class DeviceArray {
 
   float* get() const { return ptr_; }
   // Every byte 0xFF: a NaN in every float, so an element the kernel skips fails the check.
-  void poison() { CU3D_CUDA_CHECK(cudaMemset(ptr_, 0xFF, sizeof(float) * count_)); }
+  void poison() {
+    CU3D_CUDA_CHECK(cudaMemset(ptr_, 0xFF, sizeof(float) * count_));
+    CU3D_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   std::vector<float> download() const {
     std::vector<float> host(count_);
     CU3D_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, sizeof(float) * count_, cudaMemcpyDeviceToHost));
@@ -88,6 +96,7 @@ class DeviceCopy {
   explicit DeviceCopy(const std::vector<T>& host) {
     CU3D_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * std::max<size_t>(host.size(), 1)));
     CU3D_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice));
+    CU3D_CUDA_CHECK(cudaDeviceSynchronize());  // as DeviceArray's
   }
   ~DeviceCopy() { cudaFree(ptr_); }
   DeviceCopy(const DeviceCopy&) = delete;

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <optional>
 
 #include "data/toy_motion.h"
 #include "engine/autograd.h"
@@ -242,10 +243,41 @@ TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
   compute_options() = saved;
 }
 
+// Runs `fn` on CUDA copies of `inputs` with version 2 and with version 3 of cu3d's conv (the
+// engine's pipelined_conv) in the precision set, and compares the outputs and the gradients of
+// every input. Version 3 rounds the operands as version 2 does and sums in the same order in the
+// forward, so a max-pool after it picks the same maxima; backward-data sums in another order.
+void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vector<Tensor>& inputs,
+                                double tolerance) {
+  SCOPED_TRACE(name);
+  Generator gen(98);
+  std::optional<Tensor> r;
+  std::vector<Tensor> results[2];
+  for (bool pipelined : {false, true}) {
+    compute_options().pipelined_conv = pipelined;
+    std::vector<Tensor> in;
+    for (const Tensor& t : inputs) {
+      in.push_back(t.to(Device::cuda()));
+      in.back().set_requires_grad(true);
+    }
+    const Tensor y = fn(in);
+    if (!r) r = Tensor::uniform(y.shape(), -1, 1, gen).to(Device::cuda());
+    autograd::backward(y, *r);
+    results[pipelined].push_back(y.clone());
+    for (const Tensor& t : in)
+      results[pipelined].push_back(t.grad());
+  }
+  for (size_t i = 0; i < results[0].size(); ++i)
+    EXPECT_LT(relative_error(results[1][i], results[0][i]), tolerance)
+        << (i == 0 ? "forward" : "gradient of input " + std::to_string(i - 1));
+}
+
 // `--pipelined-conv`: cu3d's conv on its version 3 kernels (forward and bwd-data at 64
-// channels, bwd-filter on version 2), alone and in the fused blocks, against the CPU.
-// Tolerances per precision as DenseOnEveryPrecision's.
-TEST(EngineCuda, PipelinedConvMatchesTheCpu) {
+// channels, bwd-filter on version 2), alone against the CPU (tolerances per precision as
+// DenseOnEveryPrecision's), and in the fused blocks against version 2 on the GPU: a max-pool's
+// gradient goes to the largest value of each window, which tf32 or bf16 rounding can move to
+// another element than the CPU's fp32 picks (one such window in 4096 moved 2.6 % of dx's norm).
+TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
   CU3D_REQUIRE_GPU();
   Generator gen(9);
   const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({64, 3, 3, 3, 64}, gen);
@@ -255,26 +287,29 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpu) {
   const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
   const ComputeOptions saved = compute_options();
   compute_options().conv_backend = ConvBackend::cu3d;
-  compute_options().pipelined_conv = true;
   for (auto [precision, tolerance] : {std::pair{Precision::tf32, 3e-3}, {Precision::bf16, 2e-2}}) {
     compute_options().precision = precision;
+    compute_options().pipelined_conv = true;
     SCOPED_TRACE(to_string(precision));
     ASSERT_TRUE(cuda::conv3d_fwd_pipelined_supports(
         Conv3dShape::make(2, {4, 8, 8}, 64, 64, {3, 3, 3}, {1, 1, 1}, Padding::same), precision));
     expect_devices_agree(
         "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, {0, 1, 2},
         tolerance);
-    expect_devices_agree(
+    // Both versions round the same operands and accumulate in fp32: only the order of bwd-data's
+    // sums differs.
+    constexpr double kVersionTolerance = 1e-5;
+    expect_conv_versions_agree(
         "conv3d_bias_relu_maxpool",
         [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
-        {x, w, b}, {0, 1, 2}, tolerance);
-    expect_devices_agree(
+        {x, w, b}, kVersionTolerance);
+    expect_conv_versions_agree(
         "conv3d_bias_layernorm_relu_maxpool",
         [&](auto& in) {
           return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
                                                     pool);
         },
-        {x, w, b, gamma, beta}, {0, 1, 2, 3, 4}, tolerance);
+        {x, w, b, gamma, beta}, kVersionTolerance);
   }
   compute_options() = saved;
 }
