@@ -145,7 +145,14 @@ def main():
     ap.add_argument("--cu3d", help="cu3d's result JSON, for the side-by-side table")
     ap.add_argument("--out", default="pytorch.json")
     ap.add_argument("--batch", type=int, default=int(os.environ.get("CU3D_BENCH_BATCH", 32)))
+    ap.add_argument("--layers", help="comma-separated conv layers to time (default: all)")
+    ap.add_argument("--precisions", default=",".join(PRECISIONS),
+                    help="comma-separated, of bf16, tf32, fp32 (default: all, in this order)")
+    ap.add_argument("--no-train", action="store_true", help="skip the training-step rows")
     args = ap.parse_args()
+    PRECISIONS[:] = args.precisions.split(",")
+    if args.layers:
+        LAYERS[:] = [l for l in LAYERS if l[0] in args.layers.split(",")]
     torch.backends.cudnn.benchmark = True
     print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
           f"{torch.cuda.get_device_name()}, batch {args.batch}", flush=True)
@@ -153,8 +160,9 @@ def main():
               "gpu": torch.cuda.get_device_name(), "batch": args.batch, "rows": []}
     # Training first: the headline row, should the time limit cut the per-layer part short.
     save = lambda: json.dump(result, open(args.out, "w"), indent=1)
-    result["rows"] += train_rows(args.batch)
-    save()
+    if not args.no_train:
+        result["rows"] += train_rows(args.batch)
+        save()
     conv_rows(args.batch, result["rows"], save)
     if args.cu3d:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

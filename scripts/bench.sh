@@ -154,7 +154,7 @@ gpu() {
     # Peaks and conv first: the headline figures, should the machine's time run out.
     run_part conv '^(peaks|conv|fused)/' 100
     run_part ops '^(pool|layer_norm|softmax_xent|adam|input_transform)/' 35
-    run_part train '^train/' 75
+    run_part train '^train/' 110
   fi
   local name
   name="$( (nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo unknown-gpu) | head -1 | slug)-$(today)"

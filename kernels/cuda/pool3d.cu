@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {
@@ -96,6 +98,7 @@ __device__ inline void for_windows_containing(const Pool3dShape& s, int z, int y
         visit(od, oh, ow);
 }
 
+// Backward for overlapping windows: a gather, one thread per input element.
 __global__ void __launch_bounds__(256)
     maxpool3d_bwd_kernel(Pool3dShape s, const float* x, const float* y, const float* dy, float* dx,
                          int64_t total) {
@@ -120,6 +123,99 @@ __global__ void __launch_bounds__(256)
     });
     dx[i] = grad;
   }
+}
+
+// V consecutive floats through one load or store (V = 4: 16 bytes, aligned); arrays indexed by
+// unrolled constants stay in registers.
+template <int V>
+__device__ inline void load_vec(const float* p, float (&out)[V]) {
+  if constexpr (V == 4) {
+    const float4 q = __ldg(reinterpret_cast<const float4*>(p));
+    out[0] = q.x, out[1] = q.y, out[2] = q.z, out[3] = q.w;
+  } else {
+    out[0] = __ldg(p);
+  }
+}
+
+template <int V>
+__device__ inline void store_vec(float* p, const float (&in)[V]) {
+  if constexpr (V == 4)
+    *reinterpret_cast<float4*>(p) = make_float4(in[0], in[1], in[2], in[3]);
+  else
+    *p = in[0];
+}
+
+// Backward for disjoint windows (stride >= window on every axis, every C3D pool): one thread per
+// output element, or per 4 channels (V = 4, 16-byte loads and stores). It reads its window once to
+// find each channel's first maximum, then writes the whole window of dx: dy there, 0 elsewhere.
+// No two threads share a dx element, so no atomics and no zero fill, except where windows leave
+// gaps (maxpool3d_bwd clears dx first then). Bytes: read x, y, dy, write dx, each once.
+template <int V, class Index>
+__global__ void __launch_bounds__(256)
+    maxpool3d_bwd_disjoint_kernel(Pool3dShape s, const float* x, const float* y, const float* dy,
+                                  float* dx, Index total) {
+  const int cv = s.c / V;
+  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
+       i += Index(gridDim.x) * blockDim.x) {
+    const int c = int(i % cv) * V;
+    const Index p = i / cv;
+    const int ow = int(p % s.out.w), oh = int(p / s.out.w % s.out.h);
+    const int od = int(p / s.out.w / s.out.h % s.out.d), n = int(p / s.out.w / s.out.h / s.out.d);
+    float best[V], grad[V];
+    load_vec(y + int64_t(i) * V, best);
+    load_vec(dy + int64_t(i) * V, grad);
+    int first[V];  // index in window order of the first input equal to the max; -1: none (NaN)
+#pragma unroll
+    for (int e = 0; e < V; ++e)
+      first[e] = -1;
+    int k = 0;
+    for_window(s, n, od, oh, ow, [&](int64_t off) {
+      float v[V];
+      load_vec(x + off + c, v);
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        if (first[e] < 0 && v[e] == best[e]) first[e] = k;
+      ++k;
+      return false;
+    });
+    k = 0;
+    for_window(s, n, od, oh, ow, [&](int64_t off) {
+      float out[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        out[e] = first[e] == k ? grad[e] : 0.f;
+      store_vec(dx + off + c, out);
+      ++k;
+      return false;
+    });
+  }
+}
+
+// Whether no input position lies in two windows: the stride is at least the window on every axis.
+bool windows_disjoint(const Pool3dShape& s) {
+  return s.stride.d >= s.window.d && s.stride.h >= s.window.h && s.stride.w >= s.window.w;
+}
+
+// Whether disjoint windows also reach every input position: each axis tiled without gaps up to
+// its end (the first window starts at or before 0, in the padding).
+bool windows_cover_input(const Pool3dShape& s) {
+  auto axis = [](int in, int window, int stride, int pad, int out) {
+    return stride == window && (out - 1) * stride - pad + window >= in;
+  };
+  return axis(s.in.d, s.window.d, s.stride.d, s.pad_before.d, s.out.d) &&
+         axis(s.in.h, s.window.h, s.stride.h, s.pad_before.h, s.out.h) &&
+         axis(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w);
+}
+
+template <int V>
+void launch_bwd_disjoint(const Pool3dShape& s, const float* x, const float* y, const float* dy,
+                         float* dx, cudaStream_t stream) {
+  const int64_t total = s.output_size() / V;
+  const int blocks = grid_stride_blocks(total);
+  if (total + int64_t(blocks) * 256 < (int64_t(1) << 31))
+    maxpool3d_bwd_disjoint_kernel<V, int><<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, int(total));
+  else
+    maxpool3d_bwd_disjoint_kernel<V, int64_t><<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, total);
 }
 
 // The CPU's rule: a window entirely in the padding has no max.
@@ -164,8 +260,19 @@ void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t 
 void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
                    cudaStream_t stream) {
   check_windows(s);
-  const int64_t total = s.input_size();
-  maxpool3d_bwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, dy, dx, total);
+  if (!windows_disjoint(s)) {
+    const int64_t total = s.input_size();
+    maxpool3d_bwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, dy, dx, total);
+    check_launch(describe("maxpool3d_bwd", s));
+    return;
+  }
+  if (!windows_cover_input(s))
+    CU3D_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * s.input_size(), stream));
+  auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (s.c % 4 == 0 && aligned(x) && aligned(y) && aligned(dy) && aligned(dx))
+    launch_bwd_disjoint<4>(s, x, y, dy, dx, stream);
+  else
+    launch_bwd_disjoint<1>(s, x, y, dy, dx, stream);
   check_launch(describe("maxpool3d_bwd", s));
 }
 

@@ -82,6 +82,10 @@ void add_pool_cases(std::vector<ParityCase>* out) {
       {"odd_ceil",
        Pool3dShape::make(1, {6, 7, 7}, 5, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, none, true)},
       {"odd_same", Pool3dShape::make(3, {3, 5, 6}, 7, {2, 3, 2}, {1, 2, 2}, Padding::same)},
+      // Disjoint windows (backward's per-window kernel) that leave inputs in no window: a stride
+      // above the window (h), a trailing row (d, w); 5 channels (scalar) and 12 (float4).
+      {"odd_gaps_c5", Pool3dShape::make(2, {5, 7, 9}, 5, {2, 2, 2}, {2, 3, 2}, Padding::valid)},
+      {"odd_tail_c12", Pool3dShape::make(2, {5, 7, 9}, 12, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
   };
   for (const Row& r : rows) {
     const Pool3dShape s = r.s;
@@ -410,9 +414,15 @@ std::vector<ParityCase> op_cases() {
     const char* name;
     cpu::LayerNormShape s;
   };
-  // Per sample after conv2a (the TensorFlow C3D-LN), per position after conv3b, and odd.
+  // Per sample after conv2a (the TensorFlow C3D-LN), per position after conv3b, and odd. Per
+  // position with c % 4 == 0 takes the one-row-per-team kernels: teams of 8 lanes (c 64, and 12
+  // with lanes left idle), 16 (conv3b's 256) and 32 (conv4b's 512, 4 float4s per lane); row
+  // counts that leave a warp's last teams without a row.
   const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
                       {"per_position_conv3b", {2 * 8 * 28 * 28, 1, 256}},
+                      {"per_position_conv4b", {2 * 4 * 14 * 14, 1, 512}},
+                      {"per_position_c64_odd_rows", {1001, 1, 64}},
+                      {"per_position_c12_odd_rows", {77, 1, 12}},
                       {"odd", {3, 37, 5}}};
   for (const LnRow& r : ln) {
     const cpu::LayerNormShape s = r.s;
