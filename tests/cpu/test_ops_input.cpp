@@ -2,26 +2,20 @@
 // element by element against the recipe's formula; the CUDA path is the same kernel pair that
 // tests/gpu/parity_ops.cpp compares.
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cpu/error_testing.h"
+#include "cpu/random_clips.h"
 #include "engine/ops/input.h"
 #include "kernels/error.h"
 
 namespace cu3d {
 namespace {
 
-Tensor random_clips(const Shape& shape, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::vector<uint8_t> bytes(size_t(shape_numel(shape)));
-  for (uint8_t& byte : bytes)
-    byte = uint8_t(random());
-  return Tensor::from_vector(bytes, shape);
-}
+using testing::random_clips;
 
 // (pixel - mean[c]) * scale in float, channels last: the definition the op must reproduce bit
 // for bit (the feeder's host normalization before the op existed).

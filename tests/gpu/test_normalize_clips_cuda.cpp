@@ -2,9 +2,9 @@
 // compute (x - mean) * scale in float, a subtraction and a product that no compiler contracts.
 #include <gtest/gtest.h>
 
-#include <random>
 #include <vector>
 
+#include "cpu/random_clips.h"
 #include "engine/ops/input.h"
 #include "engine/tensor.h"
 #include "gpu/require_gpu.h"
@@ -12,13 +12,7 @@
 namespace cu3d {
 namespace {
 
-Tensor random_clips(const Shape& shape, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::vector<uint8_t> bytes(size_t(shape_numel(shape)));
-  for (uint8_t& byte : bytes)
-    byte = uint8_t(random());
-  return Tensor::from_vector(bytes, shape);
-}
+using testing::random_clips;
 
 TEST(NormalizeClipsCuda, MatchesTheCpu) {
   CU3D_REQUIRE_GPU();
