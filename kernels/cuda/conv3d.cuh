@@ -57,16 +57,18 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 //    pool1-pool4), inference only: the GEMM rows are ordered window by window, so each window
 //    is 4 or 8 consecutive rows of one tile, reduced by shuffles; one plain store per pooled
 //    output, no atomics, no zeroing.
-//  - any other pool, and training: each ReLU output goes into the max of every window that
+//  - any other pool, inference only: each ReLU output goes into the max of every window that
 //    contains it by an atomicMax on its bits (non-negative floats order as ints; the pooled
 //    output is zeroed first, exact because every window holds a valid element and ReLU
 //    outputs are >= 0; zeros are skipped). Order-independent, so deterministic.
 // Inference (`z` null): only the pooled output is written, |pooled| bytes instead of 2|y| +
 // |pooled| for the conv's output written and read back by a separate pool.
-// Training (`z` given): also writes z = relu(conv(x, w) + bias). That is what the unfused
-// backward takes (maxpool3d_bwd(z, pooled, dpooled) then relu_bwd(z, ...)), so backward
-// stays the unfused chain; an argmax index per pooled output would save |z| of memory but
-// needs a backward of its own (not done).
+// Training (`z` given): writes z = relu(conv(x, w) + bias) from the conv's epilogue, then
+// maxpool3d_fwd reads z back for the pooled output (the atomics, one per conv output, cost more
+// than that read: measured on an H200, docs/kernels/conv3d_cuda.md). z is what the unfused
+// backward takes (maxpool3d_bwd(z, pooled, dpooled) then relu_bwd(z, ...)), so backward stays
+// the unfused chain; an argmax index per pooled output would save |z| of memory but needs a
+// backward of its own (not done).
 // A NaN conv output becomes 0 (fmaxf), as relu(NaN) does on the GPU.
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,

@@ -10,7 +10,8 @@
 //
 // One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
-//   PoolOut    relu(conv + bias) into the max-pool that follows (conv3d_fwd_bias_relu_maxpool)
+//   PoolOut    relu(conv + bias) into the max-pool that follows (conv3d_fwd_bias_relu_maxpool,
+//              inference)
 //   StatsOut   y = conv + bias and per-row sums for layer-norm statistics
 //              (conv3d_fwd_bias_ln_stats)
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "kernels/cuda/conv3d_igemm.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cuda/pool3d.cuh"
 
 namespace cu3d::cuda {
 namespace {
@@ -103,18 +105,17 @@ struct StoreOut {
   }
 };
 
-// relu(v) into the max of every pool window that contains output position m. A ReLU output
-// is >= 0, and non-negative floats order as their bit patterns read as ints, so an integer
-// atomicMax on a pooled output zeroed beforehand computes the float max; the result does not
-// depend on the order of the atomics (deterministic). Training also stores z = relu(v).
+// relu(v) into the max of every pool window that contains output position m (inference with
+// windows that do not tile the output). A ReLU output is >= 0, and non-negative floats order as
+// their bit patterns read as ints, so an integer atomicMax on a pooled output zeroed beforehand
+// computes the float max; the result does not depend on the order of the atomics
+// (deterministic).
 struct PoolOut {
   Pool3dShape p;
   float* pooled;
-  float* z;  // null in inference
   template <class Prob>
   __device__ void operator()(const Prob& prob, int m, int n, float v) const {
     v = fmaxf(v, 0.f);
-    if (z) z[int64_t(m) * prob.N + n] = v;
     // Zero is the initial max: a zero (or negative zero) output changes nothing.
     if (__float_as_int(v) <= 0) return;
     const Pixel o = split_pixel(m, prob.g.div_od, prob.g.div_oh, prob.g.div_ow);
@@ -332,9 +333,19 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
     run(prob, s, op, precision, kernel, stream);
     return;
   }
+  if (z) {
+    // Training writes z anyway: the pool reads it back (maxpool3d_fwd, 4 channels per thread,
+    // 60-77 % of copy bandwidth on C3D's pools) instead of an atomicMax per conv output. On an
+    // H200 the atomics made C3D's fused bf16 training step slower than the unfused chain's
+    // (87.0 against 78.6 ms per step, which also runs ReLU as a pass of its own). Same values:
+    // a max is exact in any order.
+    run_store(s, x, w, bias, z, true, precision, kernel, stream);
+    maxpool3d_fwd(p, z, pooled, stream);
+    return;
+  }
   CU3D_CUDA_CHECK(cudaMemsetAsync(pooled, 0, sizeof(float) * p.output_size(), stream));
   auto prob = make_problem<FwdProblem<PoolOut>>(s, x, w, bias, op);
-  prob.out = {p, pooled, z};
+  prob.out = {p, pooled};
   run(prob, s, op, precision, kernel, stream);
 }
 
