@@ -74,7 +74,8 @@ unpack() {
   if [[ $bundle == *.tar.xz ]]; then
     local dir
     dir=$(mktemp -d)
-    tar -xJf "$bundle" -C "$dir" && bundle="$dir/gpu-bundle"
+    tar -xJf "$bundle" -C "$dir" || { echo "gpu-check: cannot unpack $bundle" >&2; exit 2; }
+    bundle="$dir/gpu-bundle"
   fi
   echo "$bundle"
 }
@@ -103,15 +104,28 @@ stage_limit() {
   echo $((limit < 10 ? 0 : limit))
 }
 
+# Copies what there is so far to $OUT (the device tool's output folder; at most 8 files): the
+# summary, the benchmark's tables and one archive of every log. Called after each stage, so a
+# command cut off by the tool's limit still brings back the stages it finished.
+publish() {
+  [[ -n ${OUT:-} ]] || return 0
+  cp "$summary" "$OUT/"
+  cp "$logs"/bench/*.md "$logs"/bench/*-20*.json "$OUT/" 2>/dev/null
+  tar -C "$logs" -czf "$OUT/logs.tar.gz" .
+}
+
 # Runs one stage; records "name|status|passed|failed|skipped|seconds|note" in $summary.
 run_stage() {
   local name=$1 log="$logs/$1.log"
   shift
   if [[ $1 == timeout && $2 == 0 ]]; then
     echo "$name|SKIP|0|0|0|0|no time left before GPU_CHECK_DEADLINE" >>"$summary"
+    publish
     return
   fi
   local start=$SECONDS
+  # A stage run under timeout gets a KILL 10 s after its TERM (a sanitizer may ignore TERM).
+  [[ $1 == timeout ]] && set -- timeout -k 10 "${@:2}"
   "$@" >"$log" 2>&1
   local rc=$?
   local passed failed skipped note=""
@@ -123,6 +137,7 @@ run_stage() {
   local status=PASS
   [[ $rc -ne 0 ]] && status="FAIL(rc=$rc)"
   echo "$name|$status|${passed:-0}|${failed:-0}|${skipped:-0}|$((SECONDS - start))|$note" >>"$summary"
+  publish
   grep -E '^\[  FAILED  \] Gpu' "$log" | sort -u | head -40
   tail -n 3 "$log"
 }
@@ -135,11 +150,12 @@ shard_total() {
 # The suite as GPU_CHECK_JOBS gtest shards at once, each with its share of the CPU threads; the
 # shards' logs are joined into suite.log (per-shard totals summed) for run_stage to read.
 sharded_suite() {
-  local jobs=$1 limit=$2 bin=$3 filter=$4 pids=() k
+  local jobs=$(($1 > 0 ? $1 : 1)) limit=$2 bin=$3 filter=$4 pids=() k
   local threads=$(($(nproc) / jobs))
+  rm -f "$logs"/suite-*.log "$logs"/suite-*.xml  # a reused bundle's earlier run
   for ((k = 0; k < jobs; ++k)); do
     GTEST_TOTAL_SHARDS=$jobs GTEST_SHARD_INDEX=$k OMP_NUM_THREADS=$((threads > 0 ? threads : 1)) \
-      timeout "$limit" "$bin" --gtest_filter="$filter" --gtest_output="xml:$logs/suite-$k.xml" \
+      timeout -k 10 "$limit" "$bin" --gtest_filter="$filter" --gtest_output="xml:$logs/suite-$k.xml" \
       >"$logs/suite-$k.log" 2>&1 &
     pids+=($!)
   done
@@ -156,7 +172,7 @@ sharded_suite() {
 
 run() {
   local bundle
-  bundle=$(unpack "${1:-build-c/gpu-bundle}")
+  bundle=$(unpack "${1:-build-c/gpu-bundle}") || exit 2
   [[ -x "$bundle/cu3d_gpu_tests" ]] || bundle=build-c
   local bin="$bundle/cu3d_gpu_tests"
   [[ -x "$bin" ]] || { echo "gpu-check: no cu3d_gpu_tests in $bundle" >&2; exit 2; }
@@ -210,10 +226,18 @@ run() {
     "$bin" --gtest_filter="$memcheck"
   if [[ ${GPU_CHECK_BENCH:-0} == 1 ]]; then
     echo "== bench"
-    local start=$SECONDS
-    OUT="$logs/bench" "$here/scripts/bench.sh" gpu "$bundle" >"$logs/bench.log" 2>&1
-    echo "bench|$([[ $? == 0 ]] && echo PASS || echo FAIL)|-|-|-|$((SECONDS - start))|$(ls "$logs"/bench/*.md 2>/dev/null | xargs -n1 basename)" >>"$summary"
-    grep '^rc=\|^== ' "$logs/bench.log"
+    # Its parts have their own limits (bench.sh); this one keeps the whole within the deadline.
+    local start=$SECONDS limit
+    limit=$(stage_limit 600)
+    if ((limit == 0)); then
+      echo "bench|SKIP|-|-|-|0|no time left before GPU_CHECK_DEADLINE" >>"$summary"
+    else
+      OUT="$logs/bench" timeout -k 10 "$limit" "$here/scripts/bench.sh" gpu "$bundle" \
+        >"$logs/bench.log" 2>&1
+      echo "bench|$([[ $? == 0 ]] && echo PASS || echo FAIL)|-|-|-|$((SECONDS - start))|$(ls "$logs"/bench/*.md 2>/dev/null | xargs -n1 basename)" >>"$summary"
+      grep '^rc=\|^== ' "$logs/bench.log"
+    fi
+    publish
   fi
   echo "== racecheck"
   run_stage racecheck timeout "$(stage_limit "${GPU_CHECK_RACECHECK_TIMEOUT:-${GPU_CHECK_SANITIZER_TIMEOUT:-150}}")" \
@@ -226,11 +250,7 @@ run() {
     printf '%-10s %-10s %7s %7s %8s %6s  %s\n' "$name" "$status" "$passed" "$failed" "$skipped" \
       "$secs" "$note"
   done <"$summary"
-  if [[ -n ${OUT:-} ]]; then
-    cp "$summary" "$OUT/"
-    cp "$logs"/bench/*.md "$logs"/bench/*-20*.json "$OUT/" 2>/dev/null
-    tar -C "$logs" -czf "$OUT/logs.tar.gz" .
-  fi
+  publish
   ! grep -q FAIL "$summary"
 }
 

@@ -9,8 +9,9 @@
 //   - disjoint windows (stride >= window on every axis: every C3D pool): one thread per output
 //     element (or 4 channels) reads its window once, finds the first max, and writes the window's
 //     dx (dy there, 0 elsewhere); dx is cleared first only where windows leave gaps. Bytes:
-//     4*(2|x| + 2|y|), the floor. (The earlier gather below re-read the whole window for every
-//     input element, 8x the reads of x: 5-9 % of the H200's copy bandwidth on C3D's pools.)
+//     4*(2|x| + 2|y|), the floor (plus the clear where windows leave gaps). The earlier gather
+//     below re-read the whole window for every input element, 8x the reads of x: 5-9 % of the
+//     H200's copy bandwidth on C3D's pools.
 //   - overlapping windows: a gather, one thread per input element, that visits the windows
 //     containing it and finds each one's first max.
 #pragma once

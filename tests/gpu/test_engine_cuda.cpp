@@ -264,8 +264,10 @@ void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vec
     if (!r) r = Tensor::uniform(y.shape(), -1, 1, gen).to(Device::cuda());
     autograd::backward(y, *r);
     results[pipelined].push_back(y.clone());
-    for (const Tensor& t : in)
+    for (const Tensor& t : in) {
+      ASSERT_TRUE(t.grad().defined()) << (pipelined ? "version 3" : "version 2");
       results[pipelined].push_back(t.grad());
+    }
   }
   for (size_t i = 0; i < results[0].size(); ++i)
     EXPECT_LT(relative_error(results[1][i], results[0][i]), tolerance)
@@ -297,8 +299,8 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
         "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, {0, 1, 2},
         tolerance);
     // Both versions round the same operands and accumulate in fp32: only the order of bwd-data's
-    // sums differs.
-    constexpr double kVersionTolerance = 1e-5;
+    // sums differs (an argmax moved by rounding would show as 1e-2).
+    constexpr double kVersionTolerance = 1e-4;
     expect_conv_versions_agree(
         "conv3d_bias_relu_maxpool",
         [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
