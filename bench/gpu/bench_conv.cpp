@@ -151,7 +151,8 @@ const char* to_string(BlockRun r) {
 // Inference blocks, pooled output only. bias_relu_pool: cu3d's one kernel against cuDNN conv
 // (with bias) + ReLU + max-pool. bias_ln_relu_pool (per-sample layer norm): cu3d's conv with
 // statistics in the epilogue + one normalize/ReLU/pool kernel, against cuDNN conv + layer norm +
-// ReLU + max-pool.
+// ReLU + max-pool. bias_relu_pool_train: the training form of bias_relu_pool, which also writes
+// z = relu(conv + bias) for the backward (cu3d: the conv's epilogue into z, then the pool).
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
@@ -162,12 +163,16 @@ void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
   float* y = b.y->f();
   const cudaStream_t st = stream();
-  if (block == "bias_relu_pool" && fused) {
-    cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), nullptr, prec, st, kernel);
-  } else if (block == "bias_relu_pool") {
-    cudnn::conv3d_fwd(s, x, w, bias, y, prec, st);
-    cuda::relu_fwd(s.output_size(), y, y, st);
-    cuda::maxpool3d_fwd(f.p, y, f.pooled.f(), st);
+  if (block != "bias_ln_relu_pool") {
+    float* z = block == "bias_relu_pool_train" ? f.z.f() : nullptr;
+    if (fused) {
+      cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), z, prec, st, kernel);
+    } else {
+      float* out = z ? z : y;
+      cudnn::conv3d_fwd(s, x, w, bias, out, prec, st);
+      cuda::relu_fwd(s.output_size(), out, out, st);
+      cuda::maxpool3d_fwd(f.p, out, f.pooled.f(), st);
+    }
   } else if (fused) {
     cuda::conv3d_fwd_bias_ln_stats(s, x, w, bias, f.ln.m, 1e-5f, y, f.mean.f(), f.rstd.f(), prec,
                                    st, kernel);
@@ -192,8 +197,11 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
           const LayerBuffers& b = buffers_for(layer);
           FusedScratch f(layer);
           const Conv3dShape& s = layer.shape;
-          // The block's floor: the conv's FLOPs, reading x and w and writing the pooled output.
-          const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size());
+          // The block's floor: the conv's FLOPs, reading x and w and writing the pooled output
+          // (and z in training).
+          const bool train = block == "bias_relu_pool_train";
+          const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size() +
+                                      (train ? s.output_size() : 0));
           const Work work{2.0 * double(s.macs()), bytes, p};
           const double ms = run_timed(state, stream(), work,
                                       [&](int i) { fused_call(block, run, layer, b, f, i, p); });
@@ -222,7 +230,7 @@ bool register_all() {
           if (backend != Backend::cu3d_pipelined || pipelined_takes(pass, layer.shape, p))
             register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
-    for (const char* block : {"bias_relu_pool", "bias_ln_relu_pool"})
+    for (const char* block : {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool"})
       for (Precision p : cases::kPrecisions)
         for (BlockRun run :
              {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined})
