@@ -18,6 +18,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,8 +56,20 @@ struct PrepReport {
 // Decodes the dataset's train and test videos with the recipe into shards under `out`. Resumes an
 // interrupted run. The recipe's mean is filled from the training frames when its mean_source is
 // "dataset" (or from Sports-1M for "sports1m"). Throws cu3d::Error when `out` cannot be written.
+// The videos are decoded with try_decode_video (data/video.h, OpenCV; data/shard_prep.cpp).
 PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe,
                           const std::filesystem::path& out, const PrepOptions& options = {});
+
+// What prepare_shards decodes each video with: its frames as the options ask, or nothing for a
+// video it cannot read (counted in stats.skipped).
+using ClipDecoder = std::function<std::optional<Clip>(const std::filesystem::path&,
+                                                      const DecodeOptions&, DecodeStats&)>;
+
+// prepare_shards with another decoder: a test's synthetic frames, without OpenCV (this one is in
+// data/shard_writer.cpp, which does not link the video decoder).
+PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe,
+                          const std::filesystem::path& out, const PrepOptions& options,
+                          const ClipDecoder& decode);
 
 struct ShardVideo {
   std::string path;  // the source video

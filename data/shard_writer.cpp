@@ -10,7 +10,6 @@
 #include "data/jpeg.h"
 #include "data/shard.h"
 #include "data/shard_format.h"
-#include "data/video.h"
 #include "engine/atomic_file.h"
 #include "engine/checksum.h"
 #include "kernels/error.h"
@@ -86,7 +85,8 @@ void add_channel_sums(const Clip& clip, std::vector<double>& sums) {
 
 nlohmann::json write_shard(const fs::path& out, const std::string& name,
                            const std::vector<PlannedVideo>& videos, const Recipe& recipe,
-                           const PrepOptions& options, DecodeStats& stats) {
+                           const PrepOptions& options, const ClipDecoder& decode,
+                           DecodeStats& stats) {
   const fs::path bin_path = shard_bin(out, name);
   std::ofstream bin(temporary_path(bin_path), std::ios::binary | std::ios::trunc);
   CU3D_CHECK(bin.good(), "{}: cannot create the shard file", temporary_path(bin_path).string());
@@ -95,8 +95,7 @@ nlohmann::json write_shard(const fs::path& out, const std::string& name,
   uint64_t offset = 0, train_pixels = 0, shard_checksum = kFnvOffsetBasis;
   nlohmann::json entries = nlohmann::json::array(), skipped = nlohmann::json::array();
   for (const PlannedVideo& video : videos) {
-    const std::optional<Clip> clip =
-        try_decode_video(video.entry->path, decode_options(recipe), stats);
+    const std::optional<Clip> clip = decode(video.entry->path, decode_options(recipe), stats);
     if (!clip) {
       skipped.push_back(video.entry->path.string());
       continue;
@@ -231,7 +230,7 @@ void parallel_for(int count, int threads, Body body) {
 }  // namespace
 
 PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe, const fs::path& out,
-                          const PrepOptions& options) {
+                          const PrepOptions& options, const ClipDecoder& decode) {
   check_recipe(recipe);
   CU3D_CHECK(options.threads >= 1 && options.videos_per_shard >= 1,
              "prep: threads {} and videos_per_shard {} must be at least 1", options.threads,
@@ -255,7 +254,7 @@ PrepReport prepare_shards(const Dataset& dataset, const Recipe& recipe, const fs
       indexes[size_t(k)] = std::move(*index);
       ++reused;
     } else {
-      indexes[size_t(k)] = write_shard(out, name, part, recipe, options, stats);
+      indexes[size_t(k)] = write_shard(out, name, part, recipe, options, decode, stats);
       ++written;
     }
     if (options.progress) fmt::print(stderr, "prep: {}/{} shards\n", ++done, shards);

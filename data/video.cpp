@@ -143,25 +143,6 @@ Clip decode_frames(const std::filesystem::path& path, const DecodeOptions& optio
 
 }  // namespace
 
-std::string_view color_order_name(ColorOrder color) {
-  switch (color) {
-    case ColorOrder::rgb:
-      return "rgb";
-    case ColorOrder::bgr:
-      return "bgr";
-    case ColorOrder::gray:
-      return "gray";
-  }
-  return "?";
-}
-
-ColorOrder parse_color_order(std::string_view name) {
-  if (name == "rgb") return ColorOrder::rgb;
-  if (name == "bgr") return ColorOrder::bgr;
-  if (name == "gray") return ColorOrder::gray;
-  throw Error(fmt::format("unknown colour order '{}'; use rgb, bgr or gray", name));
-}
-
 Clip decode_video(const std::filesystem::path& path, const DecodeOptions& options) {
   CU3D_CHECK(options.height >= 0 && options.width >= 0 && options.max_frames >= 0 &&
                  options.time_limit_seconds > 0,

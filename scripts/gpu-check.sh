@@ -55,9 +55,12 @@ stage() {
   rm -rf "$bundle" "$bundle.tar.xz" && mkdir -p "$bundle/lib"
   local bins=("$build/cu3d_gpu_tests")
   [[ -x "$build/cu3d_bench_gpu" ]] && bins+=("$build/cu3d_bench_gpu")
-  # The data tests travel without their OpenCV (with FFmpeg and GDAL, ~300 MB of libraries): they
-  # run where the machine has it, and are reported skipped, naming what is missing, elsewhere.
-  [[ -x "$build/cu3d_gpu_data_tests" ]] && cp "$build/cu3d_gpu_data_tests" "$bundle/"
+  # OpenCV (with FFmpeg and GDAL, ~240 libraries) is on no GPU machine's image: the binaries must
+  # not need it (the tests make shards from synthetic frames, tests/cpu/synthetic_frames.h).
+  if ldd "${bins[@]}" | grep -q libopencv; then
+    echo "gpu-check: ${bins[*]} link OpenCV, which GPU machines lack; keep video code out of them" >&2
+    exit 2
+  fi
   cp "${bins[@]}" "$bundle/"
   ldd "${bins[@]}" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | sort -u | while read -r lib; do
     cp -L "$lib" "$bundle/lib/"
@@ -198,21 +201,11 @@ run() {
   # The engine's fused blocks and the device feeder (pinned staging, copy stream) have not run on
   # a GPU yet: memcheck them too. *odd* and *conv5b*cu3d* take in the forward's version 3
   # (cu3d_pipelined cases); racecheck covers its cp.async ring on the odd shapes.
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:NormalizeClipsCuda.*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:NormalizeClipsCuda.*:FeederCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}
   run_stage suite sharded_suite "$jobs" "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" "$full"
-  echo "== data"
-  local missing
-  missing=$(ldd "$bundle/cu3d_gpu_data_tests" 2>&1 | awk '/not found/ {print $1}' | tr '\n' ' ')
-  if [[ ! -x "$bundle/cu3d_gpu_data_tests" ]]; then
-    echo "data|SKIP|0|0|0|0|cu3d_gpu_data_tests not in the bundle" >>"$summary"
-  elif [[ -n $missing ]]; then
-    echo "data|SKIP|0|0|0|0|this machine lacks ${missing}(OpenCV: install libopencv-dev)" >>"$summary"
-  else
-    run_stage data timeout 120 "$bundle/cu3d_gpu_data_tests"
-  fi
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   if [[ ${GPU_CHECK_TIMING:-0} == 1 ]]; then

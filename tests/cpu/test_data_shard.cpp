@@ -12,6 +12,7 @@
 #include "data/synth.h"
 #include "data/video.h"
 #include "kernels/error.h"
+#include "synthetic_frames.h"
 #include "test_data_fixtures.h"
 
 namespace cu3d::data {
@@ -72,6 +73,34 @@ TEST(DataShard, RoundTripsDecodedFramesExactly) {
     ASSERT_EQ(stored.frame_bytes(), decoded.frame_bytes());
     EXPECT_EQ(std::memcmp(stored.pixels, decoded.pixels.data(), decoded.pixels.size()), 0) << i;
     EXPECT_TRUE(shards.verify(i));
+  }
+}
+
+// prepare_shards with a decoder of its own (no video files, no OpenCV): every video's stored
+// frames are the decoder's, byte for byte, with its label, group and side.
+TEST(DataShard, StoresWhatAnyDecoderGives) {
+  const Dataset dataset = testing::in_memory_dataset(3, 4, 2);
+  const Recipe recipe = keras_recipe(4, true, true);
+  TempDir out;
+  const PrepReport report =
+      prepare_shards(dataset, recipe, out.path(), {.videos_per_shard = 5, .progress = false},
+                     testing::synthetic_frames);
+  EXPECT_EQ(report.videos, 18);
+  EXPECT_EQ(report.shards_written, 4);
+  const ShardSet shards(out.path());
+  ASSERT_EQ(shards.size(), 18u);
+  EXPECT_EQ(shards.classes(), dataset.classes);
+  EXPECT_EQ(shards.indices(Side::train).size(), 12u);
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const ShardVideo& video = shards.video(i);
+    SCOPED_TRACE(video.path);
+    DecodeStats stats;
+    const Clip want = *testing::synthetic_frames(video.path, decode_options(recipe), stats);
+    const FrameView got = shards.frames(i);
+    ASSERT_EQ(got.frames, want.frames);
+    ASSERT_EQ(got.frame_bytes(), want.frame_bytes());
+    EXPECT_EQ(std::memcmp(got.pixels, want.pixels.data(), want.pixels.size()), 0);
+    EXPECT_EQ(video.label, std::stoi(video.group.substr(1, video.group.find('_') - 1)));
   }
 }
 

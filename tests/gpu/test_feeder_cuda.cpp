@@ -1,14 +1,14 @@
 // The DeviceFeeder's CUDA path (pinned uint8 buffers, copy stream, events, the normalize_clips op
-// on the compute stream) against its CPU path, batch by batch, bit-exact. A binary of its own
-// (cu3d_gpu_data_tests): it writes a synthetic video dataset, so it links OpenCV, which a GPU
-// machine may lack while the kernels' suite (cu3d_gpu_tests) needs only CUDA.
+// on the compute stream) against its CPU path, batch by batch, bit-exact. Its shards come from a
+// dataset in memory and synthetic frames (tests/cpu/synthetic_frames.h), not from video files,
+// so the GPU suite needs no OpenCV: the GPU machines' image has none.
 #include <gtest/gtest.h>
 
 #include <optional>
 
+#include "cpu/synthetic_frames.h"
 #include "cpu/test_data_fixtures.h"
 #include "data/clip_source.h"
-#include "data/dataset.h"
 #include "data/device_feeder.h"
 #include "data/loader.h"
 #include "data/shard.h"
@@ -19,12 +19,11 @@ namespace {
 
 TEST(FeederCuda, DeliversTheCpuFeedersBatches) {
   CU3D_REQUIRE_GPU();
-  testing::TempDir videos, shards_path;
-  write_synth_dataset(videos.path(), testing::tiny_synth_options());
+  testing::TempDir shards_path;
   Recipe recipe = keras_recipe(4, true, true);
   recipe.mean_source = "dataset";
-  prepare_shards(load_dataset(videos.path(), {}), recipe, shards_path.path(),
-                 {.videos_per_shard = 9, .progress = false});
+  prepare_shards(testing::in_memory_dataset(4, 5, 2), recipe, shards_path.path(),
+                 {.videos_per_shard = 9, .progress = false}, testing::synthetic_frames);
   const ShardSet shards(shards_path.path());
   const ShardSource source(shards, Side::train);
   // Batches of 3 leave a smaller last batch, which takes its own pinned buffers.
