@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cuda/pool_window.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/vec4.cuh"
 
 namespace cu3d::cuda {
 namespace {
@@ -82,18 +84,8 @@ __global__ void __launch_bounds__(256) elementwise_vec4(int n4, int size4, int c
 
 // Whether elementwise_vec4 takes n elements in rows of c channels over these arrays.
 bool vec4_fits(int64_t n, int c, std::initializer_list<const void*> arrays) {
-  bool ok = c % 4 == 0 && n / 4 + int64_t(grid_stride_blocks(n / 4)) * 256 < (int64_t(1) << 31);
-  for (const void* a : arrays)
-    ok = ok && reinterpret_cast<uintptr_t>(a) % 16 == 0;
-  return ok;
-}
-
-__device__ inline float4 load4(const float* p) {
-  return __ldg(reinterpret_cast<const float4*>(p));
-}
-
-__device__ inline void store4(float* p, float4 v) {
-  *reinterpret_cast<float4*>(p) = v;
+  return c % 4 == 0 && n / 4 + int64_t(grid_stride_blocks(n / 4)) * 256 < (int64_t(1) << 31) &&
+         aligned16(arrays);
 }
 
 // Per-channel partial sums of dy*xhat and dy over a chunk of rows: block (32, 8) covers 32
@@ -187,9 +179,9 @@ __global__ void __launch_bounds__(256)
       if (!slot.owns(k)) continue;
       const int ch = slot.channel(k);
       const float4 g = load4(gamma + ch), b = load4(beta + ch);
-      *reinterpret_cast<float4*>(y + r * c + ch) =
-          make_float4((v[k].x - m) * rs * g.x + b.x, (v[k].y - m) * rs * g.y + b.y,
-                      (v[k].z - m) * rs * g.z + b.z, (v[k].w - m) * rs * g.w + b.w);
+      store4(y + r * c + ch,
+             make_float4((v[k].x - m) * rs * g.x + b.x, (v[k].y - m) * rs * g.y + b.y,
+                         (v[k].z - m) * rs * g.z + b.z, (v[k].w - m) * rs * g.w + b.w));
     }
   }
 }
@@ -232,9 +224,10 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
     for (int k = 0; k < kRowVecs; ++k) {
       if (!slot.owns(k)) continue;
-      *reinterpret_cast<float4*>(dx + r * c + slot.channel(k)) =
+      store4(
+          dx + r * c + slot.channel(k),
           make_float4(rs * (g[k].x - mg - xhat[k].x * mgx), rs * (g[k].y - mg - xhat[k].y * mgx),
-                      rs * (g[k].z - mg - xhat[k].z * mgx), rs * (g[k].w - mg - xhat[k].w * mgx));
+                      rs * (g[k].z - mg - xhat[k].z * mgx), rs * (g[k].w - mg - xhat[k].w * mgx)));
     }
   }
   const RowSlots<T> slot{c, int(threadIdx.x % T)};
@@ -260,10 +253,7 @@ __global__ void __launch_bounds__(256)
 
 // Whether the per-position kernels take s (and its arrays, all 16-byte aligned).
 bool rows_path(const LayerNormShape& s, std::initializer_list<const void*> arrays) {
-  bool ok = s.m == 1 && s.c % 4 == 0 && s.c <= 4 * 32 * kRowVecs;
-  for (const void* a : arrays)
-    ok = ok && reinterpret_cast<uintptr_t>(a) % 16 == 0;
-  return ok;
+  return s.m == 1 && s.c % 4 == 0 && s.c <= 4 * 32 * kRowVecs && aligned16(arrays);
 }
 
 // The team size for c channels: the smallest of 8, 16, 32 lanes with at most kRowVecs float4s
@@ -386,25 +376,16 @@ struct NormReluAt {
   int64_t m;
   int c;
   template <int V, class Index>
-  __device__ void operator()(Index position, int ch, float* v) const {
+  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
     const Index g = position / Index(m);
     const float mu = mean[g], r = rstd[g];
     float xv[V], gv[V], bv[V];
-    load<V>(x + int64_t(position) * c + ch, xv);
-    load<V>(gamma + ch, gv);
-    load<V>(beta + ch, bv);
+    load_vec(x + int64_t(position) * c + ch, xv);
+    load_vec(gamma + ch, gv);
+    load_vec(beta + ch, bv);
 #pragma unroll
     for (int e = 0; e < V; ++e)
       v[e] = fmaxf((xv[e] - mu) * r * gv[e] + bv[e], 0.f);
-  }
-  template <int V>
-  __device__ static void load(const float* p, float* v) {
-    if constexpr (V == 4) {
-      const float4 q = __ldg(reinterpret_cast<const float4*>(p));
-      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-    } else {
-      v[0] = __ldg(p);
-    }
   }
 };
 
@@ -413,8 +394,8 @@ struct ArrayAt {
   const float* a;
   int c;
   template <int V, class Index>
-  __device__ void operator()(Index position, int ch, float* v) const {
-    NormReluAt::load<V>(a + int64_t(position) * c + ch, v);
+  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
+    load_vec(a + int64_t(position) * c + ch, v);
   }
 };
 
@@ -430,35 +411,20 @@ __global__ void __launch_bounds__(256) pool_of(Pool3dShape p, Value value, float
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
     const int ch = int(i % cv) * V;
-    const Index q = i / cv;
-    const int ow = int(q % p.out.w), oh = int(q / p.out.w % p.out.h);
-    const int od = int(q / p.out.w / p.out.h % p.out.d), n = int(q / p.out.w / p.out.h / p.out.d);
-    const int z0 = od * p.stride.d - p.pad_before.d, y0 = oh * p.stride.h - p.pad_before.h,
-              x0 = ow * p.stride.w - p.pad_before.w;
     float best[V];
 #pragma unroll
     for (int e = 0; e < V; ++e)
       best[e] = -INFINITY;
-    for (int z = max(z0, 0); z < min(z0 + p.window.d, p.in.d); ++z)
-      for (int yy = max(y0, 0); yy < min(y0 + p.window.h, p.in.h); ++yy)
-        for (int xx = max(x0, 0); xx < min(x0 + p.window.w, p.in.w); ++xx) {
-          float v[V];
-          value.template operator()<V>(((Index(n) * p.in.d + z) * p.in.h + yy) * p.in.w + xx, ch,
-                                       v);
+    for_window<Index>(p, pool_window(p, i / cv), [&](Index position) {
+      float v[V];
+      value.template operator()<V>(position, ch, v);
 #pragma unroll
-          for (int e = 0; e < V; ++e)
-            if (v[e] > best[e] || v[e] != v[e]) best[e] = v[e];
-        }
-    if constexpr (V == 4) {
-      reinterpret_cast<float4*>(y)[i] = make_float4(best[0], best[1], best[2], best[3]);
-    } else {
-      y[i] = best[0];
-    }
+      for (int e = 0; e < V; ++e)
+        if (v[e] > best[e] || v[e] != v[e]) best[e] = v[e];
+      return false;
+    });
+    store_vec(y + int64_t(i) * V, best);
   }
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 // Launches pool_of, 4 channels per thread when c and the `aligned` pointers allow it, with
@@ -477,10 +443,7 @@ void launch_pool_of_width(const Pool3dShape& p, Value value, float* y, cudaStrea
 template <class Value>
 void launch_pool_of(const Pool3dShape& p, Value value, float* y, cudaStream_t stream,
                     std::initializer_list<const void*> aligned) {
-  bool vec4 = p.c % 4 == 0 && aligned16(y);
-  for (const void* a : aligned)
-    vec4 = vec4 && aligned16(a);
-  if (vec4) {
+  if (p.c % 4 == 0 && aligned16({y}) && aligned16(aligned)) {
     launch_pool_of_width<4>(p, value, y, stream);
   } else {
     launch_pool_of_width<1>(p, value, y, stream);
@@ -513,8 +476,11 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
           store4(z + 4 * int64_t(i), make_float4(v[0], v[1], v[2], v[3]));
         });
   } else {
-    elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(
-        n, [=] __device__(int64_t i) { norm.operator()<1>(i / c, int(i % c), z + i); });
+    elementwise<<<grid_stride_blocks(n), 256, 0, stream>>>(n, [=] __device__(int64_t i) {
+      float v[1];
+      norm.operator()<1>(i / c, int(i % c), v);
+      z[i] = v[0];
+    });
   }
   check_launch(what);
   launch_pool_of(p, ArrayAt{z, p.c}, y, stream, {z});

@@ -4,29 +4,12 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/pool_window.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/vec4.cuh"
 
 namespace cu3d::cuda {
 namespace {
-
-// First input coordinate of window `o` along one axis (may lie in the leading padding).
-__device__ inline int window_start(int o, int stride, int pad) {
-  return o * stride - pad;
-}
-
-// Visits the valid input positions of output window (n, od, oh, ow) in (d, h, w) order and
-// calls visit(offset of channel 0); stops early when visit returns true.
-template <class Visit>
-__device__ inline void for_window(const Pool3dShape& s, int n, int od, int oh, int ow,
-                                  Visit visit) {
-  const int z0 = window_start(od, s.stride.d, s.pad_before.d);
-  const int y0 = window_start(oh, s.stride.h, s.pad_before.h);
-  const int x0 = window_start(ow, s.stride.w, s.pad_before.w);
-  for (int z = max(z0, 0); z < min(z0 + s.window.d, s.in.d); ++z)
-    for (int y = max(y0, 0); y < min(y0 + s.window.h, s.in.h); ++y)
-      for (int x = max(x0, 0); x < min(x0 + s.window.w, s.in.w); ++x)
-        if (visit((((int64_t(n) * s.in.d + z) * s.in.h + y) * s.in.w + x) * s.c)) return;
-}
 
 // One thread per output element; consecutive threads take consecutive channels, so every load
 // of a window position is coalesced across the warp. Index is int when every index fits (the
@@ -38,12 +21,9 @@ __global__ void __launch_bounds__(256)
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
     const int c = int(i % s.c);
-    Index p = i / s.c;
-    const int ow = int(p % s.out.w), oh = int(p / s.out.w % s.out.h);
-    const int od = int(p / s.out.w / s.out.h % s.out.d), n = int(p / s.out.w / s.out.h / s.out.d);
     float best = -INFINITY;
-    for_window(s, n, od, oh, ow, [&](int64_t off) {
-      const float v = __ldg(x + off + c);
+    for_window<int64_t>(s, pool_window(s, i / s.c), [&](int64_t q) {
+      const float v = __ldg(x + q * s.c + c);
       if (v > best || v != v) best = v;
       return best != best;  // a NaN stays the result
     });
@@ -61,19 +41,16 @@ __global__ void __launch_bounds__(256)
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total4;
        i += Index(gridDim.x) * blockDim.x) {
     const int c = int(i % c4) * 4;
-    Index p = i / c4;
-    const int ow = int(p % s.out.w), oh = int(p / s.out.w % s.out.h);
-    const int od = int(p / s.out.w / s.out.h % s.out.d), n = int(p / s.out.w / s.out.h / s.out.d);
     float best[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    for_window(s, n, od, oh, ow, [&](int64_t off) {
-      const float4 q = __ldg(reinterpret_cast<const float4*>(x + off + c));
-      const float v[4] = {q.x, q.y, q.z, q.w};
+    for_window<int64_t>(s, pool_window(s, i / c4), [&](int64_t q) {
+      float v[4];
+      load_vec(x + q * s.c + c, v);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         if (v[e] > best[e] || v[e] != v[e]) best[e] = v[e];
       return false;
     });
-    reinterpret_cast<float4*>(y)[i] = make_float4(best[0], best[1], best[2], best[3]);
+    store_vec(y + int64_t(i) * 4, best);
   }
 }
 
@@ -114,35 +91,15 @@ __global__ void __launch_bounds__(256)
       const int64_t o = (((int64_t(n) * s.out.d + od) * s.out.h + oh) * s.out.w + ow) * s.c + c;
       const float best = __ldg(y + o);
       int64_t first = -1;
-      for_window(s, n, od, oh, ow, [&](int64_t off) {
-        if (__ldg(x + off + c) != best) return false;
-        first = off;
+      for_window<int64_t>(s, {n, od, oh, ow}, [&](int64_t q) {
+        if (__ldg(x + q * s.c + c) != best) return false;
+        first = q * s.c;
         return true;
       });
       if (first == self) grad += __ldg(dy + o);
     });
     dx[i] = grad;
   }
-}
-
-// V consecutive floats through one load or store (V = 4: 16 bytes, aligned); arrays indexed by
-// unrolled constants stay in registers.
-template <int V>
-__device__ inline void load_vec(const float* p, float (&out)[V]) {
-  if constexpr (V == 4) {
-    const float4 q = __ldg(reinterpret_cast<const float4*>(p));
-    out[0] = q.x, out[1] = q.y, out[2] = q.z, out[3] = q.w;
-  } else {
-    out[0] = __ldg(p);
-  }
-}
-
-template <int V>
-__device__ inline void store_vec(float* p, const float (&in)[V]) {
-  if constexpr (V == 4)
-    *reinterpret_cast<float4*>(p) = make_float4(in[0], in[1], in[2], in[3]);
-  else
-    *p = in[0];
 }
 
 // Backward for disjoint windows (stride >= window on every axis, every C3D pool): one thread per
@@ -158,9 +115,7 @@ __global__ void __launch_bounds__(256)
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
     const int c = int(i % cv) * V;
-    const Index p = i / cv;
-    const int ow = int(p % s.out.w), oh = int(p / s.out.w % s.out.h);
-    const int od = int(p / s.out.w / s.out.h % s.out.d), n = int(p / s.out.w / s.out.h / s.out.d);
+    const PoolWindow o = pool_window(s, i / cv);
     float best[V], grad[V];
     load_vec(y + int64_t(i) * V, best);
     load_vec(dy + int64_t(i) * V, grad);
@@ -169,9 +124,9 @@ __global__ void __launch_bounds__(256)
     for (int e = 0; e < V; ++e)
       first[e] = -1;
     int k = 0;
-    for_window(s, n, od, oh, ow, [&](int64_t off) {
+    for_window<int64_t>(s, o, [&](int64_t q) {
       float v[V];
-      load_vec(x + off + c, v);
+      load_vec(x + q * s.c + c, v);
 #pragma unroll
       for (int e = 0; e < V; ++e)
         if (first[e] < 0 && v[e] == best[e]) first[e] = k;
@@ -179,12 +134,12 @@ __global__ void __launch_bounds__(256)
       return false;
     });
     k = 0;
-    for_window(s, n, od, oh, ow, [&](int64_t off) {
+    for_window<int64_t>(s, o, [&](int64_t q) {
       float out[V];
 #pragma unroll
       for (int e = 0; e < V; ++e)
         out[e] = first[e] == k ? grad[e] : 0.f;
-      store_vec(dx + off + c, out);
+      store_vec(dx + q * s.c + c, out);
       ++k;
       return false;
     });
@@ -240,8 +195,7 @@ std::string describe(const char* op, const Pool3dShape& s) {
 
 void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t stream) {
   check_windows(s);
-  const bool vec4 = s.c % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const bool vec4 = s.c % 4 == 0 && aligned16({x, y});
   const int64_t total = vec4 ? s.output_size() / 4 : s.output_size();
   const int blocks = grid_stride_blocks(total);
   const bool narrow = total + int64_t(blocks) * 256 < (int64_t(1) << 31);
@@ -268,8 +222,7 @@ void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const f
   }
   if (!windows_cover_input(s))
     CU3D_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * s.input_size(), stream));
-  auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (s.c % 4 == 0 && aligned(x) && aligned(y) && aligned(dy) && aligned(dx))
+  if (s.c % 4 == 0 && aligned16({x, y, dy, dx}))
     launch_bwd_disjoint<4>(s, x, y, dy, dx, stream);
   else
     launch_bwd_disjoint<1>(s, x, y, dy, dx, stream);
