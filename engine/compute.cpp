@@ -54,12 +54,15 @@ cudaStream_t& stream_slot() {
   return stream;
 }
 
-// The auto-selection cache key: everything that changes which backend is faster.
-std::string tune_key(const char* pass, const Conv3dShape& s, Precision p) {
-  return fmt::format("{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {}",
-                     pass, s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h,
-                     s.kernel.w, s.stride.d, s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h,
-                     s.pad_before.w, s.pad_after.d, s.pad_after.h, s.pad_after.w, to_string(p));
+// The auto-selection cache key: everything that changes which backend is faster, cu3d's kernel
+// versions included.
+std::string tune_key(const char* pass, const Conv3dShape& s, const ComputeOptions& o) {
+  return fmt::format(
+      "{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {} v3 {}{}", pass,
+      s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
+      s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d,
+      s.pad_after.h, s.pad_after.w, to_string(o.precision), int(o.pipelined_conv),
+      int(o.pipelined_bwd_filter));
 }
 
 // Median of three timed runs after one warm-up, in milliseconds.
@@ -92,7 +95,7 @@ ConvBackend choose_backend(const char* pass, const Conv3dShape& s,
   if (!(s.pad_before == s.pad_after)) return ConvBackend::cu3d;
   static std::mutex mutex;
   static std::map<std::string, ConvBackend> chosen;
-  const std::string key = tune_key(pass, s, o.precision);
+  const std::string key = tune_key(pass, s, o);
   std::lock_guard lock(mutex);
   if (auto it = chosen.find(key); it != chosen.end()) return it->second;
   const float cu3d_ms = time_ms(with_cu3d), cudnn_ms = time_ms(with_cudnn);
@@ -121,6 +124,12 @@ cuda::ConvKernel cu3d_conv_kernel() {
   return compute_options().pipelined_conv ? cuda::ConvKernel::pipelined
                                           : cuda::ConvKernel::implicit_gemm;
 }
+cuda::ConvKernel cu3d_bwd_filter_kernel() {
+  const ComputeOptions& o = compute_options();
+  return o.pipelined_conv && o.pipelined_bwd_filter ? cuda::ConvKernel::pipelined
+                                                    : cuda::ConvKernel::implicit_gemm;
+}
+
 void set_compute_stream(cudaStream_t stream) {
   stream_slot() = stream;
 }
@@ -158,7 +167,8 @@ void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float*
   const Precision p = compute_options().precision;
   cudaStream_t stream = compute_stream();
   run_conv(
-      "bwd-filter", s, [&] { cuda::conv3d_bwd_filter(s, x, dy, dw, dbias, p, stream); },
+      "bwd-filter", s,
+      [&] { cuda::conv3d_bwd_filter(s, x, dy, dw, dbias, p, stream, cu3d_bwd_filter_kernel()); },
       [&] { cudnn::conv3d_bwd_filter(s, x, dy, dw, dbias, p, stream); });
 }
 #endif

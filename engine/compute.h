@@ -6,8 +6,10 @@
 //                 fused op (on by default; `--no-fuse` keeps the separate ops;
 //                 engine/ops/conv_block.h)
 //   pipelined conv  whether cu3d's conv runs its version 3 kernels (forward and stride-1
-//                 bwd-data, tf32/bf16; docs/kernels/conv3d_cuda.md) where they apply. Off by
-//                 default (`--pipelined-conv` turns it on) until they have passed the GPU suite.
+//                 bwd-data, tf32/bf16; docs/kernels/conv3d_cuda.md) where they apply. On by
+//                 default since they passed the GPU suite; `--no-pipelined-conv` runs version 2.
+//   pipelined bwd-filter  whether bwd-filter runs version 3 as well (bf16). Off until it has
+//                 passed the GPU suite: only the benchmark's "_v3f" rows turn it on.
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
@@ -36,6 +38,7 @@ struct ComputeOptions {
   bool verbose = true;         // print each auto-selection
   bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
+  bool pipelined_bwd_filter = false;  // and bwd-filter's version 3 (with pipelined_conv)
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -48,6 +51,8 @@ void set_compute_stream(cudaStream_t stream);
 
 // The cu3d conv kernel that compute_options() asks for (pipelined_conv).
 cuda::ConvKernel cu3d_conv_kernel();
+// And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
+cuda::ConvKernel cu3d_bwd_filter_kernel();
 
 // The three conv passes on device pointers, through the backend chosen by compute_options().
 // With auto_select, the first call for a (pass, shape, precision) times both backends and

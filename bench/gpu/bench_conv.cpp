@@ -80,7 +80,7 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
     else
       cudnn::conv3d_bwd_data(s, dy, w, b.dx->f(), p, st);
   } else if (mine) {
-    cuda::conv3d_bwd_filter(s, x, dy, b.dw->f(), b.db->f(), p, st);
+    cuda::conv3d_bwd_filter(s, x, dy, b.dw->f(), b.db->f(), p, st, kernel);
   } else {
     cudnn::conv3d_bwd_filter(s, x, dy, b.dw->f(), b.db->f(), p, st);
   }
@@ -219,7 +219,8 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 // Version 3 covers the forward and, at stride 1, backward-data.
 bool pipelined_takes(const std::string& pass, const Conv3dShape& s, Precision p) {
   return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
-         (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p));
+         (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
+         (pass == "bwd_filter" && cuda::conv3d_bwd_filter_pipelined_supports(s, p));
 }
 
 bool register_all() {

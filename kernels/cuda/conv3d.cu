@@ -37,16 +37,19 @@ Geometry make_geometry(const Conv3dShape& s, const char* op) {
 
 // Splits R only when the M x N grid is under 4 blocks per SM (two resident, two waves) and
 // each split keeps at least 8 r-tiles, so the partial writes stay small against the math.
+SplitPlan split_tiles(int64_t tiles, int64_t blocks_mn) {
+  tiles = std::max<int64_t>(1, tiles);
+  const int64_t target = 4 * int64_t(multiprocessor_count());
+  const int64_t splits =
+      std::clamp<int64_t>((target + blocks_mn - 1) / blocks_mn, 1, (tiles + 7) / 8);
+  const int64_t tiles_per_split = (tiles + splits - 1) / splits;
+  return {int(tiles_per_split), int((tiles + tiles_per_split - 1) / tiles_per_split)};
+}
+
 SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_split) {
   const int64_t per_tile = kBKW * (p == Precision::bf16 ? 2 : 1);
   const int64_t tiles = std::max<int64_t>(1, (r + per_tile - 1) / per_tile);
-  int64_t splits = 1;
-  if (allow_split) {
-    const int64_t target = 4 * int64_t(multiprocessor_count());
-    splits = std::clamp<int64_t>((target + blocks_mn - 1) / blocks_mn, 1, (tiles + 7) / 8);
-  }
-  const int64_t tiles_per_split = (tiles + splits - 1) / splits;
-  return {int(tiles_per_split), int((tiles + tiles_per_split - 1) / tiles_per_split)};
+  return allow_split ? split_tiles(tiles, blocks_mn) : SplitPlan{int(tiles), 1};
 }
 
 namespace {

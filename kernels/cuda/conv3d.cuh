@@ -14,8 +14,9 @@
 //   version 3 (`ConvKernel::pipelined`, tf32 and bf16): version 2's tile and epilogues fed by
 //              a 4-stage cp.async pipeline and ldmatrix, for channel counts that are a multiple
 //              of 64 (bf16) or 32 (tf32). The forward, and backward-data at stride 1 as the
-//              forward conv it is (transposed, flipped filters). Opt-in per call until it has
-//              passed the GPU suite and measured faster (docs/kernels/conv3d_cuda.md).
+//              forward conv it is (transposed, flipped filters); backward-filter in bf16
+//              (ldmatrix.trans), which has not yet run on a GPU: no caller but the tests and the
+//              benchmark asks for it (docs/kernels/conv3d_cuda.md).
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). bwd-filter may take device workspace from the stream-ordered
@@ -98,9 +99,16 @@ void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, floa
                      Precision precision, cudaStream_t stream,
                      ConvKernel kernel = ConvKernel::implicit_gemm);
 
-// dw = dL/dw and, unless null, dbias = dL/dbias (always summed in fp32).
+// True when version 3 takes s's backward-filter: bf16, c a multiple of 64 (C3D's conv2a-conv5b)
+// and k a multiple of 8; any kernel size, stride and padding.
+bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision);
+
+// dw = dL/dw and, unless null, dbias = dL/dbias (always summed in fp32). Version 3 takes a
+// workspace of 2 (|x| + |dy|) bytes (their bf16 copies); both versions take the split-K
+// partials.
 void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
-                       float* dbias, Precision precision, cudaStream_t stream);
+                       float* dbias, Precision precision, cudaStream_t stream,
+                       ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // Version 1: operands rounded to `precision` like version 2, fp32 accumulation.
 void conv3d_fwd_naive(const Conv3dShape& s, const float* x, const float* w, const float* bias,

@@ -6,9 +6,14 @@
 // result is small (64 x 81 for conv1a), so R is split across grid.z (split-K) until the grid
 // fills the GPU; the partial tiles are summed by a second, deterministic pass. The bias
 // gradient is a column sum of dy, done the same way.
+//
+// Version 3 (ConvKernel::pipelined, bf16; conv3d_bwd_filter_pipelined.cuh) runs the same GEMM,
+// split and epilogue with the forward's version 3 data movement, on bf16 copies of x and dy.
 #include <fmt/format.h>
 
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/conv3d_bwd_filter_pipelined.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
 
 namespace cu3d::cuda {
@@ -89,10 +94,41 @@ void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t s
   free_async(partial, stream);
 }
 
+// Version 3: converts x and dy to bf16 (stream-ordered workspace of 2 bytes per element; cp.async
+// copies bytes as they are), then one launch of (N tiles, M tiles, splits) blocks.
+void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan plan,
+                   cudaStream_t stream, const std::string& what) {
+  namespace filter = pipelined::filter;
+  auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
+  auto* dy16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.output_size(), stream));
+  fp32_to_bf16(prob.x, x16, s.input_size(), stream);
+  fp32_to_bf16(prob.dy, dy16, s.output_size(), stream);
+  const auto kernel = filter::conv3d_bwd_filter_pipelined<BwdFilterProblem>;
+  // As the forward's version 3: the opt-in to 96 KB of dynamic shared memory, and the largest
+  // carveout so that two blocks fit an SM.
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       filter::kSharedBytes));
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared));
+  const dim3 grid(prob.N / pipelined::kBN, (prob.M + pipelined::kBM - 1) / pipelined::kBM,
+                  plan.splits);
+  kernel<<<grid, pipelined::kThreads, filter::kSharedBytes, stream>>>(prob, x16, dy16,
+                                                                      plan.tiles_per_split);
+  check_launch(what);
+  free_async(x16, stream);
+  free_async(dy16, stream);
+}
+
 }  // namespace
 
+bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision) {
+  // A 64-column N tile must be 64 channels of one tap, and a 16-byte chunk of dy's row 8 whole
+  // filters at an aligned address.
+  return precision == Precision::bf16 && s.c % pipelined::kBN == 0 && s.k % 8 == 0;
+}
+
 void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
-                       float* dbias, Precision precision, cudaStream_t stream) {
+                       float* dbias, Precision precision, cudaStream_t stream, ConvKernel kernel) {
   BwdFilterProblem prob;
   prob.g = make_geometry(s, "conv3d_bwd_filter");
   prob.M = s.k;
@@ -101,16 +137,25 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   prob.x = x, prob.dy = dy;
   prob.vec_a = s.k % 4 == 0;
   prob.vec_b = s.c % 4 == 0;
+  const bool v3 =
+      kernel == ConvKernel::pipelined && conv3d_bwd_filter_pipelined_supports(s, precision);
   const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
-  const SplitPlan plan = plan_splits(prob.R, precision, blocks_mn, true);
+  const SplitPlan plan =
+      v3 ? split_tiles((prob.R + pipelined::filter::kStageR - 1) / pipelined::filter::kStageR,
+                       blocks_mn)
+         : plan_splits(prob.R, precision, blocks_mn, true);
   const int64_t count = int64_t(prob.M) * prob.N;
   prob.out = plan.splits == 1
                  ? dw
                  : static_cast<float*>(malloc_async(sizeof(float) * count * plan.splits, stream));
-  run_implicit_gemm(
-      prob, precision, plan, stream,
-      fmt::format("conv3d_bwd_filter (x {}x{}x{}x{}x{}, k {}, {} splits, {})", s.n, s.in.d, s.in.h,
-                  s.in.w, s.c, s.k, plan.splits, to_string(precision)));
+  const std::string what = fmt::format(
+      "conv3d_bwd_filter{} (x {}x{}x{}x{}x{}, k {}, {} splits, {})", v3 ? " version 3" : "", s.n,
+      s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits, to_string(precision));
+  if (v3) {
+    run_pipelined(prob, s, plan, stream, what);
+  } else {
+    run_implicit_gemm(prob, precision, plan, stream, what);
+  }
   if (plan.splits > 1) {
     sum_splits(prob.out, plan.splits, count, dw, stream);
     free_async(prob.out, stream);

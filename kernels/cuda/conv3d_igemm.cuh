@@ -556,6 +556,8 @@ struct SplitPlan {
   int tiles_per_split, splits;
 };
 SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_split);
+// The same for a kernel whose r-tiles are its own (`tiles` of them).
+SplitPlan split_tiles(int64_t tiles, int64_t blocks_mn);
 
 // out[i] = sum over s < splits of partial[s * count + i]: the deterministic second pass of
 // split-K and of the bias-gradient column sums.

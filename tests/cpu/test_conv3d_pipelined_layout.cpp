@@ -3,7 +3,8 @@
 // bijection onto 16-byte slots, and playing the PTX semantics of cp.async and ldmatrix.x4 on
 // the layout puts in every lane exactly the words the mma fragments need (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 / m16n8k8"), with no shared-memory bank conflict in any phase.
-// The kernel's index math can thus be wrong only where this does not reach: the gathers.
+// The same for the backward-filter's [r][column] tiles read by ldmatrix.trans. The kernels'
+// index math can thus be wrong only where this does not reach: the gathers.
 #include <array>
 #include <cstdint>
 #include <set>
@@ -11,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
 
 namespace cu3d::cuda::pipelined {
@@ -141,4 +143,147 @@ TEST(ConvPipelinedLayout, LdmatrixDeliversTheMmaFragments) {
 }
 
 }  // namespace
+
+// ---- the backward-filter's layout (conv3d_bwd_filter_pipelined_layout.h) --------------------
+namespace filter {
+namespace {
+
+// bf16 tiles of [r][column]: element (r, column) holds a distinct 16-bit value.
+uint16_t half_of(int r, int column) {
+  return uint16_t(1 + r * kBM + column);
+}
+// The 32-bit word of two consecutive r of one column, the lower r in the low half (the order of
+// a bf16 pair in an mma fragment register).
+uint32_t pair_of(int r, int column) {
+  return half_of(r, column) | uint32_t(half_of(r + 1, column)) << 16;
+}
+
+// A tile as the kernel's copies leave it: each chunk is 8 values of one row of r, written at
+// its swizzled offset.
+template <class Row, class Chunk>
+std::vector<uint16_t> copied_tile(int row_bytes, int copies, Row copy_row, Chunk copy_chunk) {
+  std::vector<uint16_t> shared(kStageR * row_bytes / 2, 0);
+  for (int tid = 0; tid < kThreads; ++tid)
+    for (int j = 0; j < copies; ++j) {
+      const int row = copy_row(tid, j), chunk = copy_chunk(tid);
+      for (int e = 0; e < 8; ++e)
+        shared[swizzled(row, chunk, row_bytes) / 2 + e] = half_of(row, 8 * chunk + e);
+    }
+  return shared;
+}
+
+// ldmatrix.x4.trans: lane l receives in register q the values at rows 2 (l % 4) and
+// 2 (l % 4) + 1 (low half first) of column l / 4 of matrix q, whose 8 rows lanes 8q..8q+7
+// address.
+Fragments ldmatrix_x4_trans(const std::vector<uint16_t>& shared,
+                            const std::array<int, 32>& address) {
+  Fragments out{};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int q = 0; q < 4; ++q) {
+      const int column = lane / 4, row = 2 * (lane % 4);
+      const uint32_t lo = shared[address[8 * q + row] / 2 + column];
+      const uint32_t hi = shared[address[8 * q + row + 1] / 2 + column];
+      out[lane][q] = lo | hi << 16;
+    }
+  return out;
+}
+
+TEST(ConvPipelinedLayout, FilterCopiesCoverEachChunkOnceWithoutConflicts) {
+  struct Tile {
+    int row_bytes, copies;
+    int (*row)(int, int);
+    int (*chunk)(int);
+  };
+  for (const Tile tile : {Tile{kRowBytesA, kCopiesA, copy_row_a, copy_chunk_a},
+                          Tile{kRowBytesB, kCopiesB, copy_row, copy_chunk}}) {
+    const int chunks_per_row = tile.row_bytes / kChunkBytes;
+    std::set<std::pair<int, int>> chunks;
+    std::set<int> offsets;
+    for (int tid = 0; tid < kThreads; ++tid)
+      for (int j = 0; j < tile.copies; ++j) {
+        const int row = tile.row(tid, j), chunk = tile.chunk(tid);
+        ASSERT_LT(row, kStageR);
+        ASSERT_LT(chunk, chunks_per_row);
+        EXPECT_TRUE(chunks.insert({row, chunk}).second) << "chunk copied twice";
+        offsets.insert(swizzled(row, chunk, tile.row_bytes));
+      }
+    EXPECT_EQ(int(chunks.size()), kStageR * chunks_per_row);
+    EXPECT_EQ(int(offsets.size()), kStageR * chunks_per_row);
+    EXPECT_LT(*offsets.rbegin(), kStageR * tile.row_bytes);
+    // cp.async's shared stores: 8 threads (128 bytes) per phase.
+    for (int tid0 = 0; tid0 < kThreads; tid0 += 8)
+      for (int j = 0; j < tile.copies; ++j) {
+        std::set<int> groups;
+        for (int tid = tid0; tid < tid0 + 8; ++tid)
+          groups.insert(swizzled(tile.row(tid, j), tile.chunk(tid), tile.row_bytes) / 16 % 8);
+        EXPECT_EQ(groups.size(), 8u) << "threads " << tid0 << "..+8, copy " << j;
+      }
+  }
+  EXPECT_EQ(kStageBytes, kStageR * (kRowBytesA + kRowBytesB));
+}
+
+// Every warp (4 x 2 of 32 x 32), every k-step: ldmatrix.trans of the [r][m] tile gives the A
+// registers (m g, r lo), (m g + 8, r lo), (m g, r hi), (m g + 8, r hi) of each 16-filter block,
+// and of the [r][n] tile the B registers (r lo, n g), (r hi, n g) of each 8-column tile, r lo
+// being the pair 2t, 2t + 1 of the step's 16 and r hi 8 more (g = lane / 4, t = lane % 4): the
+// fragments of mma.m16n8k16 with bf16 operands (PTX ISA, "Matrix fragments for mma.m16n8k16").
+TEST(ConvPipelinedLayout, LdmatrixTransDeliversTheFilterGradientsFragments) {
+  const auto a = copied_tile(kRowBytesA, kCopiesA, copy_row_a, copy_chunk_a);
+  const auto b = copied_tile(kRowBytesB, kCopiesB, copy_row, copy_chunk);
+  std::set<std::pair<int, int>> a_read, b_read;
+  for (int warp = 0; warp < kThreads / 32; ++warp) {
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+    for (int step = 0; step < kStageR / 16; ++step) {
+      const int lo = 16 * step, hi = lo + 8;
+      for (int i = 0; i < 2; ++i) {
+        const int m0 = wm + 16 * i;
+        std::array<int, 32> address;
+        for (int lane = 0; lane < 32; ++lane)
+          address[lane] =
+              swizzled(a_fragment_row(lane, step), a_fragment_chunk(lane, m0), kRowBytesA);
+        expect_conflict_free(address, "A ldmatrix.trans");
+        const Fragments f = ldmatrix_x4_trans(a, address);
+        for (int lane = 0; lane < 32; ++lane) {
+          const int g = lane / 4, t = lane % 4;
+          ASSERT_EQ(f[lane][0], pair_of(lo + 2 * t, m0 + g)) << "warp " << warp << " lane " << lane;
+          ASSERT_EQ(f[lane][1], pair_of(lo + 2 * t, m0 + g + 8));
+          ASSERT_EQ(f[lane][2], pair_of(hi + 2 * t, m0 + g));
+          ASSERT_EQ(f[lane][3], pair_of(hi + 2 * t, m0 + g + 8));
+          for (int r : {lo + 2 * t, hi + 2 * t})
+            for (int m : {m0 + g, m0 + g + 8}) {
+              a_read.insert({r, m});
+              a_read.insert({r + 1, m});
+            }
+        }
+      }
+      for (int j = 0; j < 4; j += 2) {
+        const int n0 = wn + 8 * j;
+        std::array<int, 32> address;
+        for (int lane = 0; lane < 32; ++lane)
+          address[lane] =
+              swizzled(b_fragment_row(lane, step), b_fragment_chunk(lane, n0), kRowBytesB);
+        expect_conflict_free(address, "B ldmatrix.trans");
+        const Fragments f = ldmatrix_x4_trans(b, address);
+        for (int lane = 0; lane < 32; ++lane) {
+          const int g = lane / 4, t = lane % 4;
+          ASSERT_EQ(f[lane][0], pair_of(lo + 2 * t, n0 + g)) << "warp " << warp << " lane " << lane;
+          ASSERT_EQ(f[lane][1], pair_of(hi + 2 * t, n0 + g));
+          ASSERT_EQ(f[lane][2], pair_of(lo + 2 * t, n0 + 8 + g));
+          ASSERT_EQ(f[lane][3], pair_of(hi + 2 * t, n0 + 8 + g));
+          for (int r : {lo + 2 * t, hi + 2 * t})
+            for (int n : {n0 + g, n0 + 8 + g}) {
+              b_read.insert({r, n});
+              b_read.insert({r + 1, n});
+            }
+        }
+      }
+    }
+  }
+  // Between them the warps and steps read every element of both tiles.
+  EXPECT_EQ(int(a_read.size()), kStageR * kBM);
+  EXPECT_EQ(int(b_read.size()), kStageR * kBN);
+}
+
+}  // namespace
+}  // namespace filter
 }  // namespace cu3d::cuda::pipelined

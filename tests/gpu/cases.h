@@ -82,6 +82,12 @@ inline std::vector<ConvLayer> odd_conv_layers() {
        Conv3dShape::make(2, {5, 11, 10}, 64, 70, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,
                          {1, 1, 1}),
        false},
+      // Version 3's backward-filter: two 64-channel column tiles per tap, 136 filters (a
+      // partial M tile of 8), a stride, and 1008 positions (two splits, the last stage 48 of 64).
+      {"odd_c128_k136_stride1x2x1",
+       Conv3dShape::make(2, {4, 14, 18}, 128, 136, {3, 3, 3}, {1, 2, 1}, Padding::explicit_,
+                         {1, 1, 1}),
+       false},
       {"odd_c132_k130",
        Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
                          {1, 1, 1}),

@@ -60,8 +60,52 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       ++compared;
     }
   }
-  // conv2a-conv5b in bf16 and tf32, conv1a in neither; the odd shape with 64 channels in both.
-  EXPECT_EQ(compared, 2 * 7 + 2);
+  // conv2a-conv5b in bf16 and tf32, conv1a in neither; the odd shapes with 64 and 128 channels
+  // in both.
+  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
+}
+
+// Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
+// accumulated in fp32, but over r in other blocks and splits: the sums then differ only by fp32
+// rounding (about 1e-5 of the norm for 5000-term splits, even if the tensor cores truncate),
+// where a lost or doubled stage of 64 positions would move dw by sqrt(64 / R): 2.5 % on
+// conv2a at batch 2, 25 % on the odd shape.
+TEST(ConvPipelined, BwdFilterMatchesVersion2) {
+  CU3D_REQUIRE_GPU();
+  std::vector<cases::ConvLayer> layers = cases::c3d_conv_layers(2);
+  for (const auto& l : cases::odd_conv_layers())
+    layers.push_back(l);
+  const cuda::Stream stream;
+  std::mt19937_64 rng(7);
+  int compared = 0;
+  for (const auto& layer : layers) {
+    const Conv3dShape& s = layer.shape;
+    if (!cuda::conv3d_bwd_filter_pipelined_supports(s, Precision::bf16)) continue;
+    const DeviceArray x(random_floats(s.input_size(), rng)),
+        dy(random_floats(s.output_size(), rng));
+    DeviceArray v2(s.filter_size()), v3(s.filter_size()), db2(s.k), db3(s.k);
+    for (DeviceArray* a : {&v2, &v3, &db2, &db3})
+      a->poison();
+    cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v2.get(), db2.get(), Precision::bf16,
+                            stream.get());
+    cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v3.get(), db3.get(), Precision::bf16,
+                            stream.get(), cuda::ConvKernel::pipelined);
+    CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+    const std::vector<float> a = v2.download(), b = v3.download();
+    double diff = 0, norm = 0;
+    int64_t not_finite = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!std::isfinite(b[i])) ++not_finite;
+      diff += (double(b[i]) - a[i]) * (double(b[i]) - a[i]);
+      norm += double(a[i]) * a[i];
+    }
+    EXPECT_EQ(not_finite, 0) << layer.name << ": outputs left unwritten";
+    EXPECT_LT(std::sqrt(diff / norm), 1e-4) << layer.name;
+    EXPECT_EQ(db2.download(), db3.download()) << layer.name << ": the bias gradient is shared";
+    ++compared;
+  }
+  // conv2a-conv5b and the odd shapes with 128 channels (64 has k = 70: not a multiple of 8).
+  EXPECT_EQ(compared, 7 + 1);
 }
 
 TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
@@ -77,6 +121,17 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::bf16));
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::tf32));
   }
+  // Backward-filter: bf16 on conv2a-conv5b (c a multiple of 64), not tf32 (no ldmatrix.trans for
+  // 32-bit values), not conv1a (c = 3) nor a k that splits a 16-byte chunk of dy.
+  EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[0].shape, Precision::bf16));
+  for (size_t i = 1; i < layers.size(); ++i) {
+    EXPECT_TRUE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::bf16));
+    EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::tf32));
+  }
+  EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(
+      Conv3dShape::make(2, {8, 16, 16}, 64, 70, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
+                        {1, 1, 1}),
+      Precision::bf16));
   // Not with a stride (the mirrored problem is no forward conv), nor 48 filters (dy's channels).
   EXPECT_FALSE(cuda::conv3d_bwd_data_pipelined_supports(
       Conv3dShape::make(2, {8, 16, 16}, 64, 64, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,

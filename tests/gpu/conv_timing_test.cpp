@@ -48,7 +48,7 @@ TEST(ConvTiming, C3dLayers) {
   std::mt19937_64 rng(7);
   std::printf(
       "[ TIMING   ] batch %d; ms (TFLOP/s); ratio = cuDNN time / cu3d time; v3: the "
-      "pipelined version 3 where it applies (fwd, bwd_data)\n",
+      "pipelined version 3 where it applies\n",
       batch);
   std::printf("[ TIMING   ] %-7s %-10s %-5s %18s %18s %18s %7s %7s\n", "layer", "pass", "prec",
               "cu3d", "v3", "cudnn", "ratio", "v3 rat");
@@ -81,9 +81,13 @@ TEST(ConvTiming, C3dLayers) {
           if (ps == "bwd_data")
             cuda::conv3d_bwd_data(s, dy.get(), w.get(), dx.get(), p, st,
                                   cuda::ConvKernel::pipelined);
+          if (ps == "bwd_filter")
+            cuda::conv3d_bwd_filter(s, x.get(), dy.get(), dw.get(), db.get(), p, st,
+                                    cuda::ConvKernel::pipelined);
         };
         const bool v3 = (ps == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
-                        (ps == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p));
+                        (ps == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
+                        (ps == "bwd_filter" && cuda::conv3d_bwd_filter_pipelined_supports(s, p));
         const double a = median_ms(st, mine), c = median_ms(st, theirs);
         const double b = v3 ? median_ms(st, pipelined) : 0.0;
         std::printf(

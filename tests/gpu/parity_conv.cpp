@@ -92,8 +92,10 @@ std::vector<Compared> run_bwd_filter(const Conv3dShape& s, Precision p, Backend 
   DeviceArray ddw(s.filter_size()), ddb(s.k);
   ddw.poison();
   ddb.poison();
-  if (b == Backend::cu3d) {
-    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
+  if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
+    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream,
+                            b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
+                                                         : cuda::ConvKernel::implicit_gemm);
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_filter_naive(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
   } else {
@@ -113,7 +115,8 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
       std::vector<Backend> backends = {Backend::cu3d};
       const bool forward = pass == Pass::fwd || pass == Pass::fwd_bias_relu;
       if ((forward && cuda::conv3d_fwd_pipelined_supports(layer.shape, p)) ||
-          (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)))
+          (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
+          (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
