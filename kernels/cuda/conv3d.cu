@@ -14,36 +14,8 @@ namespace cu3d::cuda {
 
 namespace igemm {
 
-Geometry make_geometry(const Conv3dShape& s, const char* op) {
-  constexpr int64_t kMax = int64_t(1) << 31;
-  CU3D_CHECK(s.input_size() < kMax && s.output_size() < kMax && s.filter_size() < kMax,
-             "{}: tensors of x {}, y {}, w {} elements exceed the 2^31 the CUDA kernels index; "
-             "use a smaller batch",
-             op, s.input_size(), s.output_size(), s.filter_size());
-  Geometry g;
-  g.n = s.n, g.c = s.c, g.k = s.k;
-  g.id = s.in.d, g.ih = s.in.h, g.iw = s.in.w;
-  g.od = s.out.d, g.oh = s.out.h, g.ow = s.out.w;
-  g.kd = s.kernel.d, g.kh = s.kernel.h, g.kw = s.kernel.w;
-  g.sd = s.stride.d, g.sh = s.stride.h, g.sw = s.stride.w;
-  g.pd = s.pad_before.d, g.ph = s.pad_before.h, g.pw = s.pad_before.w;
-  g.taps = g.kd * g.kh * g.kw;
-  g.div_c = FastDiv(g.c), g.div_k = FastDiv(g.k);
-  g.div_kw = FastDiv(g.kw), g.div_kh = FastDiv(g.kh);
-  g.div_ow = FastDiv(g.ow), g.div_oh = FastDiv(g.oh), g.div_od = FastDiv(g.od);
-  g.div_iw = FastDiv(g.iw), g.div_ih = FastDiv(g.ih), g.div_id = FastDiv(g.id);
-  return g;
-}
-
-// Splits R only when the M x N grid is under 4 blocks per SM (two resident, two waves) and
-// each split keeps at least 8 r-tiles, so the partial writes stay small against the math.
 SplitPlan split_tiles(int64_t tiles, int64_t blocks_mn) {
-  tiles = std::max<int64_t>(1, tiles);
-  const int64_t target = 4 * int64_t(multiprocessor_count());
-  const int64_t splits =
-      std::clamp<int64_t>((target + blocks_mn - 1) / blocks_mn, 1, (tiles + 7) / 8);
-  const int64_t tiles_per_split = (tiles + splits - 1) / splits;
-  return {int(tiles_per_split), int((tiles + tiles_per_split - 1) / tiles_per_split)};
+  return split_k(tiles, blocks_mn, multiprocessor_count());
 }
 
 SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_split) {

@@ -85,45 +85,31 @@ __global__ void __launch_bounds__(kThreads, 2)
                                 int stages_per_split) {
   extern __shared__ __align__(128) unsigned char stages[];
   const Geometry& g = prob.g;
-  const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * kBM, split = blockIdx.z;
-  const int tid = threadIdx.x;
-  const int first = split * stages_per_split;
-  const int count = min(stages_per_split, (prob.R + kStageR - 1) / kStageR - first);
-
-  // The block's tap and first channel: its 64 columns of n are channels c0..c0 + 63 of one tap.
-  uint32_t c0;
-  const igemm::Tap tap = igemm::split_tap(g.div_c.divmod(n0, &c0), g);
-  const int m = m0 + copy_chunk_a(tid) * 8;  // this thread's 8 filters in every A copy
-  const int channel = int(c0) + copy_chunk(tid) * 8;
+  const int n_tile = blockIdx.x, split = blockIdx.z, tid = threadIdx.x;
+  const FilterBlock block = filter_block(g, prob.R, n_tile, blockIdx.y, split, stages_per_split);
+  const int m = block.m0 + copy_chunk_a(tid) * 8;  // this thread's 8 filters in every A copy
+  const int channel = block.c0 + copy_chunk(tid) * 8;
   const uint32_t base = shared_address(stages);
 
   // Issues the copies of stage `st` (counted within the split) into its ring slot and commits
   // them as one group (an empty group past the last stage keeps the wait counts uniform).
   auto load_stage = [&](int st) {
-    if (st < count) {
+    if (st < block.count) {
       const uint32_t a_tile = base + (st % kStages) * kStageBytes, b_tile = a_tile + kTileABytes;
-      const int r0 = (first + st) * kStageR;
+      const int r0 = (block.first + st) * kStageR;
 #pragma unroll
       for (int j = 0; j < kCopiesA; ++j) {
-        const int row = copy_row_a(tid, j), r = r0 + row;
-        const bool inside = r < prob.R && m < prob.M;
-        const __nv_bfloat16* src = inside ? dy + (int64_t(r) * prob.M + m) : dy;
-        cp_async16(a_tile + swizzled(row, copy_chunk_a(tid), kRowBytesA), src,
-                   inside ? kChunkBytes : 0);
+        const int row = copy_row_a(tid, j);
+        const int64_t at = dy_chunk(r0 + row, m, prob.R, prob.M);
+        cp_async16(a_tile + swizzled(row, copy_chunk_a(tid), kRowBytesA), at < 0 ? dy : dy + at,
+                   at < 0 ? 0 : kChunkBytes);
       }
 #pragma unroll
       for (int j = 0; j < kCopiesB; ++j) {
-        const int row = copy_row(tid, j), r = r0 + row;
-        const igemm::Pixel o =
-            igemm::split_pixel(uint32_t(min(r, prob.R - 1)), g.div_od, g.div_oh, g.div_ow);
-        const int z = o.z * g.sd - g.pd + tap.d, y = o.y * g.sh - g.ph + tap.h,
-                  xx = o.x * g.sw - g.pw + tap.w;
-        const bool inside = r < prob.R && unsigned(z) < unsigned(g.id) &&
-                            unsigned(y) < unsigned(g.ih) && unsigned(xx) < unsigned(g.iw);
-        const __nv_bfloat16* src =
-            inside ? x + ((((int64_t(o.n) * g.id + z) * g.ih + y) * g.iw + xx) * g.c + channel) : x;
-        cp_async16(b_tile + swizzled(row, copy_chunk(tid), kRowBytesB), src,
-                   inside ? kChunkBytes : 0);
+        const int row = copy_row(tid, j);
+        const int64_t at = x_chunk(g, block.tap, r0 + row, prob.R, channel);
+        cp_async16(b_tile + swizzled(row, copy_chunk(tid), kRowBytesB), at < 0 ? x : x + at,
+                   at < 0 ? 0 : kChunkBytes);
       }
     }
     cp_async_commit();
@@ -133,9 +119,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s)
     load_stage(s);
-  for (int st = 0; st < count; ++st) {
+  for (int st = 0; st < block.count; ++st) {
     // Stage st has landed for every thread, and every warp is past stage st - 1, whose slot
-    // the next load reuses (as in the forward).
+    // the next load reuses (the forward's ring, conv3d_pipelined.cuh).
     cp_async_wait<kStages - 2>();
     __syncthreads();
     load_stage(st + kStages - 1);
@@ -143,7 +129,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     stage_math(math, a_tile, a_tile + kTileABytes);
   }
   cp_async_wait<0>();
-  igemm::epilogue(prob, math, m0, n0, n_tile, split);
+  igemm::epilogue(prob, math, block.m0, n_tile * kBN, n_tile, split);
 }
 
 }  // namespace cu3d::cuda::pipelined::filter

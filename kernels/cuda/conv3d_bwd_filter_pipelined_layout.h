@@ -1,7 +1,9 @@
-// Shared-memory layout of the pipelined conv3d backward-filter (version 3, bf16,
-// conv3d_bwd_filter_pipelined.cuh). Plain constexpr arithmetic, host- and device-callable, so the
-// CPU suite checks it (tests/cpu/test_conv3d_pipelined_layout.cpp) by playing the PTX semantics
-// of cp.async, ldmatrix.trans and the mma fragments on it without a GPU.
+// Shared-memory layout and gathers of the pipelined conv3d backward-filter (version 3, bf16,
+// conv3d_bwd_filter_pipelined.cuh). Plain arithmetic, host- and device-callable, so the CPU suite
+// checks the layout (tests/cpu/test_conv3d_pipelined_layout.cpp: the PTX semantics of cp.async,
+// ldmatrix.trans and the mma fragments played on it) and the gathers (tests/cpu/
+// test_conv3d_gathers.cpp: the tiles they fetch multiplied out against the CPU conv) without a
+// GPU.
 //
 // The GEMM is dw (M = k filters, N = taps * c) = sum over r (output positions) of
 // A(m, r) B(r, n), with A = dyᵀ and B = x shifted by n's tap. In memory both operands run along
@@ -14,6 +16,9 @@
 // 64 rows x 64 n (128 bytes: 8 chunks, the forward's B layout). 24 KB per stage, 4 stages.
 #pragma once
 
+#include <cstdint>
+
+#include "kernels/cuda/conv3d_geometry.h"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
 #include "kernels/host_device.h"
 
@@ -70,6 +75,43 @@ CU3D_HOST_DEVICE constexpr int b_fragment_row(int lane, int step) {
 }
 CU3D_HOST_DEVICE constexpr int b_fragment_chunk(int lane, int n0) {
   return n0 / 8 + ((lane >> 4) & 1);
+}
+
+// ---- the gathers -----------------------------------------------------------------------------
+
+// What block (n_tile, m_tile, split) of the grid works on: its 64 columns of n are channels
+// c0..c0 + 63 of one tap (c is a multiple of 64), its filters start at m0, and it runs stages
+// [first, first + count) of the ceil(R / 64).
+struct FilterBlock {
+  igemm::Tap tap;
+  int c0, m0, first, count;
+};
+CU3D_HOST_DEVICE inline FilterBlock filter_block(const igemm::Geometry& g, int R, int n_tile,
+                                                 int m_tile, int split, int stages_per_split) {
+  uint32_t c0;
+  const igemm::Tap tap = igemm::split_tap(g.div_c.divmod(uint32_t(n_tile * kBN), &c0), g);
+  const int first = split * stages_per_split, left = (R + kStageR - 1) / kStageR - first;
+  return {tap, int(c0), m_tile * kBM, first, left < stages_per_split ? left : stages_per_split};
+}
+
+// Element offset in dy of the chunk of 8 filters from m at position r, or -1 (a zero fill) for
+// a position past R or filters past M (M is a multiple of 8).
+CU3D_HOST_DEVICE inline int64_t dy_chunk(int r, int m, int R, int M) {
+  return r < R && m < M ? int64_t(r) * M + m : -1;
+}
+
+// Element offset in x of the chunk of 8 channels from `channel` that position r reads through
+// the block's tap, or -1 (a zero fill) in the padding or past R.
+CU3D_HOST_DEVICE inline int64_t x_chunk(const igemm::Geometry& g, const igemm::Tap& tap, int r,
+                                        int R, int channel) {
+  if (r >= R) return -1;
+  const igemm::Pixel o = igemm::split_pixel(uint32_t(r), g.div_od, g.div_oh, g.div_ow);
+  const int z = o.z * g.sd - g.pd + tap.d, y = o.y * g.sh - g.ph + tap.h,
+            x = o.x * g.sw - g.pw + tap.w;
+  if (unsigned(z) >= unsigned(g.id) || unsigned(y) >= unsigned(g.ih) ||
+      unsigned(x) >= unsigned(g.iw))
+    return -1;
+  return (((int64_t(o.n) * g.id + z) * g.ih + y) * g.iw + x) * g.c + channel;
 }
 
 }  // namespace cu3d::cuda::pipelined::filter

@@ -30,6 +30,7 @@
 
 #include <cuda_bf16.h>
 
+#include "kernels/cuda/conv3d_geometry.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/precision.h"
 #include "kernels/shapes.h"
@@ -49,28 +50,6 @@ constexpr int kStrideB = kBN + 8;
 struct SharedTiles {
   uint32_t a[2][kBKW][kStrideA];
   uint32_t b[2][kBKW][kStrideB];
-};
-
-// Division by a run-time constant as a multiply-high and a shift (Granlund-Montgomery, as in
-// CUTLASS's FastDivmod): ~4 instructions instead of ~25 for the pixel and tap decompositions
-// that every gathered element needs. Valid for dividends below 2^31 (checked on the host).
-struct FastDiv {
-  uint32_t d = 1, mul = 0, shift = 0;
-  FastDiv() = default;
-  __host__ explicit FastDiv(uint32_t divisor) : d(divisor) {
-    while ((1u << shift) < d)
-      ++shift;
-    mul = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << shift) - d)) / d + 1);
-  }
-  __device__ uint32_t div(uint32_t x) const {
-    return uint32_t((uint64_t(__umulhi(x, mul)) + x) >> shift);
-  }
-  // Returns x / d and sets *rem = x % d.
-  __device__ uint32_t divmod(uint32_t x, uint32_t* rem) const {
-    const uint32_t q = div(x);
-    *rem = x - q * d;
-    return q;
-  }
 };
 
 // Elements of r per 32-bit shared-memory word.
@@ -492,48 +471,6 @@ inline int row_stat_group_width(Precision p) {
 
 // ---- the gathers shared by the passes -----------------------------------------------------
 
-// Conv geometry in the form the gathers need: 32-bit sizes and fast dividers.
-struct Geometry {
-  int n, c, k;
-  int id, ih, iw, od, oh, ow;
-  int kd, kh, kw, sd, sh, sw, pd, ph, pw;
-  int taps;  // kd * kh * kw
-  FastDiv div_c, div_k, div_kw, div_kh, div_ow, div_oh, div_od, div_iw, div_ih, div_id;
-};
-
-// Splits a flat NDHWC position index into (n, z, y, x) of a grid of extent (d, h, w).
-struct Pixel {
-  int n, z, y, x;
-};
-__device__ inline Pixel split_pixel(uint32_t p, const FastDiv& dd, const FastDiv& dh,
-                                    const FastDiv& dw) {
-  uint32_t x, y, z;
-  p = dw.divmod(p, &x);
-  p = dh.divmod(p, &y);
-  p = dd.divmod(p, &z);
-  return {int(p), int(z), int(y), int(x)};
-}
-
-// Splits a tap index (kd, kh, kw) row-major.
-struct Tap {
-  int d, h, w;
-};
-__device__ inline Tap split_tap(uint32_t t, const Geometry& g) {
-  uint32_t w, h;
-  t = g.div_kw.divmod(t, &w);
-  t = g.div_kh.divmod(t, &h);
-  return {int(t), int(h), int(w)};
-}
-
-// Offset of input element (pixel of the output grid, tap, channel 0), or -1 in the padding.
-__device__ inline int input_offset(const Geometry& g, const Pixel& o, const Tap& t) {
-  const int z = o.z * g.sd - g.pd + t.d, y = o.y * g.sh - g.ph + t.h, x = o.x * g.sw - g.pw + t.w;
-  if (unsigned(z) >= unsigned(g.id) || unsigned(y) >= unsigned(g.ih) ||
-      unsigned(x) >= unsigned(g.iw))
-    return -1;
-  return (((o.n * g.id + z) * g.ih + y) * g.iw + x) * g.c;
-}
-
 // One 16-byte load of 4 consecutive floats; the caller guarantees the alignment (the
 // contiguous extent is a multiple of 4 and the base comes from cudaMalloc).
 __device__ inline void load4(const float* p, int offset, float* v) {
@@ -547,14 +484,8 @@ __device__ inline void zero4(float* v) {
 
 // ---- host side -------------------------------------------------------------------------------
 
-// Checks that every index fits the kernels' 32-bit arithmetic and builds the geometry.
-Geometry make_geometry(const Conv3dShape& s, const char* op);
-
-// How the r-tiles of a GEMM are split across grid.z (split-K): `splits` partial results of
-// `tiles_per_split` tiles each.
-struct SplitPlan {
-  int tiles_per_split, splits;
-};
+// The split-K plan (split_k, conv3d_geometry.h) of this device for R = r values (the r-tiles
+// of precision p), or one split unless `allow_split`.
 SplitPlan plan_splits(int64_t r, Precision p, int64_t blocks_mn, bool allow_split);
 // The same for a kernel whose r-tiles are its own (`tiles` of them).
 SplitPlan split_tiles(int64_t tiles, int64_t blocks_mn);

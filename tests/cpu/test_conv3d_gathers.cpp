@@ -1,0 +1,158 @@
+// The CUDA conv kernels' index arithmetic, checked on the CPU with the very functions the kernels
+// call (kernels/cuda/conv3d_geometry.h, conv3d_bwd_filter_pipelined_layout.h): the fast
+// division, the split-K plan, and version 3 of bwd-filter's gathers. For the gathers, every copy
+// of every thread of every block of the grid is fetched into the logical stage tiles A[r][m] and
+// B[r][n] by filter_block, dy_chunk and x_chunk; each block's tiles are multiplied out over its
+// stages and the splits added; the result must be the CPU conv's dw. Where each chunk then lands
+// in shared memory and which lane's fragment reads it is test_conv3d_pipelined_layout.cpp's
+// part; what neither reaches is the PTX instructions themselves (the GPU suite's).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/conv3d.h"
+#include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
+#include "kernels/cuda/conv3d_geometry.h"
+
+namespace cu3d::cuda {
+namespace {
+
+TEST(ConvGathers, FastDivIsExactBelow2To31) {
+  std::mt19937 rng(3);
+  const uint32_t top = (uint32_t(1) << 31) - 1;
+  for (uint32_t d : {1u, 2u, 3u, 7u, 27u, 56u, 64u, 112u, 171u, 1000u, 65537u, top}) {
+    const igemm::FastDiv div(d);
+    std::vector<uint32_t> xs = {0, 1, d - 1, d, d + 1, top - 1, top};
+    for (int i = 0; i < 2000; ++i)
+      xs.push_back(rng() & top);
+    for (uint32_t x : xs) {
+      uint32_t rem;
+      ASSERT_EQ(div.divmod(x, &rem), x / d) << x << " / " << d;
+      ASSERT_EQ(rem, x % d) << x << " % " << d;
+    }
+  }
+}
+
+// Every split has r-tiles, together they cover all, and the split count stays within both
+// limits: the grid's (about 4 blocks per SM) and 8 r-tiles per split.
+TEST(ConvGathers, SplitKCoversEveryTileWithNoEmptySplit) {
+  for (int sms : {1, 114, 132})
+    for (int64_t blocks_mn : {1, 2, 27, 54, 108, 10000})
+      for (int64_t tiles = 0; tiles < 3000; tiles += tiles < 40 ? 1 : 37) {
+        const igemm::SplitPlan plan = igemm::split_k(tiles, blocks_mn, sms);
+        const int64_t need = std::max<int64_t>(tiles, 1);
+        ASSERT_GE(plan.splits, 1);
+        EXPECT_GE(int64_t(plan.splits) * plan.tiles_per_split, need);
+        EXPECT_LT(int64_t(plan.splits - 1) * plan.tiles_per_split, need) << "an empty split";
+        EXPECT_LE(plan.splits, std::max<int64_t>(1, (need + 7) / 8));
+        EXPECT_LE(plan.splits, std::max<int64_t>(1, (4 * sms + blocks_mn - 1) / blocks_mn));
+      }
+}
+
+}  // namespace
+
+namespace pipelined::filter {
+namespace {
+
+// dw as version 3 of bwd-filter gathers it, for `stages_per_split` stages per split. The tiles
+// start as NaN, so an element that no copy writes poisons the result.
+std::vector<double> bwd_filter_as_gathered(const Conv3dShape& s, const std::vector<double>& x,
+                                           const std::vector<double>& dy, int stages_per_split) {
+  const igemm::Geometry g = igemm::make_geometry(s, "bwd_filter_as_gathered");
+  const int M = s.k, N = g.taps * s.c, R = s.n * s.out.d * s.out.h * s.out.w;
+  const int stages = (R + kStageR - 1) / kStageR;
+  const int splits = (stages + stages_per_split - 1) / stages_per_split;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> dw(int64_t(M) * N, 0.0), a, b, partial;
+  for (int split = 0; split < splits; ++split)
+    for (int m_tile = 0; m_tile < (M + kBM - 1) / kBM; ++m_tile)
+      for (int n_tile = 0; n_tile < N / kBN; ++n_tile) {
+        const FilterBlock block = filter_block(g, R, n_tile, m_tile, split, stages_per_split);
+        EXPECT_EQ(block.first, split * stages_per_split);
+        EXPECT_GE(block.count, 1) << "split " << split << " has no stage";
+        partial.assign(kBM * kBN, 0.0);
+        for (int st = 0; st < block.count; ++st) {
+          const int r0 = (block.first + st) * kStageR;
+          a.assign(kStageR * kBM, nan);
+          b.assign(kStageR * kBN, nan);
+          for (int tid = 0; tid < kThreads; ++tid) {
+            for (int j = 0; j < kCopiesA; ++j) {
+              const int row = copy_row_a(tid, j), col = copy_chunk_a(tid) * 8;
+              const int64_t at = dy_chunk(r0 + row, block.m0 + col, R, M);
+              EXPECT_LE(at + 8, int64_t(dy.size()));
+              for (int e = 0; e < 8; ++e)
+                a[row * kBM + col + e] = at < 0 ? 0.0 : dy[at + e];
+            }
+            for (int j = 0; j < kCopiesB; ++j) {
+              const int row = copy_row(tid, j), col = copy_chunk(tid) * 8;
+              const int64_t at = x_chunk(g, block.tap, r0 + row, R, block.c0 + col);
+              EXPECT_LE(at + 8, int64_t(x.size()));
+              for (int e = 0; e < 8; ++e)
+                b[row * kBN + col + e] = at < 0 ? 0.0 : x[at + e];
+            }
+          }
+          for (int r = 0; r < kStageR; ++r)
+            for (int m = 0; m < kBM; ++m)
+              for (int n = 0; n < kBN; ++n)
+                partial[m * kBN + n] += a[r * kBM + m] * b[r * kBN + n];
+        }
+        // The epilogue's stores: rows past M and columns past N are dropped.
+        for (int m = 0; m < kBM; ++m)
+          for (int n = 0; n < kBN; ++n)
+            if (block.m0 + m < M && n_tile * kBN + n < N)
+              dw[int64_t(block.m0 + m) * N + n_tile * kBN + n] += partial[m * kBN + n];
+      }
+  return dw;
+}
+
+struct GatherCase {
+  const char* name;
+  Conv3dShape shape;
+  int stages_per_split;
+};
+
+TEST(ConvGathers, BwdFilterVersion3FetchesWhatTheConvNeeds) {
+  const GatherCase cases[] = {
+      // Two 64-channel column tiles per tap, 136 filters (a second M tile of 8), a stride in h,
+      // 126 positions (a last stage of 62), one stage per split.
+      {"c128_k136_stride1x2x1",
+       Conv3dShape::make(2, {3, 6, 7}, 128, 136, {3, 3, 3}, {1, 2, 1}, Padding::explicit_,
+                         {1, 1, 1}),
+       1},
+      // An uneven kernel with strides 2 and 3 and padding in h only; 8 filters; 81 positions.
+      {"c64_k8_kernel1x3x2_stride2x1x3",
+       Conv3dShape::make(1, {5, 9, 9}, 64, 8, {1, 3, 2}, {2, 1, 3}, Padding::explicit_, {0, 1, 0}),
+       2},
+      // conv2a-like: 256 positions in 4 stages, splits of 3 and 1.
+      {"c64_k64_same", Conv3dShape::make(1, {4, 8, 8}, 64, 64, {3, 3, 3}, {1, 1, 1}, Padding::same),
+       3},
+  };
+  for (const GatherCase& c : cases) {
+    const Conv3dShape& s = c.shape;
+    ASSERT_TRUE(s.c % 64 == 0 && s.k % 8 == 0) << c.name << ": a shape version 3 takes";
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    std::vector<double> x(s.input_size()), dy(s.output_size());
+    for (double& v : x)
+      v = u(rng);
+    for (double& v : dy)
+      v = u(rng);
+    std::vector<double> ref(s.filter_size()), bias(s.k);
+    cpu::conv3d_bwd_filter<double>(s, x.data(), dy.data(), ref.data(), bias.data());
+    const std::vector<double> got = bwd_filter_as_gathered(s, x, dy, c.stages_per_split);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      diff += (got[i] - ref[i]) * (got[i] - ref[i]);
+      norm += ref[i] * ref[i];
+    }
+    EXPECT_LT(std::sqrt(diff / norm), 1e-12) << c.name;
+  }
+}
+
+}  // namespace
+}  // namespace pipelined::filter
+}  // namespace cu3d::cuda
