@@ -61,13 +61,6 @@ __device__ inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
                : "r"(address));
 }
 
-// One output row's place in the input: its pixel's corner (o * stride - pad) per axis and
-// n * id. Rows past M get a corner no tap can bring inside, so every load of theirs is a zero.
-__device__ inline int4 row_corner(const Geometry& g, const igemm::Pixel& o, bool valid) {
-  if (!valid) return make_int4(-(1 << 30), 0, 0, 0);
-  return make_int4(o.z * g.sd - g.pd, o.y * g.sh - g.ph, o.x * g.sw - g.pw, o.n * g.id);
-}
-
 // The math of one stage: 4 k-steps, each 2 ldmatrix.x4 for A (two 16-row blocks), 2 for B
 // (two 16-column pairs of mma tiles) and 8 mma on the accumulators of version 2's math.
 template <Precision P>
@@ -119,7 +112,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int kPerChunk = kChunkBytes / int(sizeof(Element));
   constexpr int kPerRow = kRowBytes / int(sizeof(Element));  // r per stage
   extern __shared__ __align__(128) unsigned char stages[];
-  __shared__ int4 corners[kBM];
+  __shared__ RowCorner corners[kBM];
 
   const Geometry& g = prob.g;
   const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * kBM;
@@ -142,25 +135,19 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (kt < tiles) {
       const uint32_t a_tile = base + (kt % kStages) * kStageBytes, b_tile = a_tile + kTileABytes;
       const int r0 = kt * kPerRow;
-      uint32_t channel;
-      const igemm::Tap t = igemm::split_tap(g.div_c.divmod(r0, &channel), g);
-      const int c0 = int(channel) + chunk * kPerChunk;
+      const TileTap t = tile_tap(g, r0);
+      const int c0 = t.channel + chunk * kPerChunk;
 #pragma unroll
       for (int j = 0; j < kCopiesA; ++j) {
         const int row = copy_row(tid, j);
-        const int4 corner = corners[row];
-        const int z = corner.x + t.d, y = corner.y + t.h, xx = corner.z + t.w;
-        const bool inside = unsigned(z) < unsigned(g.id) && unsigned(y) < unsigned(g.ih) &&
-                            unsigned(xx) < unsigned(g.iw);
-        const Element* src =
-            inside ? xs + ((((corner.w + z) * g.ih + y) * g.iw + xx) * g.c + c0) : xs;
-        cp_async16(a_tile + swizzled(row, chunk), src, inside ? kChunkBytes : 0);
+        const int at = a_chunk(g, corners[row], t.tap, c0);
+        cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at, at < 0 ? 0 : kChunkBytes);
       }
 #pragma unroll
       for (int j = 0; j < kCopiesB; ++j) {
-        const int row = copy_row(tid, j), n = n0 + row;
-        const Element* src = n < prob.N ? ws + (int64_t(n) * prob.R + r0 + chunk * kPerChunk) : ws;
-        cp_async16(b_tile + swizzled(row, chunk), src, n < prob.N ? kChunkBytes : 0);
+        const int row = copy_row(tid, j);
+        const int64_t at = b_chunk(n0 + row, prob.N, prob.R, r0 + chunk * kPerChunk);
+        cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
       }
     }
     cp_async_commit();

@@ -10,6 +10,7 @@
 // are "32-bit word t = lane % 4 of a row's chunk", so one layout serves both.
 #pragma once
 
+#include "kernels/cuda/conv3d_geometry.h"
 #include "kernels/host_device.h"
 
 namespace cu3d::cuda::pipelined {
@@ -68,6 +69,47 @@ CU3D_HOST_DEVICE constexpr int b_fragment_row(int lane, int col0) {
 }
 CU3D_HOST_DEVICE constexpr int b_fragment_chunk(int lane, int step) {
   return 2 * step + ((lane >> 3) & 1);
+}
+
+// ---- the gathers (tests/cpu/test_conv3d_gathers.cpp) -----------------------------------------
+
+// One output row's place in the input: its pixel's corner (o * stride - pad) per axis and n * id,
+// 16 bytes that the kernel keeps in a shared table (one load per copy). A row past M gets a corner
+// no tap can bring inside, so every load of it is a zero.
+struct alignas(16) RowCorner {
+  int z, y, x, n_id;
+};
+CU3D_HOST_DEVICE inline RowCorner row_corner(const igemm::Geometry& g, const igemm::Pixel& o,
+                                             bool valid) {
+  if (!valid) return {-(1 << 30), 0, 0, 0};
+  return {o.z * g.sd - g.pd, o.y * g.sh - g.ph, o.x * g.sw - g.pw, o.n * g.id};
+}
+
+// The tap and the first channel of the r-tile from r0 (r = tap * c + channel; c a multiple of
+// the tile's extent, so a tile never crosses a tap).
+struct TileTap {
+  igemm::Tap tap;
+  int channel;
+};
+CU3D_HOST_DEVICE inline TileTap tile_tap(const igemm::Geometry& g, int r0) {
+  uint32_t channel;
+  const igemm::Tap tap = igemm::split_tap(g.div_c.divmod(uint32_t(r0), &channel), g);
+  return {tap, int(channel)};
+}
+
+// Element offset in x of the chunk from channel c0 that a row (its corner) reads through tap t,
+// or -1 (a zero fill) in the padding. 32-bit: make_geometry keeps x under 2^31 elements.
+CU3D_HOST_DEVICE inline int a_chunk(const igemm::Geometry& g, const RowCorner& corner,
+                                    const igemm::Tap& t, int c0) {
+  const int z = corner.z + t.d, y = corner.y + t.h, x = corner.x + t.w;
+  const bool inside =
+      unsigned(z) < unsigned(g.id) && unsigned(y) < unsigned(g.ih) && unsigned(x) < unsigned(g.iw);
+  return inside ? (((corner.n_id + z) * g.ih + y) * g.iw + x) * g.c + c0 : -1;
+}
+
+// Element offset in w of the chunk from r of filter n (rows of R), or -1 (a zero fill) past N.
+CU3D_HOST_DEVICE inline int64_t b_chunk(int n, int N, int R, int r) {
+  return n < N ? int64_t(n) * R + r : -1;
 }
 
 }  // namespace cu3d::cuda::pipelined

@@ -1,11 +1,13 @@
 // The CUDA conv kernels' index arithmetic, checked on the CPU with the very functions the kernels
-// call (kernels/cuda/conv3d_geometry.h, conv3d_bwd_filter_pipelined_layout.h): the fast
-// division, the split-K plan, and version 3 of bwd-filter's gathers. For the gathers, every copy
-// of every thread of every block of the grid is fetched into the logical stage tiles A[r][m] and
-// B[r][n] by filter_block, dy_chunk and x_chunk; each block's tiles are multiplied out over its
-// stages and the splits added; the result must be the CPU conv's dw. Where each chunk then lands
-// in shared memory and which lane's fragment reads it is test_conv3d_pipelined_layout.cpp's
-// part; what neither reaches is the PTX instructions themselves (the GPU suite's).
+// call (kernels/cuda/conv3d_geometry.h, conv3d_pipelined_layout.h,
+// conv3d_bwd_filter_pipelined_layout.h): the fast division, the split-K plan, and the gathers of
+// version 3 (the forward, backward-data as the forward of the mirrored shape, and bwd-filter).
+// For the gathers, every copy of every thread of every block of the grid is fetched into the
+// logical stage tiles (A[row][r] and B[n][r] for the forward, A[r][m] and B[r][n] for
+// bwd-filter); each block's tiles are multiplied out over its stages (and splits); the result must
+// be the CPU conv's. Where each chunk then lands in shared memory and which lane's fragment reads
+// it is test_conv3d_pipelined_layout.cpp's part; what neither reaches is the PTX instructions
+// themselves (the GPU suite's).
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -17,6 +19,7 @@
 #include "kernels/cpu/conv3d.h"
 #include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
 #include "kernels/cuda/conv3d_geometry.h"
+#include "kernels/cuda/conv3d_pipelined_layout.h"
 
 namespace cu3d::cuda {
 namespace {
@@ -54,6 +57,111 @@ TEST(ConvGathers, SplitKCoversEveryTileWithNoEmptySplit) {
 }
 
 }  // namespace
+
+namespace pipelined {
+namespace {
+
+std::vector<double> random_values(int64_t count, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> v(count);
+  for (double& e : v)
+    e = u(rng);
+  return v;
+}
+
+double relative_error(const std::vector<double>& got, const std::vector<double>& ref) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff += (got[i] - ref[i]) * (got[i] - ref[i]);
+    norm += ref[i] * ref[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+// y (no bias) as version 3 of the forward gathers it, with kPerChunk values per 16-byte chunk
+// (8 in bf16, 4 in tf32) and the plain row order (row m is output position m): the block's row
+// corners by row_corner, each r-tile's tap by tile_tap, its chunks by a_chunk and b_chunk. The
+// tiles start as NaN, so an element that no copy writes poisons the result.
+template <int kPerChunk>
+std::vector<double> fwd_as_gathered(const Conv3dShape& s, const std::vector<double>& x,
+                                    const std::vector<double>& w) {
+  const igemm::Geometry g = igemm::make_geometry(s, "fwd_as_gathered");
+  const int M = s.n * s.out.d * s.out.h * s.out.w, N = s.k, R = g.taps * s.c;
+  constexpr int kPerRow = kChunks * kPerChunk;
+  EXPECT_EQ(s.c % kPerRow, 0) << "a shape version 3 takes";
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> y(int64_t(M) * N, nan), a, b, acc;
+  std::vector<RowCorner> corners(kBM);
+  for (int m_tile = 0; m_tile < (M + kBM - 1) / kBM; ++m_tile)
+    for (int n_tile = 0; n_tile < (N + kBN - 1) / kBN; ++n_tile) {
+      const int m0 = m_tile * kBM, n0 = n_tile * kBN;
+      for (int row = 0; row < kBM; ++row)
+        corners[row] = row_corner(
+            g, igemm::split_pixel(uint32_t(m0 + row), g.div_od, g.div_oh, g.div_ow), m0 + row < M);
+      acc.assign(kBM * kBN, 0.0);
+      for (int kt = 0; kt < R / kPerRow; ++kt) {
+        const int r0 = kt * kPerRow;
+        const TileTap t = tile_tap(g, r0);
+        a.assign(kBM * kPerRow, nan);
+        b.assign(kBN * kPerRow, nan);
+        for (int tid = 0; tid < kThreads; ++tid) {
+          const int col = copy_chunk(tid) * kPerChunk;
+          for (int j = 0; j < kCopiesA; ++j) {
+            const int row = copy_row(tid, j);
+            const int at = a_chunk(g, corners[row], t.tap, t.channel + col);
+            EXPECT_LE(int64_t(at) + kPerChunk, int64_t(x.size()));
+            for (int e = 0; e < kPerChunk; ++e)
+              a[row * kPerRow + col + e] = at < 0 ? 0.0 : x[at + e];
+          }
+          for (int j = 0; j < kCopiesB; ++j) {
+            const int row = copy_row(tid, j);
+            const int64_t at = b_chunk(n0 + row, N, R, r0 + col);
+            EXPECT_LE(at + kPerChunk, int64_t(w.size()));
+            for (int e = 0; e < kPerChunk; ++e)
+              b[row * kPerRow + col + e] = at < 0 ? 0.0 : w[at + e];
+          }
+        }
+        for (int m = 0; m < kBM; ++m)
+          for (int n = 0; n < kBN; ++n)
+            for (int r = 0; r < kPerRow; ++r)
+              acc[m * kBN + n] += a[m * kPerRow + r] * b[n * kPerRow + r];
+      }
+      for (int m = 0; m < kBM; ++m)
+        for (int n = 0; n < kBN; ++n)
+          if (m0 + m < M && n0 + n < N) y[int64_t(m0 + m) * N + n0 + n] = acc[m * kBN + n];
+    }
+  return y;
+}
+
+// The forward, and backward-data as the forward of the mirrored shape with the flipped,
+// transposed filters (as conv3d_bwd_data runs version 3), in both chunk widths.
+TEST(ConvGathers, ForwardVersion3FetchesWhatTheConvNeeds) {
+  std::mt19937_64 rng(13);
+  // 180 rows (a partial second M tile), 70 filters (a partial N tile), stride 2, padding.
+  const Conv3dShape strided = Conv3dShape::make(2, {5, 11, 10}, 64, 70, {3, 3, 3}, {2, 2, 2},
+                                                Padding::explicit_, {1, 1, 1});
+  const auto x = random_values(strided.input_size(), rng),
+             w = random_values(strided.filter_size(), rng);
+  std::vector<double> ref(strided.output_size());
+  cpu::conv3d_fwd<double>(strided, x.data(), w.data(), nullptr, ref.data());
+  EXPECT_LT(relative_error(fwd_as_gathered<8>(strided, x, w), ref), 1e-12) << "bf16 chunks";
+  EXPECT_LT(relative_error(fwd_as_gathered<4>(strided, x, w), ref), 1e-12) << "tf32 chunks";
+
+  // Backward-data of an even kernel with "same" padding (asymmetric, mirrored) into 40 channels.
+  const Conv3dShape s =
+      Conv3dShape::make(1, {4, 6, 9}, 40, 64, {2, 2, 4}, {1, 1, 1}, Padding::same);
+  const Conv3dShape mirrored = bwd_data_as_forward(s);
+  ASSERT_EQ(mirrored.c, 64);
+  const auto dy = random_values(s.output_size(), rng), wf = random_values(s.filter_size(), rng);
+  std::vector<double> wt(s.filter_size()), dx(s.input_size());
+  cpu::conv3d_flip_transpose_filters<double>(s, wf.data(), wt.data());
+  cpu::conv3d_bwd_data<double>(s, dy.data(), wf.data(), dx.data());
+  EXPECT_LT(relative_error(fwd_as_gathered<8>(mirrored, dy, wt), dx), 1e-12) << "bf16 chunks";
+  EXPECT_LT(relative_error(fwd_as_gathered<4>(mirrored, dy, wt), dx), 1e-12) << "tf32 chunks";
+}
+
+}  // namespace
+}  // namespace pipelined
 
 namespace pipelined::filter {
 namespace {
@@ -135,21 +243,11 @@ TEST(ConvGathers, BwdFilterVersion3FetchesWhatTheConvNeeds) {
     const Conv3dShape& s = c.shape;
     ASSERT_TRUE(s.c % 64 == 0 && s.k % 8 == 0) << c.name << ": a shape version 3 takes";
     std::mt19937_64 rng(11);
-    std::uniform_real_distribution<double> u(-1.0, 1.0);
-    std::vector<double> x(s.input_size()), dy(s.output_size());
-    for (double& v : x)
-      v = u(rng);
-    for (double& v : dy)
-      v = u(rng);
+    const auto x = random_values(s.input_size(), rng), dy = random_values(s.output_size(), rng);
     std::vector<double> ref(s.filter_size()), bias(s.k);
     cpu::conv3d_bwd_filter<double>(s, x.data(), dy.data(), ref.data(), bias.data());
-    const std::vector<double> got = bwd_filter_as_gathered(s, x, dy, c.stages_per_split);
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-      diff += (got[i] - ref[i]) * (got[i] - ref[i]);
-      norm += ref[i] * ref[i];
-    }
-    EXPECT_LT(std::sqrt(diff / norm), 1e-12) << c.name;
+    EXPECT_LT(relative_error(bwd_filter_as_gathered(s, x, dy, c.stages_per_split), ref), 1e-12)
+        << c.name;
   }
 }
 

@@ -3,8 +3,8 @@
 // bijection onto 16-byte slots, and playing the PTX semantics of cp.async and ldmatrix.x4 on
 // the layout puts in every lane exactly the words the mma fragments need (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 / m16n8k8"), with no shared-memory bank conflict in any phase.
-// The same for the backward-filter's [r][column] tiles read by ldmatrix.trans. The kernels'
-// index math can thus be wrong only where this does not reach: the gathers.
+// The same for the backward-filter's [r][column] tiles read by ldmatrix.trans. The gathers, which
+// decide what each chunk holds, are test_conv3d_gathers.cpp's.
 #include <array>
 #include <cstdint>
 #include <set>
