@@ -58,11 +58,11 @@ cudaStream_t& stream_slot() {
 // versions included.
 std::string tune_key(const char* pass, const Conv3dShape& s, const ComputeOptions& o) {
   return fmt::format(
-      "{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {} v3 {}{}", pass,
-      s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
+      "{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {} v3 {}{} v4 {}",
+      pass, s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
       s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d,
       s.pad_after.h, s.pad_after.w, to_string(o.precision), int(o.pipelined_conv),
-      int(o.pipelined_bwd_filter));
+      int(o.pipelined_bwd_filter), int(o.wide_conv));
 }
 
 // Median of three timed runs after one warm-up, in milliseconds.
@@ -121,8 +121,9 @@ cudaStream_t compute_stream() {
 }
 
 cuda::ConvKernel cu3d_conv_kernel() {
-  return compute_options().pipelined_conv ? cuda::ConvKernel::pipelined
-                                          : cuda::ConvKernel::implicit_gemm;
+  const ComputeOptions& o = compute_options();
+  if (!o.pipelined_conv) return cuda::ConvKernel::implicit_gemm;
+  return o.wide_conv ? cuda::ConvKernel::wide : cuda::ConvKernel::pipelined;
 }
 cuda::ConvKernel cu3d_bwd_filter_kernel() {
   const ComputeOptions& o = compute_options();

@@ -9,7 +9,9 @@
 //                 bwd-data, tf32/bf16; docs/kernels/conv3d_cuda.md) where they apply. On by
 //                 default since they passed the GPU suite; `--no-pipelined-conv` runs version 2.
 //   pipelined bwd-filter  whether bwd-filter runs version 3 as well (bf16). Off until it has
-//                 passed the GPU suite: only the benchmark's "_v3f" rows turn it on.
+//                 passed the GPU suite: only the benchmark's "_v3f" and "_v4" rows turn it on.
+//   wide conv     whether the forward and bwd-data run version 4 (the 256 x 128 tile) where it
+//                 applies. Off until it has passed the GPU suite: only the "_v4" rows turn it on.
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
@@ -39,6 +41,7 @@ struct ComputeOptions {
   bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
   bool pipelined_bwd_filter = false;  // and bwd-filter's version 3 (with pipelined_conv)
+  bool wide_conv = false;             // and version 4 for the forward and bwd-data (likewise)
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -49,7 +52,7 @@ std::string describe_compute_options();
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
-// The cu3d conv kernel that compute_options() asks for (pipelined_conv).
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wide_conv).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();

@@ -198,11 +198,11 @@ run() {
   } 2>&1 | tee "$logs/environment.txt"
 
   local full=${GPU_CHECK_FILTER:--*Timing.*}
-  # The engine's fused blocks and the device feeder (pinned staging, copy stream) have not run on
-  # a GPU yet: memcheck them too. *odd* and *conv5b*cu3d* take in the forward's version 3
-  # (cu3d_pipelined cases); racecheck covers its cp.async ring on the odd shapes.
+  # The engine's fused blocks and the device feeder (pinned staging, copy stream): memcheck them
+  # too. *odd* and *conv5b*cu3d* take in the conv's versions 3 and 4 (cu3d_pipelined, cu3d_wide
+  # cases); racecheck covers their cp.async rings on the odd shapes.
   local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:NormalizeClipsCuda.*:FeederCuda.*}
-  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
+  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}
   run_stage suite sharded_suite "$jobs" "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" "$full"

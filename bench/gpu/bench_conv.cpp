@@ -67,8 +67,9 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *dy = b.dy[r]->f();
   const cudaStream_t st = stream();
   const bool mine = backend != Backend::cudnn;
-  const auto kernel = backend == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
-                                                         : cuda::ConvKernel::implicit_gemm;
+  const auto kernel = backend == Backend::cu3d_wide        ? cuda::ConvKernel::wide
+                      : backend == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
+                                                           : cuda::ConvKernel::implicit_gemm;
   if (pass == "fwd") {
     if (mine)
       cuda::conv3d_fwd(s, x, w, b.bias->f(), b.y->f(), p, st, kernel);
@@ -133,8 +134,8 @@ struct FusedScratch {
 };
 
 // How a block runs: cuDNN's conv + the separate ops (the baseline), or cu3d's fused kernels
-// on the forward's version 2 or version 3 (where it applies).
-enum class BlockRun { cudnn_unfused, cu3d_fused, cu3d_fused_pipelined };
+// on the forward's version 2, 3 or 4 (where it applies).
+enum class BlockRun { cudnn_unfused, cu3d_fused, cu3d_fused_pipelined, cu3d_fused_wide };
 
 const char* to_string(BlockRun r) {
   switch (r) {
@@ -144,6 +145,8 @@ const char* to_string(BlockRun r) {
       return "cu3d_fused";
     case BlockRun::cu3d_fused_pipelined:
       return "cu3d_fused_pipelined";
+    case BlockRun::cu3d_fused_wide:
+      return "cu3d_fused_wide";
   }
   return "?";
 }
@@ -156,8 +159,9 @@ const char* to_string(BlockRun r) {
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
-  const auto kernel = run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
-                                                            : cuda::ConvKernel::implicit_gemm;
+  const auto kernel = run == BlockRun::cu3d_fused_wide        ? cuda::ConvKernel::wide
+                      : run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
+                                                              : cuda::ConvKernel::implicit_gemm;
   const Conv3dShape& s = layer.shape;
   const int r = i % b.sets;
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
@@ -216,28 +220,50 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
       ->Unit(benchmark::kMillisecond);
 }
 
-// Version 3 covers the forward and, at stride 1, backward-data.
-bool pipelined_takes(const std::string& pass, const Conv3dShape& s, Precision p) {
-  return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
-         (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
-         (pass == "bwd_filter" && cuda::conv3d_bwd_filter_pipelined_supports(s, p));
+// Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
+// for the forward, backward-data at stride 1 and bwd-filter in bf16; version 4 for the forward
+// and backward-data (the forward of the mirrored shape) where k fills its 128 columns.
+bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
+  switch (backend) {
+    case Backend::cu3d_pipelined:
+      return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
+             (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
+             (pass == "bwd_filter" && cuda::conv3d_bwd_filter_pipelined_supports(s, p));
+    case Backend::cu3d_wide:
+      return (pass == "fwd" && s.k >= 128 && cuda::conv3d_fwd_wide_supports(s, p)) ||
+             (pass == "bwd_data" && s.c >= 128 && cuda::conv3d_bwd_data_pipelined_supports(s, p) &&
+              cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(s), p));
+    default:
+      return true;
+  }
+}
+
+// The fused blocks on version 3 where it applies; on version 4 the blocks whose conv stores each
+// output (the window pool and the layer-norm statistics stay on version 3).
+bool takes(BlockRun run, const std::string& block, const Conv3dShape& s, Precision p) {
+  switch (run) {
+    case BlockRun::cu3d_fused_pipelined:
+      return cuda::conv3d_fwd_pipelined_supports(s, p);
+    case BlockRun::cu3d_fused_wide:
+      return block == "bias_relu_pool_train" && s.k >= 128 && cuda::conv3d_fwd_wide_supports(s, p);
+    default:
+      return true;
+  }
 }
 
 bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
-        for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined})
-          if (backend != Backend::cu3d_pipelined || pipelined_takes(pass, layer.shape, p))
-            register_conv(layer, pass, p, backend);
+        for (Backend backend :
+             {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide})
+          if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block : {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool"})
       for (Precision p : cases::kPrecisions)
-        for (BlockRun run :
-             {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined})
-          if (run != BlockRun::cu3d_fused_pipelined ||
-              cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
-            register_fused(layer, block, p, run);
+        for (BlockRun run : {BlockRun::cudnn_unfused, BlockRun::cu3d_fused,
+                             BlockRun::cu3d_fused_pipelined, BlockRun::cu3d_fused_wide})
+          if (takes(run, block, layer.shape, p)) register_fused(layer, block, p, run);
   }
   return true;
 }

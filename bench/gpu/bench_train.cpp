@@ -88,14 +88,16 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
 }
 
 // Which of cu3d's conv kernels the engine runs: version 3 where it applies (the engine's
-// default), version 2 throughout (the "_v2" rows), or version 3 with its backward-filter as well
-// (the "_v3f" rows: not the engine's default until that kernel has passed the GPU suite).
-enum class ConvKernels { v3, v2, v3_with_bwd_filter };
+// default), version 2 throughout (the "_v2" rows), version 3 with its backward-filter as well
+// (the "_v3f" rows), or that and version 4 for the forward and bwd-data (the "_v4" rows). The
+// last two are not the engine's default until their kernels have passed the GPU suite.
+enum class ConvKernels { v3, v2, v3_with_bwd_filter, v4 };
 
 void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
                     ConvKernels kernels = ConvKernels::v3) {
   const char* suffix = kernels == ConvKernels::v2                   ? "_v2"
                        : kernels == ConvKernels::v3_with_bwd_filter ? "_v3f"
+                       : kernels == ConvKernels::v4                 ? "_v4"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
                             cu3d::to_string(backend) + suffix + (fuse ? "/fused" : "/unfused");
@@ -108,7 +110,9 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           options.conv_backend = backend;
           options.fuse = fuse;
           options.pipelined_conv = kernels != ConvKernels::v2;
-          options.pipelined_bwd_filter = kernels == ConvKernels::v3_with_bwd_filter;
+          options.pipelined_bwd_filter =
+              kernels == ConvKernels::v3_with_bwd_filter || kernels == ConvKernels::v4;
+          options.wide_conv = kernels == ConvKernels::v4;
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -151,14 +155,15 @@ bool register_all() {
       }
   // At the precision of the unfused rows: cu3d's conv version 2 throughout, for comparison, and
   // the engine's default backend (auto: each conv pass timed once on cu3d and cuDNN, the faster
-  // kept); for the C3Ds, both with version 3's backward-filter too.
+  // kept); for the C3Ds, both with version 3's backward-filter too, and with version 4 as well.
   for (const char* model : {"c3d", "c3d-ln", "keras3d"}) {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
   }
   for (const char* model : {"c3d", "c3d-ln"})
     for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
-      register_train(model, kUnfusedPrecision, backend, true, ConvKernels::v3_with_bwd_filter);
+      for (ConvKernels kernels : {ConvKernels::v3_with_bwd_filter, ConvKernels::v4})
+        register_train(model, kUnfusedPrecision, backend, true, kernels);
   return true;
 }
 

@@ -17,6 +17,10 @@
 //              forward conv it is (transposed, flipped filters); backward-filter in bf16
 //              (ldmatrix.trans), which has not yet run on a GPU: no caller but the tests and the
 //              benchmark asks for it (docs/kernels/conv3d_cuda.md).
+//   version 4 (`ConvKernel::wide`, tf32 and bf16, not yet run on a GPU): version 3's forward
+//              on a 256 x 128 block tile with 64 x 64 per warp, for the epilogues that store each
+//              output (the plain forward, bias + ReLU, the pool by atomics) and bwd-data;
+//              version 3 elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). bwd-filter may take device workspace from the stream-ordered
@@ -30,15 +34,20 @@
 
 namespace cu3d::cuda {
 
-// Which kernel a forward or backward-data call runs: version 2 for every shape, or version 3
-// where conv3d_fwd/bwd_data_pipelined_supports says it applies (version 2 elsewhere). Both compute
-// the same function; on the same operands in the same order they should agree bit for bit.
-enum class ConvKernel { implicit_gemm, pipelined };
+// Which kernel a call runs: version 2 for every shape, version 3 where conv3d_*_pipelined_supports
+// says it applies (version 2 elsewhere), or version 4 where conv3d_fwd_wide_supports does (else
+// version 3, else 2). They compute the same function; the forward's versions issue the same mma
+// over r in the same order, so on the same operands they should agree bit for bit.
+enum class ConvKernel { implicit_gemm, pipelined, wide };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
 // aligned, which every allocation is; a misaligned view falls back to version 2.)
 bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
+
+// True when version 4 takes this shape's forward (for the epilogues that store each output):
+// version 3's shapes with at most 65535 tiles of 256 output positions.
+bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 
 // y = conv(x, w) + bias. `bias` may be null.
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

@@ -9,7 +9,7 @@
 // wasting (stride^3 - 1) / stride^3 of the MMAs; the C3D models use stride 1 everywhere.
 //
 // With stride 1, backward-data is itself a forward conv (bwd_data_as_forward, kernels/shapes.h):
-// that is how version 3 (ConvKernel::pipelined) runs it, one small transpose of w
+// that is how versions 3 and 4 (ConvKernel::pipelined, ::wide) run it, one small transpose of w
 // (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and then the
 // pipelined forward.
 #include <fmt/format.h>
@@ -107,14 +107,13 @@ bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precisio
 
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
                      Precision precision, cudaStream_t stream, ConvKernel kernel) {
-  if (kernel == ConvKernel::pipelined && conv3d_bwd_data_pipelined_supports(s, precision)) {
+  if (kernel != ConvKernel::implicit_gemm && conv3d_bwd_data_pipelined_supports(s, precision)) {
     const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
     auto* wt = static_cast<float*>(malloc_async(sizeof(float) * s.filter_size(), stream));
     flip_transpose_filters_kernel<<<grid_stride_blocks(s.filter_size()), 256, 0, stream>>>(
         w, wt, s.k, taps, s.c);
     check_launch(fmt::format("conv3d_bwd_data: filter transpose ({}x{}x{})", s.k, taps, s.c));
-    conv3d_fwd(bwd_data_as_forward(s), dy, wt, nullptr, dx, precision, stream,
-               ConvKernel::pipelined);
+    conv3d_fwd(bwd_data_as_forward(s), dy, wt, nullptr, dx, precision, stream, kernel);
     free_async(wt, stream);
     return;
   }

@@ -6,7 +6,8 @@
 // c % 4 == 0 a unit never crosses a tap and is one 16-byte load.
 //
 // Version 3 (conv3d_pipelined.cuh) runs the same problems, epilogues included, with a
-// cp.async pipeline and ldmatrix fragments where the shape allows and the caller asks for it.
+// cp.async pipeline and ldmatrix fragments where the shape allows and the caller asks for it;
+// version 4 (conv3d_wide.cuh) those whose epilogue stores each output, on a wider tile.
 //
 // One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
@@ -20,6 +21,7 @@
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
+#include "kernels/cuda/conv3d_wide.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/pool3d.cuh"
 
@@ -236,19 +238,32 @@ void launch_pipelined(const Problem& prob, const void* x, const void* w, cudaStr
   kernel<<<grid, pipelined::kThreads, pipelined::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Version 3. bf16 converts x and w to bf16 first (stream-ordered workspace of 2 bytes per
-// element), since cp.async copies bytes as they are.
-template <class Problem>
-void run_pipelined(const Problem& prob, const Conv3dShape& s, Precision p, cudaStream_t stream,
-                   const std::string& what) {
+// Version 4: as version 3, on its own tile and with 192 KB of dynamic shared memory.
+template <class Problem, Precision P>
+void launch_wide(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
+  namespace wide = pipelined::wide;
+  const auto kernel = wide::conv3d_fwd_wide<Problem, P>;
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       wide::kSharedBytes));
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared));
+  const dim3 grid((prob.N + wide::kBN - 1) / wide::kBN, (prob.M + wide::kBM - 1) / wide::kBM);
+  kernel<<<grid, pipelined::kThreads, wide::kSharedBytes, stream>>>(prob, x, w);
+}
+
+// Versions 3 and 4 (`Launch<Precision>` launches one): bf16 converts x and w to bf16 first
+// (stream-ordered workspace of 2 bytes per element), since cp.async copies bytes as they are.
+template <class Problem, class Launch>
+void run_converted(const Problem& prob, const Conv3dShape& s, Precision p, cudaStream_t stream,
+                   const std::string& what, Launch launch) {
   if (p == Precision::tf32) {
-    launch_pipelined<Problem, Precision::tf32>(prob, prob.x, prob.w, stream);
+    launch(std::integral_constant<Precision, Precision::tf32>(), prob.x, prob.w);
   } else {
     auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
     auto* w16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.filter_size(), stream));
     fp32_to_bf16(prob.x, x16, s.input_size(), stream);
     fp32_to_bf16(prob.w, w16, s.filter_size(), stream);
-    launch_pipelined<Problem, Precision::bf16>(prob, x16, w16, stream);
+    launch(std::integral_constant<Precision, Precision::bf16>(), x16, w16);
     free_async(x16, stream);
     free_async(w16, stream);
   }
@@ -259,13 +274,25 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
+// Runs the version `kernel` asks for where it takes the shape, else the next one down
+// (4 -> 3 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
-  if (kernel == ConvKernel::pipelined && conv3d_fwd_pipelined_supports(s, p) && aligned16(prob.x) &&
-      aligned16(prob.w)) {
-    run_pipelined(prob, s, p, stream, what);
+  const bool aligned = aligned16(prob.x) && aligned16(prob.w);
+  if constexpr (pipelined::wide::kStoresEachOutput<Problem>) {
+    if (kernel == ConvKernel::wide && conv3d_fwd_wide_supports(s, p) && aligned) {
+      run_converted(prob, s, p, stream, what, [&](auto precision, const void* x, const void* w) {
+        launch_wide<Problem, decltype(precision)::value>(prob, x, w, stream);
+      });
+      return;
+    }
+  }
+  if (kernel != ConvKernel::implicit_gemm && conv3d_fwd_pipelined_supports(s, p) && aligned) {
+    run_converted(prob, s, p, stream, what, [&](auto precision, const void* x, const void* w) {
+      launch_pipelined<Problem, decltype(precision)::value>(prob, x, w, stream);
+    });
     return;
   }
   run_implicit_gemm(prob, p, plan_splits(prob.R, p, 1, false), stream, what);
@@ -302,6 +329,12 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
   const int64_t m_tiles =
       (int64_t(s.n) * s.out.d * s.out.h * s.out.w + pipelined::kBM - 1) / pipelined::kBM;
   return s.c % per_row == 0 && m_tiles <= 65535;  // grid.y's limit
+}
+
+bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision) {
+  const int64_t m_tiles = (int64_t(s.n) * s.out.d * s.out.h * s.out.w + pipelined::wide::kBM - 1) /
+                          pipelined::wide::kBM;
+  return conv3d_fwd_pipelined_supports(s, precision) && m_tiles <= 65535;
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

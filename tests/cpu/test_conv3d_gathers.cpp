@@ -20,6 +20,7 @@
 #include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
 #include "kernels/cuda/conv3d_geometry.h"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
+#include "kernels/cuda/conv3d_wide_layout.h"
 
 namespace cu3d::cuda {
 namespace {
@@ -78,13 +79,22 @@ double relative_error(const std::vector<double>& got, const std::vector<double>&
   return std::sqrt(diff / norm);
 }
 
-// y (no bias) as version 3 of the forward gathers it, with kPerChunk values per 16-byte chunk
-// (8 in bf16, 4 in tf32) and the plain row order (row m is output position m): the block's row
-// corners by row_corner, each r-tile's tap by tile_tap, its chunks by a_chunk and b_chunk. The
-// tiles start as NaN, so an element that no copy writes poisons the result.
-template <int kPerChunk>
+// y (no bias) as version 3 or 4 (kTile) of the forward gathers it, with kPerChunk values per
+// 16-byte chunk (8 in bf16, 4 in tf32) and the plain row order (row m is output position m): the
+// block's row corners by row_corner, each r-tile's tap by tile_tap, its chunks by a_chunk and
+// b_chunk. The tiles start as NaN, so an element that no copy writes poisons the result. The block
+// tile of version 3 (128 x 64) or 4 (256 x 128).
+struct Tile {
+  int bm, bn, copies_a, copies_b;
+};
+constexpr Tile kVersion3{kBM, kBN, kCopiesA, kCopiesB};
+constexpr Tile kVersion4{wide::kBM, wide::kBN, wide::kCopiesA, wide::kCopiesB};
+
+template <int kPerChunk, Tile kTile>
 std::vector<double> fwd_as_gathered(const Conv3dShape& s, const std::vector<double>& x,
                                     const std::vector<double>& w) {
+  constexpr int kBM = kTile.bm, kBN = kTile.bn, kCopiesA = kTile.copies_a,
+                kCopiesB = kTile.copies_b;
   const igemm::Geometry g = igemm::make_geometry(s, "fwd_as_gathered");
   const int M = s.n * s.out.d * s.out.h * s.out.w, N = s.k, R = g.taps * s.c;
   constexpr int kPerRow = kChunks * kPerChunk;
@@ -134,8 +144,9 @@ std::vector<double> fwd_as_gathered(const Conv3dShape& s, const std::vector<doub
 }
 
 // The forward, and backward-data as the forward of the mirrored shape with the flipped,
-// transposed filters (as conv3d_bwd_data runs version 3), in both chunk widths.
-TEST(ConvGathers, ForwardVersion3FetchesWhatTheConvNeeds) {
+// transposed filters (as conv3d_bwd_data runs versions 3 and 4), in both chunk widths and both
+// block tiles.
+TEST(ConvGathers, ForwardVersions3And4FetchWhatTheConvNeeds) {
   std::mt19937_64 rng(13);
   // 180 rows (a partial second M tile), 70 filters (a partial N tile), stride 2, padding.
   const Conv3dShape strided = Conv3dShape::make(2, {5, 11, 10}, 64, 70, {3, 3, 3}, {2, 2, 2},
@@ -144,8 +155,12 @@ TEST(ConvGathers, ForwardVersion3FetchesWhatTheConvNeeds) {
              w = random_values(strided.filter_size(), rng);
   std::vector<double> ref(strided.output_size());
   cpu::conv3d_fwd<double>(strided, x.data(), w.data(), nullptr, ref.data());
-  EXPECT_LT(relative_error(fwd_as_gathered<8>(strided, x, w), ref), 1e-12) << "bf16 chunks";
-  EXPECT_LT(relative_error(fwd_as_gathered<4>(strided, x, w), ref), 1e-12) << "tf32 chunks";
+  EXPECT_LT(relative_error(fwd_as_gathered<8, kVersion3>(strided, x, w), ref), 1e-12) << "bf16";
+  EXPECT_LT(relative_error(fwd_as_gathered<4, kVersion3>(strided, x, w), ref), 1e-12) << "tf32";
+  EXPECT_LT(relative_error(fwd_as_gathered<8, kVersion4>(strided, x, w), ref), 1e-12)
+      << "bf16, version 4";
+  EXPECT_LT(relative_error(fwd_as_gathered<4, kVersion4>(strided, x, w), ref), 1e-12)
+      << "tf32, version 4";
 
   // Backward-data of an even kernel with "same" padding (asymmetric, mirrored) into 40 channels.
   const Conv3dShape s =
@@ -156,8 +171,10 @@ TEST(ConvGathers, ForwardVersion3FetchesWhatTheConvNeeds) {
   std::vector<double> wt(s.filter_size()), dx(s.input_size());
   cpu::conv3d_flip_transpose_filters<double>(s, wf.data(), wt.data());
   cpu::conv3d_bwd_data<double>(s, dy.data(), wf.data(), dx.data());
-  EXPECT_LT(relative_error(fwd_as_gathered<8>(mirrored, dy, wt), dx), 1e-12) << "bf16 chunks";
-  EXPECT_LT(relative_error(fwd_as_gathered<4>(mirrored, dy, wt), dx), 1e-12) << "tf32 chunks";
+  EXPECT_LT(relative_error(fwd_as_gathered<8, kVersion3>(mirrored, dy, wt), dx), 1e-12) << "bf16";
+  EXPECT_LT(relative_error(fwd_as_gathered<4, kVersion3>(mirrored, dy, wt), dx), 1e-12) << "tf32";
+  EXPECT_LT(relative_error(fwd_as_gathered<8, kVersion4>(mirrored, dy, wt), dx), 1e-12)
+      << "bf16, version 4";
 }
 
 }  // namespace

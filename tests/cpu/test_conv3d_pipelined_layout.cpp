@@ -3,8 +3,8 @@
 // bijection onto 16-byte slots, and playing the PTX semantics of cp.async and ldmatrix.x4 on
 // the layout puts in every lane exactly the words the mma fragments need (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 / m16n8k8"), with no shared-memory bank conflict in any phase.
-// The same for the backward-filter's [r][column] tiles read by ldmatrix.trans. The gathers, which
-// decide what each chunk holds, are test_conv3d_gathers.cpp's.
+// The same for version 4's wider tiles, and for the backward-filter's [r][column] tiles read by
+// ldmatrix.trans. The gathers, which decide what each chunk holds, are test_conv3d_gathers.cpp's.
 #include <array>
 #include <cstdint>
 #include <set>
@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
+#include "kernels/cuda/conv3d_wide_layout.h"
 
 namespace cu3d::cuda::pipelined {
 namespace {
@@ -92,19 +93,29 @@ TEST(ConvPipelinedLayout, CopyPhasesAreConflictFree) {
     }
 }
 
-// Every warp (4 x 2 of 32 x 32), every k-step: the A registers hold (g, k lo), (g + 8, k lo),
-// (g, k hi), (g + 8, k hi) of each 16-row block, the B registers (k lo, n g), (k hi, n g) of
-// each 8-column tile, k lo and k hi being words t and 4 + t of the step's 8 (g = lane / 4,
-// t = lane % 4): the fragments of mma.m16n8k16 bf16 (word = 2 values) and m16n8k8 tf32.
-TEST(ConvPipelinedLayout, LdmatrixDeliversTheMmaFragments) {
-  const auto a = copied_tile(kBM, kCopiesA);
-  const auto b = copied_tile(kBN, kCopiesB);
-  std::set<int> words_used;
+// A block tile of version 3 or 4: its A and B rows, the copies per thread, and each warp's piece.
+struct BlockTile {
+  const char* name;
+  int rows_a, rows_b, copies_a, copies_b, warp_m, warp_n;
+  int (*row0)(int warp);
+  int (*col0)(int warp);
+};
+
+// Every warp, every k-step: the A registers hold (g, k lo), (g + 8, k lo), (g, k hi),
+// (g + 8, k hi) of each 16-row block of the warp's piece, the B registers (k lo, n g), (k hi, n g)
+// of each 8-column tile, k lo and k hi being words t and 4 + t of the step's 8 (g = lane / 4,
+// t = lane % 4): the fragments of mma.m16n8k16 bf16 (word = 2 values) and m16n8k8 tf32. Between
+// them the warps read every word of both tiles.
+void expect_fragments(const BlockTile& tile) {
+  SCOPED_TRACE(tile.name);
+  const auto a = copied_tile(tile.rows_a, tile.copies_a);
+  const auto b = copied_tile(tile.rows_b, tile.copies_b);
+  std::set<std::pair<int, int>> a_read, b_read;
   for (int warp = 0; warp < kThreads / 32; ++warp) {
-    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+    const int wm = tile.row0(warp), wn = tile.col0(warp);
     for (int step = 0; step < kSteps; ++step) {
       const int lo = 8 * step, hi = 8 * step + 4;
-      for (int i = 0; i < 2; ++i) {
+      for (int i = 0; i < tile.warp_m / 16; ++i) {
         const int row0 = wm + 16 * i;
         std::array<int, 32> address;
         for (int lane = 0; lane < 32; ++lane)
@@ -117,11 +128,12 @@ TEST(ConvPipelinedLayout, LdmatrixDeliversTheMmaFragments) {
           ASSERT_EQ(f[lane][1], word_of(row0 + g + 8, lo + t));
           ASSERT_EQ(f[lane][2], word_of(row0 + g, hi + t));
           ASSERT_EQ(f[lane][3], word_of(row0 + g + 8, hi + t));
-          words_used.insert(lo + t);
-          words_used.insert(hi + t);
+          for (int row : {row0 + g, row0 + g + 8})
+            for (int word : {lo + t, hi + t})
+              a_read.insert({row, word});
         }
       }
-      for (int j = 0; j < 4; j += 2) {
+      for (int j = 0; j < tile.warp_n / 8; j += 2) {
         const int col0 = wn + 8 * j;
         std::array<int, 32> address;
         for (int lane = 0; lane < 32; ++lane)
@@ -134,12 +146,37 @@ TEST(ConvPipelinedLayout, LdmatrixDeliversTheMmaFragments) {
           ASSERT_EQ(f[lane][1], word_of(col0 + g, hi + t));
           ASSERT_EQ(f[lane][2], word_of(col0 + 8 + g, lo + t));
           ASSERT_EQ(f[lane][3], word_of(col0 + 8 + g, hi + t));
+          for (int col : {col0 + g, col0 + 8 + g})
+            for (int word : {lo + t, hi + t})
+              b_read.insert({col, word});
         }
       }
     }
   }
-  // The steps of a stage consume every word of r exactly once between them.
-  EXPECT_EQ(int(words_used.size()), kWordsPerRow);
+  EXPECT_EQ(int(a_read.size()), tile.rows_a * kWordsPerRow);
+  EXPECT_EQ(int(b_read.size()), tile.rows_b * kWordsPerRow);
+}
+
+TEST(ConvPipelinedLayout, LdmatrixDeliversTheMmaFragments) {
+  expect_fragments({"version 3: 128 x 64, warps of 32 x 32", kBM, kBN, kCopiesA, kCopiesB, 32, 32,
+                    [](int warp) { return (warp % 4) * 32; },
+                    [](int warp) { return (warp / 4) * 32; }});
+  expect_fragments({"version 4: 256 x 128, warps of 64 x 64", wide::kBM, wide::kBN, wide::kCopiesA,
+                    wide::kCopiesB, wide::kWarpM, wide::kWarpN, wide::warp_row0, wide::warp_col0});
+}
+
+TEST(ConvPipelinedLayout, WideCopiesCoverEachChunkOnce) {
+  for (auto [rows, copies] :
+       {std::pair{wide::kBM, wide::kCopiesA}, std::pair{wide::kBN, wide::kCopiesB}}) {
+    std::set<std::pair<int, int>> chunks;
+    for (int tid = 0; tid < kThreads; ++tid)
+      for (int j = 0; j < copies; ++j) {
+        ASSERT_LT(copy_row(tid, j), rows);
+        EXPECT_TRUE(chunks.insert({copy_row(tid, j), copy_chunk(tid)}).second);
+      }
+    EXPECT_EQ(int(chunks.size()), rows * kChunks);
+  }
+  EXPECT_EQ(wide::kStageBytes, wide::kTileABytes + wide::kBN * kRowBytes);
 }
 
 }  // namespace

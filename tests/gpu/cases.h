@@ -14,7 +14,7 @@ namespace cu3d::cases {
 
 // cu3d: version 2 (the default kernels); cu3d_pipelined: the forward's version 3, on the shapes
 // it takes (cuda::conv3d_fwd_pipelined_supports); cu3d_naive: version 1.
-enum class Backend { cu3d, cu3d_pipelined, cu3d_naive, cudnn };
+enum class Backend { cu3d, cu3d_pipelined, cu3d_wide, cu3d_naive, cudnn };
 
 inline const char* to_string(Backend b) {
   switch (b) {
@@ -22,6 +22,8 @@ inline const char* to_string(Backend b) {
       return "cu3d";
     case Backend::cu3d_pipelined:
       return "cu3d_pipelined";
+    case Backend::cu3d_wide:
+      return "cu3d_wide";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:

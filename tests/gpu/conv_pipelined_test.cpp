@@ -1,7 +1,8 @@
-// Version 3 (pipelined) against version 2 on the same operands, and the shapes it takes. Both round
-// the operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even) and issue the same
-// mma instructions over r in the same order, so their outputs should agree bit for bit; the
-// parity suite (cu3d_pipelined cases) checks each against the CPU reference as well.
+// Versions 3 (pipelined) and 4 (wide) against version 2 on the same operands, and the shapes they
+// take. All round the operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even)
+// and issue the same mma instructions over r in the same order, so the forward's outputs should
+// agree bit for bit; the parity suite (cu3d_pipelined, cu3d_wide cases) checks each against the
+// CPU reference as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -18,6 +19,7 @@
 namespace cu3d::parity {
 namespace {
 
+// Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit.
 TEST(ConvPipelined, MatchesVersion2BitForBit) {
   CU3D_REQUIRE_GPU();
   std::vector<cases::ConvLayer> layers = cases::c3d_conv_layers(2);
@@ -33,36 +35,41 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       const DeviceArray x(random_floats(s.input_size(), rng)),
           w(random_floats(s.filter_size(), rng));
       const DeviceArray bias(random_floats(s.k, rng));
-      // Version 3 falls back to version 2 for misaligned operands: these must take it.
+      // Versions 3 and 4 fall back to version 2 for misaligned operands: these must take them.
       ASSERT_EQ(reinterpret_cast<uintptr_t>(x.get()) % 16, 0u);
       ASSERT_EQ(reinterpret_cast<uintptr_t>(w.get()) % 16, 0u);
-      DeviceArray v2(s.output_size()), v3(s.output_size());
+      DeviceArray v2(s.output_size());
       v2.poison();
-      v3.poison();
       cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v2.get(), p, stream.get());
-      cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v3.get(), p, stream.get(),
-                       cuda::ConvKernel::pipelined);
       CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-      const std::vector<float> a = v2.download(), b = v3.download();
-      int64_t differ = 0, not_finite = 0;
-      double worst = 0;
-      for (size_t i = 0; i < a.size(); ++i)
-        if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
-          ++differ;
-          if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
-            ++not_finite;
-          else
-            worst = std::max(worst, double(std::abs(a[i] - b[i])));
-        }
-      EXPECT_EQ(differ, 0) << layer.name << " " << to_string(p) << ": " << differ << " of "
-                           << a.size() << " outputs differ (" << not_finite
-                           << " not finite: unwritten), the finite ones by up to " << worst;
-      ++compared;
+      const std::vector<float> a = v2.download();
+      for (const auto kernel : {cuda::ConvKernel::pipelined, cuda::ConvKernel::wide}) {
+        const char* version = kernel == cuda::ConvKernel::wide ? "version 4" : "version 3";
+        DeviceArray out(s.output_size());
+        out.poison();
+        cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), out.get(), p, stream.get(), kernel);
+        CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+        const std::vector<float> b = out.download();
+        int64_t differ = 0, not_finite = 0;
+        double worst = 0;
+        for (size_t i = 0; i < a.size(); ++i)
+          if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+            ++differ;
+            if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
+              ++not_finite;
+            else
+              worst = std::max(worst, double(std::abs(a[i] - b[i])));
+          }
+        EXPECT_EQ(differ, 0) << layer.name << " " << to_string(p) << " " << version << ": "
+                             << differ << " of " << a.size() << " outputs differ (" << not_finite
+                             << " not finite: unwritten), the finite ones by up to " << worst;
+        ++compared;
+      }
     }
   }
   // conv2a-conv5b in bf16 and tf32, conv1a in neither; the odd shapes with 64 and 128 channels
-  // in both.
-  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
+  // in both; each on versions 3 and 4.
+  EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 2));
 }
 
 // Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
@@ -121,6 +128,11 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::bf16));
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::tf32));
   }
+  // Version 4 takes the forward's version 3 shapes.
+  for (const auto& layer : layers)
+    for (Precision p : cases::kPrecisions)
+      EXPECT_EQ(cuda::conv3d_fwd_wide_supports(layer.shape, p),
+                cuda::conv3d_fwd_pipelined_supports(layer.shape, p));
   // Backward-filter: bf16 on conv2a-conv5b (c a multiple of 64), not tf32 (no ldmatrix.trans for
   // 32-bit values), not conv1a (c = 3) nor a k that splits a 16-byte chunk of dy.
   EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[0].shape, Precision::bf16));

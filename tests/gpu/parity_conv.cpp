@@ -29,6 +29,16 @@ const char* to_string(Pass p) {
   return "?";
 }
 
+// cu3d's implicit-GEMM kernels (versions 2-4), and which version each backend asks for.
+bool mine(Backend b) {
+  return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide;
+}
+cuda::ConvKernel kernel_of(Backend b) {
+  return b == Backend::cu3d_wide        ? cuda::ConvKernel::wide
+         : b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
+                                        : cuda::ConvKernel::implicit_gemm;
+}
+
 std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Backend b,
                               std::mt19937_64& rng, cudaStream_t stream) {
   const auto x = random_floats(s.input_size(), rng), w = random_floats(s.filter_size(), rng);
@@ -44,11 +54,10 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
   const DeviceArray dx(x), dw(w), db(bias);
   DeviceArray dy(s.output_size());
   dy.poison();
-  const auto kernel =
-      b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined : cuda::ConvKernel::implicit_gemm;
+  const auto kernel = kernel_of(b);
   if (relu) {
     cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
-  } else if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
+  } else if (mine(b)) {
     cuda::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_fwd_naive(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
@@ -68,10 +77,8 @@ std::vector<Compared> run_bwd_data(const Conv3dShape& s, Precision p, Backend b,
   const DeviceArray ddy(dy), dw(w);
   DeviceArray ddx(s.input_size());
   ddx.poison();
-  if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
-    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream,
-                          b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
-                                                       : cuda::ConvKernel::implicit_gemm);
+  if (mine(b)) {
+    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream, kernel_of(b));
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_data_naive(s, ddy.get(), dw.get(), ddx.get(), p, stream);
   } else {
@@ -92,10 +99,8 @@ std::vector<Compared> run_bwd_filter(const Conv3dShape& s, Precision p, Backend 
   DeviceArray ddw(s.filter_size()), ddb(s.k);
   ddw.poison();
   ddb.poison();
-  if (b == Backend::cu3d || b == Backend::cu3d_pipelined) {
-    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream,
-                            b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
-                                                         : cuda::ConvKernel::implicit_gemm);
+  if (mine(b)) {
+    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream, kernel_of(b));
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_filter_naive(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
   } else {
@@ -118,6 +123,11 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
           (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
+      // Version 4: the forward where it applies, and bwd-data where its mirrored forward does.
+      if ((forward && cuda::conv3d_fwd_wide_supports(layer.shape, p)) ||
+          (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p) &&
+           cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(layer.shape), p)))
+        backends.push_back(Backend::cu3d_wide);
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
         if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);

@@ -145,18 +145,21 @@ std::vector<ParityCase> fused_cases() {
       block("odd_c132_k130", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, none, true, false),
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
-  // Each block on the forward's version 2 and, where it applies, version 3.
+  // Each block on the forward's version 2 and, where they apply, versions 3 and 4 (the pool
+  // blocks only: version 4 runs the z store and the pool by atomics, and leaves the window pool
+  // and the layer-norm statistics to version 3).
   using Kernel = cuda::ConvKernel;
-  auto kernels = [](const Block& b, Precision p) {
+  auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
     if (cuda::conv3d_fwd_pipelined_supports(b.conv, p))
       k.push_back({Kernel::pipelined, "cu3d_pipelined"});
+    if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
     return k;
   };
   std::vector<ParityCase> out;
   for (Precision p : cases::kPrecisions) {
     for (const Block& b : pool_blocks)
-      for (auto [kernel, backend] : kernels(b, p))
+      for (auto [kernel, backend] : kernels(b, p, true))
         for (bool training : {false, true})
           out.push_back({fmt::format("{}/{}/{}/{}", b.name,
                                      training ? "fwd_bias_relu_pool_train" : "fwd_bias_relu_pool",
@@ -165,7 +168,7 @@ std::vector<ParityCase> fused_cases() {
                            return run_conv_relu_pool(b, training, p, kernel, rng, stream);
                          }});
     for (const Block& b : ln_blocks)
-      for (auto [kernel, backend] : kernels(b, p))
+      for (auto [kernel, backend] : kernels(b, p, false))
         out.push_back(
             {fmt::format("{}/fwd_bias_ln_{}_relu_pool/{}/{}", b.name,
                          b.per_sample ? "per_sample" : "per_position", cu3d::to_string(p), backend),
