@@ -201,7 +201,7 @@ run() {
   # The engine's fused blocks and the device feeder (pinned staging, copy stream): memcheck them
   # too. *odd* and *conv5b*cu3d* take in the conv's versions 3 and 4 (cu3d_pipelined, cu3d_wide
   # cases); racecheck covers their cp.async rings on the odd shapes.
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:NormalizeClipsCuda.*:FeederCuda.*}
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:EngineCuda.NewConv*:NormalizeClipsCuda.*:FeederCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*softmax*:*layer_norm_odd*:*batch_norm*odd*}
   echo "== suite"
   local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}

@@ -243,18 +243,19 @@ TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
   compute_options() = saved;
 }
 
-// Runs `fn` on CUDA copies of `inputs` with version 2 and with version 3 of cu3d's conv (the
-// engine's pipelined_conv) in the precision set, and compares the outputs and the gradients of
-// every input. Version 3 rounds the operands as version 2 does and sums in the same order in the
-// forward, so a max-pool after it picks the same maxima; backward-data sums in another order.
-void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vector<Tensor>& inputs,
-                                double tolerance) {
+// Runs `fn` on CUDA copies of `inputs` with two settings of cu3d's conv kernels
+// (`configure(false)`, then `configure(true)`) in the precision set, and compares the outputs and
+// the gradients of every input. The forward's versions round the operands alike and sum in the
+// same order, so a max-pool after them picks the same maxima; backward-data and bwd-filter sum in
+// other orders.
+void expect_conv_settings_agree(const char* name, const OpFn& fn, const std::vector<Tensor>& inputs,
+                                double tolerance, const std::function<void(bool)>& configure) {
   SCOPED_TRACE(name);
   Generator gen(98);
   std::optional<Tensor> r;
   std::vector<Tensor> results[2];
   for (bool pipelined : {false, true}) {
-    compute_options().pipelined_conv = pipelined;
+    configure(pipelined);
     std::vector<Tensor> in;
     for (const Tensor& t : inputs) {
       in.push_back(t.to(Device::cuda()));
@@ -265,13 +266,20 @@ void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vec
     autograd::backward(y, *r);
     results[pipelined].push_back(y.clone());
     for (const Tensor& t : in) {
-      ASSERT_TRUE(t.grad().defined()) << (pipelined ? "version 3" : "version 2");
+      ASSERT_TRUE(t.grad().defined()) << (pipelined ? "second setting" : "first setting");
       results[pipelined].push_back(t.grad());
     }
   }
   for (size_t i = 0; i < results[0].size(); ++i)
     EXPECT_LT(relative_error(results[1][i], results[0][i]), tolerance)
         << (i == 0 ? "forward" : "gradient of input " + std::to_string(i - 1));
+}
+
+// Version 2 (first) against version 3 (second): the engine's pipelined_conv.
+void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vector<Tensor>& inputs,
+                                double tolerance) {
+  expect_conv_settings_agree(name, fn, inputs, tolerance,
+                             [](bool v3) { compute_options().pipelined_conv = v3; });
 }
 
 // `--pipelined-conv`: cu3d's conv on its version 3 kernels (forward and bwd-data at 64
@@ -312,6 +320,40 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
                                                     pool);
         },
         {x, w, b, gamma, beta}, kVersionTolerance);
+  }
+  compute_options() = saved;
+}
+
+// The kernels written after the last GPU run, through the engine: version 4 of the forward and
+// bwd-data (wide_conv) and bwd-filter's version 3 (pipelined_bwd_filter), against version 3
+// alone, on 64 -> 128 channels (version 4 fills its 128 columns; bwd-filter's version 3 takes
+// c = 64 in bf16). The forwards agree bit for bit; the gradients differ by fp32 summation order.
+TEST(EngineCuda, NewConvKernelsMatchVersion3) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(10);
+  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
+  const Tensor b = rand({128}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const Pool3dParams pool{
+      .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
+  const ComputeOptions saved = compute_options();
+  compute_options().conv_backend = ConvBackend::cu3d;
+  compute_options().pipelined_conv = true;
+  for (Precision precision : {Precision::tf32, Precision::bf16}) {
+    compute_options().precision = precision;
+    SCOPED_TRACE(to_string(precision));
+    const auto new_kernels = [](bool on) {
+      compute_options().wide_conv = on;
+      compute_options().pipelined_bwd_filter = on;
+    };
+    expect_conv_settings_agree(
+        "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, 1e-4,
+        new_kernels);
+    // A pool whose windows do not tile the output: version 4 runs the training block's z store.
+    expect_conv_settings_agree(
+        "conv3d_bias_relu_maxpool",
+        [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
+        {x, w, b}, 1e-4, new_kernels);
   }
   compute_options() = saved;
 }
