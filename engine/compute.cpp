@@ -41,9 +41,14 @@ ComputeOptions& compute_options() {
 
 std::string describe_compute_options() {
   const ComputeOptions& o = compute_options();
+  const char* kernels = !o.pipelined_conv                       ? ""
+                        : o.wide_conv && o.pipelined_bwd_filter ? " (pipelined conv, wide conv, "
+                                                                  "pipelined bwd-filter)"
+                        : o.wide_conv                           ? " (pipelined conv, wide conv)"
+                        : o.pipelined_bwd_filter ? " (pipelined conv, pipelined bwd-filter)"
+                                                 : " (pipelined conv)";
   return fmt::format("precision {}, conv backend {}{}, fusion {}", to_string(o.precision),
-                     to_string(o.conv_backend), o.pipelined_conv ? " (pipelined conv)" : "",
-                     o.fuse ? "on" : "off");
+                     to_string(o.conv_backend), kernels, o.fuse ? "on" : "off");
 }
 
 #ifdef CU3D_CUDA
@@ -83,8 +88,8 @@ float time_ms(const std::function<void()>& run) {
 }
 
 // The backend that runs `pass` for `s`: the configured one; with auto_select, the faster of
-// the two, timed the first time a (pass, shape, precision) is seen. Timing overwrites the
-// outputs, which the final run rewrites.
+// the two, timed the first time a (pass, shape, precision, cu3d kernel versions) is seen. Timing
+// overwrites the outputs, which the final run rewrites.
 ConvBackend choose_backend(const char* pass, const Conv3dShape& s,
                            const std::function<void()>& with_cu3d,
                            const std::function<void()>& with_cudnn) {

@@ -58,8 +58,8 @@ cuda::ConvKernel cu3d_conv_kernel();
 cuda::ConvKernel cu3d_bwd_filter_kernel();
 
 // The three conv passes on device pointers, through the backend chosen by compute_options().
-// With auto_select, the first call for a (pass, shape, precision) times both backends and
-// remembers the faster.
+// With auto_select, the first call for a (pass, shape, precision, cu3d kernel versions) times
+// both backends and remembers the faster.
 void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                        float* y);
 void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx);

@@ -26,7 +26,7 @@
 # else bench/results. Environment: CU3D_BENCH_BATCH (default 32); BENCH_FILTER (a
 # --benchmark_filter regex: the cu3d part runs only those, as one part limited to 300 s);
 # BENCH_SKIP_PYTORCH=1; BENCH_STAGE_TIMEOUT (seconds per part; by default each part's own
-# limit, sized so that the whole run ends within about 5 minutes on an H100).
+# limit: 375 s for the cu3d parts and 150 s for PyTorch at most).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -152,8 +152,8 @@ gpu() {
     run_part selected "$BENCH_FILTER" 300
   else
     # Peaks and conv first: the issue's headline figures, should the machine's time run out.
-    # Limits: what each part took on an H200 (conv and fused 100 s together, ops 35, train 110)
-    # with room for the rows of versions 3-4 added since (session 6).
+    # Limits: the earlier ones (conv and fused 100 s together, ops 35, train 110; the train part
+    # took 58 s on an H200) with room for the rows of session 6.
     run_part conv '^(peaks|conv)/' 120
     run_part fused '^fused/' 60
     run_part ops '^(pool|layer_norm|softmax_xent|adam|input_transform)/' 35

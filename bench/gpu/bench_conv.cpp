@@ -238,14 +238,19 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
   }
 }
 
-// The fused blocks on version 3 where it applies; on version 4 the blocks whose conv stores each
-// output (the window pool and the layer-norm statistics stay on version 3).
-bool takes(BlockRun run, const std::string& block, const Conv3dShape& s, Precision p) {
+// The fused blocks on version 3 where it applies; on version 4 the blocks it runs: the training
+// block's z store and the inference pool by atomics (pool5), not the window pool of pool1-pool4
+// or the layer-norm statistics, which stay on version 3.
+bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
+  const Conv3dShape& s = layer.shape;
   switch (run) {
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:
-      return block == "bias_relu_pool_train" && s.k >= 128 && cuda::conv3d_fwd_wide_supports(s, p);
+      return s.k >= 128 && cuda::conv3d_fwd_wide_supports(s, p) &&
+             (block == "bias_relu_pool_train" ||
+              (block == "bias_relu_pool" &&
+               !cuda::conv3d_pool_windows_tile_output(pool_after(layer))));
     default:
       return true;
   }
@@ -263,7 +268,7 @@ bool register_all() {
       for (Precision p : cases::kPrecisions)
         for (BlockRun run : {BlockRun::cudnn_unfused, BlockRun::cu3d_fused,
                              BlockRun::cu3d_fused_pipelined, BlockRun::cu3d_fused_wide})
-          if (takes(run, block, layer.shape, p)) register_fused(layer, block, p, run);
+          if (takes(run, block, layer, p)) register_fused(layer, block, p, run);
   }
   return true;
 }

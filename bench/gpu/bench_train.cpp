@@ -3,8 +3,9 @@
 // Module::to. Per model (c3d, c3d-ln at 16x112x112, keras3d at its own input size), precision,
 // conv backend and fusion (compute_options()): train/<model>/<precision>/<backend>/fused runs
 // conv -> [layer norm ->] ReLU [-> max-pool] as fused blocks (the trainer's default),
-// .../unfused as the separate ops (`cu3d train --no-fuse`); backend cu3d_pipelined is cu3d with
-// its version 3 conv kernels (`cu3d train --pipelined-conv`).
+// .../unfused as the separate ops (`cu3d train --no-fuse`). Backend cu3d runs cu3d's conv on
+// version 3 where it applies (the default); the suffixes _v2, _v3f and _v4 pick other kernel
+// versions (ConvKernels below).
 //   cu3d_bench_gpu --benchmark_filter=train/
 // Counters: ms/step (median), clips/s, MFU (model FLOPs, 3 x 2 x forward MACs per clip, over
 // the measured matrix peak of the precision), and the stream-ordered pool's high-water marks

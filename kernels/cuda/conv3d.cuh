@@ -4,7 +4,7 @@
 // tensors are fp32 in device memory (kernels/precision.h says why); calls are asynchronous on
 // `stream`. Host-callable from plain C++.
 //
-// Two versions of each pass, the study area of docs/kernels/conv3d_cuda.md:
+// The versions of each pass, the study area of docs/kernels/conv3d_cuda.md:
 //   version 1, `_naive`: one thread per output element, a direct loop; the simplest correct
 //              kernel, for reading and for checking version 2 on odd shapes.
 //   version 2 (no suffix): implicit GEMM, 128 x 64 tiles in shared memory, FFMA for fp32,
@@ -23,8 +23,9 @@
 //              version 3 elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
-// to 2^31 elements (checked). bwd-filter may take device workspace from the stream-ordered
-// pool (split-K partials, at most ~4 * #SM tiles of 128 x 64 floats).
+// to 2^31 elements (checked). Versions 3 and 4 take device workspace from the stream-ordered
+// pool for bf16 copies of their operands; bwd-filter for its split-K partials (at most ~4 * #SM
+// tiles of 128 x 64 floats).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -80,6 +81,11 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 // the unfused chain; an argmax index per pooled output would save |z| of memory but needs a
 // backward of its own (not done).
 // A NaN conv output becomes 0 (fmaxf), as relu(NaN) does on the GPU.
+// Whether conv3d_fwd_bias_relu_maxpool's inference form pools p by the first epilogue above (its
+// windows tile the conv's output: the rows go window by window, which only version 3's warp
+// pieces reduce, so version 4 is not used for it); otherwise by atomics.
+bool conv3d_pool_windows_tile_output(const Pool3dShape& p);
+
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,
                                   Precision precision, cudaStream_t stream,

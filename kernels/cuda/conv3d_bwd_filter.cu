@@ -138,7 +138,7 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   prob.vec_a = s.k % 4 == 0;
   prob.vec_b = s.c % 4 == 0;
   const bool v3 =
-      kernel == ConvKernel::pipelined && conv3d_bwd_filter_pipelined_supports(s, precision);
+      kernel != ConvKernel::implicit_gemm && conv3d_bwd_filter_pipelined_supports(s, precision);
   const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
   const SplitPlan plan =
       v3 ? split_tiles((prob.R + pipelined::filter::kStageR - 1) / pipelined::filter::kStageR,

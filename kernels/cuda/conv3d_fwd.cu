@@ -175,13 +175,16 @@ struct FwdPoolRowsProblem : FwdProblem<PoolRowsOut> {
 };
 static_assert(requires(const FwdPoolRowsProblem& q) { q.pool_window(0, 0, 0.f); });
 
-// True when the pool's windows tile the conv's output in runs of 4 or 8 rows (PoolRowsOut).
-bool windows_tile_output(const Pool3dShape& p) {
+}  // namespace
+
+bool conv3d_pool_windows_tile_output(const Pool3dShape& p) {
   const int win = p.window.d * p.window.h * p.window.w;
   return (win == 4 || win == 8) && p.stride == p.window && p.pad_before == Dims3{0, 0, 0} &&
          p.pad_after == Dims3{0, 0, 0} && p.in.d == p.out.d * p.window.d &&
          p.in.h == p.out.h * p.window.h && p.in.w == p.out.w * p.window.w;
 }
+
+namespace {
 
 // y = conv + bias, and (through row_stats, called by the GEMM kernel after the stores) the
 // sum and the centred sum of squares of each output row over each column group of each tile:
@@ -352,7 +355,7 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
                                   Precision precision, cudaStream_t stream, ConvKernel kernel) {
   const char* op = "conv3d_fwd_bias_relu_maxpool";
   check_pool(s, p, describe(op, s, precision));
-  if (!z && windows_tile_output(p)) {
+  if (!z && conv3d_pool_windows_tile_output(p)) {
     auto prob = make_problem<FwdPoolRowsProblem>(s, x, w, bias, op);
     prob.out.pooled = pooled;
     prob.out.win = p.window.d * p.window.h * p.window.w;

@@ -175,6 +175,8 @@ TEST(ConvGathers, ForwardVersions3And4FetchWhatTheConvNeeds) {
   EXPECT_LT(relative_error(fwd_as_gathered<4, kVersion3>(mirrored, dy, wt), dx), 1e-12) << "tf32";
   EXPECT_LT(relative_error(fwd_as_gathered<8, kVersion4>(mirrored, dy, wt), dx), 1e-12)
       << "bf16, version 4";
+  EXPECT_LT(relative_error(fwd_as_gathered<4, kVersion4>(mirrored, dy, wt), dx), 1e-12)
+      << "tf32, version 4";
 }
 
 }  // namespace

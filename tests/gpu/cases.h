@@ -12,8 +12,10 @@
 
 namespace cu3d::cases {
 
-// cu3d: version 2 (the default kernels); cu3d_pipelined: the forward's version 3, on the shapes
-// it takes (cuda::conv3d_fwd_pipelined_supports); cu3d_naive: version 1.
+// cu3d: version 2; cu3d_pipelined: version 3 (the engine's default: the forward, bwd-data at
+// stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports);
+// cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_naive:
+// version 1.
 enum class Backend { cu3d, cu3d_pipelined, cu3d_wide, cu3d_naive, cudnn };
 
 inline const char* to_string(Backend b) {
