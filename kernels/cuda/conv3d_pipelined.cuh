@@ -61,21 +61,23 @@ __device__ inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
                : "r"(address));
 }
 
-// The math of one stage: 4 k-steps, each 2 ldmatrix.x4 for A (two 16-row blocks), 2 for B
-// (two 16-column pairs of mma tiles) and 8 mma on the accumulators of version 2's math.
-template <Precision P>
-__device__ void stage_math(TensorCoreMath<P>& math, uint32_t a_tile, uint32_t b_tile) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+// The math of one stage on a warp's piece of I blocks of 16 rows x J tiles of 8 columns from
+// (wm, wn): 4 k-steps, each I ldmatrix.x4 for A, J / 2 for B (pairs of mma tiles) and I x J mma
+// on the accumulators, in the mma's C layout. Version 3's warps are 2 x 4 of them (32 x 32),
+// version 4's 4 x 8 (64 x 64).
+template <Precision P, int I, int J>
+__device__ void warp_stage_math(float (&acc)[I][J][4], uint32_t a_tile, uint32_t b_tile, int wm,
+                                int wn) {
+  const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
-    uint32_t fa[2][4], fb[4][2];
+    uint32_t fa[I][4], fb[J][2];
 #pragma unroll
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < I; ++i)
       ldmatrix_x4(a_tile + swizzled(a_fragment_row(lane, wm + 16 * i), a_fragment_chunk(lane, s)),
                   fa[i]);
 #pragma unroll
-    for (int j = 0; j < 4; j += 2) {
+    for (int j = 0; j < J; j += 2) {
       uint32_t q[4];
       ldmatrix_x4(b_tile + swizzled(b_fragment_row(lane, wn + 8 * j), b_fragment_chunk(lane, s)),
                   q);
@@ -83,46 +85,65 @@ __device__ void stage_math(TensorCoreMath<P>& math, uint32_t a_tile, uint32_t b_
     }
     if constexpr (P == Precision::tf32) {
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < I; ++i)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
           fa[i][e] = igemm::to_tf32(__uint_as_float(fa[i][e]));
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < J; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e)
           fb[j][e] = igemm::to_tf32(__uint_as_float(fb[j][e]));
     }
 #pragma unroll
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < I; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-        TensorCoreMath<P>::mma(math.acc[i][j], fa[i], fb[j]);
+      for (int j = 0; j < J; ++j)
+        TensorCoreMath<P>::mma(acc[i][j], fa[i], fb[j]);
   }
 }
 
-// The kernel. Grid: (N tiles, M tiles): the N tiles of one M tile are neighbours in launch
-// order, so the A rows they share come from L2. `x` and `w` hold the operands in the compute
-// type (bf16, or fp32 for tf32); `prob` supplies the geometry, each row's pixel (a_row) and the
-// epilogue. Launch bounds (256, 2): two blocks (192 KB of stages) per SM, 128 registers.
-template <class Problem, Precision P>
-__global__ void __launch_bounds__(kThreads, 2)
-    conv3d_fwd_pipelined(Problem prob, const void* x, const void* w) {
+// Version 3's stage math: warp (warp % 4, warp / 4) owns 32 x 32 of the 128 x 64 tile, on the
+// accumulators of version 2's math.
+template <Precision P>
+__device__ void stage_math(TensorCoreMath<P>& math, uint32_t a_tile, uint32_t b_tile) {
+  const int warp = threadIdx.x / 32;
+  warp_stage_math<P>(math.acc, a_tile, b_tile, (warp % 4) * 32, (warp / 4) * 32);
+}
+
+// Version 3's block tile, as forward_main_loop takes it (version 4's: conv3d_wide_layout.h).
+struct Version3Tile {
+  static constexpr int kBM = pipelined::kBM, kBN = pipelined::kBN;
+  static constexpr int kCopiesA = pipelined::kCopiesA, kCopiesB = pipelined::kCopiesB;
+  static constexpr int kTileABytes = pipelined::kTileABytes, kStageBytes = pipelined::kStageBytes;
+};
+
+// Fills the block's table of its rows' corners (rows m0 .. m0 + kBM of the GEMM) and waits for
+// every thread's part.
+template <class Tile, class Problem>
+__device__ void fill_corners(const Problem& prob, int m0, RowCorner* corners) {
+  for (int row = threadIdx.x; row < Tile::kBM; row += kThreads) {
+    const auto a = prob.a_row(m0 + row);
+    corners[row] = row_corner(prob.g, a.o, a.valid);
+  }
+  __syncthreads();
+}
+
+// The main loop of one block of the pipelined forward, versions 3 and 4 (`Tile`: their block
+// tile): each r-tile's gathers (the rows' corners from the block's table, the tile's tap,
+// a_chunk and b_chunk) copied by cp.async into a ring of kStages slots of swizzled 128-byte rows,
+// and `stage_math(a_tile, b_tile)` on each stage once it has landed. `x` and `w` hold the
+// operands in the compute type (bf16, or fp32 for tf32). Returns with every copy landed.
+template <class Tile, Precision P, class Problem, class StageMath>
+__device__ void forward_main_loop(const Problem& prob, const void* x, const void* w,
+                                  const RowCorner* corners, int n0, StageMath stage_math) {
   using Element = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
   constexpr int kPerChunk = kChunkBytes / int(sizeof(Element));
   constexpr int kPerRow = kRowBytes / int(sizeof(Element));  // r per stage
   extern __shared__ __align__(128) unsigned char stages[];
-  __shared__ RowCorner corners[kBM];
 
   const Geometry& g = prob.g;
-  const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * kBM;
   const int tid = threadIdx.x;
-  if (tid < kBM) {
-    const auto row = prob.a_row(m0 + tid);
-    corners[tid] = row_corner(g, row.o, row.valid);
-  }
-  __syncthreads();
-
   const auto* xs = static_cast<const Element*>(x);
   const auto* ws = static_cast<const Element*>(w);
   const uint32_t base = shared_address(stages);
@@ -133,18 +154,19 @@ __global__ void __launch_bounds__(kThreads, 2)
   // empty group past the last tile keeps the wait counts uniform).
   auto load_tile = [&](int kt) {
     if (kt < tiles) {
-      const uint32_t a_tile = base + (kt % kStages) * kStageBytes, b_tile = a_tile + kTileABytes;
+      const uint32_t a_tile = base + (kt % kStages) * Tile::kStageBytes;
+      const uint32_t b_tile = a_tile + Tile::kTileABytes;
       const int r0 = kt * kPerRow;
       const TileTap t = tile_tap(g, r0);
       const int c0 = t.channel + chunk * kPerChunk;
 #pragma unroll
-      for (int j = 0; j < kCopiesA; ++j) {
+      for (int j = 0; j < Tile::kCopiesA; ++j) {
         const int row = copy_row(tid, j);
         const int at = a_chunk(g, corners[row], t.tap, c0);
         cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at, at < 0 ? 0 : kChunkBytes);
       }
 #pragma unroll
-      for (int j = 0; j < kCopiesB; ++j) {
+      for (int j = 0; j < Tile::kCopiesB; ++j) {
         const int row = copy_row(tid, j);
         const int64_t at = b_chunk(n0 + row, prob.N, prob.R, r0 + chunk * kPerChunk);
         cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
@@ -153,7 +175,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_commit();
   };
 
-  TensorCoreMath<P> math;
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s)
     load_tile(s);
@@ -163,10 +184,25 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_wait<kStages - 2>();
     __syncthreads();
     load_tile(kt + kStages - 1);
-    const uint32_t a_tile = base + (kt % kStages) * kStageBytes;
-    stage_math(math, a_tile, a_tile + kTileABytes);
+    const uint32_t a_tile = base + (kt % kStages) * Tile::kStageBytes;
+    stage_math(a_tile, a_tile + Tile::kTileABytes);
   }
   cp_async_wait<0>();
+}
+
+// The kernel. Grid: (N tiles, M tiles): the N tiles of one M tile are neighbours in launch
+// order, so the A rows they share come from L2. `prob` supplies the geometry, each row's pixel
+// (a_row) and the epilogue. Launch bounds (256, 2): two blocks (192 KB of stages) per SM, 128
+// registers.
+template <class Problem, Precision P>
+__global__ void __launch_bounds__(kThreads, 2)
+    conv3d_fwd_pipelined(Problem prob, const void* x, const void* w) {
+  __shared__ RowCorner corners[kBM];
+  const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * kBM;
+  fill_corners<Version3Tile>(prob, m0, corners);
+  TensorCoreMath<P> math;
+  forward_main_loop<Version3Tile, P>(prob, x, w, corners, n0,
+                                     [&](uint32_t a, uint32_t b) { stage_math(math, a, b); });
   igemm::epilogue(prob, math, m0, n0, n_tile, 0);
 }
 
