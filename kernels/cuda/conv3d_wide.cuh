@@ -2,12 +2,13 @@
 // with a 256 x 128 block tile whose 8 warps own 64 x 64 each (conv3d_wide_layout.h says why).
 // Device code only: included by conv3d_fwd.cu.
 //
-// The same as version 3: the gathers (row_corner, tile_tap, a_chunk, b_chunk), the 4-stage
-// cp.async ring of XOR-swizzled 128-byte rows, the ldmatrix addressing and, per output, the same
-// mma instructions over r in the same order, so it matches versions 2 and 3 bit for bit. What
-// differs: per k-step a warp loads 4 A fragments (64 rows) and 4 pairs of B fragments (64
-// columns) with 8 ldmatrix.x4 and issues 32 mma on 128 accumulators per thread; 192 KB of stages
-// and launch bounds (256, 1): one block per SM, up to 255 registers.
+// It runs version 3's block code (conv3d_pipelined.cuh: fill_corners, forward_main_loop with the
+// gathers and the 4-stage cp.async ring of XOR-swizzled 128-byte rows, warp_stage_math) on its
+// own tile, so per output it issues the same mma instructions over r in the same order and
+// matches versions 2 and 3 bit for bit. What differs: per k-step a warp loads 4 A fragments (64
+// rows) and 4 pairs of B fragments (64 columns) with 8 ldmatrix.x4 and issues 32 mma on 128
+// accumulators per thread; 192 KB of stages and launch bounds (256, 1): one block per SM, up to
+// 255 registers.
 //
 // Where it applies (conv3d_fwd_wide_supports): version 3's shapes, for the epilogues that store
 // each output (bias, ReLU, the pool by atomics); the window-pool and layer-norm statistics
