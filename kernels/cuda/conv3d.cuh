@@ -47,7 +47,7 @@ enum class ConvKernel { implicit_gemm, pipelined, wide };
 bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 
 // True when version 4 takes this shape's forward (for the epilogues that store each output):
-// version 3's shapes with at most 65535 tiles of 256 output positions.
+// version 3's shapes.
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 
 // y = conv(x, w) + bias. `bias` may be null.
@@ -81,15 +81,15 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 // the unfused chain; an argmax index per pooled output would save |z| of memory but needs a
 // backward of its own (not done).
 // A NaN conv output becomes 0 (fmaxf), as relu(NaN) does on the GPU.
-// Whether conv3d_fwd_bias_relu_maxpool's inference form pools p by the first epilogue above (its
-// windows tile the conv's output: the rows go window by window, which only version 3's warp
-// pieces reduce, so version 4 is not used for it); otherwise by atomics.
-bool conv3d_pool_windows_tile_output(const Pool3dShape& p);
-
 void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, const float* x,
                                   const float* w, const float* bias, float* pooled, float* z,
                                   Precision precision, cudaStream_t stream,
                                   ConvKernel kernel = ConvKernel::implicit_gemm);
+
+// Whether conv3d_fwd_bias_relu_maxpool's inference form pools p by the first of its epilogues (its
+// windows tile the conv's output: the rows go window by window, which only version 3's warp
+// pieces reduce, so version 4 is not used for it); otherwise by atomics.
+bool conv3d_pool_windows_tile_output(const Pool3dShape& p);
 
 // Fused block for the layer-norm C3D: y = conv(x, w) + bias, and the layer-norm statistics
 // mean, rstd = 1/sqrt(var + eps) (biased variance) of each group of `positions_per_group`

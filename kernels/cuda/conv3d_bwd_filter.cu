@@ -104,12 +104,7 @@ void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan
   fp32_to_bf16(prob.x, x16, s.input_size(), stream);
   fp32_to_bf16(prob.dy, dy16, s.output_size(), stream);
   const auto kernel = filter::conv3d_bwd_filter_pipelined<BwdFilterProblem>;
-  // As the forward's version 3: the opt-in to 96 KB of dynamic shared memory, and the largest
-  // carveout so that two blocks fit an SM.
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       filter::kSharedBytes));
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       cudaSharedmemCarveoutMaxShared));
+  allow_shared_memory(kernel, filter::kSharedBytes);
   const dim3 grid(prob.N / pipelined::kBN, (prob.M + pipelined::kBM - 1) / pipelined::kBM,
                   plan.splits);
   kernel<<<grid, pipelined::kThreads, filter::kSharedBytes, stream>>>(prob, x16, dy16,

@@ -105,13 +105,9 @@ CU3D_HOST_DEVICE inline int64_t dy_chunk(int r, int m, int R, int M) {
 CU3D_HOST_DEVICE inline int64_t x_chunk(const igemm::Geometry& g, const igemm::Tap& tap, int r,
                                         int R, int channel) {
   if (r >= R) return -1;
-  const igemm::Pixel o = igemm::split_pixel(uint32_t(r), g.div_od, g.div_oh, g.div_ow);
-  const int z = o.z * g.sd - g.pd + tap.d, y = o.y * g.sh - g.ph + tap.h,
-            x = o.x * g.sw - g.pw + tap.w;
-  if (unsigned(z) >= unsigned(g.id) || unsigned(y) >= unsigned(g.ih) ||
-      unsigned(x) >= unsigned(g.iw))
-    return -1;
-  return (((int64_t(o.n) * g.id + z) * g.ih + y) * g.iw + x) * g.c + channel;
+  const int at =
+      igemm::input_offset(g, igemm::split_pixel(uint32_t(r), g.div_od, g.div_oh, g.div_ow), tap);
+  return at < 0 ? -1 : int64_t(at) + channel;
 }
 
 }  // namespace cu3d::cuda::pipelined::filter

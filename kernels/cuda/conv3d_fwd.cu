@@ -229,13 +229,7 @@ Problem make_problem(const Conv3dShape& s, const float* x, const float* w, const
 template <class Problem, Precision P>
 void launch_pipelined(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
   const auto kernel = pipelined::conv3d_fwd_pipelined<Problem, P>;
-  // Over 48 KB of dynamic shared memory needs the opt-in, per device: cheap enough per launch.
-  // Two blocks (2 x 99 KB with the static table and the reserved 1 KB) fit only the largest
-  // shared-memory carveout (228 KB on an H100): ask for it rather than leave it to the driver.
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       pipelined::kSharedBytes));
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       cudaSharedmemCarveoutMaxShared));
+  allow_shared_memory(kernel, pipelined::kSharedBytes);  // two blocks of 99 KB per SM
   const dim3 grid((prob.N + pipelined::kBN - 1) / pipelined::kBN,
                   (prob.M + pipelined::kBM - 1) / pipelined::kBM);
   kernel<<<grid, pipelined::kThreads, pipelined::kSharedBytes, stream>>>(prob, x, w);
@@ -246,10 +240,7 @@ template <class Problem, Precision P>
 void launch_wide(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
   namespace wide = pipelined::wide;
   const auto kernel = wide::conv3d_fwd_wide<Problem, P>;
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       wide::kSharedBytes));
-  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       cudaSharedmemCarveoutMaxShared));
+  allow_shared_memory(kernel, wide::kSharedBytes);
   const dim3 grid((prob.N + wide::kBN - 1) / wide::kBN, (prob.M + wide::kBM - 1) / wide::kBM);
   kernel<<<grid, pipelined::kThreads, wide::kSharedBytes, stream>>>(prob, x, w);
 }
@@ -335,9 +326,8 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
 }
 
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision) {
-  const int64_t m_tiles = (int64_t(s.n) * s.out.d * s.out.h * s.out.w + pipelined::wide::kBM - 1) /
-                          pipelined::wide::kBM;
-  return conv3d_fwd_pipelined_supports(s, precision) && m_tiles <= 65535;
+  // Version 3's limit of 65535 tiles of 128 rows bounds version 4's tiles of 256 as well.
+  return conv3d_fwd_pipelined_supports(s, precision);
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

@@ -38,6 +38,17 @@ int multiprocessor_count();
 // blocks per SM (enough bytes in flight to saturate HBM), then each thread loops.
 int grid_stride_blocks(int64_t count, int threads = 256);
 
+// Lets `kernel` take `bytes` of dynamic shared memory: past 48 KB that needs the opt-in, per
+// device (cheap enough per launch), and two blocks of ~100 KB, or one of ~200 KB, fit an SM only
+// with its largest shared-memory carveout (228 KB on an H100), so ask for it rather than leave it
+// to the driver.
+template <class Kernel>
+void allow_shared_memory(Kernel* kernel, int bytes) {
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  CU3D_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared));
+}
+
 // Stream-ordered device memory from CUDA's default memory pool, whose release threshold is
 // raised on first use so freed blocks are kept for reuse instead of returned to the driver.
 // An out-of-memory error names the request and suggests a smaller batch.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/precision.h"
@@ -97,6 +98,14 @@ inline std::vector<ConvLayer> odd_conv_layers() {
                          {1, 1, 1}),
        false},
   };
+}
+
+// C3D's layers at batch 2, then the odd shapes: every layer the conv suites check.
+inline std::vector<ConvLayer> all_conv_layers() {
+  std::vector<ConvLayer> layers = c3d_conv_layers(2);
+  for (auto& l : odd_conv_layers())
+    layers.push_back(std::move(l));
+  return layers;
 }
 
 }  // namespace cu3d::cases

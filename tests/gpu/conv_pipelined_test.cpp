@@ -22,9 +22,7 @@ namespace {
 // Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit.
 TEST(ConvPipelined, MatchesVersion2BitForBit) {
   CU3D_REQUIRE_GPU();
-  std::vector<cases::ConvLayer> layers = cases::c3d_conv_layers(2);
-  for (const auto& l : cases::odd_conv_layers())
-    layers.push_back(l);
+  const std::vector<cases::ConvLayer> layers = cases::all_conv_layers();
   const cuda::Stream stream;
   std::mt19937_64 rng(5);
   int compared = 0;
@@ -79,9 +77,7 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
 // conv2a at batch 2, 25 % on the odd shape.
 TEST(ConvPipelined, BwdFilterMatchesVersion2) {
   CU3D_REQUIRE_GPU();
-  std::vector<cases::ConvLayer> layers = cases::c3d_conv_layers(2);
-  for (const auto& l : cases::odd_conv_layers())
-    layers.push_back(l);
+  const std::vector<cases::ConvLayer> layers = cases::all_conv_layers();
   const cuda::Stream stream;
   std::mt19937_64 rng(7);
   int compared = 0;

@@ -158,9 +158,7 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
 
 std::vector<ParityCase> conv3d_cases() {
   std::vector<ParityCase> out;
-  for (const auto& layer : cases::c3d_conv_layers(2))
-    add_cases(layer, &out);
-  for (const auto& layer : cases::odd_conv_layers())
+  for (const auto& layer : cases::all_conv_layers())
     add_cases(layer, &out);
   return out;
 }

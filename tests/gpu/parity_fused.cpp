@@ -95,9 +95,7 @@ std::vector<Compared> run_conv_ln_block(const Block& b, Precision p, cuda::ConvK
 
 // The conv layer `name` of the C3D list at batch 2 (or an odd shape) followed by a pool.
 Conv3dShape conv_named(const std::string& name) {
-  for (const auto& l : cases::c3d_conv_layers(2))
-    if (l.name == name) return l.shape;
-  for (const auto& l : cases::odd_conv_layers())
+  for (const auto& l : cases::all_conv_layers())
     if (l.name == name) return l.shape;
   throw Error("parity_fused: no conv layer " + name);
 }
