@@ -67,7 +67,9 @@ for model in $model3d cnn2d; do
     --confusion "$out/$model/eval_confusion_matrix.png" | tee "$out/$model/eval.txt"
 done
 
-video=$(find "$out/videos/MoveUp" -name '*.avi' | sort | head -n 1)
+# sed, unlike head, reads all of sort's output: head's early exit can kill sort with SIGPIPE,
+# which pipefail and -e turn into the demo's failure.
+video=$(find "$out/videos/MoveUp" -name '*.avi' | sort | sed -n 1p)
 echo "== 5. predict: $video (a test video of split 1) =="
 $cu3d predict "$out/$model3d/checkpoint-last.safetensors" "$video" \
   --annotate "$out/$model3d/predicted.avi"
