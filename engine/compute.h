@@ -12,6 +12,9 @@
 //                 passed the GPU suite: only the benchmark's "_v3f" and "_v4" rows turn it on.
 //   wide conv     whether the forward and bwd-data run version 4 (the 256 x 128 tile) where it
 //                 applies. Off until it has passed the GPU suite: only the "_v4" rows turn it on.
+//   wgmma conv    whether they run version 5 (version 4's tile on Hopper's wgmma) where it
+//                 applies (sm_90a builds on compute capability 9.0); before wide conv. Off until
+//                 it has passed the GPU suite: only the "_v5" rows turn it on.
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
@@ -42,6 +45,7 @@ struct ComputeOptions {
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
   bool pipelined_bwd_filter = false;  // and bwd-filter's version 3 (with pipelined_conv)
   bool wide_conv = false;             // and version 4 for the forward and bwd-data (likewise)
+  bool wgmma_conv = false;            // or version 5 for them (likewise; before wide_conv)
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -52,7 +56,7 @@ std::string describe_compute_options();
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
-// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wide_conv).
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wgmma_conv, wide_conv).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();

@@ -67,7 +67,8 @@ void conv_pass(const std::string& pass, Backend backend, const Conv3dShape& s,
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *dy = b.dy[r]->f();
   const cudaStream_t st = stream();
   const bool mine = backend != Backend::cudnn;
-  const auto kernel = backend == Backend::cu3d_wide        ? cuda::ConvKernel::wide
+  const auto kernel = backend == Backend::cu3d_wgmma       ? cuda::ConvKernel::wgmma
+                      : backend == Backend::cu3d_wide      ? cuda::ConvKernel::wide
                       : backend == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
                                                            : cuda::ConvKernel::implicit_gemm;
   if (pass == "fwd") {
@@ -134,8 +135,14 @@ struct FusedScratch {
 };
 
 // How a block runs: cuDNN's conv + the separate ops (the baseline), or cu3d's fused kernels
-// on the forward's version 2, 3 or 4 (where it applies).
-enum class BlockRun { cudnn_unfused, cu3d_fused, cu3d_fused_pipelined, cu3d_fused_wide };
+// on the forward's version 2, 3, 4 or 5 (where it applies).
+enum class BlockRun {
+  cudnn_unfused,
+  cu3d_fused,
+  cu3d_fused_pipelined,
+  cu3d_fused_wide,
+  cu3d_fused_wgmma
+};
 
 const char* to_string(BlockRun r) {
   switch (r) {
@@ -147,6 +154,8 @@ const char* to_string(BlockRun r) {
       return "cu3d_fused_pipelined";
     case BlockRun::cu3d_fused_wide:
       return "cu3d_fused_wide";
+    case BlockRun::cu3d_fused_wgmma:
+      return "cu3d_fused_wgmma";
   }
   return "?";
 }
@@ -159,7 +168,8 @@ const char* to_string(BlockRun r) {
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
-  const auto kernel = run == BlockRun::cu3d_fused_wide        ? cuda::ConvKernel::wide
+  const auto kernel = run == BlockRun::cu3d_fused_wgmma       ? cuda::ConvKernel::wgmma
+                      : run == BlockRun::cu3d_fused_wide      ? cuda::ConvKernel::wide
                       : run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
                                                               : cuda::ConvKernel::implicit_gemm;
   const Conv3dShape& s = layer.shape;
@@ -221,10 +231,13 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 }
 
 // Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
-// for the forward, backward-data at stride 1 and bwd-filter in bf16; version 4 for the forward
-// and backward-data (the forward of the mirrored shape) where k fills its 128 columns.
+// for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
+// forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
+// version 5 only where it can run (else its rows would time version 3).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
+    case Backend::cu3d_wgmma:
+      return cuda::wgmma_available() && takes(Backend::cu3d_wide, pass, s, p);
     case Backend::cu3d_pipelined:
       return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
              (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
@@ -238,12 +251,14 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
   }
 }
 
-// The fused blocks on version 3 where it applies; on version 4 the blocks it runs: the training
-// block's z store and the inference pool by atomics (pool5), not the window pool of pool1-pool4
-// or the layer-norm statistics, which stay on version 3.
+// The fused blocks on version 3 where it applies; on versions 4 and 5 the blocks they run: the
+// training block's z store and the inference pool by atomics (pool5), not the window pool of
+// pool1-pool4 or the layer-norm statistics, which stay on version 3.
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
+    case BlockRun::cu3d_fused_wgmma:
+      return cuda::wgmma_available() && takes(BlockRun::cu3d_fused_wide, block, layer, p);
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:
@@ -260,14 +275,15 @@ bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
-        for (Backend backend :
-             {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide})
+        for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined,
+                                Backend::cu3d_wide, Backend::cu3d_wgmma})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block : {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool"})
       for (Precision p : cases::kPrecisions)
-        for (BlockRun run : {BlockRun::cudnn_unfused, BlockRun::cu3d_fused,
-                             BlockRun::cu3d_fused_pipelined, BlockRun::cu3d_fused_wide})
+        for (BlockRun run :
+             {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined,
+              BlockRun::cu3d_fused_wide, BlockRun::cu3d_fused_wgmma})
           if (takes(run, block, layer, p)) register_fused(layer, block, p, run);
   }
   return true;

@@ -90,15 +90,17 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
 
 // Which of cu3d's conv kernels the engine runs: version 3 where it applies (the engine's
 // default), version 2 throughout (the "_v2" rows), version 3 with its backward-filter as well
-// (the "_v3f" rows), or that and version 4 for the forward and bwd-data (the "_v4" rows). The
-// last two are not the engine's default until their kernels have passed the GPU suite.
-enum class ConvKernels { v3, v2, v3_with_bwd_filter, v4 };
+// (the "_v3f" rows), or that and version 4 or 5 for the forward and bwd-data (the "_v4" and "_v5"
+// rows). The last three are not the engine's default until their kernels have passed the GPU
+// suite.
+enum class ConvKernels { v3, v2, v3_with_bwd_filter, v4, v5 };
 
 void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
                     ConvKernels kernels = ConvKernels::v3) {
   const char* suffix = kernels == ConvKernels::v2                   ? "_v2"
                        : kernels == ConvKernels::v3_with_bwd_filter ? "_v3f"
                        : kernels == ConvKernels::v4                 ? "_v4"
+                       : kernels == ConvKernels::v5                 ? "_v5"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
                             cu3d::to_string(backend) + suffix + (fuse ? "/fused" : "/unfused");
@@ -111,9 +113,10 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           options.conv_backend = backend;
           options.fuse = fuse;
           options.pipelined_conv = kernels != ConvKernels::v2;
-          options.pipelined_bwd_filter =
-              kernels == ConvKernels::v3_with_bwd_filter || kernels == ConvKernels::v4;
+          options.pipelined_bwd_filter = kernels == ConvKernels::v3_with_bwd_filter ||
+                                         kernels == ConvKernels::v4 || kernels == ConvKernels::v5;
           options.wide_conv = kernels == ConvKernels::v4;
+          options.wgmma_conv = kernels == ConvKernels::v5;
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -156,15 +159,18 @@ bool register_all() {
       }
   // At the precision of the unfused rows: cu3d's conv version 2 throughout, for comparison, and
   // the engine's default backend (auto: each conv pass timed once on cu3d and cuDNN, the faster
-  // kept); for the C3Ds, both with version 3's backward-filter too, and with version 4 as well.
+  // kept); for the C3Ds, both with version 3's backward-filter too, and with version 4 or 5 as
+  // well (version 5 where it can run).
   for (const char* model : {"c3d", "c3d-ln", "keras3d"}) {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
   }
   for (const char* model : {"c3d", "c3d-ln"})
     for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
-      for (ConvKernels kernels : {ConvKernels::v3_with_bwd_filter, ConvKernels::v4})
-        register_train(model, kUnfusedPrecision, backend, true, kernels);
+      for (ConvKernels kernels :
+           {ConvKernels::v3_with_bwd_filter, ConvKernels::v4, ConvKernels::v5})
+        if (kernels != ConvKernels::v5 || cuda::wgmma_available())
+          register_train(model, kUnfusedPrecision, backend, true, kernels);
   return true;
 }
 

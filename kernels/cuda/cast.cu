@@ -21,6 +21,16 @@ __global__ void __launch_bounds__(256)
     dst[i] = __bfloat162float(src[i]);
 }
 
+__global__ void __launch_bounds__(256)
+    fp32_to_tf32_kernel(const float* src, float* dst, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t bits;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(src[i]));
+    dst[i] = __uint_as_float(bits);
+  }
+}
+
 }  // namespace
 
 void fp32_to_bf16(const float* src, __nv_bfloat16* dst, int64_t count, cudaStream_t stream) {
@@ -33,6 +43,12 @@ void bf16_to_fp32(const __nv_bfloat16* src, float* dst, int64_t count, cudaStrea
   if (count == 0) return;
   bf16_to_fp32_kernel<<<grid_stride_blocks(count), 256, 0, stream>>>(src, dst, count);
   check_launch(fmt::format("bf16_to_fp32 ({} elements)", count));
+}
+
+void fp32_to_tf32(const float* src, float* dst, int64_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  fp32_to_tf32_kernel<<<grid_stride_blocks(count), 256, 0, stream>>>(src, dst, count);
+  check_launch(fmt::format("fp32_to_tf32 ({} elements)", count));
 }
 
 }  // namespace cu3d::cuda

@@ -21,12 +21,19 @@
 //              on a 256 x 128 block tile with 64 x 64 per warp, for the epilogues that store each
 //              output (the plain forward, bias + ReLU, the pool by atomics) and bwd-data;
 //              version 3 elsewhere. Only the tests and the benchmark ask for it.
+//   version 5 (`ConvKernel::wgmma`, tf32 and bf16, not yet run on a GPU): version 4's block with
+//              the math on Hopper's warpgroup MMA (wgmma, sm_90a) reading the stages straight
+//              from shared memory; on a device of compute capability 9.0 in a build for sm_90a
+//              (CMAKE_CUDA_ARCHITECTURES=90a, the default), version 3 elsewhere. Only the tests
+//              and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3 and 4 take device workspace from the stream-ordered
 // pool for bf16 copies of their operands; bwd-filter for its split-K partials (at most ~4 * #SM
 // tiles of 128 x 64 floats).
 #pragma once
+
+#include <string>
 
 #include <cuda_runtime.h>
 
@@ -36,10 +43,12 @@
 namespace cu3d::cuda {
 
 // Which kernel a call runs: version 2 for every shape, version 3 where conv3d_*_pipelined_supports
-// says it applies (version 2 elsewhere), or version 4 where conv3d_fwd_wide_supports does (else
-// version 3, else 2). They compute the same function; the forward's versions issue the same mma
-// over r in the same order, so on the same operands they should agree bit for bit.
-enum class ConvKernel { implicit_gemm, pipelined, wide };
+// says it applies (version 2 elsewhere), version 4 where conv3d_fwd_wide_supports does (else
+// version 3, else 2), or version 5 where conv3d_fwd_wgmma_supports does (else version 3, else 2).
+// They compute the same function; versions 2-4 of the forward issue the same mma over r in the
+// same order, so on the same operands they should agree bit for bit; version 5 multiplies the
+// same operands and accumulates inside each wgmma in the hardware's order.
+enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
@@ -49,6 +58,14 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 // True when version 4 takes this shape's forward (for the epilogues that store each output):
 // version 3's shapes.
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
+
+// True when version 5 takes this shape's forward: version 4's shapes, on a current device of
+// compute capability 9.0, in a build that compiled the kernels for sm_90a.
+bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
+
+// Whether this build and the current device can run version 5 at all (the reason in `why` when
+// not).
+bool wgmma_available(std::string* why = nullptr);
 
 // y = conv(x, w) + bias. `bias` may be null.
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

@@ -7,7 +7,8 @@
 //
 // Version 3 (conv3d_pipelined.cuh) runs the same problems, epilogues included, with a
 // cp.async pipeline and ldmatrix fragments where the shape allows and the caller asks for it;
-// version 4 (conv3d_wide.cuh) those whose epilogue stores each output, on a wider tile.
+// version 4 (conv3d_wide.cuh) those whose epilogue stores each output, on a wider tile;
+// version 5 (conv3d_wgmma.cuh) version 4's, with the math on Hopper's wgmma.
 //
 // One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
@@ -21,6 +22,7 @@
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_igemm.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
+#include "kernels/cuda/conv3d_wgmma.cuh"
 #include "kernels/cuda/conv3d_wide.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/pool3d.cuh"
@@ -245,13 +247,38 @@ void launch_wide(const Problem& prob, const void* x, const void* w, cudaStream_t
   kernel<<<grid, pipelined::kThreads, wide::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Versions 3 and 4 (`Launch<Precision>` launches one): bf16 converts x and w to bf16 first
-// (stream-ordered workspace of 2 bytes per element), since cp.async copies bytes as they are.
+// Version 5: as version 4, on 1 KB more shared memory (the ring's base aligned to 1 KB).
+template <class Problem, Precision P>
+void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
+  namespace wgmma = pipelined::wgmma;
+  const auto kernel = wgmma::conv3d_fwd_wgmma<Problem, P>;
+  allow_shared_memory(kernel, wgmma::kSharedBytes);
+  const dim3 grid((prob.N + wgmma::kBN - 1) / wgmma::kBN, (prob.M + wgmma::kBM - 1) / wgmma::kBM);
+  kernel<<<grid, pipelined::kThreads, wgmma::kSharedBytes, stream>>>(prob, x, w);
+}
+
+// How the cp.async-fed versions take tf32 operands: as fp32 (versions 3 and 4 round them in
+// registers) or rounded to tf32 in memory first (version 5, whose tensor cores read them from
+// shared memory and would truncate).
+enum class Tf32Operands { as_is, rounded };
+
+// Versions 3-5 (`Launch<Precision>` launches one): bf16 converts x and w to bf16 first
+// (stream-ordered workspace of 2 bytes per element), since cp.async copies bytes as they are;
+// tf32 rounds them into workspace of 4 bytes per element where `tf32` asks for it.
 template <class Problem, class Launch>
 void run_converted(const Problem& prob, const Conv3dShape& s, Precision p, cudaStream_t stream,
-                   const std::string& what, Launch launch) {
-  if (p == Precision::tf32) {
+                   const std::string& what, Launch launch,
+                   Tf32Operands tf32 = Tf32Operands::as_is) {
+  if (p == Precision::tf32 && tf32 == Tf32Operands::as_is) {
     launch(std::integral_constant<Precision, Precision::tf32>(), prob.x, prob.w);
+  } else if (p == Precision::tf32) {
+    auto* x32 = static_cast<float*>(malloc_async(4 * s.input_size(), stream));
+    auto* w32 = static_cast<float*>(malloc_async(4 * s.filter_size(), stream));
+    fp32_to_tf32(prob.x, x32, s.input_size(), stream);
+    fp32_to_tf32(prob.w, w32, s.filter_size(), stream);
+    launch(std::integral_constant<Precision, Precision::tf32>(), x32, w32);
+    free_async(x32, stream);
+    free_async(w32, stream);
   } else {
     auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
     auto* w16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.filter_size(), stream));
@@ -269,13 +296,22 @@ bool aligned16(const void* p) {
 }
 
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2).
+// (4 -> 3 -> 2, 5 -> 3 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
   if constexpr (pipelined::wide::kStoresEachOutput<Problem>) {
+    if (kernel == ConvKernel::wgmma && conv3d_fwd_wgmma_supports(s, p) && aligned) {
+      run_converted(
+          prob, s, p, stream, what,
+          [&](auto precision, const void* x, const void* w) {
+            launch_wgmma<Problem, decltype(precision)::value>(prob, x, w, stream);
+          },
+          Tf32Operands::rounded);
+      return;
+    }
     if (kernel == ConvKernel::wide && conv3d_fwd_wide_supports(s, p) && aligned) {
       run_converted(prob, s, p, stream, what, [&](auto precision, const void* x, const void* w) {
         launch_wide<Problem, decltype(precision)::value>(prob, x, w, stream);
@@ -328,6 +364,31 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision) {
   // Version 3's limit of 65535 tiles of 128 rows bounds version 4's tiles of 256 as well.
   return conv3d_fwd_pipelined_supports(s, precision);
+}
+
+bool wgmma_available(std::string* why) {
+#if defined(CU3D_WGMMA)
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    const cudaError_t error = cudaGetLastError();  // clears it: asking is not a failure
+    if (why) *why = fmt::format("no CUDA device ({})", cudaGetErrorString(error));
+    return false;
+  }
+  if (major == 9 && minor == 0) return true;
+  if (why)
+    *why = fmt::format("wgmma needs compute capability 9.0 (sm_90a); device {} is {}.{}", device,
+                       major, minor);
+  return false;
+#else
+  if (why) *why = "this build has no sm_90a code (configure with CMAKE_CUDA_ARCHITECTURES=90a)";
+  return false;
+#endif
+}
+
+bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision) {
+  return conv3d_fwd_wide_supports(s, precision) && wgmma_available();
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

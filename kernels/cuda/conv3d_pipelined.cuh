@@ -54,6 +54,10 @@ template <int Pending>
 __device__ inline void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
 }
+// Orders this thread's shared-memory writes before later reads by the async proxy (wgmma).
+__device__ inline void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 
 __device__ inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -111,11 +115,18 @@ __device__ void stage_math(TensorCoreMath<P>& math, uint32_t a_tile, uint32_t b_
   warp_stage_math<P>(math.acc, a_tile, b_tile, (warp % 4) * 32, (warp / 4) * 32);
 }
 
-// Version 3's block tile, as forward_main_loop takes it (version 4's: conv3d_wide_layout.h).
+// Version 3's block tile, as forward_main_loop takes it (version 4's: conv3d_wide.cuh; version
+// 5's: conv3d_wgmma.cuh). Besides the tile's extents and copies: the alignment of the ring's
+// base, how many stages of math are still in flight when stage_math returns (0: mma.sync is
+// done with its registers), and whether the tensor cores read the stages straight from shared
+// memory (wgmma, the async proxy), which needs a proxy fence after the copies land.
 struct Version3Tile {
   static constexpr int kBM = pipelined::kBM, kBN = pipelined::kBN;
   static constexpr int kCopiesA = pipelined::kCopiesA, kCopiesB = pipelined::kCopiesB;
   static constexpr int kTileABytes = pipelined::kTileABytes, kStageBytes = pipelined::kStageBytes;
+  static constexpr int kStageAlign = 128;
+  static constexpr int kMathInFlight = 0;
+  static constexpr bool kAsyncProxyReads = false;
 };
 
 // Fills the block's table of its rows' corners (rows m0 .. m0 + kBM of the GEMM) and waits for
@@ -134,19 +145,26 @@ __device__ void fill_corners(const Problem& prob, int m0, RowCorner* corners) {
 // a_chunk and b_chunk) copied by cp.async into a ring of kStages slots of swizzled 128-byte rows,
 // and `stage_math(a_tile, b_tile)` on each stage once it has landed. `x` and `w` hold the
 // operands in the compute type (bf16, or fp32 for tf32). Returns with every copy landed.
+//
+// The copies run kAhead tiles ahead of the math: a slot is refilled once the math that read it
+// is done, kMathInFlight + 1 stages later, so kAhead = kStages - 1 - Tile::kMathInFlight.
 template <class Tile, Precision P, class Problem, class StageMath>
 __device__ void forward_main_loop(const Problem& prob, const void* x, const void* w,
                                   const RowCorner* corners, int n0, StageMath stage_math) {
   using Element = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
   constexpr int kPerChunk = kChunkBytes / int(sizeof(Element));
   constexpr int kPerRow = kRowBytes / int(sizeof(Element));  // r per stage
+  constexpr int kAhead = kStages - 1 - Tile::kMathInFlight;
+  static_assert(kAhead >= 1);
   extern __shared__ __align__(128) unsigned char stages[];
 
   const Geometry& g = prob.g;
   const int tid = threadIdx.x;
   const auto* xs = static_cast<const Element*>(x);
   const auto* ws = static_cast<const Element*>(w);
-  const uint32_t base = shared_address(stages);
+  uint32_t base = shared_address(stages);
+  if constexpr (Tile::kStageAlign > 128)
+    base = (base + Tile::kStageAlign - 1) & ~(Tile::kStageAlign - 1);
   const int chunk = copy_chunk(tid);
   const int tiles = prob.R / kPerRow;
 
@@ -176,14 +194,16 @@ __device__ void forward_main_loop(const Problem& prob, const void* x, const void
   };
 
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s)
+  for (int s = 0; s < kAhead; ++s)
     load_tile(s);
   for (int kt = 0; kt < tiles; ++kt) {
-    // Tile kt has landed (at most kStages - 2 younger groups pending) for every thread, and
-    // every warp is past tile kt - 1, whose slot the next load reuses.
-    cp_async_wait<kStages - 2>();
+    // Tile kt has landed (at most kAhead - 1 younger groups pending) for every thread, and
+    // every warp's math is done with tile kt - 1 - kMathInFlight, whose slot the next load
+    // reuses.
+    cp_async_wait<kAhead - 1>();
+    if constexpr (Tile::kAsyncProxyReads) fence_proxy_async();
     __syncthreads();
-    load_tile(kt + kStages - 1);
+    load_tile(kt + kAhead);
     const uint32_t a_tile = base + (kt % kStages) * Tile::kStageBytes;
     stage_math(a_tile, a_tile + Tile::kTileABytes);
   }

@@ -71,6 +71,9 @@ struct Tile {
   static constexpr int kBM = wide::kBM, kBN = wide::kBN;
   static constexpr int kCopiesA = wide::kCopiesA, kCopiesB = wide::kCopiesB;
   static constexpr int kTileABytes = wide::kTileABytes, kStageBytes = wide::kStageBytes;
+  static constexpr int kStageAlign = Version3Tile::kStageAlign;
+  static constexpr int kMathInFlight = Version3Tile::kMathInFlight;
+  static constexpr bool kAsyncProxyReads = Version3Tile::kAsyncProxyReads;
 };
 
 // The kernel: version 3's (conv3d_fwd_pipelined) on the wider tile. Grid: (N tiles, M tiles).

@@ -15,9 +15,10 @@ namespace cu3d::cases {
 
 // cu3d: version 2; cu3d_pipelined: version 3 (the engine's default: the forward, bwd-data at
 // stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports);
-// cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_naive:
+// cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_wgmma:
+// version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_naive:
 // version 1.
-enum class Backend { cu3d, cu3d_pipelined, cu3d_wide, cu3d_naive, cudnn };
+enum class Backend { cu3d, cu3d_pipelined, cu3d_wide, cu3d_wgmma, cu3d_naive, cudnn };
 
 inline const char* to_string(Backend b) {
   switch (b) {
@@ -27,6 +28,8 @@ inline const char* to_string(Backend b) {
       return "cu3d_pipelined";
     case Backend::cu3d_wide:
       return "cu3d_wide";
+    case Backend::cu3d_wgmma:
+      return "cu3d_wgmma";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:

@@ -1,12 +1,13 @@
-// Versions 3 (pipelined) and 4 (wide) against version 2 on the same operands, and the shapes they
-// take. All round the operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even)
-// and issue the same mma instructions over r in the same order, so the forward's outputs should
-// agree bit for bit; the parity suite (cu3d_pipelined, cu3d_wide cases) checks each against the
-// CPU reference as well.
+// Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, and the
+// shapes they take. All round the operands the same way (tf32 round-to-nearest, bf16
+// round-to-nearest-even) and issue the same mma instructions over r in the same order, so the
+// forward's outputs should agree bit for bit; the parity suite (cu3d_pipelined, cu3d_wide cases)
+// checks each against the CPU reference as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -70,6 +71,48 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
   EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 2));
 }
 
+// Version 5 (wgmma) against version 2 on the same operands: both multiply the same rounded
+// operands, but a wgmma sums its k-step inside the tensor core in the hardware's order, so the
+// outputs agree to fp32 rounding (well under 1e-4 of the norm, even if the tensor cores truncate),
+// where a k-step read from the wrong bytes, a wrong row or a lost stage of 64 of r moves them by
+// sqrt(64 / R): 19 % on conv2a, 6 % on conv5b.
+TEST(ConvPipelined, WgmmaMatchesVersion2) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const cuda::Stream stream;
+  std::mt19937_64 rng(11);
+  int compared = 0;
+  for (const auto& layer : cases::all_conv_layers()) {
+    const Conv3dShape& s = layer.shape;
+    for (Precision p : {Precision::tf32, Precision::bf16}) {
+      if (!cuda::conv3d_fwd_wgmma_supports(s, p)) continue;
+      const DeviceArray x(random_floats(s.input_size(), rng)),
+          w(random_floats(s.filter_size(), rng));
+      const DeviceArray bias(random_floats(s.k, rng));
+      DeviceArray v2(s.output_size()), v5(s.output_size());
+      v2.poison();
+      v5.poison();
+      cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v2.get(), p, stream.get());
+      cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v5.get(), p, stream.get(),
+                       cuda::ConvKernel::wgmma);
+      CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+      const std::vector<float> a = v2.download(), b = v5.download();
+      double diff = 0, norm = 0;
+      int64_t not_finite = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (!std::isfinite(b[i])) ++not_finite;
+        diff += (double(b[i]) - a[i]) * (double(b[i]) - a[i]);
+        norm += double(a[i]) * a[i];
+      }
+      EXPECT_EQ(not_finite, 0) << layer.name << " " << to_string(p) << ": outputs left unwritten";
+      EXPECT_LT(std::sqrt(diff / norm), 1e-4) << layer.name << " " << to_string(p);
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 2 * 7 + 2 * 2);  // as MatchesVersion2BitForBit's, on one version
+}
+
 // Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
 // accumulated in fp32, but over r in other blocks and splits: the sums then differ only by fp32
 // rounding (about 1e-5 of the norm for 5000-term splits, even if the tensor cores truncate),
@@ -124,11 +167,17 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::bf16));
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::tf32));
   }
-  // Version 4 takes the forward's version 3 shapes.
+  // Version 4 takes the forward's version 3 shapes, and so does version 5 where it can run.
+  std::string why;
+  const bool wgmma = cuda::wgmma_available(&why);
   for (const auto& layer : layers)
-    for (Precision p : cases::kPrecisions)
+    for (Precision p : cases::kPrecisions) {
       EXPECT_EQ(cuda::conv3d_fwd_wide_supports(layer.shape, p),
                 cuda::conv3d_fwd_pipelined_supports(layer.shape, p));
+      EXPECT_EQ(cuda::conv3d_fwd_wgmma_supports(layer.shape, p),
+                wgmma && cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
+          << why;
+    }
   // Backward-filter: bf16 on conv2a-conv5b (c a multiple of 64), not tf32 (no ldmatrix.trans for
   // 32-bit values), not conv1a (c = 3) nor a k that splits a 16-byte chunk of dy.
   EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[0].shape, Precision::bf16));

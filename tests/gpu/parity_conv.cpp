@@ -29,12 +29,14 @@ const char* to_string(Pass p) {
   return "?";
 }
 
-// cu3d's implicit-GEMM kernels (versions 2-4), and which version each backend asks for.
+// cu3d's implicit-GEMM kernels (versions 2-5), and which version each backend asks for.
 bool mine(Backend b) {
-  return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide;
+  return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide ||
+         b == Backend::cu3d_wgmma;
 }
 cuda::ConvKernel kernel_of(Backend b) {
-  return b == Backend::cu3d_wide        ? cuda::ConvKernel::wide
+  return b == Backend::cu3d_wgmma       ? cuda::ConvKernel::wgmma
+         : b == Backend::cu3d_wide      ? cuda::ConvKernel::wide
          : b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
                                         : cuda::ConvKernel::implicit_gemm;
 }
@@ -123,11 +125,14 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
           (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
-      // Version 4: the forward where it applies, and bwd-data where its mirrored forward does.
+      // Versions 4 and 5: the forward where they apply, and bwd-data where its mirrored forward
+      // does (version 5's cases skip where it cannot run: ParityCase::available).
       if ((forward && cuda::conv3d_fwd_wide_supports(layer.shape, p)) ||
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p) &&
-           cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(layer.shape), p)))
+           cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(layer.shape), p))) {
         backends.push_back(Backend::cu3d_wide);
+        backends.push_back(Backend::cu3d_wgmma);
+      }
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
         if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);
@@ -137,6 +142,7 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +
                  cases::to_string(b);
         c.tolerance = tolerance(p);
+        if (b == Backend::cu3d_wgmma) c.available = wgmma_runs;
         const Conv3dShape s = layer.shape;
         c.run = [s, pass, p, b](std::mt19937_64& rng, cudaStream_t stream) {
           switch (pass) {

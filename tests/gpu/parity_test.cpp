@@ -35,6 +35,7 @@ TEST_P(Parity, MatchesCpuReference) {
   std::string reason;
   if (!cuda::device_available(&reason)) GTEST_SKIP() << reason;
   const ParityCase& c = GetParam();
+  if (c.available && !c.available(&reason)) GTEST_SKIP() << reason;
   const uint64_t seed = run_seed() ^ std::hash<std::string>{}(c.name);
   std::mt19937_64 rng(seed);
   const cuda::Stream stream;

@@ -358,6 +358,36 @@ TEST(EngineCuda, NewConvKernelsMatchVersion3) {
   compute_options() = saved;
 }
 
+// Version 5 of the forward and bwd-data (wgmma_conv) through the engine, against version 3, as
+// above; skipped where it cannot run (it would fall back to version 3 and compare it with itself).
+TEST(EngineCuda, WgmmaConvMatchesVersion3) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  Generator gen(12);
+  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
+  const Tensor b = rand({128}, gen);
+  const Conv3dParams same{.padding = Padding::same};
+  const Pool3dParams pool{
+      .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
+  const ComputeOptions saved = compute_options();
+  compute_options().conv_backend = ConvBackend::cu3d;
+  compute_options().pipelined_conv = true;
+  for (Precision precision : {Precision::tf32, Precision::bf16}) {
+    compute_options().precision = precision;
+    SCOPED_TRACE(to_string(precision));
+    const auto wgmma = [](bool on) { compute_options().wgmma_conv = on; };
+    expect_conv_settings_agree(
+        "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, 1e-4,
+        wgmma);
+    expect_conv_settings_agree(
+        "conv3d_bias_relu_maxpool",
+        [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
+        {x, w, b}, 1e-4, wgmma);
+  }
+  compute_options() = saved;
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();

@@ -1,0 +1,190 @@
+// Version 5 of the conv3d forward for tf32 and bf16: version 4's block (conv3d_wide.cuh: the
+// 256 x 128 tile, its gathers and its 4-stage cp.async ring of swizzled 128-byte rows) with the
+// math on Hopper's warpgroup MMA, wgmma (sm_90a), instead of ldmatrix + mma.sync. Device code
+// only: included by conv3d_fwd.cu.
+//
+// Why: versions 3 and 4 feed mma.sync through ldmatrix, so every operand byte a warp multiplies
+// crosses from shared memory into its registers first; measured on an H200, version 3 peaks at
+// 200-226 TFLOP/s in bf16 (28 % of the chip), where cuDNN's Hopper kernels reach 510-565 on
+// conv3b-conv4b. wgmma reads both operands straight from shared memory through descriptors, for
+// a whole warpgroup (4 warps) at once, and runs asynchronously: the threads issue a stage's 8
+// instructions and go on to the next stage's copies while the tensor cores work.
+//
+// The math (conv3d_wgmma_layout.h): warpgroup g owns rows 128 g .. 128 g + 127 of the tile as two
+// m64n128 instructions per k-step (k16 bf16, k8 tf32: 32 bytes of each row), 4 k-steps per stage,
+// 128 fp32 accumulators per thread. The stage tiles are version 4's: its swizzle is wgmma's
+// 128-byte swizzle, once the ring starts on a 1024-byte boundary.
+//
+// The pipeline: one stage's instructions stay in flight behind the next (wgmma.wait_group 1), so
+// the ring slot a copy reuses was read two stages ago, not one: forward_main_loop keeps 2 tiles
+// of copies in flight ahead of the math instead of 3 (Tile::kMathInFlight). Writes by cp.async
+// are made visible to the tensor cores' (async proxy) reads by fence.proxy.async before the
+// barrier that hands a stage over.
+//
+// tf32: the tensor cores take the top 19 bits of each fp32 operand (truncation), so the host
+// rounds x and w to tf32 first (cvt.rna, as versions 2-4 round in registers): every version
+// multiplies the same operands. The accumulation order inside a wgmma is the hardware's, so
+// version 5 agrees with versions 2-4 to rounding, not bit for bit.
+//
+// Where it applies (conv3d_fwd_wgmma_supports): version 4's shapes and epilogues (a store per
+// output: bias, ReLU, the pool by atomics, bwd-data as the mirrored forward), on a device of
+// compute capability 9.0 in a build for sm_90a. Compiled for any other target the kernel is a
+// trap that the host never launches.
+//
+// Cost: 2 * k * taps * c * M FLOPs; reads x and w in the compute type (x once per N tile, from
+// L2 after the first), writes y.
+#pragma once
+
+#include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/conv3d_pipelined.cuh"
+#include "kernels/cuda/conv3d_wgmma_layout.h"
+#include "kernels/cuda/conv3d_wide.cuh"
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define CU3D_WGMMA_DEVICE 1  // this device pass may use wgmma
+#endif
+
+namespace cu3d::cuda::pipelined::wgmma {
+
+#if defined(CU3D_WGMMA_DEVICE)
+
+__device__ inline void mma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ inline void mma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+// Waits until at most `Pending` committed wgmma groups of the warpgroup are in flight.
+template <int Pending>
+__device__ inline void mma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
+
+// The 64 accumulator operands of one m64n128 instruction, %0 .. %63.
+#define CU3D_WGMMA_D_REGS                                                                       \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "  \
+  "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
+  "%56, %57, %58, %59, %60, %61, %62, %63}"
+#define CU3D_WGMMA_D_OPERANDS(d)                                                                  \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
+      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
+      "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),  \
+      "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),  \
+      "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),  \
+      "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),  \
+      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+// d += A * B for one k-step: A 64 x 32 bytes and B 128 x 32 bytes, both K-major in shared
+// memory (descriptors a, b); fp32 accumulation. The immediates: scale-d 1 (accumulate), scale-a
+// and scale-b 1 (no negation), and for bf16 transpose-a and -b 0 (K-major; tf32 has no
+// transpose).
+template <Precision P>
+__device__ inline void mma_async(float (&d)[kAccumulators], uint64_t a, uint64_t b) {
+  if constexpr (P == Precision::bf16) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " CU3D_WGMMA_D_REGS
+        ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : CU3D_WGMMA_D_OPERANDS(d)
+        : "l"(a), "l"(b));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " CU3D_WGMMA_D_REGS
+        ", %64, %65, p, 1, 1;\n}\n"
+        : CU3D_WGMMA_D_OPERANDS(d)
+        : "l"(a), "l"(b));
+  }
+}
+
+// Pins the accumulators in place for the compiler: an empty asm that "reads and writes" each
+// one, so no access to them moves across the wgmma waits around it.
+__device__ inline void fence_accumulators(float (&d)[kAccumulators]) {
+#pragma unroll
+  for (int i = 0; i < kAccumulators; ++i)
+    asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#undef CU3D_WGMMA_D_OPERANDS
+#undef CU3D_WGMMA_D_REGS
+
+// A warpgroup's share of the tile: its 2 instructions' accumulators, in wgmma's D layout.
+template <Precision P>
+struct GroupMath {
+  float acc[kBlocksPerGroup][kAccumulators] = {};
+
+  // One stage: 4 k-steps x 2 instructions on descriptors of the stage's tiles, committed as one
+  // group; returns once the previous stage's group has completed (its slot may be refilled).
+  __device__ void stage(uint32_t a_tile, uint32_t b_tile) {
+    const int row0 = group_row0(threadIdx.x / kGroupThreads);
+    mma_fence();
+#pragma unroll
+    for (int s = 0; s < kStepsPerStage; ++s) {
+      const uint64_t b = smem_descriptor(operand_address(b_tile, 0, s));
+#pragma unroll
+      for (int blk = 0; blk < kBlocksPerGroup; ++blk)
+        mma_async<P>(acc[blk], smem_descriptor(operand_address(a_tile, row0 + blk * kInstrM, s)),
+                     b);
+    }
+    mma_commit();
+    mma_wait<1>();
+  }
+
+  // Waits for the last stage's instructions; the accumulators are final afterwards.
+  __device__ void drain() {
+    mma_wait<0>();
+#pragma unroll
+    for (int blk = 0; blk < kBlocksPerGroup; ++blk)
+      fence_accumulators(acc[blk]);
+  }
+
+  // Calls out(row, col, value) for every accumulator of the thread, rows and columns of the block.
+  template <class Out>
+  __device__ void for_each(Out out) const {
+    const int tid = threadIdx.x;
+#pragma unroll
+    for (int blk = 0; blk < kBlocksPerGroup; ++blk)
+#pragma unroll
+      for (int i = 0; i < kAccumulators; ++i)
+        out(accumulator_row(tid, blk, i), accumulator_col(tid, i), acc[blk][i]);
+  }
+};
+
+#endif  // CU3D_WGMMA_DEVICE
+
+// Version 5's block tile, as forward_main_loop takes it: version 4's, on a ring aligned to the
+// swizzle's 1024-byte period, with one stage of math in flight and the tensor cores reading
+// what cp.async wrote.
+struct Tile : wide::Tile {
+  static constexpr int kStageAlign = kAtomBytes;
+  static constexpr int kMathInFlight = 1;
+  static constexpr bool kAsyncProxyReads = true;
+};
+
+// The kernel: version 4's (conv3d_fwd_wide) with the math on wgmma. Grid: (N tiles, M tiles).
+// Launch bounds (256, 1): one block (193 KB of stages) per SM, up to 255 registers.
+template <class Problem, Precision P>
+__global__ void __launch_bounds__(kThreads, 1)
+    conv3d_fwd_wgmma(Problem prob, const void* x, const void* w) {
+#if defined(CU3D_WGMMA_DEVICE)
+  static_assert(wide::kStoresEachOutput<Problem>, "version 5 runs the per-output epilogues only");
+  __shared__ RowCorner corners[kBM];
+  const int n0 = blockIdx.x * kBN, m0 = blockIdx.y * kBM;
+  fill_corners<Tile>(prob, m0, corners);
+  GroupMath<P> math;
+  forward_main_loop<Tile, P>(prob, x, w, corners, n0,
+                             [&](uint32_t a, uint32_t b) { math.stage(a, b); });
+  math.drain();
+  math.for_each([&](int row, int col, float value) {
+    const int m = m0 + row, n = n0 + col;
+    if (m < prob.M && n < prob.N) prob.store(m, n, value, 0);
+  });
+#else
+  __trap();  // not built for sm_90a: conv3d_fwd_wgmma_supports keeps the host from launching it
+#endif
+}
+
+}  // namespace cu3d::cuda::pipelined::wgmma
