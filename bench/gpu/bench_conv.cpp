@@ -251,14 +251,15 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
   }
 }
 
-// The fused blocks on version 3 where it applies; on versions 4 and 5 the blocks they run: the
-// training block's z store and the inference pool by atomics (pool5), not the window pool of
-// pool1-pool4 or the layer-norm statistics, which stay on version 3.
+// The fused blocks on versions 3 and 5 where they apply (version 5 only where it can run); on
+// version 4 the blocks it runs: the training block's z store and the inference pool by atomics
+// (pool5), not the window pool of pool1-pool4 or the layer-norm statistics, which stay on
+// version 3.
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
     case BlockRun::cu3d_fused_wgmma:
-      return cuda::wgmma_available() && takes(BlockRun::cu3d_fused_wide, block, layer, p);
+      return cuda::wgmma_available() && cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:

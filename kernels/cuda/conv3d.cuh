@@ -23,9 +23,10 @@
 //              version 3 elsewhere. Only the tests and the benchmark ask for it.
 //   version 5 (`ConvKernel::wgmma`, tf32 and bf16, not yet run on a GPU): version 4's block with
 //              the math on Hopper's warpgroup MMA (wgmma, sm_90a) reading the stages straight
-//              from shared memory; on a device of compute capability 9.0 in a build for sm_90a
-//              (CMAKE_CUDA_ARCHITECTURES=90a, the default), version 3 elsewhere. Only the tests
-//              and the benchmark ask for it.
+//              from shared memory, for version 3's shapes and every epilogue (both pools and the
+//              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
+//              a build for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a, the default), version 3
+//              elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3 and 4 take device workspace from the stream-ordered
@@ -59,8 +60,8 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 // version 3's shapes.
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 
-// True when version 5 takes this shape's forward: version 4's shapes, on a current device of
-// compute capability 9.0, in a build that compiled the kernels for sm_90a.
+// True when version 5 takes this shape's forward (any epilogue): version 3's shapes, on a current
+// device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
 
 // Whether this build and the current device can run version 5 at all (the reason in `why` when
@@ -104,8 +105,8 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
                                   ConvKernel kernel = ConvKernel::implicit_gemm);
 
 // Whether conv3d_fwd_bias_relu_maxpool's inference form pools p by the first of its epilogues (its
-// windows tile the conv's output: the rows go window by window, which only version 3's warp
-// pieces reduce, so version 4 is not used for it); otherwise by atomics.
+// windows tile the conv's output: the rows go window by window, which versions 2, 3 and 5
+// reduce and version 4 does not, so version 4 leaves it to version 3); otherwise by atomics.
 bool conv3d_pool_windows_tile_output(const Pool3dShape& p);
 
 // Fused block for the layer-norm C3D: y = conv(x, w) + bias, and the layer-norm statistics

@@ -8,7 +8,7 @@
 // Version 3 (conv3d_pipelined.cuh) runs the same problems, epilogues included, with a
 // cp.async pipeline and ldmatrix fragments where the shape allows and the caller asks for it;
 // version 4 (conv3d_wide.cuh) those whose epilogue stores each output, on a wider tile;
-// version 5 (conv3d_wgmma.cuh) version 4's, with the math on Hopper's wgmma.
+// version 5 (conv3d_wgmma.cuh) all of them on version 4's tile, with the math on Hopper's wgmma.
 //
 // One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut   y = conv + bias, optionally ReLU                (conv3d_fwd, _bias_relu)
@@ -247,14 +247,27 @@ void launch_wide(const Problem& prob, const void* x, const void* w, cudaStream_t
   kernel<<<grid, pipelined::kThreads, wide::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Version 5: as version 4, on 1 KB more shared memory (the ring's base aligned to 1 KB).
+// Version 5 on `Tile`, with 1 KB more shared memory than its ring (to align its base to 1 KB).
+template <class Problem, Precision P, class Tile>
+void launch_wgmma_tile(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
+  const auto kernel = pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>;
+  allow_shared_memory(kernel, Tile::kSharedBytes);
+  const dim3 grid((prob.N + Tile::kBN - 1) / Tile::kBN, (prob.M + Tile::kBM - 1) / Tile::kBM);
+  kernel<<<grid, pipelined::kThreads, Tile::kSharedBytes, stream>>>(prob, x, w);
+}
+
+// Version 5: 256-row tiles, or 128-row ones where the 256-row grid would leave SMs idle (one
+// block per SM either way).
 template <class Problem, Precision P>
 void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
-  namespace wgmma = pipelined::wgmma;
-  const auto kernel = wgmma::conv3d_fwd_wgmma<Problem, P>;
-  allow_shared_memory(kernel, wgmma::kSharedBytes);
-  const dim3 grid((prob.N + wgmma::kBN - 1) / wgmma::kBN, (prob.M + wgmma::kBM - 1) / wgmma::kBM);
-  kernel<<<grid, pipelined::kThreads, wgmma::kSharedBytes, stream>>>(prob, x, w);
+  using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
+  const int64_t tall_blocks = int64_t((prob.N + TallTile::kBN - 1) / TallTile::kBN) *
+                              ((prob.M + TallTile::kBM - 1) / TallTile::kBM);
+  if (tall_blocks < multiprocessor_count()) {
+    launch_wgmma_tile<Problem, P, ShortTile>(prob, x, w, stream);
+  } else {
+    launch_wgmma_tile<Problem, P, TallTile>(prob, x, w, stream);
+  }
 }
 
 // How the cp.async-fed versions take tf32 operands: as fp32 (versions 3 and 4 round them in
@@ -302,16 +315,16 @@ void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
+  if (kernel == ConvKernel::wgmma && conv3d_fwd_wgmma_supports(s, p) && aligned) {
+    run_converted(
+        prob, s, p, stream, what,
+        [&](auto precision, const void* x, const void* w) {
+          launch_wgmma<Problem, decltype(precision)::value>(prob, x, w, stream);
+        },
+        Tf32Operands::rounded);
+    return;
+  }
   if constexpr (pipelined::wide::kStoresEachOutput<Problem>) {
-    if (kernel == ConvKernel::wgmma && conv3d_fwd_wgmma_supports(s, p) && aligned) {
-      run_converted(
-          prob, s, p, stream, what,
-          [&](auto precision, const void* x, const void* w) {
-            launch_wgmma<Problem, decltype(precision)::value>(prob, x, w, stream);
-          },
-          Tf32Operands::rounded);
-      return;
-    }
     if (kernel == ConvKernel::wide && conv3d_fwd_wide_supports(s, p) && aligned) {
       run_converted(prob, s, p, stream, what, [&](auto precision, const void* x, const void* w) {
         launch_wide<Problem, decltype(precision)::value>(prob, x, w, stream);
@@ -446,6 +459,8 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
   CU3D_CHECK(positions_per_group > 0 && positions % positions_per_group == 0,
              "{}: groups of {} positions do not tile the {} output positions", what,
              positions_per_group, positions);
+  // Groups of version 2's and 3's 64-column tiles; version 5's 128-column tile writes only the
+  // groups with a valid column (GroupMath::row_sums), so k = 64 (2 groups) fits too.
   const int groups = (s.k + kBN - 1) / kBN * row_stat_groups_per_tile(precision);
   auto* row_sums = static_cast<float2*>(malloc_async(sizeof(float2) * positions * groups, stream));
   auto prob = make_problem<FwdStatsProblem>(s, x, w, bias, op);

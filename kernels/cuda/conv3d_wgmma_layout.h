@@ -21,28 +21,53 @@
 
 namespace cu3d::cuda::pipelined::wgmma {
 
-// Version 4's block tile (256 x 128) and copies; the math is 2 warpgroups of 128 threads, each
-// owning 128 rows x 128 columns as two m64n128 instructions per k-step.
-constexpr int kBM = wide::kBM;
-constexpr int kBN = wide::kBN;
-constexpr int kGroupThreads = 128;                     // a warpgroup: 4 consecutive warps
-constexpr int kGroups = kThreads / kGroupThreads;      // 2
-constexpr int kGroupRows = kBM / kGroups;              // 128
-constexpr int kInstrM = 64;                            // rows of one wgmma
-constexpr int kInstrN = kBN;                           // its columns: the whole tile's 128
-constexpr int kBlocksPerGroup = kGroupRows / kInstrM;  // 2 instructions per k-step
+constexpr int kBN = wide::kBN;                     // 128 columns: one m64n128 instruction
+constexpr int kGroupThreads = 128;                 // a warpgroup: 4 consecutive warps
+constexpr int kGroups = kThreads / kGroupThreads;  // 2
+constexpr int kInstrM = 64;                        // rows of one wgmma
+constexpr int kInstrN = kBN;                       // its columns: the whole tile's 128
 constexpr int kAccumulators = kInstrM * kInstrN / kGroupThreads;  // 64 floats per instruction
 constexpr int kStepBytes = 32;                                    // r bytes per k-step of a row
 constexpr int kStepsPerStage = kRowBytes / kStepBytes;            // 4
 constexpr int kAtomBytes = 1024;  // 8 rows of 128 bytes: the swizzle's period
-constexpr int kSharedBytes = wide::kSharedBytes + kAtomBytes;  // room to align the ring's base
-static_assert(wide::kTileABytes % kAtomBytes == 0 && wide::kStageBytes % kAtomBytes == 0);
-static_assert(kGroupRows % kInstrM == 0 && kInstrM % 8 == 0);
 
-// The first row of the block tile that warpgroup `group` owns.
-CU3D_HOST_DEVICE constexpr int group_row0(int group) {
-  return group * kGroupRows;
-}
+// The block tile, as forward_main_loop takes it: BM rows (256: version 4's tile, the 2
+// warpgroups owning 128 rows each as two m64n128 instructions per k-step; 128: one instruction
+// each, for layers whose 256-row tiles would leave SMs idle) x 128 columns, version 3's copies
+// of 128-byte rows, on a ring aligned to the swizzle's period (1 KB more shared memory to round
+// its base up), with one stage of math in flight and the tensor cores reading what cp.async
+// wrote.
+template <int BM>
+struct Tile {
+  static constexpr int kBM = BM, kBN = wgmma::kBN;
+  static constexpr int kGroupRows = BM / kGroups;
+  static constexpr int kBlocksPerGroup = kGroupRows / kInstrM;  // instructions per k-step
+  static constexpr int kCopiesA = BM / kRowsPerPass, kCopiesB = kBN / kRowsPerPass;
+  static constexpr int kTileABytes = BM * kRowBytes, kStageBytes = (BM + kBN) * kRowBytes;
+  static constexpr int kSharedBytes = kStages * kStageBytes + kAtomBytes;
+  static constexpr int kStageAlign = kAtomBytes;
+  static constexpr int kMathInFlight = 1;
+  static constexpr bool kAsyncProxyReads = true;
+  static_assert(kGroupRows % kInstrM == 0 && kTileABytes % kAtomBytes == 0 &&
+                kStageBytes % kAtomBytes == 0);
+
+  // The first row of the block tile that warpgroup `group` owns.
+  CU3D_HOST_DEVICE static constexpr int group_row0(int group) { return group * kGroupRows; }
+
+  // Where accumulator i (< 64) of thread `tid` sits in the tile, for instruction `block` of its
+  // warpgroup (PTX ISA, "Register fragment for the accumulator matrix D of wgmma .m64nNk*": warp
+  // w of the warpgroup holds rows 16w .. 16w + 15; d[4j .. 4j + 3] are (g, 8j + 2t),
+  // (g, 8j + 2t + 1), (g + 8, 8j + 2t), (g + 8, 8j + 2t + 1) with g = lane / 4, t = lane % 4:
+  // mma.sync's C layout repeated over the columns). The column: accumulator_col.
+  CU3D_HOST_DEVICE static constexpr int accumulator_row(int tid, int block, int i) {
+    const int group = tid / kGroupThreads, warp = tid % kGroupThreads / 32, lane = tid % 32;
+    return group_row0(group) + block * kInstrM + 16 * warp + lane / 4 + 8 * (i / 2 % 2);
+  }
+};
+using TallTile = Tile<256>;   // version 4's
+using ShortTile = Tile<128>;  // for grids of fewer 256-row tiles than SMs (C3D's conv5 at 32)
+static_assert(TallTile::kSharedBytes + TallTile::kBM * 16 <= 227 * 1024,
+              "the ring and the corner table fit an SM's shared memory");
 
 // A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format" of wgmma): bits 0-13
 // the start address >> 4, 16-29 the leading-dimension byte offset >> 4 (unused by a K-major
@@ -60,15 +85,7 @@ CU3D_HOST_DEVICE constexpr uint32_t operand_address(uint32_t tile, int row0, int
   return tile + uint32_t(row0 * kRowBytes + step * kStepBytes);
 }
 
-// Where accumulator i (< 64) of thread `tid` sits in the tile, for instruction `block` of its
-// warpgroup (PTX ISA, "Register fragment for the accumulator matrix D of wgmma .m64nNk*": warp w
-// of the warpgroup holds rows 16w .. 16w + 15; d[4j .. 4j + 3] are (g, 8j + 2t), (g, 8j + 2t + 1),
-// (g + 8, 8j + 2t), (g + 8, 8j + 2t + 1) with g = lane / 4, t = lane % 4: mma.sync's C layout
-// repeated over the columns).
-CU3D_HOST_DEVICE constexpr int accumulator_row(int tid, int block, int i) {
-  const int group = tid / kGroupThreads, warp = tid % kGroupThreads / 32, lane = tid % 32;
-  return group_row0(group) + block * kInstrM + 16 * warp + lane / 4 + 8 * (i / 2 % 2);
-}
+// The column of accumulator i of thread `tid`, in any tile.
 CU3D_HOST_DEVICE constexpr int accumulator_col(int tid, int i) {
   return 8 * (i / 4) + 2 * (tid % 4) + i % 2;
 }

@@ -1,9 +1,10 @@
-// Version 5 of the conv3d forward (kernels/cuda/conv3d_wgmma_layout.h) checked on the CPU: its
-// matrix descriptors, decoded by the PTX ISA's bit fields and read the way wgmma reads a K-major
-// operand with the 128-byte swizzle, address exactly the logical rows and k-steps of the stage
-// tiles that version 4's copies leave in shared memory; the accumulator layout covers the block
-// tile once, each accumulator in the rows its instruction's A operand holds; and the shared
-// memory asked for leaves room to align the ring to the swizzle's period.
+// Version 5 of the conv3d forward (kernels/cuda/conv3d_wgmma_layout.h) checked on the CPU, on both
+// of its block tiles (256 and 128 rows): its matrix descriptors, decoded by the PTX ISA's bit
+// fields and read the way wgmma reads a K-major operand with the 128-byte swizzle, address
+// exactly the logical rows and k-steps of the stage tiles that the copies leave in shared memory;
+// the accumulator layout covers the block tile once, each accumulator in the rows its
+// instruction's A operand holds; and the shared memory asked for leaves room to align the ring to
+// the swizzle's period.
 //
 // The wgmma model (PTX ISA, "Matrix Descriptor Format" and "Shared Memory Matrix Layout"): a
 // K-major operand is a stack of 8-row atoms, `stride` bytes apart, of 128-byte rows; byte b of
@@ -45,14 +46,15 @@ uint32_t word_of(int tile_id, int row, int word) {
   return uint32_t(1 + tile_id * (1 << 20) + row * kWordsPerRow + word);
 }
 
-// Shared memory as version 4's copies leave one stage: tile A (256 rows) at `base`, tile B (128
-// rows) after it; every thread's 16-byte chunks at their swizzled offsets.
+// Shared memory as the copies leave one stage of `Tile`: tile A (kBM rows) at `base`, tile B
+// (128 rows) after it; every thread's 16-byte chunks at their swizzled offsets.
+template <class Tile>
 std::vector<uint32_t> copied_stage(uint32_t base) {
-  std::vector<uint32_t> shared((base + wide::kStageBytes) / 4, 0);
+  std::vector<uint32_t> shared((base + Tile::kStageBytes) / 4, 0);
   const struct {
     int id, copies;
     uint32_t tile;
-  } tiles[] = {{0, wide::kCopiesA, base}, {1, wide::kCopiesB, base + wide::kTileABytes}};
+  } tiles[] = {{0, Tile::kCopiesA, base}, {1, Tile::kCopiesB, base + Tile::kTileABytes}};
   for (const auto& t : tiles)
     for (int tid = 0; tid < kThreads; ++tid)
       for (int j = 0; j < t.copies; ++j) {
@@ -80,16 +82,17 @@ void expect_operand(const std::vector<uint32_t>& shared, uint64_t descriptor, in
     }
 }
 
-TEST(ConvWgmmaLayout, DescriptorsReadTheStageTilesAsTheGemmWantsThem) {
+template <class Tile>
+void expect_descriptors_read_the_stage() {
   // The ring's base as the kernel aligns it; a second stage slot as well.
-  for (uint32_t base : {uint32_t(kAtomBytes), uint32_t(kAtomBytes + wide::kStageBytes)}) {
-    const std::vector<uint32_t> shared = copied_stage(base);
-    const uint32_t a_tile = base, b_tile = base + wide::kTileABytes;
+  for (uint32_t base : {uint32_t(kAtomBytes), uint32_t(kAtomBytes + Tile::kStageBytes)}) {
+    const std::vector<uint32_t> shared = copied_stage<Tile>(base);
+    const uint32_t a_tile = base, b_tile = base + Tile::kTileABytes;
     for (int s = 0; s < kStepsPerStage; ++s) {
       expect_operand(shared, smem_descriptor(operand_address(b_tile, 0, s)), 1, 0, kInstrN, s);
       for (int group = 0; group < kGroups; ++group)
-        for (int blk = 0; blk < kBlocksPerGroup; ++blk) {
-          const int row0 = group_row0(group) + blk * kInstrM;
+        for (int blk = 0; blk < Tile::kBlocksPerGroup; ++blk) {
+          const int row0 = Tile::group_row0(group) + blk * kInstrM;
           expect_operand(shared, smem_descriptor(operand_address(a_tile, row0, s)), 0, row0,
                          kInstrM, s);
         }
@@ -97,10 +100,15 @@ TEST(ConvWgmmaLayout, DescriptorsReadTheStageTilesAsTheGemmWantsThem) {
   }
 }
 
+TEST(ConvWgmmaLayout, DescriptorsReadTheStageTilesAsTheGemmWantsThem) {
+  expect_descriptors_read_the_stage<TallTile>();
+  expect_descriptors_read_the_stage<ShortTile>();
+}
+
 TEST(ConvWgmmaLayout, AMisalignedRingWouldBeCaught) {
   // The check above is not vacuous: a ring 128 bytes off the swizzle's period reads wrong words.
   const uint32_t base = kAtomBytes + 128;
-  const std::vector<uint32_t> shared = copied_stage(base);
+  const std::vector<uint32_t> shared = copied_stage<TallTile>(base);
   const Descriptor d = decode(smem_descriptor(operand_address(base, 0, 1)));
   int wrong = 0;
   for (int m = 0; m < kInstrM; ++m)
@@ -108,30 +116,45 @@ TEST(ConvWgmmaLayout, AMisalignedRingWouldBeCaught) {
   EXPECT_GT(wrong, 0);
 }
 
-TEST(ConvWgmmaLayout, AccumulatorsCoverTheTileOnceInTheirInstructionsRows) {
+template <class Tile>
+void expect_accumulators_cover_the_tile() {
   std::set<std::pair<int, int>> seen;
   for (int tid = 0; tid < kThreads; ++tid)
-    for (int blk = 0; blk < kBlocksPerGroup; ++blk)
+    for (int blk = 0; blk < Tile::kBlocksPerGroup; ++blk)
       for (int i = 0; i < kAccumulators; ++i) {
-        const int row = accumulator_row(tid, blk, i), col = accumulator_col(tid, i);
-        const int row0 = group_row0(tid / kGroupThreads) + blk * kInstrM;
+        const int row = Tile::accumulator_row(tid, blk, i), col = accumulator_col(tid, i);
+        const int row0 = Tile::group_row0(tid / kGroupThreads) + blk * kInstrM;
         ASSERT_GE(row, row0);
         ASSERT_LT(row, row0 + kInstrM);
         ASSERT_GE(col, 0);
         ASSERT_LT(col, kInstrN);
         EXPECT_TRUE(seen.insert({row, col}).second) << "row " << row << ", col " << col;
       }
-  EXPECT_EQ(int(seen.size()), kBM * kBN);
+  EXPECT_EQ(int(seen.size()), Tile::kBM * Tile::kBN);
 }
 
-TEST(ConvWgmmaLayout, SharedMemoryLeavesRoomToAlignTheRing) {
+TEST(ConvWgmmaLayout, AccumulatorsCoverTheTileOnceInTheirInstructionsRows) {
+  expect_accumulators_cover_the_tile<TallTile>();
+  expect_accumulators_cover_the_tile<ShortTile>();
+}
+
+template <class Tile>
+void expect_room_to_align_the_ring() {
   // Dynamic shared memory starts at least 16-byte aligned; the kernel rounds its base up to the
   // swizzle's period and uses kStages stages from there.
   for (uint32_t start = 0; start < 4 * kAtomBytes; start += 16) {
     const uint32_t base = (start + kAtomBytes - 1) & ~uint32_t(kAtomBytes - 1);
-    EXPECT_LE(base + kStages * wide::kStageBytes, start + kSharedBytes) << start;
+    EXPECT_LE(base + kStages * Tile::kStageBytes, start + Tile::kSharedBytes) << start;
   }
-  EXPECT_LE(kSharedBytes + kBM * 16, 227 * 1024) << "with the corners' table, within an SM";
+  EXPECT_LE(Tile::kSharedBytes + Tile::kBM * 16, 227 * 1024) << "with the corners' table";
+}
+
+TEST(ConvWgmmaLayout, SharedMemoryLeavesRoomToAlignTheRing) {
+  expect_room_to_align_the_ring<TallTile>();
+  expect_room_to_align_the_ring<ShortTile>();
+  // The tall tile's copies and sizes are version 4's (its gathers are tested as version 4's).
+  EXPECT_EQ(TallTile::kCopiesA, wide::kCopiesA);
+  EXPECT_EQ(TallTile::kStageBytes, wide::kStageBytes);
 }
 
 TEST(ConvWgmmaLayout, DescriptorFieldsRoundTrip) {

@@ -143,19 +143,18 @@ std::vector<ParityCase> fused_cases() {
       block("odd_c132_k130", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, none, true, false),
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
-  // Each block on the forward's version 2 and, where they apply, versions 3, 4 and 5 (the pool
-  // blocks only: versions 4 and 5 run the training block's z store and the inference pool by
-  // atomics, and leave the window pool and the layer-norm statistics to version 3, so those cases
-  // would run version 3 under their names).
+  // Each block on the forward's version 2 and, where they apply, versions 3, 4 and 5 (version 4
+  // on the pool blocks only: it runs the training block's z store and the inference pool by
+  // atomics, and leaves the window pool and the layer-norm statistics to version 3, so those
+  // cases would run version 3 under its name; version 5 runs them all).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
-    if (cuda::conv3d_fwd_pipelined_supports(b.conv, p))
+    if (cuda::conv3d_fwd_pipelined_supports(b.conv, p)) {
       k.push_back({Kernel::pipelined, "cu3d_pipelined"});
-    if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) {
-      k.push_back({Kernel::wide, "cu3d_wide"});
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
     }
+    if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
     return k;
   };
   std::vector<ParityCase> out;
@@ -163,8 +162,8 @@ std::vector<ParityCase> fused_cases() {
     for (const Block& b : pool_blocks)
       for (auto [kernel, backend] : kernels(b, p, true))
         for (bool training : {false, true}) {
-          const bool wide_tile = kernel == Kernel::wide || kernel == Kernel::wgmma;
-          if (wide_tile && !training && cuda::conv3d_pool_windows_tile_output(b.pool)) continue;
+          if (kernel == Kernel::wide && !training && cuda::conv3d_pool_windows_tile_output(b.pool))
+            continue;
           out.push_back({fmt::format("{}/{}/{}/{}", b.name,
                                      training ? "fwd_bias_relu_pool_train" : "fwd_bias_relu_pool",
                                      cu3d::to_string(p), backend),
@@ -179,9 +178,11 @@ std::vector<ParityCase> fused_cases() {
         out.push_back(
             {fmt::format("{}/fwd_bias_ln_{}_relu_pool/{}/{}", b.name,
                          b.per_sample ? "per_sample" : "per_position", cu3d::to_string(p), backend),
-             tolerance(p), [=](std::mt19937_64& rng, cudaStream_t stream) {
+             tolerance(p),
+             [=](std::mt19937_64& rng, cudaStream_t stream) {
                return run_conv_ln_block(b, p, kernel, rng, stream);
-             }});
+             },
+             kernel == Kernel::wgmma ? wgmma_runs : nullptr});
   }
   return out;
 }

@@ -359,17 +359,21 @@ TEST(EngineCuda, NewConvKernelsMatchVersion3) {
 }
 
 // Version 5 of the forward and bwd-data (wgmma_conv) through the engine, against version 3, as
-// above; skipped where it cannot run (it would fall back to version 3 and compare it with itself).
+// above, on the plain conv, the training block with a pool whose windows do not tile the output,
+// and the layer-norm block (the statistics in version 5's epilogue); skipped where it cannot run
+// (it would fall back to version 3 and compare it with itself).
 TEST(EngineCuda, WgmmaConvMatchesVersion3) {
   CU3D_REQUIRE_GPU();
   std::string why;
   if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
   Generator gen(12);
   const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
-  const Tensor b = rand({128}, gen);
+  const Tensor b = rand({128}, gen), gamma = rand({128}, gen), beta = rand({128}, gen);
   const Conv3dParams same{.padding = Padding::same};
   const Pool3dParams pool{
       .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
+  const Pool3dParams tiling_pool{.window = {2, 2, 2}, .stride = {2, 2, 2}};
+  const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
   const ComputeOptions saved = compute_options();
   compute_options().conv_backend = ConvBackend::cu3d;
   compute_options().pipelined_conv = true;
@@ -384,6 +388,13 @@ TEST(EngineCuda, WgmmaConvMatchesVersion3) {
         "conv3d_bias_relu_maxpool",
         [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
         {x, w, b}, 1e-4, wgmma);
+    expect_conv_settings_agree(
+        "conv3d_bias_layernorm_relu_maxpool",
+        [&](auto& in) {
+          return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
+                                                    tiling_pool);
+        },
+        {x, w, b, gamma, beta}, 1e-4, wgmma);
   }
   compute_options() = saved;
 }
