@@ -20,6 +20,22 @@
 namespace cu3d::parity {
 namespace {
 
+// ||b - a|| / ||a||, and how many of b are not finite (left unwritten: outputs are poisoned).
+struct Difference {
+  double relative;
+  int64_t not_finite;
+};
+Difference difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  int64_t not_finite = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(b[i])) ++not_finite;
+    diff += (double(b[i]) - a[i]) * (double(b[i]) - a[i]);
+    norm += double(a[i]) * a[i];
+  }
+  return {std::sqrt(diff / norm), not_finite};
+}
+
 // Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit.
 TEST(ConvPipelined, MatchesVersion2BitForBit) {
   CU3D_REQUIRE_GPU();
@@ -97,16 +113,9 @@ TEST(ConvPipelined, WgmmaMatchesVersion2) {
       cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v5.get(), p, stream.get(),
                        cuda::ConvKernel::wgmma);
       CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-      const std::vector<float> a = v2.download(), b = v5.download();
-      double diff = 0, norm = 0;
-      int64_t not_finite = 0;
-      for (size_t i = 0; i < a.size(); ++i) {
-        if (!std::isfinite(b[i])) ++not_finite;
-        diff += (double(b[i]) - a[i]) * (double(b[i]) - a[i]);
-        norm += double(a[i]) * a[i];
-      }
-      EXPECT_EQ(not_finite, 0) << layer.name << " " << to_string(p) << ": outputs left unwritten";
-      EXPECT_LT(std::sqrt(diff / norm), 1e-4) << layer.name << " " << to_string(p);
+      const Difference d = difference(v2.download(), v5.download());
+      EXPECT_EQ(d.not_finite, 0) << layer.name << " " << to_string(p) << ": outputs left unwritten";
+      EXPECT_LT(d.relative, 1e-4) << layer.name << " " << to_string(p);
       ++compared;
     }
   }
@@ -137,16 +146,9 @@ TEST(ConvPipelined, BwdFilterMatchesVersion2) {
     cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v3.get(), db3.get(), Precision::bf16,
                             stream.get(), cuda::ConvKernel::pipelined);
     CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-    const std::vector<float> a = v2.download(), b = v3.download();
-    double diff = 0, norm = 0;
-    int64_t not_finite = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (!std::isfinite(b[i])) ++not_finite;
-      diff += (double(b[i]) - a[i]) * (double(b[i]) - a[i]);
-      norm += double(a[i]) * a[i];
-    }
-    EXPECT_EQ(not_finite, 0) << layer.name << ": outputs left unwritten";
-    EXPECT_LT(std::sqrt(diff / norm), 1e-4) << layer.name;
+    const Difference d = difference(v2.download(), v3.download());
+    EXPECT_EQ(d.not_finite, 0) << layer.name << ": outputs left unwritten";
+    EXPECT_LT(d.relative, 1e-4) << layer.name;
     EXPECT_EQ(db2.download(), db3.download()) << layer.name << ": the bias gradient is shared";
     ++compared;
   }

@@ -324,49 +324,14 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
   compute_options() = saved;
 }
 
-// The kernels written after the last GPU run, through the engine: version 4 of the forward and
-// bwd-data (wide_conv) and bwd-filter's version 3 (pipelined_bwd_filter), against version 3
-// alone, on 64 -> 128 channels (version 4 fills its 128 columns; bwd-filter's version 3 takes
-// c = 64 in bf16). The forwards agree bit for bit; the gradients differ by fp32 summation order.
-TEST(EngineCuda, NewConvKernelsMatchVersion3) {
-  CU3D_REQUIRE_GPU();
-  Generator gen(10);
-  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
-  const Tensor b = rand({128}, gen);
-  const Conv3dParams same{.padding = Padding::same};
-  const Pool3dParams pool{
-      .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
-  const ComputeOptions saved = compute_options();
-  compute_options().conv_backend = ConvBackend::cu3d;
-  compute_options().pipelined_conv = true;
-  for (Precision precision : {Precision::tf32, Precision::bf16}) {
-    compute_options().precision = precision;
-    SCOPED_TRACE(to_string(precision));
-    const auto new_kernels = [](bool on) {
-      compute_options().wide_conv = on;
-      compute_options().pipelined_bwd_filter = on;
-    };
-    expect_conv_settings_agree(
-        "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, 1e-4,
-        new_kernels);
-    // A pool whose windows do not tile the output: version 4 runs the training block's z store.
-    expect_conv_settings_agree(
-        "conv3d_bias_relu_maxpool",
-        [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
-        {x, w, b}, 1e-4, new_kernels);
-  }
-  compute_options() = saved;
-}
-
-// Version 5 of the forward and bwd-data (wgmma_conv) through the engine, against version 3, as
-// above, on the plain conv, the training block with a pool whose windows do not tile the output,
-// and the layer-norm block (the statistics in version 5's epilogue); skipped where it cannot run
-// (it would fall back to version 3 and compare it with itself).
-TEST(EngineCuda, WgmmaConvMatchesVersion3) {
-  CU3D_REQUIRE_GPU();
-  std::string why;
-  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
-  Generator gen(12);
+// A conv kernel setting (`configure(true)`) against version 3 alone through the engine, on
+// 64 -> 128 channels in tf32 and bf16: the conv, the training block with a pool whose windows do
+// not tile the output (z stored by the conv's epilogue), and with `layer_norm` the layer-norm
+// block (the statistics in the epilogue). The forwards multiply the same operands; the gradients
+// differ by fp32 summation order.
+void expect_setting_matches_version3(uint64_t seed, const std::function<void(bool)>& configure,
+                                     bool layer_norm) {
+  Generator gen(seed);
   const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
   const Tensor b = rand({128}, gen), gamma = rand({128}, gen), beta = rand({128}, gen);
   const Conv3dParams same{.padding = Padding::same};
@@ -380,23 +345,47 @@ TEST(EngineCuda, WgmmaConvMatchesVersion3) {
   for (Precision precision : {Precision::tf32, Precision::bf16}) {
     compute_options().precision = precision;
     SCOPED_TRACE(to_string(precision));
-    const auto wgmma = [](bool on) { compute_options().wgmma_conv = on; };
     expect_conv_settings_agree(
         "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, 1e-4,
-        wgmma);
+        configure);
     expect_conv_settings_agree(
         "conv3d_bias_relu_maxpool",
         [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
-        {x, w, b}, 1e-4, wgmma);
-    expect_conv_settings_agree(
-        "conv3d_bias_layernorm_relu_maxpool",
-        [&](auto& in) {
-          return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
-                                                    tiling_pool);
-        },
-        {x, w, b, gamma, beta}, 1e-4, wgmma);
+        {x, w, b}, 1e-4, configure);
+    if (layer_norm)
+      expect_conv_settings_agree(
+          "conv3d_bias_layernorm_relu_maxpool",
+          [&](auto& in) {
+            return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
+                                                      tiling_pool);
+          },
+          {x, w, b, gamma, beta}, 1e-4, configure);
   }
   compute_options() = saved;
+}
+
+// The kernels written after the last GPU run: version 4 of the forward and bwd-data (wide_conv)
+// with bwd-filter's version 3 (pipelined_bwd_filter; it takes c = 64 in bf16). Version 4 leaves
+// the layer-norm statistics to version 3.
+TEST(EngineCuda, NewConvKernelsMatchVersion3) {
+  CU3D_REQUIRE_GPU();
+  expect_setting_matches_version3(
+      10,
+      [](bool on) {
+        compute_options().wide_conv = on;
+        compute_options().pipelined_bwd_filter = on;
+      },
+      false);
+}
+
+// Version 5 of the forward and bwd-data (wgmma_conv), every block; skipped where it cannot run
+// (it would fall back to version 3 and compare it with itself).
+TEST(EngineCuda, WgmmaConvMatchesVersion3) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  expect_setting_matches_version3(
+      12, [](bool on) { compute_options().wgmma_conv = on; }, true);
 }
 
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
