@@ -114,6 +114,81 @@ __global__ void __launch_bounds__(256)
   partial[blockIdx.y * int64_t(s.c) + ch] = acc;
 }
 
+// ---- per-sample backward: the group sums and the channel sums in one pass --------------------
+// Block b covers elements [chunk * (b % chunks), + chunk) of group b / chunks (chunk a multiple of
+// 512, c a divisor of 512: thread t meets channels t % c and (t + 256) % c only). It reads x and dy
+// once for both: the group's sums of g = dy * gamma and g * xhat (double, as group_partials) into
+// group_partial[b], and each channel's sums of dy * xhat and dy into channel_partial[b][c], added
+// over the block's threads in a fixed order (deterministic). Against group_partials followed by
+// channel_partials this saves one read of x and dy: 5 passes over the data instead of 7.
+constexpr int kBwdChunkAlign = 512;
+
+__global__ void __launch_bounds__(256)
+    bwd_partials(LayerNormShape s, int64_t chunks, int64_t chunk, const float* x, const float* dy,
+                 const float* gamma, const float* mean, const float* rstd, double2* group_partial,
+                 float2* channel_partial) {
+  __shared__ float2 sums[2][256];  // [which of the thread's two channels][thread]
+  const int64_t group = blockIdx.x / chunks, size = s.m * s.c;
+  const int64_t begin = blockIdx.x % chunks * chunk, end = min(size, begin + chunk);
+  const float mu = mean[group], r = rstd[group];
+  const float* xg = x + group * size;
+  const float* dyg = dy + group * size;
+  // The thread's two channels and their gamma: elements e (channel t % c) and e + 256.
+  const int ch[2] = {int(threadIdx.x % s.c), int((threadIdx.x + blockDim.x) % s.c)};
+  const float ga[2] = {gamma[ch[0]], gamma[ch[1]]};
+  double sum_g = 0, sum_gx = 0;
+  float2 ch_sums[2] = {make_float2(0.f, 0.f), make_float2(0.f, 0.f)};
+  for (int64_t e = begin + threadIdx.x; e < end; e += 2 * blockDim.x) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t i = e + half * blockDim.x;
+      if (i >= end) break;
+      const float d = dyg[i], xhat = (xg[i] - mu) * r;
+      const double g = double(d) * ga[half];
+      sum_g += g;
+      sum_gx += g * ((double(xg[i]) - mu) * r);  // in double, as group_partials' term
+      ch_sums[half].x += d * xhat;
+      ch_sums[half].y += d;
+    }
+  }
+  sums[0][threadIdx.x] = ch_sums[0];
+  sums[1][threadIdx.x] = ch_sums[1];
+  block_sum2(&sum_g, &sum_gx);  // its barrier also orders the stores to `sums`
+  if (threadIdx.x == 0) group_partial[blockIdx.x] = make_double2(sum_g, sum_gx);
+  // Channel ch gathers slots ch, ch + c, ... of the 512 (slot k: thread k % 256, half k / 256).
+  for (int ch = threadIdx.x; ch < s.c; ch += blockDim.x) {
+    float2 total = make_float2(0.f, 0.f);
+    for (int k = ch; k < kBwdChunkAlign; k += s.c)
+      total.x += sums[k / 256][k % 256].x, total.y += sums[k / 256][k % 256].y;
+    channel_partial[int64_t(blockIdx.x) * s.c + ch] = total;
+  }
+}
+
+// Whether bwd_partials takes s: c divides 512 (each thread meets at most two channels), and at
+// most 1024 groups, so its per-block channel partials stay small against x (every group has a
+// block of its own: C3D's per-sample norm has a batch of groups).
+bool bwd_partials_fit(const LayerNormShape& s) {
+  return s.c > 0 && kBwdChunkAlign % s.c == 0 && s.groups <= 1024;
+}
+
+// dgamma, dbeta from `blocks` partials per channel: a warp per channel, its lanes striding over the
+// partials, then a shuffle tree; a fixed order either way (deterministic).
+__global__ void __launch_bounds__(256)
+    channel_finish_warps(int c, int64_t blocks, const float2* partial, float* dgamma,
+                         float* dbeta) {
+  const int ch = int((blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32),
+            lane = threadIdx.x % 32;
+  if (ch >= c) return;  // whole warps: ch is uniform across a warp
+  float a = 0.f, b = 0.f;
+  for (int64_t k = lane; k < blocks; k += 32)
+    a += partial[k * c + ch].x, b += partial[k * c + ch].y;
+  for (int o = 16; o > 0; o /= 2) {
+    a += __shfl_xor_sync(0xffffffffu, a, o);
+    b += __shfl_xor_sync(0xffffffffu, b, o);
+  }
+  if (lane == 0) dgamma[ch] = a, dbeta[ch] = b;
+}
+
 __global__ void __launch_bounds__(256)
     channel_finish(int c, int chunks, const float2* partial, float* dgamma, float* dbeta) {
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
@@ -507,26 +582,43 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
     free_async(partial, stream);
     return;
   }
-  const int64_t chunks = chunks_of(s), blocks = s.groups * chunks, n = s.size();
-  const double count = double(s.m) * s.c;
+  const int64_t size = s.m * s.c, n = s.size();
+  const double count = double(size);
+  // The first pass: the group sums, and with bwd_partials the channel sums too. Its chunks: about
+  // 4 blocks per SM in all, each a multiple of 512 elements (kChunk without it).
+  const bool fused = bwd_partials_fit(s);
+  int64_t chunks = chunks_of(s), chunk = kChunk;
+  if (fused) {
+    const int64_t wanted =
+        std::max<int64_t>(1, (4 * multiprocessor_count() + s.groups - 1) / s.groups);
+    chunk = ((size + wanted - 1) / wanted + kBwdChunkAlign - 1) / kBwdChunkAlign * kBwdChunkAlign;
+    chunks = (size + chunk - 1) / chunk;
+  }
+  const int64_t blocks = s.groups * chunks;
   auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
   // Per group: mean of g = dy * gamma and of g * xhat, kept in `means` (2 floats per group).
   auto* means = static_cast<float2*>(malloc_async(sizeof(float2) * s.groups, stream));
-  group_partials<<<unsigned(blocks), 256, 0, stream>>>(
-      s, chunks,
-      [=] __device__(int64_t i, int ch, int64_t g) {
-        const double gi = double(dy[i]) * gamma[ch];
-        const double xhat = (double(x[i]) - mean[g]) * rstd[g];
-        return make_double2(gi, gi * xhat);
-      },
-      partial);
+  float2* cpartial = nullptr;
+  if (fused) {
+    cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * blocks * s.c, stream));
+    bwd_partials<<<unsigned(blocks), 256, 0, stream>>>(s, chunks, chunk, x, dy, gamma, mean, rstd,
+                                                       partial, cpartial);
+  } else {
+    group_partials<<<unsigned(blocks), 256, 0, stream>>>(
+        s, chunks,
+        [=] __device__(int64_t i, int ch, int64_t g) {
+          const double gi = double(dy[i]) * gamma[ch];
+          const double xhat = (double(x[i]) - mean[g]) * rstd[g];
+          return make_double2(gi, gi * xhat);
+        },
+        partial);
+  }
   check_launch(what);
   group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
       s.groups, chunks, partial, [=] __device__(int64_t g, double sum_g, double sum_gx) {
         means[g] = make_float2(float(sum_g / count), float(sum_gx / count));
       });
   check_launch(what);
-  const int64_t size = s.m * s.c;
   const int c = s.c;
   if (vec4_fits(n, c, {x, gamma, dy, dx})) {
     elementwise_vec4<<<grid_stride_blocks(n / 4), 256, 0, stream>>>(
@@ -550,14 +642,18 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
   }
   check_launch(what);
 
-  const int64_t rows = s.rows();
-  const int row_chunks = int(std::clamp<int64_t>(rows / 512, 1, 1024));
-  const int64_t rows_per_chunk = (rows + row_chunks - 1) / row_chunks;
-  auto* cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * row_chunks * s.c, stream));
-  channel_partials<<<dim3((s.c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
-      s, x, dy, mean, rstd, rows, rows_per_chunk, cpartial);
-  check_launch(what);
-  channel_finish<<<(s.c + 255) / 256, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma, dbeta);
+  if (fused) {
+    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, blocks, cpartial, dgamma, dbeta);
+  } else {
+    const int64_t rows = s.rows();
+    const int row_chunks = int(std::clamp<int64_t>(rows / 512, 1, 1024));
+    const int64_t rows_per_chunk = (rows + row_chunks - 1) / row_chunks;
+    cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * row_chunks * s.c, stream));
+    channel_partials<<<dim3((s.c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
+        s, x, dy, mean, rstd, rows, rows_per_chunk, cpartial);
+    check_launch(what);
+    channel_finish<<<(s.c + 255) / 256, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma, dbeta);
+  }
   check_launch(what);
   free_async(cpartial, stream);
   free_async(means, stream);
