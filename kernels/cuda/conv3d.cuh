@@ -25,7 +25,7 @@
 //              the math on Hopper's warpgroup MMA (wgmma, sm_90a) reading the stages straight
 //              from shared memory, for version 3's shapes and every epilogue (both pools and the
 //              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
-//              a build for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a, the default), version 3
+//              a build for sm_90a (90a in CMAKE_CUDA_ARCHITECTURES, as by default), version 3
 //              elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up

@@ -3,19 +3,40 @@
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 namespace cu3d::cuda {
 
+namespace {
+
+// What to do about `status`, when there is something to say: a GPU that finds no code of its
+// own in the build (an older GPU than the build's targets) needs a build for it.
+std::string advice(cudaError_t status) {
+  if (status != cudaErrorNoKernelImageForDevice) return "";
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+    return "";
+  return fmt::format(
+      ". This build has GPU code for CMAKE_CUDA_ARCHITECTURES={} only, not for device {} "
+      "(compute capability {}.{}): configure a build with -DCMAKE_CUDA_ARCHITECTURES={}{} (or "
+      "native) and rebuild",
+      CU3D_CUDA_ARCHITECTURES, device, major, minor, major, minor);
+}
+
+}  // namespace
+
 void throw_cuda_error(cudaError_t status, const char* call, const char* file, int line) {
-  throw Error(fmt::format("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(status),
-                          cudaGetErrorString(status), call, file, line));
+  throw Error(fmt::format("CUDA error {} ({}) in {} at {}:{}{}", cudaGetErrorName(status),
+                          cudaGetErrorString(status), call, file, line, advice(status)));
 }
 
 void check_launch(const std::string& op) {
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess)
-    throw Error(fmt::format("CUDA launch of {} failed: {} ({})", op, cudaGetErrorName(status),
-                            cudaGetErrorString(status)));
+    throw Error(fmt::format("CUDA launch of {} failed: {} ({}){}", op, cudaGetErrorName(status),
+                            cudaGetErrorString(status), advice(status)));
 }
 
 bool device_available(std::string* reason) {
