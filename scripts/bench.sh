@@ -139,8 +139,10 @@ gpu() {
   bin="$bundle/cu3d_bench_gpu"
   [[ -x "$bin" ]] || { echo "bench: no cu3d_bench_gpu in $bundle" >&2; exit 2; }
   out=${OUT:-$here/bench/results}
-  parts=$(mktemp -d)
-  mkdir -p "$out"
+  # The parts' JSON beside the results until they are merged: a run cut off by its caller's
+  # limit still leaves what it measured (bench/report.py --merge takes them).
+  parts="$out/parts"
+  mkdir -p "$out" "$parts"
   local libpath="$bundle/lib:/usr/local/cuda/lib64"
   for d in $(python_wheel_libs); do libpath="$libpath:$d"; done
   export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -29,9 +29,10 @@
 //              elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
-// to 2^31 elements (checked). Versions 3 and 4 take device workspace from the stream-ordered
-// pool for bf16 copies of their operands; bwd-filter for its split-K partials (at most ~4 * #SM
-// tiles of 128 x 64 floats).
+// to 2^31 elements (checked). Versions 3-5 take device workspace from the stream-ordered pool
+// for bf16 copies of their operands (version 5 in tf32 for tf32-rounded fp32 copies: 4 bytes per
+// element of x and w); bwd-filter for its split-K partials (at most ~4 * #SM tiles of 128 x 64
+// floats).
 #pragma once
 
 #include <string>

@@ -116,7 +116,7 @@ __device__ void stage_math(TensorCoreMath<P>& math, uint32_t a_tile, uint32_t b_
 }
 
 // Version 3's block tile, as forward_main_loop takes it (version 4's: conv3d_wide.cuh; version
-// 5's: conv3d_wgmma.cuh). Besides the tile's extents and copies: the alignment of the ring's
+// 5's: conv3d_wgmma_layout.h). Besides the tile's extents and copies: the alignment of the ring's
 // base, how many stages of math are still in flight when stage_math returns (0: mma.sync is
 // done with its registers), and whether the tensor cores read the stages straight from shared
 // memory (wgmma, the async proxy), which needs a proxy fence after the copies land.
@@ -140,7 +140,7 @@ __device__ void fill_corners(const Problem& prob, int m0, RowCorner* corners) {
   __syncthreads();
 }
 
-// The main loop of one block of the pipelined forward, versions 3 and 4 (`Tile`: their block
+// The main loop of one block of the pipelined forward, versions 3-5 (`Tile`: their block
 // tile): each r-tile's gathers (the rows' corners from the block's table, the tile's tap,
 // a_chunk and b_chunk) copied by cp.async into a ring of kStages slots of swizzled 128-byte rows,
 // and `stage_math(a_tile, b_tile)` on each stage once it has landed. `x` and `w` hold the

@@ -191,6 +191,8 @@ struct GroupMath {
   // fixed order (deterministic).
   static constexpr int kColGroupWidth = 32;
   static constexpr int kColGroups = kBN / kColGroupWidth;
+  static_assert(kColGroupWidth == igemm::TensorCoreMath<P>::kColGroupWidth,
+                "versions 3 and 5 write the same row_sums buffer");
   template <class Value, class Emit>
   __device__ void row_sums(int valid_cols, Value value, Emit emit) const {
     constexpr int kPerGroup = kColGroupWidth / 8 * 4;  // accumulators of a group: 4 tiles x 4

@@ -10,16 +10,19 @@ namespace cu3d::cuda {
 namespace {
 
 // What to do about `status`, when there is something to say: a GPU that finds no code of its
-// own in the build (an older GPU than the build's targets) needs a build for it.
+// own in the build (an older GPU than the build's targets) needs a build for it. The first call
+// to notice may be a launch or a kernel attribute (cudaFuncSetAttribute: invalid device
+// function).
 std::string advice(cudaError_t status) {
-  if (status != cudaErrorNoKernelImageForDevice) return "";
+  if (status != cudaErrorNoKernelImageForDevice && status != cudaErrorInvalidDeviceFunction)
+    return "";
   int device = 0, major = 0, minor = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
       cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
     return "";
   return fmt::format(
-      ". This build has GPU code for CMAKE_CUDA_ARCHITECTURES={} only, not for device {} "
+      ". This build has GPU code for the architectures {} only, perhaps not for device {} "
       "(compute capability {}.{}): configure a build with -DCMAKE_CUDA_ARCHITECTURES={}{} (or "
       "native) and rebuild",
       CU3D_CUDA_ARCHITECTURES, device, major, minor, major, minor);

@@ -1,8 +1,9 @@
 // Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, and the
 // shapes they take. All round the operands the same way (tf32 round-to-nearest, bf16
-// round-to-nearest-even) and issue the same mma instructions over r in the same order, so the
-// forward's outputs should agree bit for bit; the parity suite (cu3d_pipelined, cu3d_wide cases)
-// checks each against the CPU reference as well.
+// round-to-nearest-even). Versions 2-4 issue the same mma instructions over r in the same order,
+// so their forwards should agree bit for bit; version 5's wgmma sums inside each instruction in
+// the hardware's order, so it agrees to fp32 rounding. The parity suite (cu3d_pipelined,
+// cu3d_wide, cu3d_wgmma cases) checks each against the CPU reference as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -90,8 +91,8 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
 // Version 5 (wgmma) against version 2 on the same operands: both multiply the same rounded
 // operands, but a wgmma sums its k-step inside the tensor core in the hardware's order, so the
 // outputs agree to fp32 rounding (well under 1e-4 of the norm, even if the tensor cores truncate),
-// where a k-step read from the wrong bytes, a wrong row or a lost stage of 64 of r moves them by
-// sqrt(64 / R): 19 % on conv2a, 6 % on conv5b.
+// where a k-step read from the wrong bytes, a wrong row or a lost stage of r (64 values in bf16,
+// 32 in tf32) moves them by sqrt(stage / R): 19 % / 14 % on conv2a, 6 % / 4 % on conv5b.
 TEST(ConvPipelined, WgmmaMatchesVersion2) {
   CU3D_REQUIRE_GPU();
   std::string why;

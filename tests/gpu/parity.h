@@ -47,15 +47,11 @@ struct ParityCase {
   std::string name;  // op/shape/precision/backend, a valid gtest name after sanitizing
   double tolerance;
   std::function<std::vector<Compared>(std::mt19937_64& rng, cudaStream_t stream)> run;
-  // Whether this device and build can run the kernel under test (the reason when not); unset:
-  // any GPU. A case whose kernel would silently fall back to another is skipped instead.
+  // Whether this device and build can run the kernel under test (the reason when not; e.g.
+  // cuda::wgmma_available for conv version 5); unset: any GPU. A case whose kernel would silently
+  // fall back to another is skipped instead.
   std::function<bool(std::string* why)> available = {};
 };
-
-// The `available` of the cases that run conv version 5.
-inline bool wgmma_runs(std::string* why) {
-  return cuda::wgmma_available(why);
-}
 
 // gtest prints a parameter with this instead of its bytes.
 inline void PrintTo(const ParityCase& c, std::ostream* os) {

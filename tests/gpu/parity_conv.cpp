@@ -142,7 +142,7 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +
                  cases::to_string(b);
         c.tolerance = tolerance(p);
-        if (b == Backend::cu3d_wgmma) c.available = wgmma_runs;
+        if (b == Backend::cu3d_wgmma) c.available = cuda::wgmma_available;
         const Conv3dShape s = layer.shape;
         c.run = [s, pass, p, b](std::mt19937_64& rng, cudaStream_t stream) {
           switch (pass) {

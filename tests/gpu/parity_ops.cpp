@@ -419,11 +419,13 @@ std::vector<ParityCase> op_cases() {
   // with lanes left idle), 16 (conv3b's 256) and 32 (conv4b's 512, 4 float4s per lane); row
   // counts that leave a warp's last teams without a row. Per sample with c dividing 512 takes the
   // backward's one-pass partials: one channel per thread (64), two (512), a group's last chunk
-  // partial (37 x 64 elements), many groups of one chunk each.
+  // partial (37 x 64 elements), 67 groups of 5 chunks, and 600 groups of one chunk each (more
+  // than 4 per SM).
   const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
                       {"per_sample_conv4b_c512", {2, 4 * 14 * 14, 512}},
                       {"per_sample_c64_partial_chunk", {3, 37, 64}},
-                      {"per_sample_many_groups_c256", {67, 9, 256}},
+                      {"per_sample_67_groups_c256", {67, 9, 256}},
+                      {"per_sample_one_chunk_groups_c256", {600, 9, 256}},
                       {"per_position_conv3b", {2 * 8 * 28 * 28, 1, 256}},
                       {"per_position_conv4b", {2 * 4 * 14 * 14, 1, 512}},
                       {"per_position_c64_odd_rows", {1001, 1, 64}},
