@@ -261,9 +261,7 @@ void launch_wgmma_tile(const Problem& prob, const void* x, const void* w, cudaSt
 template <class Problem, Precision P>
 void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
   using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
-  const int64_t tall_blocks = int64_t((prob.N + TallTile::kBN - 1) / TallTile::kBN) *
-                              ((prob.M + TallTile::kBM - 1) / TallTile::kBM);
-  if (tall_blocks < multiprocessor_count()) {
+  if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
     launch_wgmma_tile<Problem, P, ShortTile>(prob, x, w, stream);
   } else {
     launch_wgmma_tile<Problem, P, TallTile>(prob, x, w, stream);

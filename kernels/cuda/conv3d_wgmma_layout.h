@@ -69,6 +69,12 @@ using ShortTile = Tile<128>;  // for grids of fewer 256-row tiles than SMs (C3D'
 static_assert(TallTile::kSharedBytes + TallTile::kBM * 16 <= 227 * 1024,
               "the ring and the corner table fit an SM's shared memory");
 
+// Whether an M x N GEMM runs on the 128-row tile: when the 256-row grid has fewer blocks than
+// the device's `sms` (one block per SM either way, so those SMs would idle).
+CU3D_HOST_DEVICE constexpr bool use_short_tile(int64_t m, int n, int sms) {
+  return (m + TallTile::kBM - 1) / TallTile::kBM * ((n + kBN - 1) / kBN) < sms;
+}
+
 // A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format" of wgmma): bits 0-13
 // the start address >> 4, 16-29 the leading-dimension byte offset >> 4 (unused by a K-major
 // operand whose k-step stays inside one 128-byte swizzle row; 16 bytes by convention), 32-45 the

@@ -157,6 +157,21 @@ TEST(ConvWgmmaLayout, SharedMemoryLeavesRoomToAlignTheRing) {
   EXPECT_EQ(TallTile::kStageBytes, wide::kStageBytes);
 }
 
+TEST(ConvWgmmaLayout, TheShortTileRunsWhereTallTilesWouldLeaveSmsIdle) {
+  constexpr int kSms = 132;  // H100 SXM and H200
+  auto rows = [](int n, int d, int h, int w) { return int64_t(n) * d * h * w; };
+  // Batch 32: conv5a/5b have 13 x 4 = 52 tall tiles, conv4b 98 x 4, conv2a 6272.
+  EXPECT_TRUE(use_short_tile(rows(32, 2, 7, 7), 512, kSms));
+  EXPECT_FALSE(use_short_tile(rows(32, 4, 14, 14), 512, kSms));
+  EXPECT_FALSE(use_short_tile(rows(32, 16, 56, 56), 128, kSms));
+  // Batch 2, the GPU tests' shapes: conv2a takes the tall tile (392 blocks), conv3b the short
+  // one (49 x 2), so both run in the suite.
+  EXPECT_FALSE(use_short_tile(rows(2, 16, 56, 56), 128, kSms));
+  EXPECT_TRUE(use_short_tile(rows(2, 8, 28, 28), 256, kSms));
+  EXPECT_TRUE(use_short_tile(1, 1, 2));  // one block, two SMs
+  EXPECT_FALSE(use_short_tile(1, 1, 1));
+}
+
 TEST(ConvWgmmaLayout, DescriptorFieldsRoundTrip) {
   const uint32_t address = 0x1F2E0;  // 16-byte aligned, under 256 KB
   const Descriptor d = decode(smem_descriptor(address));
