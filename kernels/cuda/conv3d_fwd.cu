@@ -273,6 +273,20 @@ void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_
 // shared memory and would truncate).
 enum class Tf32Operands { as_is, rounded };
 
+// Launches precision P on copies of x and w that `convert` writes into stream-ordered workspace
+// of T.
+template <Precision P, class T, class Problem, class Convert, class Launch>
+void launch_on_copies(const Problem& prob, const Conv3dShape& s, cudaStream_t stream,
+                      Convert convert, Launch launch) {
+  auto* xc = static_cast<T*>(malloc_async(sizeof(T) * s.input_size(), stream));
+  auto* wc = static_cast<T*>(malloc_async(sizeof(T) * s.filter_size(), stream));
+  convert(prob.x, xc, s.input_size(), stream);
+  convert(prob.w, wc, s.filter_size(), stream);
+  launch(std::integral_constant<Precision, P>(), xc, wc);
+  free_async(xc, stream);
+  free_async(wc, stream);
+}
+
 // Versions 3-5 (`Launch<Precision>` launches one): bf16 converts x and w to bf16 first
 // (stream-ordered workspace of 2 bytes per element), since cp.async copies bytes as they are;
 // tf32 rounds them into workspace of 4 bytes per element where `tf32` asks for it.
@@ -280,24 +294,12 @@ template <class Problem, class Launch>
 void run_converted(const Problem& prob, const Conv3dShape& s, Precision p, cudaStream_t stream,
                    const std::string& what, Launch launch,
                    Tf32Operands tf32 = Tf32Operands::as_is) {
-  if (p == Precision::tf32 && tf32 == Tf32Operands::as_is) {
-    launch(std::integral_constant<Precision, Precision::tf32>(), prob.x, prob.w);
-  } else if (p == Precision::tf32) {
-    auto* x32 = static_cast<float*>(malloc_async(4 * s.input_size(), stream));
-    auto* w32 = static_cast<float*>(malloc_async(4 * s.filter_size(), stream));
-    fp32_to_tf32(prob.x, x32, s.input_size(), stream);
-    fp32_to_tf32(prob.w, w32, s.filter_size(), stream);
-    launch(std::integral_constant<Precision, Precision::tf32>(), x32, w32);
-    free_async(x32, stream);
-    free_async(w32, stream);
+  if (p == Precision::bf16) {
+    launch_on_copies<Precision::bf16, __nv_bfloat16>(prob, s, stream, fp32_to_bf16, launch);
+  } else if (tf32 == Tf32Operands::rounded) {
+    launch_on_copies<Precision::tf32, float>(prob, s, stream, fp32_to_tf32, launch);
   } else {
-    auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
-    auto* w16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.filter_size(), stream));
-    fp32_to_bf16(prob.x, x16, s.input_size(), stream);
-    fp32_to_bf16(prob.w, w16, s.filter_size(), stream);
-    launch(std::integral_constant<Precision, Precision::bf16>(), x16, w16);
-    free_async(x16, stream);
-    free_async(w16, stream);
+    launch(std::integral_constant<Precision, Precision::tf32>(), prob.x, prob.w);
   }
   check_launch(what);
 }
@@ -379,18 +381,14 @@ bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision) {
 
 bool wgmma_available(std::string* why) {
 #if defined(CU3D_WGMMA)
-  int device = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
-    const cudaError_t error = cudaGetLastError();  // clears it: asking is not a failure
-    if (why) *why = fmt::format("no CUDA device ({})", cudaGetErrorString(error));
-    return false;
-  }
-  if (major == 9 && minor == 0) return true;
+  const ComputeCapability cc = compute_capability();
+  if (cc.major == 9 && cc.minor == 0) return true;
   if (why)
-    *why = fmt::format("wgmma needs compute capability 9.0 (sm_90a); device {} is {}.{}", device,
-                       major, minor);
+    *why = cc.major < 0 ? std::string("no CUDA device")
+                        : fmt::format(
+                              "wgmma needs compute capability 9.0 (sm_90a); the device is "
+                              "{}.{}",
+                              cc.major, cc.minor);
   return false;
 #else
   if (why) *why = "this build has no sm_90a code (configure with CMAKE_CUDA_ARCHITECTURES=90a)";

@@ -16,16 +16,13 @@ namespace {
 std::string advice(cudaError_t status) {
   if (status != cudaErrorNoKernelImageForDevice && status != cudaErrorInvalidDeviceFunction)
     return "";
-  int device = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
-    return "";
+  const ComputeCapability cc = compute_capability();
+  if (cc.major < 0) return "";
   return fmt::format(
-      ". This build has GPU code for the architectures {} only, perhaps not for device {} "
+      ". This build has GPU code for the architectures {} only, perhaps not for this device "
       "(compute capability {}.{}): configure a build with -DCMAKE_CUDA_ARCHITECTURES={}{} (or "
       "native) and rebuild",
-      CU3D_CUDA_ARCHITECTURES, device, major, minor, major, minor);
+      CU3D_CUDA_ARCHITECTURES, cc.major, cc.minor, cc.major, cc.minor);
 }
 
 }  // namespace
@@ -64,6 +61,23 @@ int multiprocessor_count() {
     return sms;
   }();
   return count;
+}
+
+ComputeCapability compute_capability() {
+  static const ComputeCapability cc = [] {
+    int device = 0;
+    ComputeCapability c{-1, -1};
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&c.major, cudaDevAttrComputeCapabilityMajor, device) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&c.minor, cudaDevAttrComputeCapabilityMinor, device) !=
+            cudaSuccess) {
+      cudaGetLastError();  // clears it: asking is not a failure
+      return ComputeCapability{-1, -1};
+    }
+    return c;
+  }();
+  return cc;
 }
 
 int grid_stride_blocks(int64_t count, int threads) {

@@ -34,6 +34,13 @@ bool device_available(std::string* reason = nullptr);
 // waves of it.
 int multiprocessor_count();
 
+// The current device's compute capability (cached after the first query, as
+// multiprocessor_count's; -1.-1 when there is no device): picks the kernels a device can run.
+struct ComputeCapability {
+  int major, minor;
+};
+ComputeCapability compute_capability();
+
 // Blocks of `threads` for a grid-stride loop over `count` items: one item per thread up to 8
 // blocks per SM (enough bytes in flight to saturate HBM), then each thread loops.
 int grid_stride_blocks(int64_t count, int threads = 256);
