@@ -8,13 +8,14 @@
 //   pipelined conv  whether cu3d's conv runs its version 3 kernels (forward and stride-1
 //                 bwd-data, tf32/bf16; docs/kernels/conv3d_cuda.md) where they apply. On by
 //                 default since they passed the GPU suite; `--no-pipelined-conv` runs version 2.
-//   pipelined bwd-filter  whether bwd-filter runs version 3 as well (bf16). Off until it has
-//                 passed the GPU suite: only the benchmark's "_v3f" and "_v4" rows turn it on.
+//   pipelined bwd-filter  whether bwd-filter runs version 3 as well (bf16). On by default since
+//                 it passed the GPU suite (H200, session 7): 2.3-2.7x version 2 on conv2a-conv5b.
 //   wide conv     whether the forward and bwd-data run version 4 (the 256 x 128 tile) where it
-//                 applies. Off until it has passed the GPU suite: only the "_v4" rows turn it on.
+//                 applies. Off: it passed the GPU suite, but version 5 is faster on every layer.
 //   wgmma conv    whether they run version 5 (version 4's tile on Hopper's wgmma) where it
-//                 applies (sm_90a builds on compute capability 9.0); before wide conv. Off until
-//                 it has passed the GPU suite: only the "_v5" rows turn it on.
+//                 applies (sm_90a builds on compute capability 9.0; version 3 elsewhere); before
+//                 wide conv. On by default since it passed the GPU suite (H200, session 7):
+//                 1.35-1.8x version 3's forward in bf16, 1.7-2.1x in tf32 (conv2a-conv5b).
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
@@ -43,9 +44,9 @@ struct ComputeOptions {
   bool verbose = true;         // print each auto-selection
   bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
-  bool pipelined_bwd_filter = false;  // and bwd-filter's version 3 (with pipelined_conv)
-  bool wide_conv = false;             // and version 4 for the forward and bwd-data (likewise)
-  bool wgmma_conv = false;            // or version 5 for them (likewise; before wide_conv)
+  bool pipelined_bwd_filter = true;  // and bwd-filter's version 3 (with pipelined_conv)
+  bool wide_conv = false;            // and version 4 for the forward and bwd-data (likewise)
+  bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
 };
 
 ComputeOptions& compute_options();  // process-wide

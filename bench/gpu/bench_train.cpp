@@ -88,11 +88,11 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
   adam.step();
 }
 
-// Which of cu3d's conv kernels the engine runs: version 3 where it applies (the engine's
-// default), version 2 throughout (the "_v2" rows), version 3 with its backward-filter as well
-// (the "_v3f" rows), or that and version 4 or 5 for the forward and bwd-data (the "_v4" and "_v5"
-// rows). The last three are not the engine's default until their kernels have passed the GPU
-// suite.
+// Which of cu3d's conv kernels the engine runs: version 3 where it applies (the unsuffixed rows,
+// comparable with earlier runs), version 2 throughout (the "_v2" rows), version 3 with its
+// backward-filter as well (the "_v3f" rows), or that and version 4 or 5 for the forward and
+// bwd-data (the "_v4" and "_v5" rows). "_v5" is the engine's default since session 7 on a Hopper
+// GPU with an sm_90a build.
 enum class ConvKernels { v3, v2, v3_with_bwd_filter, v4, v5 };
 
 void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,

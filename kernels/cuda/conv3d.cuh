@@ -15,18 +15,19 @@
 //              a 4-stage cp.async pipeline and ldmatrix, for channel counts that are a multiple
 //              of 64 (bf16) or 32 (tf32). The forward, and backward-data at stride 1 as the
 //              forward conv it is (transposed, flipped filters); backward-filter in bf16
-//              (ldmatrix.trans), which has not yet run on a GPU: no caller but the tests and the
-//              benchmark asks for it (docs/kernels/conv3d_cuda.md).
-//   version 4 (`ConvKernel::wide`, tf32 and bf16, not yet run on a GPU): version 3's forward
+//              (ldmatrix.trans), the engine's default since it passed on an H200
+//              (docs/kernels/conv3d_cuda.md).
+//   version 4 (`ConvKernel::wide`, tf32 and bf16; passed on an H200): version 3's forward
 //              on a 256 x 128 block tile with 64 x 64 per warp, for the epilogues that store each
 //              output (the plain forward, bias + ReLU, the pool by atomics) and bwd-data;
-//              version 3 elsewhere. Only the tests and the benchmark ask for it.
-//   version 5 (`ConvKernel::wgmma`, tf32 and bf16, not yet run on a GPU): version 4's block with
+//              version 3 elsewhere. Only the tests and the benchmark ask for it: version 5 is
+//              faster on every C3D layer.
+//   version 5 (`ConvKernel::wgmma`, tf32 and bf16; passed on an H200): version 4's block with
 //              the math on Hopper's warpgroup MMA (wgmma, sm_90a) reading the stages straight
 //              from shared memory, for version 3's shapes and every epilogue (both pools and the
 //              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
 //              a build for sm_90a (90a in CMAKE_CUDA_ARCHITECTURES, as by default), version 3
-//              elsewhere. Only the tests and the benchmark ask for it.
+//              elsewhere. The engine's default since it passed on an H200.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-5 take device workspace from the stream-ordered pool
