@@ -477,51 +477,48 @@ struct ArrayAt {
 // One thread per pooled output (V = 1), or per 4 consecutive channels of one (V = 4: c a
 // multiple of 4; one 16-byte load per window position and array, as maxpool3d_fwd's vec4
 // kernel, which took the plain pool from 56 % to 82 % of copy bandwidth): the max of the window
-// of `value(position, channel, v)`, padded positions excluded (the pool's rule). ReLU outputs
-// are never NaN for finite inputs. Index is int when every position and output index fits
-// (32-bit divisions, several times cheaper than 64-bit ones), else int64_t.
-template <int V, class Index, class Value>
+// of `value(position, channel, v)`, padded positions excluded (the pool's rule; window_max, which
+// unrolls windows of compile-time size kD x kH x kW > 0). ReLU outputs are never NaN for finite
+// inputs. Index is int when every position and output index fits (32-bit divisions, several
+// times cheaper than 64-bit ones), else int64_t.
+template <int kD, int kH, int kW, int V, class Index, class Value>
 __global__ void __launch_bounds__(256) pool_of(Pool3dShape p, Value value, float* y, Index total) {
   const int cv = p.c / V;
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
     const int ch = int(i % cv) * V;
     float best[V];
-#pragma unroll
-    for (int e = 0; e < V; ++e)
-      best[e] = -INFINITY;
-    for_window<Index>(p, pool_window(p, i / cv), [&](Index position) {
-      float v[V];
-      value.template operator()<V>(position, ch, v);
-#pragma unroll
-      for (int e = 0; e < V; ++e)
-        if (v[e] > best[e] || v[e] != v[e]) best[e] = v[e];
-      return false;
-    });
+    window_max<kD, kH, kW, V, Index>(
+        p, pool_window(p, i / cv),
+        [&](Index position, float(&v)[V]) { value.template operator()<V>(position, ch, v); }, best);
     store_vec(y + int64_t(i) * V, best);
   }
 }
 
-// Launches pool_of, 4 channels per thread when c and the `aligned` pointers allow it, with
-// 32-bit indices when the inputs, the outputs and the grid-stride steps all fit.
-template <int V, class Value>
+// Launches pool_of with 32-bit indices when the inputs, the outputs and the grid-stride steps
+// all fit.
+template <int kD, int kH, int kW, int V, class Value>
 void launch_pool_of_width(const Pool3dShape& p, Value value, float* y, cudaStream_t stream) {
   const int64_t total = p.output_size() / V;
   const int blocks = grid_stride_blocks(total);
   if (std::max(p.output_size(), p.input_size()) + int64_t(blocks) * 256 < (int64_t(1) << 31)) {
-    pool_of<V, int><<<blocks, 256, 0, stream>>>(p, value, y, int(total));
+    pool_of<kD, kH, kW, V, int><<<blocks, 256, 0, stream>>>(p, value, y, int(total));
   } else {
-    pool_of<V, int64_t><<<blocks, 256, 0, stream>>>(p, value, y, total);
+    pool_of<kD, kH, kW, V, int64_t><<<blocks, 256, 0, stream>>>(p, value, y, total);
   }
 }
 
+// 4 channels per thread, and C3D's windows unrolled, when c and the `aligned` pointers allow it.
 template <class Value>
 void launch_pool_of(const Pool3dShape& p, Value value, float* y, cudaStream_t stream,
                     std::initializer_list<const void*> aligned) {
   if (p.c % 4 == 0 && aligned16({y}) && aligned16(aligned)) {
-    launch_pool_of_width<4>(p, value, y, stream);
+    dispatch_window(p, [&](auto kd, auto kh, auto kw) {
+      launch_pool_of_width<decltype(kd)::value, decltype(kh)::value, decltype(kw)::value, 4>(
+          p, value, y, stream);
+    });
   } else {
-    launch_pool_of_width<1>(p, value, y, stream);
+    launch_pool_of_width<0, 0, 0, 1>(p, value, y, stream);
   }
 }
 

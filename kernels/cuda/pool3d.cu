@@ -11,47 +11,35 @@
 namespace cu3d::cuda {
 namespace {
 
-// One thread per output element; consecutive threads take consecutive channels, so every load
-// of a window position is coalesced across the warp. Index is int when every index fits (the
-// split of i into (n, od, oh, ow, c) is then four 32-bit divisions instead of 64-bit ones,
-// several times cheaper), else int64_t.
-template <class Index>
+// One thread per output element (V = 1), or per 4 channels (V = 4: c a multiple of 4, 16-byte
+// aligned tensors, one 16-byte load per window position): consecutive threads take consecutive
+// channels, so every load of a window position is coalesced across the warp. kD, kH, kW: the
+// window's size when known at compile time (window_max), else 0. Index is int when every index
+// fits (the split of i into (n, od, oh, ow, c) is then four 32-bit divisions instead of 64-bit
+// ones, several times cheaper), else int64_t.
+template <int kD, int kH, int kW, int V, class Index>
 __global__ void __launch_bounds__(256)
     maxpool3d_fwd_kernel(Pool3dShape s, const float* x, float* y, Index total) {
+  const int cv = s.c / V;
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
-    const int c = int(i % s.c);
-    float best = -INFINITY;
-    for_window<int64_t>(s, pool_window(s, i / s.c), [&](int64_t q) {
-      const float v = __ldg(x + q * s.c + c);
-      if (v > best || v != v) best = v;
-      return best != best;  // a NaN stays the result
-    });
-    y[i] = best;
+    const int c = int(i % cv) * V;
+    float best[V];
+    window_max<kD, kH, kW, V, int64_t>(
+        s, pool_window(s, i / cv), [&](int64_t q, float(&v)[V]) { load_vec(x + q * s.c + c, v); },
+        best);
+    store_vec(y + int64_t(i) * V, best);
   }
 }
 
-// The same with 4 channels per thread (c a multiple of 4, 16-byte aligned tensors): one
-// 16-byte load per window position instead of four 4-byte ones. A NaN sticks as in the
-// scalar kernel (once best is NaN, no comparison replaces it), without the early exit.
-template <class Index>
-__global__ void __launch_bounds__(256)
-    maxpool3d_fwd_vec4_kernel(Pool3dShape s, const float* x, float* y, Index total4) {
-  const int c4 = s.c / 4;
-  for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total4;
-       i += Index(gridDim.x) * blockDim.x) {
-    const int c = int(i % c4) * 4;
-    float best[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    for_window<int64_t>(s, pool_window(s, i / c4), [&](int64_t q) {
-      float v[4];
-      load_vec(x + q * s.c + c, v);
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        if (v[e] > best[e] || v[e] != v[e]) best[e] = v[e];
-      return false;
-    });
-    store_vec(y + int64_t(i) * 4, best);
-  }
+template <int kD, int kH, int kW, int V>
+void launch_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t stream) {
+  const int64_t total = s.output_size() / V;
+  const int blocks = grid_stride_blocks(total);
+  if (total + int64_t(blocks) * 256 < (int64_t(1) << 31))
+    maxpool3d_fwd_kernel<kD, kH, kW, V, int><<<blocks, 256, 0, stream>>>(s, x, y, int(total));
+  else
+    maxpool3d_fwd_kernel<kD, kH, kW, V, int64_t><<<blocks, 256, 0, stream>>>(s, x, y, total);
 }
 
 // Calls visit(od, oh, ow) for every output window that contains input coordinate (z, y, x).
@@ -102,47 +90,70 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// Writes dx over window o for V channels c..: grad at each channel's first input equal to its max
+// `best`, 0 elsewhere. Like window_max, a window of compile-time size (kD > 0) wholly inside the
+// input issues all its loads of x before the first comparison.
+template <int kD, int kH, int kW, int V>
+__device__ inline void write_window_grad(const Pool3dShape& s, PoolWindow o, int c, const float* x,
+                                         const float (&best)[V], const float (&grad)[V],
+                                         float* dx) {
+  int first[V];  // index in window order of the first input equal to the max; -1: none (NaN)
+#pragma unroll
+  for (int e = 0; e < V; ++e)
+    first[e] = -1;
+  auto find = [&](int k, const float(&v)[V]) {
+#pragma unroll
+    for (int e = 0; e < V; ++e)
+      if (first[e] < 0 && v[e] == best[e]) first[e] = k;
+  };
+  auto write = [&](int k, int64_t q) {
+    float out[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e)
+      out[e] = first[e] == k ? grad[e] : 0.f;
+    store_vec(dx + q * s.c + c, out);
+  };
+  if constexpr (kD > 0) {
+    float v[kD * kH * kW][V];
+    if (for_whole_window<kD, kH, kW, int64_t>(
+            s, o, [&](int k, int64_t q) { load_vec(x + q * s.c + c, v[k]); })) {
+#pragma unroll
+      for (int k = 0; k < kD * kH * kW; ++k)
+        find(k, v[k]);
+      for_whole_window<kD, kH, kW, int64_t>(s, o, write);
+      return;
+    }
+  }
+  int k = 0;
+  for_window<int64_t>(s, o, [&](int64_t q) {
+    float v[V];
+    load_vec(x + q * s.c + c, v);
+    find(k++, v);
+    return false;
+  });
+  k = 0;
+  for_window<int64_t>(s, o, [&](int64_t q) {
+    write(k++, q);
+    return false;
+  });
+}
+
 // Backward for disjoint windows (stride >= window on every axis, every C3D pool): one thread per
 // output element, or per 4 channels (V = 4, 16-byte loads and stores). It reads its window once to
 // find each channel's first maximum, then writes the whole window of dx: dy there, 0 elsewhere.
 // No two threads share a dx element, so no atomics and no zero fill, except where windows leave
 // gaps (maxpool3d_bwd clears dx first then). Bytes: read x, y, dy, write dx, each once.
-template <int V, class Index>
+template <int kD, int kH, int kW, int V, class Index>
 __global__ void __launch_bounds__(256)
     maxpool3d_bwd_disjoint_kernel(Pool3dShape s, const float* x, const float* y, const float* dy,
                                   float* dx, Index total) {
   const int cv = s.c / V;
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
-    const int c = int(i % cv) * V;
-    const PoolWindow o = pool_window(s, i / cv);
     float best[V], grad[V];
     load_vec(y + int64_t(i) * V, best);
     load_vec(dy + int64_t(i) * V, grad);
-    int first[V];  // index in window order of the first input equal to the max; -1: none (NaN)
-#pragma unroll
-    for (int e = 0; e < V; ++e)
-      first[e] = -1;
-    int k = 0;
-    for_window<int64_t>(s, o, [&](int64_t q) {
-      float v[V];
-      load_vec(x + q * s.c + c, v);
-#pragma unroll
-      for (int e = 0; e < V; ++e)
-        if (first[e] < 0 && v[e] == best[e]) first[e] = k;
-      ++k;
-      return false;
-    });
-    k = 0;
-    for_window<int64_t>(s, o, [&](int64_t q) {
-      float out[V];
-#pragma unroll
-      for (int e = 0; e < V; ++e)
-        out[e] = first[e] == k ? grad[e] : 0.f;
-      store_vec(dx + q * s.c + c, out);
-      ++k;
-      return false;
-    });
+    write_window_grad<kD, kH, kW, V>(s, pool_window(s, i / cv), int(i % cv) * V, x, best, grad, dx);
   }
 }
 
@@ -162,15 +173,17 @@ bool windows_cover_input(const Pool3dShape& s) {
          axis(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w);
 }
 
-template <int V>
+template <int kD, int kH, int kW, int V>
 void launch_bwd_disjoint(const Pool3dShape& s, const float* x, const float* y, const float* dy,
                          float* dx, cudaStream_t stream) {
   const int64_t total = s.output_size() / V;
   const int blocks = grid_stride_blocks(total);
   if (total + int64_t(blocks) * 256 < (int64_t(1) << 31))
-    maxpool3d_bwd_disjoint_kernel<V, int><<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, int(total));
+    maxpool3d_bwd_disjoint_kernel<kD, kH, kW, V, int>
+        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, int(total));
   else
-    maxpool3d_bwd_disjoint_kernel<V, int64_t><<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, total);
+    maxpool3d_bwd_disjoint_kernel<kD, kH, kW, V, int64_t>
+        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, total);
 }
 
 // The CPU's rule: a window entirely in the padding has no max.
@@ -195,18 +208,12 @@ std::string describe(const char* op, const Pool3dShape& s) {
 
 void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t stream) {
   check_windows(s);
-  const bool vec4 = s.c % 4 == 0 && aligned16({x, y});
-  const int64_t total = vec4 ? s.output_size() / 4 : s.output_size();
-  const int blocks = grid_stride_blocks(total);
-  const bool narrow = total + int64_t(blocks) * 256 < (int64_t(1) << 31);
-  if (vec4 && narrow) {
-    maxpool3d_fwd_vec4_kernel<int><<<blocks, 256, 0, stream>>>(s, x, y, int(total));
-  } else if (vec4) {
-    maxpool3d_fwd_vec4_kernel<int64_t><<<blocks, 256, 0, stream>>>(s, x, y, total);
-  } else if (narrow) {
-    maxpool3d_fwd_kernel<int><<<blocks, 256, 0, stream>>>(s, x, y, int(total));
+  if (s.c % 4 == 0 && aligned16({x, y})) {
+    dispatch_window(s, [&](auto kd, auto kh, auto kw) {
+      launch_fwd<decltype(kd)::value, decltype(kh)::value, decltype(kw)::value, 4>(s, x, y, stream);
+    });
   } else {
-    maxpool3d_fwd_kernel<int64_t><<<blocks, 256, 0, stream>>>(s, x, y, total);
+    launch_fwd<0, 0, 0, 1>(s, x, y, stream);
   }
   check_launch(describe("maxpool3d_fwd", s));
 }
@@ -222,10 +229,14 @@ void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const f
   }
   if (!windows_cover_input(s))
     CU3D_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * s.input_size(), stream));
-  if (s.c % 4 == 0 && aligned16({x, y, dy, dx}))
-    launch_bwd_disjoint<4>(s, x, y, dy, dx, stream);
-  else
-    launch_bwd_disjoint<1>(s, x, y, dy, dx, stream);
+  if (s.c % 4 == 0 && aligned16({x, y, dy, dx})) {
+    dispatch_window(s, [&](auto kd, auto kh, auto kw) {
+      launch_bwd_disjoint<decltype(kd)::value, decltype(kh)::value, decltype(kw)::value, 4>(
+          s, x, y, dy, dx, stream);
+    });
+  } else {
+    launch_bwd_disjoint<0, 0, 0, 1>(s, x, y, dy, dx, stream);
+  }
   check_launch(describe("maxpool3d_bwd", s));
 }
 
