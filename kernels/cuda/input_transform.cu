@@ -7,37 +7,62 @@
 namespace cu3d::cuda {
 namespace {
 
-// 128 threads per output row: a C3D row is out_w * c = 336 values, 84 float4 stores, one
-// pass of the block.
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
+// A block converts 16 output rows: a C3D row is out_w * c = 336 values, so 1344 float4 stores,
+// 5.25 per thread.
+constexpr int kRowsPerBlock = 16;
 
-// One block per output row (clip n, frame t, row i): the row's source pointer, crop and flip
-// are computed once per block, and the row's out_w * c values are contiguous in both the
-// output and (reversed per pixel under a flip) the input, so both sides are coalesced and the
-// per-element index math is one 32-bit division by c. With kVec4 (rows a multiple of 4 values,
-// 16-byte aligned output) each thread converts 4 consecutive values and stores one float4.
+// Where output row (n * d + t) * out_h + i of the batch reads from: the frame row its crop picks
+// (null when that lies outside the frame: the row reads zeros), its first column, and the flip.
+struct SourceRow {
+  const uint8_t* in;
+  int x0;
+  bool flip;
+};
+
+__device__ inline SourceRow source_row(const InputTransformShape& s, const uint8_t* x,
+                                       const int32_t* crops, const uint8_t* flips, int row) {
+  const int i = row % s.out_h, frame = row / s.out_h, n = frame / s.d;
+  const int src_row = crops[2 * n] + i;
+  const bool inside = src_row >= 0 && src_row < s.h;
+  return {inside ? x + (int64_t(frame) * s.h + src_row) * s.w * s.c : nullptr, crops[2 * n + 1],
+          flips[n] != 0};
+}
+
+// One block per kRowsPerBlock output rows: each row's source, crop and flip are worked out once,
+// into shared memory, and the block's rows are contiguous in the output, so its threads sweep
+// them as one coalesced run of stores (value t of the block at output value first_row * width +
+// t), reading the input rows (reversed per pixel under a flip) through the cache. With kVec4 (rows
+// a multiple of 4 values, 16-byte aligned output) each thread converts 4 consecutive values of a
+// row and stores one float4.
 // History on an H100 (C3D batch 32, % of the device copy's bandwidth): one thread per element
-// with four 64-bit divisions 20 %, one block per row 40 %.
+// with four 64-bit divisions 20 %, one block of 128 threads per row 40 % (38 % on session 7's
+// H200: 84 of the 128 threads busy, each with one float4, and 57344 blocks to schedule).
 template <bool kVec4>
 __global__ void __launch_bounds__(kThreads)
-    input_transform_rows(InputTransformShape s, const uint8_t* x, const int32_t* crops,
+    input_transform_rows(InputTransformShape s, int rows, const uint8_t* x, const int32_t* crops,
                          const uint8_t* flips, const float* mean, float scale, float* y) {
-  const int row = blockIdx.x;  // (n * d + t) * out_h + i
-  const int i = row % s.out_h, frame = row / s.out_h, n = frame / s.d;
-  const int src_row = crops[2 * n] + i, x0 = crops[2 * n + 1];
-  const bool flip = flips[n] != 0;
+  __shared__ SourceRow source[kRowsPerBlock];
+  const int first_row = blockIdx.x * kRowsPerBlock;
+  const int count = min(kRowsPerBlock, rows - first_row);
+  if (int(threadIdx.x) < count)
+    source[threadIdx.x] = source_row(s, x, crops, flips, first_row + threadIdx.x);
+  __syncthreads();
   const int width = s.out_w * s.c;
-  float* out = y + int64_t(row) * width;
-  const bool inside = src_row >= 0 && src_row < s.h;
-  const uint8_t* in = x + (int64_t(frame) * s.h + src_row) * s.w * s.c;
-  // Output value k of the row: pixel j = k / c, channel ch = k % c.
-  auto value = [&](int j, int ch) {
-    const int col = x0 + (flip ? s.out_w - 1 - j : j);
-    const float v = inside && col >= 0 && col < s.w ? float(in[col * s.c + ch]) : 0.f;
-    return (v - (mean ? __ldg(mean + ch) : 0.f)) * scale;
-  };
   constexpr int kPer = kVec4 ? 4 : 1;
-  for (int k = kPer * threadIdx.x; k < width; k += kPer * kThreads) {
+  const int per_row = width / kPer;
+  float* out = y + int64_t(first_row) * width;
+#pragma unroll 2
+  for (int t = threadIdx.x; t < count * per_row; t += kThreads) {
+    const int r = t / per_row;
+    const SourceRow src = source[r];
+    // Value k of the row: pixel j = k / c, channel ch = k % c.
+    auto value = [&](int j, int ch) {
+      const int col = src.x0 + (src.flip ? s.out_w - 1 - j : j);
+      const float v = src.in && col >= 0 && col < s.w ? float(src.in[col * s.c + ch]) : 0.f;
+      return (v - (mean ? __ldg(mean + ch) : 0.f)) * scale;
+    };
+    const int k = (t - r * per_row) * kPer;
     int j = k / s.c, ch = k - j * s.c;
     if constexpr (kVec4) {
       float v[4];
@@ -46,9 +71,9 @@ __global__ void __launch_bounds__(kThreads)
         v[e] = value(j, ch);
         if (++ch == s.c) ch = 0, ++j;
       }
-      *reinterpret_cast<float4*>(out + k) = make_float4(v[0], v[1], v[2], v[3]);
+      *reinterpret_cast<float4*>(out + int64_t(t) * 4) = make_float4(v[0], v[1], v[2], v[3]);
     } else {
-      out[k] = value(j, ch);
+      out[t] = value(j, ch);
     }
   }
 }
@@ -66,13 +91,16 @@ void input_transform(const InputTransformShape& s, const uint8_t* x, const int32
                  int64_t(s.w) * s.c < (int64_t(1) << 31),
              "{}: too large for 32-bit row indices", what);
   if (rows == 0) return;
+  CU3D_CHECK(int64_t(kRowsPerBlock) * s.out_w * s.c < (int64_t(1) << 31),
+             "{}: too large for 32-bit indices within a block", what);
+  const unsigned blocks = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
   const bool vec4 = (s.out_w * s.c) % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
   if (vec4) {
     input_transform_rows<true>
-        <<<unsigned(rows), kThreads, 0, stream>>>(s, x, crops, flips, mean, scale, y);
+        <<<blocks, kThreads, 0, stream>>>(s, int(rows), x, crops, flips, mean, scale, y);
   } else {
     input_transform_rows<false>
-        <<<unsigned(rows), kThreads, 0, stream>>>(s, x, crops, flips, mean, scale, y);
+        <<<blocks, kThreads, 0, stream>>>(s, int(rows), x, crops, flips, mean, scale, y);
   }
   check_launch(what);
 }

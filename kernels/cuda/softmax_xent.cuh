@@ -4,7 +4,8 @@
 // gradient flowing into it).
 //
 // Forward: one warp per row (max, sum of exp, normalize: 3 reads of a row that stays in L1),
-// then one block sums the per-row losses in a fixed order (deterministic). A label outside
+// then one block sums the per-row losses in a fixed order (deterministic); a batch of at most
+// 256 rows and 64 Ki values (a classifier's) runs both in one block, one launch. A label outside
 // [0, classes) cannot throw from the GPU: its row loss is NaN, so the mean loss is NaN and the
 // divergence shows (the CPU version throws).
 // Backward: dlogits = (probs - onehot(label)) * dloss / rows, elementwise.

@@ -406,7 +406,10 @@ std::vector<ParityCase> op_cases() {
   std::vector<ParityCase> out;
   add_pool_cases(&out);
   add_activation_cases(&out);
-  for (cpu::SoftmaxXentShape s : {cpu::SoftmaxXentShape{32, 101}, cpu::SoftmaxXentShape{7, 1000}})
+  // One block (C3D's batch of 32 x 101 logits, 7 x 1000), and the per-row kernel then a mean
+  // (more rows than one block takes; more values than it takes).
+  for (cpu::SoftmaxXentShape s : {cpu::SoftmaxXentShape{32, 101}, cpu::SoftmaxXentShape{7, 1000},
+                                  cpu::SoftmaxXentShape{300, 37}, cpu::SoftmaxXentShape{40, 2000}})
     out.push_back(make_case(
         "softmax_xent", std::to_string(s.rows) + "x" + std::to_string(s.classes),
         [s](std::mt19937_64& rng, cudaStream_t st) { return run_softmax_xent(s, rng, st); }));
@@ -469,9 +472,11 @@ std::vector<ParityCase> op_cases() {
     const char* name;
     cuda::InputTransformShape s;
   };
-  // C3D's 128x171 frames cropped to 112x112 (RGB), and an odd gray batch.
+  // C3D's 128x171 frames cropped to 112x112 (RGB), an odd gray batch, and 4-channel rows of 48
+  // values (float4 stores) whose 42 rows leave the last block of 16 part full.
   const TransformRow transforms[] = {{"c3d_b4", {4, 16, 128, 171, 3, 112, 112}},
-                                     {"odd_gray", {3, 5, 17, 13, 1, 9, 11}}};
+                                     {"odd_gray", {3, 5, 17, 13, 1, 9, 11}},
+                                     {"odd_rgba_tail", {2, 3, 20, 24, 4, 7, 12}}};
   for (const TransformRow& r : transforms) {
     const cuda::InputTransformShape s = r.s;
     out.push_back(make_case("input_transform", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
