@@ -125,9 +125,13 @@ def ops_section(data):
     lines = []
     for prefix in ["pool/", "layer_norm/", "softmax_xent/", "adam/", "input_transform/"]:
         for b in rows(data, prefix):
+            same = b.get("vs_same_size_copy")
             lines.append([b["name"], fmt(b.get("ms", 0) * 1e3, 1), fmt(b.get("GB/s"), 0),
-                          fmt(100 * b["roofline"], 0) if "roofline" in b else "", fmt(b.get("vs_cudnn"))])
-    return table(["op", "us (median)", "GB/s", "% of copy BW", "cuDNN/cu3d time"], lines)
+                          fmt(100 * b["roofline"], 0) if "roofline" in b else "",
+                          fmt(b.get("same_size_copy_us"), 1), fmt(100 * same, 0) if same else "",
+                          fmt(b.get("vs_cudnn"))])
+    return table(["op", "us (median)", "GB/s", "% of copy BW", "same-size copy us", "% of same-size copy",
+                  "cuDNN/cu3d time"], lines)
 
 
 def ratio(row, base, key):
@@ -208,6 +212,10 @@ def targets_section(data):
         fr = [b["roofline"] for b in mem]
         out.append(["memory-bound ops >= 80% copy BW", f"{sum(x >= 0.8 for x in fr)}/{len(fr)}",
                     f"min {100 * min(fr):.0f}%, max {100 * max(fr):.0f}%"])
+        same = [b["vs_same_size_copy"] for b in mem if "vs_same_size_copy" in b]
+        if same:
+            out.append(["memory-bound ops >= 80% of a copy of the same bytes", f"{sum(x >= 0.8 for x in same)}/{len(same)}",
+                        f"min {100 * min(same):.0f}%, max {100 * max(same):.0f}%"])
     return table(["target", "met", "range"], out) if out else ""
 
 

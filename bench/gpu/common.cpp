@@ -165,6 +165,27 @@ std::map<std::string, double>& baselines() {
   return m;
 }
 
+// A device-to-device copy that moves `bytes` (reads half, writes half) from rotated sources, as
+// the ops read theirs: the least time any op that must move that many bytes can take, launch and
+// ramp-up included. At C3D's small sizes (a 13 KB softmax, pool5's 7 MB) that floor sits far
+// below the copy peak, which only a transfer of hundreds of MB reaches.
+double same_size_copy_ms(int64_t bytes) {
+  static std::map<int64_t, double> measured;
+  const auto it = measured.find(bytes);
+  if (it != measured.end()) return it->second;
+  const int64_t half = std::max<int64_t>(256, (bytes / 2 + 255) / 256 * 256);
+  const int sets = rotation_sets(half);
+  const DeviceBuffer src(half * sets, 6), dst(half, 7, Fill::zeros);
+  const double ms = median_ms(
+      stream(),
+      [&](int i) {
+        CU3D_CUDA_CHECK(cudaMemcpyAsync(dst.as<char>(), src.as<char>() + (i % sets) * half, half,
+                                        cudaMemcpyDeviceToDevice, stream()));
+      },
+      3, 21);
+  return measured[bytes] = ms;
+}
+
 }  // namespace
 
 const Peaks& peaks() {
@@ -198,6 +219,11 @@ double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
   const double floor_s = std::max(work.flops / (p.tflops[int(work.precision)] * 1e12),
                                   work.bytes / (p.copy_gbps * 1e9));
   if (floor_s > 0) state.counters["roofline"] = floor_s / seconds;
+  if (work.flops == 0 && work.bytes > 0) {
+    const double copy_ms = same_size_copy_ms(int64_t(work.bytes));
+    state.counters["same_size_copy_us"] = copy_ms * 1e3;
+    state.counters["vs_same_size_copy"] = copy_ms / median;
+  }
   return median;
 }
 

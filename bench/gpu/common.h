@@ -70,7 +70,10 @@ double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int 
 
 // Runs the benchmark loop: every iteration one timed call. Sets the counters ms (median),
 // and, when nonzero, TFLOP/s, GB/s and roofline (floor time / measured time, where the floor
-// is max(flops / peak of `precision`, bytes / copy bandwidth)). Returns the median ms.
+// is max(flops / peak of `precision`, bytes / copy bandwidth)). A memory-bound op (bytes but no
+// flops) also gets same_size_copy_us, a device-to-device copy moving the same bytes, and
+// vs_same_size_copy, that copy's time over the op's: the floor at sizes too small to reach the
+// copy peak. Returns the median ms.
 struct Work {
   double flops = 0;
   double bytes = 0;  // what the op must move at least
