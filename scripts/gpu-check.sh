@@ -204,7 +204,7 @@ run() {
   # tensor cores read the ring through the async proxy: whether racecheck follows those reads
   # is to be seen).
   local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*per_sample_c64_partial_chunk*:*per_sample_one_chunk_groups*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:EngineCuda.NewConv*:EngineCuda.Wgmma*:NormalizeClipsCuda.*:FeederCuda.*}
-  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*odd*_cu3d_wgmma:*softmax*:*layer_norm_odd*:*per_sample_c64_partial_chunk*:*batch_norm*odd*}
+  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*odd*_cu3d_wgmma:*softmax*:*input_transform*:*layer_norm_odd*:*per_sample_c64_partial_chunk*:*batch_norm*odd*}
   echo "== suite"
   local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}
   run_stage suite sharded_suite "$jobs" "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" "$full"

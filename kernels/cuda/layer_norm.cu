@@ -53,23 +53,50 @@ __global__ void __launch_bounds__(256)
   if (threadIdx.x == 0) partial[blockIdx.x] = make_double2(a, b);
 }
 
-// One thread per group: adds the group's chunk partials in order.
-template <class Finish>
+// Adds each group's chunk partials in a fixed order (deterministic) and calls finish(group, a, b)
+// once: L lanes per group, lane l taking chunks l, l + L, ..., then a shuffle tree. L = 32 where
+// groups have many chunks (per-sample statistics: 784 per group on C3D's conv1a), whose loads a
+// lone thread would wait on one after another; L = 1 for many small groups.
+template <int L, class Finish>
 __global__ void __launch_bounds__(256)
     group_finish(int64_t groups, int64_t chunks, const double2* partial, Finish finish) {
-  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (g >= groups) return;
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x, g = t / L;
+  const int lane = int(t % L);
+  if (g >= groups) return;  // whole warps when L = 32: g is uniform across a warp
   double a = 0, b = 0;
-  for (int64_t k = 0; k < chunks; ++k)
+  for (int64_t k = lane; k < chunks; k += L)
     a += partial[g * chunks + k].x, b += partial[g * chunks + k].y;
-  finish(g, a, b);
+  for (int o = L / 2; o > 0; o /= 2) {
+    a += __shfl_xor_sync(0xffffffffu, a, o);
+    b += __shfl_xor_sync(0xffffffffu, b, o);
+  }
+  if (lane == 0) finish(g, a, b);
 }
 
+template <class Finish>
+void launch_group_finish(int64_t groups, int64_t chunks, const double2* partial, Finish finish,
+                         cudaStream_t stream) {
+  if (chunks >= 32) {
+    group_finish<32>
+        <<<unsigned((groups * 32 + 255) / 256), 256, 0, stream>>>(groups, chunks, partial, finish);
+  } else {
+    group_finish<1>
+        <<<unsigned((groups + 255) / 256), 256, 0, stream>>>(groups, chunks, partial, finish);
+  }
+}
+
+// The elementwise passes sweep their arrays from the end back to the start. The passes that
+// re-read x (normalize after the statistics; dx after the backward's sums) then meet first what
+// the pass before them read last, while it is still in L2 (60 MB on an H200): all of C3D's conv4b
+// activation at batch 32 (51 MB), the last tens of MB of the larger ones. In order, the sweep
+// would start where the previous pass started, long evicted.
+
+// f(i) for i in [0, n).
 template <class F>
 __global__ void __launch_bounds__(256) elementwise(int64_t n, F f) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    f(i);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
+       k += int64_t(gridDim.x) * blockDim.x)
+    f(n - 1 - k);
 }
 
 // f(i, g, ch) for elements 4i .. 4i+3 of an array of groups of size4 float4s, rows of c4 float4s:
@@ -78,8 +105,10 @@ __global__ void __launch_bounds__(256) elementwise(int64_t n, F f) {
 // memory traffic (layer norm at 28-40 % of copy bandwidth on an H200).
 template <class F>
 __global__ void __launch_bounds__(256) elementwise_vec4(int n4, int size4, int c4, F f) {
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += gridDim.x * blockDim.x)
+  for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n4; k += gridDim.x * blockDim.x) {
+    const int i = n4 - 1 - k;
     f(i, i / size4, i % c4 * 4);
+  }
 }
 
 // Whether elementwise_vec4 takes n elements in rows of c channels over these arrays.
@@ -172,7 +201,9 @@ bool bwd_partials_fit(const LayerNormShape& s) {
 }
 
 // dgamma, dbeta from `blocks` partials per channel: a warp per channel, its lanes striding over the
-// partials, then a shuffle tree; a fixed order either way (deterministic).
+// partials, then a shuffle tree; a fixed order either way (deterministic). A thread per channel
+// would wait on its partials' loads one after another (264 for the per-position backward, up to
+// 1024 for channel_partials').
 __global__ void __launch_bounds__(256)
     channel_finish_warps(int c, int64_t blocks, const float2* partial, float* dgamma,
                          float* dbeta) {
@@ -187,17 +218,6 @@ __global__ void __launch_bounds__(256)
     b += __shfl_xor_sync(0xffffffffu, b, o);
   }
   if (lane == 0) dgamma[ch] = a, dbeta[ch] = b;
-}
-
-__global__ void __launch_bounds__(256)
-    channel_finish(int c, int chunks, const float2* partial, float* dgamma, float* dbeta) {
-  const int ch = blockIdx.x * blockDim.x + threadIdx.x;
-  if (ch >= c) return;
-  float a = 0.f, b = 0.f;
-  for (int k = 0; k < chunks; ++k)
-    a += partial[int64_t(k) * c + ch].x, b += partial[int64_t(k) * c + ch].y;
-  dgamma[ch] = a;
-  dbeta[ch] = b;
 }
 
 // ---- per-position layer norm: groups of one row (m = 1) of c <= 512 channels, c % 4 == 0 -------
@@ -263,7 +283,7 @@ __global__ void __launch_bounds__(256)
 
 // Backward: dx per row from the team's sums of g = dy * gamma and g * xhat; the lane's own
 // channels' sums of dy * xhat and dy over its rows, then over the block's teams in a fixed order
-// (shared memory), give one (dgamma, dbeta) partial per block for channel_finish.
+// (shared memory), give one (dgamma, dbeta) partial per block for channel_finish_warps.
 template <int T>
 __global__ void __launch_bounds__(256)
     layer_norm_rows_bwd(int64_t rows, int c, const float* x, const float* gamma, const float* mean,
@@ -367,13 +387,15 @@ void group_stats(const LayerNormShape& s, double count, Term term, float eps, fl
   auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * blocks, stream));
   group_partials<<<unsigned(blocks), 256, 0, stream>>>(s, chunks, term, partial);
   check_launch(what);
-  group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
-      s.groups, chunks, partial, [=] __device__(int64_t g, double sum, double sumsq) {
+  launch_group_finish(
+      s.groups, chunks, partial,
+      [=] __device__(int64_t g, double sum, double sumsq) {
         const double mu = sum / count;
         const double var = std::max(sumsq / count - mu * mu, 0.0);
         mean[g] = float(mu);
         rstd[g] = float(1.0 / sqrt(var + double(eps)));
-      });
+      },
+      stream);
   check_launch(what);
   free_async(partial, stream);
 }
@@ -574,7 +596,7 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
           s.groups, s.c, x, gamma, mean, rstd, dy, dx, partial);
     });
     check_launch(what);
-    channel_finish<<<(s.c + 255) / 256, 256, 0, stream>>>(s.c, blocks, partial, dgamma, dbeta);
+    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, blocks, partial, dgamma, dbeta);
     check_launch(what);
     free_async(partial, stream);
     return;
@@ -611,10 +633,12 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
         partial);
   }
   check_launch(what);
-  group_finish<<<unsigned((s.groups + 255) / 256), 256, 0, stream>>>(
-      s.groups, chunks, partial, [=] __device__(int64_t g, double sum_g, double sum_gx) {
+  launch_group_finish(
+      s.groups, chunks, partial,
+      [=] __device__(int64_t g, double sum_g, double sum_gx) {
         means[g] = make_float2(float(sum_g / count), float(sum_gx / count));
-      });
+      },
+      stream);
   check_launch(what);
   const int c = s.c;
   if (vec4_fits(n, c, {x, gamma, dy, dx})) {
@@ -649,7 +673,8 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
     channel_partials<<<dim3((s.c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
         s, x, dy, mean, rstd, rows, rows_per_chunk, cpartial);
     check_launch(what);
-    channel_finish<<<(s.c + 255) / 256, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma, dbeta);
+    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma,
+                                                            dbeta);
   }
   check_launch(what);
   free_async(cpartial, stream);

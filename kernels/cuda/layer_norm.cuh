@@ -3,13 +3,14 @@
 // channel gamma/beta; mean and rstd saved per group).
 //
 // Large groups (per sample): forward (1) each block sums x and x^2 in double over a chunk of
-// 16 Ki elements of one group; (2) one thread per group adds its chunks in order and writes mean,
-// rstd (deterministic, and double keeps E[x^2] - mean^2 exact enough for fp32 data); (3) an
-// elementwise pass writes y (4 channels per thread, 32-bit indices, where c % 4 == 0). Backward:
-// the same two-level sums of g = dy*gamma and g*xhat per group, an elementwise pass for dx, and
-// per-channel column sums of dy*xhat and dy over all rows for dgamma, dbeta. Cost: forward reads
-// x twice and writes y (12 bytes per element), backward reads x and dy twice and writes dx (20
-// bytes per element): memory-bound.
+// 16 Ki elements of one group; (2) a warp per group (a thread where groups have under 32 chunks)
+// adds its chunks in a fixed order and writes mean, rstd (deterministic, and double keeps
+// E[x^2] - mean^2 exact enough for fp32 data); (3) an elementwise pass writes y (4 channels per
+// thread, 32-bit indices, where c % 4 == 0), sweeping backwards to meet first what (1) read last,
+// still in L2. Backward: the same two-level sums of g = dy*gamma and g*xhat per group, an
+// elementwise pass for dx (backwards too), and per-channel column sums of dy*xhat and dy over all
+// rows for dgamma, dbeta. Cost: forward reads x twice and writes y (12 bytes per element),
+// backward reads x and dy twice and writes dx (20 bytes per element): memory-bound.
 // One-row groups (per position, m = 1) of c <= 512 channels, c % 4 == 0: a team of 8-32 lanes
 // holds a row in registers (float4s), so forward reads x once and writes y (8 bytes per
 // element), backward reads x and dy once and writes dx (12 bytes per element), its dgamma and
