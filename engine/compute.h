@@ -47,6 +47,7 @@ struct ComputeOptions {
   bool pipelined_bwd_filter = true;  // and bwd-filter's version 3 (with pipelined_conv)
   bool wide_conv = false;            // and version 4 for the forward and bwd-data (likewise)
   bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
+  bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -57,7 +58,8 @@ std::string describe_compute_options();
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
-// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wgmma_conv, wide_conv).
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wgmma_ws_conv,
+// wgmma_conv, wide_conv).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();

@@ -28,11 +28,16 @@
 //              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
 //              a build for sm_90a (90a in CMAKE_CUDA_ARCHITECTURES, as by default), version 3
 //              elsewhere. The engine's default since it passed on an H200.
+//   version 6 (`ConvKernel::wgmma_ws`, tf32 and bf16; written without a GPU, not yet run):
+//              version 5 with its warps specialized, a third warpgroup gathering the stages
+//              while the two of math only wait on mbarriers and issue wgmma
+//              (conv3d_wgmma_ws.cuh); where version 5 applies. Only the tests and the
+//              benchmark ask for it until a GPU has run it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
-// to 2^31 elements (checked). Versions 3-5 take device workspace from the stream-ordered pool
-// for bf16 copies of their operands (version 5 in tf32 for tf32-rounded fp32 copies: 4 bytes per
-// element of x and w); bwd-filter for its split-K partials (at most ~4 * #SM tiles of 128 x 64
+// to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
+// for bf16 copies of their operands (versions 5 and 6 in tf32 for tf32-rounded fp32 copies: 4 bytes
+// per element of x and w); bwd-filter for its split-K partials (at most ~4 * #SM tiles of 128 x 64
 // floats).
 #pragma once
 
@@ -47,11 +52,12 @@ namespace cu3d::cuda {
 
 // Which kernel a call runs: version 2 for every shape, version 3 where conv3d_*_pipelined_supports
 // says it applies (version 2 elsewhere), version 4 where conv3d_fwd_wide_supports does (else
-// version 3, else 2), or version 5 where conv3d_fwd_wgmma_supports does (else version 3, else 2).
-// They compute the same function; versions 2-4 of the forward issue the same mma over r in the
-// same order, so on the same operands they should agree bit for bit; version 5 multiplies the
-// same operands and accumulates inside each wgmma in the hardware's order.
-enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma };
+// version 3, else 2), or version 5, or its warp-specialized form, version 6, where
+// conv3d_fwd_wgmma_supports does (else version 3, else 2). They compute the same function;
+// versions 2-4 of the forward issue the same mma over r in the same order, so on the same operands
+// they should agree bit for bit; versions 5 and 6 multiply the same operands and accumulate inside
+// each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
+enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
@@ -62,8 +68,8 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 // version 3's shapes.
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 
-// True when version 5 takes this shape's forward (any epilogue): version 3's shapes, on a current
-// device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
+// True when versions 5 and 6 take this shape's forward (any epilogue): version 3's shapes, on a
+// current device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
 
 // Whether this build and the current device can run version 5 at all (the reason in `why` when

@@ -9,9 +9,9 @@
 // wasting (stride^3 - 1) / stride^3 of the MMAs; the C3D models use stride 1 everywhere.
 //
 // With stride 1, backward-data is itself a forward conv (bwd_data_as_forward, kernels/shapes.h):
-// that is how versions 3-5 (ConvKernel::pipelined, ::wide, ::wgmma) run it, one small transpose of
-// w (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and then the
-// pipelined forward.
+// that is how versions 3-6 (ConvKernel::pipelined, ::wide, ::wgmma, ::wgmma_ws) run it, one small
+// transpose of w (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and
+// then the pipelined forward.
 #include <fmt/format.h>
 
 #include "kernels/cuda/conv3d.cuh"

@@ -23,6 +23,7 @@
 #include "kernels/cuda/conv3d_igemm.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
+#include "kernels/cuda/conv3d_wgmma_ws.cuh"
 #include "kernels/cuda/conv3d_wide.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/pool3d.cuh"
@@ -247,24 +248,28 @@ void launch_wide(const Problem& prob, const void* x, const void* w, cudaStream_t
   kernel<<<grid, pipelined::kThreads, wide::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Version 5 on `Tile`, with 1 KB more shared memory than its ring (to align its base to 1 KB).
-template <class Problem, Precision P, class Tile>
+// Version 5 on `Tile` (or version 6, its warp-specialized form, with `specialized`), with 1 KB
+// more shared memory than its ring (to align its base to 1 KB).
+template <class Problem, Precision P, class Tile, bool kSpecialized>
 void launch_wgmma_tile(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
-  const auto kernel = pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>;
+  namespace wgmma = pipelined::wgmma;
+  const auto kernel = kSpecialized ? wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>
+                                   : wgmma::conv3d_fwd_wgmma<Problem, P, Tile>;
   allow_shared_memory(kernel, Tile::kSharedBytes);
   const dim3 grid((prob.N + Tile::kBN - 1) / Tile::kBN, (prob.M + Tile::kBM - 1) / Tile::kBM);
-  kernel<<<grid, pipelined::kThreads, Tile::kSharedBytes, stream>>>(prob, x, w);
+  const int threads = kSpecialized ? wgmma::kWsThreads : pipelined::kThreads;
+  kernel<<<grid, threads, Tile::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Version 5: 256-row tiles, or 128-row ones where the 256-row grid would leave SMs idle (one
-// block per SM either way).
-template <class Problem, Precision P>
+// Versions 5 and 6: 256-row tiles, or 128-row ones where the 256-row grid would leave SMs idle
+// (one block per SM either way).
+template <class Problem, Precision P, bool kSpecialized>
 void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
   using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
   if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
-    launch_wgmma_tile<Problem, P, ShortTile>(prob, x, w, stream);
+    launch_wgmma_tile<Problem, P, ShortTile, kSpecialized>(prob, x, w, stream);
   } else {
-    launch_wgmma_tile<Problem, P, TallTile>(prob, x, w, stream);
+    launch_wgmma_tile<Problem, P, TallTile, kSpecialized>(prob, x, w, stream);
   }
 }
 
@@ -309,17 +314,22 @@ bool aligned16(const void* p) {
 }
 
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2, 5 -> 3 -> 2).
+// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
-  if (kernel == ConvKernel::wgmma && conv3d_fwd_wgmma_supports(s, p) && aligned) {
+  if ((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws) &&
+      conv3d_fwd_wgmma_supports(s, p) && aligned) {
     run_converted(
         prob, s, p, stream, what,
         [&](auto precision, const void* x, const void* w) {
-          launch_wgmma<Problem, decltype(precision)::value>(prob, x, w, stream);
+          constexpr Precision kP = decltype(precision)::value;
+          if (kernel == ConvKernel::wgmma_ws)
+            launch_wgmma<Problem, kP, true>(prob, x, w, stream);
+          else
+            launch_wgmma<Problem, kP, false>(prob, x, w, stream);
         },
         Tf32Operands::rounded);
     return;

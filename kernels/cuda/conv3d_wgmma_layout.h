@@ -75,6 +75,15 @@ CU3D_HOST_DEVICE constexpr bool use_short_tile(int64_t m, int n, int sms) {
   return (m + TallTile::kBM - 1) / TallTile::kBM * ((n + kBN - 1) / kBN) < sms;
 }
 
+// Version 6's copies (conv3d_wgmma_ws.cuh): its producer warpgroup alone gathers a stage, so
+// thread tid (< 128) copies chunk tid % 8 of rows tid / 8 + 16 j, j < rows / 16: version 3's
+// mapping with half the threads.
+constexpr int kProducerThreads = kGroupThreads;
+constexpr int kProducerRowsPerPass = kProducerThreads / kChunks;  // 16
+CU3D_HOST_DEVICE constexpr int producer_copy_row(int tid, int j) {
+  return tid / kChunks + j * kProducerRowsPerPass;
+}
+
 // A shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format" of wgmma): bits 0-13
 // the start address >> 4, 16-29 the leading-dimension byte offset >> 4 (unused by a K-major
 // operand whose k-step stays inside one 128-byte swizzle row; 16 bytes by convention), 32-45 the

@@ -35,6 +35,10 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, wgmma conv, pipelined bwd-filter), "
             "fusion on");
+  o.wgmma_ws_conv = true;  // version 6 before version 5
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, warp-specialized wgmma conv, "
+            "pipelined bwd-filter), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

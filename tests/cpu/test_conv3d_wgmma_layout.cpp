@@ -12,6 +12,7 @@
 // chunk bits [4:6] the 128-byte swizzle XORs with bits [7:9].
 #include <cstdint>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -170,6 +171,20 @@ TEST(ConvWgmmaLayout, TheShortTileRunsWhereTallTilesWouldLeaveSmsIdle) {
   EXPECT_TRUE(use_short_tile(rows(2, 8, 28, 28), 256, kSms));
   EXPECT_TRUE(use_short_tile(1, 1, 2));  // one block, two SMs
   EXPECT_FALSE(use_short_tile(1, 1, 1));
+}
+
+// Version 6's producer warpgroup copies every chunk of both tiles of a stage exactly once.
+TEST(ConvWgmmaLayout, ProducerCopiesCoverEachChunkOnce) {
+  for (int rows : {TallTile::kBM, ShortTile::kBM, kBN}) {
+    std::set<std::pair<int, int>> chunks;
+    for (int tid = 0; tid < kProducerThreads; ++tid)
+      for (int j = 0; j < rows / kProducerRowsPerPass; ++j) {
+        const int row = producer_copy_row(tid, j);
+        ASSERT_LT(row, rows);
+        EXPECT_TRUE(chunks.insert({row, copy_chunk(tid)}).second) << "chunk copied twice";
+      }
+    EXPECT_EQ(int(chunks.size()), rows * kChunks) << rows << " rows";
+  }
 }
 
 TEST(ConvWgmmaLayout, DescriptorFieldsRoundTrip) {

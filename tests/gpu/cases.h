@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/conv3d.cuh"
 #include "kernels/precision.h"
 #include "kernels/shapes.h"
 
@@ -16,9 +17,17 @@ namespace cu3d::cases {
 // cu3d: version 2; cu3d_pipelined: version 3 (the engine's default: the forward, bwd-data at
 // stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports);
 // cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_wgmma:
-// version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_naive:
-// version 1.
-enum class Backend { cu3d, cu3d_pipelined, cu3d_wide, cu3d_wgmma, cu3d_naive, cudnn };
+// version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_wgmma_ws:
+// version 6 (likewise); cu3d_naive: version 1.
+enum class Backend {
+  cu3d,
+  cu3d_pipelined,
+  cu3d_wide,
+  cu3d_wgmma,
+  cu3d_wgmma_ws,
+  cu3d_naive,
+  cudnn
+};
 
 inline const char* to_string(Backend b) {
   switch (b) {
@@ -30,12 +39,31 @@ inline const char* to_string(Backend b) {
       return "cu3d_wide";
     case Backend::cu3d_wgmma:
       return "cu3d_wgmma";
+    case Backend::cu3d_wgmma_ws:
+      return "cu3d_wgmma_ws";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:
       return "cudnn";
   }
   return "?";
+}
+
+// The cu3d kernel version a backend asks for (version 2 for cu3d, cu3d_naive and cudnn, which
+// run no implicit GEMM of cu3d's).
+inline cuda::ConvKernel conv_kernel(Backend b) {
+  switch (b) {
+    case Backend::cu3d_pipelined:
+      return cuda::ConvKernel::pipelined;
+    case Backend::cu3d_wide:
+      return cuda::ConvKernel::wide;
+    case Backend::cu3d_wgmma:
+      return cuda::ConvKernel::wgmma;
+    case Backend::cu3d_wgmma_ws:
+      return cuda::ConvKernel::wgmma_ws;
+    default:
+      return cuda::ConvKernel::implicit_gemm;
+  }
 }
 
 inline constexpr Precision kPrecisions[] = {Precision::fp32, Precision::tf32, Precision::bf16};

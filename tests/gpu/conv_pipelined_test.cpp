@@ -1,13 +1,14 @@
-// Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, and the
-// shapes they take. All round the operands the same way (tf32 round-to-nearest, bf16
-// round-to-nearest-even). Versions 2-4 issue the same mma instructions over r in the same order,
-// so their forwards should agree bit for bit; version 5's wgmma sums inside each instruction in
-// the hardware's order, so it agrees to fp32 rounding. The parity suite (cu3d_pipelined,
-// cu3d_wide, cu3d_wgmma cases) checks each against the CPU reference as well.
+// Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, version
+// 6 (wgmma_ws) against version 5, and the shapes they take. All round the operands the same way
+// (tf32 round-to-nearest, bf16 round-to-nearest-even). Versions 2-4 issue the same mma instructions
+// over r in the same order, so their forwards should agree bit for bit; version 5's wgmma sums
+// inside each instruction in the hardware's order, so it agrees to fp32 rounding. The parity suite
+// (cu3d_pipelined, cu3d_wide, cu3d_wgmma cases) checks each against the CPU reference as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,24 @@ Difference difference(const std::vector<float>& a, const std::vector<float>& b) 
     norm += double(a[i]) * a[i];
   }
   return {std::sqrt(diff / norm), not_finite};
+}
+
+// Expects b to be a bit for bit (`what` names the pair for the message).
+void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b,
+                      const std::string& what) {
+  int64_t differ = 0, not_finite = 0;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      ++differ;
+      if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
+        ++not_finite;
+      else
+        worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    }
+  EXPECT_EQ(differ, 0) << what << ": " << differ << " of " << a.size() << " outputs differ ("
+                       << not_finite << " not finite: unwritten), the finite ones by up to "
+                       << worst;
 }
 
 // Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit.
@@ -65,20 +84,7 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
         out.poison();
         cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), out.get(), p, stream.get(), kernel);
         CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-        const std::vector<float> b = out.download();
-        int64_t differ = 0, not_finite = 0;
-        double worst = 0;
-        for (size_t i = 0; i < a.size(); ++i)
-          if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
-            ++differ;
-            if (!std::isfinite(a[i]) || !std::isfinite(b[i]))
-              ++not_finite;
-            else
-              worst = std::max(worst, double(std::abs(a[i] - b[i])));
-          }
-        EXPECT_EQ(differ, 0) << layer.name << " " << to_string(p) << " " << version << ": "
-                             << differ << " of " << a.size() << " outputs differ (" << not_finite
-                             << " not finite: unwritten), the finite ones by up to " << worst;
+        expect_same_bits(a, out.download(), layer.name + " " + to_string(p) + " " + version);
         ++compared;
       }
     }
@@ -86,6 +92,39 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
   // conv2a-conv5b in bf16 and tf32, conv1a in neither; the odd shapes with 64 and 128 channels
   // in both; each on versions 3 and 4.
   EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 2));
+}
+
+// The forward (with bias) of every layer in tf32 and bf16 where versions 5 and 6 apply, on fresh
+// operands, by version 2 (`first`) and by `second`, each into poisoned outputs; compare(what, a, b)
+// gets both. Returns how many layers and precisions ran: as MatchesVersion2BitForBit's on one
+// version, conv2a-conv5b and the odd shapes with 64 and 128 channels in both precisions.
+int compare_on_wgmma_layers(uint64_t seed, cuda::ConvKernel first, cuda::ConvKernel second,
+                            const std::function<void(const std::string&, const std::vector<float>&,
+                                                     const std::vector<float>&)>& compare) {
+  const cuda::Stream stream;
+  std::mt19937_64 rng(seed);
+  int compared = 0;
+  for (const auto& layer : cases::all_conv_layers()) {
+    const Conv3dShape& s = layer.shape;
+    for (Precision p : {Precision::tf32, Precision::bf16}) {
+      if (!cuda::conv3d_fwd_wgmma_supports(s, p)) continue;
+      const DeviceArray x(random_floats(s.input_size(), rng)),
+          w(random_floats(s.filter_size(), rng));
+      const DeviceArray bias(random_floats(s.k, rng));
+      std::vector<float> out[2];
+      for (int k = 0; k < 2; ++k) {
+        DeviceArray y(s.output_size());
+        y.poison();
+        cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), y.get(), p, stream.get(),
+                         k == 0 ? first : second);
+        CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+        out[k] = y.download();
+      }
+      compare(layer.name + " " + to_string(p), out[0], out[1]);
+      ++compared;
+    }
+  }
+  return compared;
 }
 
 // Version 5 (wgmma) against version 2 on the same operands: both multiply the same rounded
@@ -97,30 +136,31 @@ TEST(ConvPipelined, WgmmaMatchesVersion2) {
   CU3D_REQUIRE_GPU();
   std::string why;
   if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
-  const cuda::Stream stream;
-  std::mt19937_64 rng(11);
-  int compared = 0;
-  for (const auto& layer : cases::all_conv_layers()) {
-    const Conv3dShape& s = layer.shape;
-    for (Precision p : {Precision::tf32, Precision::bf16}) {
-      if (!cuda::conv3d_fwd_wgmma_supports(s, p)) continue;
-      const DeviceArray x(random_floats(s.input_size(), rng)),
-          w(random_floats(s.filter_size(), rng));
-      const DeviceArray bias(random_floats(s.k, rng));
-      DeviceArray v2(s.output_size()), v5(s.output_size());
-      v2.poison();
-      v5.poison();
-      cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v2.get(), p, stream.get());
-      cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), v5.get(), p, stream.get(),
-                       cuda::ConvKernel::wgmma);
-      CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-      const Difference d = difference(v2.download(), v5.download());
-      EXPECT_EQ(d.not_finite, 0) << layer.name << " " << to_string(p) << ": outputs left unwritten";
-      EXPECT_LT(d.relative, 1e-4) << layer.name << " " << to_string(p);
-      ++compared;
-    }
-  }
-  EXPECT_EQ(compared, 2 * 7 + 2 * 2);  // as MatchesVersion2BitForBit's, on one version
+  const int compared = compare_on_wgmma_layers(
+      11, cuda::ConvKernel::implicit_gemm, cuda::ConvKernel::wgmma,
+      [](const std::string& what, const std::vector<float>& v2, const std::vector<float>& v5) {
+        const Difference d = difference(v2, v5);
+        EXPECT_EQ(d.not_finite, 0) << what << ": outputs left unwritten";
+        EXPECT_LT(d.relative, 1e-4) << what;
+      });
+  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
+}
+
+// Version 6 (version 5 warp-specialized) against version 5 on the same operands: the same wgmma
+// instructions on the same stages in the same order, so the same bits (the pooled and layer-norm
+// epilogues: the cu3d_wgmma_ws parity cases and EngineCuda.WgmmaWsConvMatchesVersion5). A stage
+// handed over too early (a slot refilled before its wgmma finished, a full barrier that completes
+// before the copies land) shows as differing outputs; a lost hand-over as a trap after seconds.
+TEST(ConvPipelined, WgmmaWsMatchesWgmmaBitForBit) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const int compared = compare_on_wgmma_layers(
+      13, cuda::ConvKernel::wgmma, cuda::ConvKernel::wgmma_ws,
+      [](const std::string& what, const std::vector<float>& v5, const std::vector<float>& v6) {
+        expect_same_bits(v5, v6, what + " version 6");
+      });
+  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
 }
 
 // Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and

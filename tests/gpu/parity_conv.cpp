@@ -29,16 +29,10 @@ const char* to_string(Pass p) {
   return "?";
 }
 
-// cu3d's implicit-GEMM kernels (versions 2-5), and which version each backend asks for.
+// cu3d's implicit-GEMM kernels (versions 2-6).
 bool mine(Backend b) {
   return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide ||
-         b == Backend::cu3d_wgmma;
-}
-cuda::ConvKernel kernel_of(Backend b) {
-  return b == Backend::cu3d_wgmma       ? cuda::ConvKernel::wgmma
-         : b == Backend::cu3d_wide      ? cuda::ConvKernel::wide
-         : b == Backend::cu3d_pipelined ? cuda::ConvKernel::pipelined
-                                        : cuda::ConvKernel::implicit_gemm;
+         b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws;
 }
 
 std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Backend b,
@@ -56,7 +50,7 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
   const DeviceArray dx(x), dw(w), db(bias);
   DeviceArray dy(s.output_size());
   dy.poison();
-  const auto kernel = kernel_of(b);
+  const auto kernel = cases::conv_kernel(b);
   if (relu) {
     cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
   } else if (mine(b)) {
@@ -80,7 +74,7 @@ std::vector<Compared> run_bwd_data(const Conv3dShape& s, Precision p, Backend b,
   DeviceArray ddx(s.input_size());
   ddx.poison();
   if (mine(b)) {
-    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream, kernel_of(b));
+    cuda::conv3d_bwd_data(s, ddy.get(), dw.get(), ddx.get(), p, stream, cases::conv_kernel(b));
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_data_naive(s, ddy.get(), dw.get(), ddx.get(), p, stream);
   } else {
@@ -102,7 +96,8 @@ std::vector<Compared> run_bwd_filter(const Conv3dShape& s, Precision p, Backend 
   ddw.poison();
   ddb.poison();
   if (mine(b)) {
-    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream, kernel_of(b));
+    cuda::conv3d_bwd_filter(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream,
+                            cases::conv_kernel(b));
   } else if (b == Backend::cu3d_naive) {
     cuda::conv3d_bwd_filter_naive(s, dx.get(), ddy.get(), ddw.get(), ddb.get(), p, stream);
   } else {
@@ -125,13 +120,14 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
           (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
-      // Versions 4 and 5: the forward where they apply, and bwd-data where its mirrored forward
-      // does (version 5's cases skip where it cannot run: ParityCase::available).
+      // Versions 4-6: the forward where they apply, and bwd-data where its mirrored forward
+      // does (versions 5 and 6 skip where they cannot run: ParityCase::available).
       if ((forward && cuda::conv3d_fwd_wide_supports(layer.shape, p)) ||
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p) &&
            cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(layer.shape), p))) {
         backends.push_back(Backend::cu3d_wide);
         backends.push_back(Backend::cu3d_wgmma);
+        backends.push_back(Backend::cu3d_wgmma_ws);
       }
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
@@ -142,7 +138,8 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +
                  cases::to_string(b);
         c.tolerance = tolerance(p);
-        if (b == Backend::cu3d_wgmma) c.available = cuda::wgmma_available;
+        if (b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws)
+          c.available = cuda::wgmma_available;
         const Conv3dShape s = layer.shape;
         c.run = [s, pass, p, b](std::mt19937_64& rng, cudaStream_t stream) {
           switch (pass) {

@@ -146,20 +146,22 @@ std::vector<ParityCase> fused_cases() {
       block("odd_c132_k130", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, none, true, false),
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
-  // Each block on the forward's version 2 and, where they apply, versions 3, 4 and 5 (version 4
-  // on the pool blocks only: it runs the training block's z store and the inference pool by
-  // atomics, and leaves the window pool and the layer-norm statistics to version 3, so those
-  // cases would run version 3 under its name; version 5 runs them all).
+  // Each block on the forward's version 2 and, where they apply, versions 3-6 (version 4 on the
+  // pool blocks only: it runs the training block's z store and the inference pool by atomics, and
+  // leaves the window pool and the layer-norm statistics to version 3, so those cases would run
+  // version 3 under its name; versions 5 and 6 run them all).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
     if (cuda::conv3d_fwd_pipelined_supports(b.conv, p)) {
       k.push_back({Kernel::pipelined, "cu3d_pipelined"});
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
+      k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});
     }
     if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
     return k;
   };
+  auto needs_wgmma = [](Kernel k) { return k == Kernel::wgmma || k == Kernel::wgmma_ws; };
   std::vector<ParityCase> out;
   for (Precision p : cases::kPrecisions) {
     for (const Block& b : pool_blocks)
@@ -174,7 +176,7 @@ std::vector<ParityCase> fused_cases() {
                          [=](std::mt19937_64& rng, cudaStream_t stream) {
                            return run_conv_relu_pool(b, training, p, kernel, rng, stream);
                          },
-                         kernel == Kernel::wgmma ? cuda::wgmma_available : nullptr});
+                         needs_wgmma(kernel) ? cuda::wgmma_available : nullptr});
         }
     for (const Block& b : ln_blocks)
       for (auto [kernel, backend] : kernels(b, p, false))
@@ -185,7 +187,7 @@ std::vector<ParityCase> fused_cases() {
              [=](std::mt19937_64& rng, cudaStream_t stream) {
                return run_conv_ln_block(b, p, kernel, rng, stream);
              },
-             kernel == Kernel::wgmma ? cuda::wgmma_available : nullptr});
+             needs_wgmma(kernel) ? cuda::wgmma_available : nullptr});
   }
   return out;
 }

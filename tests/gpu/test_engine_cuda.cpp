@@ -391,6 +391,16 @@ TEST(EngineCuda, WgmmaConvMatchesVersion3) {
       12, [](bool on) { compute_options().wgmma_conv = on; }, true);
 }
 
+// Version 6 (wgmma_ws_conv: version 5 warp-specialized), every block, against version 5 (the
+// default that switching it off leaves).
+TEST(EngineCuda, WgmmaWsConvMatchesVersion5) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  expect_setting_matches_version3(
+      13, [](bool on) { compute_options().wgmma_ws_conv = on; }, true);
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();

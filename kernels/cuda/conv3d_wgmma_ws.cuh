@@ -1,0 +1,186 @@
+// Version 6 of the conv3d forward for tf32 and bf16: version 5 (conv3d_wgmma.cuh: the same tiles,
+// ring, gathers, wgmma math and epilogues) with its warps specialized. Device code only: included
+// by conv3d_fwd.cu.
+//
+// Why: in version 5 every thread both gathers and multiplies. Each stage it issues its 12
+// cp.async of the tile 2 ahead (a shared-memory corner, bounds checks and an address each), waits
+// for the stage it needs, meets the whole block at a barrier, then issues the stage's wgmma: the
+// tensor cores wait whenever the slowest warp's gathers or the barrier run past one stage's math.
+// Measured on an H200 (session 7) it stays at 47-50 % of the tensor cores' peak on C3D's big
+// layers, where cuDNN's Hopper kernels reach 65-72 %.
+//
+// Here a third warpgroup (threads 256-383) only gathers, and the two warpgroups of math (threads
+// 0-255, exactly version 5's, so GroupMath and the epilogues run unchanged) only wait for stages,
+// issue wgmma and release stages. Producer and consumers meet through a pair of mbarriers per
+// ring slot instead of a block-wide barrier per stage:
+//   full[s]   completes when all 128 producer threads have seen their copies of the slot's tile
+//             land, and fenced them for the tensor cores (fence.proxy.async): the consumers wait
+//             on it before the stage's wgmma;
+//   empty[s]  completes when all 256 consumer threads have seen the slot's wgmma complete: the
+//             producer waits on it before refilling the slot.
+// A phase of either completes once per use of the slot, so the tile kt waits on parity
+// (kt / kStages) % 2 of full, and the refill of its slot on parity (kt / kStages - 1) % 2 of
+// empty. The producer stays kLag tiles ahead: it issues tile kt, then waits until tile kt - kLag
+// has landed and marks it full, so the copies of up to kLag + 1 tiles are in flight while the
+// consumers hold the other slots (the one whose wgmma runs and the one before it, until its
+// wgmma is seen complete): kLag + 1 = kStages - 2 + 1. A wait that is never answered traps after
+// seconds (mbarrier_wait) rather than hanging the process.
+//
+// Registers: the producer needs few, the math its 128 (tall tile) accumulators and the
+// epilogue's indices. setmaxnreg moves them: the kernel starts at 168 per thread (384 threads
+// in the 64 K register file), the producer drops to 40, the consumers rise to 232.
+//
+// Cost: as version 5.
+#pragma once
+
+#include "kernels/cuda/conv3d_wgmma.cuh"
+
+namespace cu3d::cuda::pipelined::wgmma {
+
+constexpr int kMathThreads = kThreads;  // warpgroups 0 and 1: version 5's; 2 is the producer
+constexpr int kWsThreads = kMathThreads + kProducerThreads;  // 384
+constexpr int kLag = kStages - 2;                            // tiles the producer runs ahead
+constexpr int kProducerRegisters = 40, kMathRegisters = 232;
+static_assert(kMathThreads * kMathRegisters + kProducerThreads * kProducerRegisters <= 65536,
+              "the registers the warpgroups ask for fit the register file");
+
+#if defined(CU3D_WGMMA_DEVICE)
+
+__device__ inline void mbarrier_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(count)
+               : "memory");
+}
+// Arrives on the barrier (release semantics: this thread's writes before it are visible to the
+// threads whose wait sees the phase complete).
+__device__ inline void mbarrier_arrive(uint64_t* bar) {
+  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(
+                   shared_address(bar))
+               : "memory");
+}
+// Whether the phase of parity `parity` has completed (acquire semantics when it has). The thread
+// may be suspended for a while inside before the answer is no.
+__device__ inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(shared_address(bar)), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+// Waits until the phase of parity `parity` has completed. A hand-over that never comes (a bug in
+// the protocol) traps after 2^24 polls, seconds, instead of hanging the process: the launch then
+// fails with an error, and the test that made it says which kernel.
+__device__ inline void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+  for (uint32_t polls = 0; !mbarrier_try_wait(bar, parity); ++polls)
+    if (polls == (1u << 24)) __trap();
+}
+template <int Registers>
+__device__ inline void registers_up() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+template <int Registers>
+__device__ inline void registers_down() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+
+// The producer warpgroup's loop: the gathers of forward_main_loop with its 128 threads
+// (producer_copy_row: 16 rows per pass instead of 32), slot by slot as the consumers free them.
+template <class Tile, Precision P, class Problem>
+__device__ void produce(const Problem& prob, const void* x, const void* w, const RowCorner* corners,
+                        int n0, uint32_t base, uint64_t* full, uint64_t* empty) {
+  using Element = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
+  constexpr int kPerChunk = kChunkBytes / int(sizeof(Element));
+  constexpr int kPerRow = kRowBytes / int(sizeof(Element));
+  constexpr int kCopiesA = Tile::kBM / kProducerRowsPerPass, kCopiesB = kBN / kProducerRowsPerPass;
+  const Geometry& g = prob.g;
+  const int tid = threadIdx.x - kMathThreads, chunk = copy_chunk(tid);
+  const auto* xs = static_cast<const Element*>(x);
+  const auto* ws = static_cast<const Element*>(w);
+  const int tiles = prob.R / kPerRow;
+  for (int kt = 0; kt < tiles; ++kt) {
+    const int slot = kt % kStages;
+    if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);
+    const uint32_t a_tile = base + slot * Tile::kStageBytes, b_tile = a_tile + Tile::kTileABytes;
+    const int r0 = kt * kPerRow;
+    const TileTap t = tile_tap(g, r0);
+    const int c0 = t.channel + chunk * kPerChunk;
+#pragma unroll
+    for (int j = 0; j < kCopiesA; ++j) {
+      const int row = producer_copy_row(tid, j);
+      const int at = a_chunk(g, corners[row], t.tap, c0);
+      cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at, at < 0 ? 0 : kChunkBytes);
+    }
+#pragma unroll
+    for (int j = 0; j < kCopiesB; ++j) {
+      const int row = producer_copy_row(tid, j);
+      const int64_t at = b_chunk(n0 + row, prob.N, prob.R, r0 + chunk * kPerChunk);
+      cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
+    }
+    cp_async_commit();
+    if (kt >= kLag) {
+      cp_async_wait<kLag>();  // tile kt - kLag has landed
+      fence_proxy_async();
+      mbarrier_arrive(&full[(kt - kLag) % kStages]);
+    }
+  }
+  cp_async_wait<0>();
+  fence_proxy_async();
+  for (int kt = max(tiles - kLag, 0); kt < tiles; ++kt)
+    mbarrier_arrive(&full[kt % kStages]);
+}
+
+// The math warpgroups' loop: each tile once its slot is full, releasing the slot of the tile
+// before it once GroupMath::stage has seen that tile's wgmma complete.
+template <class Tile, Precision P, class Problem>
+__device__ void consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t base,
+                        uint64_t* full, uint64_t* empty) {
+  constexpr int kPerRow = kRowBytes / (P == Precision::bf16 ? 2 : 4);
+  const int tiles = prob.R / kPerRow;
+  for (int kt = 0; kt < tiles; ++kt) {
+    const int slot = kt % kStages;
+    mbarrier_wait(&full[slot], kt / kStages % 2);
+    const uint32_t a_tile = base + slot * Tile::kStageBytes;
+    math.stage(a_tile, a_tile + Tile::kTileABytes);
+    if (kt >= 1) mbarrier_arrive(&empty[(kt - 1) % kStages]);
+  }
+  math.drain();
+}
+
+#endif  // CU3D_WGMMA_DEVICE
+
+// The kernel on `Tile` (as version 5's), 384 threads: two warpgroups of math, one of copies.
+// Grid: (N tiles, M tiles). Launch bounds (384, 1): one block per SM, 168 registers per thread
+// at launch, redistributed by setmaxnreg.
+template <class Problem, Precision P, class Tile>
+__global__ void __launch_bounds__(kWsThreads, 1)
+    conv3d_fwd_wgmma_ws(Problem prob, const void* x, const void* w) {
+#if defined(CU3D_WGMMA_DEVICE)
+  __shared__ RowCorner corners[Tile::kBM];
+  __shared__ uint64_t full[kStages], empty[kStages];
+  extern __shared__ __align__(128) unsigned char stages[];
+  const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * Tile::kBM;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&full[s], kProducerThreads);
+      mbarrier_init(&empty[s], kMathThreads);
+    }
+  }
+  fill_corners<Tile>(prob, m0, corners);  // its barrier also publishes the mbarriers' init
+  const uint32_t base = (shared_address(stages) + kAtomBytes - 1) & ~uint32_t(kAtomBytes - 1);
+  if (threadIdx.x >= kMathThreads) {
+    registers_down<kProducerRegisters>();
+    produce<Tile, P>(prob, x, w, corners, n0, base, full, empty);
+  } else {
+    registers_up<kMathRegisters>();
+    GroupMath<P, Tile> math;
+    consume<Tile, P>(prob, math, base, full, empty);
+    igemm::epilogue(prob, math, m0, n0, n_tile, 0);
+  }
+#else
+  __trap();  // not built for sm_90a: conv3d_fwd_wgmma_supports keeps the host from launching it
+#endif
+}
+
+}  // namespace cu3d::cuda::pipelined::wgmma
