@@ -16,9 +16,10 @@
 #   scripts/bench.sh stage [BUILD_DIR]    here: copy cu3d_bench_gpu and the shared libraries a
 #                                         stock CUDA image lacks into BUILD_DIR/bench-bundle, to
 #                                         carry to a GPU machine.
-#   scripts/bench.sh profile [BUNDLE_DIR] on the GPU machine: Nsight Compute's view of a conv
-#                                         kernel and cuDNN's on the same layer (profile() below
-#                                         names its settings); writes <results>/profile-*.txt.
+#   scripts/bench.sh profile [BUNDLE_DIR] on the GPU machine: Nsight Compute's view of versions 5
+#                                         and 6 of the conv forward and cuDNN's on the same layer
+#                                         (profile() below names its settings); writes
+#                                         <results>/profile-*.txt.
 #   scripts/bench.sh gpu [BUNDLE_DIR]     on the GPU machine: the device peaks, every conv pass
 #                                         cu3d vs cuDNN, the fused blocks, the memory-bound ops,
 #                                         the training steps (fused and unfused), then
@@ -151,24 +152,23 @@ use_bundle() {
 }
 
 # Nsight Compute on one conv layer's forward (PROFILE_LAYER, default conv3b; PROFILE_PREC, default
-# bf16): cu3d's version 5 kernel, then cuDNN's kernels for the same benchmark row (its algorithm
-# search included: the report lists each kernel it ran). Each section pair says where the time
-# goes: throughput against the device's peaks (compute, L1, L2, DRAM), the memory chart's traffic,
+# bf16): cu3d's versions 5 and 6, then cuDNN's kernels for the same benchmark row (its algorithm
+# search included: the report lists each kernel it ran). Each says where the time goes:
+# throughput against the device's peaks (compute, L1, L2, DRAM), the memory chart's traffic,
 # occupancy and warp stalls. Clocks are left alone (--clock-control none). Writes
-# <out>/profile-cu3d.txt and <out>/profile-cudnn.txt.
+# <out>/profile-<backend>.txt.
 profile() {
   use_bundle "$@"
   command -v ncu >/dev/null || { echo "bench: no ncu on this machine" >&2; exit 2; }
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/environment.txt"
-  local row="conv/${PROFILE_LAYER:-conv3b}/fwd/${PROFILE_PREC:-bf16}" who kernels count
-  for who in cu3d cudnn; do
-    if [[ $who == cu3d ]]; then kernels='regex:conv3d_fwd' count=2; else kernels='regex:fprop|conv|implicit' count=8; fi
+  local row="conv/${PROFILE_LAYER:-conv3b}/fwd/${PROFILE_PREC:-bf16}" backend kernels count
+  for backend in cu3d_wgmma cu3d_wgmma_ws cudnn; do
+    if [[ $backend == cudnn ]]; then kernels='regex:fprop|conv|implicit' count=8; else kernels='regex:conv3d_fwd' count=2; fi
     timeout "${BENCH_STAGE_TIMEOUT:-150}" ncu --clock-control none --kernel-name "$kernels" \
       --launch-count "$count" --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section Occupancy --section WarpStateStats --section LaunchStats \
-      "$bin" --benchmark_filter="^$row/$([[ $who == cu3d ]] && echo cu3d_wgmma || echo cudnn)\$" \
-      >"$out/profile-$who.txt" 2>&1
-    echo "$who: rc=$? -> $out/profile-$who.txt ($(grep -c 'Section: GPU Speed Of Light' "$out/profile-$who.txt") kernels)"
+      "$bin" --benchmark_filter="^$row/$backend\$" >"$out/profile-$backend.txt" 2>&1
+    echo "$backend: rc=$? -> $out/profile-$backend.txt ($(grep -c 'Section: GPU Speed Of Light' "$out/profile-$backend.txt") kernels)"
   done
 }
 
