@@ -20,11 +20,14 @@
 //             producer waits on it before refilling the slot.
 // A phase of either completes once per use of the slot, so the tile kt waits on parity
 // (kt / kStages) % 2 of full, and the refill of its slot on parity (kt / kStages - 1) % 2 of
-// empty. The producer stays kLag tiles ahead: it issues tile kt, then waits until tile kt - kLag
-// has landed and marks it full, so the copies of up to kLag + 1 tiles are in flight while the
-// consumers hold the other slots (the one whose wgmma runs and the one before it, until its
-// wgmma is seen complete): kLag + 1 = kStages - 2 + 1. A wait that is never answered traps after
-// seconds (mbarrier_wait) rather than hanging the process.
+// empty. The producer runs kLag = 2 tiles ahead. Before it waits for tile kt's slot it marks
+// tile kt - 2 full (waiting, if need be, until those copies have landed: tile kt - 1's may still
+// be in flight), so a stage is handed over as soon as it has landed, not after the producer's
+// next refill. The math releases tile kt's slot once it has issued tile kt + 1 and seen tile kt's
+// wgmma complete; so when the producer refills tile kt - 4's slot with tile kt, the math holds
+// tile kt - 3, tile kt - 2 waits full and tile kt - 1 is in flight: 4 slots, kStages. kLag cannot
+// be larger: the producer would wait for a slot that only its own hand-over can free. A wait
+// that is never answered traps after seconds (mbarrier_wait) rather than hanging the process.
 //
 // Registers: the producer needs few, the math its 128 (tall tile) accumulators and the
 // epilogue's indices. setmaxnreg moves them: the kernel starts at 168 per thread (384 threads
@@ -40,6 +43,7 @@ namespace cu3d::cuda::pipelined::wgmma {
 constexpr int kMathThreads = kThreads;  // warpgroups 0 and 1: version 5's; 2 is the producer
 constexpr int kWsThreads = kMathThreads + kProducerThreads;  // 384
 constexpr int kLag = kStages - 2;                            // tiles the producer runs ahead
+static_assert(kLag >= 1 && kLag <= kStages - 2, "a larger lag deadlocks (see above)");
 constexpr int kProducerRegisters = 40, kMathRegisters = 232;
 static_assert(kMathThreads * kMathRegisters + kProducerThreads * kProducerRegisters <= 65536,
               "the registers the warpgroups ask for fit the register file");
@@ -100,6 +104,11 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
   const auto* ws = static_cast<const Element*>(w);
   const int tiles = prob.R / kPerRow;
   for (int kt = 0; kt < tiles; ++kt) {
+    if (kt >= kLag) {
+      cp_async_wait<kLag - 1>();  // tile kt - kLag has landed (tiles up to kt - 1 committed)
+      fence_proxy_async();
+      mbarrier_arrive(&full[(kt - kLag) % kStages]);
+    }
     const int slot = kt % kStages;
     if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);
     const uint32_t a_tile = base + slot * Tile::kStageBytes, b_tile = a_tile + Tile::kTileABytes;
@@ -119,11 +128,6 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
       cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
     }
     cp_async_commit();
-    if (kt >= kLag) {
-      cp_async_wait<kLag>();  // tile kt - kLag has landed
-      fence_proxy_async();
-      mbarrier_arrive(&full[(kt - kLag) % kStages]);
-    }
   }
   cp_async_wait<0>();
   fence_proxy_async();
