@@ -6,7 +6,8 @@
 // multiple of 4 (every C3D pool); C3D's windows (2x2x2, 1x2x2) have unrolled kernels that keep all
 // of a window's loads in flight at once (pool_window.cuh, window_max; the backward's first pass
 // too). Cost: forward reads each window (window.d*window.h*window.w loads per output, mostly
-// cache hits when the stride equals the window) and writes y: 4*(|x| + |y|) bytes from DRAM. Backward, deterministic (no atomics), in one of two ways:
+// cache hits when the stride equals the window) and writes y: 4*(|x| + |y|) bytes from DRAM.
+// Backward, deterministic (no atomics), in one of two ways:
 //   - disjoint windows (stride >= window on every axis: every C3D pool): one thread per output
 //     element (or 4 channels) reads its window once, finds the first max, and writes the window's
 //     dx (dy there, 0 elsewhere); dx is cleared first only where windows leave gaps. Bytes:
