@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cuda/ptx.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {
@@ -24,11 +25,8 @@ __global__ void __launch_bounds__(256)
 __global__ void __launch_bounds__(256)
     fp32_to_tf32_kernel(const float* src, float* dst, int64_t count) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    uint32_t bits;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(src[i]));
-    dst[i] = __uint_as_float(bits);
-  }
+       i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = __uint_as_float(ptx::to_tf32(src[i]));
 }
 
 }  // namespace

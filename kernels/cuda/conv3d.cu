@@ -54,7 +54,7 @@ namespace {
 // The operand rounding of version 2, so both versions compute the same function.
 __device__ inline float round_operand(float v, Precision p) {
   if (p == Precision::bf16) return __bfloat162float(__float2bfloat16_rn(v));
-  if (p == Precision::tf32) return __uint_as_float(igemm::to_tf32(v));
+  if (p == Precision::tf32) return __uint_as_float(ptx::to_tf32(v));
   return v;
 }
 

@@ -37,12 +37,6 @@ namespace cu3d::cuda::pipelined::filter {
 using igemm::Geometry;
 using igemm::TensorCoreMath;
 
-__device__ inline void ldmatrix_x4_trans(uint32_t address, uint32_t* r) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
 // The math of one stage: 4 k-steps of 16 r, each 2 ldmatrix.x4.trans for A (two 16-filter
 // blocks), 2 for B (two pairs of 8-column tiles) and 8 mma on version 2's accumulators.
 __device__ inline void stage_math(TensorCoreMath<Precision::bf16>& math, uint32_t a_tile,
@@ -54,15 +48,15 @@ __device__ inline void stage_math(TensorCoreMath<Precision::bf16>& math, uint32_
     uint32_t fa[2][4], fb[4][2];
 #pragma unroll
     for (int i = 0; i < 2; ++i)
-      ldmatrix_x4_trans(a_tile + swizzled(a_fragment_row(lane, s),
-                                          a_fragment_chunk(lane, wm + 16 * i), kRowBytesA),
-                        fa[i]);
+      ptx::ldmatrix_x4_trans(a_tile + swizzled(a_fragment_row(lane, s),
+                                               a_fragment_chunk(lane, wm + 16 * i), kRowBytesA),
+                             fa[i]);
 #pragma unroll
     for (int j = 0; j < 4; j += 2) {
       uint32_t q[4];
-      ldmatrix_x4_trans(b_tile + swizzled(b_fragment_row(lane, s),
-                                          b_fragment_chunk(lane, wn + 8 * j), kRowBytesB),
-                        q);
+      ptx::ldmatrix_x4_trans(b_tile + swizzled(b_fragment_row(lane, s),
+                                               b_fragment_chunk(lane, wn + 8 * j), kRowBytesB),
+                             q);
       fb[j][0] = q[0], fb[j][1] = q[1], fb[j + 1][0] = q[2], fb[j + 1][1] = q[3];
     }
 #pragma unroll
@@ -83,13 +77,12 @@ template <class Problem>
 __global__ void __launch_bounds__(kThreads, 2)
     conv3d_bwd_filter_pipelined(Problem prob, const __nv_bfloat16* x, const __nv_bfloat16* dy,
                                 int stages_per_split) {
-  extern __shared__ __align__(128) unsigned char stages[];
   const Geometry& g = prob.g;
   const int n_tile = blockIdx.x, split = blockIdx.z, tid = threadIdx.x;
   const FilterBlock block = filter_block(g, prob.R, n_tile, blockIdx.y, split, stages_per_split);
   const int m = block.m0 + copy_chunk_a(tid) * 8;  // this thread's 8 filters in every A copy
   const int channel = block.c0 + copy_chunk(tid) * 8;
-  const uint32_t base = shared_address(stages);
+  const uint32_t base = ptx::shared_address(ptx::dynamic_shared_memory());
 
   // Issues the copies of stage `st` (counted within the split) into its ring slot and commits
   // them as one group (an empty group past the last stage keeps the wait counts uniform).
@@ -101,18 +94,18 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int j = 0; j < kCopiesA; ++j) {
         const int row = copy_row_a(tid, j);
         const int64_t at = dy_chunk(r0 + row, m, prob.R, prob.M);
-        cp_async16(a_tile + swizzled(row, copy_chunk_a(tid), kRowBytesA), at < 0 ? dy : dy + at,
-                   at < 0 ? 0 : kChunkBytes);
+        ptx::cp_async16(a_tile + swizzled(row, copy_chunk_a(tid), kRowBytesA),
+                        at < 0 ? dy : dy + at, at < 0 ? 0 : kChunkBytes);
       }
 #pragma unroll
       for (int j = 0; j < kCopiesB; ++j) {
         const int row = copy_row(tid, j);
         const int64_t at = x_chunk(g, block.tap, r0 + row, prob.R, channel);
-        cp_async16(b_tile + swizzled(row, copy_chunk(tid), kRowBytesB), at < 0 ? x : x + at,
-                   at < 0 ? 0 : kChunkBytes);
+        ptx::cp_async16(b_tile + swizzled(row, copy_chunk(tid), kRowBytesB), at < 0 ? x : x + at,
+                        at < 0 ? 0 : kChunkBytes);
       }
     }
-    cp_async_commit();
+    ptx::cp_async_commit();
   };
 
   TensorCoreMath<Precision::bf16> math;
@@ -122,13 +115,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int st = 0; st < block.count; ++st) {
     // Stage st has landed for every thread, and every warp is past stage st - 1, whose slot
     // the next load reuses (the forward's ring, conv3d_pipelined.cuh).
-    cp_async_wait<kStages - 2>();
+    ptx::cp_async_wait<kStages - 2>();
     __syncthreads();
     load_stage(st + kStages - 1);
     const uint32_t a_tile = base + (st % kStages) * kStageBytes;
     stage_math(math, a_tile, a_tile + kTileABytes);
   }
-  cp_async_wait<0>();
+  ptx::cp_async_wait<0>();
   igemm::epilogue(prob, math, block.m0, n_tile * kBN, n_tile, split);
 }
 

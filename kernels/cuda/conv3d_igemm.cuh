@@ -31,6 +31,7 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/conv3d_geometry.h"
+#include "kernels/cuda/ptx.cuh"
 #include "kernels/cuda/runtime.h"
 #include "kernels/precision.h"
 #include "kernels/shapes.h"
@@ -56,12 +57,6 @@ struct SharedTiles {
 template <Precision P>
 constexpr int kPerWord = P == Precision::bf16 ? 2 : 1;
 
-__device__ inline uint32_t to_tf32(float x) {
-  uint32_t u;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
-  return u;
-}
-
 // Two floats rounded to bf16 in one word: `lo` (even r) in the low half, as put() stores it.
 __device__ inline uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
@@ -74,7 +69,7 @@ __device__ inline void put(uint32_t (*tile)[Stride], int row, int r, float v) {
   if constexpr (P == Precision::bf16) {
     reinterpret_cast<__nv_bfloat16*>(&tile[r >> 1][row])[r & 1] = __float2bfloat16_rn(v);
   } else if constexpr (P == Precision::tf32) {
-    tile[r][row] = to_tf32(v);
+    tile[r][row] = ptx::to_tf32(v);
   } else {
     tile[r][row] = __float_as_uint(v);
   }
@@ -147,19 +142,10 @@ struct TensorCoreMath {
   float acc[2][4][4] = {};
 
   __device__ static void mma(float* d, const uint32_t* a, const uint32_t* b) {
-    if constexpr (P == Precision::bf16) {
-      asm volatile(
-          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    } else {
-      asm volatile(
-          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-          "{%8,%9}, {%0,%1,%2,%3};"
-          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
+    if constexpr (P == Precision::bf16)
+      ptx::mma_m16n8k16_bf16(d, a, b);
+    else
+      ptx::mma_m16n8k8_tf32(d, a, b);
   }
 
   __device__ void step(const uint32_t (*a)[kStrideA], const uint32_t (*b)[kStrideB]) {

@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/conv3d_igemm.cuh"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
+#include "kernels/cuda/ptx.cuh"
 
 namespace cu3d::cuda::pipelined {
 
@@ -37,33 +38,6 @@ using igemm::TensorCoreMath;
 
 // The epilogues and the layer-norm statistics' column groups assume version 2's tile and warps.
 static_assert(kBM == igemm::kBM && kBN == igemm::kBN && kThreads == igemm::kThreads);
-
-__device__ inline uint32_t shared_address(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, bypassing L1; `bytes` 0 writes zeros and reads nothing.
-__device__ inline void cp_async16(uint32_t dst, const void* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-__device__ inline void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-// Waits until at most `Pending` committed groups of this thread are still in flight.
-template <int Pending>
-__device__ inline void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
-}
-// Orders this thread's shared-memory writes before later reads by the async proxy (wgmma).
-__device__ inline void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
-__device__ inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
 
 // The math of one stage on a warp's piece of I blocks of 16 rows x J tiles of 8 columns from
 // (wm, wn): 4 k-steps, each I ldmatrix.x4 for A, J / 2 for B (pairs of mma tiles) and I x J mma
@@ -78,13 +52,13 @@ __device__ void warp_stage_math(float (&acc)[I][J][4], uint32_t a_tile, uint32_t
     uint32_t fa[I][4], fb[J][2];
 #pragma unroll
     for (int i = 0; i < I; ++i)
-      ldmatrix_x4(a_tile + swizzled(a_fragment_row(lane, wm + 16 * i), a_fragment_chunk(lane, s)),
-                  fa[i]);
+      ptx::ldmatrix_x4(
+          a_tile + swizzled(a_fragment_row(lane, wm + 16 * i), a_fragment_chunk(lane, s)), fa[i]);
 #pragma unroll
     for (int j = 0; j < J; j += 2) {
       uint32_t q[4];
-      ldmatrix_x4(b_tile + swizzled(b_fragment_row(lane, wn + 8 * j), b_fragment_chunk(lane, s)),
-                  q);
+      ptx::ldmatrix_x4(
+          b_tile + swizzled(b_fragment_row(lane, wn + 8 * j), b_fragment_chunk(lane, s)), q);
       fb[j][0] = q[0], fb[j][1] = q[1], fb[j + 1][0] = q[2], fb[j + 1][1] = q[3];
     }
     if constexpr (P == Precision::tf32) {
@@ -92,12 +66,12 @@ __device__ void warp_stage_math(float (&acc)[I][J][4], uint32_t a_tile, uint32_t
       for (int i = 0; i < I; ++i)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-          fa[i][e] = igemm::to_tf32(__uint_as_float(fa[i][e]));
+          fa[i][e] = ptx::to_tf32(__uint_as_float(fa[i][e]));
 #pragma unroll
       for (int j = 0; j < J; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e)
-          fb[j][e] = igemm::to_tf32(__uint_as_float(fb[j][e]));
+          fb[j][e] = ptx::to_tf32(__uint_as_float(fb[j][e]));
     }
 #pragma unroll
     for (int i = 0; i < I; ++i)
@@ -156,13 +130,12 @@ __device__ void forward_main_loop(const Problem& prob, const void* x, const void
   constexpr int kPerRow = kRowBytes / int(sizeof(Element));  // r per stage
   constexpr int kAhead = kStages - 1 - Tile::kMathInFlight;
   static_assert(kAhead >= 1);
-  extern __shared__ __align__(128) unsigned char stages[];
 
   const Geometry& g = prob.g;
   const int tid = threadIdx.x;
   const auto* xs = static_cast<const Element*>(x);
   const auto* ws = static_cast<const Element*>(w);
-  uint32_t base = shared_address(stages);
+  uint32_t base = ptx::shared_address(ptx::dynamic_shared_memory());
   if constexpr (Tile::kStageAlign > 128)
     base = (base + Tile::kStageAlign - 1) & ~(Tile::kStageAlign - 1);
   const int chunk = copy_chunk(tid);
@@ -181,16 +154,18 @@ __device__ void forward_main_loop(const Problem& prob, const void* x, const void
       for (int j = 0; j < Tile::kCopiesA; ++j) {
         const int row = copy_row(tid, j);
         const int at = a_chunk(g, corners[row], t.tap, c0);
-        cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at, at < 0 ? 0 : kChunkBytes);
+        ptx::cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at,
+                        at < 0 ? 0 : kChunkBytes);
       }
 #pragma unroll
       for (int j = 0; j < Tile::kCopiesB; ++j) {
         const int row = copy_row(tid, j);
         const int64_t at = b_chunk(n0 + row, prob.N, prob.R, r0 + chunk * kPerChunk);
-        cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
+        ptx::cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at,
+                        at < 0 ? 0 : kChunkBytes);
       }
     }
-    cp_async_commit();
+    ptx::cp_async_commit();
   };
 
 #pragma unroll
@@ -200,14 +175,14 @@ __device__ void forward_main_loop(const Problem& prob, const void* x, const void
     // Tile kt has landed (at most kAhead - 1 younger groups pending) for every thread, and
     // every warp's math is done with tile kt - 1 - kMathInFlight, whose slot the next load
     // reuses.
-    cp_async_wait<kAhead - 1>();
-    if constexpr (Tile::kAsyncProxyReads) fence_proxy_async();
+    ptx::cp_async_wait<kAhead - 1>();
+    if constexpr (Tile::kAsyncProxyReads) ptx::fence_proxy_async();
     __syncthreads();
     load_tile(kt + kAhead);
     const uint32_t a_tile = base + (kt % kStages) * Tile::kStageBytes;
     stage_math(a_tile, a_tile + Tile::kTileABytes);
   }
-  cp_async_wait<0>();
+  ptx::cp_async_wait<0>();
 }
 
 // The kernel. Grid: (N tiles, M tiles): the N tiles of one M tile are neighbours in launch

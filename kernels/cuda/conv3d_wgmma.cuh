@@ -45,76 +45,11 @@
 #include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/conv3d_wgmma_layout.h"
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define CU3D_WGMMA_DEVICE 1  // this device pass may use wgmma
-#endif
-
 namespace cu3d::cuda::pipelined::wgmma {
 
 #if defined(CU3D_WGMMA_DEVICE)
 
-__device__ inline void mma_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ inline void mma_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-// Waits until at most `Pending` committed wgmma groups of the warpgroup are in flight.
-template <int Pending>
-__device__ inline void mma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
-}
-
-// The 64 accumulator operands of one m64n128 instruction, %0 .. %63.
-#define CU3D_WGMMA_D_REGS                                                                       \
-  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
-  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "  \
-  "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
-  "%56, %57, %58, %59, %60, %61, %62, %63}"
-#define CU3D_WGMMA_D_OPERANDS(d)                                                                  \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
-      "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),  \
-      "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),  \
-      "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),  \
-      "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),  \
-      "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),  \
-      "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),  \
-      "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-
-// d += A * B for one k-step: A 64 x 32 bytes and B 128 x 32 bytes, both K-major in shared
-// memory (descriptors a, b); fp32 accumulation. The immediates: scale-d 1 (accumulate), scale-a
-// and scale-b 1 (no negation), and for bf16 transpose-a and -b 0 (K-major; tf32 has no
-// transpose).
-template <Precision P>
-__device__ inline void mma_async(float (&d)[kAccumulators], uint64_t a, uint64_t b) {
-  if constexpr (P == Precision::bf16) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " CU3D_WGMMA_D_REGS
-        ", %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : CU3D_WGMMA_D_OPERANDS(d)
-        : "l"(a), "l"(b));
-  } else {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " CU3D_WGMMA_D_REGS
-        ", %64, %65, p, 1, 1;\n}\n"
-        : CU3D_WGMMA_D_OPERANDS(d)
-        : "l"(a), "l"(b));
-  }
-}
-
-// Pins the accumulators in place for the compiler: an empty asm that "reads and writes" each
-// one, so no access to them moves across the wgmma waits around it.
-__device__ inline void fence_accumulators(float (&d)[kAccumulators]) {
-#pragma unroll
-  for (int i = 0; i < kAccumulators; ++i)
-    asm volatile("" : "+f"(d[i])::"memory");
-}
-
-#undef CU3D_WGMMA_D_OPERANDS
-#undef CU3D_WGMMA_D_REGS
+static_assert(kAccumulators == 64, "ptx::wgmma_m64n128 takes 64 accumulators per thread");
 
 // A warpgroup's share of the tile: its instructions' accumulators (2 in the 256-row tile, 1 in
 // the 128-row one), in wgmma's D layout.
@@ -128,25 +63,25 @@ struct GroupMath {
   // be refilled).
   __device__ void stage(uint32_t a_tile, uint32_t b_tile) {
     const int row0 = Tile::group_row0(threadIdx.x / kGroupThreads);
-    mma_fence();
+    ptx::wgmma_fence();
 #pragma unroll
     for (int s = 0; s < kStepsPerStage; ++s) {
       const uint64_t b = smem_descriptor(operand_address(b_tile, 0, s));
 #pragma unroll
       for (int blk = 0; blk < kBlocksPerGroup; ++blk)
-        mma_async<P>(acc[blk], smem_descriptor(operand_address(a_tile, row0 + blk * kInstrM, s)),
-                     b);
+        ptx::wgmma_m64n128<P>(acc[blk],
+                              smem_descriptor(operand_address(a_tile, row0 + blk * kInstrM, s)), b);
     }
-    mma_commit();
-    mma_wait<1>();
+    ptx::wgmma_commit();
+    ptx::wgmma_wait<1>();
   }
 
   // Waits for the last stage's instructions; the accumulators are final afterwards.
   __device__ void drain() {
-    mma_wait<0>();
+    ptx::wgmma_wait<0>();
 #pragma unroll
     for (int blk = 0; blk < kBlocksPerGroup; ++blk)
-      fence_accumulators(acc[blk]);
+      ptx::fence_accumulators(acc[blk]);
   }
 
   // Calls out(row, col, value) for every accumulator of the thread, rows and columns of the block.

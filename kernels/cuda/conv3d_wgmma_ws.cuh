@@ -50,43 +50,12 @@ static_assert(kMathThreads * kMathRegisters + kProducerThreads * kProducerRegist
 
 #if defined(CU3D_WGMMA_DEVICE)
 
-__device__ inline void mbarrier_init(uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(count)
-               : "memory");
-}
-// Arrives on the barrier (release semantics: this thread's writes before it are visible to the
-// threads whose wait sees the phase complete).
-__device__ inline void mbarrier_arrive(uint64_t* bar) {
-  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(
-                   shared_address(bar))
-               : "memory");
-}
-// Whether the phase of parity `parity` has completed (acquire semantics when it has). The thread
-// may be suspended for a while inside before the answer is no.
-__device__ inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(shared_address(bar)), "r"(parity)
-      : "memory");
-  return done != 0;
-}
 // Waits until the phase of parity `parity` has completed. A hand-over that never comes (a bug in
 // the protocol) traps after 2^24 polls, seconds, instead of hanging the process: the launch then
 // fails with an error, and the test that made it says which kernel.
 __device__ inline void mbarrier_wait(uint64_t* bar, uint32_t parity) {
-  for (uint32_t polls = 0; !mbarrier_try_wait(bar, parity); ++polls)
+  for (uint32_t polls = 0; !ptx::mbarrier_try_wait(bar, parity); ++polls)
     if (polls == (1u << 24)) __trap();
-}
-template <int Registers>
-__device__ inline void registers_up() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
-}
-template <int Registers>
-__device__ inline void registers_down() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
 }
 
 // The producer warpgroup's loop: the gathers of forward_main_loop with its 128 threads
@@ -105,9 +74,9 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
   const int tiles = prob.R / kPerRow;
   for (int kt = 0; kt < tiles; ++kt) {
     if (kt >= kLag) {
-      cp_async_wait<kLag - 1>();  // tile kt - kLag has landed (tiles up to kt - 1 committed)
-      fence_proxy_async();
-      mbarrier_arrive(&full[(kt - kLag) % kStages]);
+      ptx::cp_async_wait<kLag - 1>();  // tile kt - kLag has landed (tiles up to kt - 1 committed)
+      ptx::fence_proxy_async();
+      ptx::mbarrier_arrive(&full[(kt - kLag) % kStages]);
     }
     const int slot = kt % kStages;
     if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);
@@ -119,20 +88,22 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
     for (int j = 0; j < kCopiesA; ++j) {
       const int row = producer_copy_row(tid, j);
       const int at = a_chunk(g, corners[row], t.tap, c0);
-      cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at, at < 0 ? 0 : kChunkBytes);
+      ptx::cp_async16(a_tile + swizzled(row, chunk), at < 0 ? xs : xs + at,
+                      at < 0 ? 0 : kChunkBytes);
     }
 #pragma unroll
     for (int j = 0; j < kCopiesB; ++j) {
       const int row = producer_copy_row(tid, j);
       const int64_t at = b_chunk(n0 + row, prob.N, prob.R, r0 + chunk * kPerChunk);
-      cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at, at < 0 ? 0 : kChunkBytes);
+      ptx::cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at,
+                      at < 0 ? 0 : kChunkBytes);
     }
-    cp_async_commit();
+    ptx::cp_async_commit();
   }
-  cp_async_wait<0>();
-  fence_proxy_async();
+  ptx::cp_async_wait<0>();
+  ptx::fence_proxy_async();
   for (int kt = max(tiles - kLag, 0); kt < tiles; ++kt)
-    mbarrier_arrive(&full[kt % kStages]);
+    ptx::mbarrier_arrive(&full[kt % kStages]);
 }
 
 // The math warpgroups' loop: each tile once its slot is full, releasing the slot of the tile
@@ -147,7 +118,7 @@ __device__ void consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t 
     mbarrier_wait(&full[slot], kt / kStages % 2);
     const uint32_t a_tile = base + slot * Tile::kStageBytes;
     math.stage(a_tile, a_tile + Tile::kTileABytes);
-    if (kt >= 1) mbarrier_arrive(&empty[(kt - 1) % kStages]);
+    if (kt >= 1) ptx::mbarrier_arrive(&empty[(kt - 1) % kStages]);
   }
   math.drain();
 }
@@ -163,21 +134,21 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #if defined(CU3D_WGMMA_DEVICE)
   __shared__ RowCorner corners[Tile::kBM];
   __shared__ uint64_t full[kStages], empty[kStages];
-  extern __shared__ __align__(128) unsigned char stages[];
   const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * Tile::kBM;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(&full[s], kProducerThreads);
-      mbarrier_init(&empty[s], kMathThreads);
+      ptx::mbarrier_init(&full[s], kProducerThreads);
+      ptx::mbarrier_init(&empty[s], kMathThreads);
     }
   }
   fill_corners<Tile>(prob, m0, corners);  // its barrier also publishes the mbarriers' init
-  const uint32_t base = (shared_address(stages) + kAtomBytes - 1) & ~uint32_t(kAtomBytes - 1);
+  const uint32_t base = (ptx::shared_address(ptx::dynamic_shared_memory()) + kAtomBytes - 1) &
+                        ~uint32_t(kAtomBytes - 1);
   if (threadIdx.x >= kMathThreads) {
-    registers_down<kProducerRegisters>();
+    ptx::setmaxnreg_dec<kProducerRegisters>();
     produce<Tile, P>(prob, x, w, corners, n0, base, full, empty);
   } else {
-    registers_up<kMathRegisters>();
+    ptx::setmaxnreg_inc<kMathRegisters>();
     GroupMath<P, Tile> math;
     consume<Tile, P>(prob, math, base, full, empty);
     igemm::epilogue(prob, math, m0, n0, n_tile, 0);
