@@ -7,7 +7,7 @@
 #include <cuda_bf16.h>
 #include <fmt/format.h>
 
-#include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/conv3d_igemm_launch.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {

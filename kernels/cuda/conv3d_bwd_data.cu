@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 
 #include "kernels/cuda/conv3d.cuh"
-#include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/conv3d_igemm_launch.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace cu3d::cuda {

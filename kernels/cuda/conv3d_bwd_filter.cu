@@ -14,7 +14,7 @@
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_bwd_filter_pipelined.cuh"
-#include "kernels/cuda/conv3d_igemm.cuh"
+#include "kernels/cuda/conv3d_igemm_launch.cuh"
 
 namespace cu3d::cuda {
 namespace {

@@ -1,0 +1,735 @@
+// The block emulator (block.h): the scheduler of fibers, and the emulated instructions.
+#include "block.h"
+
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+
+namespace cu3d::emu {
+namespace {
+
+constexpr int kMaxThreads = 1024;
+constexpr size_t kStackBytes = 128 * 1024;
+constexpr uint32_t kSharedSpace = 256 * 1024;  // emulated shared addresses 0 .. 256 KB
+constexpr int kChunks = kSharedSpace / 16;
+constexpr uint32_t kPoison = 0x7fc0dead;  // a NaN: poison that reaches an output shows
+constexpr int kMessagesPerFault = 3;
+constexpr int kWarpgroupThreads = 128;
+
+// Chunk tags: the commit group of the copy that last landed in a 16-byte chunk, or one of these.
+constexpr int kStale = -2;     // not written in this block
+constexpr int kInFlight = -1;  // a copy into it has not landed
+
+struct Copy {
+  int group;
+  uint32_t dst;
+  unsigned char data[16];
+};
+struct Mma {
+  int group;
+  float* d;
+  uint64_t a, b;
+  bool bf16;
+};
+
+enum class State { runnable, at_barrier, at_shuffle, shuffle_done, released, polling, preempted };
+
+struct Thread {
+  ucontext_t context;
+  std::vector<char> stack;
+  bool done = false, exit_checked = false;
+  bool failed_poll_last = false;  // the last emulated instruction was a failed mbarrier poll
+  bool spinning = false;          // resumed into another failed poll: no progress
+  State state = State::runnable;
+  int copy_commits = 0, mma_commits = 0;
+  std::vector<Copy> copies;
+  std::vector<Mma> mmas;
+  std::vector<int> landed_unfenced;  // chunks this thread's waits landed, not yet fenced
+  const void* polled_barrier = nullptr;
+  uint32_t polled_parity = 0;
+  uint32_t shuffle_value = 0;
+  int shuffle_mask = 0;
+  unsigned shuffle_members = 0;
+  const void* shuffle_site = nullptr;
+  long shuffles_done = 0;
+  std::vector<int> clock;  // clock[u]: the latest release of thread u ordered before now
+};
+
+struct Mbarrier {
+  int expected = 0, count = 0;
+  long completed = 0;  // phases completed
+  int init_thread = -1, init_clock = 0;
+  std::vector<int> arrivals_clock, completed_clock;
+  std::vector<long> last_observed, arrived_in_phase;  // per thread
+};
+
+struct Chunk {
+  int tag = kStale;
+  bool fenced = false;
+  int fence_thread = 0, fence_clock = 0;
+  int open_reads[3] = {};                  // issued wgmma reads per warpgroup, not completed
+  std::vector<std::pair<int, int>> reads;  // completed reads since the last copy: (thread, clock)
+};
+
+struct Block {
+  BlockConfig config;
+  std::vector<Thread> threads = std::vector<Thread>(kMaxThreads);
+  int current = 0;
+  ucontext_t scheduler;
+  std::function<void()> body;
+  std::mt19937 rng;
+  unsigned char shared[kSharedSpace];
+  std::vector<Chunk> chunks = std::vector<Chunk>(kChunks);
+  std::map<const void*, Mbarrier> mbarriers;
+  unsigned char dynamic_marker[16];  // what dynamic_shared_memory() returns
+};
+
+Block& block() {
+  static Block* instance = new Block;  // 256 KB of shared space and 128 MB of stacks: on the heap
+  return *instance;
+}
+Report the_report;
+
+Thread& me() {
+  return block().threads[block().current];
+}
+
+void fault(Fault kind, const char* format, ...) {
+  long& n = the_report.faults[int(kind)];
+  if (n++ >= kMessagesPerFault) return;
+  char text[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(text, sizeof text, format, args);
+  va_end(args);
+  the_report.messages.push_back(std::string(describe(kind)) + ": " + text);
+}
+
+void join(std::vector<int>& into, const std::vector<int>& other) {
+  for (int i = 0; i < block().config.threads; ++i)
+    into[i] = std::max(into[i], other[i]);
+}
+
+// Back to the scheduler in `state`; returns when the scheduler resumes this thread.
+void suspend(State state) {
+  Thread& t = me();
+  t.state = state;
+  swapcontext(&t.context, &block().scheduler);
+  me().state = State::runnable;
+}
+
+// Every emulated instruction starts here: in a random schedule the thread may lose the core.
+void instruction() {
+  Block& b = block();
+  me().failed_poll_last = false;
+  if (b.config.schedule == Schedule::random && int(b.rng() % 100) < b.config.preempt_percent)
+    suspend(State::preempted);
+}
+
+// The byte address wgmma reads for byte `byte` of row `row` of the K-major operand at
+// descriptor `desc` with the 128-byte swizzle: rows 128 bytes apart in 8-row atoms `stride`
+// bytes apart, 16-byte chunk bits [4:6] XORed with address bits [7:9].
+uint32_t operand_address(uint64_t desc, int row, int byte) {
+  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, stride = uint32_t((desc >> 32) & 0x3FFF)
+                                                                << 4;
+  const uint32_t linear = start + (row / 8) * stride + (row % 8) * 128 + byte;
+  return linear ^ (((linear >> 7) & 7) << 4);
+}
+bool swizzle128_descriptor(uint64_t desc) {
+  return (desc >> 62) == 1 && ((desc >> 49) & 7) == 0;  // 128-byte swizzle, base offset 0
+}
+
+// The chunks a thread's share of one m64n128 instruction reads: the two A rows of its
+// accumulators and the 32 B rows (columns of D) of its accumulators, 32 bytes of each.
+template <class F>
+void for_operand_chunks(const Mma& op, int thread, F f) {
+  const int warp = thread % kWarpgroupThreads / 32, lane = thread % 32;
+  for (int half = 0; half < 2; ++half)
+    for (int byte = 0; byte < 32; byte += 16)
+      f(operand_address(op.a, 16 * warp + lane / 4 + 8 * half, byte) / 16);
+  for (int tile = 0; tile < 16; ++tile)
+    for (int e = 0; e < 2; ++e)
+      for (int byte = 0; byte < 32; byte += 16)
+        f(operand_address(op.b, 8 * tile + 2 * (lane % 4) + e, byte) / 16);
+}
+
+double operand_element(uint64_t desc, int row, int k, bool bf16) {
+  const unsigned char* shared = block().shared;
+  if (bf16) {
+    uint16_t h;
+    std::memcpy(&h, shared + operand_address(desc, row, 2 * k), 2);
+    const uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  float f;
+  std::memcpy(&f, shared + operand_address(desc, row, 4 * k), 4);
+  return f;
+}
+
+// The instruction's math for the thread's 64 accumulators (wgmma's D layout: accumulator i of
+// lane l of warp w is row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2).
+// Sums in double: the emulation checks data movement, not the tensor cores' rounding.
+void complete_mma(const Mma& op, int thread) {
+  const int warp = thread % kWarpgroupThreads / 32, lane = thread % 32, depth = op.bf16 ? 16 : 8;
+  double a[2][16], b[128][16];
+  for (int half = 0; half < 2; ++half)
+    for (int k = 0; k < depth; ++k)
+      a[half][k] = operand_element(op.a, 16 * warp + lane / 4 + 8 * half, k, op.bf16);
+  for (int tile = 0; tile < 16; ++tile)
+    for (int e = 0; e < 2; ++e) {
+      const int col = 8 * tile + 2 * (lane % 4) + e;
+      for (int k = 0; k < depth; ++k)
+        b[col][k] = operand_element(op.b, col, k, op.bf16);
+    }
+  for (int i = 0; i < 64; ++i) {
+    const int half = (i / 2) % 2, col = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
+    double sum = 0;
+    for (int k = 0; k < depth; ++k)
+      sum += a[half][k] * b[col][k];
+    op.d[i] = float(double(op.d[i]) + sum);
+  }
+}
+
+Mbarrier* find_mbarrier(const void* bar, const char* what) {
+  Block& b = block();
+  auto it = b.mbarriers.find(bar);
+  if (it == b.mbarriers.end()) {
+    fault(Fault::mbarrier_misuse, "%s by thread %d on an mbarrier never initialized", what,
+          b.current);
+    return nullptr;
+  }
+  Mbarrier& m = it->second;
+  if (me().clock[m.init_thread] < m.init_clock)
+    fault(Fault::mbarrier_misuse, "%s by thread %d: the init by thread %d is not ordered before it",
+          what, b.current, m.init_thread);
+  return &m;
+}
+
+// A waiter saw the phase of `parity` complete: it must be the next phase of that parity after
+// the last one this thread saw (a later one means it fell a whole phase behind).
+void observe_phase(Mbarrier& m, const void* bar, uint32_t parity) {
+  Block& b = block();
+  const long observed = m.completed - 1, last = m.last_observed[b.current];
+  const long next = last + 1;  // phases are numbered from 0; -1 is the one "before" the first
+  const long expected = ((next % 2) + 2) % 2 == long(parity & 1) ? next : next + 1;
+  if (observed != expected)
+    fault(Fault::mbarrier_phase_skipped,
+          "thread %d, mbarrier %p parity %u: saw phase %ld complete, the next of its parity is %ld",
+          b.current, bar, parity, observed, expected);
+  m.last_observed[b.current] = observed;
+  if (observed >= 0) join(me().clock, m.completed_clock);  // acquire
+}
+
+void start_fibers() {
+  Block& b = block();
+  for (int i = 0; i < b.config.threads; ++i) {
+    Thread& t = b.threads[i];
+    t.stack.resize(kStackBytes);
+    t.done = t.exit_checked = t.failed_poll_last = t.spinning = false;
+    t.state = State::runnable;
+    t.copy_commits = t.mma_commits = 0;
+    t.copies.clear();
+    t.mmas.clear();
+    t.landed_unfenced.clear();
+    t.shuffles_done = 0;
+    t.clock.assign(b.config.threads, 0);
+    t.clock[i] = 1;
+    getcontext(&t.context);
+    t.context.uc_stack.ss_sp = t.stack.data();
+    t.context.uc_stack.ss_size = t.stack.size();
+    t.context.uc_link = &b.scheduler;
+    makecontext(
+        &t.context,
+        +[] {
+          block().body();
+          me().done = true;
+        },
+        0);
+  }
+}
+
+bool can_run(const Thread& t) {
+  return !t.done && t.state != State::at_barrier && t.state != State::at_shuffle;
+}
+
+// The warp's lanes parked at a shuffle get each other's values once all live lanes are there.
+// Returns whether the warp is still waiting for some lane to arrive.
+bool resolve_shuffle(int warp) {
+  Block& b = block();
+  Thread* lanes = &b.threads[32 * warp];
+  int at_shuffle = 0, live = 0, elsewhere_blocked = 0;
+  for (int l = 0; l < 32; ++l) {
+    if (lanes[l].done) continue;
+    ++live;
+    at_shuffle += lanes[l].state == State::at_shuffle;
+    elsewhere_blocked += lanes[l].state == State::at_barrier;
+  }
+  if (at_shuffle == 0 || (at_shuffle < live && at_shuffle + elsewhere_blocked < live)) return false;
+  const Thread& first = lanes[0];
+  bool same = at_shuffle == 32;
+  for (int l = 0; same && l < 32; ++l)
+    same = lanes[l].shuffle_site == first.shuffle_site &&
+           lanes[l].shuffles_done == first.shuffles_done &&
+           lanes[l].shuffle_mask == first.shuffle_mask && lanes[l].shuffle_members == 0xffffffffu &&
+           lanes[l].shuffle_mask >= 0 && lanes[l].shuffle_mask < 32;
+  if (!same) {
+    fault(Fault::shuffle_divergence, "warp %d: %d of %d live lanes at a full-warp shuffle", warp,
+          at_shuffle, live);
+    for (int l = 0; l < 32; ++l)
+      if (lanes[l].state == State::at_shuffle) lanes[l].state = State::shuffle_done;
+    return true;
+  }
+  uint32_t values[32];
+  for (int l = 0; l < 32; ++l)
+    values[l] = lanes[l].shuffle_value;
+  for (int l = 0; l < 32; ++l) {
+    lanes[l].shuffle_value = values[l ^ first.shuffle_mask];
+    lanes[l].state = State::shuffle_done;
+  }
+  ++the_report.shuffles;
+  return true;
+}
+
+void report_deadlock() {
+  Block& b = block();
+  int at_barrier = 0, at_shuffle = 0, polling = 0, live = 0;
+  std::map<std::pair<const void*, uint32_t>, std::vector<int>> waiters;
+  for (int i = 0; i < b.config.threads; ++i) {
+    const Thread& t = b.threads[i];
+    if (t.done) continue;
+    ++live;
+    at_barrier += t.state == State::at_barrier;
+    at_shuffle += t.state == State::at_shuffle;
+    if (t.state == State::polling) {
+      ++polling;
+      waiters[{t.polled_barrier, t.polled_parity}].push_back(i);
+    }
+  }
+  std::string who;
+  for (const auto& [key, ids] : waiters) {
+    const Mbarrier& m = b.mbarriers[key.first];
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  "; threads %d..%d wait on mbarrier %p parity %u (%ld phases done, %d of %d "
+                  "arrived)",
+                  ids.front(), ids.back(), key.first, key.second, m.completed, m.count, m.expected);
+    who += text;
+  }
+  fault(Fault::deadlock, "%d live threads: %d at a barrier, %d at a shuffle, %d polling%s", live,
+        at_barrier, at_shuffle, polling, who.c_str());
+}
+
+void schedule() {
+  Block& b = block();
+  const int warps = (b.config.threads + 31) / 32;
+  std::vector<int> warp_order(warps), lane_order(32);
+  auto arrange = [&](std::vector<int>& order) {
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = b.config.schedule == Schedule::reversed ? int(order.size() - 1 - i) : int(i);
+    if (b.config.schedule == Schedule::random) std::shuffle(order.begin(), order.end(), b.rng);
+  };
+  for (;;) {
+    bool progress = false;
+    arrange(warp_order);
+    for (int w : warp_order) {
+      for (;;) {
+        arrange(lane_order);
+        for (int l : lane_order) {
+          b.current = 32 * w + l;
+          Thread& t = b.threads[b.current];
+          if (b.current >= b.config.threads || !can_run(t)) continue;
+          t.spinning = false;
+          swapcontext(&b.scheduler, &t.context);
+          if (!t.spinning) progress = true;
+          if (t.done && !t.exit_checked) {
+            t.exit_checked = true;
+            if (!t.copies.empty() || !t.mmas.empty())
+              fault(Fault::work_pending_at_exit, "thread %d: %zu copies, %zu wgmma in flight",
+                    b.current, t.copies.size(), t.mmas.size());
+          }
+        }
+        if (!resolve_shuffle(w)) break;
+        progress = true;  // the lanes at the shuffle run on
+      }
+    }
+    int live = 0, at_barrier = 0, done = 0;
+    for (int i = 0; i < b.config.threads; ++i) {
+      if (b.threads[i].done) {
+        ++done;
+        continue;
+      }
+      ++live;
+      at_barrier += b.threads[i].state == State::at_barrier;
+    }
+    if (live == 0) return;
+    if (at_barrier == live) {
+      if (done) {
+        fault(Fault::bad_instruction_use, "%d threads exited while %d wait at __syncthreads", done,
+              at_barrier);
+        return;
+      }
+      std::vector<int> merged(b.config.threads, 0);
+      for (int i = 0; i < b.config.threads; ++i)
+        join(merged, b.threads[i].clock);
+      for (int i = 0; i < b.config.threads; ++i) {
+        b.threads[i].clock = merged;
+        b.threads[i].clock[i]++;
+        b.threads[i].state = State::released;
+      }
+      continue;
+    }
+    if (!progress) return report_deadlock();
+  }
+}
+
+}  // namespace
+
+const char* describe(Fault fault) {
+  switch (fault) {
+    case Fault::copy_outside_dynamic_shared:
+      return "cp.async outside the dynamic shared memory, or misaligned";
+    case Fault::copy_into_chunk_in_flight:
+      return "cp.async into a chunk another copy has not finished writing";
+    case Fault::copy_over_unread_operand:
+      return "cp.async over a chunk a wgmma still reads (or whose read is not ordered before it)";
+    case Fault::operand_not_landed:
+      return "wgmma issued on a chunk that does not hold its tile";
+    case Fault::operand_not_fenced:
+      return "wgmma operand not fenced (fence.proxy.async) and ordered before the issue";
+    case Fault::operand_changed_in_flight:
+      return "wgmma operand changed before its group completed";
+    case Fault::work_pending_at_exit:
+      return "thread ended with copies or wgmma in flight";
+    case Fault::bad_instruction_use:
+      return "instruction misused";
+    case Fault::shuffle_divergence:
+      return "lanes of a warp at different shuffles";
+    case Fault::deadlock:
+      return "deadlock";
+    case Fault::mbarrier_phase_skipped:
+      return "mbarrier wait saw a phase two or more beyond its own";
+    case Fault::mbarrier_double_arrival:
+      return "mbarrier: a thread arrived twice in one phase";
+    case Fault::mbarrier_phase_unfinished:
+      return "mbarrier: a phase half arrived when the block ended";
+    case Fault::mbarrier_misuse:
+      return "mbarrier misused";
+    case Fault::trap:
+      return "__trap()";
+    case Fault::not_emulated:
+      return "instruction not emulated";
+    case Fault::count:
+      break;
+  }
+  return "?";
+}
+
+long Report::total_faults() const {
+  long n = 0;
+  for (long f : faults)
+    n += f;
+  return n;
+}
+
+std::string Report::summary() const {
+  std::string text;
+  for (int k = 0; k < kFaultKinds; ++k)
+    if (faults[k]) text += std::to_string(faults[k]) + " x " + describe(Fault(k)) + "\n";
+  for (const std::string& m : messages)
+    text += "  " + m + "\n";
+  return text;
+}
+
+void reset_report() {
+  the_report = Report();
+}
+const Report& report() {
+  return the_report;
+}
+
+void run_block(const std::function<void()>& body, const BlockConfig& config) {
+  Block& b = block();
+  if (config.threads < 1 || config.threads > kMaxThreads ||
+      config.dynamic_base + config.dynamic_bytes > kSharedSpace) {
+    fault(Fault::bad_instruction_use, "launch of %d threads with %u bytes at %u", config.threads,
+          config.dynamic_bytes, config.dynamic_base);
+    return;
+  }
+  b.config = config;
+  b.body = body;
+  b.rng.seed(config.seed);
+  for (uint32_t i = 0; i < kSharedSpace; i += 4)
+    std::memcpy(b.shared + i, &kPoison, 4);
+  for (Chunk& c : b.chunks)
+    c = Chunk();
+  b.mbarriers.clear();
+  start_fibers();
+  schedule();
+  for (const auto& [bar, m] : b.mbarriers)
+    if (m.count != 0)
+      fault(Fault::mbarrier_phase_unfinished, "mbarrier %p: %d of %d arrivals in phase %ld", bar,
+            m.count, m.expected, m.completed);
+}
+
+// ---- built-ins
+// -----------------------------------------------------------------------------------
+
+Index3 thread_index() {
+  return {unsigned(block().current), 0, 0};
+}
+Index3 block_index() {
+  const BlockConfig& c = block().config;
+  return {c.block_x, c.block_y, c.block_z};
+}
+void syncthreads() {
+  suspend(State::at_barrier);
+}
+
+uint32_t shuffle_xor(unsigned members, uint32_t value, int lane_mask, const void* site) {
+  Thread& t = me();
+  t.shuffle_value = value;
+  t.shuffle_mask = lane_mask;
+  t.shuffle_members = members;
+  t.shuffle_site = site;
+  t.shuffles_done++;
+  suspend(State::at_shuffle);
+  return me().shuffle_value;
+}
+
+void note_atomic() {
+  ++the_report.atomics;
+}
+
+void trap(const char* file, int line) {
+  fault(Fault::trap, "thread %d at %s:%d", block().current, file, line);
+  Thread& t = me();
+  t.done = true;  // never resumed: the thread is gone, as a trapped kernel's is
+  swapcontext(&t.context, &block().scheduler);
+  std::abort();  // unreachable
+}
+
+void not_emulated(const char* instruction) {
+  fault(Fault::not_emulated, "%s (thread %d)", instruction, block().current);
+  trap(__FILE__, __LINE__);
+}
+
+// ---- PTX
+// -------------------------------------------------------------------------------------------
+
+uint32_t to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u += 0x1000u;  // to nearest, ties away (cvt.rna)
+  return u & 0xffffe000u;
+}
+
+unsigned char* dynamic_shared_memory() {
+  return block().dynamic_marker;
+}
+
+uint32_t shared_address(const void* p) {
+  if (p != block().dynamic_marker) {
+    fault(Fault::bad_instruction_use, "shared_address of an object the emulator does not map");
+    return 0;
+  }
+  return block().config.dynamic_base;
+}
+
+void cp_async16(uint32_t dst, const void* src, int bytes) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  const BlockConfig& c = b.config;
+  if (dst % 16 || dst < c.dynamic_base || dst + 16 > c.dynamic_base + c.dynamic_bytes ||
+      (bytes != 0 && bytes != 16)) {
+    fault(Fault::copy_outside_dynamic_shared, "thread %d: %d bytes to %u", b.current, bytes, dst);
+    return;
+  }
+  Chunk& chunk = b.chunks[dst / 16];
+  if (chunk.tag == kInFlight)
+    fault(Fault::copy_into_chunk_in_flight, "thread %d, shared byte %u", b.current, dst);
+  for (int g = 0; g < 3; ++g)
+    if (chunk.open_reads[g])
+      fault(Fault::copy_over_unread_operand,
+            "thread %d, shared byte %u: %d reads by warpgroup %d not completed", b.current, dst,
+            chunk.open_reads[g], g);
+  for (auto [reader, at] : chunk.reads)
+    if (t.clock[reader] < at) {
+      fault(Fault::copy_over_unread_operand,
+            "thread %d, shared byte %u: the read completed by thread %d is not ordered before",
+            b.current, dst, reader);
+      break;
+    }
+  chunk.reads.clear();
+  Copy copy{t.copy_commits, dst, {}};
+  if (bytes)
+    std::memcpy(copy.data, src, 16);  // the source is read at issue (a bad address faults here)
+  else
+    std::memset(copy.data, 0, 16);
+  t.copies.push_back(copy);
+  for (int i = 0; i < 16; i += 4)
+    std::memcpy(b.shared + dst + i, &kPoison, 4);
+  chunk.tag = kInFlight;
+}
+
+void cp_async_commit() {
+  me().copy_commits++;
+}
+
+void cp_async_wait(int pending) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  std::vector<Copy> still;
+  for (const Copy& copy : t.copies) {
+    if (copy.group >= t.copy_commits - pending) {
+      still.push_back(copy);
+      continue;
+    }
+    std::memcpy(b.shared + copy.dst, copy.data, 16);
+    Chunk& chunk = b.chunks[copy.dst / 16];
+    chunk.tag = copy.group;
+    chunk.fenced = false;
+    t.landed_unfenced.push_back(copy.dst / 16);
+  }
+  t.copies.swap(still);
+}
+
+void fence_proxy_async() {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  for (int c : t.landed_unfenced) {
+    Chunk& chunk = b.chunks[c];
+    if (chunk.tag < 0) continue;
+    chunk.fenced = true;
+    chunk.fence_thread = b.current;
+    chunk.fence_clock = t.clock[b.current];
+  }
+  t.landed_unfenced.clear();
+}
+
+// The tile an instruction reads is the issuing warpgroup's commit group (one per stage), and
+// the copies of that stage are each copying thread's commit group of the same number: true of
+// versions 5 and 6, whose every thread commits one group of copies per tile, in order.
+void wgmma_m64n128(float* d, uint64_t a, uint64_t b_desc, bool bf16) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  const int group = b.current / kWarpgroupThreads;
+  if (group > 2) fault(Fault::bad_instruction_use, "wgmma from warpgroup %d", group);
+  if (!swizzle128_descriptor(a) || !swizzle128_descriptor(b_desc))
+    fault(Fault::bad_instruction_use, "thread %d: a descriptor without the 128-byte swizzle",
+          b.current);
+  const Mma op{t.mma_commits, d, a, b_desc, bf16};
+  for_operand_chunks(op, b.current, [&](int c) {
+    if (c >= kChunks) return fault(Fault::bad_instruction_use, "operand outside shared memory");
+    Chunk& chunk = b.chunks[c];
+    if (chunk.tag != op.group)
+      fault(Fault::operand_not_landed, "thread %d, tile %d: chunk %d holds %d", b.current, op.group,
+            c, chunk.tag);
+    else if (!chunk.fenced || t.clock[chunk.fence_thread] < chunk.fence_clock)
+      fault(Fault::operand_not_fenced, "thread %d, tile %d: chunk %d", b.current, op.group, c);
+    chunk.open_reads[group]++;
+  });
+  t.mmas.push_back(op);
+}
+
+void wgmma_commit() {
+  me().mma_commits++;
+}
+
+void wgmma_wait(int pending) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  const int group = b.current / kWarpgroupThreads;
+  std::vector<Mma> still;
+  for (const Mma& op : t.mmas) {
+    if (op.group >= t.mma_commits - pending) {
+      still.push_back(op);
+      continue;
+    }
+    for_operand_chunks(op, b.current, [&](int c) {
+      if (c >= kChunks) return;
+      Chunk& chunk = b.chunks[c];
+      if (chunk.tag != op.group)
+        fault(Fault::operand_changed_in_flight, "thread %d, tile %d: chunk %d holds %d", b.current,
+              op.group, c, chunk.tag);
+      chunk.open_reads[group]--;
+      chunk.reads.push_back({b.current, t.clock[b.current]});
+    });
+    complete_mma(op, b.current);
+  }
+  t.mmas.swap(still);
+}
+
+// mbarriers, as PTX defines them for shared::cta: init sets the arrivals a phase expects; each
+// arrive counts one (a release); the arrival that completes the phase starts the next. A
+// try_wait on parity P succeeds once the phase of parity P has completed, i.e. while the current
+// (incomplete) phase has the other parity (an acquire of the completed phase's arrivals).
+void mbarrier_init(uint64_t* bar, int count) {
+  Block& b = block();
+  if (count <= 0 || count > (1 << 20)) fault(Fault::mbarrier_misuse, "count %d", count);
+  Mbarrier& m = b.mbarriers[bar];
+  m = Mbarrier();
+  m.expected = count;
+  m.init_thread = b.current;
+  m.init_clock = me().clock[b.current];
+  m.arrivals_clock.assign(b.config.threads, 0);
+  m.completed_clock.assign(b.config.threads, 0);
+  m.last_observed.assign(b.config.threads, -2);
+  m.arrived_in_phase.assign(b.config.threads, -1);
+  *bar = 0x0bad0bad0bad0badull;  // the barrier's word is opaque to the program
+}
+
+void mbarrier_arrive(uint64_t* bar) {
+  instruction();
+  Block& b = block();
+  Mbarrier* m = find_mbarrier(bar, "arrive");
+  if (!m) return;
+  Thread& t = me();
+  if (m->arrived_in_phase[b.current] == m->completed)
+    fault(Fault::mbarrier_double_arrival, "thread %d on mbarrier %p in phase %ld", b.current,
+          static_cast<void*>(bar), m->completed);
+  m->arrived_in_phase[b.current] = m->completed;
+  join(m->arrivals_clock, t.clock);
+  t.clock[b.current]++;  // release
+  if (++m->count == m->expected) {
+    m->completed_clock = m->arrivals_clock;
+    std::fill(m->arrivals_clock.begin(), m->arrivals_clock.end(), 0);
+    m->count = 0;
+    m->completed++;
+  }
+}
+
+// On "not yet" the thread is suspended before the answer returns (the hardware may suspend it
+// too); a failed poll straight after another failed poll is no progress, which is how the
+// scheduler tells a deadlock from a wait.
+bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
+  const bool polled_again = me().failed_poll_last;
+  if (!polled_again) instruction();
+  Mbarrier* m = find_mbarrier(bar, "try_wait");
+  if (!m) return true;
+  if (m->completed % 2 == long(parity & 1)) {
+    Thread& t = me();
+    t.spinning = polled_again;
+    t.polled_barrier = bar;
+    t.polled_parity = parity;
+    ++the_report.mbarrier_polls;
+    suspend(State::polling);
+    me().failed_poll_last = true;
+    return false;
+  }
+  observe_phase(*m, bar, parity);
+  return true;
+}
+
+}  // namespace cu3d::emu

@@ -1,0 +1,119 @@
+// A host emulation of one CUDA thread block, for running the real conv kernels of kernels/cuda
+// on a machine without a GPU, thread by thread, and checking the parts of their correctness no
+// CPU test reaches: the asynchronous copies, the tensor cores' reads of shared memory behind the
+// threads' backs, and the barriers and mbarriers that order them.
+//
+// How: each CUDA thread is a fiber (ucontext) of one OS thread. A fiber runs until it blocks (at
+// __syncthreads, a warp shuffle, an mbarrier wait that fails) or, in a random schedule, until it
+// is preempted at an emulated instruction; the scheduler then runs the next. The PTX wrappers of
+// kernels/cuda/ptx.cuh are replaced (ptx_emulated.h) by calls into the emulated instructions below,
+// which model what the hardware leaves undefined as visibly wrong:
+//   * cp.async writes poison into its 16 bytes of shared memory at issue and the data only when
+//     the copying thread's cp.async.wait_group retires its group;
+//   * a wgmma reads its operands (decoded from the descriptors, 128-byte swizzle) when its group
+//     completes at wgmma.wait_group, not at issue: a slot refilled too early reads poison;
+//   * ordering is tracked with vector clocks (__syncthreads and mbarrier arrive release; the
+//     barrier and a successful mbarrier try_wait acquire), so a hand-over that happens to work
+//     in one schedule but is not ordered by the program is reported all the same.
+// Each violation is a Fault, counted with its first messages in the Report.
+//
+// Shared memory: the ring of a kernel's dynamic shared memory lives in an emulated address
+// space (shared_address() of dynamic_shared_memory() is BlockConfig::dynamic_base), so the
+// kernel's own alignment arithmetic runs on real addresses. __shared__ variables are host
+// statics (cuda_runtime.h), shared by the fibers of the one block that runs at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cu3d::emu {
+
+enum class Fault {
+  copy_outside_dynamic_shared,  // cp.async dst outside the launch's dynamic shared memory
+  copy_into_chunk_in_flight,    // cp.async into a chunk another copy still writes
+  copy_over_unread_operand,     // cp.async over a chunk an uncompleted (or unordered) wgmma reads
+  operand_not_landed,           // wgmma issued on a chunk that does not hold its tile
+  operand_not_fenced,           // ... whose landing was not fenced (proxy) and ordered before
+  operand_changed_in_flight,    // the chunk changed between the wgmma's issue and completion
+  work_pending_at_exit,         // a thread ended with copies or wgmma in flight
+  bad_instruction_use,          // a wgmma from the wrong warpgroup, a bad descriptor, ...
+  shuffle_divergence,           // lanes of a warp at different shuffles
+  deadlock,                     // every live thread blocked, nothing can complete
+  mbarrier_phase_skipped,       // a waiter saw a phase two or more beyond the one it waited for
+  mbarrier_double_arrival,      // one thread arrived twice in one phase
+  mbarrier_phase_unfinished,    // the block ended with a phase half arrived
+  mbarrier_misuse,              // used before (or without ordering after) its init; bad count
+  trap,                         // the kernel executed __trap()
+  not_emulated,                 // an instruction this emulator does not model (ldmatrix, mma.sync)
+  count
+};
+constexpr int kFaultKinds = int(Fault::count);
+const char* describe(Fault fault);
+
+// What a run found: faults by kind (with the first messages), and counts of the collective
+// operations that ran, so a test can tell an epilogue from one that did nothing.
+struct Report {
+  std::array<long, kFaultKinds> faults{};
+  std::vector<std::string> messages;
+  long shuffles = 0, atomics = 0, mbarrier_polls = 0;
+  long total_faults() const;
+  long operator[](Fault f) const { return faults[int(f)]; }
+  std::string summary() const;  // "" when clean
+};
+
+enum class Schedule {
+  in_order,  // warps and lanes ascending
+  reversed,  // descending
+  random     // shuffled every round, with preemption at emulated instructions
+};
+
+struct BlockConfig {
+  int threads = 256;
+  Schedule schedule = Schedule::in_order;
+  unsigned seed = 1;             // random schedules
+  int preempt_percent = 15;      // random schedules: the chance of a switch at an instruction
+  uint32_t dynamic_base = 4096;  // emulated shared address of the dynamic shared memory
+  uint32_t dynamic_bytes = 0;    // its size (the launch's third argument)
+  unsigned block_x = 0, block_y = 0, block_z = 0;
+};
+
+// Starts a fresh report; runs accumulate into it until the next reset.
+void reset_report();
+const Report& report();
+
+// Runs `body` (the kernel's body for one block) as config.threads fibers.
+void run_block(const std::function<void()>& body, const BlockConfig& config);
+
+// ---- the CUDA built-ins (cuda_runtime.h)
+// ----------------------------------------------------------
+struct Index3 {
+  unsigned x, y, z;
+};
+Index3 thread_index();
+Index3 block_index();
+void syncthreads();
+uint32_t shuffle_xor(unsigned members, uint32_t value, int lane_mask, const void* site);
+void note_atomic();
+[[noreturn]] void trap(const char* file, int line);
+
+// ---- the PTX instructions (ptx_emulated.h)
+// --------------------------------------------------------------
+uint32_t to_tf32(float x);
+unsigned char* dynamic_shared_memory();
+uint32_t shared_address(const void* p);
+void cp_async16(uint32_t dst, const void* src, int bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
+void fence_proxy_async();
+void wgmma_m64n128(float* d, uint64_t a, uint64_t b, bool bf16);
+void wgmma_commit();
+void wgmma_wait(int pending);
+void mbarrier_init(uint64_t* bar, int count);
+void mbarrier_arrive(uint64_t* bar);
+bool mbarrier_try_wait(uint64_t* bar, uint32_t parity);
+[[noreturn]] void not_emulated(const char* instruction);
+
+}  // namespace cu3d::emu

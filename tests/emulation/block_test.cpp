@@ -1,0 +1,226 @@
+// The block emulator's own checks (block.h), on small kernels written for the purpose: each
+// ordering mistake the conv kernels could make is shown to be reported, and the correct form of
+// each to run clean. Without these, a clean run of the conv kernels could mean a blind emulator.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "block.h"
+#include "kernels/cuda/conv3d_pipelined_layout.h"
+#include "kernels/cuda/conv3d_wgmma_layout.h"
+#include "kernels/cuda/ptx.cuh"
+
+namespace cu3d::emu {
+namespace {
+
+namespace ptx = cuda::ptx;
+
+BlockConfig threads(int n, Schedule schedule = Schedule::in_order) {
+  BlockConfig config;
+  config.threads = n;
+  config.schedule = schedule;
+  return config;
+}
+
+TEST(BlockEmulator, ShuffleExchangesValuesAcrossLanes) {
+  std::vector<int> got(64, -1);
+  reset_report();
+  run_block([&] { got[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 5); },
+            threads(64, Schedule::random));
+  EXPECT_EQ(report().total_faults(), 0) << report().summary();
+  EXPECT_EQ(report().shuffles, 2);  // one per warp
+  for (int i = 0; i < 64; ++i)
+    EXPECT_EQ(got[i], i ^ 5);
+}
+
+TEST(BlockEmulator, ShuffleOfHalfAWarpIsAFault) {
+  reset_report();
+  run_block(
+      [&] {
+        if (threadIdx.x % 32 < 16) __shfl_xor_sync(0xffffffffu, 1, 1);
+      },
+      threads(32));
+  EXPECT_GT(report()[Fault::shuffle_divergence], 0) << report().summary();
+}
+
+// Threads 32 .. 32 + arrivals - 1 write their values and arrive on a barrier that expects 32
+// arrivals; threads 0-31 wait for its first phase and read the values.
+void hand_over(int arrivals, std::vector<int>& seen) {
+  static uint64_t bar;  // __shared__
+  static int data[32];  // __shared__
+  run_block(
+      [&] {
+        if (threadIdx.x == 0) ptx::mbarrier_init(&bar, 32);
+        __syncthreads();
+        if (threadIdx.x >= 32) {
+          data[threadIdx.x - 32] = 100 + threadIdx.x;
+          if (int(threadIdx.x) < 32 + arrivals) ptx::mbarrier_arrive(&bar);
+        } else {
+          while (!ptx::mbarrier_try_wait(&bar, 0)) {
+          }
+          seen[threadIdx.x] = data[31 - threadIdx.x];
+        }
+      },
+      threads(64));
+}
+
+TEST(BlockEmulator, MbarrierHandsDataOver) {
+  std::vector<int> seen(32, -1);
+  reset_report();
+  hand_over(32, seen);
+  EXPECT_EQ(report().total_faults(), 0) << report().summary();
+  EXPECT_GT(report().mbarrier_polls, 0);  // in order, the waiters ran first
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(seen[i], 100 + 32 + 31 - i);
+}
+
+TEST(BlockEmulator, MbarrierPhaseMissingAnArrivalIsADeadlock) {
+  std::vector<int> seen(32, -1);
+  reset_report();
+  hand_over(31, seen);
+  EXPECT_EQ(report()[Fault::deadlock], 1) << report().summary();
+  EXPECT_EQ(report()[Fault::mbarrier_phase_unfinished], 1);
+}
+
+TEST(BlockEmulator, MbarrierArrivingTwiceInAPhaseIsAFault) {
+  static uint64_t bar;
+  reset_report();
+  run_block(
+      [&] {
+        if (threadIdx.x == 0) {
+          ptx::mbarrier_init(&bar, 4);
+          ptx::mbarrier_arrive(&bar);
+          ptx::mbarrier_arrive(&bar);
+        }
+      },
+      threads(32));
+  EXPECT_GT(report()[Fault::mbarrier_double_arrival], 0) << report().summary();
+  EXPECT_GT(report()[Fault::mbarrier_phase_unfinished], 0);
+}
+
+// One m64n128k16 bf16 wgmma by one warpgroup on operands copied in by cp.async, laid out as the
+// conv kernels lay out a stage (128-byte rows, chunks swizzled, 1 KB aligned), in four forms:
+// right, and with each of the three ordering steps missing.
+enum class Mistake { none, no_wait_for_copies, no_proxy_fence, refill_before_wgmma_completes };
+
+struct Operands {
+  std::vector<uint16_t> a, b;  // bf16 bits: A 64 x 16, B 128 x 16 (K-major rows)
+  std::vector<float> d = std::vector<float>(128 * 64, 0.f);
+};
+
+Operands random_operands() {
+  Operands o;
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> small(-8, 8);  // exact in bf16 and in float sums
+  auto bf16 = [&] {
+    const float f = float(small(rng)) / 4.f;
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return uint16_t(u >> 16);
+  };
+  for (int i = 0; i < 64 * 16; ++i)
+    o.a.push_back(bf16());
+  for (int i = 0; i < 128 * 16; ++i)
+    o.b.push_back(bf16());
+  return o;
+}
+
+float bf16_value(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void one_wgmma(Operands& o, Mistake mistake) {
+  using namespace cuda::pipelined;
+  using namespace cuda::pipelined::wgmma;
+  const int kBytesB = 128 * kRowBytes;
+  BlockConfig config = threads(kGroupThreads, Schedule::random);
+  config.dynamic_bytes = 64 * kRowBytes + kBytesB + kAtomBytes;
+  run_block(
+      [&] {
+        const int tid = threadIdx.x;
+        const uint32_t a_tile =
+            (ptx::shared_address(ptx::dynamic_shared_memory()) + kAtomBytes - 1) &
+            ~(kAtomBytes - 1);
+        const uint32_t b_tile = a_tile + 64 * kRowBytes;
+        auto copy = [&](uint32_t tile, const std::vector<uint16_t>& m, int row, int chunk) {
+          ptx::cp_async16(tile + swizzled(row, chunk), &m[row * 16 + chunk * 8], 16);
+        };
+        copy(a_tile, o.a, tid / 2, tid % 2);  // 64 rows x the 2 chunks of k-step 0
+        copy(b_tile, o.b, tid / 2, tid % 2);
+        copy(b_tile, o.b, 64 + tid / 2, tid % 2);
+        ptx::cp_async_commit();
+        if (mistake != Mistake::no_wait_for_copies) ptx::cp_async_wait<0>();
+        if (mistake != Mistake::no_proxy_fence) ptx::fence_proxy_async();
+        __syncthreads();
+        float acc[kAccumulators] = {};
+        ptx::wgmma_fence();
+        ptx::wgmma_m64n128<Precision::bf16>(acc, smem_descriptor(operand_address(a_tile, 0, 0)),
+                                            smem_descriptor(operand_address(b_tile, 0, 0)));
+        ptx::wgmma_commit();
+        if (mistake == Mistake::refill_before_wgmma_completes) copy(a_tile, o.a, tid / 2, tid % 2);
+        ptx::wgmma_wait<0>();
+        ptx::cp_async_wait<0>();
+        for (int i = 0; i < kAccumulators; ++i)
+          o.d[TallTile::accumulator_row(tid, 0, i) * 128 + accumulator_col(tid, i)] = acc[i];
+      },
+      config);
+}
+
+TEST(BlockEmulator, WgmmaOnLandedFencedOperandsComputesTheProduct) {
+  Operands o = random_operands();
+  reset_report();
+  one_wgmma(o, Mistake::none);
+  ASSERT_EQ(report().total_faults(), 0) << report().summary();
+  long wrong = 0;
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 128; ++n) {
+      float want = 0;
+      for (int k = 0; k < 16; ++k)
+        want += bf16_value(o.a[m * 16 + k]) * bf16_value(o.b[n * 16 + k]);
+      wrong += o.d[m * 128 + n] != want;
+    }
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST(BlockEmulator, WgmmaBeforeTheCopiesLandIsAFault) {
+  Operands o = random_operands();
+  reset_report();
+  one_wgmma(o, Mistake::no_wait_for_copies);
+  EXPECT_GT(report()[Fault::operand_not_landed], 0) << report().summary();
+}
+
+TEST(BlockEmulator, WgmmaWithoutTheProxyFenceIsAFault) {
+  Operands o = random_operands();
+  reset_report();
+  one_wgmma(o, Mistake::no_proxy_fence);
+  EXPECT_GT(report()[Fault::operand_not_fenced], 0) << report().summary();
+}
+
+TEST(BlockEmulator, CopyOverAnOperandInFlightIsAFault) {
+  Operands o = random_operands();
+  reset_report();
+  one_wgmma(o, Mistake::refill_before_wgmma_completes);
+  EXPECT_GT(report()[Fault::copy_over_unread_operand], 0) << report().summary();
+  EXPECT_GT(report()[Fault::operand_changed_in_flight], 0);
+}
+
+TEST(BlockEmulator, TrapEndsTheThreadAndIsReported) {
+  std::vector<int> after(32, 0);
+  reset_report();
+  run_block(
+      [&] {
+        if (threadIdx.x == 3) __trap();
+        after[threadIdx.x] = 1;
+      },
+      threads(32));
+  EXPECT_EQ(report()[Fault::trap], 1) << report().summary();
+  EXPECT_EQ(after[3], 0);
+  EXPECT_EQ(after[4], 1);
+}
+
+}  // namespace
+}  // namespace cu3d::emu

@@ -1,0 +1,100 @@
+// Host stand-in for <cuda_runtime.h> in the emulation tests: the CUDA keywords and built-ins the
+// conv kernels use, mapped onto the block emulator (block.h). The tests' include path puts this
+// directory first, so the kernels' own #include <cuda_runtime.h> lands here; nothing else in
+// the project sees it.
+//
+// __shared__ is `static`: one block runs at a time, and its threads (fibers of one OS thread)
+// share the variable, as a block shares shared memory.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "block.h"
+
+#define __device__
+#define __host__
+#define __global__
+#define __forceinline__ inline
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+#define __trap() ::cu3d::emu::trap(__FILE__, __LINE__)
+
+#define threadIdx (::cu3d::emu::thread_index())
+#define blockIdx (::cu3d::emu::block_index())
+#define __syncthreads() ::cu3d::emu::syncthreads()
+
+using std::max;
+using std::min;
+
+struct float2 {
+  float x, y;
+};
+struct float4 {
+  float x, y, z, w;
+};
+inline float2 make_float2(float x, float y) {
+  return {x, y};
+}
+struct dim3 {
+  unsigned x, y, z;
+  dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+template <class T>
+T __ldg(const T* p) {
+  return *p;
+}
+inline int __float_as_int(float f) {
+  int i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline uint32_t __float_as_uint(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float __uint_as_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Integer max on global memory; counted, since the pool epilogue's result depends on every one.
+inline int atomicMax(int* p, int v) {
+  ::cu3d::emu::note_atomic();
+  const int old = *p;
+  if (v > old) *p = v;
+  return old;
+}
+
+// A warp shuffle: the lane waits until all 32 lanes of its warp reach the same call.
+template <class T>
+__attribute__((noinline)) T __shfl_xor_sync(unsigned members, T v, int lane_mask) {
+  static_assert(sizeof(T) == 4);
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  bits = ::cu3d::emu::shuffle_xor(members, bits, lane_mask, __builtin_return_address(0));
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// The runtime API the kernels' headers name (kernels/cuda/runtime.h); the emulation launches
+// nothing through it.
+enum cudaError_t { cudaSuccess = 0, cudaErrorNotSupported = 801 };
+using cudaStream_t = struct CUstream_st*;
+using cudaEvent_t = struct CUevent_st*;
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize,
+  cudaFuncAttributePreferredSharedMemoryCarveout
+};
+enum { cudaSharedmemCarveoutMaxShared = 100 };
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel*, cudaFuncAttribute, int) {
+  return cudaErrorNotSupported;
+}

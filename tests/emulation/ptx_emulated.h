@@ -1,0 +1,82 @@
+// The emulation's definitions of kernels/cuda/ptx.cuh (named by CU3D_PTX_EMULATION): the same
+// wrappers, on the block emulator's instructions (block.h). ldmatrix and mma.sync (versions 2-4)
+// are not emulated: a kernel that reaches one stops with Fault::not_emulated.
+#pragma once
+
+#include <cstdint>
+
+#include "block.h"
+#include "kernels/precision.h"
+
+namespace cu3d::cuda::ptx {
+
+inline uint32_t to_tf32(float x) {
+  return emu::to_tf32(x);
+}
+
+inline void mma_m16n8k16_bf16(float*, const uint32_t*, const uint32_t*) {
+  emu::not_emulated("mma.sync.m16n8k16");
+}
+inline void mma_m16n8k8_tf32(float*, const uint32_t*, const uint32_t*) {
+  emu::not_emulated("mma.sync.m16n8k8");
+}
+
+inline unsigned char* dynamic_shared_memory() {
+  return emu::dynamic_shared_memory();
+}
+inline uint32_t shared_address(const void* p) {
+  return emu::shared_address(p);
+}
+inline void ldmatrix_x4(uint32_t, uint32_t*) {
+  emu::not_emulated("ldmatrix.x4");
+}
+inline void ldmatrix_x4_trans(uint32_t, uint32_t*) {
+  emu::not_emulated("ldmatrix.x4.trans");
+}
+
+inline void cp_async16(uint32_t dst, const void* src, int bytes) {
+  emu::cp_async16(dst, src, bytes);
+}
+inline void cp_async_commit() {
+  emu::cp_async_commit();
+}
+template <int Pending>
+inline void cp_async_wait() {
+  emu::cp_async_wait(Pending);
+}
+inline void fence_proxy_async() {
+  emu::fence_proxy_async();
+}
+
+// The emulated wgmma completes only at its wait, so the accumulators need no fence of their own.
+inline void wgmma_fence() {}
+inline void wgmma_commit() {
+  emu::wgmma_commit();
+}
+template <int Pending>
+inline void wgmma_wait() {
+  emu::wgmma_wait(Pending);
+}
+template <Precision P>
+inline void wgmma_m64n128(float (&d)[64], uint64_t a, uint64_t b) {
+  emu::wgmma_m64n128(d, a, b, P == Precision::bf16);
+}
+inline void fence_accumulators(float (&)[64]) {}
+
+inline void mbarrier_init(uint64_t* bar, int count) {
+  emu::mbarrier_init(bar, count);
+}
+inline void mbarrier_arrive(uint64_t* bar) {
+  emu::mbarrier_arrive(bar);
+}
+inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
+  return emu::mbarrier_try_wait(bar, parity);
+}
+
+// Register reallocation changes nothing a host thread can observe.
+template <int Registers>
+inline void setmaxnreg_inc() {}
+template <int Registers>
+inline void setmaxnreg_dec() {}
+
+}  // namespace cu3d::cuda::ptx
