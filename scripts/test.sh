@@ -24,7 +24,7 @@ if [[ -f build-asan/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang'
 fi
 cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON -DCU3D_FUZZ=ON -DCU3D_BENCH=OFF > /dev/null
-cmake --build build-asan -j"$jobs" --target cu3d_tests fuzz_all
+cmake --build build-asan -j"$jobs" --target cu3d_tests cu3d_emulation_tests fuzz_all
 echo "== tests under sanitizers =="
 # The MPI tests (label dist) ran in the Release build above: OpenMPI's own start-up allocations
 # read as leaks to LeakSanitizer, and this build does not make their binary.

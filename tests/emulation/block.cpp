@@ -10,11 +10,28 @@
 #include <map>
 #include <random>
 
+// AddressSanitizer must be told when the stack changes under it (each fiber has its own).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CU3D_EMULATION_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CU3D_EMULATION_ASAN 1
+#endif
+#if defined(CU3D_EMULATION_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace cu3d::emu {
 namespace {
 
 constexpr int kMaxThreads = 1024;
+#if defined(CU3D_EMULATION_ASAN)
+constexpr size_t kStackBytes = 512 * 1024;  // frames grow by their red zones
+#else
 constexpr size_t kStackBytes = 128 * 1024;
+#endif
 constexpr uint32_t kSharedSpace = 256 * 1024;  // emulated shared addresses 0 .. 256 KB
 constexpr int kChunks = kSharedSpace / 16;
 constexpr uint32_t kPoison = 0x7fc0dead;  // a NaN: poison that reaches an output shows
@@ -57,7 +74,8 @@ struct Thread {
   unsigned shuffle_members = 0;
   const void* shuffle_site = nullptr;
   long shuffles_done = 0;
-  std::vector<int> clock;  // clock[u]: the latest release of thread u ordered before now
+  std::vector<int> clock;           // clock[u]: the latest release of thread u ordered before now
+  void* sanitizer_stack = nullptr;  // AddressSanitizer's fake stack while switched out
 };
 
 struct Mbarrier {
@@ -87,6 +105,9 @@ struct Block {
   std::vector<Chunk> chunks = std::vector<Chunk>(kChunks);
   std::map<const void*, Mbarrier> mbarriers;
   unsigned char dynamic_marker[16];  // what dynamic_shared_memory() returns
+  void* scheduler_sanitizer_stack = nullptr;
+  const void* scheduler_stack_bottom = nullptr;
+  size_t scheduler_stack_size = 0;
 };
 
 Block& block() {
@@ -97,6 +118,43 @@ Report the_report;
 
 Thread& me() {
   return block().threads[block().current];
+}
+
+// The two stack switches, with AddressSanitizer's bookkeeping around swapcontext. A thread that
+// will never run again (ended, or trapped) leaves with `exiting`, which frees its fake stack.
+void switch_to_thread(Thread& t) {
+  Block& b = block();
+#if defined(CU3D_EMULATION_ASAN)
+  __sanitizer_start_switch_fiber(&b.scheduler_sanitizer_stack, t.stack.data(), t.stack.size());
+  swapcontext(&b.scheduler, &t.context);
+  __sanitizer_finish_switch_fiber(b.scheduler_sanitizer_stack, nullptr, nullptr);
+#else
+  swapcontext(&b.scheduler, &t.context);
+#endif
+}
+void switch_to_scheduler(Thread& t, bool exiting) {
+  Block& b = block();
+#if defined(CU3D_EMULATION_ASAN)
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &t.sanitizer_stack, b.scheduler_stack_bottom,
+                                 b.scheduler_stack_size);
+  swapcontext(&t.context, &b.scheduler);
+  __sanitizer_finish_switch_fiber(t.sanitizer_stack, nullptr, nullptr);
+#else
+  (void)exiting;
+  swapcontext(&t.context, &b.scheduler);
+#endif
+}
+
+// A fiber's whole life: the block's body, then back to the scheduler for good.
+void thread_main() {
+#if defined(CU3D_EMULATION_ASAN)
+  Block& b = block();
+  __sanitizer_finish_switch_fiber(nullptr, &b.scheduler_stack_bottom, &b.scheduler_stack_size);
+#endif
+  block().body();
+  Thread& self = me();
+  self.done = true;
+  switch_to_scheduler(self, true);
 }
 
 void fault(Fault kind, const char* format, ...) {
@@ -119,7 +177,7 @@ void join(std::vector<int>& into, const std::vector<int>& other) {
 void suspend(State state) {
   Thread& t = me();
   t.state = state;
-  swapcontext(&t.context, &block().scheduler);
+  switch_to_scheduler(t, false);
   me().state = State::runnable;
 }
 
@@ -244,14 +302,8 @@ void start_fibers() {
     getcontext(&t.context);
     t.context.uc_stack.ss_sp = t.stack.data();
     t.context.uc_stack.ss_size = t.stack.size();
-    t.context.uc_link = &b.scheduler;
-    makecontext(
-        &t.context,
-        +[] {
-          block().body();
-          me().done = true;
-        },
-        0);
+    t.context.uc_link = nullptr;  // thread_main never returns
+    makecontext(&t.context, thread_main, 0);
   }
 }
 
@@ -346,7 +398,7 @@ void schedule() {
           Thread& t = b.threads[b.current];
           if (b.current >= b.config.threads || !can_run(t)) continue;
           t.spinning = false;
-          swapcontext(&b.scheduler, &t.context);
+          switch_to_thread(t);
           if (!t.spinning) progress = true;
           if (t.done && !t.exit_checked) {
             t.exit_checked = true;
@@ -511,7 +563,7 @@ void trap(const char* file, int line) {
   fault(Fault::trap, "thread %d at %s:%d", block().current, file, line);
   Thread& t = me();
   t.done = true;  // never resumed: the thread is gone, as a trapped kernel's is
-  swapcontext(&t.context, &block().scheduler);
+  switch_to_scheduler(t, true);
   std::abort();  // unreachable
 }
 
