@@ -28,7 +28,7 @@ __device__ inline void block_mean(int64_t rows, RowLoss row_loss, float* loss) {
     acc += row_loss(r);
   partial[threadIdx.x] = acc;
   __syncthreads();
-  for (int width = 128; width > 0; width /= 2) {
+  for (unsigned width = 128; width > 0; width /= 2) {
     if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
     __syncthreads();
   }

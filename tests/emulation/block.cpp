@@ -69,7 +69,7 @@ struct Thread {
   std::vector<int> landed_unfenced;  // chunks this thread's waits landed, not yet fenced
   const void* polled_barrier = nullptr;
   uint32_t polled_parity = 0;
-  uint32_t shuffle_value = 0;
+  uint64_t shuffle_value = 0;
   int shuffle_mask = 0;
   unsigned shuffle_members = 0;
   const void* shuffle_site = nullptr;
@@ -103,8 +103,12 @@ struct Block {
   std::mt19937 rng;
   unsigned char shared[kSharedSpace];
   std::vector<Chunk> chunks = std::vector<Chunk>(kChunks);
+  bool shared_space_used = true;  // by the last block: reset before the next
   std::map<const void*, Mbarrier> mbarriers;
-  unsigned char dynamic_marker[16];  // what dynamic_shared_memory() returns
+  std::vector<unsigned char> dynamic_shared;  // what dynamic_shared_memory() returns
+  Schedule launch_schedule = Schedule::in_order;
+  unsigned launch_seed = 1;
+  long launches = 0;
   void* scheduler_sanitizer_stack = nullptr;
   const void* scheduler_stack_bottom = nullptr;
   size_t scheduler_stack_size = 0;
@@ -338,7 +342,7 @@ bool resolve_shuffle(int warp) {
       if (lanes[l].state == State::at_shuffle) lanes[l].state = State::shuffle_done;
     return true;
   }
-  uint32_t values[32];
+  uint64_t values[32];
   for (int l = 0; l < 32; ++l)
     values[l] = lanes[l].shuffle_value;
   for (int l = 0; l < 32; ++l) {
@@ -501,6 +505,7 @@ std::string Report::summary() const {
 
 void reset_report() {
   the_report = Report();
+  block().launches = 0;
 }
 const Report& report() {
   return the_report;
@@ -515,12 +520,21 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
     return;
   }
   b.config = config;
+  if (b.config.block_dim.x == 0) b.config.block_dim = {unsigned(config.threads), 1, 1};
   b.body = body;
+  // The dynamic shared memory the kernel sees through a pointer (extern __shared__), poisoned;
+  // the conv kernels' ring lives in the emulated space instead (shared_address maps this base).
+  b.dynamic_shared.assign(config.dynamic_bytes + 16, 0);
+  for (size_t i = 0; i + 4 <= b.dynamic_shared.size(); i += 4)
+    std::memcpy(b.dynamic_shared.data() + i, &kPoison, 4);
   b.rng.seed(config.seed);
-  for (uint32_t i = 0; i < kSharedSpace; i += 4)
-    std::memcpy(b.shared + i, &kPoison, 4);
-  for (Chunk& c : b.chunks)
-    c = Chunk();
+  if (b.shared_space_used) {
+    for (uint32_t i = 0; i < kSharedSpace; i += 4)
+      std::memcpy(b.shared + i, &kPoison, 4);
+    for (Chunk& c : b.chunks)
+      c = Chunk();
+    b.shared_space_used = false;
+  }
   b.mbarriers.clear();
   start_fibers();
   schedule();
@@ -534,17 +548,54 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
 // -----------------------------------------------------------------------------------
 
 Index3 thread_index() {
-  return {unsigned(block().current), 0, 0};
+  const Index3 d = block().config.block_dim;
+  const unsigned i = unsigned(block().current);
+  return {i % d.x, i / d.x % d.y, i / (d.x * d.y)};
 }
 Index3 block_index() {
   const BlockConfig& c = block().config;
   return {c.block_x, c.block_y, c.block_z};
 }
+Index3 block_dim() {
+  return block().config.block_dim;
+}
+Index3 grid_dim() {
+  return block().config.grid_dim;
+}
+
+void set_launch_schedule(Schedule schedule, unsigned seed) {
+  block().launch_schedule = schedule;
+  block().launch_seed = seed;
+}
+long launches() {
+  return block().launches;
+}
+
+void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
+            const void*) {
+  Block& b = block();
+  ++b.launches;
+  BlockConfig config;
+  config.threads = int(threads.x * threads.y * threads.z);
+  config.block_dim = {threads.x, threads.y, threads.z};
+  config.grid_dim = {grid.x, grid.y, grid.z};
+  config.dynamic_bytes = uint32_t(shared_bytes);
+  config.schedule = b.launch_schedule;
+  const long blocks = long(grid.x) * grid.y * grid.z;
+  for (long k = 0; k < blocks; ++k) {
+    const long i = b.launch_schedule == Schedule::reversed ? blocks - 1 - k : k;
+    config.block_x = unsigned(i % grid.x);
+    config.block_y = unsigned(i / grid.x % grid.y);
+    config.block_z = unsigned(i / (long(grid.x) * grid.y));
+    config.seed = b.launch_seed + 977u * unsigned(k);
+    run_block(body, config);
+  }
+}
 void syncthreads() {
   suspend(State::at_barrier);
 }
 
-uint32_t shuffle_xor(unsigned members, uint32_t value, int lane_mask, const void* site) {
+uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site) {
   Thread& t = me();
   t.shuffle_value = value;
   t.shuffle_mask = lane_mask;
@@ -583,11 +634,11 @@ uint32_t to_tf32(float x) {
 }
 
 unsigned char* dynamic_shared_memory() {
-  return block().dynamic_marker;
+  return block().dynamic_shared.data();
 }
 
 uint32_t shared_address(const void* p) {
-  if (p != block().dynamic_marker) {
+  if (p != block().dynamic_shared.data()) {
     fault(Fault::bad_instruction_use, "shared_address of an object the emulator does not map");
     return 0;
   }
@@ -604,6 +655,7 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
     fault(Fault::copy_outside_dynamic_shared, "thread %d: %d bytes to %u", b.current, bytes, dst);
     return;
   }
+  b.shared_space_used = true;
   Chunk& chunk = b.chunks[dst / 16];
   if (chunk.tag == kInFlight)
     fault(Fault::copy_into_chunk_in_flight, "thread %d, shared byte %u", b.current, dst);

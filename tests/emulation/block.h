@@ -70,14 +70,20 @@ enum class Schedule {
   random     // shuffled every round, with preemption at emulated instructions
 };
 
+struct Index3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
 struct BlockConfig {
-  int threads = 256;
+  int threads = 256;  // as block_dim.x * block_dim.y * block_dim.z when that is set
   Schedule schedule = Schedule::in_order;
   unsigned seed = 1;             // random schedules
   int preempt_percent = 15;      // random schedules: the chance of a switch at an instruction
   uint32_t dynamic_base = 4096;  // emulated shared address of the dynamic shared memory
   uint32_t dynamic_bytes = 0;    // its size (the launch's third argument)
   unsigned block_x = 0, block_y = 0, block_z = 0;
+  Index3 block_dim{0, 1, 1};  // x 0: (threads, 1, 1)
+  Index3 grid_dim{1, 1, 1};
 };
 
 // Starts a fresh report; runs accumulate into it until the next reset.
@@ -87,15 +93,30 @@ const Report& report();
 // Runs `body` (the kernel's body for one block) as config.threads fibers.
 void run_block(const std::function<void()>& body, const BlockConfig& config);
 
-// ---- the CUDA built-ins (cuda_runtime.h)
-// ----------------------------------------------------------
-struct Index3 {
+// A kernel launch rewritten for the host (launch_to_call.cpp turns kernel<<<g, b, s>>>(args)
+// into launch([&] { kernel(args); }, g, b, s, stream)): every block of the grid, one after another,
+// in the order and with the thread schedule of set_launch_schedule.
+struct Dim3 {
+  Dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
   unsigned x, y, z;
 };
+// The stream is ignored: an emulated launch has completed when it returns.
+void launch(const std::function<void()>& body, Dim3 grid, Dim3 block, size_t shared_bytes,
+            const void* stream = nullptr);
+void set_launch_schedule(Schedule schedule, unsigned seed = 1);
+long launches();  // since the last reset_report
+// The SMs the emulated device reports (multiprocessor_count; 132, an H100's, by default): fewer
+// make the grid-stride loops of the memory-bound kernels go round.
+void set_multiprocessors(int count);
+
+// ---- the CUDA built-ins (cuda_runtime.h)
+// ----------------------------------------------------------
 Index3 thread_index();
 Index3 block_index();
+Index3 block_dim();
+Index3 grid_dim();
 void syncthreads();
-uint32_t shuffle_xor(unsigned members, uint32_t value, int lane_mask, const void* site);
+uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site);
 void note_atomic();
 [[noreturn]] void trap(const char* file, int line);
 

@@ -72,7 +72,8 @@ TEST(BlockEmulator, MbarrierHandsDataOver) {
   hand_over(32, seen);
   EXPECT_EQ(report().total_faults(), 0) << report().summary();
   EXPECT_GT(report().mbarrier_polls, 0);  // in order, the waiters ran first
-  for (int i = 0; i < 32; ++i) EXPECT_EQ(seen[i], 100 + 32 + 31 - i);
+  for (int i = 0; i < 32; ++i)
+    EXPECT_EQ(seen[i], 100 + 32 + 31 - i);
 }
 
 TEST(BlockEmulator, MbarrierPhaseMissingAnArrivalIsADeadlock) {

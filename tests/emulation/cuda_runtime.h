@@ -26,6 +26,8 @@
 
 #define threadIdx (::cu3d::emu::thread_index())
 #define blockIdx (::cu3d::emu::block_index())
+#define blockDim (::cu3d::emu::block_dim())
+#define gridDim (::cu3d::emu::grid_dim())
 #define __syncthreads() ::cu3d::emu::syncthreads()
 
 using std::max;
@@ -37,12 +39,22 @@ struct float2 {
 struct float4 {
   float x, y, z, w;
 };
+struct double2 {
+  double x, y;
+};
 inline float2 make_float2(float x, float y) {
+  return {x, y};
+}
+inline float4 make_float4(float x, float y, float z, float w) {
+  return {x, y, z, w};
+}
+inline double2 make_double2(double x, double y) {
   return {x, y};
 }
 struct dim3 {
   unsigned x, y, z;
   dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+  operator ::cu3d::emu::Dim3() const { return {x, y, z}; }
 };
 
 template <class T>
@@ -76,17 +88,17 @@ inline int atomicMax(int* p, int v) {
 // A warp shuffle: the lane waits until all 32 lanes of its warp reach the same call.
 template <class T>
 __attribute__((noinline)) T __shfl_xor_sync(unsigned members, T v, int lane_mask) {
-  static_assert(sizeof(T) == 4);
-  uint32_t bits;
-  std::memcpy(&bits, &v, 4);
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8);
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
   bits = ::cu3d::emu::shuffle_xor(members, bits, lane_mask, __builtin_return_address(0));
-  std::memcpy(&v, &bits, 4);
+  std::memcpy(&v, &bits, sizeof(T));
   return v;
 }
 
-// The runtime API the kernels' headers name (kernels/cuda/runtime.h); the emulation launches
-// nothing through it.
-enum cudaError_t { cudaSuccess = 0, cudaErrorNotSupported = 801 };
+// The runtime API the kernels' sources call; memory is host memory, streams are ignored (every
+// emulated launch runs to completion before it returns).
+enum cudaError_t { cudaSuccess = 0 };
 using cudaStream_t = struct CUstream_st*;
 using cudaEvent_t = struct CUevent_st*;
 enum cudaFuncAttribute {
@@ -96,5 +108,9 @@ enum cudaFuncAttribute {
 enum { cudaSharedmemCarveoutMaxShared = 100 };
 template <class Kernel>
 cudaError_t cudaFuncSetAttribute(Kernel*, cudaFuncAttribute, int) {
-  return cudaErrorNotSupported;
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
 }
