@@ -38,14 +38,24 @@ constexpr uint32_t kPoison = 0x7fc0dead;  // a NaN: poison that reaches an outpu
 constexpr int kMessagesPerFault = 3;
 constexpr int kWarpgroupThreads = 128;
 
-// Chunk tags: the commit group of the copy that last landed in a 16-byte chunk, or one of these.
+// Chunk tags: the tile of the copy that last landed in a 16-byte chunk, or one of these. A copy's
+// tile is the number of groups its thread had closed before it, by cp.async.commit_group or by
+// cp.async.mbarrier.arrive: one per tile in versions 5 and 6.
 constexpr int kStale = -2;     // not written in this block
 constexpr int kInFlight = -1;  // a copy into it has not landed
 
 struct Copy {
-  int group;
+  int group;  // the commit group (for cp.async.wait_group)
+  int tile;
+  long sequence;  // the thread's copies in issue order
   uint32_t dst;
   unsigned char data[16];
+};
+// A cp.async.mbarrier.arrive not yet made: it arrives once the copies before it have landed.
+struct AsyncArrival {
+  uint64_t* bar;
+  long covers;             // copies with a smaller sequence number
+  std::vector<int> clock;  // the issuing thread's clock then: what the arrival releases
 };
 struct Mma {
   int group;
@@ -54,7 +64,11 @@ struct Mma {
   bool bf16;
 };
 
-enum class State { runnable, at_barrier, at_shuffle, shuffle_done, released, polling, preempted };
+enum class State { runnable, at_barrier, at_warp_op, warp_op_done, released, polling, preempted };
+
+// The warp-wide instructions: a lane waits at one until all 32 lanes of its warp are at the same
+// one, which then runs for the whole warp.
+enum class WarpOp { shuffle, ldmatrix, ldmatrix_trans, mma_bf16, mma_tf32 };
 
 struct Thread {
   ucontext_t context;
@@ -63,18 +77,25 @@ struct Thread {
   bool failed_poll_last = false;  // the last emulated instruction was a failed mbarrier poll
   bool spinning = false;          // resumed into another failed poll: no progress
   State state = State::runnable;
-  int copy_commits = 0, mma_commits = 0;
+  int copy_commits = 0, mma_commits = 0, async_arrivals = 0;
+  long copies_issued = 0;
   std::vector<Copy> copies;
+  std::vector<AsyncArrival> arrivals;
   std::vector<Mma> mmas;
   std::vector<int> landed_unfenced;  // chunks this thread's waits landed, not yet fenced
   const void* polled_barrier = nullptr;
   uint32_t polled_parity = 0;
+  WarpOp warp_op = WarpOp::shuffle;
   uint64_t shuffle_value = 0;
   int shuffle_mask = 0;
   unsigned shuffle_members = 0;
-  const void* shuffle_site = nullptr;
-  long shuffles_done = 0;
+  uint32_t fragment[6] =
+      {};  // ldmatrix: [0] the row address in, [0..3] out; mma: A [0..3], B [4..5]
+  float accumulators[4] = {};  // mma: C in, D out
+  const void* warp_op_site = nullptr;
+  long warp_ops_done = 0;
   std::vector<int> clock;           // clock[u]: the latest release of thread u ordered before now
+  std::vector<int> fence_view;      // the clock at this thread's last fence.proxy.async
   void* sanitizer_stack = nullptr;  // AddressSanitizer's fake stack while switched out
 };
 
@@ -91,6 +112,7 @@ struct Chunk {
   bool fenced = false;
   int fence_thread = 0, fence_clock = 0;
   int open_reads[3] = {};                  // issued wgmma reads per warpgroup, not completed
+  int land_thread = 0, land_clock = 0;     // who saw the last copy land, and when
   std::vector<std::pair<int, int>> reads;  // completed reads since the last copy: (thread, clock)
 };
 
@@ -296,13 +318,16 @@ void start_fibers() {
     t.stack.resize(kStackBytes);
     t.done = t.exit_checked = t.failed_poll_last = t.spinning = false;
     t.state = State::runnable;
-    t.copy_commits = t.mma_commits = 0;
+    t.copy_commits = t.mma_commits = t.async_arrivals = 0;
+    t.copies_issued = 0;
+    t.arrivals.clear();
     t.copies.clear();
     t.mmas.clear();
     t.landed_unfenced.clear();
-    t.shuffles_done = 0;
+    t.warp_ops_done = 0;
     t.clock.assign(b.config.threads, 0);
     t.clock[i] = 1;
+    t.fence_view.assign(b.config.threads, 0);
     getcontext(&t.context);
     t.context.uc_stack.ss_sp = t.stack.data();
     t.context.uc_stack.ss_size = t.stack.size();
@@ -312,57 +337,235 @@ void start_fibers() {
 }
 
 bool can_run(const Thread& t) {
-  return !t.done && t.state != State::at_barrier && t.state != State::at_shuffle;
+  return !t.done && t.state != State::at_barrier && t.state != State::at_warp_op;
 }
 
-// The warp's lanes parked at a shuffle get each other's values once all live lanes are there.
-// Returns whether the warp is still waiting for some lane to arrive.
-bool resolve_shuffle(int warp) {
+// A copy lands: its data and tile in the chunk, seen by `thread` at its clock `at`.
+void land(const Copy& copy, int thread, int at) {
+  Block& b = block();
+  std::memcpy(b.shared + copy.dst, copy.data, 16);
+  Chunk& chunk = b.chunks[copy.dst / 16];
+  chunk.tag = copy.tile;
+  chunk.fenced = false;
+  chunk.land_thread = thread;
+  chunk.land_clock = at;
+}
+
+// Whether a chunk's landing is fenced for the async proxy before thread t's wgmma: fenced by the
+// thread that saw it land, that fence ordered before t (version 5), or t's own fence made after
+// the landing was ordered before t (version 6's consumers, after the full barrier).
+bool fenced_for(const Chunk& chunk, const Thread& t) {
+  return (chunk.fenced && t.clock[chunk.fence_thread] >= chunk.fence_clock) ||
+         t.fence_view[chunk.land_thread] >= chunk.land_clock;
+}
+
+// One arrival on `bar` by `thread`, releasing `clock`.
+void arrive_on(uint64_t* bar, int thread, const std::vector<int>& clock) {
+  Block& b = block();
+  auto it = b.mbarriers.find(bar);
+  if (it == b.mbarriers.end()) return;
+  Mbarrier& m = it->second;
+  if (m.arrived_in_phase[thread] == m.completed)
+    fault(Fault::mbarrier_double_arrival, "thread %d on mbarrier %p in phase %ld", thread,
+          static_cast<void*>(bar), m.completed);
+  m.arrived_in_phase[thread] = m.completed;
+  join(m.arrivals_clock, clock);
+  if (++m.count == m.expected) {
+    m.completed_clock = m.arrivals_clock;
+    std::fill(m.arrivals_clock.begin(), m.arrivals_clock.end(), 0);
+    m.count = 0;
+    m.completed++;
+  }
+}
+
+// The copy unit catches up with thread `u`: the copies its cp.async.mbarrier.arrive calls cover
+// land (seen at the arrival's clock), then the arrivals are made, in order. Returns whether any
+// was pending.
+bool complete_arrivals(int u) {
+  Thread& t = block().threads[u];
+  if (t.arrivals.empty()) return false;
+  for (const AsyncArrival& arrival : t.arrivals) {
+    std::vector<Copy> still;
+    for (const Copy& copy : t.copies) {
+      if (copy.sequence < arrival.covers)
+        land(copy, u, arrival.clock[u]);
+      else
+        still.push_back(copy);
+    }
+    t.copies.swap(still);
+    arrive_on(arrival.bar, u, arrival.clock);
+  }
+  t.arrivals.clear();
+  return true;
+}
+
+// A generic read of `bytes` at shared address `address` by thread `reader` (ldmatrix): the chunks
+// must hold landed data whose landing is ordered before the read; the read is recorded, so a
+// copy over it must be ordered after it.
+void check_generic_read(int reader, uint32_t address, int bytes) {
+  Block& b = block();
+  const Thread& t = b.threads[reader];
+  if (address + bytes > kSharedSpace) {
+    fault(Fault::bad_instruction_use, "ldmatrix by thread %d at shared byte %u", reader, address);
+    return;
+  }
+  for (uint32_t c = address / 16; c <= (address + bytes - 1) / 16; ++c) {
+    Chunk& chunk = b.chunks[c];
+    if (chunk.tag < 0)
+      fault(Fault::operand_not_landed, "ldmatrix by thread %d: shared byte %u %s", reader, 16 * c,
+            chunk.tag == kInFlight ? "in flight" : "never written");
+    else if (t.clock[chunk.land_thread] < chunk.land_clock)
+      fault(Fault::operand_not_landed,
+            "ldmatrix by thread %d: shared byte %u landed for thread %d, not ordered before",
+            reader, 16 * c, chunk.land_thread);
+    chunk.reads.push_back({reader, t.clock[reader]});
+  }
+}
+
+// ldmatrix.x4 (.trans): lanes 8j .. 8j + 7 address the 8 rows (16 bytes each) of matrix j; lane
+// l receives, in register j, the 32-bit word l % 4 of row l / 4 of matrix j, or with .trans the
+// elements (row 2 (l % 4), column l / 4) and (row 2 (l % 4) + 1, column l / 4).
+void run_ldmatrix(Thread* lanes, int warp, bool trans) {
+  for (int l = 0; l < 32; ++l)
+    check_generic_read(32 * warp + l, lanes[l].fragment[0], 16);
+  const unsigned char* shared = block().shared;
+  auto row = [&](int matrix, int r) {
+    return shared + lanes[8 * matrix + r].fragment[0] % kSharedSpace;
+  };
+  uint32_t out[32][4];
+  for (int l = 0; l < 32; ++l)
+    for (int j = 0; j < 4; ++j) {
+      if (!trans) {
+        std::memcpy(&out[l][j], row(j, l / 4) + 4 * (l % 4), 4);
+        continue;
+      }
+      uint16_t lo, hi;
+      std::memcpy(&lo, row(j, 2 * (l % 4)) + 2 * (l / 4), 2);
+      std::memcpy(&hi, row(j, 2 * (l % 4) + 1) + 2 * (l / 4), 2);
+      out[l][j] = uint32_t(lo) | uint32_t(hi) << 16;
+    }
+  for (int l = 0; l < 32; ++l)
+    std::memcpy(lanes[l].fragment, out[l], sizeof out[l]);
+}
+
+double bf16_half(uint32_t word, int half) {
+  const uint32_t bits = (half ? word >> 16 : word & 0xffffu) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+double tf32_word(uint32_t word) {
+  const uint32_t bits = word & 0xffffe000u;  // the tensor cores read the top 19 bits
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// mma.sync.m16n8k16 (bf16) / m16n8k8 (tf32), row.col, fp32 accumulators (PTX ISA, "Matrix
+// fragments for mma.m16n8k16 / m16n8k8"), with g = lane / 4 and t = lane % 4:
+//   bf16 A: reg 0 = (g, 2t..2t+1), 1 = (g+8, 2t..), 2 = (g, 2t+8..), 3 = (g+8, 2t+8..)
+//        B: reg 0 = (k 2t..2t+1, n g), 1 = (k 2t+8.., n g)
+//   tf32 A: reg 0 = (g, t), 1 = (g+8, t), 2 = (g, t+4), 3 = (g+8, t+4); B: 0 = (t, g), 1 = (t+4, g)
+//   C, D: 0, 1 = (g, 2t), (g, 2t+1); 2, 3 = (g+8, 2t), (g+8, 2t+1).
+// Sums in double, rounded once: the emulation checks data movement, not the rounding.
+void run_mma(Thread* lanes, bool bf16) {
+  double a[16][16] = {}, b[16][8] = {};
+  for (int l = 0; l < 32; ++l) {
+    const int g = l / 4, t = l % 4;
+    const uint32_t* f = lanes[l].fragment;
+    if (bf16) {
+      for (int e = 0; e < 2; ++e) {
+        a[g][2 * t + e] = bf16_half(f[0], e);
+        a[g + 8][2 * t + e] = bf16_half(f[1], e);
+        a[g][2 * t + 8 + e] = bf16_half(f[2], e);
+        a[g + 8][2 * t + 8 + e] = bf16_half(f[3], e);
+        b[2 * t + e][g] = bf16_half(f[4], e);
+        b[2 * t + 8 + e][g] = bf16_half(f[5], e);
+      }
+    } else {
+      a[g][t] = tf32_word(f[0]), a[g + 8][t] = tf32_word(f[1]);
+      a[g][t + 4] = tf32_word(f[2]), a[g + 8][t + 4] = tf32_word(f[3]);
+      b[t][g] = tf32_word(f[4]), b[t + 4][g] = tf32_word(f[5]);
+    }
+  }
+  const int depth = bf16 ? 16 : 8;
+  for (int l = 0; l < 32; ++l) {
+    const int g = l / 4, t = l % 4;
+    for (int i = 0; i < 4; ++i) {
+      const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+      double sum = 0;
+      for (int k = 0; k < depth; ++k)
+        sum += a[row][k] * b[k][col];
+      lanes[l].accumulators[i] = float(double(lanes[l].accumulators[i]) + sum);
+    }
+  }
+}
+
+// The warp's lanes parked at a warp-wide instruction run it once all its live lanes are there.
+// Returns whether it ran (or was abandoned as divergent).
+bool resolve_warp_op(int warp) {
   Block& b = block();
   Thread* lanes = &b.threads[32 * warp];
-  int at_shuffle = 0, live = 0, elsewhere_blocked = 0;
+  int waiting = 0, live = 0, elsewhere_blocked = 0;
   for (int l = 0; l < 32; ++l) {
     if (lanes[l].done) continue;
     ++live;
-    at_shuffle += lanes[l].state == State::at_shuffle;
+    waiting += lanes[l].state == State::at_warp_op;
     elsewhere_blocked += lanes[l].state == State::at_barrier;
   }
-  if (at_shuffle == 0 || (at_shuffle < live && at_shuffle + elsewhere_blocked < live)) return false;
+  if (waiting == 0 || (waiting < live && waiting + elsewhere_blocked < live)) return false;
   const Thread& first = lanes[0];
-  bool same = at_shuffle == 32;
+  const bool shuffle = first.warp_op == WarpOp::shuffle;
+  bool same = waiting == 32;
   for (int l = 0; same && l < 32; ++l)
-    same = lanes[l].shuffle_site == first.shuffle_site &&
-           lanes[l].shuffles_done == first.shuffles_done &&
-           lanes[l].shuffle_mask == first.shuffle_mask && lanes[l].shuffle_members == 0xffffffffu &&
-           lanes[l].shuffle_mask >= 0 && lanes[l].shuffle_mask < 32;
+    same = lanes[l].warp_op == first.warp_op && lanes[l].warp_op_site == first.warp_op_site &&
+           lanes[l].warp_ops_done == first.warp_ops_done &&
+           (!shuffle || (lanes[l].shuffle_mask == first.shuffle_mask &&
+                         lanes[l].shuffle_members == 0xffffffffu && lanes[l].shuffle_mask >= 0 &&
+                         lanes[l].shuffle_mask < 32));
   if (!same) {
-    fault(Fault::shuffle_divergence, "warp %d: %d of %d live lanes at a full-warp shuffle", warp,
-          at_shuffle, live);
+    fault(Fault::shuffle_divergence, "warp %d: %d of %d live lanes at a warp-wide instruction",
+          warp, waiting, live);
     for (int l = 0; l < 32; ++l)
-      if (lanes[l].state == State::at_shuffle) lanes[l].state = State::shuffle_done;
+      if (lanes[l].state == State::at_warp_op) lanes[l].state = State::warp_op_done;
     return true;
   }
-  uint64_t values[32];
-  for (int l = 0; l < 32; ++l)
-    values[l] = lanes[l].shuffle_value;
-  for (int l = 0; l < 32; ++l) {
-    lanes[l].shuffle_value = values[l ^ first.shuffle_mask];
-    lanes[l].state = State::shuffle_done;
+  switch (first.warp_op) {
+    case WarpOp::shuffle: {
+      uint64_t values[32];
+      for (int l = 0; l < 32; ++l)
+        values[l] = lanes[l].shuffle_value;
+      for (int l = 0; l < 32; ++l)
+        lanes[l].shuffle_value = values[l ^ first.shuffle_mask];
+      ++the_report.shuffles;
+      break;
+    }
+    case WarpOp::ldmatrix:
+    case WarpOp::ldmatrix_trans:
+      run_ldmatrix(lanes, warp, first.warp_op == WarpOp::ldmatrix_trans);
+      ++the_report.ldmatrix;
+      break;
+    case WarpOp::mma_bf16:
+    case WarpOp::mma_tf32:
+      run_mma(lanes, first.warp_op == WarpOp::mma_bf16);
+      ++the_report.mma_sync;
+      break;
   }
-  ++the_report.shuffles;
+  for (int l = 0; l < 32; ++l)
+    lanes[l].state = State::warp_op_done;
   return true;
 }
 
 void report_deadlock() {
   Block& b = block();
-  int at_barrier = 0, at_shuffle = 0, polling = 0, live = 0;
+  int at_barrier = 0, at_warp_op = 0, polling = 0, live = 0;
   std::map<std::pair<const void*, uint32_t>, std::vector<int>> waiters;
   for (int i = 0; i < b.config.threads; ++i) {
     const Thread& t = b.threads[i];
     if (t.done) continue;
     ++live;
     at_barrier += t.state == State::at_barrier;
-    at_shuffle += t.state == State::at_shuffle;
+    at_warp_op += t.state == State::at_warp_op;
     if (t.state == State::polling) {
       ++polling;
       waiters[{t.polled_barrier, t.polled_parity}].push_back(i);
@@ -378,8 +581,9 @@ void report_deadlock() {
                   ids.front(), ids.back(), key.first, key.second, m.completed, m.count, m.expected);
     who += text;
   }
-  fault(Fault::deadlock, "%d live threads: %d at a barrier, %d at a shuffle, %d polling%s", live,
-        at_barrier, at_shuffle, polling, who.c_str());
+  fault(Fault::deadlock,
+        "%d live threads: %d at a barrier, %d at a warp-wide instruction, %d polling%s", live,
+        at_barrier, at_warp_op, polling, who.c_str());
 }
 
 void schedule() {
@@ -406,13 +610,17 @@ void schedule() {
           if (!t.spinning) progress = true;
           if (t.done && !t.exit_checked) {
             t.exit_checked = true;
-            if (!t.copies.empty() || !t.mmas.empty())
+            const long covered = t.arrivals.empty() ? 0 : t.arrivals.back().covers;
+            const bool uncovered =
+                std::any_of(t.copies.begin(), t.copies.end(),
+                            [&](const Copy& c) { return c.sequence >= covered; });
+            if (uncovered || !t.mmas.empty())
               fault(Fault::work_pending_at_exit, "thread %d: %zu copies, %zu wgmma in flight",
                     b.current, t.copies.size(), t.mmas.size());
           }
         }
-        if (!resolve_shuffle(w)) break;
-        progress = true;  // the lanes at the shuffle run on
+        if (!resolve_warp_op(w)) break;
+        progress = true;  // the lanes at the instruction run on
       }
     }
     int live = 0, at_barrier = 0, done = 0;
@@ -441,7 +649,14 @@ void schedule() {
       }
       continue;
     }
-    if (!progress) return report_deadlock();
+    // The copy unit: in order and reversed schedules it catches up at the end of every round;
+    // in random ones with each thread at random, but always before a round without progress
+    // would be called a deadlock.
+    bool copied = false;
+    for (int i = 0; i < b.config.threads; ++i)
+      if (b.config.schedule != Schedule::random || !progress || b.rng() % 2)
+        copied |= complete_arrivals(i);
+    if (!progress && !copied) return report_deadlock();
   }
 }
 
@@ -479,8 +694,6 @@ const char* describe(Fault fault) {
       return "mbarrier misused";
     case Fault::trap:
       return "__trap()";
-    case Fault::not_emulated:
-      return "instruction not emulated";
     case Fault::count:
       break;
   }
@@ -538,6 +751,8 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
   b.mbarriers.clear();
   start_fibers();
   schedule();
+  for (int i = 0; i < b.config.threads; ++i)
+    complete_arrivals(i);
   for (const auto& [bar, m] : b.mbarriers)
     if (m.count != 0)
       fault(Fault::mbarrier_phase_unfinished, "mbarrier %p: %d of %d arrivals in phase %ld", bar,
@@ -595,14 +810,21 @@ void syncthreads() {
   suspend(State::at_barrier);
 }
 
+// Parks the lane at a warp-wide instruction until the warp's lanes have all reached it.
+void wait_for_warp(WarpOp op, const void* site) {
+  Thread& t = me();
+  t.warp_op = op;
+  t.warp_op_site = site;
+  t.warp_ops_done++;
+  suspend(State::at_warp_op);
+}
+
 uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site) {
   Thread& t = me();
   t.shuffle_value = value;
   t.shuffle_mask = lane_mask;
   t.shuffle_members = members;
-  t.shuffle_site = site;
-  t.shuffles_done++;
-  suspend(State::at_shuffle);
+  wait_for_warp(WarpOp::shuffle, site);
   return me().shuffle_value;
 }
 
@@ -616,11 +838,6 @@ void trap(const char* file, int line) {
   t.done = true;  // never resumed: the thread is gone, as a trapped kernel's is
   switch_to_scheduler(t, true);
   std::abort();  // unreachable
-}
-
-void not_emulated(const char* instruction) {
-  fault(Fault::not_emulated, "%s (thread %d)", instruction, block().current);
-  trap(__FILE__, __LINE__);
 }
 
 // ---- PTX
@@ -672,7 +889,8 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
       break;
     }
   chunk.reads.clear();
-  Copy copy{t.copy_commits, dst, {}};
+  Copy copy{t.copy_commits, t.copy_commits + t.async_arrivals, t.copies_issued++, dst, {}};
+  ++the_report.copies;
   if (bytes)
     std::memcpy(copy.data, src, 16);  // the source is read at issue (a bad address faults here)
   else
@@ -690,6 +908,7 @@ void cp_async_commit() {
 void cp_async_wait(int pending) {
   instruction();
   Block& b = block();
+  complete_arrivals(b.current);  // copies an arrival waits for land for it, at its clock
   Thread& t = me();
   std::vector<Copy> still;
   for (const Copy& copy : t.copies) {
@@ -697,10 +916,7 @@ void cp_async_wait(int pending) {
       still.push_back(copy);
       continue;
     }
-    std::memcpy(b.shared + copy.dst, copy.data, 16);
-    Chunk& chunk = b.chunks[copy.dst / 16];
-    chunk.tag = copy.group;
-    chunk.fenced = false;
+    land(copy, b.current, t.clock[b.current]);
     t.landed_unfenced.push_back(copy.dst / 16);
   }
   t.copies.swap(still);
@@ -718,6 +934,16 @@ void fence_proxy_async() {
     chunk.fence_clock = t.clock[b.current];
   }
   t.landed_unfenced.clear();
+  t.fence_view = t.clock;
+}
+
+void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
+  instruction();
+  Thread& t = me();
+  if (!find_mbarrier(bar, "cp.async.mbarrier.arrive")) return;
+  t.arrivals.push_back({bar, t.copies_issued, t.clock});
+  t.clock[block().current]++;  // what follows is not part of the release
+  t.async_arrivals++;
 }
 
 // The tile an instruction reads is the issuing warpgroup's commit group (one per stage), and
@@ -733,13 +959,14 @@ void wgmma_m64n128(float* d, uint64_t a, uint64_t b_desc, bool bf16) {
     fault(Fault::bad_instruction_use, "thread %d: a descriptor without the 128-byte swizzle",
           b.current);
   const Mma op{t.mma_commits, d, a, b_desc, bf16};
+  ++the_report.wgmma;
   for_operand_chunks(op, b.current, [&](int c) {
     if (c >= kChunks) return fault(Fault::bad_instruction_use, "operand outside shared memory");
     Chunk& chunk = b.chunks[c];
     if (chunk.tag != op.group)
       fault(Fault::operand_not_landed, "thread %d, tile %d: chunk %d holds %d", b.current, op.group,
             c, chunk.tag);
-    else if (!chunk.fenced || t.clock[chunk.fence_thread] < chunk.fence_clock)
+    else if (!fenced_for(chunk, t))
       fault(Fault::operand_not_fenced, "thread %d, tile %d: chunk %d", b.current, op.group, c);
     chunk.open_reads[group]++;
   });
@@ -797,21 +1024,10 @@ void mbarrier_init(uint64_t* bar, int count) {
 void mbarrier_arrive(uint64_t* bar) {
   instruction();
   Block& b = block();
-  Mbarrier* m = find_mbarrier(bar, "arrive");
-  if (!m) return;
+  if (!find_mbarrier(bar, "arrive")) return;
   Thread& t = me();
-  if (m->arrived_in_phase[b.current] == m->completed)
-    fault(Fault::mbarrier_double_arrival, "thread %d on mbarrier %p in phase %ld", b.current,
-          static_cast<void*>(bar), m->completed);
-  m->arrived_in_phase[b.current] = m->completed;
-  join(m->arrivals_clock, t.clock);
+  arrive_on(bar, b.current, t.clock);
   t.clock[b.current]++;  // release
-  if (++m->count == m->expected) {
-    m->completed_clock = m->arrivals_clock;
-    std::fill(m->arrivals_clock.begin(), m->arrivals_clock.end(), 0);
-    m->count = 0;
-    m->completed++;
-  }
 }
 
 // On "not yet" the thread is suspended before the answer returns (the hardware may suspend it
@@ -834,6 +1050,23 @@ bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   }
   observe_phase(*m, bar, parity);
   return true;
+}
+
+__attribute__((noinline)) void ldmatrix_x4(uint32_t address, uint32_t* r, bool trans) {
+  instruction();
+  me().fragment[0] = address;
+  wait_for_warp(trans ? WarpOp::ldmatrix_trans : WarpOp::ldmatrix, __builtin_return_address(0));
+  std::memcpy(r, me().fragment, 4 * sizeof(uint32_t));
+}
+
+__attribute__((noinline)) void mma_sync(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {
+  instruction();
+  Thread& t = me();
+  std::memcpy(t.fragment, a, 4 * sizeof(uint32_t));
+  std::memcpy(t.fragment + 4, b, 2 * sizeof(uint32_t));
+  std::memcpy(t.accumulators, d, 4 * sizeof(float));
+  wait_for_warp(bf16 ? WarpOp::mma_bf16 : WarpOp::mma_tf32, __builtin_return_address(0));
+  std::memcpy(d, me().accumulators, 4 * sizeof(float));
 }
 
 }  // namespace cu3d::emu

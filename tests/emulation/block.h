@@ -9,7 +9,9 @@
 // kernels/cuda/ptx.cuh are replaced (ptx_emulated.h) by calls into the emulated instructions below,
 // which model what the hardware leaves undefined as visibly wrong:
 //   * cp.async writes poison into its 16 bytes of shared memory at issue and the data only when
-//     the copying thread's cp.async.wait_group retires its group;
+//     the copying thread's cp.async.wait_group retires its group, or when the copy unit catches
+//     up with a cp.async.mbarrier.arrive (at the end of a scheduler round, and in random
+//     schedules at random);
 //   * a wgmma reads its operands (decoded from the descriptors, 128-byte swizzle) when its group
 //     completes at wgmma.wait_group, not at issue: a slot refilled too early reads poison;
 //   * ordering is tracked with vector clocks (__syncthreads and mbarrier arrive release; the
@@ -40,14 +42,13 @@ enum class Fault {
   operand_changed_in_flight,    // the chunk changed between the wgmma's issue and completion
   work_pending_at_exit,         // a thread ended with copies or wgmma in flight
   bad_instruction_use,          // a wgmma from the wrong warpgroup, a bad descriptor, ...
-  shuffle_divergence,           // lanes of a warp at different shuffles
+  shuffle_divergence,           // lanes of a warp at different shuffles (or warp-wide instructions)
   deadlock,                     // every live thread blocked, nothing can complete
   mbarrier_phase_skipped,       // a waiter saw a phase two or more beyond the one it waited for
   mbarrier_double_arrival,      // one thread arrived twice in one phase
   mbarrier_phase_unfinished,    // the block ended with a phase half arrived
   mbarrier_misuse,              // used before (or without ordering after) its init; bad count
   trap,                         // the kernel executed __trap()
-  not_emulated,                 // an instruction this emulator does not model (ldmatrix, mma.sync)
   count
 };
 constexpr int kFaultKinds = int(Fault::count);
@@ -59,6 +60,7 @@ struct Report {
   std::array<long, kFaultKinds> faults{};
   std::vector<std::string> messages;
   long shuffles = 0, atomics = 0, mbarrier_polls = 0;
+  long copies = 0, ldmatrix = 0, mma_sync = 0, wgmma = 0;  // per warp (ldmatrix, mma) or thread
   long total_faults() const;
   long operator[](Fault f) const { return faults[int(f)]; }
   std::string summary() const;  // "" when clean
@@ -133,8 +135,12 @@ void wgmma_m64n128(float* d, uint64_t a, uint64_t b, bool bf16);
 void wgmma_commit();
 void wgmma_wait(int pending);
 void mbarrier_init(uint64_t* bar, int count);
+void cp_async_mbarrier_arrive_noinc(uint64_t* bar);
 void mbarrier_arrive(uint64_t* bar);
 bool mbarrier_try_wait(uint64_t* bar, uint32_t parity);
-[[noreturn]] void not_emulated(const char* instruction);
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 and mma.sync.aligned.m16n8k16 (bf16) /
+// m16n8k8 (tf32) with fp32 accumulators: warp-wide, run once all 32 lanes have reached them.
+void ldmatrix_x4(uint32_t address, uint32_t* r, bool trans);
+void mma_sync(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
 
 }  // namespace cu3d::emu

@@ -4,7 +4,8 @@
 //     -> ::cu3d::emu::launch([&] { kernel(args); }, grid, block, shared, stream);
 //   extern __shared__ T name[];
 //     -> T* name = reinterpret_cast<T*>(::cu3d::emu::dynamic_shared_memory());
-// Nothing else changes. Usage: launch_to_call IN.cu OUT.cpp
+// Nothing else changes (a <<< after // on its line is a comment's, and stays). Usage:
+// launch_to_call IN.cu OUT.cpp
 #include <cctype>
 #include <fstream>
 #include <iostream>
@@ -58,6 +59,12 @@ std::string convert(const std::string& in, const std::string& file) {
   std::string out;
   size_t pos = 0;
   for (size_t open; (open = src.find("<<<", pos)) != std::string::npos;) {
+    const size_t line = src.rfind('\n', open) + 1;  // npos + 1 = 0 on the first line
+    if (src.find("//", line) < open) {              // in a comment: copied as it is
+      out += src.substr(pos, open + 3 - pos);
+      pos = open + 3;
+      continue;
+    }
     const size_t start = kernel_start(src, open);
     const size_t close = src.find(">>>", open);
     if (close == std::string::npos) fail(file, "<<< without >>>");

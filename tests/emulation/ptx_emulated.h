@@ -1,6 +1,5 @@
 // The emulation's definitions of kernels/cuda/ptx.cuh (named by CU3D_PTX_EMULATION): the same
-// wrappers, on the block emulator's instructions (block.h). ldmatrix and mma.sync (versions 2-4)
-// are not emulated: a kernel that reaches one stops with Fault::not_emulated.
+// wrappers, on the block emulator's instructions (block.h).
 #pragma once
 
 #include <cstdint>
@@ -14,11 +13,11 @@ inline uint32_t to_tf32(float x) {
   return emu::to_tf32(x);
 }
 
-inline void mma_m16n8k16_bf16(float*, const uint32_t*, const uint32_t*) {
-  emu::not_emulated("mma.sync.m16n8k16");
+inline void mma_m16n8k16_bf16(float* d, const uint32_t* a, const uint32_t* b) {
+  emu::mma_sync(d, a, b, true);
 }
-inline void mma_m16n8k8_tf32(float*, const uint32_t*, const uint32_t*) {
-  emu::not_emulated("mma.sync.m16n8k8");
+inline void mma_m16n8k8_tf32(float* d, const uint32_t* a, const uint32_t* b) {
+  emu::mma_sync(d, a, b, false);
 }
 
 inline unsigned char* dynamic_shared_memory() {
@@ -27,11 +26,11 @@ inline unsigned char* dynamic_shared_memory() {
 inline uint32_t shared_address(const void* p) {
   return emu::shared_address(p);
 }
-inline void ldmatrix_x4(uint32_t, uint32_t*) {
-  emu::not_emulated("ldmatrix.x4");
+inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
+  emu::ldmatrix_x4(address, r, false);
 }
-inline void ldmatrix_x4_trans(uint32_t, uint32_t*) {
-  emu::not_emulated("ldmatrix.x4.trans");
+inline void ldmatrix_x4_trans(uint32_t address, uint32_t* r) {
+  emu::ldmatrix_x4(address, r, true);
 }
 
 inline void cp_async16(uint32_t dst, const void* src, int bytes) {
@@ -68,6 +67,9 @@ inline void mbarrier_init(uint64_t* bar, int count) {
 }
 inline void mbarrier_arrive(uint64_t* bar) {
   emu::mbarrier_arrive(bar);
+}
+inline void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
+  emu::cp_async_mbarrier_arrive_noinc(bar);
 }
 inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   return emu::mbarrier_try_wait(bar, parity);

@@ -1,0 +1,248 @@
+// The CUDA conv3d API (kernels/cuda/conv3d.cuh) run whole on the CPU: conv3d.cu, conv3d_fwd.cu,
+// conv3d_bwd_data.cu, conv3d_bwd_filter.cu and cast.cu with their host code (the choice of
+// version, tile, split-K plan, the bf16 and tf32 operand copies, the filter transpose of
+// backward-data), every kernel on the block emulator: versions 2 (FFMA and mma.sync), 3 and 4
+// (cp.async, ldmatrix, mma.sync), 5 and 6 (wgmma), backward-filter's version 3 (ldmatrix.trans),
+// and every fused block. Against a double-precision reference on operands rounded to the
+// precision first, so that every version multiplies exactly what the reference does.
+//
+// One schedule (in order) per run: conv3d_wgmma_test.cpp varies the schedules of versions 5 and
+// 6, the only ones with a hand-over between warps that a schedule could break; here the point is
+// the host code and the versions that test does not reach.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "block.h"
+#include "kernels/cpu/pool3d.h"
+#include "kernels/cuda/conv3d.cuh"
+
+namespace cu3d {
+namespace {
+
+using cuda::ConvKernel;
+
+float round_to(float f, Precision p) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if (p == Precision::bf16) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  if (p == Precision::tf32) u = (u + 0x1000u) & 0xffffe000u;  // to nearest, ties away (cvt.rna)
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+std::vector<float> random_values(int64_t n, Precision p, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& f : v)
+    f = round_to(uniform(rng), p);
+  return v;
+}
+
+// y = conv(x, w) + bias, dx = conv_bwd_data(dy, w), dw = conv_bwd_filter(x, dy) in double: one
+// visit of every (output position, tap, input channel, filter) feeds all three.
+struct Reference {
+  std::vector<double> y, dx, dw, dbias;
+};
+
+Reference reference(const Conv3dShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                    const std::vector<float>& bias, const std::vector<float>& dy) {
+  Reference r;
+  r.y.assign(s.output_size(), 0.0);
+  r.dx.assign(s.input_size(), 0.0);
+  r.dw.assign(s.filter_size(), 0.0);
+  r.dbias.assign(s.k, 0.0);
+  const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
+  for (int64_t o = 0; o < s.output_size() / s.k; ++o) {
+    const int ox = o % s.out.w, oy = o / s.out.w % s.out.h, oz = o / s.out.w / s.out.h % s.out.d;
+    const int b = o / s.out.w / s.out.h / s.out.d;
+    for (int k = 0; k < s.k; ++k) {
+      r.y[o * s.k + k] = bias[k];
+      r.dbias[k] += dy[o * s.k + k];
+    }
+    for (int tap = 0; tap < taps; ++tap) {
+      const int tx = tap % s.kernel.w, ty = tap / s.kernel.w % s.kernel.h,
+                tz = tap / s.kernel.w / s.kernel.h;
+      const int z = oz * s.stride.d - s.pad_before.d + tz,
+                yy = oy * s.stride.h - s.pad_before.h + ty,
+                xx = ox * s.stride.w - s.pad_before.w + tx;
+      if (z < 0 || yy < 0 || xx < 0 || z >= s.in.d || yy >= s.in.h || xx >= s.in.w) continue;
+      const int64_t i = ((int64_t(b) * s.in.d + z) * s.in.h + yy) * s.in.w + xx;
+      for (int k = 0; k < s.k; ++k)
+        for (int c = 0; c < s.c; ++c) {
+          const int64_t wi = (int64_t(k) * taps + tap) * s.c + c;
+          r.y[o * s.k + k] += double(x[i * s.c + c]) * w[wi];
+          r.dx[i * s.c + c] += double(dy[o * s.k + k]) * w[wi];
+          r.dw[wi] += double(x[i * s.c + c]) * dy[o * s.k + k];
+        }
+    }
+  }
+  return r;
+}
+
+template <class T>
+double relative_error(const std::vector<float>& got, const std::vector<T>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = std::isnan(got[i]) ? 1e30 : double(got[i]) - double(want[i]);
+    num += d * d;
+    den += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<float> poisoned(int64_t n) {
+  return std::vector<float>(n, std::nanf("0x7bad"));
+}
+
+struct Case {
+  const char* name;
+  Precision precision;
+  ConvKernel kernel;
+};
+
+// A C3D-like layer in miniature: 64 channels (a whole stage row in bf16 and tf32, so versions
+// 3-6 take it), 3 x 3 spatial taps with padding, k = 128, at stride 1 (versions 3-6 also run its
+// backward-data); pools 1 x 2 x 2 tile its output.
+Conv3dShape layer() {
+  return Conv3dShape::make(1, {2, 6, 6}, 64, 128, {1, 3, 3}, {1, 1, 1}, Padding::same);
+}
+
+class ConvApiEmulation : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override { emu::reset_report(); }
+  // The run took the version asked for: its instructions ran, and no other version's did.
+  void TearDown() override {
+    const emu::Report& r = emu::report();
+    EXPECT_EQ(r.total_faults(), 0) << r.summary();
+    const auto [name, p, kernel] = GetParam();
+    const bool tensor_cores = p != Precision::fp32;
+    const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws;
+    const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
+    EXPECT_EQ(r.wgmma > 0, wgmma && tensor_cores) << "wgmma instructions: " << r.wgmma;
+    EXPECT_EQ(r.copies > 0, pipelined) << "cp.async copies: " << r.copies;
+    EXPECT_EQ(r.mma_sync > 0, tensor_cores)
+        << "mma.sync (version 2, backward-filter): " << r.mma_sync;
+    // ldmatrix: versions 3 and 4, and backward-filter's version 3 (bf16) under any of them.
+    const bool ldmatrix = (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide) ||
+                          (pipelined && p == Precision::bf16);
+    EXPECT_EQ(r.ldmatrix > 0, ldmatrix && tensor_cores) << "ldmatrix: " << r.ldmatrix;
+    if (kernel == ConvKernel::wgmma_ws) {
+      EXPECT_GT(r.mbarrier_polls, 0) << "version 6's hand-overs";
+    }
+  }
+  static double tolerance() { return 1e-5; }
+};
+
+TEST_P(ConvApiEmulation, ForwardFusedBlocksAndBackward) {
+  const auto [name, p, kernel] = GetParam();
+  const Conv3dShape s = layer();
+  const std::vector<float> x = random_values(s.input_size(), p, 1),
+                           w = random_values(s.filter_size(), p, 2),
+                           bias = random_values(s.k, Precision::fp32, 3),
+                           dy = random_values(s.output_size(), p, 4);
+  const Reference ref = reference(s, x, w, bias, dy);
+
+  std::vector<float> y = poisoned(s.output_size());
+  cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, kernel);
+  EXPECT_LT(relative_error(y, ref.y), tolerance()) << "conv3d_fwd";
+
+  std::vector<double> relu_ref(ref.y);
+  for (double& v : relu_ref)
+    v = std::max(v, 0.0);
+  y = poisoned(s.output_size());
+  cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, kernel);
+  EXPECT_LT(relative_error(y, relu_ref), tolerance()) << "conv3d_fwd_bias_relu";
+
+  // Both inference pools (windows that tile the output; overlapping ones, by atomics) and the
+  // training form, which also writes z.
+  for (const Pool3dShape& pool :
+       {Pool3dShape::make(s.n, s.out, s.k, {1, 2, 2}, {1, 2, 2}, Padding::valid),
+        Pool3dShape::make(s.n, s.out, s.k, {2, 3, 3}, {1, 2, 2}, Padding::same)}) {
+    std::vector<double> pooled_ref(pool.output_size());
+    cpu::maxpool3d_fwd_naive<double>(pool, relu_ref.data(), pooled_ref.data());
+    std::vector<float> pooled = poisoned(pool.output_size()), z = poisoned(s.output_size());
+    cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled.data(),
+                                       nullptr, p, nullptr, kernel);
+    EXPECT_LT(relative_error(pooled, pooled_ref), tolerance()) << "pool, inference";
+    pooled = poisoned(pool.output_size());
+    cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled.data(),
+                                       z.data(), p, nullptr, kernel);
+    EXPECT_LT(relative_error(pooled, pooled_ref), tolerance()) << "pool, training";
+    EXPECT_LT(relative_error(z, relu_ref), tolerance()) << "z";
+  }
+
+  // The layer-norm block's statistics per sample.
+  const int64_t positions = s.output_size() / s.k;
+  std::vector<float> mean = poisoned(1), rstd = poisoned(1);
+  y = poisoned(s.output_size());
+  cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), positions, 1e-5f, y.data(),
+                                 mean.data(), rstd.data(), p, nullptr, kernel);
+  double sum = 0, squares = 0;
+  for (double v : ref.y)
+    sum += v;
+  const double mu = sum / double(ref.y.size());
+  for (double v : ref.y)
+    squares += (v - mu) * (v - mu);
+  EXPECT_LT(relative_error(y, ref.y), tolerance()) << "ln_stats y";
+  EXPECT_NEAR(mean[0], mu, 1e-5 * std::sqrt(squares / double(ref.y.size())));
+  EXPECT_NEAR(rstd[0], 1.0 / std::sqrt(squares / double(ref.y.size()) + 1e-5), 1e-4 * rstd[0]);
+
+  std::vector<float> dx = poisoned(s.input_size());
+  cuda::conv3d_bwd_data(s, dy.data(), w.data(), dx.data(), p, nullptr, kernel);
+  EXPECT_LT(relative_error(dx, ref.dx), tolerance()) << "conv3d_bwd_data";
+
+  std::vector<float> dw = poisoned(s.filter_size()), dbias = poisoned(s.k);
+  cuda::conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), dbias.data(), p, nullptr, kernel);
+  EXPECT_LT(relative_error(dw, ref.dw), tolerance()) << "conv3d_bwd_filter";
+  EXPECT_LT(relative_error(dbias, ref.dbias), tolerance()) << "dbias";
+}
+
+const Case kCases[] = {
+    {"Fp32_Version2", Precision::fp32, ConvKernel::implicit_gemm},
+    {"Tf32_Version2", Precision::tf32, ConvKernel::implicit_gemm},
+    {"Bf16_Version2", Precision::bf16, ConvKernel::implicit_gemm},
+    {"Tf32_Version3", Precision::tf32, ConvKernel::pipelined},
+    {"Bf16_Version3", Precision::bf16, ConvKernel::pipelined},
+    {"Tf32_Version4", Precision::tf32, ConvKernel::wide},
+    {"Bf16_Version4", Precision::bf16, ConvKernel::wide},
+    {"Tf32_Version5", Precision::tf32, ConvKernel::wgmma},
+    {"Bf16_Version5", Precision::bf16, ConvKernel::wgmma},
+    {"Bf16_Version6", Precision::bf16, ConvKernel::wgmma_ws},
+};
+
+INSTANTIATE_TEST_SUITE_P(Kernels, ConvApiEmulation, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// conv1a's shape in miniature: 3 input channels, a 3 x 3 x 3 kernel, stride 2 in space: only
+// version 2 takes it (scalar gathers), whatever the caller asks.
+TEST(ConvApiEmulationOddShape, ThreeChannelsStridedFallBackToVersion2) {
+  const Conv3dShape s = Conv3dShape::make(1, {3, 7, 9}, 3, 40, {3, 3, 3}, {1, 2, 2}, Padding::same);
+  for (Precision p : {Precision::fp32, Precision::bf16}) {
+    SCOPED_TRACE(to_string(p));
+    emu::reset_report();
+    const std::vector<float> x = random_values(s.input_size(), p, 5),
+                             w = random_values(s.filter_size(), p, 6),
+                             bias = random_values(s.k, Precision::fp32, 7),
+                             dy = random_values(s.output_size(), p, 8);
+    const Reference ref = reference(s, x, w, bias, dy);
+    std::vector<float> y = poisoned(s.output_size()), dx = poisoned(s.input_size()),
+                       dw = poisoned(s.filter_size());
+    cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, ConvKernel::wgmma);
+    cuda::conv3d_bwd_data(s, dy.data(), w.data(), dx.data(), p, nullptr, ConvKernel::wgmma);
+    cuda::conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), nullptr, p, nullptr,
+                            ConvKernel::pipelined);
+    EXPECT_LT(relative_error(y, ref.y), 1e-5);
+    EXPECT_LT(relative_error(dx, ref.dx), 1e-5);
+    EXPECT_LT(relative_error(dw, ref.dw), 1e-5);
+    EXPECT_EQ(emu::report().total_faults(), 0) << emu::report().summary();
+  }
+}
+
+}  // namespace
+}  // namespace cu3d
