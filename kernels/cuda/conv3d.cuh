@@ -28,11 +28,12 @@
 //              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
 //              a build for sm_90a (90a in CMAKE_CUDA_ARCHITECTURES, as by default), version 3
 //              elsewhere. The engine's default since it passed on an H200.
-//   version 6 (`ConvKernel::wgmma_ws`, tf32 and bf16; written without a GPU, not yet run):
+//   version 6 (`ConvKernel::wgmma_ws`, tf32 and bf16; passed on an H100 and an H200):
 //              version 5 with its warps specialized, a third warpgroup gathering the stages
 //              while the two of math only wait on mbarriers and issue wgmma
 //              (conv3d_wgmma_ws.cuh); where version 5 applies. Only the tests and the
-//              benchmark ask for it until a GPU has run it.
+//              benchmark ask for it: one warpgroup of gathers is slower than version 5's two
+//              (0.6x, docs/kernels/conv3d_cuda.md).
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool

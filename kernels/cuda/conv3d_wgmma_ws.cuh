@@ -13,21 +13,25 @@
 // 0-255, exactly version 5's, so GroupMath and the epilogues run unchanged) only wait for stages,
 // issue wgmma and release stages. Producer and consumers meet through a pair of mbarriers per
 // ring slot instead of a block-wide barrier per stage:
-//   full[s]   completes when all 128 producer threads have seen their copies of the slot's tile
-//             land, and fenced them for the tensor cores (fence.proxy.async): the consumers wait
-//             on it before the stage's wgmma;
+//   full[s]   completes when the copies of the slot's tile by all 128 producer threads have
+//             landed: each producer thread issues its copies, then cp.async.mbarrier.arrive,
+//             which has the copy unit arrive for it once they have landed, and goes straight on
+//             to the next tile. The consumers wait on it, then fence (fence.proxy.async: the
+//             copies wrote through the generic proxy, the tensor cores read through the async
+//             one) before the stage's wgmma;
 //   empty[s]  completes when all 256 consumer threads have seen the slot's wgmma complete: the
 //             producer waits on it before refilling the slot.
 // A phase of either completes once per use of the slot, so the tile kt waits on parity
 // (kt / kStages) % 2 of full, and the refill of its slot on parity (kt / kStages - 1) % 2 of
-// empty. The producer runs kLag = 2 tiles ahead. Before it waits for tile kt's slot it marks
-// tile kt - 2 full (waiting, if need be, until those copies have landed: tile kt - 1's may still
-// be in flight), so a stage is handed over as soon as it has landed, not after the producer's
-// next refill. The math releases tile kt's slot once it has issued tile kt + 1 and seen tile kt's
-// wgmma complete; so when the producer refills tile kt - 4's slot with tile kt, the math holds
-// tile kt - 3, tile kt - 2 waits full and tile kt - 1 is in flight: 4 slots, kStages. kLag cannot
-// be larger: the producer would wait for a slot that only its own hand-over can free. A wait
-// that is never answered traps after seconds (mbarrier_wait) rather than hanging the process.
+// empty. The math releases tile kt's slot once it has issued tile kt + 1 and seen tile kt's wgmma
+// complete, so the producer can run up to 3 tiles ahead of the math. A wait that is never
+// answered traps after seconds (mbarrier_wait) rather than hanging the process.
+//
+// Session 9 measured the first form on an H100 (docs/kernels/conv3d_cuda.md): there each
+// producer thread waited (cp.async.wait_group) for tile kt - 2 to land and arrived on its full
+// barrier itself before issuing tile kt, so at most two tiles were ever in flight and the
+// producer spent its time waiting on its own copies: 0.6x version 5's speed, with bit-identical
+// results. The copy unit's arrival removes that wait.
 //
 // Registers: the producer needs few, the math its 128 (tall tile) accumulators and the
 // epilogue's indices. setmaxnreg moves them: the kernel starts at 168 per thread (384 threads
@@ -42,8 +46,6 @@ namespace cu3d::cuda::pipelined::wgmma {
 
 constexpr int kMathThreads = kThreads;  // warpgroups 0 and 1: version 5's; 2 is the producer
 constexpr int kWsThreads = kMathThreads + kProducerThreads;  // 384
-constexpr int kLag = kStages - 2;                            // tiles the producer runs ahead
-static_assert(kLag >= 1 && kLag <= kStages - 2, "a larger lag deadlocks (see above)");
 constexpr int kProducerRegisters = 40, kMathRegisters = 232;
 static_assert(kMathThreads * kMathRegisters + kProducerThreads * kProducerRegisters <= 65536,
               "the registers the warpgroups ask for fit the register file");
@@ -73,11 +75,6 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
   const auto* ws = static_cast<const Element*>(w);
   const int tiles = prob.R / kPerRow;
   for (int kt = 0; kt < tiles; ++kt) {
-    if (kt >= kLag) {
-      ptx::cp_async_wait<kLag - 1>();  // tile kt - kLag has landed (tiles up to kt - 1 committed)
-      ptx::fence_proxy_async();
-      ptx::mbarrier_arrive(&full[(kt - kLag) % kStages]);
-    }
     const int slot = kt % kStages;
     if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);
     const uint32_t a_tile = base + slot * Tile::kStageBytes, b_tile = a_tile + Tile::kTileABytes;
@@ -98,12 +95,10 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
       ptx::cp_async16(b_tile + swizzled(row, chunk), at < 0 ? ws : ws + at,
                       at < 0 ? 0 : kChunkBytes);
     }
-    ptx::cp_async_commit();
+    ptx::cp_async_mbarrier_arrive_noinc(&full[slot]);  // when this tile's copies have landed
   }
+  ptx::cp_async_commit();  // stay until the last copies have landed
   ptx::cp_async_wait<0>();
-  ptx::fence_proxy_async();
-  for (int kt = max(tiles - kLag, 0); kt < tiles; ++kt)
-    ptx::mbarrier_arrive(&full[kt % kStages]);
 }
 
 // The math warpgroups' loop: each tile once its slot is full, releasing the slot of the tile
@@ -116,6 +111,7 @@ __device__ void consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t 
   for (int kt = 0; kt < tiles; ++kt) {
     const int slot = kt % kStages;
     mbarrier_wait(&full[slot], kt / kStages % 2);
+    ptx::fence_proxy_async();  // the copies' generic-proxy writes, before the tensor cores' reads
     const uint32_t a_tile = base + slot * Tile::kStageBytes;
     math.stage(a_tile, a_tile + Tile::kTileABytes);
     if (kt >= 1) ptx::mbarrier_arrive(&empty[(kt - 1) % kStages]);

@@ -185,6 +185,13 @@ __device__ inline void mbarrier_arrive(uint64_t* bar) {
                    shared_address(bar))
                : "memory");
 }
+// Has the copy unit arrive on the barrier once every cp.async this thread issued before it has
+// landed; the thread goes on at once. .noinc: the arrival counts as one of the barrier's expected
+// arrivals, like mbarrier_arrive's.
+__device__ inline void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(bar))
+               : "memory");
+}
 // Whether the phase of parity `parity` has completed (acquire semantics when it has). The thread
 // may be suspended for a while inside before the answer is no.
 __device__ inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
