@@ -167,7 +167,7 @@ profile() {
     timeout "${BENCH_STAGE_TIMEOUT:-150}" ncu --clock-control none --kernel-name "$kernels" \
       --launch-count "$count" --section SpeedOfLight --section MemoryWorkloadAnalysis \
       --section Occupancy --section WarpStateStats --section LaunchStats \
-      "$bin" --benchmark_filter="^$row/$backend\$" >"$out/profile-$backend.txt" 2>&1
+      "$bin" --benchmark_filter="^$row/$backend(/|\$)" >"$out/profile-$backend.txt" 2>&1
     echo "$backend: rc=$? -> $out/profile-$backend.txt ($(grep -c 'Section: GPU Speed Of Light' "$out/profile-$backend.txt") kernels)"
   done
 }
