@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads)
     total += x[i];
   block[threadIdx.x] = total;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
+  for (unsigned half = kThreads / 2; half > 0; half /= 2) {
     if (threadIdx.x < half) block[threadIdx.x] += block[threadIdx.x + half];
     __syncthreads();
   }
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kSumBlocks) final_sum(const double* partial, f
   __shared__ double block[kSumBlocks];
   block[threadIdx.x] = partial[threadIdx.x];
   __syncthreads();
-  for (int half = kSumBlocks / 2; half > 0; half /= 2) {
+  for (unsigned half = kSumBlocks / 2; half > 0; half /= 2) {
     if (threadIdx.x < half) block[threadIdx.x] += block[threadIdx.x + half];
     __syncthreads();
   }

@@ -1,17 +1,16 @@
 // More memory-bound CUDA ops through the block emulator, as memory_bound_test.cpp runs the others:
 // the multi-tensor Adam/AdamW step and SGD, softmax forward and backward, batch norm (training,
-// eval, backward), the activations and dropout, and the fp32/bf16/tf32 casts; the real .cu files,
-// host code included. Each against its CPU reference (kernels/cpu) in double where that is
-// templated, bit for bit where the op is exact (ReLU, leaky ReLU, dropout, whose Philox mask the
-// CPU draws from the same kernels/philox.h) and, for the casts, against the rounding written out
-// here, with NaNs and infinities as an H100 converts them; in three schedules that must agree bit
-// for bit, with no emulator fault, on poisoned outputs with guards around them.
+// eval, backward), the activations and dropout, the elementwise ops and their sum, and the
+// fp32/bf16/tf32 casts; the real .cu files, host code included. Each against its CPU reference
+// (kernels/cpu) in double where that is templated, bit for bit where the op is exact (ReLU, leaky
+// ReLU, dropout, whose Philox mask the CPU draws from the same kernels/philox.h) and, for the
+// casts, against the rounding written out here, with NaNs and infinities as an H100 converts them;
+// in three schedules that must agree bit for bit, with no emulator fault, on poisoned outputs with
+// guards around them.
 //
 // What this cannot show: speed and the memory system (the GPU suite and the benchmarks do), and
 // the device's own arithmetic: expf, sqrtf and the fused multiply-adds nvcc forms are the host's
-// here, so the tolerances cover ulp-level differences, not the device's exact bits. The
-// elementwise ops (elementwise.cu) are not run: their block reductions compare threadIdx.x with
-// an int, which the host compiler warns about.
+// here, so the tolerances cover ulp-level differences, not the device's exact bits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -34,6 +33,7 @@
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/cast.cuh"
+#include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/optimizer.cuh"
 #include "kernels/cuda/sgd.cuh"
 #include "kernels/cuda/softmax.cuh"
@@ -630,6 +630,46 @@ TEST(CastEmulation, Bf16ToFp32IsExactForEveryPattern) {
   for (uint32_t b = 0; b < x.size(); ++b)
     bad += bits_of(out[0][b]) != b << 16;
   EXPECT_EQ(bad, 0);
+}
+
+// add, mul, scale and accumulate are exact per element; sum reduces in blocks, then over the
+// blocks' partials, in a fixed order, so it must match a double sum to rounding and agree with
+// itself across schedules.
+TEST_P(ActivationEmulation, ElementwiseOpsAndSumMatchTheCpu) {
+  const ActivationCase& ac = GetParam();
+  const std::vector<float> a = uniform_values(ac.n, -3, 3), b = uniform_values(ac.n, -3, 3);
+  const auto out =
+      run_elementwise(ac, {[&](float* y) { cuda::add(ac.n, a.data(), b.data(), y, nullptr); },
+                           [&](float* y) { cuda::mul(ac.n, a.data(), b.data(), y, nullptr); },
+                           [&](float* y) { cuda::scale(ac.n, 0.37f, a.data(), y, nullptr); },
+                           [&](float* y) {
+                             std::copy(b.begin(), b.end(), y);
+                             cuda::accumulate(ac.n, a.data(), y, nullptr);
+                           }});
+  std::vector<float> sum_ref(ac.n), mul_ref(ac.n), scale_ref(ac.n);
+  for (int64_t i = 0; i < ac.n; ++i) {
+    sum_ref[i] = a[i] + b[i];
+    mul_ref[i] = a[i] * b[i];
+    scale_ref[i] = 0.37f * a[i];
+  }
+  EXPECT_EQ(bit_mismatches(out[0], sum_ref), 0) << "add";
+  EXPECT_EQ(bit_mismatches(out[1], mul_ref), 0) << "mul";
+  EXPECT_EQ(bit_mismatches(out[2], scale_ref), 0) << "scale";
+  EXPECT_EQ(bit_mismatches(out[3], sum_ref), 0) << "accumulate";
+
+  emu::set_multiprocessors(ac.multiprocessors);
+  Buffer total(1);
+  const auto reduced = in_every_schedule([&] {
+    total.poison_all();
+    cuda::sum(ac.n, a.data(), total.data(), nullptr);
+    EXPECT_TRUE(total.guards_intact()) << "sum wrote outside its result";
+    return std::vector<std::vector<float>>{total.values()};
+  });
+  emu::set_multiprocessors(132);
+  double want = 0, magnitude = 0;
+  for (float v : a)
+    want += v, magnitude += std::fabs(v);
+  EXPECT_NEAR(reduced[0][0], want, 1e-6 * magnitude) << "sum";
 }
 
 TEST(CastEmulation, Fp32ToTf32RoundsToNearestTiesAway) {
