@@ -20,11 +20,13 @@
 #include "block.h"
 #include "kernels/cpu/pool3d.h"
 #include "kernels/cuda/conv3d.cuh"
+#include "test_buffers.h"
 
 namespace cu3d {
 namespace {
 
 using cuda::ConvKernel;
+using emu_test::relative_error;  // a poisoned (never written) value counts as a miss of 1e30
 
 float round_to(float f, Precision p) {
   uint32_t u;
@@ -85,19 +87,8 @@ Reference reference(const Conv3dShape& s, const std::vector<float>& x, const std
   return r;
 }
 
-template <class T>
-double relative_error(const std::vector<float>& got, const std::vector<T>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = std::isnan(got[i]) ? 1e30 : double(got[i]) - double(want[i]);
-    num += d * d;
-    den += double(want[i]) * double(want[i]);
-  }
-  return std::sqrt(num / den);
-}
-
 std::vector<float> poisoned(int64_t n) {
-  return std::vector<float>(n, std::nanf("0x7bad"));
+  return std::vector<float>(n, emu_test::poison());
 }
 
 struct Case {
