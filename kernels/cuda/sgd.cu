@@ -26,6 +26,10 @@ __global__ void __launch_bounds__(kThreads)
 
 void sgd_step(int64_t n, float* param, const float* grad, float* momentum_buf, double lr,
               double momentum, double weight_decay, bool nesterov, cudaStream_t stream) {
+  // The CPU's checks (kernels/cpu/optimizer.cpp): the same call fails the same way on either.
+  CU3D_CHECK(momentum == 0.0 || momentum_buf != nullptr,
+             "sgd_step: momentum = {} needs a momentum buffer of {} elements", momentum, n);
+  CU3D_CHECK(!nesterov || momentum > 0.0, "sgd_step: Nesterov momentum needs momentum > 0");
   if (n == 0) return;
   float* buf = momentum != 0 ? momentum_buf : nullptr;
   sgd_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, stream>>>(

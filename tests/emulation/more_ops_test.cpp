@@ -22,6 +22,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "block.h"
@@ -37,6 +38,7 @@
 #include "kernels/cuda/optimizer.cuh"
 #include "kernels/cuda/sgd.cuh"
 #include "kernels/cuda/softmax.cuh"
+#include "kernels/error.h"
 #include "test_buffers.h"
 
 namespace cu3d {
@@ -218,6 +220,30 @@ TEST_P(SgdEmulation, MatchesTheCpuOverSeveralSteps) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, SgdEmulation, ::testing::ValuesIn(kSgdCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// What the CPU's step refuses, the CUDA step refuses too, with the same message, before any launch.
+TEST(SgdEmulationChecks, RefusesWhatTheCpuRefuses) {
+  std::vector<float> param(8, 1.f), grad(8, 0.5f);
+  auto message = [](const std::function<void()>& call) {
+    try {
+      call();
+    } catch (const cu3d::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (const auto& [momentum, nesterov] : {std::pair{0.9, false}, std::pair{0.0, true}}) {
+    const std::string gpu = message([&] {
+      cuda::sgd_step(8, param.data(), grad.data(), nullptr, 0.1, momentum, 0.0, nesterov, nullptr);
+    });
+    const std::string cpu = message([&] {
+      cpu::sgd_step<float>(8, param.data(), grad.data(), nullptr, 0.1, momentum, 0.0, nesterov);
+    });
+    EXPECT_NE(gpu, "no error");
+    EXPECT_EQ(gpu, cpu);
+  }
+  EXPECT_EQ(param, std::vector<float>(8, 1.f)) << "a refused step changed the parameters";
+}
 
 // ---- softmax ------------------------------------------------------------------------------------
 
