@@ -22,7 +22,6 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "block.h"
@@ -232,7 +231,13 @@ TEST(SgdEmulationChecks, RefusesWhatTheCpuRefuses) {
     }
     return std::string("no error");
   };
-  for (const auto& [momentum, nesterov] : {std::pair{0.9, false}, std::pair{0.0, true}}) {
+  struct Refused {
+    double momentum;
+    bool nesterov;
+  };
+  for (const Refused& r : {Refused{0.9, false}, Refused{0.0, true}}) {
+    const double momentum = r.momentum;
+    const bool nesterov = r.nesterov;
     const std::string gpu = message([&] {
       cuda::sgd_step(8, param.data(), grad.data(), nullptr, 0.1, momentum, 0.0, nesterov, nullptr);
     });
