@@ -62,7 +62,7 @@ std::vector<double> to_double(const std::vector<float>& v) {
 // An in/out array: poisoned guards around `values`.
 void fill(Buffer& b, const std::vector<float>& values) {
   b.poison_all();
-  std::memcpy(b.data(), values.data(), 4 * values.size());
+  std::copy(values.begin(), values.end(), b.data());
 }
 
 // ‖after − want‖ / ‖want − before‖: an in-place update's error relative to the update's size,
