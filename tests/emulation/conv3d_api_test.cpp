@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "block.h"
+#include "conv_reference.h"
 #include "kernels/cpu/pool3d.h"
 #include "kernels/cuda/conv3d.cuh"
 #include "test_buffers.h"
@@ -26,16 +27,9 @@ namespace cu3d {
 namespace {
 
 using cuda::ConvKernel;
+using emu_test::conv_reference;
 using emu_test::relative_error;  // a poisoned (never written) value counts as a miss of 1e30
-
-float round_to(float f, Precision p) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if (p == Precision::bf16) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  if (p == Precision::tf32) u = (u + 0x1000u) & 0xffffe000u;  // to nearest, ties away (cvt.rna)
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using emu_test::round_to;
 
 std::vector<float> random_values(int64_t n, Precision p, unsigned seed) {
   std::mt19937 rng(seed);
@@ -44,47 +38,6 @@ std::vector<float> random_values(int64_t n, Precision p, unsigned seed) {
   for (float& f : v)
     f = round_to(uniform(rng), p);
   return v;
-}
-
-// y = conv(x, w) + bias, dx = conv_bwd_data(dy, w), dw = conv_bwd_filter(x, dy) in double: one
-// visit of every (output position, tap, input channel, filter) feeds all three.
-struct Reference {
-  std::vector<double> y, dx, dw, dbias;
-};
-
-Reference reference(const Conv3dShape& s, const std::vector<float>& x, const std::vector<float>& w,
-                    const std::vector<float>& bias, const std::vector<float>& dy) {
-  Reference r;
-  r.y.assign(s.output_size(), 0.0);
-  r.dx.assign(s.input_size(), 0.0);
-  r.dw.assign(s.filter_size(), 0.0);
-  r.dbias.assign(s.k, 0.0);
-  const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
-  for (int64_t o = 0; o < s.output_size() / s.k; ++o) {
-    const int ox = o % s.out.w, oy = o / s.out.w % s.out.h, oz = o / s.out.w / s.out.h % s.out.d;
-    const int b = o / s.out.w / s.out.h / s.out.d;
-    for (int k = 0; k < s.k; ++k) {
-      r.y[o * s.k + k] = bias[k];
-      r.dbias[k] += dy[o * s.k + k];
-    }
-    for (int tap = 0; tap < taps; ++tap) {
-      const int tx = tap % s.kernel.w, ty = tap / s.kernel.w % s.kernel.h,
-                tz = tap / s.kernel.w / s.kernel.h;
-      const int z = oz * s.stride.d - s.pad_before.d + tz,
-                yy = oy * s.stride.h - s.pad_before.h + ty,
-                xx = ox * s.stride.w - s.pad_before.w + tx;
-      if (z < 0 || yy < 0 || xx < 0 || z >= s.in.d || yy >= s.in.h || xx >= s.in.w) continue;
-      const int64_t i = ((int64_t(b) * s.in.d + z) * s.in.h + yy) * s.in.w + xx;
-      for (int k = 0; k < s.k; ++k)
-        for (int c = 0; c < s.c; ++c) {
-          const int64_t wi = (int64_t(k) * taps + tap) * s.c + c;
-          r.y[o * s.k + k] += double(x[i * s.c + c]) * w[wi];
-          r.dx[i * s.c + c] += double(dy[o * s.k + k]) * w[wi];
-          r.dw[wi] += double(x[i * s.c + c]) * dy[o * s.k + k];
-        }
-    }
-  }
-  return r;
 }
 
 std::vector<float> poisoned(int64_t n) {
@@ -137,7 +90,7 @@ TEST_P(ConvApiEmulation, ForwardFusedBlocksAndBackward) {
                            w = random_values(s.filter_size(), p, 2),
                            bias = random_values(s.k, Precision::fp32, 3),
                            dy = random_values(s.output_size(), p, 4);
-  const Reference ref = reference(s, x, w, bias, dy);
+  const emu_test::ConvReference ref = conv_reference(s, x, w, bias, dy);
 
   std::vector<float> y = poisoned(s.output_size());
   cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, kernel);
@@ -221,7 +174,7 @@ TEST(ConvApiEmulationOddShape, ThreeChannelsStridedFallBackToVersion2) {
                              w = random_values(s.filter_size(), p, 6),
                              bias = random_values(s.k, Precision::fp32, 7),
                              dy = random_values(s.output_size(), p, 8);
-    const Reference ref = reference(s, x, w, bias, dy);
+    const emu_test::ConvReference ref = conv_reference(s, x, w, bias, dy);
     std::vector<float> y = poisoned(s.output_size()), dx = poisoned(s.input_size()),
                        dw = poisoned(s.filter_size());
     cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, ConvKernel::wgmma);

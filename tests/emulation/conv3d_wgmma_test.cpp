@@ -12,6 +12,7 @@
 // wrong parity) and the epilogues' indexing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ostream>
@@ -20,13 +21,18 @@
 #include <vector>
 
 #include "block.h"
+#include "conv_reference.h"
+#include "kernels/cpu/pool3d.h"
 #include "kernels/cuda/conv3d_fwd_problems.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
+#include "test_buffers.h"
 
 namespace cu3d::cuda {
 namespace {
 
+using emu_test::relative_error;  // a poisoned (never written) value counts as a miss of 1e30
+using emu_test::round_to;
 using pipelined::wgmma::ShortTile;
 using pipelined::wgmma::TallTile;
 
@@ -123,22 +129,6 @@ const Case kTf32Cases[] = {
 };
 // clang-format on
 
-float poison() {
-  return std::nanf("0x7bad");
-}
-float round_to(float f, Precision p) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if (p == Precision::bf16) {
-    u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-  } else {
-    u = emu::to_tf32(f);
-  }
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 // One case's inputs (rounded to the precision, so that the double reference multiplies exactly
 // what the tensor cores do) and its reference outputs.
 struct Setup {
@@ -147,7 +137,8 @@ struct Setup {
   int M = 0, N = 0, groups = 0;
   std::vector<float> x, w, bias;
   std::vector<uint16_t> x_bf16, w_bf16;
-  std::vector<double> y;  // reference conv + bias
+  std::vector<double> y;       // reference conv + bias
+  std::vector<double> pooled;  // the max over each pool window of relu(y)
 };
 
 Setup make_setup(const Case& cs, Precision precision) {
@@ -193,29 +184,12 @@ Setup make_setup(const Case& cs, Precision precision) {
   top_half(st.x, st.x_bf16);
   top_half(st.w, st.w_bf16);
 
-  st.y.assign(int64_t(st.M) * st.N, 0.0);
-  for (int m = 0; m < st.M; ++m) {
-    const int ox = m % s.out.w, oy = m / s.out.w % s.out.h, oz = m / s.out.w / s.out.h % s.out.d;
-    const int b = m / s.out.w / s.out.h / s.out.d;
-    for (int k = 0; k < st.N; ++k) {
-      double sum = st.bias[k];
-      for (int a = 0; a < s.kernel.d; ++a)
-        for (int bb = 0; bb < s.kernel.h; ++bb)
-          for (int cc = 0; cc < s.kernel.w; ++cc) {
-            const int z = oz * s.stride.d - s.pad_before.d + a;
-            const int yy = oy * s.stride.h - s.pad_before.h + bb;
-            const int xx = ox * s.stride.w - s.pad_before.w + cc;
-            if (z < 0 || yy < 0 || xx < 0 || z >= s.in.d || yy >= s.in.h || xx >= s.in.w) continue;
-            const float* xr =
-                &st.x[(((int64_t(b) * s.in.d + z) * s.in.h + yy) * s.in.w + xx) * s.c];
-            const float* wr =
-                &st.w[(((int64_t(k) * s.kernel.d + a) * s.kernel.h + bb) * s.kernel.w + cc) * s.c];
-            for (int c = 0; c < s.c; ++c)
-              sum += double(xr[c]) * wr[c];
-          }
-      st.y[int64_t(m) * st.N + k] = sum;
-    }
-  }
+  st.y = emu_test::conv_reference(s, st.x, st.w, st.bias).y;
+  std::vector<double> relu(st.y.size());
+  for (size_t i = 0; i < st.y.size(); ++i)
+    relu[i] = std::max(st.y[i], 0.0);
+  st.pooled.resize(p.output_size());
+  cpu::maxpool3d_fwd_naive<double>(p, relu.data(), st.pooled.data());
   return st;
 }
 
@@ -236,10 +210,10 @@ struct Run {
 template <Precision P, class Tile>
 Outputs launch(const Case& cs, const Setup& st, const Run& run) {
   Outputs o;
-  o.y.assign(int64_t(st.M) * st.N, poison());
+  o.y.assign(int64_t(st.M) * st.N, emu_test::poison());
   const int64_t pooled_size = st.p.output_size();
-  o.pooled.assign(pooled_size, cs.epilogue == Epilogue::pool_atomic ? 0.f : poison());
-  o.stats.assign(int64_t(st.M) * st.groups, float2{poison(), poison()});
+  o.pooled.assign(pooled_size, cs.epilogue == Epilogue::pool_atomic ? 0.f : emu_test::poison());
+  o.stats.assign(int64_t(st.M) * st.groups, float2{emu_test::poison(), emu_test::poison()});
   o.counts.y.assign(o.y.size(), 0);
   o.counts.pooled.assign(o.pooled.size(), 0);
   o.counts.stats.assign(o.stats.size(), 0);
@@ -306,57 +280,23 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
   return o;
 }
 
-// ‖got − want‖ / ‖want‖, with a NaN (poison: never written) counting as a miss of 1e30.
-struct Error {
-  double num = 0, den = 0;
-  void add(double got, double want) {
-    const double d = std::isnan(got) ? 1e30 : got - want;
-    num += d * d;
-    den += want * want;
-  }
-  double relative() const { return den > 0 ? std::sqrt(num / den) : std::sqrt(num); }
-};
-
-// The max over each pool window of relu(y) (windows clipped by the padding).
-double pooled_reference(const Setup& st, int64_t q, int n) {
-  const Pool3dShape& p = st.p;
-  const int qx = q % p.out.w, qy = q / p.out.w % p.out.h, qz = q / p.out.w / p.out.h % p.out.d;
-  const int b = q / p.out.w / p.out.h / p.out.d;
-  double best = 0;  // relu
-  for (int a = 0; a < p.window.d; ++a)
-    for (int bb = 0; bb < p.window.h; ++bb)
-      for (int cc = 0; cc < p.window.w; ++cc) {
-        const int z = qz * p.stride.d - p.pad_before.d + a;
-        const int yy = qy * p.stride.h - p.pad_before.h + bb;
-        const int xx = qx * p.stride.w - p.pad_before.w + cc;
-        if (z < 0 || yy < 0 || xx < 0 || z >= p.in.d || yy >= p.in.h || xx >= p.in.w) continue;
-        const int64_t m = ((int64_t(b) * p.in.d + z) * p.in.h + yy) * p.in.w + xx;
-        best = std::max(best, st.y[m * st.N + n]);
-      }
-  return best;
-}
-
 // Everything the epilogue must have written, once each, against the reference.
 void expect_outputs(const Case& cs, const Setup& st, const Outputs& o, Precision precision) {
   EXPECT_EQ(o.report.total_faults(), 0) << o.report.summary();
   EXPECT_EQ(o.counts.outside, 0) << "writes outside the outputs, or to rows/groups not owned";
-  const int64_t size = int64_t(st.M) * st.N;
   long not_once = 0;
   for (int c : o.counts.y)
     not_once += c != 1;  // every epilogue stores through store() once
   EXPECT_EQ(not_once, 0) << "outputs not stored exactly once";
-  Error y_error, pooled_error;
-  if (cs.epilogue == Epilogue::store || cs.epilogue == Epilogue::stats)
-    for (int64_t i = 0; i < size; ++i)
-      y_error.add(o.y[i], st.y[i]);
+  if (cs.epilogue == Epilogue::store || cs.epilogue == Epilogue::stats) {
+    EXPECT_LT(relative_error(o.y, st.y), 1e-6);
+  }
   if (cs.epilogue == Epilogue::pool_rows || cs.epilogue == Epilogue::pool_atomic) {
+    EXPECT_LT(relative_error(o.pooled, st.pooled), 1e-6);
     long pooled_not_once = 0;
-    for (int64_t q = 0; q < int64_t(o.pooled.size()) / st.N; ++q)
-      for (int n = 0; n < st.N; ++n) {
-        pooled_error.add(o.pooled[q * st.N + n], pooled_reference(st, q, n));
-        if (cs.epilogue == Epilogue::pool_rows)
-          pooled_not_once += o.counts.pooled[q * st.N + n] != 1;
-      }
+    if (cs.epilogue == Epilogue::pool_rows)
+      for (int c : o.counts.pooled)
+        pooled_not_once += c != 1;
     EXPECT_EQ(pooled_not_once, 0) << "pooled outputs not written exactly once";
     if (cs.epilogue == Epilogue::pool_atomic) {
       EXPECT_GT(o.report.atomics, 0);
@@ -364,8 +304,6 @@ void expect_outputs(const Case& cs, const Setup& st, const Outputs& o, Precision
       EXPECT_GT(o.report.shuffles, 0);
     }
   }
-  EXPECT_LT(y_error.relative(), 1e-6);
-  EXPECT_LT(pooled_error.relative(), 1e-6);
   if (cs.epilogue != Epilogue::stats) return;
   // Each (row, group of row_stat_group_width columns) with a valid column: the sum and the
   // centred sum of squares of the stored values; a group past the last column is not written.
