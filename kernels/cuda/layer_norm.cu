@@ -117,30 +117,30 @@ bool vec4_fits(int64_t n, int c, std::initializer_list<const void*> arrays) {
          aligned16(arrays);
 }
 
-// Per-channel partial sums of dy*xhat and dy over a chunk of rows: block (32, 8) covers 32
-// channels (coalesced), rows of chunk blockIdx.y.
+// Per-channel partial sums over a chunk of rows, term(row, ch) giving a row's two addends (dy*xhat
+// and dy): block (32, 8) covers 32 channels (coalesced), the rows of chunk blockIdx.y, added in
+// a fixed order.
+template <class Term>
 __global__ void __launch_bounds__(256)
-    channel_partials(LayerNormShape s, const float* x, const float* dy, const float* mean,
-                     const float* rstd, int64_t rows, int64_t rows_per_chunk, float2* partial) {
+    column_partials(int c, int64_t rows, int64_t rows_per_chunk, Term term, float2* partial) {
   __shared__ float2 sums[8][33];
   const int ch = blockIdx.x * 32 + threadIdx.x;
   const int64_t begin = blockIdx.y * rows_per_chunk;
   const int64_t end = min(rows, begin + rows_per_chunk);
   float2 acc = make_float2(0.f, 0.f);
-  if (ch < s.c) {
+  if (ch < c) {
+#pragma unroll 4
     for (int64_t r = begin + threadIdx.y; r < end; r += 8) {
-      const int64_t g = r / s.m, i = r * s.c + ch;
-      const float xhat = (x[i] - mean[g]) * rstd[g];
-      acc.x += dy[i] * xhat;
-      acc.y += dy[i];
+      const float2 t = term(r, ch);
+      acc.x += t.x, acc.y += t.y;
     }
   }
   sums[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
-  if (threadIdx.y > 0 || ch >= s.c) return;
+  if (threadIdx.y > 0 || ch >= c) return;
   for (int y = 1; y < 8; ++y)
     acc.x += sums[y][threadIdx.x].x, acc.y += sums[y][threadIdx.x].y;
-  partial[blockIdx.y * int64_t(s.c) + ch] = acc;
+  partial[blockIdx.y * int64_t(c) + ch] = acc;
 }
 
 // ---- per-sample backward: the group sums and the channel sums in one pass --------------------
@@ -219,6 +219,268 @@ __global__ void __launch_bounds__(256)
   }
   if (lane == 0) dgamma[ch] = a, dbeta[ch] = b;
 }
+
+// dgamma, dbeta as the column sums of `rows` rows of c terms (term(row, ch): the row's dy*xhat
+// and dy of channel ch): column_partials over chunks of 128 rows or more (at most 1024 chunks),
+// then channel_finish_warps over the chunks.
+template <class Term>
+void channel_sums(int c, int64_t rows, Term term, float* dgamma, float* dbeta,
+                  const std::string& what, cudaStream_t stream) {
+  const int row_chunks = int(std::clamp<int64_t>(rows / 128, 1, 1024));
+  const int64_t rows_per_chunk = (rows + row_chunks - 1) / row_chunks;
+  auto* partial = static_cast<float2*>(malloc_async(sizeof(float2) * row_chunks * c, stream));
+  column_partials<<<dim3((c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
+      c, rows, rows_per_chunk, term, partial);
+  check_launch(what);
+  channel_finish_warps<<<(c + 7) / 8, 256, 0, stream>>>(c, row_chunks, partial, dgamma, dbeta);
+  check_launch(what);
+  free_async(partial, stream);
+}
+
+// ---- per sample in one launch: each chunk's sums, then the chunk a sample back ----------------
+// A group's statistics must be complete before any of its elements is normalized, so the
+// kernels above read x twice from DRAM: the normalize pass comes back to a sample long after
+// the statistics pass read it (C3D's conv2a activation at batch 32 is 822 MB, one sample 26 MB).
+// Here one launch of (groups + 1) * chunks blocks does both, one sample apart. The block that
+// draws ticket t = s * chunks + k (tickets from an atomic counter, in the order blocks start)
+//   1. sums chunk k of sample s (if s < groups); the last of sample s's blocks to finish folds
+//      the sample's partials, in a fixed order (deterministic), into its statistics and raises
+//      ready[s];
+//   2. waits for ready[s - 1] and normalizes chunk k of sample s - 1 (if s >= 1), which the
+//      block of ticket t - chunks read one sample of traffic earlier: still in L2 where a sample
+//      fits (conv2a's 26 MB and smaller). That read and the output use the streaming hints, so
+//      they do not push the next sample's chunks out of L2.
+// Step 2 only ever waits on blocks with smaller tickets, which have started (a ticket is drawn by
+// a running block) and whose step 1 waits on nothing: no deadlock, however blocks are scheduled.
+// Thread t of a chunk owns float4s t + 256 j, j < kSampleVecs; with c dividing 1024 and chunks
+// starting at multiples of 1024 elements those are always channels 4t % c .. 4t % c + 3, so a
+// thread loads its gamma (and beta) once and keeps its channel sums in registers.
+constexpr int kSampleVecs = 8;                           // float4s per thread and chunk
+constexpr int64_t kSampleChunk = 4 * 256 * kSampleVecs;  // 8192 elements
+constexpr uint32_t kMaxReadyPolls = 1u << 26;            // seconds: a lost hand-over traps
+
+// Whether the one-launch kernels take s: groups of several positions, c a divisor of 1024 and
+// a multiple of 4, the arrays 16-byte aligned.
+bool sample_pipeline_fits(const LayerNormShape& s, std::initializer_list<const void*> arrays) {
+  return s.m > 1 && s.c % 4 == 0 && 1024 % s.c == 0 && aligned16(arrays);
+}
+
+// The counters of a launch, zeroed before it: the next ticket, and per sample the blocks whose
+// sums are in and whether its statistics are written.
+struct SampleCounters {
+  unsigned* next_ticket;
+  unsigned* done;   // [groups]
+  unsigned* ready;  // [groups]
+};
+
+// The block's ticket as (sample, chunk).
+struct SampleChunk {
+  int64_t sample, chunk;
+};
+__device__ inline SampleChunk draw_ticket(const SampleCounters& counters, int64_t chunks) {
+  __shared__ unsigned ticket;
+  if (threadIdx.x == 0) ticket = atomicAdd(counters.next_ticket, 1u);
+  __syncthreads();
+  return {int64_t(ticket) / chunks, int64_t(ticket) % chunks};
+}
+
+// The block's float4 range of a chunk of `size` elements: [begin, end).
+struct ChunkVecs {
+  int64_t begin, end;
+  __device__ ChunkVecs(int64_t chunk, int64_t size)
+      : begin(chunk * (kSampleChunk / 4)), end(min(size / 4, begin + kSampleChunk / 4)) {}
+  __device__ int64_t at(int j) const { return begin + threadIdx.x + 256 * j; }
+};
+
+// Called by the whole block once thread 0 has written the block's partial of sample `s`:
+// counts the block in, and in the sample's last block folds the sample's `chunks` partials
+// (each thread a strided share, then block_sum2: a fixed order), calls finish(sum1, sum2) in
+// thread 0 and raises ready[s].
+template <class Finish>
+__device__ void complete_sample(const SampleCounters& counters, int64_t s, int64_t chunks,
+                                const double2* partial, Finish finish) {
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    __threadfence();  // the partial before the count
+    last = atomicAdd(&counters.done[s], 1u) == unsigned(chunks - 1);
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // the count before the other blocks' partials
+  double a = 0, b = 0;
+  for (int64_t k = threadIdx.x; k < chunks; k += blockDim.x) {
+    const double2 p = __ldcg(partial + s * chunks + k);  // from L2: other SMs wrote them
+    a += p.x, b += p.y;
+  }
+  block_sum2(&a, &b);
+  if (threadIdx.x == 0) {
+    finish(a, b);
+    __threadfence();  // the statistics before the flag
+    atomicExch(&counters.ready[s], 1u);
+  }
+}
+
+// Thread 0 waits for sample s's statistics; the block's threads may read them after the
+// barrier that follows (with __ldcg: another SM wrote them).
+__device__ inline void wait_ready(const SampleCounters& counters, int64_t s) {
+  if (threadIdx.x == 0) {
+    const volatile unsigned* flag = counters.ready + s;
+    for (uint32_t polls = 0; *flag == 0; ++polls) {
+      if (polls == kMaxReadyPolls) __trap();
+      __nanosleep(100);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+__global__ void __launch_bounds__(256)
+    layer_norm_sample_fwd(LayerNormShape s, int64_t chunks, const float* x, const float* gamma,
+                          const float* beta, float eps, float* y, float* mean, float* rstd,
+                          double2* partial, SampleCounters counters) {
+  const SampleChunk t = draw_ticket(counters, chunks);
+  const int64_t size = s.m * s.c;
+  const int ch = 4 * threadIdx.x % s.c;
+  if (t.sample < s.groups) {
+    const ChunkVecs v(t.chunk, size);
+    const float* xs = x + t.sample * size;
+    float4 xv[kSampleVecs];
+#pragma unroll
+    for (int j = 0; j < kSampleVecs; ++j)  // every load issued before the first add
+      xv[j] = v.at(j) < v.end ? load4(xs + 4 * v.at(j)) : make_float4(0, 0, 0, 0);
+    double sum = 0, sumsq = 0;
+#pragma unroll
+    for (int j = 0; j < kSampleVecs; ++j)
+      for (const double e : {xv[j].x, xv[j].y, xv[j].z, xv[j].w})
+        sum += e, sumsq += e * e;
+    block_sum2(&sum, &sumsq);
+    if (threadIdx.x == 0) partial[t.sample * chunks + t.chunk] = make_double2(sum, sumsq);
+    const double count = double(size);
+    complete_sample(counters, t.sample, chunks, partial, [=](double a, double b) {
+      const double mu = a / count, var = max(b / count - mu * mu, 0.0);
+      mean[t.sample] = float(mu);
+      rstd[t.sample] = float(1.0 / sqrt(var + double(eps)));
+    });
+  }
+  if (t.sample == 0) return;
+  const int64_t prev = t.sample - 1;
+  wait_ready(counters, prev);
+  const float mu = __ldcg(mean + prev), r = __ldcg(rstd + prev);
+  const float4 ga = load4(gamma + ch), b = load4(beta + ch);
+  const ChunkVecs v(t.chunk, size);
+  const int64_t base = prev * size;
+#pragma unroll
+  for (int j = 0; j < kSampleVecs; ++j) {
+    if (v.at(j) >= v.end) break;
+    const int64_t i = base + 4 * v.at(j);
+    const float4 e = load4_last_use(x + i);
+    store4_streaming(y + i, make_float4((e.x - mu) * r * ga.x + b.x, (e.y - mu) * r * ga.y + b.y,
+                                        (e.z - mu) * r * ga.z + b.z, (e.w - mu) * r * ga.w + b.w));
+  }
+}
+
+// Backward: step 1 sums g = dy * gamma and g * xhat over the chunk for the sample (double, as
+// bwd_partials) and the thread's 4 channels' dy * xhat and dy (dgamma, dbeta), which the
+// block adds per channel in a fixed order into channel_partial[sample * chunks + chunk]; the
+// sample's last block writes means[s] = (mean of g, mean of g * xhat). Step 2 writes dx of the
+// chunk a sample back.
+__global__ void __launch_bounds__(256)
+    layer_norm_sample_bwd(LayerNormShape s, int64_t chunks, const float* x, const float* gamma,
+                          const float* mean, const float* rstd, const float* dy, float* dx,
+                          double2* partial, float2* means, float2* channel_partial,
+                          SampleCounters counters) {
+  __shared__ float4 block_dgamma[256], block_dbeta[256];
+  const SampleChunk t = draw_ticket(counters, chunks);
+  const int64_t size = s.m * s.c;
+  const int ch = 4 * threadIdx.x % s.c;
+  const float4 ga = load4(gamma + ch);
+  if (t.sample < s.groups) {
+    const ChunkVecs v(t.chunk, size);
+    const int64_t base = t.sample * size;
+    float4 xv[kSampleVecs], dv[kSampleVecs];
+#pragma unroll
+    for (int j = 0; j < kSampleVecs; ++j) {
+      const bool in = v.at(j) < v.end;
+      xv[j] = in ? load4(x + base + 4 * v.at(j)) : make_float4(0, 0, 0, 0);
+      dv[j] = in ? load4(dy + base + 4 * v.at(j)) : make_float4(0, 0, 0, 0);
+    }
+    const float mu = mean[t.sample], r = rstd[t.sample];
+    double sum_g = 0, sum_gx = 0;
+    float4 dgamma = make_float4(0, 0, 0, 0), dbeta = make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int j = 0; j < kSampleVecs; ++j) {
+      if (v.at(j) >= v.end) break;
+      const float xs[4] = {xv[j].x, xv[j].y, xv[j].z, xv[j].w};
+      const float ds[4] = {dv[j].x, dv[j].y, dv[j].z, dv[j].w};
+      const float gs[4] = {ga.x, ga.y, ga.z, ga.w};
+      float xhat[4];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        xhat[q] = (xs[q] - mu) * r;
+        const double g = double(ds[q]) * gs[q];
+        sum_g += g;
+        sum_gx += g * ((double(xs[q]) - mu) * r);  // in double, as bwd_partials
+      }
+      dgamma.x += ds[0] * xhat[0], dgamma.y += ds[1] * xhat[1];
+      dgamma.z += ds[2] * xhat[2], dgamma.w += ds[3] * xhat[3];
+      dbeta.x += ds[0], dbeta.y += ds[1], dbeta.z += ds[2], dbeta.w += ds[3];
+    }
+    block_dgamma[threadIdx.x] = dgamma, block_dbeta[threadIdx.x] = dbeta;
+    block_sum2(&sum_g, &sum_gx);  // its barrier also orders the stores to the block arrays
+    const int64_t at = t.sample * chunks + t.chunk;
+    if (threadIdx.x == 0) partial[at] = make_double2(sum_g, sum_gx);
+    // Channels 4q .. 4q + 3 are those of threads q, q + c/4, ...: added in that order.
+    for (int q = threadIdx.x; q < s.c / 4; q += blockDim.x) {
+      float4 g = make_float4(0, 0, 0, 0), b = make_float4(0, 0, 0, 0);
+      for (int k = q; k < 256; k += s.c / 4) {
+        g.x += block_dgamma[k].x, g.y += block_dgamma[k].y;
+        g.z += block_dgamma[k].z, g.w += block_dgamma[k].w;
+        b.x += block_dbeta[k].x, b.y += block_dbeta[k].y;
+        b.z += block_dbeta[k].z, b.w += block_dbeta[k].w;
+      }
+      float2* out = channel_partial + at * s.c + 4 * q;
+      out[0] = make_float2(g.x, b.x), out[1] = make_float2(g.y, b.y);
+      out[2] = make_float2(g.z, b.z), out[3] = make_float2(g.w, b.w);
+    }
+    const double count = double(size);
+    complete_sample(counters, t.sample, chunks, partial, [=](double a, double b) {
+      means[t.sample] = make_float2(float(a / count), float(b / count));
+    });
+  }
+  if (t.sample == 0) return;
+  const int64_t prev = t.sample - 1;
+  wait_ready(counters, prev);
+  const float2 m = __ldcg(means + prev);
+  const float mu = mean[prev], r = rstd[prev];
+  const ChunkVecs v(t.chunk, size);
+  const int64_t base = prev * size;
+#pragma unroll
+  for (int j = 0; j < kSampleVecs; ++j) {
+    if (v.at(j) >= v.end) break;
+    const int64_t i = base + 4 * v.at(j);
+    const float4 e = load4_last_use(x + i), d = load4_last_use(dy + i);
+    auto dx_of = [&](float xv, float dv, float gv) {
+      return r * (dv * gv - m.x - (xv - mu) * r * m.y);
+    };
+    store4_streaming(dx + i, make_float4(dx_of(e.x, d.x, ga.x), dx_of(e.y, d.y, ga.y),
+                                         dx_of(e.z, d.z, ga.z), dx_of(e.w, d.w, ga.w)));
+  }
+}
+
+// A one-launch call's chunks per sample and blocks, and its counters, zeroed on the stream
+// (freed with release()).
+struct SamplePipeline {
+  int64_t chunks, blocks;
+  SampleCounters counters;
+  SamplePipeline(const LayerNormShape& s, cudaStream_t stream)
+      : chunks((s.m * s.c + kSampleChunk - 1) / kSampleChunk), blocks((s.groups + 1) * chunks) {
+    const size_t bytes = sizeof(unsigned) * (1 + 2 * size_t(s.groups));
+    auto* storage = static_cast<unsigned*>(malloc_async(bytes, stream));
+    CU3D_CUDA_CHECK(cudaMemsetAsync(storage, 0, bytes, stream));
+    counters = {storage, storage + 1, storage + 1 + s.groups};
+  }
+  void release(cudaStream_t stream) const { free_async(counters.next_ticket, stream); }
+};
 
 // ---- per-position layer norm: groups of one row (m = 1) of c <= 512 channels, c % 4 == 0 -------
 // A team of T lanes (8, 16 or 32: the smallest that gives each lane at most 4 float4s) holds a
@@ -441,6 +703,17 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
     check_launch(describe("layer_norm_fwd", s));
     return;
   }
+  if (sample_pipeline_fits(s, {x, gamma, beta, y})) {
+    const SamplePipeline pipe(s, stream);
+    auto* partial =
+        static_cast<double2*>(malloc_async(sizeof(double2) * s.groups * pipe.chunks, stream));
+    layer_norm_sample_fwd<<<unsigned(pipe.blocks), 256, 0, stream>>>(
+        s, pipe.chunks, x, gamma, beta, eps, y, mean, rstd, partial, pipe.counters);
+    check_launch(describe("layer_norm_fwd", s));
+    free_async(partial, stream);
+    pipe.release(stream);
+    return;
+  }
   layer_norm_stats(s, x, eps, mean, rstd, stream);
   const int64_t size = s.m * s.c, n = s.size();
   const int c = s.c;
@@ -601,6 +874,26 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
     free_async(partial, stream);
     return;
   }
+  if (sample_pipeline_fits(s, {x, gamma, dy, dx})) {
+    const SamplePipeline pipe(s, stream);
+    const int64_t chunks = s.groups * pipe.chunks;
+    auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * chunks, stream));
+    auto* means = static_cast<float2*>(malloc_async(sizeof(float2) * s.groups, stream));
+    auto* cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * chunks * s.c, stream));
+    layer_norm_sample_bwd<<<unsigned(pipe.blocks), 256, 0, stream>>>(
+        s, pipe.chunks, x, gamma, mean, rstd, dy, dx, partial, means, cpartial, pipe.counters);
+    check_launch(what);
+    // A chunk's channel partials are 8 bytes a channel for its 8192 elements, 50 K chunks on
+    // conv1a: too many for channel_finish_warps' one warp per channel alone.
+    channel_sums(
+        s.c, chunks, [=] __device__(int64_t r, int ch) { return cpartial[r * s.c + ch]; }, dgamma,
+        dbeta, what, stream);
+    free_async(cpartial, stream);
+    free_async(means, stream);
+    free_async(partial, stream);
+    pipe.release(stream);
+    return;
+  }
   const int64_t size = s.m * s.c, n = s.size();
   const double count = double(size);
   // The first pass: the group sums, and with bwd_partials the channel sums too. Its chunks: about
@@ -665,19 +958,18 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
 
   if (fused) {
     channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, blocks, cpartial, dgamma, dbeta);
-  } else {
-    const int64_t rows = s.rows();
-    const int row_chunks = int(std::clamp<int64_t>(rows / 512, 1, 1024));
-    const int64_t rows_per_chunk = (rows + row_chunks - 1) / row_chunks;
-    cpartial = static_cast<float2*>(malloc_async(sizeof(float2) * row_chunks * s.c, stream));
-    channel_partials<<<dim3((s.c + 31) / 32, row_chunks), dim3(32, 8), 0, stream>>>(
-        s, x, dy, mean, rstd, rows, rows_per_chunk, cpartial);
     check_launch(what);
-    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, row_chunks, cpartial, dgamma,
-                                                            dbeta);
+    free_async(cpartial, stream);
+  } else {
+    channel_sums(
+        s.c, s.rows(),
+        [=] __device__(int64_t r, int ch) {
+          const int64_t g = r / s.m, i = r * s.c + ch;
+          const float xhat = (x[i] - mean[g]) * rstd[g];
+          return make_float2(dy[i] * xhat, dy[i]);
+        },
+        dgamma, dbeta, what, stream);
   }
-  check_launch(what);
-  free_async(cpartial, stream);
   free_async(means, stream);
   free_async(partial, stream);
 }

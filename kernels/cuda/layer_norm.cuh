@@ -2,19 +2,28 @@
 // the (groups, m, c) formulation; biased statistics over the m*c elements of a group, per-
 // channel gamma/beta; mean and rstd saved per group).
 //
-// Large groups (per sample): forward (1) each block sums x and x^2 in double over a chunk of
-// 16 Ki elements of one group; (2) a warp per group (a thread where groups have under 32 chunks)
-// adds its chunks in a fixed order and writes mean, rstd (deterministic, and double keeps
-// E[x^2] - mean^2 exact enough for fp32 data); (3) an elementwise pass writes y (4 channels per
-// thread, 32-bit indices, where c % 4 == 0), sweeping backwards to meet first what (1) read last,
-// still in L2. Backward: the same two-level sums of g = dy*gamma and g*xhat per group, an
-// elementwise pass for dx (backwards too), and per-channel column sums of dy*xhat and dy over all
-// rows for dgamma, dbeta. Cost: forward reads x twice and writes y (12 bytes per element),
-// backward reads x and dy twice and writes dx (20 bytes per element): memory-bound.
+// Per sample (large groups) with c % 4 == 0 dividing 1024 (C3D's 64-512 channels): statistics
+// and normalize in one launch, a sample apart (layer_norm.cu, "per sample in one launch"). Each
+// block sums a chunk of sample s, the sample's last block writes its statistics, then the block
+// normalizes the same chunk of sample s - 1, read one sample earlier and still in L2 where a
+// sample fits (conv2a's 26 MB and smaller). Backward likewise: a chunk's group sums and channel
+// sums, then dx of the chunk a sample back. Each reads x (and dy) once from DRAM where a sample
+// fits in L2, twice where not.
+//
+// Other large groups: forward (1) each block sums x and x^2 in double over a chunk of 16 Ki
+// elements of one group; (2) a warp per group (a thread where groups have under 32 chunks) adds
+// its chunks in a fixed order and writes mean, rstd (deterministic, and double keeps E[x^2] -
+// mean^2 exact enough for fp32 data); (3) an elementwise pass writes y (4 channels per thread,
+// 32-bit indices, where c % 4 == 0), sweeping backwards to meet first what (1) read last, still in
+// L2. Backward: the same two-level sums of g = dy*gamma and g*xhat per group, an elementwise pass
+// for dx (backwards too), and per-channel column sums of dy*xhat and dy over all rows for dgamma,
+// dbeta. Cost: forward reads x twice and writes y (12 bytes per element), backward reads x and dy
+// twice and writes dx (20 bytes per element): memory-bound.
+//
 // One-row groups (per position, m = 1) of c <= 512 channels, c % 4 == 0: a team of 8-32 lanes
-// holds a row in registers (float4s), so forward reads x once and writes y (8 bytes per
-// element), backward reads x and dy once and writes dx (12 bytes per element), its dgamma and
-// dbeta summed per lane, then per block in a fixed order, then over the blocks.
+// holds a row in registers (float4s), so forward reads x once and writes y (8 bytes per element),
+// backward reads x and dy once and writes dx (12 bytes per element), its dgamma and dbeta summed
+// per lane, then per block in a fixed order, then over the blocks.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -25,6 +25,16 @@ __device__ inline void store4(float* p, float4 v) {
   *reinterpret_cast<float4*>(p) = v;
 }
 
+// The streaming forms (ld/st.global.cs, evict first): for a last read, and for an output no
+// kernel reads soon, so neither pushes data that will be read again out of L2.
+__device__ inline float4 load4_last_use(const float* p) {
+  return __ldcs(reinterpret_cast<const float4*>(p));
+}
+
+__device__ inline void store4_streaming(float* p, float4 v) {
+  __stcs(reinterpret_cast<float4*>(p), v);
+}
+
 template <int V>
 __device__ inline void load_vec(const float* p, float (&out)[V]) {
   if constexpr (V == 4) {

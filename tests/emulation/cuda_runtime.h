@@ -84,6 +84,35 @@ inline int atomicMax(int* p, int v) {
   if (v > old) *p = v;
   return old;
 }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  ::cu3d::emu::note_atomic();
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+inline unsigned atomicExch(unsigned* p, unsigned v) {
+  ::cu3d::emu::note_atomic();
+  const unsigned old = *p;
+  *p = v;
+  return old;
+}
+
+// Between blocks nothing needs ordering: the emulator runs one block after another, each to
+// its end. The cache hints of the loads and stores change nothing but speed.
+inline void __threadfence() {}
+inline void __nanosleep(unsigned) {}
+template <class T>
+T __ldcg(const T* p) {
+  return *p;
+}
+template <class T>
+T __ldcs(const T* p) {
+  return *p;
+}
+template <class T>
+void __stcs(T* p, T v) {
+  *p = v;
+}
 
 // A warp shuffle: the lane waits until all 32 lanes of its warp reach the same call.
 template <class T>

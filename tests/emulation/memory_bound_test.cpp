@@ -189,11 +189,18 @@ struct LayerNormCase {
 };
 
 const LayerNormCase kLayerNormCases[] = {
-    {"PerSample_c64", {2, 4 * 6 * 6, 64}},        // C3D-like: a group per clip
+    // Per sample, c dividing 1024: the one-launch kernels (chunks of 8192 elements).
+    {"PerSample_c64", {2, 4 * 6 * 6, 64}},    // C3D-like: a group per clip; a partial last chunk
+    {"Large_groups", {2, 3000, 32}},          // 12 chunks per sample
+    {"Sample_c512", {3, 21, 512}},            // two threads per channel quad
+    {"Sample_c1024", {2, 9, 1024}},           // a thread per channel quad
+    {"Sample_under_a_chunk", {2, 5, 64}},     // 80 float4s: most threads idle
+    {"Many_one_chunk_samples", {67, 40, 4}},  // a chain of 67 hand-overs
+    // The other paths.
     {"PerPosition_c64", {2 * 4 * 6 * 6, 1, 64}},  // a group per position (row kernels)
-    {"C12_vector_tail", {3, 35, 12}},
+    {"C12_vector_tail", {3, 700, 12}},  // two kernels, float4 normalize; 16 chunks of rows
     {"C5_scalar", {4, 9, 5}},
-    {"Large_groups", {2, 3000, 32}},  // several blocks of partials per group
+    {"C2_bwd_partials", {3, 700, 2}},  // the backward's group and channel sums in one pass
 };
 
 class LayerNormEmulation : public ::testing::TestWithParam<LayerNormCase> {};

@@ -420,15 +420,19 @@ std::vector<ParityCase> op_cases() {
   // Per sample after conv2a (the TensorFlow C3D-LN), per position after conv3b, and odd. Per
   // position with c % 4 == 0 takes the one-row-per-team kernels: teams of 8 lanes (c 64, and 12
   // with lanes left idle), 16 (conv3b's 256) and 32 (conv4b's 512, 4 float4s per lane); row
-  // counts that leave a warp's last teams without a row. Per sample with c dividing 512 takes the
-  // backward's one-pass partials: one channel per thread (64), two (512), a group's last chunk
-  // partial (37 x 64 elements), 67 groups of 5 chunks, and 600 groups of one chunk each (more
-  // than 4 per SM).
+  // counts that leave a warp's last teams without a row. Per sample with c % 4 == 0 dividing 1024
+  // takes the one-launch kernels: 4 threads per channel quad (64), two (512), one (1024), a
+  // sample's last chunk partial (37 x 64 elements), 67 samples, and 600 samples of one chunk each
+  // (a chain of 600 hand-overs). Other channel counts: the two-kernel forward with the float4
+  // normalize (12), the backward's one-pass partials (2), and the scalar paths (5).
   const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
                       {"per_sample_conv4b_c512", {2, 4 * 14 * 14, 512}},
+                      {"per_sample_c1024", {2, 300, 1024}},
                       {"per_sample_c64_partial_chunk", {3, 37, 64}},
                       {"per_sample_67_groups_c256", {67, 9, 256}},
                       {"per_sample_one_chunk_groups_c256", {600, 9, 256}},
+                      {"per_sample_c12_two_kernels", {3, 700, 12}},
+                      {"per_sample_c2_one_pass_partials", {3, 700, 2}},
                       {"per_position_conv3b", {2 * 8 * 28 * 28, 1, 256}},
                       {"per_position_conv4b", {2 * 4 * 14 * 14, 1, 512}},
                       {"per_position_c64_odd_rows", {1001, 1, 64}},
