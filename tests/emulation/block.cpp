@@ -4,11 +4,14 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
+#include <thread>
 
 // AddressSanitizer must be told when the stack changes under it (each fiber has its own).
 #if defined(__has_feature)
@@ -136,8 +139,11 @@ struct Block {
   size_t scheduler_stack_size = 0;
 };
 
+// The block that runs on this OS thread: the launching thread's, or a resident worker's in a
+// concurrent launch (each its own, as each of its __shared__ variables: cuda_runtime.h). 256 KB
+// of shared space and up to 128 MB of stacks: on the heap, for the life of the thread.
 Block& block() {
-  static Block* instance = new Block;  // 256 KB of shared space and 128 MB of stacks: on the heap
+  thread_local Block* instance = new Block;
   return *instance;
 }
 Report the_report;
@@ -786,6 +792,126 @@ long launches() {
   return block().launches;
 }
 
+namespace {
+
+// ---- concurrent launches: blocks resident together, switched at global synchronization ---------
+// kResidentBlocks worker OS threads (started once, for the process) each run one block at a
+// time, as an SM does; a baton lets exactly one of them (or the launching thread) run at any
+// moment, so the emulator's state needs no locks. The block holding it hands it on at every
+// atomic, __threadfence and __nanosleep (global_sync_point) to a resident block or a worker that
+// starts the next block, chosen at random (seeded): so a block can draw a ticket, be overtaken by
+// blocks that start after it, and resume later, as on a GPU. Memory stays sequentially
+// consistent: what this checks is the protocol (who waits for whom), not the fences.
+constexpr int kResidentBlocks = 4;
+constexpr long kPollsWithoutProgress = 20000;  // every resident block polling: a deadlock
+
+struct Residency {
+  std::mutex mutex;
+  std::condition_variable turn;
+  int holder = -1;  // the worker that runs; -1: the launching thread
+  const std::function<void()>* body = nullptr;
+  BlockConfig config;
+  long next = 0, blocks = 0;  // the next block of the launch to start; how many it has
+  bool resident[kResidentBlocks] = {};
+  std::mt19937 rng;
+  long polls_in_a_row = 0;
+  bool started = false;
+};
+Residency& residency() {
+  static Residency* r = new Residency;  // never destroyed: the workers wait on it until exit
+  return *r;
+}
+thread_local int worker_index = -1;  // this OS thread's worker, -1: not one
+
+// Under r.mutex: the next holder, at random among the resident blocks and (while blocks remain
+// to start) one idle worker; the launching thread once the launch has finished.
+int choose_holder(Residency& r) {
+  std::vector<int> candidates;
+  int idle = -1;
+  for (int w = 0; w < kResidentBlocks; ++w) {
+    if (r.resident[w])
+      candidates.push_back(w);
+    else if (idle < 0)
+      idle = w;
+  }
+  if (r.next < r.blocks && idle >= 0) candidates.push_back(idle);
+  if (candidates.empty()) return -1;
+  return candidates[r.rng() % candidates.size()];
+}
+
+// Under `lock`: hands the baton on and waits until it comes back to worker `me`.
+void hand_over(Residency& r, std::unique_lock<std::mutex>& lock, int me) {
+  r.holder = choose_holder(r);
+  r.turn.notify_all();
+  r.turn.wait(lock, [&] { return r.holder == me; });
+}
+
+BlockConfig config_of_block(const Residency& r, long k) {
+  BlockConfig config = r.config;
+  const Index3 g = config.grid_dim;
+  config.block_x = unsigned(k % g.x);
+  config.block_y = unsigned(k / g.x % g.y);
+  config.block_z = unsigned(k / (long(g.x) * g.y));
+  config.seed = r.config.seed + 977u * unsigned(k);
+  return config;
+}
+
+void worker_main(int me) {
+  worker_index = me;
+  Residency& r = residency();
+  std::unique_lock lock(r.mutex);
+  for (;;) {
+    r.turn.wait(lock, [&] { return r.holder == me; });
+    if (!r.resident[me] && r.next < r.blocks) {
+      const BlockConfig config = config_of_block(r, r.next++);
+      r.resident[me] = true;
+      lock.unlock();
+      run_block(*r.body, config);  // hands the baton on at its synchronization points
+      lock.lock();
+      r.resident[me] = false;
+      r.polls_in_a_row = 0;
+    }
+    r.holder = choose_holder(r);
+    r.turn.notify_all();
+  }
+}
+
+void launch_concurrent(const std::function<void()>& body, const BlockConfig& config, long blocks,
+                       unsigned seed) {
+  Residency& r = residency();
+  std::unique_lock lock(r.mutex);
+  if (!r.started) {
+    for (int w = 0; w < kResidentBlocks; ++w)
+      std::thread(worker_main, w).detach();
+    r.started = true;
+  }
+  r.body = &body;
+  r.config = config;
+  r.config.seed = seed;
+  r.next = 0;
+  r.blocks = blocks;
+  r.rng.seed(seed);
+  r.polls_in_a_row = 0;
+  hand_over(r, lock, -1);  // back once every block has run
+}
+
+}  // namespace
+
+void global_sync_point(bool poll) {
+  if (worker_index < 0) return;  // not a concurrent launch: blocks run one after another
+  Residency& r = residency();
+  std::unique_lock lock(r.mutex);
+  r.polls_in_a_row = poll ? r.polls_in_a_row + 1 : 0;
+  if (r.polls_in_a_row > kPollsWithoutProgress) {
+    r.polls_in_a_row = 0;
+    lock.unlock();
+    fault(Fault::deadlock, "thread %d of block (%u, %u, %u): every resident block polls",
+          block().current, block().config.block_x, block().config.block_y, block().config.block_z);
+    trap(__FILE__, __LINE__);
+  }
+  hand_over(r, lock, worker_index);
+}
+
 void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
             const void*) {
   Block& b = block();
@@ -797,6 +923,10 @@ void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t s
   config.dynamic_bytes = uint32_t(shared_bytes);
   config.schedule = b.launch_schedule;
   const long blocks = long(grid.x) * grid.y * grid.z;
+  if (b.launch_schedule == Schedule::concurrent) {
+    config.schedule = Schedule::random;  // the threads of each block, too
+    return launch_concurrent(body, config, blocks, b.launch_seed);
+  }
   for (long k = 0; k < blocks; ++k) {
     const long i = b.launch_schedule == Schedule::reversed ? blocks - 1 - k : k;
     config.block_x = unsigned(i % grid.x);

@@ -67,9 +67,10 @@ struct Report {
 };
 
 enum class Schedule {
-  in_order,  // warps and lanes ascending
-  reversed,  // descending
-  random     // shuffled every round, with preemption at emulated instructions
+  in_order,   // warps and lanes ascending
+  reversed,   // descending
+  random,     // shuffled every round, with preemption at emulated instructions
+  concurrent  // launches only: blocks resident together (global_sync_point), threads random
 };
 
 struct Index3 {
@@ -97,7 +98,11 @@ void run_block(const std::function<void()>& body, const BlockConfig& config);
 
 // A kernel launch rewritten for the host (launch_to_call.cpp turns kernel<<<g, b, s>>>(args)
 // into launch([&] { kernel(args); }, g, b, s, stream)): every block of the grid, one after another,
-// in the order and with the thread schedule of set_launch_schedule.
+// in the order and with the thread schedule of set_launch_schedule; or, with Schedule::concurrent,
+// up to 4 blocks resident at once, each on an OS thread of its own, one running at a time and
+// switched at random at the global synchronization points (atomics, fences, sleeps): what a
+// kernel whose blocks wait for each other (layer_norm.cu's per-sample kernels) needs to show a
+// missing wait.
 struct Dim3 {
   Dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
   unsigned x, y, z;
@@ -120,6 +125,10 @@ Index3 grid_dim();
 void syncthreads();
 uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site);
 void note_atomic();
+// An atomic, __threadfence or (poll) __nanosleep of a block in a concurrent launch: another
+// resident block may run from here (set_launch_schedule(Schedule::concurrent)). A no-op
+// otherwise.
+void global_sync_point(bool poll);
 [[noreturn]] void trap(const char* file, int line);
 
 // ---- the PTX instructions (ptx_emulated.h)

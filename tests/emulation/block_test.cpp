@@ -223,5 +223,79 @@ TEST(BlockEmulator, TrapEndsTheThreadAndIsReported) {
   EXPECT_EQ(after[4], 1);
 }
 
+// ---- concurrent launches: blocks that wait for each other ------------------------------------
+// Each block draws a ticket t, writes value[t] and raises ready[t]; block t then reads
+// value[t - 1], after waiting for ready[t - 1] when `wait`: the hand-over of layer_norm.cu's
+// per-sample kernels, and the mistake of leaving its wait out.
+struct Chain {
+  explicit Chain(int blocks) : ready(blocks), value(blocks), seen(blocks) {}
+  std::vector<unsigned> ready, value, seen;
+  unsigned next_ticket = 0;
+};
+
+void run_chain(Chain& c, bool wait, unsigned seed) {
+  set_launch_schedule(Schedule::concurrent, seed);
+  launch(
+      [&] {
+        __shared__ unsigned ticket;
+        if (threadIdx.x == 0) ticket = atomicAdd(&c.next_ticket, 1u);
+        __syncthreads();
+        const unsigned t = ticket;
+        if (threadIdx.x != 0) return;
+        c.value[t] = 100 + t;
+        __threadfence();
+        atomicExch(&c.ready[t], 1u);
+        if (t == 0) return;
+        if (wait)
+          while (*static_cast<volatile unsigned*>(&c.ready[t - 1]) == 0)
+            __nanosleep(100);
+        c.seen[t] = c.value[t - 1];
+      },
+      Dim3(12), Dim3(64), 0);
+  set_launch_schedule(Schedule::in_order);
+}
+
+TEST(BlockEmulator, ConcurrentBlocksThatWaitForEachOtherHandOver) {
+  for (unsigned seed = 1; seed <= 5; ++seed) {
+    Chain c(12);
+    reset_report();
+    run_chain(c, true, seed);
+    EXPECT_EQ(report().total_faults(), 0) << report().summary();
+    for (unsigned t = 1; t < 12; ++t)
+      EXPECT_EQ(c.seen[t], 99 + t) << "seed " << seed << ", block of ticket " << t;
+  }
+}
+
+TEST(BlockEmulator, ConcurrentLaunchShowsAMissingWait) {
+  int stale = 0;
+  for (unsigned seed = 1; seed <= 5; ++seed) {
+    Chain c(12);
+    run_chain(c, false, seed);
+    for (unsigned t = 1; t < 12; ++t)
+      stale += c.seen[t] != 99 + t;
+  }
+  EXPECT_GT(stale, 0) << "a block read its predecessor's value before it was written";
+}
+
+TEST(BlockEmulator, ConcurrentBlocksWaitingOnEachOtherAreADeadlock) {
+  // Block t waits for ready[t + 1]: the first 4 blocks fill every slot, and the fourth waits for
+  // a fifth that cannot start.
+  std::vector<unsigned> ready(6);
+  reset_report();
+  set_launch_schedule(Schedule::concurrent, 3);
+  launch(
+      [&] {
+        if (threadIdx.x != 0) return;
+        const unsigned t = blockIdx.x;
+        if (t + 1 < ready.size())
+          while (*static_cast<volatile unsigned*>(&ready[t + 1]) == 0)
+            __nanosleep(100);
+        atomicExch(&ready[t], 1u);
+      },
+      Dim3(6), Dim3(32), 0);
+  set_launch_schedule(Schedule::in_order);
+  EXPECT_GT(report()[Fault::deadlock], 0) << report().summary();
+}
+
 }  // namespace
 }  // namespace cu3d::emu

@@ -3,8 +3,9 @@
 // directory first, so the kernels' own #include <cuda_runtime.h> lands here; nothing else in
 // the project sees it.
 //
-// __shared__ is `static`: one block runs at a time, and its threads (fibers of one OS thread)
-// share the variable, as a block shares shared memory.
+// __shared__ is `static thread_local`: a block's threads are fibers of one OS thread and share
+// the variable, as a block shares shared memory; the blocks of a concurrent launch run on OS
+// threads of their own, so each has its own.
 #pragma once
 
 #include <algorithm>
@@ -19,7 +20,7 @@
 #define __host__
 #define __global__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static thread_local
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
 #define __trap() ::cu3d::emu::trap(__FILE__, __LINE__)
@@ -78,29 +79,37 @@ inline float __uint_as_float(uint32_t u) {
 }
 
 // Integer max on global memory; counted, since the pool epilogue's result depends on every one.
+// Atomics, fences and sleeps are where a concurrent launch may switch blocks (global_sync_point);
+// memory is sequentially consistent either way, so the fences order nothing more.
 inline int atomicMax(int* p, int v) {
   ::cu3d::emu::note_atomic();
   const int old = *p;
   if (v > old) *p = v;
+  ::cu3d::emu::global_sync_point(false);
   return old;
 }
 inline unsigned atomicAdd(unsigned* p, unsigned v) {
   ::cu3d::emu::note_atomic();
   const unsigned old = *p;
   *p = old + v;
+  ::cu3d::emu::global_sync_point(false);
   return old;
 }
 inline unsigned atomicExch(unsigned* p, unsigned v) {
   ::cu3d::emu::note_atomic();
   const unsigned old = *p;
   *p = v;
+  ::cu3d::emu::global_sync_point(false);
   return old;
 }
+inline void __threadfence() {
+  ::cu3d::emu::global_sync_point(false);
+}
+inline void __nanosleep(unsigned) {
+  ::cu3d::emu::global_sync_point(true);
+}
 
-// Between blocks nothing needs ordering: the emulator runs one block after another, each to
-// its end. The cache hints of the loads and stores change nothing but speed.
-inline void __threadfence() {}
-inline void __nanosleep(unsigned) {}
+// The cache hints of the loads and stores change nothing but speed.
 template <class T>
 T __ldcg(const T* p) {
   return *p;
