@@ -292,6 +292,18 @@ struct ChunkVecs {
   __device__ int64_t at(int j) const { return begin + threadIdx.x + 256 * j; }
 };
 
+// Calls f(i) for the first element i of each of the thread's float4s in chunk `chunk` of
+// sample `sample` (samples of `size` elements).
+template <class F>
+__device__ void for_each_vec(int64_t sample, int64_t chunk, int64_t size, F f) {
+  const ChunkVecs v(chunk, size);
+#pragma unroll
+  for (int j = 0; j < kSampleVecs; ++j) {
+    if (v.at(j) >= v.end) break;
+    f(sample * size + 4 * v.at(j));
+  }
+}
+
 // Called by the whole block once thread 0 has written the block's partial of sample `s`:
 // counts the block in, and in the sample's last block folds the sample's `chunks` partials
 // (each thread a strided share, then block_sum2: a fixed order), calls finish(sum1, sum2) in
@@ -367,16 +379,11 @@ __global__ void __launch_bounds__(256)
   wait_ready(counters, prev);
   const float mu = __ldcg(mean + prev), r = __ldcg(rstd + prev);
   const float4 ga = load4(gamma + ch), b = load4(beta + ch);
-  const ChunkVecs v(t.chunk, size);
-  const int64_t base = prev * size;
-#pragma unroll
-  for (int j = 0; j < kSampleVecs; ++j) {
-    if (v.at(j) >= v.end) break;
-    const int64_t i = base + 4 * v.at(j);
+  for_each_vec(prev, t.chunk, size, [&](int64_t i) {
     const float4 e = load4_last_use(x + i);
     store4_streaming(y + i, make_float4((e.x - mu) * r * ga.x + b.x, (e.y - mu) * r * ga.y + b.y,
                                         (e.z - mu) * r * ga.z + b.z, (e.w - mu) * r * ga.w + b.w));
-  }
+  });
 }
 
 // Backward: step 1 sums g = dy * gamma and g * xhat over the chunk for the sample (double, as
@@ -452,19 +459,14 @@ __global__ void __launch_bounds__(256)
   wait_ready(counters, prev);
   const float2 m = __ldcg(means + prev);
   const float mu = mean[prev], r = rstd[prev];
-  const ChunkVecs v(t.chunk, size);
-  const int64_t base = prev * size;
-#pragma unroll
-  for (int j = 0; j < kSampleVecs; ++j) {
-    if (v.at(j) >= v.end) break;
-    const int64_t i = base + 4 * v.at(j);
+  auto dx_of = [&](float xv, float dv, float gv) {
+    return r * (dv * gv - m.x - (xv - mu) * r * m.y);
+  };
+  for_each_vec(prev, t.chunk, size, [&](int64_t i) {
     const float4 e = load4_last_use(x + i), d = load4_last_use(dy + i);
-    auto dx_of = [&](float xv, float dv, float gv) {
-      return r * (dv * gv - m.x - (xv - mu) * r * m.y);
-    };
     store4_streaming(dx + i, make_float4(dx_of(e.x, d.x, ga.x), dx_of(e.y, d.y, ga.y),
                                          dx_of(e.z, d.z, ga.z), dx_of(e.w, d.w, ga.w)));
-  }
+  });
 }
 
 // A one-launch call's chunks per sample and blocks, and its counters, zeroed on the stream
