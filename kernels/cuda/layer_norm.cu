@@ -761,6 +761,18 @@ struct NormReluAt {
   }
 };
 
+// NormReluAt that also keeps what it computes in z (the training block's saved ReLU output),
+// for pools whose every input position lies in exactly one window: each is written once.
+struct NormReluKeptAt {
+  NormReluAt norm;
+  float* z;
+  template <int V, class Index>
+  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
+    norm.operator()<V>(position, ch, v);
+    store_vec(z + int64_t(position) * norm.c + ch, v);
+  }
+};
+
 // Reads V consecutive channels ch.. of a position of a (positions, c) array.
 struct ArrayAt {
   const float* a;
@@ -832,6 +844,13 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
   const NormReluAt norm{x, gamma, beta, mean, rstd, m, p.c};
   if (!z) {
     launch_pool_of(p, norm, y, stream, {x, gamma, beta});
+    check_launch(what);
+    return;
+  }
+  if (windows_disjoint(p) && windows_cover_input(p)) {
+    // The pool visits every input once: it writes z on the way (|x| + |z| + |y| bytes, one
+    // launch) instead of a pass writing z and the pool reading it back (|z| bytes more).
+    launch_pool_of(p, NormReluKeptAt{norm, z}, y, stream, {x, gamma, beta, z});
     check_launch(what);
     return;
   }

@@ -59,7 +59,9 @@ void layer_norm_stats_from_row_sums(int64_t groups, int64_t rows, int parts, int
 // sample; m = 1: per position). x is the pool's input (p.n, p.in, p.c), gamma/beta (p.c).
 // Inference (`z` null): one kernel, reading each input once and writing only the pooled output
 // (|x| + |y| bytes instead of 3|x| + |y| for normalize, ReLU and pool apart). Training (`z`
-// given): z = relu(layer_norm(x)) is written for the backward pass, then pooled.
+// given): z = relu(layer_norm(x)) is written for the backward pass too; by the same kernel where
+// every input position lies in exactly one window (every C3D pool: |x| + |z| + |y| bytes),
+// else by a pass of its own that the pool then reads back (|z| bytes more).
 void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x,
                                  const float* gamma, const float* beta, const float* mean,
                                  const float* rstd, float* y, float* z, cudaStream_t stream);

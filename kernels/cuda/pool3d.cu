@@ -157,22 +157,6 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-// Whether no input position lies in two windows: the stride is at least the window on every axis.
-bool windows_disjoint(const Pool3dShape& s) {
-  return s.stride.d >= s.window.d && s.stride.h >= s.window.h && s.stride.w >= s.window.w;
-}
-
-// Whether disjoint windows also reach every input position: each axis tiled without gaps up to
-// its end (the first window starts at or before 0, in the padding).
-bool windows_cover_input(const Pool3dShape& s) {
-  auto axis = [](int in, int window, int stride, int pad, int out) {
-    return stride == window && (out - 1) * stride - pad + window >= in;
-  };
-  return axis(s.in.d, s.window.d, s.stride.d, s.pad_before.d, s.out.d) &&
-         axis(s.in.h, s.window.h, s.stride.h, s.pad_before.h, s.out.h) &&
-         axis(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w);
-}
-
 template <int kD, int kH, int kW, int V>
 void launch_bwd_disjoint(const Pool3dShape& s, const float* x, const float* y, const float* dy,
                          float* dx, cudaStream_t stream) {

@@ -10,6 +10,23 @@
 
 namespace cu3d::cuda {
 
+// Whether no input position lies in two windows: the stride is at least the window on every axis.
+inline bool windows_disjoint(const Pool3dShape& s) {
+  return s.stride.d >= s.window.d && s.stride.h >= s.window.h && s.stride.w >= s.window.w;
+}
+
+// Whether disjoint windows also reach every input position: each axis tiled without gaps up to
+// its end (the first window starts at or before 0, in the padding). With windows_disjoint: every
+// input position lies in exactly one window (every C3D pool, pool5's padded one included).
+inline bool windows_cover_input(const Pool3dShape& s) {
+  auto axis = [](int in, int window, int stride, int pad, int out) {
+    return stride == window && (out - 1) * stride - pad + window >= in;
+  };
+  return axis(s.in.d, s.window.d, s.stride.d, s.pad_before.d, s.out.d) &&
+         axis(s.in.h, s.window.h, s.stride.h, s.pad_before.h, s.out.h) &&
+         axis(s.in.w, s.window.w, s.stride.w, s.pad_before.w, s.out.w);
+}
+
 // Output window (n, d, h, w) of a pool.
 struct PoolWindow {
   int n, d, h, w;
