@@ -163,8 +163,9 @@ const char* to_string(BlockRun r) {
 // Inference blocks, pooled output only. bias_relu_pool: cu3d's one kernel against cuDNN conv
 // (with bias) + ReLU + max-pool. bias_ln_relu_pool (per-sample layer norm): cu3d's conv with
 // statistics in the epilogue + one normalize/ReLU/pool kernel, against cuDNN conv + layer norm +
-// ReLU + max-pool. bias_relu_pool_train: the training form of bias_relu_pool, which also writes
-// z = relu(conv + bias) for the backward (cu3d: the conv's epilogue into z, then the pool).
+// ReLU + max-pool. The _train forms also write z, the ReLU's output, for the backward (cu3d:
+// bias_relu_pool's conv epilogue into z, then the pool; bias_ln_relu_pool's pool kernel as it
+// normalizes); their cuDNN baselines are the inference ones, which write z anyway.
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
@@ -178,8 +179,9 @@ void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
   float* y = b.y->f();
   const cudaStream_t st = stream();
-  if (block != "bias_ln_relu_pool") {
-    float* z = block == "bias_relu_pool_train" ? f.z.f() : nullptr;
+  const bool train = block.ends_with("_train");
+  if (block.starts_with("bias_relu_pool")) {
+    float* z = train ? f.z.f() : nullptr;
     if (fused) {
       cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), z, prec, st, kernel);
     } else {
@@ -192,7 +194,7 @@ void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
     cuda::conv3d_fwd_bias_ln_stats(s, x, w, bias, f.ln.m, 1e-5f, y, f.mean.f(), f.rstd.f(), prec,
                                    st, kernel);
     cuda::layer_norm_relu_maxpool_fwd(f.p, f.ln.m, y, f.gamma.f(), f.beta.f(), f.mean.f(),
-                                      f.rstd.f(), f.pooled.f(), nullptr, st);
+                                      f.rstd.f(), f.pooled.f(), train ? f.z.f() : nullptr, st);
   } else {
     cudnn::conv3d_fwd(s, x, w, bias, y, prec, st);
     cuda::layer_norm_fwd(f.ln, y, f.gamma.f(), f.beta.f(), 1e-5f, f.z.f(), f.mean.f(), f.rstd.f(),
@@ -214,7 +216,7 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
           const Conv3dShape& s = layer.shape;
           // The block's floor: the conv's FLOPs, reading x and w and writing the pooled output
           // (and z in training).
-          const bool train = block == "bias_relu_pool_train";
+          const bool train = block.ends_with("_train");
           const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size() +
                                       (train ? s.output_size() : 0));
           const Work work{2.0 * double(s.macs()), bytes, p};
@@ -283,7 +285,8 @@ bool register_all() {
                                 Backend::cu3d_wide, Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
-    for (const char* block : {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool"})
+    for (const char* block :
+         {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool", "bias_ln_relu_pool_train"})
       for (Precision p : cases::kPrecisions)
         for (BlockRun run :
              {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined,

@@ -449,13 +449,18 @@ std::vector<ParityCase> op_cases() {
     Pool3dShape p;
     bool per_sample;
   };
-  // The layer-norm C3D's block after conv2a (per sample) and after conv3b (per position),
-  // and odd overlapping padded pools on 3 channels (one per thread) and 12 (four per thread).
+  // The layer-norm C3D's block after conv2a (per sample), after conv3b (per position) and after
+  // conv5b (pool5's padding: its windows still hold every input once, so training writes z from
+  // the pool kernel, as for the other two), and odd overlapping padded pools on 3 channels (one
+  // per thread) and 12 (four per thread), where training writes z in a pass of its own.
   const FusedRow fused[] = {
       {"conv2a_pool2_per_sample",
        Pool3dShape::make(2, {16, 56, 56}, 128, {2, 2, 2}, {2, 2, 2}, Padding::valid), true},
       {"conv3b_pool3_per_position",
        Pool3dShape::make(2, {8, 28, 28}, 256, {2, 2, 2}, {2, 2, 2}, Padding::valid), false},
+      {"conv5b_pool5_pad011_per_sample",
+       Pool3dShape::make(2, {2, 7, 7}, 512, {2, 2, 2}, {2, 2, 2}, Padding::explicit_, {0, 1, 1}),
+       true},
       {"odd_overlap_per_sample",
        Pool3dShape::make(2, {5, 9, 8}, 3, {3, 3, 3}, {2, 2, 2}, Padding::explicit_, {1, 1, 1}),
        true},
