@@ -105,7 +105,7 @@ void conv_relu_pool_forward(const Conv3dShape& s, const Pool3dShape& p, const Te
 }
 
 // The gradients of x, w and b from dz, the gradient at the ReLU's output z: ReLU's backward into
-// `dconv` (which may be dz itself, when the block owns dz), then the conv's.
+// `dconv`, then the conv's.
 std::vector<Tensor> relu_conv_backward(const char* op, const Conv3dShape& s, const Tensor& x,
                                        const Tensor& w, const Tensor& b, const Tensor& z,
                                        const Tensor& dz, const Tensor& dconv) {
@@ -173,8 +173,7 @@ std::vector<Tensor> norm_block_backward(const NormBlock& k, const Tensor& x, con
                                         const Tensor& b, const Tensor& gamma, const Tensor& dout) {
   Tensor dz = Tensor::empty_like(k.z);
   if (k.pooled) {
-    detail::pool_backward_kernel(k.op, k.p, k.z, k.out, dout, dz);
-    detail::relu_backward_kernel(k.z, dz, dz);
+    detail::pool_relu_backward_kernel(k.op, k.p, k.z, k.out, dout, dz);
   } else {
     detail::relu_backward_kernel(k.z, dout, dz);  // dout belongs to the tape: not overwritten
   }
@@ -244,9 +243,10 @@ Tensor conv3d_bias_relu_maxpool(const Tensor& x, const Tensor& w, const Tensor& 
   if (!keep_z) return pooled;
   autograd::record(kPoolOp, {x, w, b}, {pooled},
                    [s, p, x, w, b, z, pooled](const std::vector<Tensor>& g) {
-                     Tensor dz = Tensor::empty_like(z);
-                     detail::pool_backward_kernel(kPoolOp, p, z, pooled, g[0], dz);
-                     return relu_conv_backward(kPoolOp, s, x, w, b, z, dz, dz);
+                     // The pool's and the ReLU's backward in one pass, then the conv's.
+                     const Tensor dconv = Tensor::empty_like(z);
+                     detail::pool_relu_backward_kernel(kPoolOp, p, z, pooled, g[0], dconv);
+                     return detail::conv_backward(kPoolOp, s, x, w, b, dconv);
                    });
   return pooled;
 }

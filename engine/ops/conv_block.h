@@ -9,10 +9,11 @@
 //   CUDA with cuDNN: the conv, then ReLU in place on its output (no second tensor), then the
 //     max-pool; the CPU: the conv kernel applying ReLU as it stores (kernels/cpu/conv3d.h), then
 //     the max-pool.
-// Backward needs no kernel of its own: the ReLU mask is read from the saved ReLU output z
-// (z > 0), so the block keeps z only (the conv output before ReLU is never kept); then the conv's
-// own backward. Sequential uses these ops where a Conv3d is followed by a ReLU (and a
-// MaxPool3d) unless compute_options().fuse is off (docs/ENGINE.md).
+// Backward reads the ReLU mask from the saved ReLU output z (z > 0), so the block keeps z only
+// (the conv output before ReLU is never kept); with a pool, the pool's backward and the ReLU's
+// run as one pass (maxpool3d_relu_bwd: a window's gradient goes on only where its max is
+// positive); then the conv's own backward. Sequential uses these ops where a Conv3d is followed by
+// a ReLU (and a MaxPool3d) unless compute_options().fuse is off (docs/ENGINE.md).
 #pragma once
 
 #include "engine/ops/conv.h"
@@ -27,7 +28,7 @@ Tensor conv3d_bias_relu(const Tensor& x, const Tensor& w, const Tensor& b,
                         const Conv3dParams& conv = {});
 
 // max_pool3d(relu(conv3d(x, w, b))). When a gradient is needed it keeps z = relu(conv3d(...))
-// for backward (max-pool backward(z, pooled, dpooled), then ReLU's, then the conv's); without
+// for backward (max-pool's and ReLU's backward in one pass, then the conv's); without
 // (NoGradGuard, or no input requiring a gradient) z is not kept, and on CUDA with the fused
 // kernel never written.
 Tensor conv3d_bias_relu_maxpool(const Tensor& x, const Tensor& w, const Tensor& b,

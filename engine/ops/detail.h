@@ -40,6 +40,9 @@ void pool_forward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, 
 // dx from the pool's input x, its output y and dy.
 void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, const Tensor& y,
                           const Tensor& dy, const Tensor& dx);
+// The same for x a ReLU's output, with the ReLU's backward folded in: dx at ReLU's input.
+void pool_relu_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x,
+                               const Tensor& y, const Tensor& dy, const Tensor& dx);
 
 // activation.cpp. y = relu(x); y may be x (in place).
 void relu_forward_kernel(const Tensor& x, const Tensor& y);

@@ -59,6 +59,19 @@ void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x,
   });
 }
 
+void pool_relu_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x,
+                               const Tensor& y, const Tensor& dy, const Tensor& dx) {
+  if (x.device().is_cuda()) {
+    CU3D_CUDA_CALL(op,
+                   cuda::maxpool3d_relu_bwd(s, x.data<float>(), y.data<float>(), dy.data<float>(),
+                                            dx.data<float>(), compute_stream()));
+    return;
+  }
+  dispatch_float(x.dtype(), op, [&]<typename T>() {
+    cpu::maxpool3d_relu_bwd<T>(s, x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>());
+  });
+}
+
 }  // namespace detail
 
 namespace {

@@ -161,6 +161,15 @@ void maxpool3d_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T*
 }
 
 template <typename T>
+void maxpool3d_relu_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T* dx) {
+  std::vector<T> masked(s.output_size());  // |y|: an eighth of |x| for a 2x2x2 pool
+#pragma omp parallel for simd schedule(static) if (worth_threads(s))
+  for (int64_t i = 0; i < s.output_size(); ++i)
+    masked[i] = y[i] > T(0) ? dy[i] : T(0);
+  maxpool3d_bwd(s, x, y, masked.data(), dx);
+}
+
+template <typename T>
 void maxpool3d_fwd_naive(const Pool3dShape& s, const T* x, T* y) {
   check_windows(s);
   for (int n = 0; n < s.n; ++n)
@@ -193,10 +202,11 @@ void maxpool3d_bwd_naive(const Pool3dShape& s, const T* x, const T* y, const T* 
           }
 }
 
-#define CU3D_INSTANTIATE_POOL3D(T)                                                      \
-  template void maxpool3d_fwd<T>(const Pool3dShape&, const T*, T*);                     \
-  template void maxpool3d_bwd<T>(const Pool3dShape&, const T*, const T*, const T*, T*); \
-  template void maxpool3d_fwd_naive<T>(const Pool3dShape&, const T*, T*);               \
+#define CU3D_INSTANTIATE_POOL3D(T)                                                           \
+  template void maxpool3d_fwd<T>(const Pool3dShape&, const T*, T*);                          \
+  template void maxpool3d_bwd<T>(const Pool3dShape&, const T*, const T*, const T*, T*);      \
+  template void maxpool3d_relu_bwd<T>(const Pool3dShape&, const T*, const T*, const T*, T*); \
+  template void maxpool3d_fwd_naive<T>(const Pool3dShape&, const T*, T*);                    \
   template void maxpool3d_bwd_naive<T>(const Pool3dShape&, const T*, const T*, const T*, T*);
 CU3D_INSTANTIATE_POOL3D(float)
 CU3D_INSTANTIATE_POOL3D(double)

@@ -24,6 +24,14 @@ void maxpool3d_fwd(const Pool3dShape& s, const T* x, T* y);
 template <typename T>
 void maxpool3d_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T* dx);
 
+// The backward of maxpool(relu(.)) from the pool's side, for x a ReLU's output: dx =
+// relu_bwd(x, maxpool3d_bwd(x, y, dy)) in one pass. A window's gradient reaches its first max
+// only where that max is positive (y > 0): an input that is a first max equals its window's y,
+// so masking dy by y > 0 is the ReLU's mask on dx, bit for bit (NaN windows drop theirs, as both
+// do). Saves the ReLU backward's pass over x and dx (3|x| bytes) in the conv + ReLU + pool blocks.
+template <typename T>
+void maxpool3d_relu_bwd(const Pool3dShape& s, const T* x, const T* y, const T* dy, T* dx);
+
 template <typename T>
 void maxpool3d_fwd_naive(const Pool3dShape& s, const T* x, T* y);
 template <typename T>

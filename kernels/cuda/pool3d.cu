@@ -66,7 +66,7 @@ __device__ inline void for_windows_containing(const Pool3dShape& s, int z, int y
 // Backward for overlapping windows: a gather, one thread per input element.
 __global__ void __launch_bounds__(256)
     maxpool3d_bwd_kernel(Pool3dShape s, const float* x, const float* y, const float* dy, float* dx,
-                         int64_t total) {
+                         int64_t total, bool relu_input) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int c = int(i % s.c);
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(256)
         first = q * s.c;
         return true;
       });
-      if (first == self) grad += __ldg(dy + o);
+      if (first == self && (!relu_input || best > 0.f)) grad += __ldg(dy + o);
     });
     dx[i] = grad;
   }
@@ -146,28 +146,33 @@ __device__ inline void write_window_grad(const Pool3dShape& s, PoolWindow o, int
 template <int kD, int kH, int kW, int V, class Index>
 __global__ void __launch_bounds__(256)
     maxpool3d_bwd_disjoint_kernel(Pool3dShape s, const float* x, const float* y, const float* dy,
-                                  float* dx, Index total) {
+                                  float* dx, Index total, bool relu_input) {
   const int cv = s.c / V;
   for (Index i = blockIdx.x * Index(blockDim.x) + threadIdx.x; i < total;
        i += Index(gridDim.x) * blockDim.x) {
     float best[V], grad[V];
     load_vec(y + int64_t(i) * V, best);
     load_vec(dy + int64_t(i) * V, grad);
+    if (relu_input) {
+#pragma unroll
+      for (int e = 0; e < V; ++e)
+        grad[e] = best[e] > 0.f ? grad[e] : 0.f;
+    }
     write_window_grad<kD, kH, kW, V>(s, pool_window(s, i / cv), int(i % cv) * V, x, best, grad, dx);
   }
 }
 
 template <int kD, int kH, int kW, int V>
 void launch_bwd_disjoint(const Pool3dShape& s, const float* x, const float* y, const float* dy,
-                         float* dx, cudaStream_t stream) {
+                         float* dx, bool relu_input, cudaStream_t stream) {
   const int64_t total = s.output_size() / V;
   const int blocks = grid_stride_blocks(total);
   if (total + int64_t(blocks) * 256 < (int64_t(1) << 31))
     maxpool3d_bwd_disjoint_kernel<kD, kH, kW, V, int>
-        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, int(total));
+        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, int(total), relu_input);
   else
     maxpool3d_bwd_disjoint_kernel<kD, kH, kW, V, int64_t>
-        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, total);
+        <<<blocks, 256, 0, stream>>>(s, x, y, dy, dx, total, relu_input);
 }
 
 // The CPU's rule: a window entirely in the padding has no max.
@@ -202,13 +207,17 @@ void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t 
   check_launch(describe("maxpool3d_fwd", s));
 }
 
-void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
-                   cudaStream_t stream) {
+namespace {
+
+// maxpool3d_bwd, with relu_input: each window's gradient masked by its max > 0.
+void pool_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
+              bool relu_input, const char* op, cudaStream_t stream) {
   check_windows(s);
   if (!windows_disjoint(s)) {
     const int64_t total = s.input_size();
-    maxpool3d_bwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, dy, dx, total);
-    check_launch(describe("maxpool3d_bwd", s));
+    maxpool3d_bwd_kernel<<<grid_stride_blocks(total), 256, 0, stream>>>(s, x, y, dy, dx, total,
+                                                                        relu_input);
+    check_launch(describe(op, s));
     return;
   }
   if (!windows_cover_input(s))
@@ -216,12 +225,24 @@ void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const f
   if (s.c % 4 == 0 && aligned16({x, y, dy, dx})) {
     dispatch_window(s, [&](auto kd, auto kh, auto kw) {
       launch_bwd_disjoint<decltype(kd)::value, decltype(kh)::value, decltype(kw)::value, 4>(
-          s, x, y, dy, dx, stream);
+          s, x, y, dy, dx, relu_input, stream);
     });
   } else {
-    launch_bwd_disjoint<0, 0, 0, 1>(s, x, y, dy, dx, stream);
+    launch_bwd_disjoint<0, 0, 0, 1>(s, x, y, dy, dx, relu_input, stream);
   }
-  check_launch(describe("maxpool3d_bwd", s));
+  check_launch(describe(op, s));
+}
+
+}  // namespace
+
+void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
+                   cudaStream_t stream) {
+  pool_bwd(s, x, y, dy, dx, false, "maxpool3d_bwd", stream);
+}
+
+void maxpool3d_relu_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy,
+                        float* dx, cudaStream_t stream) {
+  pool_bwd(s, x, y, dy, dx, true, "maxpool3d_relu_bwd", stream);
 }
 
 }  // namespace cu3d::cuda

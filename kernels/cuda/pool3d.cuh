@@ -29,4 +29,10 @@ void maxpool3d_fwd(const Pool3dShape& s, const float* x, float* y, cudaStream_t 
 void maxpool3d_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy, float* dx,
                    cudaStream_t stream);
 
+// maxpool3d_bwd for x a ReLU's output with the ReLU's backward folded in (cpu::maxpool3d_relu_bwd):
+// the same kernels, each window's gradient dropped where its max is not positive. Bytes as
+// maxpool3d_bwd's; the separate ReLU backward it replaces read x and dx and wrote dx (3|x|).
+void maxpool3d_relu_bwd(const Pool3dShape& s, const float* x, const float* y, const float* dy,
+                        float* dx, cudaStream_t stream);
+
 }  // namespace cu3d::cuda

@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "cpu/kernel_testing.h"
+#include "kernels/cpu/activation.h"
 
 namespace cu3d::cpu {
 namespace {
@@ -103,6 +106,32 @@ TEST(MaxPool3dCpu, ShapesOfC3DAndCaffe) {
   const Pool3dShape ceil =
       Pool3dShape::make(1, {1, 6, 7}, 1, {1, 3, 3}, {1, 2, 2}, Padding::valid, {0, 0, 0}, true);
   EXPECT_EQ(ceil.out, (Dims3{1, 3, 3}));  // floor mode would give 2x3
+}
+
+// The pool + ReLU backward in one pass is the ReLU's backward of the pool's, bit for bit, on
+// ReLU outputs: tied ints (windows of zeros among them), random values, and a NaN window.
+TEST(MaxPool3dCpu, ReluBackwardIsTheReluOfThePoolBackward) {
+  std::mt19937_64 rng(201);
+  for (const PoolCase& c : cases()) {
+    SCOPED_TRACE(c.name);
+    for (bool tied : {true, false}) {
+      std::vector<float> x = tied ? tied_vector<float>(c.s.input_size(), rng)
+                                  : random_vector<float>(c.s.input_size(), rng);
+      for (float& v : x)
+        v = std::max(v, 0.f);
+      if (!tied) x[x.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+      const auto dy = random_vector<float>(c.s.output_size(), rng);
+      std::vector<float> y(c.s.output_size()), want(c.s.input_size());
+      std::vector<float> got = poisoned<float>(c.s.input_size());
+      maxpool3d_fwd(c.s, x.data(), y.data());
+      maxpool3d_bwd(c.s, x.data(), y.data(), dy.data(), want.data());
+      relu_bwd<float>(int64_t(want.size()), x.data(), want.data(), want.data());
+      maxpool3d_relu_bwd(c.s, x.data(), y.data(), dy.data(), got.data());
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * got.size()), 0)
+          << (tied ? "tied inputs" : "random inputs with a NaN");
+    }
+  }
 }
 
 // The spec of the tie rule itself: a window of equal values sends its gradient to the first.

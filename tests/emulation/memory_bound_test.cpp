@@ -12,6 +12,7 @@
 // on every CI run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -122,25 +123,60 @@ TEST_P(MaxPoolEmulation, ForwardAndBackwardMatchTheCpuBitForBit) {
   }
   for (float& v : dy)
     v = uniform(0.5f, 1.5f);  // nonzero: a gradient sent astray shows
-  std::vector<float> y_ref(s.output_size()), dx_ref(s.input_size());
+  std::vector<float> y_ref(s.output_size()), dx_ref(s.input_size()), dx_relu_ref(s.input_size());
   cpu::maxpool3d_fwd_naive<float>(s, x.data(), y_ref.data());
   cpu::maxpool3d_bwd_naive<float>(s, x.data(), y_ref.data(), dy.data(), dx_ref.data());
+  cpu::maxpool3d_relu_bwd<float>(s, x.data(), y_ref.data(), dy.data(), dx_relu_ref.data());
 
-  Buffer y(s.output_size(), pc.offset), dx(s.input_size(), pc.offset);
+  Buffer y(s.output_size(), pc.offset), dx(s.input_size(), pc.offset),
+      dx_relu(s.input_size(), pc.offset);
   const auto out = in_every_schedule([&] {
-    y.poison_all();
-    dx.poison_all();
+    for (Buffer* b : {&y, &dx, &dx_relu})
+      b->poison_all();
     cuda::maxpool3d_fwd(s, x.data(), y.data(), nullptr);
     cuda::maxpool3d_bwd(s, x.data(), y.data(), dy.data(), dx.data(), nullptr);
-    EXPECT_TRUE(y.guards_intact() && dx.guards_intact()) << "wrote outside y or dx";
-    return std::vector<std::vector<float>>{y.values(), dx.values()};
+    cuda::maxpool3d_relu_bwd(s, x.data(), y.data(), dy.data(), dx_relu.data(), nullptr);
+    for (Buffer* b : {&y, &dx, &dx_relu})
+      EXPECT_TRUE(b->guards_intact()) << "wrote outside an output";
+    return std::vector<std::vector<float>>{y.values(), dx.values(), dx_relu.values()};
   });
   EXPECT_EQ(bit_mismatches(out[0], y_ref), 0) << "y";
   EXPECT_EQ(bit_mismatches(out[1], dx_ref), 0) << "dx";
+  EXPECT_EQ(bit_mismatches(out[2], dx_relu_ref), 0) << "dx through the pool and a ReLU";
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MaxPoolEmulation, ::testing::ValuesIn(kPoolCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// The pool + ReLU backward where it matters most: ReLU outputs, mostly zeros, so many windows'
+// max is 0 and their gradient must stop there; on disjoint windows (one thread per window) and
+// overlapping ones (the gather), against the CPU's ReLU backward of its pool backward.
+TEST(MaxPoolReluEmulation, WindowsOfZerosPassNoGradient) {
+  for (const Dims3 stride : {Dims3{2, 2, 2}, Dims3{1, 1, 1}}) {
+    SCOPED_TRACE(stride.d == 2 ? "disjoint windows" : "overlapping windows");
+    const Pool3dShape s =
+        Pool3dShape::make(2, {4, 6, 6}, 8, {2, 2, 2}, stride, Padding::valid, {}, false);
+    std::vector<float> x(s.input_size()), dy(s.output_size()), y(s.output_size());
+    for (float& v : x)
+      v = uniform(0, 1) < 0.8f ? 0.f : uniform(0.5f, 1.5f);
+    for (float& v : dy)
+      v = uniform(0.5f, 1.5f);
+    cpu::maxpool3d_fwd<float>(s, x.data(), y.data());
+    ASSERT_GT(std::count(y.begin(), y.end(), 0.f), 10) << "too few windows of zeros to test";
+    std::vector<float> want(s.input_size());
+    // The naive backward adds an input's gradients in the gather's order (window order).
+    cpu::maxpool3d_bwd_naive<float>(s, x.data(), y.data(), dy.data(), want.data());
+    for (size_t i = 0; i < want.size(); ++i)
+      want[i] = x[i] > 0.f ? want[i] : 0.f;  // the ReLU's backward
+    Buffer dx(s.input_size());
+    const auto out = in_every_schedule([&] {
+      dx.poison_all();
+      cuda::maxpool3d_relu_bwd(s, x.data(), y.data(), dy.data(), dx.data(), nullptr);
+      return std::vector<std::vector<float>>{dx.values()};
+    });
+    EXPECT_EQ(bit_mismatches(out[0], want), 0);
+  }
+}
 
 // On a device of one SM the launches get at most 8 blocks (grid_stride_blocks), so each thread
 // goes round its grid-stride loop several times.

@@ -64,6 +64,27 @@ std::vector<Compared> run_pool(const Pool3dShape& s, bool cudnn, std::mt19937_64
   return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
 }
 
+// The pool's backward with a ReLU's folded in, on ReLU outputs (half of them 0, so windows of
+// zeros occur on small windows), against the CPU's in double.
+std::vector<Compared> run_pool_relu_bwd(const Pool3dShape& s, std::mt19937_64& rng,
+                                        cudaStream_t stream) {
+  auto x = random_floats(s.input_size(), rng);
+  for (float& v : x)
+    v = std::max(v, 0.f);
+  const auto dy = random_floats(s.output_size(), rng);
+  std::vector<double> y(s.output_size()), dx(s.input_size());
+  cpu::maxpool3d_fwd<double>(s, to_double(x).data(), y.data());
+  cpu::maxpool3d_relu_bwd<double>(s, to_double(x).data(), y.data(), to_double(dy).data(),
+                                  dx.data());
+  const DeviceArray gx(x), gdy(dy);
+  DeviceArray gy(s.output_size()), gdx(s.input_size());
+  gdx.poison();
+  cuda::maxpool3d_fwd(s, gx.get(), gy.get(), stream);
+  cuda::maxpool3d_relu_bwd(s, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {compare("dx", gdx.download(), dx)};
+}
+
 void add_pool_cases(std::vector<ParityCase>* out) {
   struct Row {
     const char* name;
@@ -96,6 +117,9 @@ void add_pool_cases(std::vector<ParityCase>* out) {
           [s, cudnn](std::mt19937_64& rng, cudaStream_t st) { return run_pool(s, cudnn, rng, st); },
           cudnn ? "cudnn" : "cu3d"));
     }
+    out->push_back(make_case(
+        "maxpool3d_relu_bwd", r.name,
+        [s](std::mt19937_64& rng, cudaStream_t st) { return run_pool_relu_bwd(s, rng, st); }));
   }
 }
 
