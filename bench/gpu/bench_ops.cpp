@@ -8,6 +8,7 @@
 
 #include "bench/gpu/c3d_pools.h"
 #include "bench/gpu/common.h"
+#include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/input_transform.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/optimizer.cuh"
@@ -57,6 +58,39 @@ benchmark::internal::Benchmark* register_pool(const std::string& name, const Poo
               cudnn::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), out.f(), st);
           });
           if (mine)
+            set_ratio_to_baseline(state, key, ms);
+          else
+            remember_baseline(key, ms);
+        });
+      });
+}
+
+// The conv blocks' backward from the pool to the ReLU's input: maxpool3d_relu_bwd in one pass
+// (`fused`), against max-pool backward then ReLU backward (the baseline, which also reads x and dx
+// and writes dx again). Bytes: what the one pass must move, x, y and dy read and dx written.
+benchmark::internal::Benchmark* register_pool_relu_bwd(const std::string& name,
+                                                       const Pool3dShape& p, bool fused) {
+  const std::string key = "pool/" + name + "/bwd_relu";
+  return benchmark::RegisterBenchmark(
+      (key + (fused ? "/cu3d" : "/cu3d_two_passes")).c_str(), [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const int64_t xb = 4 * p.input_size(), yb = 4 * p.output_size();
+          const int sets = rotation_sets(xb + 2 * yb);
+          const auto x = rotated(xb, sets, 1), y = rotated(yb, sets, 11),
+                     dy = rotated(yb, sets, 21);
+          const DeviceBuffer dx(xb, 0, Fill::zeros);
+          const Work work{0, double(2 * xb + 2 * yb)};
+          const cudaStream_t st = stream();
+          const double ms = run_timed(state, st, work, [&](int i) {
+            const int r = i % sets;
+            if (fused) {
+              cuda::maxpool3d_relu_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), dx.f(), st);
+            } else {
+              cuda::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), dx.f(), st);
+              cuda::relu_bwd(p.input_size(), x[r]->f(), dx.f(), dx.f(), st);
+            }
+          });
+          if (fused)
             set_ratio_to_baseline(state, key, ms);
           else
             remember_baseline(key, ms);
@@ -190,6 +224,8 @@ bool register_all() {
     for (bool backward : {false, true})
       for (bool mine : {false, true})
         timed(register_pool(name, p, backward, mine));
+    for (bool fused : {false, true})
+      timed(register_pool_relu_bwd(name, p, fused));
     const Conv3dShape& s = layer.shape;
     const int64_t positions = s.output_size() / s.k;
     for (int64_t m : {positions / s.n, int64_t(1)})
