@@ -358,7 +358,7 @@ __global__ void __launch_bounds__(256)
     const float* xs = x + t.sample * size;
     float4 xv[kSampleVecs];
 #pragma unroll
-    for (int j = 0; j < kSampleVecs; ++j)  // every load issued before the first add
+    for (int j = 0; j < kSampleVecs; ++j)  // the loads first: they need not wait on the adds
       xv[j] = v.at(j) < v.end ? load4(xs + 4 * v.at(j)) : make_float4(0, 0, 0, 0);
     double sum = 0, sumsq = 0;
 #pragma unroll
