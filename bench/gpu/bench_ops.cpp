@@ -34,13 +34,23 @@ std::vector<std::unique_ptr<DeviceBuffer>> rotated(int64_t bytes, int sets, uint
   return v;
 }
 
-// Max-pool forward (reads x, writes y) and backward (reads x, y, dy, writes dx).
+// Max-pool forward (reads x, writes y) and backward (reads x, y, dy, writes dx), cu3d against
+// cuDNN (`mine`); and bwd_relu, the conv blocks' backward from the pool to the ReLU's input:
+// maxpool3d_relu_bwd in one pass (`mine`) against cu3d's max-pool backward then ReLU backward
+// (which also reads x and dx and writes dx again), bytes as the backward's.
+enum class PoolPass { fwd, bwd, bwd_relu };
+
 benchmark::internal::Benchmark* register_pool(const std::string& name, const Pool3dShape& p,
-                                              bool backward, bool mine) {
-  const std::string key = "pool/" + name + (backward ? "/bwd" : "/fwd");
+                                              PoolPass pass, bool mine) {
+  const char* pass_name = pass == PoolPass::fwd   ? "fwd"
+                          : pass == PoolPass::bwd ? "bwd"
+                                                  : "bwd_relu";
+  const char* baseline = pass == PoolPass::bwd_relu ? "/cu3d_two_passes" : "/cudnn";
+  const std::string key = "pool/" + name + "/" + pass_name;
   return benchmark::RegisterBenchmark(
-      (key + (mine ? "/cu3d" : "/cudnn")).c_str(), [=](benchmark::State& state) {
+      (key + (mine ? "/cu3d" : baseline)).c_str(), [=](benchmark::State& state) {
         guarded(state, [&] {
+          const bool backward = pass != PoolPass::fwd;
           const int64_t xb = 4 * p.input_size(), yb = 4 * p.output_size();
           const int sets = rotation_sets(xb + 2 * yb);
           const auto x = rotated(xb, sets, 1), y = rotated(yb, sets, 11),
@@ -50,47 +60,31 @@ benchmark::internal::Benchmark* register_pool(const std::string& name, const Poo
           const cudaStream_t st = stream();
           const double ms = run_timed(state, st, work, [&](int i) {
             const int r = i % sets;
-            if (!backward && mine) cuda::maxpool3d_fwd(p, x[r]->f(), out.f(), st);
-            if (!backward && !mine) cudnn::maxpool3d_fwd(p, x[r]->f(), out.f(), st);
-            if (backward && mine)
-              cuda::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), out.f(), st);
-            if (backward && !mine)
-              cudnn::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), out.f(), st);
-          });
-          if (mine)
-            set_ratio_to_baseline(state, key, ms);
-          else
-            remember_baseline(key, ms);
-        });
-      });
-}
-
-// The conv blocks' backward from the pool to the ReLU's input: maxpool3d_relu_bwd in one pass
-// (`fused`), against max-pool backward then ReLU backward (the baseline, which also reads x and dx
-// and writes dx again). Bytes: what the one pass must move, x, y and dy read and dx written.
-benchmark::internal::Benchmark* register_pool_relu_bwd(const std::string& name,
-                                                       const Pool3dShape& p, bool fused) {
-  const std::string key = "pool/" + name + "/bwd_relu";
-  return benchmark::RegisterBenchmark(
-      (key + (fused ? "/cu3d" : "/cu3d_two_passes")).c_str(), [=](benchmark::State& state) {
-        guarded(state, [&] {
-          const int64_t xb = 4 * p.input_size(), yb = 4 * p.output_size();
-          const int sets = rotation_sets(xb + 2 * yb);
-          const auto x = rotated(xb, sets, 1), y = rotated(yb, sets, 11),
-                     dy = rotated(yb, sets, 21);
-          const DeviceBuffer dx(xb, 0, Fill::zeros);
-          const Work work{0, double(2 * xb + 2 * yb)};
-          const cudaStream_t st = stream();
-          const double ms = run_timed(state, st, work, [&](int i) {
-            const int r = i % sets;
-            if (fused) {
-              cuda::maxpool3d_relu_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), dx.f(), st);
-            } else {
-              cuda::maxpool3d_bwd(p, x[r]->f(), y[r]->f(), dy[r]->f(), dx.f(), st);
-              cuda::relu_bwd(p.input_size(), x[r]->f(), dx.f(), dx.f(), st);
+            const float *xr = x[r]->f(), *yr = y[r]->f(), *dyr = dy[r]->f();
+            switch (pass) {
+              case PoolPass::fwd:
+                if (mine)
+                  cuda::maxpool3d_fwd(p, xr, out.f(), st);
+                else
+                  cudnn::maxpool3d_fwd(p, xr, out.f(), st);
+                break;
+              case PoolPass::bwd:
+                if (mine)
+                  cuda::maxpool3d_bwd(p, xr, yr, dyr, out.f(), st);
+                else
+                  cudnn::maxpool3d_bwd(p, xr, yr, dyr, out.f(), st);
+                break;
+              case PoolPass::bwd_relu:
+                if (mine) {
+                  cuda::maxpool3d_relu_bwd(p, xr, yr, dyr, out.f(), st);
+                } else {
+                  cuda::maxpool3d_bwd(p, xr, yr, dyr, out.f(), st);
+                  cuda::relu_bwd(p.input_size(), xr, out.f(), out.f(), st);
+                }
+                break;
             }
           });
-          if (fused)
+          if (mine)
             set_ratio_to_baseline(state, key, ms);
           else
             remember_baseline(key, ms);
@@ -221,11 +215,9 @@ bool register_all() {
     if (!followed_by_pool(layer.name)) continue;
     const Pool3dShape p = pool_after(layer);
     const std::string name = "after_" + layer.name;
-    for (bool backward : {false, true})
+    for (PoolPass pass : {PoolPass::fwd, PoolPass::bwd, PoolPass::bwd_relu})
       for (bool mine : {false, true})
-        timed(register_pool(name, p, backward, mine));
-    for (bool fused : {false, true})
-      timed(register_pool_relu_bwd(name, p, fused));
+        timed(register_pool(name, p, pass, mine));
     const Conv3dShape& s = layer.shape;
     const int64_t positions = s.output_size() / s.k;
     for (int64_t m : {positions / s.n, int64_t(1)})

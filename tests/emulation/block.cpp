@@ -846,13 +846,13 @@ void hand_over(Residency& r, std::unique_lock<std::mutex>& lock, int me) {
   r.turn.wait(lock, [&] { return r.holder == me; });
 }
 
-BlockConfig config_of_block(const Residency& r, long k) {
-  BlockConfig config = r.config;
+// The launch's `config` for block `index` (x fastest), the k-th block of the launch to run.
+BlockConfig config_of_block(BlockConfig config, long index, long k, unsigned launch_seed) {
   const Index3 g = config.grid_dim;
-  config.block_x = unsigned(k % g.x);
-  config.block_y = unsigned(k / g.x % g.y);
-  config.block_z = unsigned(k / (long(g.x) * g.y));
-  config.seed = r.config.seed + 977u * unsigned(k);
+  config.block_x = unsigned(index % g.x);
+  config.block_y = unsigned(index / g.x % g.y);
+  config.block_z = unsigned(index / (long(g.x) * g.y));
+  config.seed = launch_seed + 977u * unsigned(k);
   return config;
 }
 
@@ -863,7 +863,8 @@ void worker_main(int me) {
   for (;;) {
     r.turn.wait(lock, [&] { return r.holder == me; });
     if (!r.resident[me] && r.next < r.blocks) {
-      const BlockConfig config = config_of_block(r, r.next++);
+      const long k = r.next++;
+      const BlockConfig config = config_of_block(r.config, k, k, r.config.seed);
       r.resident[me] = true;
       lock.unlock();
       run_block(*r.body, config);  // hands the baton on at its synchronization points
@@ -929,11 +930,7 @@ void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t s
   }
   for (long k = 0; k < blocks; ++k) {
     const long i = b.launch_schedule == Schedule::reversed ? blocks - 1 - k : k;
-    config.block_x = unsigned(i % grid.x);
-    config.block_y = unsigned(i / grid.x % grid.y);
-    config.block_z = unsigned(i / (long(grid.x) * grid.y));
-    config.seed = b.launch_seed + 977u * unsigned(k);
-    run_block(body, config);
+    run_block(body, config_of_block(config, i, k, b.launch_seed));
   }
 }
 void syncthreads() {
