@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "apps/subcommands.h"
+#include "engine/compute.h"
 #include "kernels/error.h"
 
 namespace cu3d::apps {
@@ -62,7 +63,9 @@ std::unique_ptr<CLI::App> make_app() {
       "each command.",
       "cu3d");
   app->require_subcommand(1);
-  app->set_version_flag("--version", std::string("cu3d ") + CU3D_VERSION);
+  app->set_version_flag("--version", [] {
+    return fmt::format("cu3d {}\ncpu: {}", CU3D_VERSION, describe_cpu_compute());
+  });
   add_synth_command(*app);
   add_prep_command(*app);
   add_train_command(*app);

@@ -134,7 +134,10 @@ void apply_compute_flags(TrainFlags& f) {
   if (!device.is_cuda() && compute.precision != Precision::fp32)
     fmt::print("train: --precision {} applies to CUDA ops; the CPU computes in fp32\n",
                f.precision);
-  if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
+  if (device.is_cuda())
+    fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
+  else
+    fmt::print("compute: fp32 on cpu, {}\n", describe_cpu_compute());
 }
 
 // Shards when the folder has a manifest, else videos decoded on every read (no prep needed).

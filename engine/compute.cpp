@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
+
+#include <omp.h>
+
+#include "kernels/cpu/blas_core.h"
 
 #ifdef CU3D_CUDA
 #include "kernels/cuda/conv3d.cuh"
@@ -52,6 +57,13 @@ std::string describe_compute_options() {
   }
   return fmt::format("precision {}, conv backend {}{}, fusion {}", to_string(o.precision),
                      to_string(o.conv_backend), kernels, o.fuse ? "on" : "off");
+}
+
+std::string describe_cpu_compute() {
+  const int threads = omp_get_max_threads();
+  return fmt::format("{} OpenMP thread{}, OpenBLAS {} kernels{}", threads, threads == 1 ? "" : "s",
+                     cpu::blas_core(),
+                     std::getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE)" : "");
 }
 
 #ifdef CU3D_CUDA

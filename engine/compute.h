@@ -52,6 +52,8 @@ struct ComputeOptions {
 
 ComputeOptions& compute_options();  // process-wide
 std::string describe_compute_options();
+// The CPU backend's threads and BLAS kernels: "2 OpenMP threads, OpenBLAS SkylakeX kernels".
+std::string describe_cpu_compute();
 
 #ifdef CU3D_CUDA
 // The stream every engine op enqueues on (the legacy default stream unless set).
