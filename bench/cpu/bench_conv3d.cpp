@@ -4,9 +4,9 @@
 // fwd+bwd benchmark runs forward, bwd-data and bwd-filter (3 * 2 * macs FLOPs).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <vector>
 
+#include "bench/cpu/common.h"
 #include "kernels/cpu/conv3d.h"
 #include "kernels/cpu/gemm.h"
 
@@ -27,15 +27,6 @@ Conv3dShape shape(int64_t which) {
   return Conv3dShape::make(2, {16, 112, 112}, 3, 64, {3, 3, 3}, {1, 1, 1}, Padding::same);
 }
 
-std::vector<float> random_floats(int64_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<float> v(size);
-  for (float& e : v)
-    e = dist(rng);
-  return v;
-}
-
 struct ConvBuffers {
   Conv3dShape s;
   std::vector<float> x, w, b, y, dy, dx, dw, db;
@@ -53,11 +44,6 @@ struct ConvBuffers {
   void bwd_data() { conv3d_bwd_data(s, dy.data(), w.data(), dx.data()); }
   void bwd_filter() { conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), db.data()); }
 };
-
-void set_flops(benchmark::State& state, double flops_per_iteration) {
-  state.counters["FLOP/s"] =
-      benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 void BM_Conv3dFwdBwd(benchmark::State& state) {
   ConvBuffers b(shape(state.range(0)));

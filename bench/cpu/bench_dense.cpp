@@ -3,29 +3,15 @@
 // The backward computes both dx and dw (two GEMMs) plus db.
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <vector>
 
+#include "bench/cpu/common.h"
 #include "kernels/cpu/dense.h"
 
 namespace cu3d::cpu {
 namespace {
 
 constexpr int64_t kBatch = 32, kIn = 8192, kOut = 4096;
-
-std::vector<float> random_floats(int64_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<float> v(size);
-  for (float& e : v)
-    e = dist(rng);
-  return v;
-}
-
-void set_flops(benchmark::State& state, double flops_per_iteration) {
-  state.counters["FLOP/s"] =
-      benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 void BM_DenseFwd(benchmark::State& state) {
   const auto x = random_floats(kBatch * kIn, 1), w = random_floats(kOut * kIn, 2),

@@ -4,9 +4,9 @@
 // backward reads x, y, dy and writes dx (4 bytes each for float).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <vector>
 
+#include "bench/cpu/common.h"
 #include "kernels/cpu/pool3d.h"
 
 namespace cu3d::cpu {
@@ -14,20 +14,6 @@ namespace {
 
 const Pool3dShape kPool2 =
     Pool3dShape::make(2, {16, 56, 56}, 128, {2, 2, 2}, {2, 2, 2}, Padding::valid);
-
-std::vector<float> random_floats(int64_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  std::vector<float> v(size);
-  for (float& e : v)
-    e = dist(rng);
-  return v;
-}
-
-void set_bytes(benchmark::State& state, double bytes_per_iteration) {
-  state.counters["B/s"] =
-      benchmark::Counter(bytes_per_iteration, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 void BM_MaxPool3dFwd(benchmark::State& state) {
   const Pool3dShape& s = kPool2;
