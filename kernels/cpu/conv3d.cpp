@@ -256,11 +256,14 @@ void bwd_data_tile(const Conv3dShape& s, const Phase& p, const T* wp, const T* d
 // from kShiftedMinChannels channels on; fewer go to the direct loops or vol2col.
 constexpr int kShiftedMinChannels = 16;
 constexpr int64_t kBandBytes = int64_t(512) << 10;
-// The float micro-kernel's register block: kShiftedRows output rows x 2 vectors of 16 filters,
-// 24 of the 32 AVX-512 registers as accumulators (+ 2 filter vectors + 1 broadcast): 24
-// independent FMA chains hide the 4-cycle latency at 2 FMAs per cycle, and each input value,
-// broadcast once, feeds 2 FMAs.
+// The float micro-kernel's register blocks: R output rows x 2 vectors of 16 filters, 2R of the
+// 32 AVX-512 registers as accumulators (+ 2 filter vectors + 1 broadcast): 24 or 28 independent
+// FMA chains hide the 4-cycle latency at 2 FMAs per cycle, and each input value, broadcast once,
+// feeds 2 FMAs. Blocks of 12 run over a band's padded row pitch, blocks of 14 within its output
+// lines (see shifted_band_forward).
 constexpr int kShiftedRows = 12;
+constexpr int kShiftedLineRows = 14;
+constexpr int kShiftedMaxRows = std::max(kShiftedRows, kShiftedLineRows);
 // bwd-filter's register blocks: 12 or 8 channels (see filter_block_avx512).
 constexpr int kFilterWideChannels = 12;
 constexpr int kFilterNarrowChannels = 8;
@@ -310,10 +313,10 @@ template <typename T>
 void load_slab(const Conv3dShape& s, const ShiftedBands& b, const T* x, int n, int od, int64_t oh0,
                int64_t lines, std::vector<T>& slab) {
   const int64_t hb = b.slab_lines(lines, s), line = b.wp * s.c;
-  // Zero slack: the forward micro-kernel's last row block runs up to kShiftedRows - 1 rows past
+  // Zero slack: the forward micro-kernel's last row block runs up to kShiftedMaxRows - 1 rows past
   // m, bwd-filter's last channel block up to kFilterWideChannels - 1 values past a tap row's
   // depth.
-  slab.assign(s.kernel.d * hb * line + kShiftedRows * s.c + kFilterWideChannels, T(0));
+  slab.assign(s.kernel.d * hb * line + kShiftedMaxRows * s.c + kFilterWideChannels, T(0));
   for (int td = 0; td < s.kernel.d; ++td) {
     const int id = od + td - s.pad_before.d;
     if (id < 0 || id >= s.in.d) continue;
@@ -363,20 +366,20 @@ __mmask16 lanes_mask(int64_t valid) {
                                 : __mmask16((1u << std::max<int64_t>(valid, 0)) - 1);
 }
 
-// Rows dst[0 .. kShiftedRows) (each null or k values of y, at column kb) = bias[kb ...] + the sum
+// Rows dst[0 .. R) (each null or k values of y, at column kb) = bias[kb ...] + the sum
 // over the tap rows and their depth of the view rows times the filter: the implicit GEMM. It
 // reads the views in place (row i of tap row t's view is a + offsets[t] + i·c, `depth` values)
 // instead of having OpenBLAS pack each view again for every tap, which copied as many bytes as
 // vol2col did. The accumulators start
 // from the bias and are stored straight into y (masked to the k - kb filters that exist), so
 // there is no output buffer to initialise and copy out; with `Relu`, through ReLU on the way.
-template <int V, bool Relu>
+template <int R, int V, bool Relu>
 void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const float* wt,
                           int64_t kpad, const float* bias, float* const* dst, int64_t valid) {
-  __m512 acc[kShiftedRows][V];
+  __m512 acc[R][V];
   for (int v = 0; v < V; ++v) {
     const __m512 start = _mm512_loadu_ps(bias + v * kShiftedLanes);
-    for (int i = 0; i < kShiftedRows; ++i)
+    for (int i = 0; i < R; ++i)
       acc[i][v] = start;
   }
   for (size_t t = 0; t < taps.offsets.size(); ++t) {
@@ -386,7 +389,7 @@ void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const 
       __m512 wv[V];
       for (int v = 0; v < V; ++v)
         wv[v] = _mm512_loadu_ps(bt + j * kpad + v * kShiftedLanes);
-      for (int i = 0; i < kShiftedRows; ++i) {
+      for (int i = 0; i < R; ++i) {
         const __m512 xv = _mm512_set1_ps(at[i * c + j]);
         for (int v = 0; v < V; ++v)
           acc[i][v] = _mm512_fmadd_ps(xv, wv[v], acc[i][v]);
@@ -395,7 +398,7 @@ void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const 
   }
   for (int v = 0; v < V; ++v) {
     const __mmask16 mask = lanes_mask(valid - v * kShiftedLanes);
-    for (int i = 0; i < kShiftedRows; ++i) {
+    for (int i = 0; i < R; ++i) {
       // x > 0 ? x : 0, as relu_fwd: NaN and -0 become +0.
       const __m512 out =
           Relu ? _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[i][v], _mm512_setzero_ps(), _CMP_GT_OQ),
@@ -406,26 +409,47 @@ void shifted_block_avx512(const float* a, const TapRows& taps, int64_t c, const 
   }
 }
 
+// Output rows [r, r + R) of the band (those that exist: BandOutput::row), all filters.
+template <int R, bool Relu>
+void shifted_rows_forward(const Conv3dShape& s, const float* slab, const TapRows& taps,
+                          const float* wt, int64_t kpad, const float* bias, const BandOutput& out,
+                          int64_t r) {
+  float* dst[R];
+  for (int i = 0; i < R; ++i)
+    dst[i] = out.row(r + i);
+  const float* a = slab + r * s.c;
+  for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
+    float* dst_kb[R];
+    for (int i = 0; i < R; ++i)
+      dst_kb[i] = dst[i] ? dst[i] + kb : nullptr;
+    if (kpad - kb >= 2 * kShiftedLanes)
+      shifted_block_avx512<R, 2, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
+    else
+      shifted_block_avx512<R, 1, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
+  }
+}
+
 // The band's output = bias + sum over tap rows of view (m × KW·c) · wt[tap row] (KW·c × kpad),
-// written into y (through ReLU with `Relu`); `bias` is kpad values (zero past k).
+// written into y (through ReLU with `Relu`); `bias` is kpad values (zero past k). The register
+// blocks cut the m rows one of two ways, whichever computes fewer rows:
+// - blocks of 12 over the padded pitch, which also compute the wp - ow dropped rows after each
+//   line (30/28 of the work at conv2a, 34/32 at keras3d's conv1b);
+// - blocks of 14 within each output line, which compute only what rounds ow up to 14: nothing
+//   more on C3D's lines of 112, 56, 28 and 14.
 template <bool Relu>
 void shifted_band_forward(const Conv3dShape& s, const float* slab, const TapRows& taps,
                           const float* wt, int64_t kpad, int64_t m, const float* bias,
                           const BandOutput& out) {
-  float* dst[kShiftedRows];
-  for (int64_t r = 0; r < m; r += kShiftedRows) {
-    for (int i = 0; i < kShiftedRows; ++i)
-      dst[i] = out.row(r + i);
-    for (int64_t kb = 0; kb < kpad; kb += 2 * kShiftedLanes) {
-      float* dst_kb[kShiftedRows];
-      for (int i = 0; i < kShiftedRows; ++i)
-        dst_kb[i] = dst[i] ? dst[i] + kb : nullptr;
-      const float* a = slab + r * s.c;
-      if (kpad - kb >= 2 * kShiftedLanes)
-        shifted_block_avx512<2, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
-      else
-        shifted_block_avx512<1, Relu>(a, taps, s.c, wt + kb, kpad, bias + kb, dst_kb, s.k - kb);
-    }
+  const int64_t over_pitch = ceil_div(m, kShiftedRows) * kShiftedRows;
+  const int64_t within_lines = out.lines * ceil_div(out.ow, kShiftedLineRows) * kShiftedLineRows;
+  if (within_lines < over_pitch) {
+    for (int64_t line = 0; line < out.lines; ++line)
+      for (int64_t w = 0; w < out.ow; w += kShiftedLineRows)
+        shifted_rows_forward<kShiftedLineRows, Relu>(s, slab, taps, wt, kpad, bias, out,
+                                                     line * out.wp + w);
+  } else {
+    for (int64_t r = 0; r < m; r += kShiftedRows)
+      shifted_rows_forward<kShiftedRows, Relu>(s, slab, taps, wt, kpad, bias, out, r);
   }
 }
 #endif

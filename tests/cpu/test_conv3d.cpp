@@ -80,6 +80,15 @@ std::vector<ConvCase> tiled_cases() {
        Conv3dShape::make(3, {5, 6, 7}, 16, 24, {2, 3, 3}, {1, 1, 1}, Padding::valid)},
       {"shifted two bands",
        Conv3dShape::make(1, {1, 30, 70}, 16, 80, {1, 3, 3}, {1, 1, 1}, Padding::same)},
+      // The forward's blocks of 14 rows within output lines: 70 above is 5 whole blocks; 13 here
+      // is one block whose last row runs into the padding (row pitch 15, the next line's
+      // start beyond it).
+      {"shifted line blocks of 14, partial",
+       Conv3dShape::make(2, {3, 4, 13}, 16, 20, {3, 3, 3}, {1, 1, 1}, Padding::same)},
+      // Unpadded lines of 13 (pitch 13): the block's 14th row is the next line's first position,
+      // computed twice (the same sums in the same order) and, on the last line, dropped.
+      {"shifted line blocks of 14, across lines",
+       Conv3dShape::make(2, {2, 3, 13}, 16, 20, {1, 1, 1}, {1, 1, 1}, Padding::valid)},
       // bwd-filter's channel blocks: c = 44 is 12,12,12,8 and c = 18 is 8,8 and a partial 2;
       // k = 48 ends each block's columns with a single vector.
       {"shifted c=44 k=48",
