@@ -64,7 +64,8 @@ std::unique_ptr<CLI::App> make_app() {
       "cu3d");
   app->require_subcommand(1);
   app->set_version_flag("--version", [] {
-    return fmt::format("cu3d {}\ncpu: {}", CU3D_VERSION, describe_cpu_compute());
+    return fmt::format("cu3d {}\ncpu: {}\ncuda: {}", CU3D_VERSION, describe_cpu_compute(),
+                       describe_cuda_compute());
   });
   add_synth_command(*app);
   add_prep_command(*app);

@@ -66,6 +66,14 @@ std::string describe_cpu_compute() {
                      std::getenv("OPENBLAS_CORETYPE") ? " (OPENBLAS_CORETYPE)" : "");
 }
 
+std::string describe_cuda_compute() {
+#ifdef CU3D_CUDA
+  return cuda::describe_cuda();
+#else
+  return "not built (configure where the CUDA toolkit is installed to build the GPU backend)";
+#endif
+}
+
 #ifdef CU3D_CUDA
 namespace {
 

@@ -54,6 +54,9 @@ ComputeOptions& compute_options();  // process-wide
 std::string describe_compute_options();
 // The CPU backend's threads and BLAS kernels: "2 OpenMP threads, OpenBLAS SkylakeX kernels".
 std::string describe_cpu_compute();
+// The CUDA backend: versions, the architectures built, device 0 or why there is none; or that
+// the build has no CUDA backend.
+std::string describe_cuda_compute();
 
 #ifdef CU3D_CUDA
 // The stream every engine op enqueues on (the legacy default stream unless set).

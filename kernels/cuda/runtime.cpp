@@ -5,6 +5,8 @@
 #include <mutex>
 #include <string>
 
+#include <cudnn.h>
+
 namespace cu3d::cuda {
 
 namespace {
@@ -51,6 +53,28 @@ bool device_available(std::string* reason) {
     return false;
   }
   return true;
+}
+
+std::string describe_cuda() {
+  // major * 1000 + minor * 10, as both version queries report it; 0: no driver.
+  const auto version = [](int v) { return fmt::format("{}.{}", v / 1000, v % 1000 / 10); };
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  const size_t cudnn = cudnnGetVersion();  // major * 10000 + minor * 100 + patch since cuDNN 9
+  std::string line = fmt::format("runtime {}, driver {}, cuDNN {}.{}.{}, code for {}; ",
+                                 version(runtime), driver ? version(driver) : "none", cudnn / 10000,
+                                 cudnn % 10000 / 100, cudnn % 100, CU3D_CUDA_ARCHITECTURES);
+  std::string reason;
+  cudaDeviceProp prop{};
+  if (!device_available(&reason)) return line + reason;
+  if (const cudaError_t status = cudaGetDeviceProperties(&prop, 0); status != cudaSuccess) {
+    cudaGetLastError();
+    return line + fmt::format("device 0 unreadable: {}", cudaGetErrorString(status));
+  }
+  return line + fmt::format("device 0: {} (compute capability {}.{}, {} SMs, {:.1f} GiB)",
+                            prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                            double(prop.totalGlobalMem) / double(1 << 30));
 }
 
 int multiprocessor_count() {

@@ -30,6 +30,11 @@ void check_launch(const std::string& op);
 // True when a CUDA device can be used; otherwise `reason` (if given) says why not.
 bool device_available(std::string* reason = nullptr);
 
+// The CUDA runtime, driver and cuDNN versions, the architectures this build has code for, and
+// device 0 (name, compute capability, SMs, memory) or why there is none: one line for
+// `cu3d --version` and bug reports.
+std::string describe_cuda();
+
 // Multiprocessors of the current device (cached after the first query): grids are sized in
 // waves of it.
 int multiprocessor_count();

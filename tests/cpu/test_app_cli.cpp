@@ -414,6 +414,11 @@ TEST_F(AppCli, VersionAndBareCommandList) {
   const Captured version = cli({"--version"});
   EXPECT_EQ(version.status, 0);
   EXPECT_EQ(version.out.rfind("cu3d ", 0), 0u) << version.out;
+  // What the build and machine have, for bug reports: the CPU's BLAS kernels, and the CUDA
+  // versions with device 0 or why there is none.
+  EXPECT_NE(version.out.find("\ncpu: "), std::string::npos) << version.out;
+  EXPECT_NE(version.out.find(" OpenBLAS "), std::string::npos) << version.out;
+  EXPECT_NE(version.out.find("\ncuda: "), std::string::npos) << version.out;
   const Captured bare = cli({});
   EXPECT_NE(bare.out.find("Subcommands:"), std::string::npos) << bare.out;
   EXPECT_NE(bare.out.find("train"), std::string::npos) << bare.out;
