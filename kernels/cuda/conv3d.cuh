@@ -19,7 +19,7 @@
 //              (docs/kernels/conv3d_cuda.md).
 //   version 4 (`ConvKernel::wide`, tf32 and bf16; passed on an H200): version 3's forward
 //              on a 256 x 128 block tile with 64 x 64 per warp, for the epilogues that store each
-//              output (the plain forward, bias + ReLU, the pool by atomics) and bwd-data;
+//              output (the plain forward, bias + ReLU) and bwd-data;
 //              version 3 elsewhere. Only the tests and the benchmark ask for it: version 5 is
 //              faster on every C3D layer.
 //   version 5 (`ConvKernel::wgmma`, tf32 and bf16; passed on an H200): version 4's block with
@@ -90,20 +90,16 @@ void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, 
 
 // Fused block: pooled = maxpool_p(relu(conv(x, w) + bias)), the pool `p` reading the conv's
 // output (p.n, p.in, p.c == s.n, s.out, s.k; any window, stride and padding that
-// maxpool3d_fwd takes). Two epilogues:
-//  - windows that tile the output (stride = window of 4 or 8 elements, no padding: C3D's
-//    pool1-pool4), inference only: the GEMM rows are ordered window by window, so each window
-//    is 4 or 8 consecutive rows of one tile, reduced by shuffles; one plain store per pooled
-//    output, no atomics, no zeroing.
-//  - any other pool, inference only: each ReLU output goes into the max of every window that
-//    contains it by an atomicMax on its bits (non-negative floats order as ints; the pooled
-//    output is zeroed first, exact because every window holds a valid element and ReLU
-//    outputs are >= 0; zeros are skipped). Order-independent, so deterministic.
-// Inference (`z` null): only the pooled output is written, |pooled| bytes instead of 2|y| +
-// |pooled| for the conv's output written and read back by a separate pool.
-// Training (`z` given): writes z = relu(conv(x, w) + bias) from the conv's epilogue, then
-// maxpool3d_fwd reads z back for the pooled output (the atomics, one per conv output, cost more
-// than that read: measured on an H200, docs/kernels/conv3d_cuda.md). z is what the unfused
+// maxpool3d_fwd takes).
+// Inference (`z` null) with windows that tile the output (stride = window of 4 or 8 elements,
+// no padding: C3D's pool1-pool4): the GEMM rows are ordered window by window, so each window is
+// 4 or 8 consecutive rows of one tile, reduced by shuffles; one plain store per pooled output.
+// Only the pooled output is written, |pooled| bytes instead of 2|y| + |pooled| for the conv's
+// output written and read back by a separate pool.
+// Otherwise (training, or any other pool): the conv's epilogue writes z = relu(conv(x, w) +
+// bias) (training's z, or a scratch buffer in inference) and maxpool3d_fwd reads it back (an
+// atomicMax per conv output into the pooled output cost more than that read on every kernel
+// version: measured on an H100 and an H200, docs/kernels/conv3d_cuda.md). z is what the unfused
 // backward takes (maxpool3d_bwd(z, pooled, dpooled) then relu_bwd(z, ...)), so backward stays
 // the unfused chain; an argmax index per pooled output would save |z| of memory but needs a
 // backward of its own (not done).
@@ -115,7 +111,8 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
 
 // Whether conv3d_fwd_bias_relu_maxpool's inference form pools p by the first of its epilogues (its
 // windows tile the conv's output: the rows go window by window, which versions 2, 3 and 5
-// reduce and version 4 does not, so version 4 leaves it to version 3); otherwise by atomics.
+// reduce and version 4 does not, so version 4 leaves it to version 3); otherwise it stores the
+// conv's output and pools it.
 bool conv3d_pool_windows_tile_output(const Pool3dShape& p);
 
 // Fused block for the layer-norm C3D: y = conv(x, w) + bias, and the layer-norm statistics

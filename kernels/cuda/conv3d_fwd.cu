@@ -239,20 +239,17 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
     run(prob, s, op, precision, kernel, stream);
     return;
   }
-  if (z) {
-    // Training writes z anyway: the pool reads it back (maxpool3d_fwd, 4 channels per thread,
-    // 60-77 % of copy bandwidth on C3D's pools) instead of an atomicMax per conv output. On an
-    // H200 the atomics made C3D's fused bf16 training step slower than the unfused chain's
-    // (87.0 against 78.6 ms per step, which also runs ReLU as a pass of its own). Same values:
-    // a max is exact in any order.
-    run_store(s, x, w, bias, z, true, precision, kernel, stream);
-    maxpool3d_fwd(p, z, pooled, stream);
-    return;
-  }
-  CU3D_CUDA_CHECK(cudaMemsetAsync(pooled, 0, sizeof(float) * p.output_size(), stream));
-  auto prob = make_problem<FwdProblem<PoolOut>>(s, x, w, bias, op);
-  prob.out = {p, pooled};
-  run(prob, s, op, precision, kernel, stream);
+  // Training's z, or in inference a scratch z for windows that do not tile the output (C3D's
+  // pool5): the conv stores relu(conv + bias) and the pool reads it back. An atomicMax per conv
+  // output into the pooled output, which wrote only the pooled bytes, ran slower on every kernel
+  // version (H100, session 9, conv5b + pool5 at batch 32, ms, atomics against this: bf16 version
+  // 5 0.311 / 0.205, tf32 0.466 / 0.357, fp32 1.910 / 1.879, bf16 version 6 4.43 / 0.28); on an
+  // H200 it made C3D's fused bf16 training step slower than the unfused chain's.
+  float* stored =
+      z ? z : static_cast<float*>(malloc_async(sizeof(float) * s.output_size(), stream));
+  run_store(s, x, w, bias, stored, true, precision, kernel, stream);
+  maxpool3d_fwd(p, stored, pooled, stream);
+  if (!z) free_async(stored, stream);
 }
 
 void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float* w,

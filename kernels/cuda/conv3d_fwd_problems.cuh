@@ -8,11 +8,11 @@
 // Both operands are contiguous along r, so the 4-element load units run along r; with
 // c % 4 == 0 a unit never crosses a tap and is one 16-byte load.
 //
-// One gather, four epilogues (the fused blocks of DESIGN.md):
+// One gather, three epilogues (the fused blocks of DESIGN.md):
 //   StoreOut     y = conv + bias, optionally ReLU                   (conv3d_fwd, _bias_relu)
-//   PoolOut      relu(conv + bias) into the max-pool that follows, by atomics
-//                (conv3d_fwd_bias_relu_maxpool, inference, any pool)
-//   PoolRowsOut  the same by shuffles over window-major rows, for pools that tile the output
+//   PoolRowsOut  relu(conv + bias) into the max-pool that follows, by shuffles over
+//                window-major rows, for pools that tile the output
+//                (conv3d_fwd_bias_relu_maxpool, inference)
 //   StatsOut     y = conv + bias and per-row sums for layer-norm statistics
 //                (conv3d_fwd_bias_ln_stats)
 #pragma once
@@ -100,41 +100,6 @@ struct StoreOut {
   template <class Prob>
   __device__ void operator()(const Prob& prob, int m, int n, float v) const {
     y[int64_t(m) * prob.N + n] = relu ? fmaxf(v, 0.f) : v;
-  }
-};
-
-// relu(v) into the max of every pool window that contains output position m (inference with
-// windows that do not tile the output). A ReLU output is >= 0, and non-negative floats order as
-// their bit patterns read as ints, so an integer atomicMax on a pooled output zeroed beforehand
-// computes the float max; the result does not depend on the order of the atomics
-// (deterministic).
-struct PoolOut {
-  Pool3dShape p;
-  float* pooled;
-  template <class Prob>
-  __device__ void operator()(const Prob& prob, int m, int n, float v) const {
-    v = fmaxf(v, 0.f);
-    // Zero is the initial max: a zero (or negative zero) output changes nothing.
-    if (__float_as_int(v) <= 0) return;
-    const Pixel o = split_pixel(m, prob.g.div_od, prob.g.div_oh, prob.g.div_ow);
-    // Window o covers inputs [o * stride - pad, o * stride - pad + window): the windows that
-    // contain i are ceil((i + pad - window + 1) / stride) .. floor((i + pad) / stride).
-    auto range = [](int i, int pad, int window, int stride, int out, int* lo, int* hi) {
-      const int a = i + pad - window + 1;
-      *lo = a <= 0 ? 0 : (a + stride - 1) / stride;
-      *hi = min((i + pad) / stride, out - 1);
-    };
-    int d0, d1, h0, h1, w0, w1;
-    range(o.z, p.pad_before.d, p.window.d, p.stride.d, p.out.d, &d0, &d1);
-    range(o.y, p.pad_before.h, p.window.h, p.stride.h, p.out.h, &h0, &h1);
-    range(o.x, p.pad_before.w, p.window.w, p.stride.w, p.out.w, &w0, &w1);
-    const int bits = __float_as_int(v);
-    for (int od = d0; od <= d1; ++od)
-      for (int oh = h0; oh <= h1; ++oh)
-        for (int ow = w0; ow <= w1; ++ow) {
-          const int64_t q = ((int64_t(o.n) * p.out.d + od) * p.out.h + oh) * p.out.w + ow;
-          atomicMax(reinterpret_cast<int*>(pooled + q * prob.N + n), bits);
-        }
   }
 };
 

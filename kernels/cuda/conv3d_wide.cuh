@@ -11,7 +11,7 @@
 // 255 registers.
 //
 // Where it applies (conv3d_fwd_wide_supports): version 3's shapes, for the epilogues that store
-// each output (bias, ReLU, the pool by atomics); the window-pool and layer-norm statistics
+// each output (bias, ReLU); the window-pool and layer-norm statistics
 // epilogues reduce over version 3's 32 x 32 warp pieces and stay there. It pays where k fills
 // the 128 columns (C3D's conv2a-conv5b forward; bwd-data into 128 or more channels).
 //

@@ -103,8 +103,8 @@ TEST_P(ConvApiEmulation, ForwardFusedBlocksAndBackward) {
   cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), y.data(), p, nullptr, kernel);
   EXPECT_LT(relative_error(y, relu_ref), tolerance()) << "conv3d_fwd_bias_relu";
 
-  // Both inference pools (windows that tile the output; overlapping ones, by atomics) and the
-  // training form, which also writes z.
+  // Both inference pools (windows that tile the output, reduced in the epilogue; overlapping
+  // ones, stored to a scratch z and pooled) and the training form, which also writes z.
   for (const Pool3dShape& pool :
        {Pool3dShape::make(s.n, s.out, s.k, {1, 2, 2}, {1, 2, 2}, Padding::valid),
         Pool3dShape::make(s.n, s.out, s.k, {2, 3, 3}, {1, 2, 2}, Padding::same)}) {

@@ -74,7 +74,7 @@ struct Counted : Base {
   }
 };
 
-enum class Epilogue { store, pool_rows, pool_atomic, stats };
+enum class Epilogue { store, pool_rows, stats };
 
 struct Case {
   const char* name;
@@ -91,8 +91,8 @@ constexpr Dims3 kOne{1, 1, 1}, kZero{0, 0, 0};
 // Shapes (c a multiple of 64: a whole stage row in both precisions) that reach every branch of the
 // pipelines and epilogues: partial M and N tiles, several M tiles, 1 to 14 r-tiles per block (fewer
 // than the ring's stages, and counts that are not multiples of 4), uneven
-// strides and asymmetric padding, pools of 8 and 4 rows per window and overlapping pools with
-// padding, k = 64 (layer-norm groups past the columns) and k = 136, 192.
+// strides and asymmetric padding, pools of 8 and 4 rows per window, k = 64 (layer-norm groups past
+// the columns) and k = 136, 192.
 // clang-format off
 const Case kCases[] = {
     // name, epilogue, n, in, c, k, kernel, stride, pad before, pad after[, pool window, stride, pad]
@@ -105,10 +105,8 @@ const Case kCases[] = {
     {"Stats_k64", Epilogue::stats, 1, {4, 6, 6}, 64, 64, {3, 3, 3}, kOne, kOne, kOne},
     {"Stats_k136_strided_asymmetric", Epilogue::stats, 1, {3, 9, 7}, 128, 136, {1, 3, 2},
      {1, 2, 1}, {0, 2, 0}, {1, 0, 1}},
-    {"PoolAtomic3x3x3s2p1", Epilogue::pool_atomic, 1, {4, 6, 6}, 64, 128, {3, 3, 3}, kOne, kOne,
-     kOne, {3, 3, 3}, {2, 2, 2}, kOne},
-    {"PoolAtomic_five_rtiles", Epilogue::pool_atomic, 1, {3, 7, 9}, 64, 128, {1, 1, 5}, kOne,
-     {0, 0, 2}, {0, 0, 2}, {3, 3, 3}, {2, 2, 2}, kOne},
+    {"Store_five_rtiles", Epilogue::store, 1, {3, 7, 9}, 64, 128, {1, 1, 5}, kOne, {0, 0, 2},
+     {0, 0, 2}},
     {"Store_two_m_tiles_k256", Epilogue::store, 1, {4, 9, 8}, 64, 256, {3, 3, 3}, kOne, kOne, kOne},
     {"Store_one_rtile_k160", Epilogue::store, 1, {3, 7, 9}, 64, 160, kOne, kOne, kZero, kZero},
     {"Store_seven_rtiles_n2", Epilogue::store, 2, {2, 5, 7}, 64, 128, {1, 1, 7}, kOne, {0, 0, 3},
@@ -212,7 +210,7 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
   Outputs o;
   o.y.assign(int64_t(st.M) * st.N, emu_test::poison());
   const int64_t pooled_size = st.p.output_size();
-  o.pooled.assign(pooled_size, cs.epilogue == Epilogue::pool_atomic ? 0.f : emu_test::poison());
+  o.pooled.assign(pooled_size, emu_test::poison());
   o.stats.assign(int64_t(st.M) * st.groups, float2{emu_test::poison(), emu_test::poison()});
   o.counts.y.assign(o.y.size(), 0);
   o.counts.pooled.assign(o.pooled.size(), 0);
@@ -261,13 +259,6 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
       grid(prob);
       break;
     }
-    case Epilogue::pool_atomic: {
-      auto prob = fwd::make_problem<Counted<fwd::FwdProblem<fwd::PoolOut>>>(
-          st.s, st.x.data(), st.w.data(), st.bias.data(), op);
-      prob.out = {st.p, o.pooled.data()};
-      grid(prob);
-      break;
-    }
     case Epilogue::stats: {
       auto prob = fwd::make_problem<Counted<fwd::FwdStatsProblem>>(st.s, st.x.data(), st.w.data(),
                                                                    st.bias.data(), op);
@@ -291,18 +282,13 @@ void expect_outputs(const Case& cs, const Setup& st, const Outputs& o, Precision
   if (cs.epilogue == Epilogue::store || cs.epilogue == Epilogue::stats) {
     EXPECT_LT(relative_error(o.y, st.y), 1e-6);
   }
-  if (cs.epilogue == Epilogue::pool_rows || cs.epilogue == Epilogue::pool_atomic) {
+  if (cs.epilogue == Epilogue::pool_rows) {
     EXPECT_LT(relative_error(o.pooled, st.pooled), 1e-6);
     long pooled_not_once = 0;
-    if (cs.epilogue == Epilogue::pool_rows)
-      for (int c : o.counts.pooled)
-        pooled_not_once += c != 1;
+    for (int c : o.counts.pooled)
+      pooled_not_once += c != 1;
     EXPECT_EQ(pooled_not_once, 0) << "pooled outputs not written exactly once";
-    if (cs.epilogue == Epilogue::pool_atomic) {
-      EXPECT_GT(o.report.atomics, 0);
-    } else {
-      EXPECT_GT(o.report.shuffles, 0);
-    }
+    EXPECT_GT(o.report.shuffles, 0);
   }
   if (cs.epilogue != Epilogue::stats) return;
   // Each (row, group of row_stat_group_width columns) with a valid column: the sum and the

@@ -147,8 +147,9 @@ std::vector<ParityCase> fused_cases() {
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
   // Each block on the forward's version 2 and, where they apply, versions 3-6 (version 4 on the
-  // pool blocks only: it runs the training block's z store and the inference pool by atomics, and
-  // leaves the window pool and the layer-norm statistics to version 3, so those cases would run
+  // pool blocks only: it runs the conv's store before a pool kernel (training, and inference
+  // after conv5b), and leaves the window pool and the layer-norm statistics to version 3, so
+  // those cases would run
   // version 3 under its name; versions 5 and 6 run them all).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
