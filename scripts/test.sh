@@ -6,17 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+# Each stage's heading says when it started (seconds into the run): CI's budget is spent where
+# the gaps are.
+stage() { echo "== $* == (at ${SECONDS} s)"; }
 
 scripts/install-deps.sh
 
-echo "== build (Release) =="
+stage "build (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build-configure.log || { cat build-configure.log; exit 1; }
 grep -E "^-- cu3d:" build-configure.log || true
 cmake --build build -j"$jobs"
-echo "== tests =="
+stage "tests"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-echo "== build (clang: ASan + UBSan + libFuzzer coverage; CPU suite and fuzz targets) =="
+stage "build (clang: ASan + UBSan + libFuzzer coverage; CPU suite and fuzz targets)"
 # One instrumented build serves both the sanitized CPU suite and the fuzz targets (docs/FUZZING.md).
 # A build-asan configured by gcc (before this step used clang) is started afresh.
 if [[ -f build-asan/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
@@ -25,10 +28,11 @@ fi
 cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON -DCU3D_FUZZ=ON -DCU3D_BENCH=OFF > /dev/null
 cmake --build build-asan -j"$jobs" --target cu3d_tests cu3d_emulation_tests fuzz_all
-echo "== tests under sanitizers =="
+stage "tests under sanitizers"
 # The MPI tests (label dist) ran in the Release build above: OpenMPI's own start-up allocations
 # read as leaks to LeakSanitizer, and this build does not make their binary.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -L cpu -LE dist
-echo "== fuzzing (each target 7 s from its seeds, then its regression inputs) =="
+stage "fuzzing (each target 7 s from its seeds, then its regression inputs)"
 scripts/fuzz.sh --no-build --build-dir build-asan --seconds 7
+stage "done"
