@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
+  ninja-build             # schedules CI's builds file by file, not library by library
   libopenblas-openmp-dev  # BLAS for the CPU backend; the OpenMP build nests safely in our threads
   libgtest-dev libbenchmark-dev
   nlohmann-json3-dev libfmt-dev libcli11-dev

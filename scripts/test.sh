@@ -11,6 +11,10 @@ jobs=$(nproc)
 stage() { echo "== $* == (at ${SECONDS} s)"; }
 
 scripts/install-deps.sh
+# Ninja starts a target's files as soon as their inputs exist; make waits for each library to link
+# first, leaving a core idle behind the slowest file of each. Build trees already configured keep
+# their generator (CMake reads this variable only for new ones).
+export CMAKE_GENERATOR=Ninja
 
 stage "build (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build-configure.log || { cat build-configure.log; exit 1; }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct Target {
   const char* name;
   bool (*parse)(Bytes);
 };
+
+// CTest lists each case with its parameter: the parser's name, not the struct's bytes.
+void PrintTo(const Target& target, std::ostream* os) { *os << target.name; }
 
 const Target kTargets[] = {{"safetensors", parse_safetensors_input},
                            {"split_list", parse_split_list_input},
