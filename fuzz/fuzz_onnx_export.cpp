@@ -5,10 +5,16 @@
 // be well formed: every node reads the input, a weight or an earlier node's output, names are
 // unique, each weight holds what its dims say, the last node gives "probabilities", and the file
 // encodes.
+#include <memory>
 #include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "fuzz/parser_inputs.h"
 #include "layers/export_onnx.h"
+#include "layers/models.h"
 
 namespace {
 

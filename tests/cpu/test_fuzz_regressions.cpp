@@ -27,7 +27,9 @@ struct Target {
 };
 
 // CTest lists each case with its parameter: the parser's name, not the struct's bytes.
-void PrintTo(const Target& target, std::ostream* os) { *os << target.name; }
+void PrintTo(const Target& target, std::ostream* os) {
+  *os << target.name;
+}
 
 const Target kTargets[] = {{"safetensors", parse_safetensors_input},
                            {"split_list", parse_split_list_input},
