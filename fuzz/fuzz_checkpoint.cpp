@@ -1,4 +1,4 @@
-// libFuzzer target for layers/checkpoint (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for layers/checkpoint (the input's journey: fuzz/inputs/checkpoint.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

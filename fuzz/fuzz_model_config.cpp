@@ -1,4 +1,4 @@
-// libFuzzer target for layers/models (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for layers/models (the input's journey: fuzz/inputs/model_config.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

@@ -1,4 +1,4 @@
-// libFuzzer target for data/recipe (the input's journey: fuzz/parser_inputs.cpp; docs/FUZZING.md).
+// libFuzzer target for data/recipe (the input's journey: fuzz/inputs/recipe.cpp; docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

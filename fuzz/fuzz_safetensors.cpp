@@ -1,4 +1,4 @@
-// libFuzzer target for engine/safetensors (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for engine/safetensors (the input's journey: fuzz/inputs/safetensors.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

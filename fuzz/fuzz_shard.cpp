@@ -1,4 +1,4 @@
-// libFuzzer target for data/shard_reader (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for data/shard_reader (the input's journey: fuzz/inputs/shard.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

@@ -1,4 +1,4 @@
-// libFuzzer target for data/split_list (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for data/split_list (the input's journey: fuzz/inputs/split_list.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

@@ -1,4 +1,4 @@
-// libFuzzer target for data/ucf_name (the input's journey: fuzz/parser_inputs.cpp;
+// libFuzzer target for data/ucf_name (the input's journey: fuzz/inputs/ucf_name.cpp;
 // docs/FUZZING.md).
 #include "fuzz/parser_inputs.h"
 

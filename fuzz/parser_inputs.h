@@ -62,7 +62,10 @@ constexpr int kFuzzClasses = 3;
 const std::filesystem::path& scratch_folder();
 void write_file(const std::filesystem::path& path, std::string_view bytes);
 
-// One entry point per target (fuzz/parser_inputs.cpp says what each checks).
+// One entry point per target, each in its own file, fuzz/inputs/<target>.cpp, which says what it
+// checks: a target then links only its own parser's code. libFuzzer scans every coverage counter
+// in the binary after each input; with all the parsers linked in, ucf_name ran 4x fewer inputs
+// a second.
 bool parse_safetensors_input(Bytes bytes);
 bool parse_split_list_input(Bytes bytes);
 bool parse_ucf_name_input(Bytes bytes);
