@@ -24,7 +24,8 @@ if(CMAKE_SCRIPT_MODE_FILE)
     if(line MATCHES "^([^ #][^ ]*)\\.( |$)")
       set(suite "${CMAKE_MATCH_1}")
       string(APPEND script
-             "add_test([==[${suite}]==] [==[${TEST_EXECUTABLE}]==] [==[--gtest_filter=${suite}.*]==])\n"
+             "add_test([==[${suite}]==] [==[${TEST_EXECUTABLE}]==] "
+             "[==[--gtest_filter=${suite}.*]==])\n"
              "set_tests_properties([==[${suite}]==] PROPERTIES LABELS [==[${TEST_LABEL}]==] "
              "SKIP_REGULAR_EXPRESSION [==[\\[  PASSED  \\] 0 tests]==])\n")
     endif()
