@@ -11,11 +11,13 @@
 // References: PTX ISA 8.x, "Data Movement and Conversion Instructions" (cp.async, ldmatrix),
 // "Warp Level Matrix Multiply-Accumulate Instructions" (mma.sync), "Asynchronous Warpgroup Level
 // Matrix Multiply-Accumulate Instructions" (wgmma, sm_90a), "Parallel Synchronization and
-// Communication Instructions: mbarrier", "Miscellaneous Instructions: setmaxnreg".
+// Communication Instructions: mbarrier", "Miscellaneous Instructions: setmaxnreg",
+// "cp.async.bulk.tensor" (the tensor memory accelerator, sm_90).
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/cuda/tensor_map.h"
 #include "kernels/precision.h"
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -203,6 +205,48 @@ __device__ inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
       : "r"(shared_address(bar)), "r"(parity)
       : "memory");
   return done != 0;
+}
+
+// Makes the mbarrier inits before it visible to the asynchronous proxy (the TMA's complete_tx),
+// as the barrier that follows makes them visible to the other threads.
+__device__ inline void fence_mbarrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// Arrives on the barrier and adds `bytes` to the transactions its current phase waits for: the
+// phase completes once its arrivals are made and that many bytes of bulk copies have completed
+// on it (complete_tx).
+__device__ inline void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile(
+      "{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(
+          shared_address(bar)),
+      "r"(bytes)
+      : "memory");
+}
+
+// ---- the tensor memory accelerator (sm_90) -----------------------------------------------------
+
+// One box of the 2-D tiled map `map` (tensor_map.h), from element (col, row), into shared memory
+// at `dst` (1024-byte aligned for the 128-byte swizzle); its bytes complete on `bar`. The copy
+// writes through the async proxy: once `bar`'s phase is seen complete, wgmma may read it.
+__device__ inline void tma_load_tile_2d(uint32_t dst, const TensorMap* map, uint64_t* bar, int col,
+                                        int row) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%3, %4}], [%2];\n" ::"r"(dst),
+      "l"(map), "r"(shared_address(bar)), "r"(col), "r"(row)
+      : "memory");
+}
+// One load of the 5-D im2col map `map`: the pixels from (c, w, h, d, n) on, each shifted by the
+// filter offset (ow, oh, od), into shared memory at `dst`; its bytes complete on `bar`.
+__device__ inline void tma_load_im2col_5d(uint32_t dst, const TensorMap* map, uint64_t* bar, int c,
+                                          int w, int h, int d, int n, uint16_t ow, uint16_t oh,
+                                          uint16_t od) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%3, %4, %5, %6, %7}], [%2], {%8, %9, %10};\n" ::"r"(dst),
+      "l"(map), "r"(shared_address(bar)), "r"(c), "r"(w), "r"(h), "r"(d), "r"(n), "h"(ow), "h"(oh),
+      "h"(od)
+      : "memory");
 }
 
 // ---- register reallocation (sm_90a) ------------------------------------------------------------
