@@ -60,6 +60,14 @@ struct AsyncArrival {
   long covers;             // copies with a smaller sequence number
   std::vector<int> clock;  // the issuing thread's clock then: what the arrival releases
 };
+// A bulk tensor copy (the TMA) not yet completed: the 16-byte chunks of its box with their data
+// (read at issue), and the mbarrier its bytes complete on.
+struct BulkCopy {
+  uint64_t* bar;
+  int tile;
+  uint32_t bytes;
+  std::vector<std::pair<uint32_t, std::array<unsigned char, 16>>> chunks;  // (address, data)
+};
 struct Mma {
   int group;
   float* d;
@@ -81,6 +89,7 @@ struct Thread {
   bool spinning = false;          // resumed into another failed poll: no progress
   State state = State::runnable;
   int copy_commits = 0, mma_commits = 0, async_arrivals = 0;
+  int tx_arrivals = 0;  // mbarrier.arrive.expect_tx: one per tile the TMA loads
   long copies_issued = 0;
   std::vector<Copy> copies;
   std::vector<AsyncArrival> arrivals;
@@ -104,6 +113,7 @@ struct Thread {
 
 struct Mbarrier {
   int expected = 0, count = 0;
+  long tx = 0;         // bytes the current phase still waits for (expect_tx less complete_tx)
   long completed = 0;  // phases completed
   int init_thread = -1, init_clock = 0;
   std::vector<int> arrivals_clock, completed_clock;
@@ -116,6 +126,8 @@ struct Chunk {
   int fence_thread = 0, fence_clock = 0;
   int open_reads[3] = {};                  // issued wgmma reads per warpgroup, not completed
   int land_thread = 0, land_clock = 0;     // who saw the last copy land, and when
+  const void* async_bar = nullptr;         // a bulk copy's landing: the mbarrier and the phase it
+  long async_phase = 0;                    // completes, which a reader must have seen complete
   std::vector<std::pair<int, int>> reads;  // completed reads since the last copy: (thread, clock)
 };
 
@@ -130,6 +142,7 @@ struct Block {
   std::vector<Chunk> chunks = std::vector<Chunk>(kChunks);
   bool shared_space_used = true;  // by the last block: reset before the next
   std::map<const void*, Mbarrier> mbarriers;
+  std::vector<BulkCopy> bulk_copies;          // issued, not completed
   std::vector<unsigned char> dynamic_shared;  // what dynamic_shared_memory() returns
   Schedule launch_schedule = Schedule::in_order;
   unsigned launch_seed = 1;
@@ -324,7 +337,7 @@ void start_fibers() {
     t.stack.resize(kStackBytes);
     t.done = t.exit_checked = t.failed_poll_last = t.spinning = false;
     t.state = State::runnable;
-    t.copy_commits = t.mma_commits = t.async_arrivals = 0;
+    t.copy_commits = t.mma_commits = t.async_arrivals = t.tx_arrivals = 0;
     t.copies_issued = 0;
     t.arrivals.clear();
     t.copies.clear();
@@ -355,6 +368,7 @@ void land(const Copy& copy, int thread, int at) {
   chunk.fenced = false;
   chunk.land_thread = thread;
   chunk.land_clock = at;
+  chunk.async_bar = nullptr;
 }
 
 // Whether a chunk's landing is fenced for the async proxy before thread t's wgmma: fenced by the
@@ -363,6 +377,24 @@ void land(const Copy& copy, int thread, int at) {
 bool fenced_for(const Chunk& chunk, const Thread& t) {
   return (chunk.fenced && t.clock[chunk.fence_thread] >= chunk.fence_clock) ||
          t.fence_view[chunk.land_thread] >= chunk.land_clock;
+}
+
+// The phase completes once its arrivals are made and its transaction bytes have arrived.
+void complete_phase_if_done(Mbarrier& m) {
+  if (m.count != m.expected || m.tx != 0) return;
+  m.completed_clock = m.arrivals_clock;
+  std::fill(m.arrivals_clock.begin(), m.arrivals_clock.end(), 0);
+  m.count = 0;
+  m.completed++;
+}
+
+// Whether the current thread has seen the mbarrier phase that a bulk copy's landing in `chunk`
+// completed: its own successful wait (stricter than PTX, which would also accept an ordering
+// through other threads; the kernels have every reader wait itself).
+bool saw_bulk_landing(const Chunk& chunk) {
+  Block& b = block();
+  auto it = b.mbarriers.find(chunk.async_bar);
+  return it != b.mbarriers.end() && it->second.last_observed[b.current] >= chunk.async_phase;
 }
 
 // One arrival on `bar` by `thread`, releasing `clock`.
@@ -376,12 +408,51 @@ void arrive_on(uint64_t* bar, int thread, const std::vector<int>& clock) {
           static_cast<void*>(bar), m.completed);
   m.arrived_in_phase[thread] = m.completed;
   join(m.arrivals_clock, clock);
-  if (++m.count == m.expected) {
-    m.completed_clock = m.arrivals_clock;
-    std::fill(m.arrivals_clock.begin(), m.arrivals_clock.end(), 0);
-    m.count = 0;
-    m.completed++;
+  if (m.count == m.expected) {
+    fault(Fault::mbarrier_misuse, "thread %d on mbarrier %p: an arrival past the %d of phase %ld",
+          thread, static_cast<void*>(bar), m.expected, m.completed);
+    return;
   }
+  ++m.count;
+  complete_phase_if_done(m);
+}
+
+// The copy unit completes bulk copy `i`: its chunks land, tagged with its tile and marked as the
+// async proxy's writes, ordered by the phase its bytes complete; then the bytes complete on the
+// mbarrier.
+void complete_bulk_copy(size_t i) {
+  Block& b = block();
+  const BulkCopy copy = std::move(b.bulk_copies[i]);
+  b.bulk_copies.erase(b.bulk_copies.begin() + long(i));
+  auto it = b.mbarriers.find(copy.bar);
+  if (it == b.mbarriers.end()) return;
+  Mbarrier& m = it->second;
+  for (const auto& [address, data] : copy.chunks) {
+    std::memcpy(b.shared + address, data.data(), 16);
+    Chunk& chunk = b.chunks[address / 16];
+    chunk.tag = copy.tile;
+    chunk.fenced = false;
+    chunk.async_bar = copy.bar;
+    chunk.async_phase = m.completed;
+  }
+  m.tx -= copy.bytes;
+  complete_phase_if_done(m);
+}
+
+// The copy unit catches up with some bulk copies (all, or in random schedules a random choice);
+// returns whether it completed any.
+bool complete_bulk_copies(bool all) {
+  Block& b = block();
+  bool any = false;
+  for (size_t i = 0; i < b.bulk_copies.size();) {
+    if (all || b.rng() % 2) {
+      complete_bulk_copy(i);
+      any = true;
+    } else {
+      ++i;
+    }
+  }
+  return any;
 }
 
 // The copy unit catches up with thread `u`: the copies its cp.async.mbarrier.arrive calls cover
@@ -662,6 +733,7 @@ void schedule() {
     for (int i = 0; i < b.config.threads; ++i)
       if (b.config.schedule != Schedule::random || !progress || b.rng() % 2)
         copied |= complete_arrivals(i);
+    copied |= complete_bulk_copies(b.config.schedule != Schedule::random || !progress);
     if (!progress && !copied) return report_deadlock();
   }
 }
@@ -755,10 +827,14 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
     b.shared_space_used = false;
   }
   b.mbarriers.clear();
+  b.bulk_copies.clear();
   start_fibers();
   schedule();
   for (int i = 0; i < b.config.threads; ++i)
     complete_arrivals(i);
+  if (!b.bulk_copies.empty())
+    fault(Fault::work_pending_at_exit, "the block ended with %zu bulk copies in flight",
+          b.bulk_copies.size());
   for (const auto& [bar, m] : b.mbarriers)
     if (m.count != 0)
       fault(Fault::mbarrier_phase_unfinished, "mbarrier %p: %d of %d arrivals in phase %ld", bar,
@@ -989,17 +1065,11 @@ uint32_t shared_address(const void* p) {
   return block().config.dynamic_base;
 }
 
-void cp_async16(uint32_t dst, const void* src, int bytes) {
-  instruction();
+// A copy by the current thread into the chunk at `dst` starts: no other copy may still be writing
+// it, and every read of what it holds must be complete and ordered before. Poisons it.
+Chunk& start_copy_into(uint32_t dst) {
   Block& b = block();
-  Thread& t = me();
-  const BlockConfig& c = b.config;
-  if (dst % 16 || dst < c.dynamic_base || dst + 16 > c.dynamic_base + c.dynamic_bytes ||
-      (bytes != 0 && bytes != 16)) {
-    fault(Fault::copy_outside_dynamic_shared, "thread %d: %d bytes to %u", b.current, bytes, dst);
-    return;
-  }
-  b.shared_space_used = true;
+  const Thread& t = me();
   Chunk& chunk = b.chunks[dst / 16];
   if (chunk.tag == kInFlight)
     fault(Fault::copy_into_chunk_in_flight, "thread %d, shared byte %u", b.current, dst);
@@ -1016,6 +1086,23 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
       break;
     }
   chunk.reads.clear();
+  for (int i = 0; i < 16; i += 4)
+    std::memcpy(b.shared + dst + i, &kPoison, 4);
+  return chunk;
+}
+
+void cp_async16(uint32_t dst, const void* src, int bytes) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  const BlockConfig& c = b.config;
+  if (dst % 16 || dst < c.dynamic_base || dst + 16 > c.dynamic_base + c.dynamic_bytes ||
+      (bytes != 0 && bytes != 16)) {
+    fault(Fault::copy_outside_dynamic_shared, "thread %d: %d bytes to %u", b.current, bytes, dst);
+    return;
+  }
+  b.shared_space_used = true;
+  Chunk& chunk = start_copy_into(dst);
   Copy copy{t.copy_commits, t.copy_commits + t.async_arrivals, t.copies_issued++, dst, {}};
   ++the_report.copies;
   if (bytes)
@@ -1023,8 +1110,6 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
   else
     std::memset(copy.data, 0, 16);
   t.copies.push_back(copy);
-  for (int i = 0; i < 16; i += 4)
-    std::memcpy(b.shared + dst + i, &kPoison, 4);
   chunk.tag = kInFlight;
 }
 
@@ -1093,7 +1178,7 @@ void wgmma_m64n128(float* d, uint64_t a, uint64_t b_desc, bool bf16) {
     if (chunk.tag != op.group)
       fault(Fault::operand_not_landed, "thread %d, tile %d: chunk %d holds %d", b.current, op.group,
             c, chunk.tag);
-    else if (!fenced_for(chunk, t))
+    else if (chunk.async_bar ? !saw_bulk_landing(chunk) : !fenced_for(chunk, t))
       fault(Fault::operand_not_fenced, "thread %d, tile %d: chunk %d", b.current, op.group, c);
     chunk.open_reads[group]++;
   });
@@ -1194,6 +1279,160 @@ __attribute__((noinline)) void mma_sync(float* d, const uint32_t* a, const uint3
   std::memcpy(t.accumulators, d, 4 * sizeof(float));
   wait_for_warp(bf16 ? WarpOp::mma_bf16 : WarpOp::mma_tf32, __builtin_return_address(0));
   std::memcpy(d, me().accumulators, 4 * sizeof(float));
+}
+
+}  // namespace cu3d::emu
+
+// ---- the tensor memory accelerator --------------------------------------------------------------
+
+namespace cu3d::emu {
+namespace {
+
+std::mutex tensor_maps_mutex;
+std::vector<TensorMapRecord>& tensor_maps() {
+  static std::vector<TensorMapRecord> maps;
+  return maps;
+}
+constexpr uint64_t kMapMagic = 0x7e45047a9a9e7a9full;
+
+// Issues a bulk copy of `rows` rows of 128 bytes to `dst` with the 128-byte swizzle (16-byte
+// chunk j of the row at address a lands at a + 16 (j ^ ((a >> 7) % 8))), completing on `bar`;
+// row(i, bytes) gives row i's data. The tile it belongs to is the issuing thread's latest
+// expect_tx (one per tile).
+template <class Row>
+void issue_bulk_copy(uint32_t dst, uint64_t* bar, int rows, Row row, const char* what) {
+  instruction();
+  Block& b = block();
+  Thread& t = me();
+  const BlockConfig& c = b.config;
+  if (dst % 128 || dst < c.dynamic_base ||
+      dst + uint32_t(rows) * 128 > c.dynamic_base + c.dynamic_bytes) {
+    fault(Fault::copy_outside_dynamic_shared, "thread %d: %s of %d rows to %u", b.current, what,
+          rows, dst);
+    return;
+  }
+  if (!find_mbarrier(bar, what)) return;
+  if (t.tx_arrivals == 0)
+    fault(Fault::mbarrier_misuse, "thread %d: %s before any expect_tx", b.current, what);
+  b.shared_space_used = true;
+  BulkCopy copy{bar, t.tx_arrivals - 1, uint32_t(rows) * 128, {}};
+  unsigned char bytes[128];
+  for (int i = 0; i < rows; ++i) {
+    row(i, bytes);
+    for (int j = 0; j < 8; ++j) {
+      const uint32_t linear = dst + uint32_t(i) * 128 + uint32_t(j) * 16;
+      const uint32_t address = linear ^ (((linear >> 7) & 7) << 4);
+      start_copy_into(address).tag = kInFlight;
+      std::array<unsigned char, 16> data;
+      std::memcpy(data.data(), bytes + 16 * j, 16);
+      copy.chunks.push_back({address, data});
+    }
+  }
+  ++the_report.bulk_copies;
+  b.bulk_copies.push_back(std::move(copy));
+}
+
+}  // namespace
+
+cuda::TensorMap record_tensor_map(const TensorMapRecord& record) {
+  std::lock_guard<std::mutex> lock(tensor_maps_mutex);
+  tensor_maps().push_back(record);
+  cuda::TensorMap map{};
+  map.opaque[0] = kMapMagic;
+  map.opaque[1] = tensor_maps().size() - 1;
+  return map;
+}
+
+const TensorMapRecord* find_tensor_map(const cuda::TensorMap* map) {
+  std::lock_guard<std::mutex> lock(tensor_maps_mutex);
+  if (!map || map->opaque[0] != kMapMagic || map->opaque[1] >= tensor_maps().size()) return nullptr;
+  return &tensor_maps()[map->opaque[1]];
+}
+
+void fence_mbarrier_init() {
+  instruction();
+}
+
+void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  instruction();
+  Block& b = block();
+  Mbarrier* m = find_mbarrier(bar, "arrive.expect_tx");
+  if (!m) return;
+  Thread& t = me();
+  m->tx += bytes;
+  t.tx_arrivals++;
+  arrive_on(bar, b.current, t.clock);
+  t.clock[b.current]++;  // release
+}
+
+// Tiled mode: box row i is matrix row `row` + i, its elements from column `col`; zeros outside.
+void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col, int row) {
+  const TensorMapRecord* record = find_tensor_map(map);
+  if (!record || record->im2col) {
+    fault(Fault::bad_instruction_use, "thread %d: a tiled load on no tiled map", block().current);
+    return;
+  }
+  const cuda::TiledMapSpec s = record->tiled_spec;
+  const auto* base = static_cast<const unsigned char*>(s.base);
+  issue_bulk_copy(
+      dst, bar, s.box_rows,
+      [&](int i, unsigned char* bytes) {
+        std::memset(bytes, 0, 128);
+        const int64_t r = int64_t(row) + i;
+        for (int e = 0; e < s.box_cols; ++e) {
+          const int64_t k = int64_t(col) + e;
+          if (r >= 0 && r < s.rows && k >= 0 && k < s.cols)
+            std::memcpy(bytes + e * s.element_bytes, base + (r * s.cols + k) * s.element_bytes,
+                        size_t(s.element_bytes));
+        }
+      },
+      "a tiled bulk copy");
+}
+
+// Im2col mode (PTX ISA, "Tensor copy: im2col mode"): the positions of the bounding box
+// [lower, size - 1 + upper] in w, h, d (and n unbounded) walked from (w, h, d, n), w fastest;
+// row i holds the pixel at the i-th position plus the offset (ow, oh, od), channels from c,
+// zeros where the pixel or a channel is outside the tensor.
+void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c, int w,
+                        int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od) {
+  const TensorMapRecord* record = find_tensor_map(map);
+  if (!record || !record->im2col) {
+    fault(Fault::bad_instruction_use, "thread %d: an im2col load on no im2col map",
+          block().current);
+    return;
+  }
+  const cuda::Im2colMapSpec s = record->im2col_spec;
+  const int64_t cw = s.w - 1 + s.upper.w - s.lower.w + 1, ch = s.h - 1 + s.upper.h - s.lower.h + 1,
+                cd = s.d - 1 + s.upper.d - s.lower.d + 1;
+  if (w < s.lower.w || w >= s.lower.w + cw || h < s.lower.h || h >= s.lower.h + ch ||
+      d < s.lower.d || d >= s.lower.d + cd || n < 0) {
+    fault(Fault::bad_instruction_use,
+          "thread %d: im2col load from (w %d, h %d, d %d, n %d) "
+          "outside the bounding box",
+          block().current, w, h, d, n);
+    return;
+  }
+  const int64_t start =
+      ((int64_t(n) * cd + (d - s.lower.d)) * ch + (h - s.lower.h)) * cw + (w - s.lower.w);
+  const auto* base = static_cast<const unsigned char*>(s.base);
+  issue_bulk_copy(
+      dst, bar, s.pixels,
+      [&](int i, unsigned char* bytes) {
+        std::memset(bytes, 0, 128);
+        int64_t p = start + i;
+        const int64_t x = p % cw + s.lower.w + ow;
+        p /= cw;
+        const int64_t y = p % ch + s.lower.h + oh;
+        p /= ch;
+        const int64_t z = p % cd + s.lower.d + od;
+        const int64_t sample = p / cd;
+        if (x < 0 || x >= s.w || y < 0 || y >= s.h || z < 0 || z >= s.d || sample >= s.n) return;
+        const int64_t pixel = ((sample * s.d + z) * s.h + y) * s.w + x;
+        for (int e = 0; e < s.channels && c + e < s.c; ++e)
+          std::memcpy(bytes + e * s.element_bytes, base + (pixel * s.c + c + e) * s.element_bytes,
+                      size_t(s.element_bytes));
+      },
+      "an im2col bulk copy");
 }
 
 }  // namespace cu3d::emu

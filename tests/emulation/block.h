@@ -14,6 +14,11 @@
 //     schedules at random);
 //   * a wgmma reads its operands (decoded from the descriptors, 128-byte swizzle) when its group
 //     completes at wgmma.wait_group, not at issue: a slot refilled too early reads poison;
+//   * a bulk tensor copy (the TMA, cp.async.bulk.tensor in tiled or im2col mode, on the tensor
+//     maps tensor_map.h specifies) writes poison over its box at issue, and its data, and its
+//     bytes on the mbarrier's transaction count, only when the copy unit completes it (as for
+//     cp.async.mbarrier.arrive); its writes are the async proxy's, so a wgmma may read them
+//     once its thread has seen the mbarrier phase they completed;
 //   * ordering is tracked with vector clocks (__syncthreads and mbarrier arrive release; the
 //     barrier and a successful mbarrier try_wait acquire), so a hand-over that happens to work
 //     in one schedule but is not ordered by the program is reported all the same.
@@ -30,6 +35,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "kernels/cuda/tensor_map.h"
 
 namespace cu3d::emu {
 
@@ -61,6 +68,7 @@ struct Report {
   std::vector<std::string> messages;
   long shuffles = 0, atomics = 0, mbarrier_polls = 0;
   long copies = 0, ldmatrix = 0, mma_sync = 0, wgmma = 0;  // per warp (ldmatrix, mma) or thread
+  long bulk_copies = 0;                                    // cp.async.bulk.tensor (TMA) loads
   long total_faults() const;
   long operator[](Fault f) const { return faults[int(f)]; }
   std::string summary() const;  // "" when clean
@@ -146,7 +154,22 @@ void wgmma_wait(int pending);
 void mbarrier_init(uint64_t* bar, int count);
 void cp_async_mbarrier_arrive_noinc(uint64_t* bar);
 void mbarrier_arrive(uint64_t* bar);
+void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes);
 bool mbarrier_try_wait(uint64_t* bar, uint32_t parity);
+void fence_mbarrier_init();
+void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col, int row);
+void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c, int w,
+                        int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od);
+
+// The specification behind an emulated tensor map (tensor_map.cpp of the emulation records
+// them; the map's bytes hold the index).
+struct TensorMapRecord {
+  bool im2col = false;
+  cuda::Im2colMapSpec im2col_spec;
+  cuda::TiledMapSpec tiled_spec;
+};
+cuda::TensorMap record_tensor_map(const TensorMapRecord& record);
+const TensorMapRecord* find_tensor_map(const cuda::TensorMap* map);
 // ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 and mma.sync.aligned.m16n8k16 (bf16) /
 // m16n8k8 (tf32) with fp32 accumulators: warp-wide, run once all 32 lanes have reached them.
 void ldmatrix_x4(uint32_t address, uint32_t* r, bool trans);

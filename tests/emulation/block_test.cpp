@@ -11,6 +11,7 @@
 #include "kernels/cuda/conv3d_pipelined_layout.h"
 #include "kernels/cuda/conv3d_wgmma_layout.h"
 #include "kernels/cuda/ptx.cuh"
+#include "kernels/cuda/tensor_map.h"
 
 namespace cu3d::emu {
 namespace {
@@ -207,6 +208,145 @@ TEST(BlockEmulator, CopyOverAnOperandInFlightIsAFault) {
   one_wgmma(o, Mistake::refill_before_wgmma_completes);
   EXPECT_GT(report()[Fault::copy_over_unread_operand], 0) << report().summary();
   EXPECT_GT(report()[Fault::operand_changed_in_flight], 0);
+}
+
+// The TMA (bulk tensor copies): one warpgroup multiplies an A tile that an im2col load gathers
+// from a small NDHWC tensor (a 3x3x3 "same" conv's rows m0 .. m0 + 63 for one tap, starting
+// mid-row and running past the last output position) by a B tile that a tiled load takes from
+// a filter matrix (past its last row), handed over by an mbarrier with the loads' byte count; in
+// three forms: right, without the wait, and with a byte count that lets the phase complete
+// before the filters land.
+enum class TmaMistake { none, no_wait, too_few_bytes };
+
+struct TmaProblem {
+  static constexpr int kN = 2, kD = 2, kH = 3, kW = 4, kC = 64, kFilters = 100;
+  static constexpr int kTaps = 27, kM0 = 5, kTapD = 2, kTapH = 0, kTapW = 1, kTap = 5;
+  std::vector<uint16_t> x, w;  // bf16 bits
+  std::vector<float> d = std::vector<float>(64 * 128, -1.f);
+};
+
+TmaProblem tma_problem() {
+  TmaProblem p;
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> small(-8, 8);
+  auto bf16 = [&] {
+    const float f = float(small(rng)) / 4.f;
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return uint16_t(u >> 16);
+  };
+  p.x.resize(size_t(p.kN) * p.kD * p.kH * p.kW * p.kC);
+  p.w.resize(size_t(p.kFilters) * p.kTaps * p.kC);
+  for (auto& v : p.x)
+    v = bf16();
+  for (auto& v : p.w)
+    v = bf16();
+  return p;
+}
+
+void tma_wgmma(TmaProblem& p, TmaMistake mistake) {
+  using namespace cuda::pipelined;
+  using namespace cuda::pipelined::wgmma;
+  using P = TmaProblem;
+  cuda::Im2colMapSpec a;
+  a.base = p.x.data();
+  a.n = P::kN, a.d = P::kD, a.h = P::kH, a.w = P::kW, a.c = P::kC;
+  a.lower = {-1, -1, -1};
+  a.upper = {-1, -1, -1};  // pad_after 1 - (kernel 3 - 1)
+  a.channels = 64;
+  a.pixels = 64;
+  cuda::TiledMapSpec b;
+  b.base = p.w.data();
+  b.rows = P::kFilters;
+  b.cols = int64_t(P::kTaps) * P::kC;
+  b.box_rows = 128;
+  b.box_cols = 64;
+  const cuda::TensorMap maps[2] = {cuda::encode_im2col_map(a, "test"),
+                                   cuda::encode_tiled_map(b, "test")};
+  const uint32_t a_bytes = 64 * kRowBytes, b_bytes = 128 * kRowBytes;
+  BlockConfig config = threads(kGroupThreads);
+  config.dynamic_bytes = a_bytes + b_bytes + kAtomBytes;
+  static uint64_t full;  // __shared__
+  run_block(
+      [&] {
+        const int tid = threadIdx.x;
+        const uint32_t a_tile =
+            (ptx::shared_address(ptx::dynamic_shared_memory()) + kAtomBytes - 1) &
+            ~(kAtomBytes - 1);
+        const uint32_t b_tile = a_tile + a_bytes;
+        if (tid == 0) {
+          ptx::mbarrier_init(&full, 1);
+          ptx::fence_mbarrier_init();
+        }
+        __syncthreads();
+        if (tid == 0) {
+          // Output position kM0 = (n 0, z 0, y 1, x 1): its window's corner is one less.
+          ptx::mbarrier_arrive_expect_tx(
+              &full, mistake == TmaMistake::too_few_bytes ? a_bytes : a_bytes + b_bytes);
+          ptx::tma_load_im2col_5d(a_tile, &maps[0], &full, 0, 1 - 1, 1 - 1, 0 - 1, 0, P::kTapW,
+                                  P::kTapH, P::kTapD);
+          ptx::tma_load_tile_2d(b_tile, &maps[1], &full, P::kTap * P::kC, 0);
+        }
+        if (mistake != TmaMistake::no_wait)
+          while (!ptx::mbarrier_try_wait(&full, 0)) {
+          }
+        float acc[kAccumulators] = {};
+        ptx::wgmma_fence();
+        ptx::wgmma_m64n128<Precision::bf16>(acc, smem_descriptor(operand_address(a_tile, 0, 0)),
+                                            smem_descriptor(operand_address(b_tile, 0, 0)));
+        ptx::wgmma_commit();
+        ptx::wgmma_wait<0>();
+        for (int i = 0; i < kAccumulators; ++i)
+          p.d[TallTile::accumulator_row(tid, 0, i) * 128 + accumulator_col(tid, i)] = acc[i];
+      },
+      config);
+}
+
+TEST(BlockEmulator, TmaLoadsGatherTheConvRowsForWgmma) {
+  using P = TmaProblem;
+  TmaProblem p = tma_problem();
+  reset_report();
+  tma_wgmma(p, TmaMistake::none);
+  ASSERT_EQ(report().total_faults(), 0) << report().summary();
+  EXPECT_EQ(report().bulk_copies, 2);
+  // A(m, k): row m0 + m of the conv's implicit GEMM for the tap, channel k (k < 16: the
+  // instruction's k-step); zero in the padding and past the last of the 48 output positions.
+  auto a = [&](int m, int k) -> float {
+    int q = P::kM0 + m;
+    const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
+              n = q / (P::kW * P::kH * P::kD);
+    const int ix = x - 1 + P::kTapW, iy = y - 1 + P::kTapH, iz = z - 1 + P::kTapD;
+    if (n >= P::kN || ix < 0 || ix >= P::kW || iy < 0 || iy >= P::kH || iz < 0 || iz >= P::kD)
+      return 0.f;
+    return bf16_value(p.x[(((size_t(n) * P::kD + iz) * P::kH + iy) * P::kW + ix) * P::kC + k]);
+  };
+  auto b = [&](int filter, int k) -> float {
+    if (filter >= P::kFilters) return 0.f;
+    return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
+  };
+  long wrong = 0;
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 128; ++n) {
+      float want = 0;
+      for (int k = 0; k < 16; ++k)
+        want += a(m, k) * b(n, k);
+      wrong += p.d[m * 128 + n] != want;
+    }
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST(BlockEmulator, WgmmaBeforeTheTmaLoadsCompleteIsAFault) {
+  TmaProblem p = tma_problem();
+  reset_report();
+  tma_wgmma(p, TmaMistake::no_wait);
+  EXPECT_GT(report()[Fault::operand_not_landed], 0) << report().summary();
+}
+
+TEST(BlockEmulator, TmaBytesLandingAfterThePhaseAreAFault) {
+  TmaProblem p = tma_problem();
+  reset_report();
+  tma_wgmma(p, TmaMistake::too_few_bytes);
+  EXPECT_GT(report()[Fault::operand_not_fenced], 0) << report().summary();
 }
 
 TEST(BlockEmulator, TrapEndsTheThreadAndIsReported) {

@@ -23,6 +23,7 @@
 #define __shared__ static thread_local
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __trap() ::cu3d::emu::trap(__FILE__, __LINE__)
 
 #define threadIdx (::cu3d::emu::thread_index())

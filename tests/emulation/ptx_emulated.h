@@ -74,6 +74,20 @@ inline void cp_async_mbarrier_arrive_noinc(uint64_t* bar) {
 inline bool mbarrier_try_wait(uint64_t* bar, uint32_t parity) {
   return emu::mbarrier_try_wait(bar, parity);
 }
+inline void fence_mbarrier_init() {
+  emu::fence_mbarrier_init();
+}
+inline void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  emu::mbarrier_arrive_expect_tx(bar, bytes);
+}
+inline void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col,
+                             int row) {
+  emu::tma_load_tile_2d(dst, map, bar, col, row);
+}
+inline void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c,
+                               int w, int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od) {
+  emu::tma_load_im2col_5d(dst, map, bar, c, w, h, d, n, ow, oh, od);
+}
 
 // Register reallocation changes nothing a host thread can observe.
 template <int Registers>
