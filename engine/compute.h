@@ -48,6 +48,7 @@ struct ComputeOptions {
   bool wide_conv = false;            // and version 4 for the forward and bwd-data (likewise)
   bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
   bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
+  bool tma_conv = false;             // or version 7, version 6 fed by the TMA (before all three)
 };
 
 ComputeOptions& compute_options();  // process-wide
@@ -63,7 +64,7 @@ std::string describe_cuda_compute();
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
-// The cu3d conv kernel that compute_options() asks for (pipelined_conv, wgmma_ws_conv,
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv, tma_conv, wgmma_ws_conv,
 // wgmma_conv, wide_conv).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).

@@ -34,6 +34,15 @@
 //              (conv3d_wgmma_ws.cuh); where version 5 applies. Only the tests and the
 //              benchmark ask for it: one warpgroup of gathers is slower than version 5's two
 //              (0.6x, docs/kernels/conv3d_cuda.md).
+//   version 7 (`ConvKernel::wgmma_tma`, tf32 and bf16; written in session 13, not yet run on a
+//              GPU): version 6 with its gathers done by the tensor memory accelerator, one
+//              thread issuing each stage as two bulk tensor copies (the activations in im2col
+//              mode, the filters as a tile) that complete on the slot's mbarrier
+//              (conv3d_wgmma_tma.cuh); for the forward at stride 1 with the epilogues that keep
+//              the rows in order (the stores, bias + ReLU, the training block's z, the
+//              layer-norm statistics) and bwd-data (the mirrored forward), version 5 elsewhere
+//              (the inference pool block, whose rows go window by window). Only the tests and
+//              the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
@@ -58,7 +67,7 @@ namespace cu3d::cuda {
 // versions 2-4 of the forward issue the same mma over r in the same order, so on the same operands
 // they should agree bit for bit; versions 5 and 6 multiply the same operands and accumulate inside
 // each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
-enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws };
+enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
@@ -72,6 +81,11 @@ bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 // True when versions 5 and 6 take this shape's forward (any epilogue): version 3's shapes, on a
 // current device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
+
+// True when version 7 takes this shape's forward (with an epilogue that keeps the rows in order):
+// version 5's shapes at stride 1, with im2col corners a tensor map can hold (-pad_before and
+// pad_after - (kernel - 1) within [-16, 15] in each dimension).
+bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision);
 
 // Whether this build and the current device can run version 5 at all (the reason in `why` when
 // not).

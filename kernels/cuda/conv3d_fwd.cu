@@ -5,7 +5,9 @@
 // problems, epilogues included, with a cp.async pipeline and ldmatrix fragments where the shape
 // allows and the caller asks for it; version 4 (conv3d_wide.cuh) those whose epilogue stores
 // each output, on a wider tile; version 5 (conv3d_wgmma.cuh) all of them on version 4's tile,
-// with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized.
+// with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized;
+// version 7 (conv3d_wgmma_tma.cuh) version 6 fed by the TMA, for the epilogues that keep the
+// rows in order.
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
@@ -14,6 +16,7 @@
 #include "kernels/cuda/conv3d_igemm_launch.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
+#include "kernels/cuda/conv3d_wgmma_tma.cuh"
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
 #include "kernels/cuda/conv3d_wide.cuh"
 #include "kernels/cuda/layer_norm.cuh"
@@ -81,6 +84,38 @@ void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_
   }
 }
 
+// Version 7 on `Tile`: the tensor maps of x and w (in the compute type), then the launch.
+template <class Problem, Precision P, class Tile>
+void launch_tma_tile(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
+                     cudaStream_t stream, const std::string& what) {
+  namespace wgmma = pipelined::wgmma;
+  const wgmma::TmaMaps maps =
+      wgmma::conv_tma_maps<Tile>(s, x, w, P == Precision::bf16 ? 2 : 4, what);
+  const auto kernel = wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>;
+  allow_shared_memory(kernel, Tile::kSharedBytes);
+  const dim3 grid((prob.N + Tile::kBN - 1) / Tile::kBN, (prob.M + Tile::kBM - 1) / Tile::kBM);
+  kernel<<<grid, wgmma::kWsThreads, Tile::kSharedBytes, stream>>>(prob, maps);
+}
+
+// Version 7, on the tile version 5 would take.
+template <class Problem, Precision P>
+void launch_tma(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
+                cudaStream_t stream, const std::string& what) {
+  using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
+  if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
+    launch_tma_tile<Problem, P, ShortTile>(prob, s, x, w, stream, what);
+  } else {
+    launch_tma_tile<Problem, P, TallTile>(prob, s, x, w, stream, what);
+  }
+}
+
+// Whether a problem's GEMM rows are the output positions in order, as an im2col load walks them
+// (the inference pool block's window-major rows are not).
+template <class Problem>
+constexpr bool kRowsInOrder = !requires(const Problem& q) {
+  q.out.pixel_of(0);
+};
+
 // How the cp.async-fed versions take tf32 operands: as fp32 (versions 3 and 4 round them in
 // registers) or rounded to tf32 in memory first (version 5, whose tensor cores read them from
 // shared memory and would truncate).
@@ -122,13 +157,25 @@ bool aligned16(const void* p) {
 }
 
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2).
+// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 7 -> 5 -> 3 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
-  if ((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws) &&
+  if constexpr (kRowsInOrder<Problem>) {
+    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, p) && aligned) {
+      run_converted(
+          prob, s, p, stream, what,
+          [&](auto precision, const void* x, const void* w) {
+            launch_tma<Problem, decltype(precision)::value>(prob, s, x, w, stream, what);
+          },
+          Tf32Operands::rounded);
+      return;
+    }
+  }
+  if ((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
+       kernel == ConvKernel::wgmma_tma) &&
       conv3d_fwd_wgmma_supports(s, p) && aligned) {
     run_converted(
         prob, s, p, stream, what,
@@ -216,6 +263,17 @@ bool wgmma_available(std::string* why) {
 
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision) {
   return conv3d_fwd_wide_supports(s, precision) && wgmma_available();
+}
+
+bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision) {
+  auto corner_fits = [](int v) { return v >= -16 && v <= 15; };
+  auto corners_fit = [&](int pad_before, int pad_after, int kernel) {
+    return corner_fits(-pad_before) && corner_fits(pad_after - (kernel - 1));
+  };
+  return s.stride == Dims3{1, 1, 1} && corners_fit(s.pad_before.d, s.pad_after.d, s.kernel.d) &&
+         corners_fit(s.pad_before.h, s.pad_after.h, s.kernel.h) &&
+         corners_fit(s.pad_before.w, s.pad_after.w, s.kernel.w) &&
+         conv3d_fwd_wgmma_supports(s, precision);
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,

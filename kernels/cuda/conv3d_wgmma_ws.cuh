@@ -101,9 +101,14 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
   ptx::cp_async_wait<0>();
 }
 
+// How the stages reach shared memory: by cp.async (version 6), whose writes go through the
+// generic proxy and need a proxy fence before the tensor cores read them, or by the TMA
+// (version 7), which writes through the async proxy the tensor cores read with.
+enum class StageWrites { generic_proxy, async_proxy };
+
 // The math warpgroups' loop: each tile once its slot is full, releasing the slot of the tile
 // before it once GroupMath::stage has seen that tile's wgmma complete.
-template <class Tile, Precision P, class Problem>
+template <class Tile, Precision P, StageWrites kWrites, class Problem>
 __device__ void consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t base,
                         uint64_t* full, uint64_t* empty) {
   constexpr int kPerRow = kRowBytes / (P == Precision::bf16 ? 2 : 4);
@@ -111,7 +116,7 @@ __device__ void consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t 
   for (int kt = 0; kt < tiles; ++kt) {
     const int slot = kt % kStages;
     mbarrier_wait(&full[slot], kt / kStages % 2);
-    ptx::fence_proxy_async();  // the copies' generic-proxy writes, before the tensor cores' reads
+    if constexpr (kWrites == StageWrites::generic_proxy) ptx::fence_proxy_async();
     const uint32_t a_tile = base + slot * Tile::kStageBytes;
     math.stage(a_tile, a_tile + Tile::kTileABytes);
     if (kt >= 1) ptx::mbarrier_arrive(&empty[(kt - 1) % kStages]);
@@ -146,7 +151,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   } else {
     ptx::setmaxnreg_inc<kMathRegisters>();
     GroupMath<P, Tile> math;
-    consume<Tile, P>(prob, math, base, full, empty);
+    consume<Tile, P, StageWrites::generic_proxy>(prob, math, base, full, empty);
     igemm::epilogue(prob, math, m0, n0, n_tile, 0);
   }
 #else

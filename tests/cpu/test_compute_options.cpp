@@ -39,6 +39,10 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, warp-specialized wgmma conv, "
             "pipelined bwd-filter), fusion on");
+  o.tma_conv = true;  // version 7 before version 6
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, "
+            "pipelined bwd-filter), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

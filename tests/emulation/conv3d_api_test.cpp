@@ -51,8 +51,9 @@ struct Case {
 };
 
 // A C3D-like layer in miniature: 64 channels (a whole stage row in bf16 and tf32, so versions
-// 3-6 take it), 3 x 3 spatial taps with padding, k = 128, at stride 1 (versions 3-6 also run its
-// backward-data); pools 1 x 2 x 2 tile its output.
+// 3-7 take it), 3 x 3 spatial taps with padding, k = 128, at stride 1 (versions 3-7 also run its
+// backward-data; version 7 all but the pool whose windows tile the output, which version 5
+// runs); pools 1 x 2 x 2 tile its output.
 Conv3dShape layer() {
   return Conv3dShape::make(1, {2, 6, 6}, 64, 128, {1, 3, 3}, {1, 1, 1}, Padding::same);
 }
@@ -66,10 +67,13 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     EXPECT_EQ(r.total_faults(), 0) << r.summary();
     const auto [name, p, kernel] = GetParam();
     const bool tensor_cores = p != Precision::fp32;
-    const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws;
+    const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
+                       kernel == ConvKernel::wgmma_tma;
     const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
     EXPECT_EQ(r.wgmma > 0, wgmma && tensor_cores) << "wgmma instructions: " << r.wgmma;
     EXPECT_EQ(r.copies > 0, pipelined) << "cp.async copies: " << r.copies;
+    EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma && tensor_cores)
+        << "TMA loads (version 7): " << r.bulk_copies;
     EXPECT_EQ(r.mma_sync > 0, tensor_cores)
         << "mma.sync (version 2, backward-filter): " << r.mma_sync;
     // ldmatrix: versions 3 and 4, and backward-filter's version 3 (bf16) under any of them.
@@ -158,6 +162,8 @@ const Case kCases[] = {
     {"Tf32_Version5", Precision::tf32, ConvKernel::wgmma},
     {"Bf16_Version5", Precision::bf16, ConvKernel::wgmma},
     {"Bf16_Version6", Precision::bf16, ConvKernel::wgmma_ws},
+    {"Tf32_Version7", Precision::tf32, ConvKernel::wgmma_tma},
+    {"Bf16_Version7", Precision::bf16, ConvKernel::wgmma_tma},
 };
 
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvApiEmulation, ::testing::ValuesIn(kCases),

@@ -1,12 +1,15 @@
-// Versions 5 and 6 of the conv3d forward (conv3d_wgmma.cuh, conv3d_wgmma_ws.cuh), the real
-// kernel code with every epilogue, run on the CPU by the block emulator (block.h): against a
-// double-precision reference, every output written exactly once, no fault of the copies, the
-// wgmma operands or the mbarrier hand-overs in any of four schedules, and version 6 bit for bit
-// equal to version 5 (the same instructions on the same data in the same order).
+// Versions 5, 6 and 7 of the conv3d forward (conv3d_wgmma.cuh, conv3d_wgmma_ws.cuh,
+// conv3d_wgmma_tma.cuh), the real kernel code with every epilogue, run on the CPU by the block
+// emulator (block.h): against a double-precision reference, every output written exactly once,
+// no fault of the copies, the wgmma operands or the mbarrier hand-overs in any of four schedules,
+// and versions 6 and 7 bit for bit equal to version 5 (the same instructions on the same data in
+// the same order).
 //
 // These cannot measure speed and do not prove the descriptors match what the hardware reads (the
 // emulator decodes them as the PTX ISA describes; ConvWgmmaLayout.* checks that decoding
-// independently, and the GPU suite runs the kernels on a GPU). What they do prove, on every CI
+// independently, and the GPU suite runs the kernels on a GPU); nor that the TMA walks an im2col
+// box as the emulator's model of the PTX ISA's description does (the GPU suite's bitwise
+// comparison of versions 7 and 5 does). What they do prove, on every CI
 // run without a GPU: the pipelines' ordering (a slot refilled before its wgmma completed, a
 // stage handed over before it landed or without its proxy fence, a lost or doubled arrival, a
 // wrong parity) and the epilogues' indexing.
@@ -25,6 +28,7 @@
 #include "kernels/cpu/pool3d.h"
 #include "kernels/cuda/conv3d_fwd_problems.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
+#include "kernels/cuda/conv3d_wgmma_tma.cuh"
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
 #include "test_buffers.h"
 
@@ -111,6 +115,8 @@ const Case kCases[] = {
     {"Store_one_rtile_k160", Epilogue::store, 1, {3, 7, 9}, 64, 160, kOne, kOne, kZero, kZero},
     {"Store_seven_rtiles_n2", Epilogue::store, 2, {2, 5, 7}, 64, 128, {1, 1, 7}, kOne, {0, 0, 3},
      {0, 0, 3}},
+    {"Store_asymmetric_same_n2_k136", Epilogue::store, 2, {3, 5, 6}, 64, 136, {2, 3, 2}, kOne,
+     {1, 2, 0}, {0, 0, 1}},
 };
 // clang-format on
 
@@ -199,7 +205,7 @@ struct Outputs {
 };
 
 struct Run {
-  int version;  // 5 or 6
+  int version;  // 5, 6 or 7
   emu::Schedule schedule;
   unsigned seed;
   uint32_t dynamic_base;  // 4096: the ring's 1 KB alignment holds already; 4112: the kernel aligns
@@ -218,12 +224,16 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
   const void* x = P == Precision::bf16 ? static_cast<const void*>(st.x_bf16.data()) : st.x.data();
   const void* w = P == Precision::bf16 ? static_cast<const void*>(st.w_bf16.data()) : st.w.data();
 
+  const char* op = "emulation";
   emu::reset_report();
   auto grid = [&](auto prob) {
     using Problem = decltype(prob);
     prob.counts = &o.counts;
     emu::BlockConfig config;
     config.threads = run.version == 5 ? pipelined::kThreads : pipelined::wgmma::kWsThreads;
+    pipelined::wgmma::TmaMaps maps{};
+    if (run.version == 7)
+      maps = pipelined::wgmma::conv_tma_maps<Tile>(st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
     config.schedule = run.schedule;
     config.dynamic_base = run.dynamic_base;
     config.dynamic_bytes = Tile::kSharedBytes;
@@ -237,13 +247,14 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
             [&] {
               if (run.version == 5)
                 pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>(prob, x, w);
-              else
+              else if (run.version == 6)
                 pipelined::wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>(prob, x, w);
+              else
+                pipelined::wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>(prob, maps);
             },
             config);
       }
   };
-  const char* op = "emulation";
   switch (cs.epilogue) {
     case Epilogue::store: {
       auto prob = fwd::make_problem<Counted<fwd::FwdProblem<fwd::StoreOut>>>(
@@ -352,6 +363,23 @@ void check_case(const Case& cs) {
     if (run.schedule == emu::Schedule::in_order) {
       EXPECT_GT(v6.report.mbarrier_polls, 0) << "the math never waited for a stage";
     }
+  }
+  // Version 7 where conv3d_fwd.cu runs it: stride 1, rows in GEMM order (not the pool block's).
+  if (cs.epilogue == Epilogue::pool_rows || !(cs.stride == kOne)) return;
+  const Run v7_runs[] = {{7, emu::Schedule::in_order, 1, 4096},
+                         {7, emu::Schedule::reversed, 1, 4112},
+                         {7, emu::Schedule::random, 4321, 4112}};
+  for (const Run& run : v7_runs) {
+    SCOPED_TRACE("version 7, schedule " + std::to_string(int(run.schedule)) + ", dynamic base " +
+                 std::to_string(run.dynamic_base));
+    const Outputs v7 = launch<P, Tile>(cs, st, run);
+    expect_outputs(cs, st, v7, P);
+    EXPECT_TRUE(same_bits(v7, v5)) << "version 7 differs from version 5";
+    const int blocks = (st.M + Tile::kBM - 1) / Tile::kBM * ((st.N + Tile::kBN - 1) / Tile::kBN);
+    const int r_tiles =
+        st.s.kernel.d * st.s.kernel.h * st.s.kernel.w * cs.c / (P == Precision::bf16 ? 64 : 32);
+    EXPECT_EQ(v7.report.bulk_copies, 2L * blocks * r_tiles) << "one A and one B load per stage";
+    EXPECT_EQ(v7.report.copies, 0) << "version 7 issued cp.async";
   }
 }
 
