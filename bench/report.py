@@ -92,17 +92,19 @@ def conv_section(data):
     lines = []
     for (layer, pss, prec), d in by_key.items():
         mine, v3, v4 = d.get("cu3d", {}), d.get("cu3d_pipelined", {}), d.get("cu3d_wide", {})
-        v5, v6, theirs = d.get("cu3d_wgmma", {}), d.get("cu3d_wgmma_ws", {}), d.get("cudnn", {})
+        v5, v6, v7 = d.get("cu3d_wgmma", {}), d.get("cu3d_wgmma_ws", {}), d.get("cu3d_wgmma_tma", {})
+        theirs = d.get("cudnn", {})
         lines.append([layer, pss, prec, fmt(mine.get("ms"), 3), fmt(mine.get("TFLOP/s"), 1),
                       fmt(v3.get("ms"), 3), fmt(v3.get("TFLOP/s"), 1), fmt(v4.get("ms"), 3), fmt(v4.get("TFLOP/s"), 1),
                       fmt(v5.get("ms"), 3), fmt(v5.get("TFLOP/s"), 1), fmt(v6.get("ms"), 3), fmt(v6.get("TFLOP/s"), 1),
+                      fmt(v7.get("ms"), 3), fmt(v7.get("TFLOP/s"), 1),
                       fmt(theirs.get("ms"), 3), fmt(theirs.get("TFLOP/s"), 1), fmt(mine.get("vs_cudnn")),
                       fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")), fmt(v5.get("vs_cudnn")), fmt(v6.get("vs_cudnn")),
-                      fmt(mine.get("roofline")), fmt(theirs.get("roofline"))])
+                      fmt(v7.get("vs_cudnn")), fmt(mine.get("roofline")), fmt(theirs.get("roofline"))])
     return table(["layer", "pass", "prec", "cu3d ms", "cu3d TFLOP/s", "v3 ms", "v3 TFLOP/s", "v4 ms", "v4 TFLOP/s",
-                  "v5 ms", "v5 TFLOP/s", "v6 ms", "v6 TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s", "cuDNN/cu3d time",
-                  "cuDNN/v3 time", "cuDNN/v4 time", "cuDNN/v5 time", "cuDNN/v6 time", "cu3d roofline",
-                  "cuDNN roofline"], lines)
+                  "v5 ms", "v5 TFLOP/s", "v6 ms", "v6 TFLOP/s", "v7 ms", "v7 TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
+                  "cuDNN/cu3d time", "cuDNN/v3 time", "cuDNN/v4 time", "cuDNN/v5 time", "cuDNN/v6 time",
+                  "cuDNN/v7 time", "cu3d roofline", "cuDNN roofline"], lines)
 
 
 def fused_section(data):
@@ -114,14 +116,14 @@ def fused_section(data):
     for (layer, block, prec), d in by_key.items():
         f, v3, v4 = d.get("cu3d_fused", {}), d.get("cu3d_fused_pipelined", {}), d.get("cu3d_fused_wide", {})
         v5, v6 = d.get("cu3d_fused_wgmma", {}), d.get("cu3d_fused_wgmma_ws", {})
-        u = d.get("cudnn_unfused", {})
+        v7, u = d.get("cu3d_fused_wgmma_tma", {}), d.get("cudnn_unfused", {})
         lines.append([layer, block, prec, fmt(f.get("ms"), 3), fmt(v3.get("ms"), 3), fmt(v4.get("ms"), 3),
-                      fmt(v5.get("ms"), 3), fmt(v6.get("ms"), 3), fmt(u.get("ms"), 3), fmt(f.get("vs_cudnn")),
-                      fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")), fmt(v5.get("vs_cudnn")),
-                      fmt(v6.get("vs_cudnn"))])
+                      fmt(v5.get("ms"), 3), fmt(v6.get("ms"), 3), fmt(v7.get("ms"), 3), fmt(u.get("ms"), 3),
+                      fmt(f.get("vs_cudnn")), fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")), fmt(v5.get("vs_cudnn")),
+                      fmt(v6.get("vs_cudnn")), fmt(v7.get("vs_cudnn"))])
     return table(["layer", "block", "prec", "cu3d fused ms", "fused on v3 ms", "fused on v4 ms", "fused on v5 ms",
-                  "fused on v6 ms", "cuDNN conv + ops ms", "unfused/fused", "unfused/fused on v3",
-                  "unfused/fused on v4", "unfused/fused on v5", "unfused/fused on v6"], lines)
+                  "fused on v6 ms", "fused on v7 ms", "cuDNN conv + ops ms", "unfused/fused", "unfused/fused on v3",
+                  "unfused/fused on v4", "unfused/fused on v5", "unfused/fused on v6", "unfused/fused on v7"], lines)
 
 
 def ops_section(data):
@@ -186,7 +188,7 @@ def pytorch_section(data, torch_path):
 
 def best_ratios(benchmarks, kernels):
     """The best vs_cudnn per benchmark key (the name less its last part) over cu3d's kernels
-    (versions 2-6: the fastest is the one to ship)."""
+    (versions 2-7: the fastest is the one to ship)."""
     best = {}
     for b in benchmarks:
         key, kernel = b["name"].rsplit("/", 1)
@@ -199,14 +201,15 @@ def targets_section(data):
     """Issue 3's performance targets, checked against this run."""
     out = []
     conv = best_ratios([b for b in rows(data, "conv/") if "/fwd/" in b["name"]],
-                       ("cu3d", "cu3d_pipelined", "cu3d_wide", "cu3d_wgmma", "cu3d_wgmma_ws"))
+                       ("cu3d", "cu3d_pipelined", "cu3d_wide", "cu3d_wgmma", "cu3d_wgmma_ws", "cu3d_wgmma_tma"))
     for prec, goal in [("bf16", 1.0), ("tf32", 0.9), ("fp32", 0.9)]:
         r = [v for k, v in conv.items() if k.endswith(f"/{prec}")]
         if r:
             out.append([f"conv fwd {prec} >= {goal}x cuDNN", f"{sum(x >= goal for x in r)}/{len(r)} layers",
                         f"min {min(r):.2f}, max {max(r):.2f}"])
     fused = list(best_ratios(rows(data, "fused/"), ("cu3d_fused", "cu3d_fused_pipelined", "cu3d_fused_wide",
-                                                       "cu3d_fused_wgmma", "cu3d_fused_wgmma_ws")).values())
+                                                       "cu3d_fused_wgmma", "cu3d_fused_wgmma_ws",
+                                                       "cu3d_fused_wgmma_tma")).values())
     if fused:
         out.append(["fused blocks >= 1.3x unfused", f"{sum(x >= 1.3 for x in fused)}/{len(fused)}",
                     f"min {min(fused):.2f}, max {max(fused):.2f}"])

@@ -132,14 +132,15 @@ struct FusedScratch {
 };
 
 // How a block runs: cuDNN's conv + the separate ops (the baseline), or cu3d's fused kernels
-// on the forward's version 2, 3, 4, 5 or 6 (where it applies).
+// on the forward's version 2, 3, 4, 5, 6 or 7 (where it applies).
 enum class BlockRun {
   cudnn_unfused,
   cu3d_fused,
   cu3d_fused_pipelined,
   cu3d_fused_wide,
   cu3d_fused_wgmma,
-  cu3d_fused_wgmma_ws
+  cu3d_fused_wgmma_ws,
+  cu3d_fused_wgmma_tma
 };
 
 const char* to_string(BlockRun r) {
@@ -156,6 +157,8 @@ const char* to_string(BlockRun r) {
       return "cu3d_fused_wgmma";
     case BlockRun::cu3d_fused_wgmma_ws:
       return "cu3d_fused_wgmma_ws";
+    case BlockRun::cu3d_fused_wgmma_tma:
+      return "cu3d_fused_wgmma_tma";
   }
   return "?";
 }
@@ -169,7 +172,8 @@ const char* to_string(BlockRun r) {
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
-  const auto kernel = run == BlockRun::cu3d_fused_wgmma_ws    ? cuda::ConvKernel::wgmma_ws
+  const auto kernel = run == BlockRun::cu3d_fused_wgmma_tma   ? cuda::ConvKernel::wgmma_tma
+                      : run == BlockRun::cu3d_fused_wgmma_ws  ? cuda::ConvKernel::wgmma_ws
                       : run == BlockRun::cu3d_fused_wgmma     ? cuda::ConvKernel::wgmma
                       : run == BlockRun::cu3d_fused_wide      ? cuda::ConvKernel::wide
                       : run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
@@ -236,12 +240,16 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 // Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
 // for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
 // forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
-// versions 5 and 6 only where they can run (else their rows would time version 3).
+// versions 5 and 6 only where they can run (else their rows would time version 3), version 7 for
+// the forward where it applies (else its rows would time version 5).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
     case Backend::cu3d_wgmma:
     case Backend::cu3d_wgmma_ws:
       return cuda::wgmma_available() && takes(Backend::cu3d_wide, pass, s, p);
+    case Backend::cu3d_wgmma_tma:
+      return pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p) &&
+             takes(Backend::cu3d_wgmma, pass, s, p);
     case Backend::cu3d_pipelined:
       return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
              (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
@@ -258,13 +266,17 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
 // The fused blocks on versions 3, 5 and 6 where they apply (5 and 6 only where they can run); on
 // version 4 the blocks it runs: the training block's z store and the inference pool by atomics
 // (pool5), not the window pool of pool1-pool4 or the layer-norm statistics, which stay on
-// version 3.
+// version 3; on version 7 all but the window pool, which stays on version 5.
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
     case BlockRun::cu3d_fused_wgmma:
     case BlockRun::cu3d_fused_wgmma_ws:
       return cuda::wgmma_available() && cuda::conv3d_fwd_pipelined_supports(s, p);
+    case BlockRun::cu3d_fused_wgmma_tma:
+      return cuda::conv3d_fwd_wgmma_tma_supports(s, p) &&
+             (block != "bias_relu_pool" ||
+              !cuda::conv3d_pool_windows_tile_output(pool_after(layer)));
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:
@@ -281,8 +293,9 @@ bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
-        for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined,
-                                Backend::cu3d_wide, Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws})
+        for (Backend backend :
+             {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide,
+              Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws, Backend::cu3d_wgmma_tma})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block :
@@ -290,7 +303,8 @@ bool register_all() {
       for (Precision p : cases::kPrecisions)
         for (BlockRun run :
              {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined,
-              BlockRun::cu3d_fused_wide, BlockRun::cu3d_fused_wgmma, BlockRun::cu3d_fused_wgmma_ws})
+              BlockRun::cu3d_fused_wide, BlockRun::cu3d_fused_wgmma, BlockRun::cu3d_fused_wgmma_ws,
+              BlockRun::cu3d_fused_wgmma_tma})
           if (takes(run, block, layer, p)) register_fused(layer, block, p, run);
   }
   return true;

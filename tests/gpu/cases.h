@@ -18,13 +18,15 @@ namespace cu3d::cases {
 // stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports);
 // cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_wgmma:
 // version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_wgmma_ws:
-// version 6 (likewise); cu3d_naive: version 1.
+// version 6 (likewise); cu3d_wgmma_tma: version 7 (likewise; version 5 where it does not apply,
+// e.g. with a stride); cu3d_naive: version 1.
 enum class Backend {
   cu3d,
   cu3d_pipelined,
   cu3d_wide,
   cu3d_wgmma,
   cu3d_wgmma_ws,
+  cu3d_wgmma_tma,
   cu3d_naive,
   cudnn
 };
@@ -41,6 +43,8 @@ inline const char* to_string(Backend b) {
       return "cu3d_wgmma";
     case Backend::cu3d_wgmma_ws:
       return "cu3d_wgmma_ws";
+    case Backend::cu3d_wgmma_tma:
+      return "cu3d_wgmma_tma";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:
@@ -61,6 +65,8 @@ inline cuda::ConvKernel conv_kernel(Backend b) {
       return cuda::ConvKernel::wgmma;
     case Backend::cu3d_wgmma_ws:
       return cuda::ConvKernel::wgmma_ws;
+    case Backend::cu3d_wgmma_tma:
+      return cuda::ConvKernel::wgmma_tma;
     default:
       return cuda::ConvKernel::implicit_gemm;
   }
@@ -124,6 +130,12 @@ inline std::vector<ConvLayer> odd_conv_layers() {
        Conv3dShape::make(2, {4, 14, 18}, 128, 136, {3, 3, 3}, {1, 2, 1}, Padding::explicit_,
                          {1, 1, 1}),
        false},
+      // Version 7's im2col loads: stride 1 with an even kernel's asymmetric "same" padding (the
+      // bounding box's lower and upper corners differ per dimension), 378 rows (a partial
+      // 256-row tile) and 72 filters (a partial N tile); versions 3-6 and bwd-filter's version
+      // 3 take it too.
+      {"odd_c64_k72_same_even_kernel",
+       Conv3dShape::make(2, {3, 9, 7}, 64, 72, {2, 3, 2}, {1, 1, 1}, Padding::same), false},
       {"odd_c132_k130",
        Conv3dShape::make(1, {3, 7, 6}, 132, 130, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,
                          {1, 1, 1}),

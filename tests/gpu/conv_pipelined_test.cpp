@@ -1,9 +1,10 @@
-// Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, version
-// 6 (wgmma_ws) against version 5, and the shapes they take. All round the operands the same way
-// (tf32 round-to-nearest, bf16 round-to-nearest-even). Versions 2-4 issue the same mma instructions
-// over r in the same order, so their forwards should agree bit for bit; version 5's wgmma sums
-// inside each instruction in the hardware's order, so it agrees to fp32 rounding. The parity suite
-// (cu3d_pipelined, cu3d_wide, cu3d_wgmma cases) checks each against the CPU reference as well.
+// Versions 3 (pipelined), 4 (wide) and 5 (wgmma) against version 2 on the same operands, versions
+// 6 (wgmma_ws) and 7 (wgmma_tma) against version 5, and the shapes they take. All round the
+// operands the same way (tf32 round-to-nearest, bf16 round-to-nearest-even). Versions 2-4 issue the
+// same mma instructions over r in the same order, so their forwards should agree bit for bit;
+// version 5's wgmma sums inside each instruction in the hardware's order, so it agrees to fp32
+// rounding. The parity suite (cu3d_pipelined, cu3d_wide, cu3d_wgmma cases) checks each against the
+// CPU reference as well.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -89,15 +90,15 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       }
     }
   }
-  // conv2a-conv5b in bf16 and tf32, conv1a in neither; the odd shapes with 64 and 128 channels
-  // in both; each on versions 3 and 4.
-  EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 2));
+  // conv2a-conv5b in bf16 and tf32, conv1a in neither; the three odd shapes with 64 and 128
+  // channels in both; each on versions 3 and 4.
+  EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 3));
 }
 
 // The forward (with bias) of every layer in tf32 and bf16 where versions 5 and 6 apply, on fresh
 // operands, by version 2 (`first`) and by `second`, each into poisoned outputs; compare(what, a, b)
 // gets both. Returns how many layers and precisions ran: as MatchesVersion2BitForBit's on one
-// version, conv2a-conv5b and the odd shapes with 64 and 128 channels in both precisions.
+// version, conv2a-conv5b and the three odd shapes with 64 and 128 channels in both precisions.
 int compare_on_wgmma_layers(uint64_t seed, cuda::ConvKernel first, cuda::ConvKernel second,
                             const std::function<void(const std::string&, const std::vector<float>&,
                                                      const std::vector<float>&)>& compare) {
@@ -143,7 +144,7 @@ TEST(ConvPipelined, WgmmaMatchesVersion2) {
         EXPECT_EQ(d.not_finite, 0) << what << ": outputs left unwritten";
         EXPECT_LT(d.relative, 1e-4) << what;
       });
-  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
+  EXPECT_EQ(compared, 2 * 7 + 2 * 3);
 }
 
 // Version 6 (version 5 warp-specialized) against version 5 on the same operands: the same wgmma
@@ -160,7 +161,35 @@ TEST(ConvPipelined, WgmmaWsMatchesWgmmaBitForBit) {
       [](const std::string& what, const std::vector<float>& v5, const std::vector<float>& v6) {
         expect_same_bits(v5, v6, what + " version 6");
       });
-  EXPECT_EQ(compared, 2 * 7 + 2 * 2);
+  EXPECT_EQ(compared, 2 * 7 + 2 * 3);
+}
+
+// Version 7 (version 6 with its stages gathered by the TMA) against version 5 on the same
+// operands: it issues version 5's wgmma instructions on the same shared-memory stages in the same
+// order, so the same bits; on the shapes it does not take (here the odd ones with strides)
+// it runs version 5 itself. An output that differs was computed from a stage other than the one
+// version 5 gathers: a TMA box that landed the wrong pixels or taps (the im2col corners and
+// offsets, the filters' tile coordinates), a stage handed to the math before all its bytes
+// arrived (the slot's expected transaction count), or a slot refilled before the wgmma reading
+// it finished; a lost arrival shows as a trap after seconds. The layers version 7 takes are
+// counted: a support test that said no everywhere would compare version 5 with itself.
+TEST(ConvPipelined, WgmmaTmaMatchesWgmmaBitForBit) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const int compared = compare_on_wgmma_layers(
+      17, cuda::ConvKernel::wgmma, cuda::ConvKernel::wgmma_tma,
+      [](const std::string& what, const std::vector<float>& v5, const std::vector<float>& v7) {
+        expect_same_bits(v5, v7, what + " version 7");
+      });
+  EXPECT_EQ(compared, 2 * 7 + 2 * 3);
+  int taken = 0;
+  for (const auto& layer : cases::all_conv_layers())
+    for (Precision p : {Precision::tf32, Precision::bf16})
+      taken += cuda::conv3d_fwd_wgmma_tma_supports(layer.shape, p);
+  // conv2a-conv5b and odd_c64_k72_same_even_kernel in both precisions; not the other odd shapes
+  // with 64 and 128 channels (strides).
+  EXPECT_EQ(taken, 2 * 8);
 }
 
 // Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
@@ -193,8 +222,9 @@ TEST(ConvPipelined, BwdFilterMatchesVersion2) {
     EXPECT_EQ(db2.download(), db3.download()) << layer.name << ": the bias gradient is shared";
     ++compared;
   }
-  // conv2a-conv5b and the odd shapes with 128 channels (64 has k = 70: not a multiple of 8).
-  EXPECT_EQ(compared, 7 + 1);
+  // conv2a-conv5b, the odd shape with 128 channels and the one with 64 channels and k = 72 (the
+  // other with 64 has k = 70: not a multiple of 8).
+  EXPECT_EQ(compared, 7 + 2);
 }
 
 TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
@@ -220,7 +250,14 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
       EXPECT_EQ(cuda::conv3d_fwd_wgmma_supports(layer.shape, p),
                 wgmma && cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
           << why;
+      // Version 7 takes version 5's shapes at stride 1: all of C3D's (padding 1).
+      EXPECT_EQ(cuda::conv3d_fwd_wgmma_tma_supports(layer.shape, p),
+                cuda::conv3d_fwd_wgmma_supports(layer.shape, p));
     }
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(
+      Conv3dShape::make(2, {8, 16, 16}, 64, 64, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,
+                        {1, 1, 1}),
+      Precision::bf16));
   // Backward-filter: bf16 on conv2a-conv5b (c a multiple of 64), not tf32 (no ldmatrix.trans for
   // 32-bit values), not conv1a (c = 3) nor a k that splits a 16-byte chunk of dy.
   EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[0].shape, Precision::bf16));

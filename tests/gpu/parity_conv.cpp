@@ -29,10 +29,15 @@ const char* to_string(Pass p) {
   return "?";
 }
 
-// cu3d's implicit-GEMM kernels (versions 2-6).
+// cu3d's implicit-GEMM kernels (versions 2-7).
 bool mine(Backend b) {
   return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide ||
-         b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws;
+         b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws || b == Backend::cu3d_wgmma_tma;
+}
+
+// Versions 5-7: they run only where cuda::wgmma_available says so.
+bool needs_wgmma(Backend b) {
+  return b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws || b == Backend::cu3d_wgmma_tma;
 }
 
 std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Backend b,
@@ -120,14 +125,16 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
           (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
-      // Versions 4-6: the forward where they apply, and bwd-data where its mirrored forward
-      // does (versions 5 and 6 skip where they cannot run: ParityCase::available).
+      // Versions 4-7: the forward where they apply, and bwd-data where its mirrored forward
+      // does (versions 5-7 skip where they cannot run: ParityCase::available). Version 7's
+      // cases on shapes it does not take (strides) check its fallback to version 5.
       if ((forward && cuda::conv3d_fwd_wide_supports(layer.shape, p)) ||
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p) &&
            cuda::conv3d_fwd_wide_supports(bwd_data_as_forward(layer.shape), p))) {
         backends.push_back(Backend::cu3d_wide);
         backends.push_back(Backend::cu3d_wgmma);
         backends.push_back(Backend::cu3d_wgmma_ws);
+        backends.push_back(Backend::cu3d_wgmma_tma);
       }
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
@@ -138,8 +145,7 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +
                  cases::to_string(b);
         c.tolerance = tolerance(p);
-        if (b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws)
-          c.available = cuda::wgmma_available;
+        if (needs_wgmma(b)) c.available = cuda::wgmma_available;
         const Conv3dShape s = layer.shape;
         c.run = [s, pass, p, b](std::mt19937_64& rng, cudaStream_t stream) {
           switch (pass) {

@@ -146,11 +146,12 @@ std::vector<ParityCase> fused_cases() {
       block("odd_c132_k130", {2, 2, 2}, {2, 2, 2}, Padding::explicit_, none, true, false),
       block_of("odd_c64_k70", c_k70(64), {2, 2, 2}, {2, 2, 2}, Padding::valid, none, false, false),
   };
-  // Each block on the forward's version 2 and, where they apply, versions 3-6 (version 4 on the
+  // Each block on the forward's version 2 and, where they apply, versions 3-7 (version 4 on the
   // pool blocks only: it runs the conv's store before a pool kernel (training, and inference
   // after conv5b), and leaves the window pool and the layer-norm statistics to version 3, so
-  // those cases would run
-  // version 3 under its name; versions 5 and 6 run them all).
+  // those cases would run version 3 under its name; versions 5 and 6 run them all; version 7
+  // all but the inference window pool (window-major rows), where its cases check the fallback
+  // to version 5).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
@@ -158,11 +159,14 @@ std::vector<ParityCase> fused_cases() {
       k.push_back({Kernel::pipelined, "cu3d_pipelined"});
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
       k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});
+      k.push_back({Kernel::wgmma_tma, "cu3d_wgmma_tma"});
     }
     if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
     return k;
   };
-  auto needs_wgmma = [](Kernel k) { return k == Kernel::wgmma || k == Kernel::wgmma_ws; };
+  auto needs_wgmma = [](Kernel k) {
+    return k == Kernel::wgmma || k == Kernel::wgmma_ws || k == Kernel::wgmma_tma;
+  };
   std::vector<ParityCase> out;
   for (Precision p : cases::kPrecisions) {
     for (const Block& b : pool_blocks)

@@ -401,6 +401,21 @@ TEST(EngineCuda, WgmmaWsConvMatchesVersion5) {
       13, [](bool on) { compute_options().wgmma_ws_conv = on; }, true);
 }
 
+// Version 7 (tma_conv: version 6 fed by the TMA), every block, against version 5 (the default
+// that switching it off leaves). Version 7 must take the blocks' conv (stride 1, "same" padding),
+// or this would compare version 5 with itself.
+TEST(EngineCuda, TmaConvMatchesVersion5) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  for (Precision p : {Precision::tf32, Precision::bf16})
+    ASSERT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(
+        Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same), p))
+        << to_string(p);
+  expect_setting_matches_version3(
+      14, [](bool on) { compute_options().tma_conv = on; }, true);
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();
