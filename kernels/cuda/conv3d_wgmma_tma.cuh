@@ -49,23 +49,9 @@ struct TmaMaps {
 template <class Tile>
 TmaMaps conv_tma_maps(const Conv3dShape& s, const void* x, const void* w, int element_bytes,
                       const std::string& what) {
-  Im2colMapSpec a;
-  a.base = x;
-  a.element_bytes = element_bytes;
-  a.n = s.n, a.d = s.in.d, a.h = s.in.h, a.w = s.in.w, a.c = s.c;
-  a.lower = {-s.pad_before.d, -s.pad_before.h, -s.pad_before.w};
-  a.upper = {s.pad_after.d - (s.kernel.d - 1), s.pad_after.h - (s.kernel.h - 1),
-             s.pad_after.w - (s.kernel.w - 1)};
-  a.channels = kRowBytes / element_bytes;
-  a.pixels = Tile::kBM;
-  TiledMapSpec b;
-  b.base = w;
-  b.element_bytes = element_bytes;
-  b.rows = s.k;
-  b.cols = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
-  b.box_rows = Tile::kBN;
-  b.box_cols = kRowBytes / element_bytes;
-  return {encode_im2col_map(a, what), encode_tiled_map(b, what)};
+  static_assert(kRowBytes == 128, "a stage row is one 128-byte swizzle row");
+  return {encode_im2col_map(conv_input_map(s, x, element_bytes, Tile::kBM), what),
+          encode_tiled_map(conv_filter_map(s, w, element_bytes, Tile::kBN), what)};
 }
 
 #if defined(CU3D_WGMMA_DEVICE)

@@ -57,4 +57,33 @@ struct TiledMapSpec {
 TensorMap encode_im2col_map(const Im2colMapSpec& spec, const std::string& what);
 TensorMap encode_tiled_map(const TiledMapSpec& spec, const std::string& what);
 
+// The maps of a stride-1 conv `s` as the implicit GEMM reads it: x (NDHWC, `element_bytes` per
+// value) by loads of `pixels` rows of one 128-byte stage row each, for the taps given as
+// offsets; the filters, (k, taps * c) row-major, by boxes of `filters` rows of one stage row.
+// (Inline: the host emulation links its own encoders, not tensor_map.cpp.)
+inline Im2colMapSpec conv_input_map(const Conv3dShape& s, const void* x, int element_bytes,
+                                    int pixels) {
+  Im2colMapSpec a;
+  a.base = x;
+  a.element_bytes = element_bytes;
+  a.n = s.n, a.d = s.in.d, a.h = s.in.h, a.w = s.in.w, a.c = s.c;
+  a.lower = {-s.pad_before.d, -s.pad_before.h, -s.pad_before.w};
+  a.upper = {s.pad_after.d - (s.kernel.d - 1), s.pad_after.h - (s.kernel.h - 1),
+             s.pad_after.w - (s.kernel.w - 1)};
+  a.channels = 128 / element_bytes;
+  a.pixels = pixels;
+  return a;
+}
+inline TiledMapSpec conv_filter_map(const Conv3dShape& s, const void* w, int element_bytes,
+                                    int filters) {
+  TiledMapSpec b;
+  b.base = w;
+  b.element_bytes = element_bytes;
+  b.rows = s.k;
+  b.cols = int64_t(s.kernel.d) * s.kernel.h * s.kernel.w * s.c;
+  b.box_rows = filters;
+  b.box_cols = 128 / element_bytes;
+  return b;
+}
+
 }  // namespace cu3d::cuda

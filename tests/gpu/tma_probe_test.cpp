@@ -1,0 +1,130 @@
+// The TMA's im2col walk on the GPU against the conv's definition: what version 7 of the forward
+// (conv3d_wgmma_tma.cuh) rests on, checked on its own (kernels/cuda/tma_probe.cuh). Every value
+// of x is its own index + 1, as a raw 16- or 32-bit word, so each delivered word names the pixel
+// and channel it came from (0: the zero fill); a failure prints, for the first wrong row, what it
+// should hold and what it holds, which tells a wrong starting pixel from offsets or corners
+// taken in another order. The host emulation implements the same walk (docs/EMULATION.md); only
+// this test shows the hardware agrees.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/cuda/conv3d.cuh"
+#include "kernels/cuda/runtime.h"
+#include "kernels/cuda/tma_probe.cuh"
+#include "require_gpu.h"
+
+namespace cu3d {
+namespace {
+
+struct Position {
+  int n, z, y, x;
+};
+
+Position split(const Dims3& out, int64_t q) {
+  return {int(q / (int64_t(out.d) * out.h * out.w)), int(q / (out.h * out.w) % out.d),
+          int(q / out.w % out.h), int(q % out.w)};
+}
+
+// The word row q of the implicit GEMM holds for tap `tap` and channel `channel`: x's value there,
+// or 0 in the padding and past the last output position.
+uint32_t expected_word(const Conv3dShape& s, int64_t q, const Dims3& tap, int channel) {
+  const int64_t rows = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
+  if (q >= rows) return 0;
+  const Position o = split(s.out, q);
+  const int z = o.z - s.pad_before.d + tap.d, y = o.y - s.pad_before.h + tap.h,
+            x = o.x - s.pad_before.w + tap.w;
+  if (z < 0 || z >= s.in.d || y < 0 || y >= s.in.h || x < 0 || x >= s.in.w) return 0;
+  return uint32_t((((int64_t(o.n) * s.in.d + z) * s.in.h + y) * s.in.w + x) * s.c + channel + 1);
+}
+
+std::string describe_word(const Conv3dShape& s, uint32_t word) {
+  if (word == 0) return "zero";
+  const int64_t i = int64_t(word) - 1, pixel = i / s.c;
+  const Position p = split(s.in, pixel);
+  return fmt::format("x[n {}, d {}, h {}, w {}, c {}]", p.n, p.z, p.y, p.x, i % s.c);
+}
+
+// Device memory holding x's indices + 1 as words of `bytes` bytes.
+class IdTensor {
+ public:
+  IdTensor(const Conv3dShape& s, int bytes) : bytes_(size_t(s.input_size()) * bytes) {
+    std::vector<unsigned char> host(bytes_);
+    for (int64_t i = 0; i < s.input_size(); ++i) {
+      const uint32_t word = uint32_t(i + 1);
+      std::memcpy(host.data() + i * bytes, &word, size_t(bytes));  // little-endian low bytes
+    }
+    CU3D_CUDA_CHECK(cudaMalloc(&ptr_, bytes_));
+    CU3D_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
+  }
+  ~IdTensor() { cudaFree(ptr_); }
+  IdTensor(const IdTensor&) = delete;
+  IdTensor& operator=(const IdTensor&) = delete;
+  const void* get() const { return ptr_; }
+
+ private:
+  size_t bytes_;
+  void* ptr_ = nullptr;
+};
+
+// One load from GEMM row m0 for tap `tap` from channel c0, against the conv's rows; returns the
+// wrong words and reports the first.
+long check_load(const Conv3dShape& s, const cuda::Im2colMapSpec& spec, int64_t m0, int tap,
+                int c0) {
+  const Dims3 t{tap / (s.kernel.h * s.kernel.w), tap / s.kernel.w % s.kernel.h, tap % s.kernel.w};
+  const Position o = split(s.out, m0);
+  cuda::Im2colLoad at;
+  at.c = c0;
+  at.w = o.x - s.pad_before.w, at.h = o.y - s.pad_before.h, at.d = o.z - s.pad_before.d;
+  at.n = o.n;
+  at.offset = t;
+  const std::vector<unsigned char> rows = cuda::tma_im2col_rows(spec, at, nullptr);
+  const int per_row = 128 / spec.element_bytes;
+  long wrong = 0;
+  for (int i = 0; i < spec.pixels; ++i)
+    for (int e = 0; e < per_row; ++e) {
+      uint32_t got = 0;
+      std::memcpy(&got, rows.data() + i * 128 + e * spec.element_bytes, size_t(spec.element_bytes));
+      const uint32_t want = expected_word(s, m0 + i, t, c0 + e);
+      if (got == want) continue;
+      if (wrong++ == 0)
+        ADD_FAILURE() << fmt::format(
+            "{}-byte words, load from row {} (n {}, d {}, h {}, w {}) for tap (d {}, h {}, w {}) "
+            "from channel {}: row {} element {} should be {}, is {}",
+            spec.element_bytes, m0, o.n, o.z, o.y, o.x, t.d, t.h, t.w, c0, i, e,
+            describe_word(s, want), describe_word(s, got));
+    }
+  return wrong;
+}
+
+TEST(TmaProbe, Im2colRowsAreTheConvRows) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const Conv3dShape shapes[] = {
+      // C3D's layers in miniature (3x3x3, padding 1), and an even kernel's asymmetric "same"
+      // padding: the corners differ by dimension and between lower and upper.
+      Conv3dShape::make(2, {4, 6, 5}, 64, 64, {3, 3, 3}, {1, 1, 1}, Padding::explicit_, {1, 1, 1}),
+      Conv3dShape::make(2, {3, 9, 7}, 64, 72, {2, 3, 2}, {1, 1, 1}, Padding::same)};
+  for (const Conv3dShape& s : shapes)
+    for (int bytes : {2, 4}) {
+      const IdTensor x(s, bytes);
+      const cuda::Im2colMapSpec spec = cuda::conv_input_map(s, x.get(), bytes, 256);
+      const int64_t m = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
+      const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
+      // From the first row, from mid-row, from just before a new d plane, and running past the
+      // last row; the first tap, a middle one, the last; every 128-byte chunk of the channels.
+      for (int64_t m0 : {int64_t(0), int64_t(5), int64_t(s.out.h) * s.out.w - 3, m - 7})
+        for (int tap : {0, taps / 2, taps - 1})
+          for (int c0 = 0; c0 < s.c; c0 += 128 / bytes)
+            EXPECT_EQ(check_load(s, spec, m0, tap, c0), 0);
+    }
+}
+
+}  // namespace
+}  // namespace cu3d
