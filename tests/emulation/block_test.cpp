@@ -111,20 +111,25 @@ struct Operands {
   std::vector<float> d = std::vector<float>(128 * 64, 0.f);
 };
 
-Operands random_operands() {
-  Operands o;
-  std::mt19937 rng(3);
-  std::uniform_int_distribution<int> small(-8, 8);  // exact in bf16 and in float sums
-  auto bf16 = [&] {
+// `count` random bf16 values (as bits) that are multiples of 1/4 in [-2, 2]: exact in bf16, and
+// their products' sums exact in float.
+std::vector<uint16_t> random_bf16(size_t count, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> small(-8, 8);
+  std::vector<uint16_t> bits(count);
+  for (uint16_t& h : bits) {
     const float f = float(small(rng)) / 4.f;
     uint32_t u;
     std::memcpy(&u, &f, 4);
-    return uint16_t(u >> 16);
-  };
-  for (int i = 0; i < 64 * 16; ++i)
-    o.a.push_back(bf16());
-  for (int i = 0; i < 128 * 16; ++i)
-    o.b.push_back(bf16());
+    h = uint16_t(u >> 16);
+  }
+  return bits;
+}
+
+Operands random_operands() {
+  Operands o;
+  o.a = random_bf16(64 * 16, 3);
+  o.b = random_bf16(128 * 16, 4);
   return o;
 }
 
@@ -133,6 +138,21 @@ float bf16_value(uint16_t h) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+// The outputs of one m64n128k16 instruction (d, 64 rows of 128) that differ from the sums of
+// a(m, k) * b(n, k) over its 16 values of k.
+template <class A, class B>
+long wrong_products(const std::vector<float>& d, A a, B b) {
+  long wrong = 0;
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 128; ++n) {
+      float want = 0;
+      for (int k = 0; k < 16; ++k)
+        want += a(m, k) * b(n, k);
+      wrong += d[m * 128 + n] != want;
+    }
+  return wrong;
 }
 
 void one_wgmma(Operands& o, Mistake mistake) {
@@ -177,15 +197,10 @@ TEST(BlockEmulator, WgmmaOnLandedFencedOperandsComputesTheProduct) {
   reset_report();
   one_wgmma(o, Mistake::none);
   ASSERT_EQ(report().total_faults(), 0) << report().summary();
-  long wrong = 0;
-  for (int m = 0; m < 64; ++m)
-    for (int n = 0; n < 128; ++n) {
-      float want = 0;
-      for (int k = 0; k < 16; ++k)
-        want += bf16_value(o.a[m * 16 + k]) * bf16_value(o.b[n * 16 + k]);
-      wrong += o.d[m * 128 + n] != want;
-    }
-  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(wrong_products(
+                o.d, [&](int m, int k) { return bf16_value(o.a[m * 16 + k]); },
+                [&](int n, int k) { return bf16_value(o.b[n * 16 + k]); }),
+            0);
 }
 
 TEST(BlockEmulator, WgmmaBeforeTheCopiesLandIsAFault) {
@@ -227,20 +242,8 @@ struct TmaProblem {
 
 TmaProblem tma_problem() {
   TmaProblem p;
-  std::mt19937 rng(4);
-  std::uniform_int_distribution<int> small(-8, 8);
-  auto bf16 = [&] {
-    const float f = float(small(rng)) / 4.f;
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return uint16_t(u >> 16);
-  };
-  p.x.resize(size_t(p.kN) * p.kD * p.kH * p.kW * p.kC);
-  p.w.resize(size_t(p.kFilters) * p.kTaps * p.kC);
-  for (auto& v : p.x)
-    v = bf16();
-  for (auto& v : p.w)
-    v = bf16();
+  p.x = random_bf16(size_t(p.kN) * p.kD * p.kH * p.kW * p.kC, 5);
+  p.w = random_bf16(size_t(p.kFilters) * p.kTaps * p.kC, 6);
   return p;
 }
 
@@ -324,15 +327,7 @@ TEST(BlockEmulator, TmaLoadsGatherTheConvRowsForWgmma) {
     if (filter >= P::kFilters) return 0.f;
     return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
   };
-  long wrong = 0;
-  for (int m = 0; m < 64; ++m)
-    for (int n = 0; n < 128; ++n) {
-      float want = 0;
-      for (int k = 0; k < 16; ++k)
-        want += a(m, k) * b(n, k);
-      wrong += p.d[m * 128 + n] != want;
-    }
-  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(wrong_products(p.d, a, b), 0);
 }
 
 TEST(BlockEmulator, WgmmaBeforeTheTmaLoadsCompleteIsAFault) {
