@@ -266,7 +266,7 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
 // The fused blocks on versions 3, 5 and 6 where they apply (5 and 6 only where they can run); on
 // version 4 the blocks it runs: the training block's z store and the inference pool by atomics
 // (pool5), not the window pool of pool1-pool4 or the layer-norm statistics, which stay on
-// version 3; on version 7 all but the window pool, which stays on version 5.
+// version 3; on version 7 all of them (its inference pool block stores z and pools after).
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
@@ -274,9 +274,7 @@ bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Preci
     case BlockRun::cu3d_fused_wgmma_ws:
       return cuda::wgmma_available() && cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wgmma_tma:
-      return cuda::conv3d_fwd_wgmma_tma_supports(s, p) &&
-             (block != "bias_relu_pool" ||
-              !cuda::conv3d_pool_windows_tile_output(pool_after(layer)));
+      return cuda::conv3d_fwd_wgmma_tma_supports(s, p);
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:

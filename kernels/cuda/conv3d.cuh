@@ -38,11 +38,10 @@
 //              GPU): version 6 with its gathers done by the tensor memory accelerator, one
 //              thread issuing each stage as two bulk tensor copies (the activations in im2col
 //              mode, the filters as a tile) that complete on the slot's mbarrier
-//              (conv3d_wgmma_tma.cuh); for the forward at stride 1 with the epilogues that keep
-//              the rows in order (the stores, bias + ReLU, the training block's z, the
-//              layer-norm statistics) and bwd-data (the mirrored forward), version 5 elsewhere
-//              (the inference pool block, whose rows go window by window). Only the tests and
-//              the benchmark ask for it.
+//              (conv3d_wgmma_tma.cuh); for the forward at stride 1 (the stores, bias + ReLU,
+//              the layer-norm statistics, and both pool blocks as a stored z and the pool
+//              kernel: it cannot order rows window by window) and bwd-data (the mirrored
+//              forward), version 5 elsewhere. Only the tests and the benchmark ask for it.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
@@ -82,7 +81,7 @@ bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 // current device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
 
-// True when version 7 takes this shape's forward (with an epilogue that keeps the rows in order):
+// True when version 7 takes this shape's forward (every block; the inference pool through z):
 // version 5's shapes at stride 1, with im2col corners a tensor map can hold (-pad_before and
 // pad_after - (kernel - 1) within [-16, 15] in each dimension).
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision);

@@ -291,14 +291,19 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
                                   Precision precision, cudaStream_t stream, ConvKernel kernel) {
   const char* op = "conv3d_fwd_bias_relu_maxpool";
   check_pool(s, p, describe(op, s, precision));
-  if (!z && conv3d_pool_windows_tile_output(p)) {
+  // Version 7 walks the rows in output order, not window by window: it stores z and pools after,
+  // which cost version 5 1-4 % over its window-major epilogue (H100, session 9, bf16 at batch
+  // 32, ms, window-major against z + pool: conv2a 2.939 / 3.046, conv3b 1.995 / 2.028, conv4b
+  // 0.927 / 0.937).
+  const bool tma = kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, precision);
+  if (!z && !tma && conv3d_pool_windows_tile_output(p)) {
     auto prob = make_problem<FwdPoolRowsProblem>(s, x, w, bias, op);
     prob.out = pool_rows_out(p, pooled);
     run(prob, s, op, precision, kernel, stream);
     return;
   }
   // Training's z, or in inference a scratch z for windows that do not tile the output (C3D's
-  // pool5): the conv stores relu(conv + bias) and the pool reads it back. An atomicMax per conv
+  // pool5) or for version 7: the conv stores relu(conv + bias) and the pool reads it back. An atomicMax per conv
   // output into the pooled output, which wrote only the pooled bytes, ran slower on every kernel
   // version (H100, session 9, conv5b + pool5 at batch 32, ms, atomics against this: bf16 version
   // 5 0.311 / 0.205, tf32 0.466 / 0.357, fp32 1.910 / 1.879, bf16 version 6 4.43 / 0.28); on an

@@ -27,9 +27,9 @@
 //
 // Where it applies (conv3d_fwd_wgmma_tma_supports): version 5's shapes at stride 1 whose
 // padding fits the map's corners, for the epilogues that store rows in GEMM order (the stores,
-// bias + ReLU, the training block's z, the layer-norm statistics; bwd-data as the mirrored
-// forward). The inference pool block reorders the rows window by window, which an im2col load
-// cannot: it stays on version 5.
+// bias + ReLU, the pool blocks' z, the layer-norm statistics; bwd-data as the mirrored
+// forward). Version 5's inference pool block reorders the rows window by window, which an
+// im2col load cannot: with version 7 that block stores z and pools it after (conv3d_fwd.cu).
 //
 // Cost: as version 5; the shared memory saves version 6's corner table.
 #pragma once

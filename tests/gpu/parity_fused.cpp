@@ -150,8 +150,8 @@ std::vector<ParityCase> fused_cases() {
   // pool blocks only: it runs the conv's store before a pool kernel (training, and inference
   // after conv5b), and leaves the window pool and the layer-norm statistics to version 3, so
   // those cases would run version 3 under its name; versions 5 and 6 run them all; version 7
-  // all but the inference window pool (window-major rows), where its cases check the fallback
-  // to version 5).
+  // too, its inference window pool as a stored z and the pool kernel, on the shapes it takes,
+  // and its fallback to version 5 on the others).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
