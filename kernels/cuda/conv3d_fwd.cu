@@ -303,11 +303,12 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
     return;
   }
   // Training's z, or in inference a scratch z for windows that do not tile the output (C3D's
-  // pool5) or for version 7: the conv stores relu(conv + bias) and the pool reads it back. An atomicMax per conv
-  // output into the pooled output, which wrote only the pooled bytes, ran slower on every kernel
-  // version (H100, session 9, conv5b + pool5 at batch 32, ms, atomics against this: bf16 version
-  // 5 0.311 / 0.205, tf32 0.466 / 0.357, fp32 1.910 / 1.879, bf16 version 6 4.43 / 0.28); on an
-  // H200 it made C3D's fused bf16 training step slower than the unfused chain's.
+  // pool5) or for version 7: the conv stores relu(conv + bias) and the pool reads it back. An
+  // atomicMax per conv output into the pooled output, which wrote only the pooled bytes, ran
+  // slower on every kernel version (H100, session 9, conv5b + pool5 at batch 32, ms, atomics
+  // against this: bf16 version 5 0.311 / 0.205, tf32 0.466 / 0.357, fp32 1.910 / 1.879, bf16
+  // version 6 4.43 / 0.28); on an H200 it made C3D's fused bf16 training step slower than the
+  // unfused chain's.
   float* stored =
       z ? z : static_cast<float*>(malloc_async(sizeof(float) * s.output_size(), stream));
   run_store(s, x, w, bias, stored, true, precision, kernel, stream);
