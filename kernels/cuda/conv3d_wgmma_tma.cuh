@@ -66,6 +66,8 @@ __device__ void produce_tma(const Problem& prob, const TmaMaps& maps, int m0, in
   const Geometry& g = prob.g;
   const igemm::Pixel o = igemm::split_pixel(uint32_t(m0), g.div_od, g.div_oh, g.div_ow);
   const int tiles = prob.R / kPerRow;
+  ptx::prefetch_tensormap(&maps.x);
+  ptx::prefetch_tensormap(&maps.w);
   for (int kt = 0; kt < tiles; ++kt) {
     const int slot = kt % kStages;
     if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);

@@ -225,6 +225,12 @@ __device__ inline void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) 
 
 // ---- the tensor memory accelerator (sm_90) -----------------------------------------------------
 
+// Fetches a tensor map into the TMA unit's cache, so the first load that names it does not wait
+// for it.
+__device__ inline void prefetch_tensormap(const TensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
+}
+
 // One box of the 2-D tiled map `map` (tensor_map.h), from element (col, row), into shared memory
 // at `dst` (1024-byte aligned for the 128-byte swizzle); its bytes complete on `bar`. The copy
 // writes through the async proxy: once `bar`'s phase is seen complete, wgmma may read it.

@@ -80,6 +80,8 @@ inline void fence_mbarrier_init() {
 inline void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   emu::mbarrier_arrive_expect_tx(bar, bytes);
 }
+// The emulated copies read the map's specification when issued: nothing to fetch ahead.
+inline void prefetch_tensormap(const cuda::TensorMap*) {}
 inline void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col,
                              int row) {
   emu::tma_load_tile_2d(dst, map, bar, col, row);
