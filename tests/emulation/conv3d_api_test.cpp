@@ -171,6 +171,30 @@ const Case kCases[] = {
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvApiEmulation, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Version 7 takes version 5's shapes at stride 1 whose im2col corners (-pad_before and
+// pad_after - (kernel - 1)) a 5-D tensor map holds, within [-16, 15]; not fp32 (no tensor cores).
+TEST(ConvApiEmulationOddShape, Version7TakesStrideOneShapesWithinTheMapsCorners) {
+  const Conv3dShape ok = layer();
+  EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::bf16));
+  EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::tf32));
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::fp32));
+  const Conv3dShape strided =
+      Conv3dShape::make(1, {2, 6, 6}, 64, 128, {1, 3, 3}, {1, 2, 1}, Padding::same);
+  EXPECT_TRUE(cuda::conv3d_fwd_wgmma_supports(strided, Precision::bf16));
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(strided, Precision::bf16));
+  // Padding 16 before: a lower corner of -16 fits; 17 does not. A 1 x 1 x 20 kernel without
+  // padding: an upper corner of -19 does not.
+  auto padded = [](int pad) {
+    return Conv3dShape::make(1, {2, 4, 4}, 64, 64, {1, 1, 3}, {1, 1, 1}, Padding::explicit_,
+                             {0, 0, pad});
+  };
+  EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(padded(16), Precision::bf16));
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(padded(17), Precision::bf16));
+  const Conv3dShape long_kernel =
+      Conv3dShape::make(1, {2, 4, 24}, 64, 64, {1, 1, 20}, {1, 1, 1}, Padding::valid);
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(long_kernel, Precision::bf16));
+}
+
 // conv1a's shape in miniature: 3 input channels, a 3 x 3 x 3 kernel, stride 2 in space: only
 // version 2 takes it (scalar gathers), whatever the caller asks.
 TEST(ConvApiEmulationOddShape, ThreeChannelsStridedFallBackToVersion2) {
