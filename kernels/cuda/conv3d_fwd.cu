@@ -8,6 +8,8 @@
 // with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized;
 // version 7 (conv3d_wgmma_tma.cuh) version 6 fed by the TMA, for the epilogues that keep the
 // rows in order.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
@@ -93,8 +95,11 @@ void launch_tma_tile(const Problem& prob, const Conv3dShape& s, const void* x, c
       wgmma::conv_tma_maps<Tile>(s, x, w, P == Precision::bf16 ? 2 : 4, what);
   const auto kernel = wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>;
   allow_shared_memory(kernel, Tile::kSharedBytes);
-  const dim3 grid((prob.N + Tile::kBN - 1) / Tile::kBN, (prob.M + Tile::kBM - 1) / Tile::kBM);
-  kernel<<<grid, wgmma::kWsThreads, Tile::kSharedBytes, stream>>>(prob, maps);
+  // Persistent: one block per SM (its shared memory allows no second), each looping over tiles.
+  const int64_t tiles =
+      int64_t((prob.N + Tile::kBN - 1) / Tile::kBN) * ((prob.M + Tile::kBM - 1) / Tile::kBM);
+  const int blocks = int(std::min<int64_t>(tiles, multiprocessor_count()));
+  kernel<<<blocks, wgmma::kWsThreads, Tile::kSharedBytes, stream>>>(prob, maps);
 }
 
 // Version 7, on the tile version 5 would take.

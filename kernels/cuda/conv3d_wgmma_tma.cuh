@@ -25,6 +25,13 @@
 // is version 6's. The producer warpgroup keeps its registers' share low (setmaxnreg) and all
 // but its first thread leave at once; that one waits only for free slots.
 //
+// Persistent: the grid has one block per SM (at most one per output tile), and block b
+// multiplies output tiles b, b + gridDim.x, ... (the N tiles of one M tile consecutive, as in
+// the other versions' grids, so the A rows they share come from L2). The ring runs on across a
+// block's tiles: while the math warpgroups store one tile's outputs, the producer is already
+// loading the next tile's first stages. In versions 5 and 6 a block's SM multiplies nothing
+// while the block stores its outputs and until the next block has filled its ring.
+//
 // Where it applies (conv3d_fwd_wgmma_tma_supports): version 5's shapes at stride 1 whose
 // padding fits the map's corners, for the epilogues that store rows in GEMM order (the stores,
 // bias + ReLU, the pool blocks' z, the layer-norm statistics; bwd-data as the mirrored
@@ -56,41 +63,59 @@ TmaMaps conv_tma_maps(const Conv3dShape& s, const void* x, const void* w, int el
 
 #if defined(CU3D_WGMMA_DEVICE)
 
-// The producer thread's loop: for each r-tile, once its slot is free, the expected bytes and the
-// two loads. The tile's first output position gives the im2col load's starting pixel (the
-// position less the padding, stride 1), the tile's tap its offset.
+// The output tiles of the GEMM in the order the blocks take them: tile t is N tile t % n_tiles of
+// M tile t / n_tiles.
+template <class Tile>
+struct OutputTiles {
+  int n_tiles, count;
+  __device__ OutputTiles(int m, int n)
+      : n_tiles((n + kBN - 1) / kBN), count(n_tiles * ((m + Tile::kBM - 1) / Tile::kBM)) {}
+  __device__ int n_tile(int t) const { return t % n_tiles; }
+  __device__ int m0(int t) const { return t / n_tiles * Tile::kBM; }
+};
+
+// The producer thread's loop: for each of the block's output tiles and each of its r-tiles, once
+// the slot of the ring's next stage is free, the expected bytes and the two loads. The tile's
+// first output position gives the im2col load's starting pixel (the position less the padding,
+// stride 1), the r-tile's tap its offset.
 template <class Tile, Precision P, class Problem>
-__device__ void produce_tma(const Problem& prob, const TmaMaps& maps, int m0, int n0, uint32_t base,
-                            uint64_t* full, uint64_t* empty) {
+__device__ void produce_tma(const Problem& prob, const TmaMaps& maps, uint32_t base, uint64_t* full,
+                            uint64_t* empty) {
   constexpr int kPerRow = kRowBytes / (P == Precision::bf16 ? 2 : 4);
   const Geometry& g = prob.g;
-  const igemm::Pixel o = igemm::split_pixel(uint32_t(m0), g.div_od, g.div_oh, g.div_ow);
-  const int tiles = prob.R / kPerRow;
+  const OutputTiles<Tile> tiles(prob.M, prob.N);
+  const int r_tiles = prob.R / kPerRow;
   ptx::prefetch_tensormap(&maps.x);
   ptx::prefetch_tensormap(&maps.w);
-  for (int kt = 0; kt < tiles; ++kt) {
-    const int slot = kt % kStages;
-    if (kt >= kStages) mbarrier_wait(&empty[slot], (kt / kStages - 1) % 2);
-    const uint32_t a_tile = base + slot * Tile::kStageBytes;
-    const TileTap t = tile_tap(g, kt * kPerRow);
-    ptx::mbarrier_arrive_expect_tx(&full[slot], Tile::kStageBytes);
-    ptx::tma_load_im2col_5d(a_tile, &maps.x, &full[slot], t.channel, o.x - g.pw, o.y - g.ph,
-                            o.z - g.pd, o.n, uint16_t(t.tap.w), uint16_t(t.tap.h),
-                            uint16_t(t.tap.d));
-    ptx::tma_load_tile_2d(a_tile + Tile::kTileABytes, &maps.w, &full[slot], kt * kPerRow, n0);
+  int stage = 0;
+  for (int t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+    const int n0 = tiles.n_tile(t) * kBN;
+    const igemm::Pixel o = igemm::split_pixel(uint32_t(tiles.m0(t)), g.div_od, g.div_oh, g.div_ow);
+    for (int kt = 0; kt < r_tiles; ++kt, ++stage) {
+      const int slot = stage % kStages;
+      if (stage >= kStages) mbarrier_wait(&empty[slot], (stage / kStages - 1) % 2);
+      const uint32_t a_tile = base + slot * Tile::kStageBytes;
+      const TileTap tap = tile_tap(g, kt * kPerRow);
+      ptx::mbarrier_arrive_expect_tx(&full[slot], Tile::kStageBytes);
+      ptx::tma_load_im2col_5d(a_tile, &maps.x, &full[slot], tap.channel, o.x - g.pw, o.y - g.ph,
+                              o.z - g.pd, o.n, uint16_t(tap.tap.w), uint16_t(tap.tap.h),
+                              uint16_t(tap.tap.d));
+      ptx::tma_load_tile_2d(a_tile + Tile::kTileABytes, &maps.w, &full[slot], kt * kPerRow, n0);
+    }
   }
 }
 
 #endif  // CU3D_WGMMA_DEVICE
 
 // The kernel on `Tile` (as version 5's), version 6's 384 threads: two warpgroups of math, one
-// whose first thread drives the TMA. Grid: (N tiles, M tiles). Launch bounds (384, 1).
+// whose first thread drives the TMA. Grid: any number of blocks (the host launches one per SM,
+// at most one per output tile), each taking every gridDim.x-th output tile. Launch bounds
+// (384, 1).
 template <class Problem, Precision P, class Tile>
 __global__ void __launch_bounds__(kWsThreads, 1)
     conv3d_fwd_wgmma_tma(Problem prob, const __grid_constant__ TmaMaps maps) {
 #if defined(CU3D_WGMMA_DEVICE)
   __shared__ uint64_t full[kStages], empty[kStages];
-  const int n_tile = blockIdx.x, n0 = n_tile * kBN, m0 = blockIdx.y * Tile::kBM;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
@@ -103,12 +128,17 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                         ~uint32_t(kAtomBytes - 1);
   if (threadIdx.x >= kMathThreads) {
     ptx::setmaxnreg_dec<kProducerRegisters>();
-    if (threadIdx.x == kMathThreads) produce_tma<Tile, P>(prob, maps, m0, n0, base, full, empty);
+    if (threadIdx.x == kMathThreads) produce_tma<Tile, P>(prob, maps, base, full, empty);
   } else {
     ptx::setmaxnreg_inc<kMathRegisters>();
-    GroupMath<P, Tile> math;
-    consume<Tile, P, StageWrites::async_proxy>(prob, math, base, full, empty);
-    igemm::epilogue(prob, math, m0, n0, n_tile, 0);
+    const OutputTiles<Tile> tiles(prob.M, prob.N);
+    int stage = 0;
+    for (int t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+      GroupMath<P, Tile> math;
+      stage = consume<Tile, P, StageWrites::async_proxy>(prob, math, base, full, empty, stage,
+                                                         /*release_last=*/true);
+      igemm::epilogue(prob, math, tiles.m0(t), tiles.n_tile(t) * kBN, tiles.n_tile(t), 0);
+    }
   }
 #else
   __trap();  // not built for sm_90a: conv3d_fwd_wgmma_tma_supports keeps the host from launching

@@ -204,6 +204,9 @@ struct Outputs {
   emu::Report report;
 };
 
+// Version 7's grid in the emulation: fewer blocks than most cases' output tiles.
+constexpr int kPersistentBlocks = 3;
+
 struct Run {
   int version;  // 5, 6 or 7
   emu::Schedule schedule;
@@ -239,21 +242,33 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
     config.dynamic_bytes = Tile::kSharedBytes;
     const int blocks_n = (st.N + Tile::kBN - 1) / Tile::kBN;
     const int blocks_m = (st.M + Tile::kBM - 1) / Tile::kBM;
+    auto block = [&](int bx, int by) {
+      config.block_x = bx, config.block_y = by;
+      config.seed = run.seed + 977 * (by * blocks_n + bx);
+      emu::run_block(
+          [&] {
+            if (run.version == 5)
+              pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>(prob, x, w);
+            else if (run.version == 6)
+              pipelined::wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>(prob, x, w);
+            else
+              pipelined::wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>(prob, maps);
+          },
+          config);
+    };
+    if (run.version == 7) {
+      // Persistent: a grid of fewer blocks than output tiles, each taking every third tile, so
+      // the ring runs on from one tile to the next.
+      const int blocks = std::min(blocks_m * blocks_n, kPersistentBlocks);
+      config.grid_dim = {unsigned(blocks), 1, 1};
+      for (int b = 0; b < blocks; ++b)
+        block(b, 0);
+      return;
+    }
+    config.grid_dim = {unsigned(blocks_n), unsigned(blocks_m), 1};
     for (int by = 0; by < blocks_m; ++by)
-      for (int bx = 0; bx < blocks_n; ++bx) {
-        config.block_x = bx, config.block_y = by;
-        config.seed = run.seed + 977 * (by * blocks_n + bx);
-        emu::run_block(
-            [&] {
-              if (run.version == 5)
-                pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>(prob, x, w);
-              else if (run.version == 6)
-                pipelined::wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>(prob, x, w);
-              else
-                pipelined::wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>(prob, maps);
-            },
-            config);
-      }
+      for (int bx = 0; bx < blocks_n; ++bx)
+        block(bx, by);
   };
   switch (cs.epilogue) {
     case Epilogue::store: {
