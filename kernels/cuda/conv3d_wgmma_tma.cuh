@@ -5,8 +5,9 @@
 //
 // Why: session 9's profile of versions 5 and 6 on an H100 (docs/kernels/conv3d_cuda.md) found
 // the gathers' issue rate holding both at half of cuDNN's speed: a 256 x 128 stage is 3072
-// cp.async of 16 bytes, each with its own address arithmetic and bounds checks, and 128
-// producer threads issue them at half the rate the tensor cores consume stages. cuDNN's Hopper
+// cp.async of 16 bytes, each with its own address arithmetic and bounds checks, and neither 256
+// threads that also multiply (version 5) nor 128 that only gather (version 6) issue them as fast
+// as the tensor cores consume stages. cuDNN's Hopper
 // kernels have no per-element address code: the TMA gathers for them. Here a stage is two
 // instructions from one thread:
 //   A  an im2col load (tensor_map.h, Im2colMapSpec): the BM output positions from the tile's
@@ -38,7 +39,9 @@
 // forward). Version 5's inference pool block reorders the rows window by window, which an
 // im2col load cannot: with version 7 that block stores z and pools it after (conv3d_fwd.cu).
 //
-// Cost: as version 5; the shared memory saves version 6's corner table.
+// Cost: as version 5, 2 * k * taps * c * M FLOPs; reads x and w in the compute type (x once per
+// N tile, from L2 after the first), writes y. Shared memory: version 5's ring, without version
+// 6's corner table.
 #pragma once
 
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
