@@ -356,6 +356,26 @@ bool same_bits(const Outputs& a, const Outputs& b) {
   return same(a.y, b.y) && same(a.pooled, b.pooled) && same(a.stats, b.stats);
 }
 
+// `version` (6 or 7) in three schedules: threads in order; reversed, with the dynamic shared
+// memory 16 bytes off its alignment (the kernel rounds it up); random (seed `seed`). Each run
+// against the reference and bit for bit against version 5's outputs, then more(run, outputs).
+template <Precision P, class Tile, class More>
+void check_schedules(const Case& cs, const Setup& st, const Outputs& v5, int version, unsigned seed,
+                     More more) {
+  const Run runs[] = {{version, emu::Schedule::in_order, 1, 4096},
+                      {version, emu::Schedule::reversed, 1, 4112},
+                      {version, emu::Schedule::random, seed, 4112}};
+  for (const Run& run : runs) {
+    SCOPED_TRACE("version " + std::to_string(version) + ", schedule " +
+                 std::to_string(int(run.schedule)) + ", dynamic base " +
+                 std::to_string(run.dynamic_base));
+    const Outputs out = launch<P, Tile>(cs, st, run);
+    expect_outputs(cs, st, out, P);
+    EXPECT_TRUE(same_bits(out, v5)) << "version " << version << " differs from version 5";
+    more(run, out);
+  }
+}
+
 template <Precision P, class Tile>
 void check_case(const Case& cs) {
   ASSERT_EQ(cs.c % (P == Precision::bf16 ? 64 : 32), 0) << "as conv3d_fwd_wgmma_supports";
@@ -365,37 +385,21 @@ void check_case(const Case& cs) {
     SCOPED_TRACE("version 5");
     expect_outputs(cs, st, v5, P);
   }
-  const Run v6_runs[] = {{6, emu::Schedule::in_order, 1, 4096},
-                         {6, emu::Schedule::reversed, 1, 4112},
-                         {6, emu::Schedule::random, 1234, 4112}};
-  for (const Run& run : v6_runs) {
-    SCOPED_TRACE("version 6, schedule " + std::to_string(int(run.schedule)) + ", dynamic base " +
-                 std::to_string(run.dynamic_base));
-    const Outputs v6 = launch<P, Tile>(cs, st, run);
-    expect_outputs(cs, st, v6, P);
-    EXPECT_TRUE(same_bits(v6, v5)) << "version 6 differs from version 5";
+  check_schedules<P, Tile>(cs, st, v5, 6, 1234, [](const Run& run, const Outputs& v6) {
     // In order, the math warps run first and must wait for the producer's first stage.
     if (run.schedule == emu::Schedule::in_order) {
       EXPECT_GT(v6.report.mbarrier_polls, 0) << "the math never waited for a stage";
     }
-  }
+  });
   // Version 7 where conv3d_fwd.cu runs it: stride 1, rows in GEMM order (not the pool block's).
   if (cs.epilogue == Epilogue::pool_rows || !(cs.stride == kOne)) return;
-  const Run v7_runs[] = {{7, emu::Schedule::in_order, 1, 4096},
-                         {7, emu::Schedule::reversed, 1, 4112},
-                         {7, emu::Schedule::random, 4321, 4112}};
-  for (const Run& run : v7_runs) {
-    SCOPED_TRACE("version 7, schedule " + std::to_string(int(run.schedule)) + ", dynamic base " +
-                 std::to_string(run.dynamic_base));
-    const Outputs v7 = launch<P, Tile>(cs, st, run);
-    expect_outputs(cs, st, v7, P);
-    EXPECT_TRUE(same_bits(v7, v5)) << "version 7 differs from version 5";
-    const int blocks = (st.M + Tile::kBM - 1) / Tile::kBM * ((st.N + Tile::kBN - 1) / Tile::kBN);
+  check_schedules<P, Tile>(cs, st, v5, 7, 4321, [&](const Run&, const Outputs& v7) {
+    const int tiles = (st.M + Tile::kBM - 1) / Tile::kBM * ((st.N + Tile::kBN - 1) / Tile::kBN);
     const int r_tiles =
         st.s.kernel.d * st.s.kernel.h * st.s.kernel.w * cs.c / (P == Precision::bf16 ? 64 : 32);
-    EXPECT_EQ(v7.report.bulk_copies, 2L * blocks * r_tiles) << "one A and one B load per stage";
+    EXPECT_EQ(v7.report.bulk_copies, 2L * tiles * r_tiles) << "one A and one B load per stage";
     EXPECT_EQ(v7.report.copies, 0) << "version 7 issued cp.async";
-  }
+  });
 }
 
 class ConvWgmmaEmulation : public ::testing::TestWithParam<Case> {};
