@@ -74,16 +74,23 @@ void launch_wgmma_tile(const Problem& prob, const void* x, const void* w, cudaSt
   kernel<<<grid, threads, Tile::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Versions 5 and 6: 256-row tiles, or 128-row ones where the 256-row grid would leave SMs idle
-// (one block per SM either way).
+// Calls launch(tile) with the tile versions 5-7 take for `prob`: 256 rows, or 128 where the
+// 256-row grid would leave SMs idle (one block per SM either way).
+template <class Problem, class Launch>
+void with_wgmma_tile(const Problem& prob, Launch launch) {
+  if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
+    launch(pipelined::wgmma::ShortTile{});
+  } else {
+    launch(pipelined::wgmma::TallTile{});
+  }
+}
+
+// Versions 5 and 6.
 template <class Problem, Precision P, bool kSpecialized>
 void launch_wgmma(const Problem& prob, const void* x, const void* w, cudaStream_t stream) {
-  using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
-  if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
-    launch_wgmma_tile<Problem, P, ShortTile, kSpecialized>(prob, x, w, stream);
-  } else {
-    launch_wgmma_tile<Problem, P, TallTile, kSpecialized>(prob, x, w, stream);
-  }
+  with_wgmma_tile(prob, [&](auto tile) {
+    launch_wgmma_tile<Problem, P, decltype(tile), kSpecialized>(prob, x, w, stream);
+  });
 }
 
 // Version 7 on `Tile`: the tensor maps of x and w (in the compute type), then the launch.
@@ -106,12 +113,9 @@ void launch_tma_tile(const Problem& prob, const Conv3dShape& s, const void* x, c
 template <class Problem, Precision P>
 void launch_tma(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
                 cudaStream_t stream, const std::string& what) {
-  using pipelined::wgmma::ShortTile, pipelined::wgmma::TallTile;
-  if (pipelined::wgmma::use_short_tile(prob.M, prob.N, multiprocessor_count())) {
-    launch_tma_tile<Problem, P, ShortTile>(prob, s, x, w, stream, what);
-  } else {
-    launch_tma_tile<Problem, P, TallTile>(prob, s, x, w, stream, what);
-  }
+  with_wgmma_tile(prob, [&](auto tile) {
+    launch_tma_tile<Problem, P, decltype(tile)>(prob, s, x, w, stream, what);
+  });
 }
 
 // Whether a problem's GEMM rows are the output positions in order, as an im2col load walks them

@@ -1066,7 +1066,8 @@ uint32_t shared_address(const void* p) {
 }
 
 // A copy by the current thread into the chunk at `dst` starts: no other copy may still be writing
-// it, and every read of what it holds must be complete and ordered before. Poisons it.
+// it, and every read of what it holds must be complete and ordered before. Poisons it and marks
+// it in flight.
 Chunk& start_copy_into(uint32_t dst) {
   Block& b = block();
   const Thread& t = me();
@@ -1088,6 +1089,7 @@ Chunk& start_copy_into(uint32_t dst) {
   chunk.reads.clear();
   for (int i = 0; i < 16; i += 4)
     std::memcpy(b.shared + dst + i, &kPoison, 4);
+  chunk.tag = kInFlight;
   return chunk;
 }
 
@@ -1102,7 +1104,7 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
     return;
   }
   b.shared_space_used = true;
-  Chunk& chunk = start_copy_into(dst);
+  start_copy_into(dst);
   Copy copy{t.copy_commits, t.copy_commits + t.async_arrivals, t.copies_issued++, dst, {}};
   ++the_report.copies;
   if (bytes)
@@ -1110,7 +1112,6 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
   else
     std::memset(copy.data, 0, 16);
   t.copies.push_back(copy);
-  chunk.tag = kInFlight;
 }
 
 void cp_async_commit() {
@@ -1322,7 +1323,7 @@ void issue_bulk_copy(uint32_t dst, uint64_t* bar, int rows, Row row, const char*
     for (int j = 0; j < 8; ++j) {
       const uint32_t linear = dst + uint32_t(i) * 128 + uint32_t(j) * 16;
       const uint32_t address = linear ^ (((linear >> 7) & 7) << 4);
-      start_copy_into(address).tag = kInFlight;
+      start_copy_into(address);
       std::array<unsigned char, 16> data;
       std::memcpy(data.data(), bytes + 16 * j, 16);
       copy.chunks.push_back({address, data});
