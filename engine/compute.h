@@ -48,7 +48,7 @@ struct ComputeOptions {
   bool wide_conv = false;            // and version 4 for the forward and bwd-data (likewise)
   bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
   bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
-  bool tma_conv = false;             // or version 7, version 6 fed by the TMA (before all three)
+  bool tma_conv = true;  // or version 7, version 6 fed by the TMA (before all three; stride 1)
 };
 
 ComputeOptions& compute_options();  // process-wide

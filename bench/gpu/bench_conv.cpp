@@ -241,14 +241,16 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 // for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
 // forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
 // versions 5 and 6 only where they can run (else their rows would time version 3), version 7 for
-// the forward where it applies (else its rows would time version 5).
+// the forward and backward-data where it applies (else its rows would time version 5).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
     case Backend::cu3d_wgmma:
     case Backend::cu3d_wgmma_ws:
       return cuda::wgmma_available() && takes(Backend::cu3d_wide, pass, s, p);
     case Backend::cu3d_wgmma_tma:
-      return pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p) &&
+      return ((pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p)) ||
+              (pass == "bwd_data" &&
+               cuda::conv3d_fwd_wgmma_tma_supports(bwd_data_as_forward(s), p))) &&
              takes(Backend::cu3d_wgmma, pass, s, p);
     case Backend::cu3d_pipelined:
       return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||

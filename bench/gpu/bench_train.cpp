@@ -88,22 +88,42 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
   adam.step();
 }
 
-// Which of cu3d's conv kernels the engine runs: version 3 where it applies (the unsuffixed rows,
-// comparable with earlier runs), version 2 throughout (the "_v2" rows), version 3 with its
-// backward-filter as well (the "_v3f" rows), or that and version 4 or 5 for the forward and
-// bwd-data (the "_v4" and "_v5" rows), or version 6, version 5 warp-specialized (the "_v6" rows),
-// or version 7, version 6 fed by the TMA (the "_v7" rows; version 5 where it does not apply).
-// "_v5" is the engine's default since session 7 on a Hopper GPU with an sm_90a build.
-enum class ConvKernels { v3, v2, v3_with_bwd_filter, v4, v5, v6, v7 };
+// Which of cu3d's conv kernels the engine runs: its defaults (the unsuffixed rows: since session
+// 14, version 7 for the forward and bwd-data where it applies, else version 5, and bwd-filter's
+// version 3, on a Hopper GPU with an sm_90a build), version 3 where it applies (the "_v3" rows,
+// the unsuffixed rows before session 14), version 2 throughout (the "_v2" rows), version 3 with
+// its backward-filter as well (the "_v3f" rows), or that and version 4, 5 or 6 (version 5
+// warp-specialized) for the forward and bwd-data (the "_v4", "_v5" and "_v6" rows).
+enum class ConvKernels { defaults, v3, v2, v3_with_bwd_filter, v4, v5, v6 };
+
+// Sets the conv kernel switches of `options` for `kernels`.
+void select(ComputeOptions& options, ConvKernels kernels) {
+  const ComputeOptions defaults;
+  if (kernels == ConvKernels::defaults) {
+    options.pipelined_conv = defaults.pipelined_conv;
+    options.pipelined_bwd_filter = defaults.pipelined_bwd_filter;
+    options.wide_conv = defaults.wide_conv;
+    options.wgmma_conv = defaults.wgmma_conv;
+    options.wgmma_ws_conv = defaults.wgmma_ws_conv;
+    options.tma_conv = defaults.tma_conv;
+    return;
+  }
+  options.pipelined_conv = kernels != ConvKernels::v2;
+  options.pipelined_bwd_filter = kernels != ConvKernels::v2 && kernels != ConvKernels::v3;
+  options.wide_conv = kernels == ConvKernels::v4;
+  options.wgmma_conv = kernels == ConvKernels::v5;
+  options.wgmma_ws_conv = kernels == ConvKernels::v6;
+  options.tma_conv = false;
+}
 
 void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
-                    ConvKernels kernels = ConvKernels::v3) {
-  const char* suffix = kernels == ConvKernels::v2                   ? "_v2"
+                    ConvKernels kernels = ConvKernels::defaults) {
+  const char* suffix = kernels == ConvKernels::v3                   ? "_v3"
+                       : kernels == ConvKernels::v2                 ? "_v2"
                        : kernels == ConvKernels::v3_with_bwd_filter ? "_v3f"
                        : kernels == ConvKernels::v4                 ? "_v4"
                        : kernels == ConvKernels::v5                 ? "_v5"
                        : kernels == ConvKernels::v6                 ? "_v6"
-                       : kernels == ConvKernels::v7                 ? "_v7"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
                             cu3d::to_string(backend) + suffix + (fuse ? "/fused" : "/unfused");
@@ -115,14 +135,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           options.precision = precision;
           options.conv_backend = backend;
           options.fuse = fuse;
-          options.pipelined_conv = kernels != ConvKernels::v2;
-          options.pipelined_bwd_filter = kernels == ConvKernels::v3_with_bwd_filter ||
-                                         kernels == ConvKernels::v4 || kernels == ConvKernels::v5 ||
-                                         kernels == ConvKernels::v6 || kernels == ConvKernels::v7;
-          options.wide_conv = kernels == ConvKernels::v4;
-          options.wgmma_conv = kernels == ConvKernels::v5;
-          options.wgmma_ws_conv = kernels == ConvKernels::v6;
-          options.tma_conv = kernels == ConvKernels::v7;
+          select(options, kernels);
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -165,18 +178,18 @@ bool register_all() {
       }
   // At the precision of the unfused rows: cu3d's conv version 2 throughout, for comparison, and
   // the engine's default backend (auto: each conv pass timed once on cu3d and cuDNN, the faster
-  // kept); for the C3Ds, both with version 3's backward-filter too, and with version 4, 5, 6 or 7
-  // as well (versions 5-7 where they can run).
+  // kept); for the C3Ds, both on the earlier kernels: version 3, with its backward-filter, and
+  // with version 4, 5 or 6 as well (versions 5 and 6 where they can run).
   for (const char* model : {"c3d", "c3d-ln", "keras3d"}) {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
   }
   for (const char* model : {"c3d", "c3d-ln"})
     for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
-      for (ConvKernels kernels : {ConvKernels::v3_with_bwd_filter, ConvKernels::v4, ConvKernels::v5,
-                                  ConvKernels::v6, ConvKernels::v7})
-        if (kernels == ConvKernels::v3_with_bwd_filter || kernels == ConvKernels::v4 ||
-            cuda::wgmma_available())
+      for (ConvKernels kernels : {ConvKernels::v3, ConvKernels::v3_with_bwd_filter, ConvKernels::v4,
+                                  ConvKernels::v5, ConvKernels::v6})
+        if (kernels == ConvKernels::v3 || kernels == ConvKernels::v3_with_bwd_filter ||
+            kernels == ConvKernels::v4 || cuda::wgmma_available())
           register_train(model, kUnfusedPrecision, backend, true, kernels);
   return true;
 }

@@ -22,7 +22,7 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   const ComputeOptions saved = compute_options();
   ComputeOptions& o = compute_options();
   o = ComputeOptions{};
-  o.wgmma_conv = o.pipelined_bwd_filter = false;  // version 3 alone first
+  o.tma_conv = o.wgmma_conv = o.pipelined_bwd_filter = false;  // version 3 alone first
   o.precision = Precision::bf16;
   o.conv_backend = ConvBackend::cu3d;
   EXPECT_EQ(describe_compute_options(),
@@ -39,7 +39,7 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, warp-specialized wgmma conv, "
             "pipelined bwd-filter), fusion on");
-  o.tma_conv = true;  // version 7 before version 6
+  o.tma_conv = true;  // version 7 (the default) before version 6
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, "
             "pipelined bwd-filter), fusion on");

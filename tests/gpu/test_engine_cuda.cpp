@@ -282,6 +282,15 @@ void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vec
                              [](bool v3) { compute_options().pipelined_conv = v3; });
 }
 
+// cu3d's conv on version 3 alone, whatever the defaults: the tests below compare each later
+// version with it, or with version 5.
+void use_version3_alone() {
+  ComputeOptions& o = compute_options();
+  o.conv_backend = ConvBackend::cu3d;
+  o.pipelined_conv = true;
+  o.pipelined_bwd_filter = o.wide_conv = o.wgmma_conv = o.wgmma_ws_conv = o.tma_conv = false;
+}
+
 // `--pipelined-conv`: cu3d's conv on its version 3 kernels (forward and bwd-data at 64
 // channels, bwd-filter on version 2), alone against the CPU (tolerances per precision as
 // DenseOnEveryPrecision's), and in the fused blocks against version 2 on the GPU: a max-pool's
@@ -296,7 +305,7 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
   const Pool3dParams pool{.window = {2, 2, 2}, .stride = {2, 2, 2}};
   const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
   const ComputeOptions saved = compute_options();
-  compute_options().conv_backend = ConvBackend::cu3d;
+  use_version3_alone();
   for (auto [precision, tolerance] : {std::pair{Precision::tf32, 3e-3}, {Precision::bf16, 2e-2}}) {
     compute_options().precision = precision;
     compute_options().pipelined_conv = true;
@@ -324,14 +333,15 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
   compute_options() = saved;
 }
 
-// A conv kernel setting (`configure(true)`) against version 3 alone through the engine, on
-// 64 -> 128 channels in tf32 and bf16: the conv, the training block with a pool whose windows do
-// not tile the output (z stored by the conv's epilogue), and with `layer_norm` the layer-norm
-// block (the statistics in the epilogue). Both multiply the same operands: the forwards agree bit
-// for bit (version 4) or to fp32 rounding (version 5's sums inside each wgmma, ~1e-7), the
-// gradients by fp32 summation order. A max-pool's gradient follows its window's argmax, which
-// moves only when two of a window's values come within that rounding (~1e-6 chance per window:
-// ~0.5 % for the 4096 windows here); 1e-4 sees a moved one (2.6 % of dx).
+// A conv kernel setting (`configure(true)`) against `configure(false)`, each on top of version 3
+// alone (use_version3_alone), through the engine, on 64 -> 128 channels in tf32 and bf16: the conv,
+// the training block with a pool whose windows do not tile the output (z stored by the conv's
+// epilogue), and with `layer_norm` the layer-norm block (the statistics in the epilogue). Both
+// multiply the same operands: the forwards agree bit for bit (version 4) or to fp32 rounding
+// (version 5's sums inside each wgmma, ~1e-7), the gradients by fp32 summation order. A max-pool's
+// gradient follows its window's argmax, which moves only when two of a window's values come within
+// that rounding (~1e-6 chance per window: ~0.5 % for the 4096 windows here); 1e-4 sees a moved one
+// (2.6 % of dx).
 void expect_setting_matches_version3(uint64_t seed, const std::function<void(bool)>& configure,
                                      bool layer_norm) {
   Generator gen(seed);
@@ -343,8 +353,7 @@ void expect_setting_matches_version3(uint64_t seed, const std::function<void(boo
   const Pool3dParams tiling_pool{.window = {2, 2, 2}, .stride = {2, 2, 2}};
   const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
   const ComputeOptions saved = compute_options();
-  compute_options().conv_backend = ConvBackend::cu3d;
-  compute_options().pipelined_conv = true;
+  use_version3_alone();
   for (Precision precision : {Precision::tf32, Precision::bf16}) {
     compute_options().precision = precision;
     SCOPED_TRACE(to_string(precision));
@@ -391,19 +400,23 @@ TEST(EngineCuda, WgmmaConvMatchesVersion3) {
       12, [](bool on) { compute_options().wgmma_conv = on; }, true);
 }
 
-// Version 6 (wgmma_ws_conv: version 5 warp-specialized), every block, against version 5 (the
-// default that switching it off leaves).
+// Version 6 (wgmma_ws_conv: version 5 warp-specialized), every block, against version 5.
 TEST(EngineCuda, WgmmaWsConvMatchesVersion5) {
   CU3D_REQUIRE_GPU();
   std::string why;
   if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
   expect_setting_matches_version3(
-      13, [](bool on) { compute_options().wgmma_ws_conv = on; }, true);
+      13,
+      [](bool on) {
+        compute_options().wgmma_conv = true;
+        compute_options().wgmma_ws_conv = on;
+      },
+      true);
 }
 
-// Version 7 (tma_conv: version 6 fed by the TMA), every block, against version 5 (the default
-// that switching it off leaves). Version 7 must take the blocks' conv (stride 1, "same" padding),
-// or this would compare version 5 with itself.
+// Version 7 (tma_conv: version 6 fed by the TMA; the default since session 14), every block,
+// against version 5. Version 7 must take the blocks' conv (stride 1, "same" padding), or this
+// would compare version 5 with itself.
 TEST(EngineCuda, TmaConvMatchesVersion5) {
   CU3D_REQUIRE_GPU();
   std::string why;
@@ -413,7 +426,12 @@ TEST(EngineCuda, TmaConvMatchesVersion5) {
         Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same), p))
         << to_string(p);
   expect_setting_matches_version3(
-      14, [](bool on) { compute_options().tma_conv = on; }, true);
+      14,
+      [](bool on) {
+        compute_options().wgmma_conv = true;
+        compute_options().tma_conv = on;
+      },
+      true);
 }
 
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
