@@ -12,6 +12,7 @@
 #include "bench/gpu/common.h"
 #include "gpu/cases.h"
 #include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/pool3d.cuh"
@@ -108,6 +109,72 @@ void register_conv(const ConvLayer& layer, const std::string& pass, Precision p,
           } else {
             set_ratio_to_baseline(state, key, ms);
           }
+        });
+      })
+      ->UseManualTime()
+      ->Iterations(kConvIterations)
+      ->Unit(benchmark::kMillisecond);
+}
+
+// The forward's operands in the form each backend's kernel reads, made from the layer's rotated
+// sets outside the timing: bf16 copies of x and w for bf16; for tf32 the fp32 arrays themselves
+// for cuDNN and tf32-rounded copies for cu3d (its tensor cores would truncate the low bits
+// otherwise). y in the type cuDNN writes (bf16 for bf16), fp32 for cu3d.
+struct PreparedOperands {
+  std::vector<std::unique_ptr<DeviceBuffer>> x, w;
+  std::unique_ptr<DeviceBuffer> y;
+
+  PreparedOperands(const ConvLayer& layer, const LayerBuffers& b, Precision p, bool cudnn) {
+    const Conv3dShape& s = layer.shape;
+    const bool bf16 = p == Precision::bf16;
+    const int element = bf16 ? 2 : 4;
+    auto prepare = [&](const float* from, int64_t count, uint64_t seed) {
+      auto to = std::make_unique<DeviceBuffer>(element * count, seed, Fill::zeros);
+      if (bf16)
+        cuda::fp32_to_bf16(from, to->as<__nv_bfloat16>(), count, stream());
+      else if (cudnn)
+        CU3D_CUDA_CHECK(
+            cudaMemcpyAsync(to->f(), from, 4 * count, cudaMemcpyDeviceToDevice, stream()));
+      else
+        cuda::fp32_to_tf32(from, to->f(), count, stream());
+      return to;
+    };
+    for (int i = 0; i < b.sets; ++i) {
+      x.push_back(prepare(b.x[i]->f(), s.input_size(), 0));
+      w.push_back(prepare(b.w[i]->f(), s.filter_size(), 0));
+    }
+    y = std::make_unique<DeviceBuffer>((cudnn ? element : 4) * s.output_size(), 0, Fill::zeros);
+    CU3D_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
+};
+
+// The "fwd_prepared" rows: the forward alone on prepared operands, no bias, cuDNN (its
+// algorithm chosen by cudnnFind*) against versions 5 and 7: kernel against kernel. The "fwd"
+// rows time the engine's call on fp32 tensors instead, where each side converts x and w first and
+// cuDNN also converts its bf16 output back and adds the bias in a pass of its own.
+void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend) {
+  const std::string key = "conv/" + layer.name + "/fwd_prepared/" + to_string(p);
+  const std::string name = key + "/" + cases::to_string(backend);
+  benchmark::RegisterBenchmark(
+      name.c_str(),
+      [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const Conv3dShape& s = layer.shape;
+          const bool cudnn = backend == Backend::cudnn;
+          const PreparedOperands in(layer, buffers_for(layer), p, cudnn);
+          const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
+          const double ms = run_timed(state, stream(), work, [&](int i) {
+            const int r = i % int(in.x.size());
+            if (cudnn)
+              cudnn::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p, stream());
+            else
+              cuda::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p, stream(),
+                                        cases::conv_kernel(backend));
+          });
+          if (cudnn)
+            remember_baseline(key, ms);
+          else
+            set_ratio_to_baseline(state, key, ms);
         });
       })
       ->UseManualTime()
@@ -297,6 +364,10 @@ bool register_all() {
              {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide,
               Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws, Backend::cu3d_wgmma_tma})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
+    for (Precision p : {Precision::tf32, Precision::bf16})
+      if (cuda::wgmma_available() && cuda::conv3d_fwd_wgmma_supports(layer.shape, p))
+        for (Backend backend : {Backend::cudnn, Backend::cu3d_wgmma, Backend::cu3d_wgmma_tma})
+          register_conv_prepared(layer, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block :
          {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool", "bias_ln_relu_pool_train"})

@@ -27,21 +27,23 @@
 //              from shared memory, for version 3's shapes and every epilogue (both pools and the
 //              layer-norm statistics too) and bwd-data; on a device of compute capability 9.0 in
 //              a build for sm_90a (90a in CMAKE_CUDA_ARCHITECTURES, as by default), version 3
-//              elsewhere. The engine's default since it passed on an H200.
+//              elsewhere. The engine's default from session 7 to 13, and where 7 does not apply.
 //   version 6 (`ConvKernel::wgmma_ws`, tf32 and bf16; passed on an H100 and an H200):
 //              version 5 with its warps specialized, a third warpgroup gathering the stages
 //              while the two of math only wait on mbarriers and issue wgmma
 //              (conv3d_wgmma_ws.cuh); where version 5 applies. Only the tests and the
 //              benchmark ask for it: one warpgroup of gathers is slower than version 5's two
 //              (0.6x, docs/kernels/conv3d_cuda.md).
-//   version 7 (`ConvKernel::wgmma_tma`, tf32 and bf16; written in session 13, not yet run on a
-//              GPU): version 6 with its gathers done by the tensor memory accelerator, one
+//   version 7 (`ConvKernel::wgmma_tma`, tf32 and bf16; written in session 13, passed on an H200
+//              and an H100 in session 14): version 6 with its gathers done by the tensor memory
+//              accelerator, one
 //              thread issuing each stage as two bulk tensor copies (the activations in im2col
 //              mode, the filters as a tile) that complete on the slot's mbarrier
 //              (conv3d_wgmma_tma.cuh); for the forward at stride 1 (the stores, bias + ReLU,
 //              the layer-norm statistics, and both pool blocks as a stored z and the pool
 //              kernel: it cannot order rows window by window) and bwd-data (the mirrored
-//              forward), version 5 elsewhere. Only the tests and the benchmark ask for it.
+//              forward), version 5 elsewhere. The engine's default since session 14 (1.4-1.7x
+//              version 5 on C3D's layers).
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
@@ -94,6 +96,14 @@ bool wgmma_available(std::string* why = nullptr);
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
                 Precision precision, cudaStream_t stream,
                 ConvKernel kernel = ConvKernel::implicit_gemm);
+
+// The forward without bias on operands already in the form version 5 or 7 reads (`x` and `w` as
+// bf16 arrays for bf16, tf32-rounded floats for tf32; 16-byte aligned), skipping the conversion
+// conv3d_fwd makes first: `kernel` wgmma or wgmma_tma, on a shape conv3d_fwd_wgmma_supports takes
+// (version 5 where version 7 does not apply). For the benchmark's kernel-to-kernel comparison
+// with cudnn::conv3d_fwd_prepared.
+void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, float* y,
+                         Precision precision, cudaStream_t stream, ConvKernel kernel);
 
 // Fused block: y = relu(conv(x, w) + bias) in one pass over y (the epilogue applies bias and
 // ReLU before the only store), saving a read and a write of y against the unfused pair.

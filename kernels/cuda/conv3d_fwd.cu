@@ -290,6 +290,31 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
   run_store(s, x, w, bias, y, false, precision, kernel, stream);
 }
 
+void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, float* y,
+                         Precision precision, cudaStream_t stream, ConvKernel kernel) {
+  const char* op = "conv3d_fwd_prepared";
+  const std::string what = describe(op, s, precision);
+  CU3D_CHECK((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_tma) &&
+                 conv3d_fwd_wgmma_supports(s, precision) && aligned16(x) && aligned16(w),
+             "{}: takes versions 5 and 7 on the shapes version 5 takes, 16-byte aligned operands",
+             what);
+  // The problem's own x and w are the gathers' of versions 2-4, unused here.
+  auto prob = make_problem<FwdProblem<StoreOut>>(s, nullptr, nullptr, nullptr, op);
+  prob.out = {y, false};
+  auto launch = [&](auto precision_constant) {
+    constexpr Precision kP = decltype(precision_constant)::value;
+    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, precision))
+      launch_tma<decltype(prob), kP>(prob, s, x, w, stream, what);
+    else
+      launch_wgmma<decltype(prob), kP, false>(prob, x, w, stream);
+  };
+  if (precision == Precision::bf16)
+    launch(std::integral_constant<Precision, Precision::bf16>());
+  else
+    launch(std::integral_constant<Precision, Precision::tf32>());
+  check_launch(what);
+}
+
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                           float* y, Precision precision, cudaStream_t stream, ConvKernel kernel) {
   run_store(s, x, w, bias, y, true, precision, kernel, stream);

@@ -128,8 +128,8 @@ void add_bias(cudnnHandle_t h, const Conv3dShape& s, const float* bias, float* y
 
 }  // namespace
 
-void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
-                Precision precision, cudaStream_t stream) {
+void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, void* y,
+                         Precision precision, cudaStream_t stream) {
   const cudnnHandle_t h = handle_on(stream);
   const ConvDescriptors d("fwd", s, precision);
   const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
@@ -144,16 +144,20 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
                                                            d.y.get(), algo, &bytes),
                    d.what);
   const Scratch workspace(bytes, stream);
+  const float one = 1.f, zero = 0.f;
+  CU3D_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
+                                           workspace.get(), bytes, &zero, d.y.get(), y),
+                   d.what);
+}
+
+void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
+                Precision precision, cudaStream_t stream) {
   const Operand xo(x, s.input_size(), precision, true, stream);
   const Operand wo(w, s.filter_size(), precision, true, stream);
   const Operand yo(y, s.output_size(), precision, false, stream);
-  const float one = 1.f, zero = 0.f;
-  CU3D_CUDNN_CHECK(
-      cudnnConvolutionForward(h, &one, d.x.get(), xo.get(), d.w.get(), wo.get(), d.conv.get(), algo,
-                              workspace.get(), bytes, &zero, d.y.get(), yo.get()),
-      d.what);
+  conv3d_fwd_prepared(s, xo.get(), wo.get(), yo.get(), precision, stream);
   yo.copy_out();
-  if (bias) add_bias(h, s, bias, y, d.what);
+  if (bias) add_bias(handle_on(stream), s, bias, y, describe("fwd", s, precision));
 }
 
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,

@@ -23,6 +23,13 @@ namespace cu3d::cudnn {
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
                 Precision precision, cudaStream_t stream);
 
+// The forward alone on operands already in the type cuDNN computes on (bf16 arrays for bf16, fp32
+// otherwise; y too), without the conversions and the bias conv3d_fwd adds around it: cuDNN as a
+// program that keeps its tensors in that type would call it (the benchmark's kernel-to-kernel
+// rows).
+void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, void* y,
+                         Precision precision, cudaStream_t stream);
+
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
                      Precision precision, cudaStream_t stream);
 

@@ -20,6 +20,7 @@
 #include "block.h"
 #include "conv_reference.h"
 #include "kernels/cpu/pool3d.h"
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "test_buffers.h"
 
@@ -170,6 +171,39 @@ const Case kCases[] = {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvApiEmulation, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// conv3d_fwd_prepared (the benchmark's kernel-to-kernel rows) on the operands conv3d_fwd converts
+// x and w to before it launches the same kernel: the same bits, from versions 5 and 7.
+TEST(ConvApiEmulationPrepared, MatchesTheForwardBitForBit) {
+  const Conv3dShape s = layer();
+  const Case cases[] = {{"Bf16_Version5", Precision::bf16, ConvKernel::wgmma},
+                        {"Tf32_Version7", Precision::tf32, ConvKernel::wgmma_tma},
+                        {"Bf16_Version7", Precision::bf16, ConvKernel::wgmma_tma}};
+  for (const auto& [name, p, kernel] : cases) {
+    SCOPED_TRACE(name);
+    const std::vector<float> x = random_values(s.input_size(), Precision::fp32, 5),
+                             w = random_values(s.filter_size(), Precision::fp32, 6);
+    std::vector<float> expected = poisoned(s.output_size()), y = poisoned(s.output_size());
+    cuda::conv3d_fwd(s, x.data(), w.data(), nullptr, expected.data(), p, nullptr, kernel);
+    emu::reset_report();
+    if (p == Precision::bf16) {
+      std::vector<__nv_bfloat16> xb(x.size()), wb(w.size());
+      cuda::fp32_to_bf16(x.data(), xb.data(), int64_t(x.size()), nullptr);
+      cuda::fp32_to_bf16(w.data(), wb.data(), int64_t(w.size()), nullptr);
+      cuda::conv3d_fwd_prepared(s, xb.data(), wb.data(), y.data(), p, nullptr, kernel);
+    } else {
+      std::vector<float> xt(x.size()), wt(w.size());
+      cuda::fp32_to_tf32(x.data(), xt.data(), int64_t(x.size()), nullptr);
+      cuda::fp32_to_tf32(w.data(), wt.data(), int64_t(w.size()), nullptr);
+      cuda::conv3d_fwd_prepared(s, xt.data(), wt.data(), y.data(), p, nullptr, kernel);
+    }
+    const emu::Report& r = emu::report();
+    EXPECT_EQ(r.total_faults(), 0) << r.summary();
+    EXPECT_GT(r.wgmma, 0);
+    EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma) << "TMA loads: " << r.bulk_copies;
+    EXPECT_EQ(std::memcmp(y.data(), expected.data(), sizeof(float) * y.size()), 0);
+  }
+}
 
 // Version 7 takes version 5's shapes at stride 1 whose im2col corners (-pad_before and
 // pad_after - (kernel - 1)) a 5-D tensor map holds, within [-16, 15]; not fp32 (no tensor cores).

@@ -18,7 +18,9 @@
 #include "gpu/cases.h"
 #include "gpu/parity.h"
 #include "gpu/require_gpu.h"
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/conv3d.cuh"
+#include "kernels/cudnn/conv3d.h"
 
 namespace cu3d::parity {
 namespace {
@@ -190,6 +192,62 @@ TEST(ConvPipelined, WgmmaTmaMatchesWgmmaBitForBit) {
   // conv2a-conv5b and odd_c64_k72_same_even_kernel in both precisions; not the other odd shapes
   // with 64 and 128 channels (strides).
   EXPECT_EQ(taken, 2 * 8);
+}
+
+// conv3d_fwd_prepared, the benchmark's kernel-to-kernel rows, on the operands each side's
+// conv3d_fwd converts x and w to: cu3d's versions 5 and 7 bit for bit with conv3d_fwd; cuDNN
+// within the rounding of its bf16 output (cudnn::conv3d_fwd converts the same bf16 output back;
+// an algorithm that splits the reduction may add in another order from run to run).
+TEST(ConvPipelined, PreparedForwardMatchesTheForward) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const Conv3dShape s =
+      Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same);
+  std::mt19937_64 rng(29);
+  const DeviceArray x(random_floats(s.input_size(), rng)), w(random_floats(s.filter_size(), rng));
+  auto synced = [](const DeviceArray& a) {
+    CU3D_CUDA_CHECK(cudaDeviceSynchronize());
+    return a.download();
+  };
+  for (Precision p : {Precision::tf32, Precision::bf16}) {
+    SCOPED_TRACE(to_string(p));
+    const bool bf16 = p == Precision::bf16;
+    // The converted operands (4 bytes per element: room for either form).
+    const DeviceArray xp(s.input_size()), wp(s.filter_size());
+    if (bf16) {
+      cuda::fp32_to_bf16(x.get(), reinterpret_cast<__nv_bfloat16*>(xp.get()), s.input_size(),
+                         nullptr);
+      cuda::fp32_to_bf16(w.get(), reinterpret_cast<__nv_bfloat16*>(wp.get()), s.filter_size(),
+                         nullptr);
+    } else {
+      cuda::fp32_to_tf32(x.get(), xp.get(), s.input_size(), nullptr);
+      cuda::fp32_to_tf32(w.get(), wp.get(), s.filter_size(), nullptr);
+    }
+    for (cuda::ConvKernel kernel : {cuda::ConvKernel::wgmma, cuda::ConvKernel::wgmma_tma}) {
+      DeviceArray expected(s.output_size()), got(s.output_size());
+      expected.poison();
+      got.poison();
+      cuda::conv3d_fwd(s, x.get(), w.get(), nullptr, expected.get(), p, nullptr, kernel);
+      cuda::conv3d_fwd_prepared(s, xp.get(), wp.get(), got.get(), p, nullptr, kernel);
+      expect_same_bits(synced(expected), synced(got),
+                       kernel == cuda::ConvKernel::wgmma ? "version 5" : "version 7");
+    }
+    DeviceArray expected(s.output_size()), y(s.output_size()), got(s.output_size());
+    expected.poison();
+    got.poison();
+    cudnn::conv3d_fwd(s, x.get(), w.get(), nullptr, expected.get(), p, nullptr);
+    if (bf16) {
+      cudnn::conv3d_fwd_prepared(s, xp.get(), wp.get(), y.get(), p, nullptr);
+      cuda::bf16_to_fp32(reinterpret_cast<const __nv_bfloat16*>(y.get()), got.get(),
+                         s.output_size(), nullptr);
+    } else {
+      cudnn::conv3d_fwd_prepared(s, x.get(), w.get(), got.get(), p, nullptr);
+    }
+    const Difference d = difference(synced(expected), synced(got));
+    EXPECT_EQ(d.not_finite, 0) << "cuDNN";
+    EXPECT_LT(d.relative, 1e-3) << "cuDNN";
+  }
 }
 
 // Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
