@@ -88,18 +88,25 @@ void guarded(benchmark::State& state, const std::function<void()>& body) {
   }
 }
 
-double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int warmup, int runs) {
+std::vector<double> back_to_back_ms(cudaStream_t stream, const std::function<void(int)>& call,
+                                    int warmup, int runs) {
   for (int i = 0; i < warmup; ++i)
     call(i);
-  std::vector<double> ms;
+  std::vector<cuda::Event> marks(runs + 1);
+  marks[0].record(stream);
   for (int i = 0; i < runs; ++i) {
-    cuda::Event start, stop;
-    start.record(stream);
     call(i);
-    stop.record(stream);
-    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    ms.push_back(stop.elapsed_ms_since(start));
+    marks[i + 1].record(stream);
   }
+  CU3D_CUDA_CHECK(cudaEventSynchronize(marks[runs].get()));
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i)
+    ms.push_back(marks[i + 1].elapsed_ms_since(marks[i]));
+  return ms;
+}
+
+double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int warmup, int runs) {
+  std::vector<double> ms = back_to_back_ms(stream, call, warmup, runs);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
@@ -196,19 +203,10 @@ const Peaks& peaks() {
 double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
                  const std::function<void(int)>& call) {
   constexpr int kWarmup = 3;
-  for (int i = 0; i < kWarmup; ++i)
-    call(i);
-  std::vector<double> ms;
-  int i = 0;
-  for (auto _ : state) {
-    cuda::Event start, stop;
-    start.record(stream);
-    call(i++);
-    stop.record(stream);
-    CU3D_CUDA_CHECK(cudaEventSynchronize(stop.get()));
-    ms.push_back(stop.elapsed_ms_since(start));
-    state.SetIterationTime(ms.back() * 1e-3);
-  }
+  std::vector<double> ms = back_to_back_ms(stream, call, kWarmup, int(state.max_iterations));
+  size_t i = 0;
+  for (auto _ : state)
+    state.SetIterationTime(ms[i++] * 1e-3);
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   const double seconds = median * 1e-3;

@@ -64,11 +64,21 @@ struct Peaks {
 };
 const Peaks& peaks();
 
-// Median milliseconds of `runs` calls of `call(i)` (i = run index, for rotation) after `warmup`
-// calls, each bracketed by CUDA events on `stream`.
+// The milliseconds of each of `runs` calls of `call(i)` (i = run index, for rotation) after
+// `warmup` calls, all enqueued back to back with a CUDA event on `stream` between each two and
+// one wait at the end: the host runs ahead of the GPU, so a call's host-side work (cuDNN's
+// per-call set-up, cu3d's tensor maps, launches) overlaps the kernels of the calls before it, as
+// in a training step, and each interval is the GPU's time for one call. (Until session 14 each
+// call had its own events and a wait: the GPU idled through the next call's host work, which
+// counted against it; that cost cuDNN's forward up to ~0.25 ms a call on an H100.)
+std::vector<double> back_to_back_ms(cudaStream_t stream, const std::function<void(int)>& call,
+                                    int warmup, int runs);
+
+// The median of back_to_back_ms.
 double median_ms(cudaStream_t stream, const std::function<void(int)>& call, int warmup, int runs);
 
-// Runs the benchmark loop: every iteration one timed call. Sets the counters ms (median),
+// Runs the benchmark loop: every iteration one call, timed by back_to_back_ms. Sets the
+// counters ms (median),
 // and, when nonzero, TFLOP/s, GB/s and roofline (floor time / measured time, where the floor
 // is max(flops / peak of `precision`, bytes / copy bandwidth)). A memory-bound op (bytes but no
 // flops) also gets same_size_copy_us, a device-to-device copy moving the same bytes, and
