@@ -20,8 +20,9 @@
 #   GPU_CHECK_FILTER      gtest filter of the full run (default: all)
 #   GPU_CHECK_JOBS        the suite runs as this many gtest shards at once (default: 4 where
 #                         there are 8 or more CPUs, else 1); the CPU references dominate its time
-#   GPU_CHECK_MEMCHECK    filter of the memcheck run
-#   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only)
+#   GPU_CHECK_MEMCHECK    filter of the memcheck run ("none": skip the stage)
+#   GPU_CHECK_RACECHECK   filter of the racecheck run (shared-memory races: cu3d kernels only;
+#                         "none": skip the stage)
 #   CU3D_TEST_SEED        run seed of the random inputs
 #   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT, GPU_CHECK_RACECHECK_TIMEOUT
 #                         seconds per stage (300, 150 for memcheck, 300: the reduced racecheck
@@ -124,6 +125,11 @@ run_stage() {
   shift
   if [[ $1 == timeout && $2 == 0 ]]; then
     echo "$name|SKIP|0|0|0|0|no time left before GPU_CHECK_DEADLINE" >>"$summary"
+    publish
+    return
+  fi
+  if [[ ${*: -1} == --gtest_filter=none ]]; then
+    echo "$name|SKIP|0|0|0|0|its filter is none" >>"$summary"
     publish
     return
   fi
