@@ -5,6 +5,7 @@
 // Names: conv/<layer>/<pass>/<precision>/<backend> and fused/<layer>/<block>/<precision>/<how>.
 // FLOPs: 2 * macs per pass. Bytes (the least a pass must move, fp32 in memory): the two
 // operands it reads and the one it writes, once each.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,29 +92,39 @@ double pass_bytes(const Conv3dShape& s) {
   return 4.0 * double(s.input_size() + s.filter_size() + s.output_size());
 }
 
-void register_conv(const ConvLayer& layer, const std::string& pass, Precision p, Backend backend) {
-  const std::string key = "conv/" + layer.name + "/" + pass + "/" + to_string(p);
-  const std::string name = key + "/" + cases::to_string(backend);
-  benchmark::RegisterBenchmark(
-      name.c_str(),
-      [=](benchmark::State& state) {
-        guarded(state, [&] {
-          const Conv3dShape& s = layer.shape;
-          const LayerBuffers& b = buffers_for(layer);
-          const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
-          const double ms = run_timed(state, stream(), work,
-                                      [&](int i) { conv_pass(pass, backend, s, b, i, p); });
-          if (backend == Backend::cudnn) {
-            remember_baseline(key, ms);
-            state.counters["cudnn_algo"] = cudnn::conv3d_algorithm(pass.c_str(), s, p);
-          } else {
-            set_ratio_to_baseline(state, key, ms);
-          }
-        });
-      })
+// Registers the row `key`/`how`: `timed(state)` sets it up, runs it through run_timed and
+// returns the median ms. The baseline row of a key (cuDNN's, registered first) remembers its time;
+// the others get vs_cudnn against it.
+void register_row(const std::string& key, const std::string& how, bool baseline,
+                  const std::function<double(benchmark::State&)>& timed) {
+  benchmark::RegisterBenchmark((key + "/" + how).c_str(),
+                               [=](benchmark::State& state) {
+                                 guarded(state, [&] {
+                                   const double ms = timed(state);
+                                   if (baseline)
+                                     remember_baseline(key, ms);
+                                   else
+                                     set_ratio_to_baseline(state, key, ms);
+                                 });
+                               })
       ->UseManualTime()
       ->Iterations(kConvIterations)
       ->Unit(benchmark::kMillisecond);
+}
+
+void register_conv(const ConvLayer& layer, const std::string& pass, Precision p, Backend backend) {
+  const bool cudnn = backend == Backend::cudnn;
+  register_row("conv/" + layer.name + "/" + pass + "/" + to_string(p), cases::to_string(backend),
+               cudnn, [=](benchmark::State& state) {
+                 const Conv3dShape& s = layer.shape;
+                 const LayerBuffers& b = buffers_for(layer);
+                 const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
+                 const double ms = run_timed(state, stream(), work,
+                                             [&](int i) { conv_pass(pass, backend, s, b, i, p); });
+                 if (cudnn)
+                   state.counters["cudnn_algo"] = cudnn::conv3d_algorithm(pass.c_str(), s, p);
+                 return ms;
+               });
 }
 
 // The forward's operands in the form each backend's kernel reads, made from the layer's rotated
@@ -153,33 +164,22 @@ struct PreparedOperands {
 // rows time the engine's call on fp32 tensors instead, where each side converts x and w first and
 // cuDNN also converts its bf16 output back and adds the bias in a pass of its own.
 void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend) {
-  const std::string key = "conv/" + layer.name + "/fwd_prepared/" + to_string(p);
-  const std::string name = key + "/" + cases::to_string(backend);
-  benchmark::RegisterBenchmark(
-      name.c_str(),
-      [=](benchmark::State& state) {
-        guarded(state, [&] {
-          const Conv3dShape& s = layer.shape;
-          const bool cudnn = backend == Backend::cudnn;
-          const PreparedOperands in(layer, buffers_for(layer), p, cudnn);
-          const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
-          const double ms = run_timed(state, stream(), work, [&](int i) {
-            const int r = i % int(in.x.size());
-            if (cudnn)
-              cudnn::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p, stream());
-            else
-              cuda::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p, stream(),
-                                        cases::conv_kernel(backend));
-          });
-          if (cudnn)
-            remember_baseline(key, ms);
-          else
-            set_ratio_to_baseline(state, key, ms);
-        });
-      })
-      ->UseManualTime()
-      ->Iterations(kConvIterations)
-      ->Unit(benchmark::kMillisecond);
+  const bool cudnn = backend == Backend::cudnn;
+  register_row("conv/" + layer.name + "/fwd_prepared/" + to_string(p), cases::to_string(backend),
+               cudnn, [=](benchmark::State& state) {
+                 const Conv3dShape& s = layer.shape;
+                 const PreparedOperands in(layer, buffers_for(layer), p, cudnn);
+                 const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
+                 return run_timed(state, stream(), work, [&](int i) {
+                   const int r = i % int(in.x.size());
+                   if (cudnn)
+                     cudnn::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p,
+                                                stream());
+                   else
+                     cuda::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p,
+                                               stream(), cases::conv_kernel(backend));
+                 });
+               });
 }
 
 // Scratch of a fused-block benchmark beyond the layer's conv operands.
@@ -276,32 +276,20 @@ void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
 }
 
 void register_fused(const ConvLayer& layer, const std::string& block, Precision p, BlockRun run) {
-  const std::string key = "fused/" + layer.name + "/" + block + "/" + cu3d::to_string(p);
-  const std::string name = key + "/" + to_string(run);
-  benchmark::RegisterBenchmark(
-      name.c_str(),
-      [=](benchmark::State& state) {
-        guarded(state, [&] {
-          const LayerBuffers& b = buffers_for(layer);
-          FusedScratch f(layer);
-          const Conv3dShape& s = layer.shape;
-          // The block's floor: the conv's FLOPs, reading x and w and writing the pooled output
-          // (and z in training).
-          const bool train = block.ends_with("_train");
-          const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size() +
-                                      (train ? s.output_size() : 0));
-          const Work work{2.0 * double(s.macs()), bytes, p};
-          const double ms = run_timed(state, stream(), work,
-                                      [&](int i) { fused_call(block, run, layer, b, f, i, p); });
-          if (run == BlockRun::cudnn_unfused)
-            remember_baseline(key, ms);
-          else
-            set_ratio_to_baseline(state, key, ms);
-        });
-      })
-      ->UseManualTime()
-      ->Iterations(kConvIterations)
-      ->Unit(benchmark::kMillisecond);
+  register_row("fused/" + layer.name + "/" + block + "/" + cu3d::to_string(p), to_string(run),
+               run == BlockRun::cudnn_unfused, [=](benchmark::State& state) {
+                 const LayerBuffers& b = buffers_for(layer);
+                 FusedScratch f(layer);
+                 const Conv3dShape& s = layer.shape;
+                 // The block's floor: the conv's FLOPs, reading x and w and writing the pooled
+                 // output (and z in training).
+                 const bool train = block.ends_with("_train");
+                 const double bytes = 4.0 * (s.input_size() + s.filter_size() + f.p.output_size() +
+                                             (train ? s.output_size() : 0));
+                 const Work work{2.0 * double(s.macs()), bytes, p};
+                 return run_timed(state, stream(), work,
+                                  [&](int i) { fused_call(block, run, layer, b, f, i, p); });
+               });
 }
 
 // Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
