@@ -160,9 +160,10 @@ struct PreparedOperands {
 };
 
 // The "fwd_prepared" rows: the forward alone on prepared operands, no bias, cuDNN (its
-// algorithm chosen by cudnnFind*) against versions 5 and 7: kernel against kernel. The "fwd"
-// rows time the engine's call on fp32 tensors instead, where each side converts x and w first and
-// cuDNN also converts its bf16 output back and adds the bias in a pass of its own.
+// algorithm chosen by cudnnFind*) against versions 5 and 7, replayed from a CUDA graph
+// (run_graph_timed): kernel against kernel. The "fwd" rows time the engine's call on fp32 tensors
+// instead, where each side converts x and w first and cuDNN also converts its bf16 output back
+// and adds the bias in a pass of its own.
 void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend) {
   const bool cudnn = backend == Backend::cudnn;
   register_row("conv/" + layer.name + "/fwd_prepared/" + to_string(p), cases::to_string(backend),
@@ -170,7 +171,7 @@ void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend
                  const Conv3dShape& s = layer.shape;
                  const PreparedOperands in(layer, buffers_for(layer), p, cudnn);
                  const Work work{2.0 * double(s.macs()), pass_bytes(s), p};
-                 return run_timed(state, stream(), work, [&](int i) {
+                 return run_graph_timed(state, stream(), work, int(in.x.size()), [&](int i) {
                    const int r = i % int(in.x.size());
                    if (cudnn)
                      cudnn::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p,

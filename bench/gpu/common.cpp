@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -200,10 +201,11 @@ const Peaks& peaks() {
   return p;
 }
 
-double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
-                 const std::function<void(int)>& call) {
-  constexpr int kWarmup = 3;
-  std::vector<double> ms = back_to_back_ms(stream, call, kWarmup, int(state.max_iterations));
+namespace {
+
+// Feeds each iteration's time to the benchmark loop and sets the counters run_timed describes;
+// returns the median ms.
+double report(benchmark::State& state, const Work& work, std::vector<double> ms) {
   size_t i = 0;
   for (auto _ : state)
     state.SetIterationTime(ms[i++] * 1e-3);
@@ -223,6 +225,61 @@ double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
     state.counters["vs_same_size_copy"] = copy_ms / median;
   }
   return median;
+}
+
+// A CUDA graph captured from a stream, instantiated; destroyed with it.
+class CapturedGraph {
+ public:
+  CapturedGraph(cudaStream_t stream, const std::function<void()>& enqueue) {
+    // Relaxed: the calls may set kernel attributes and encode tensor maps while capturing.
+    CU3D_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    try {
+      enqueue();
+    } catch (...) {
+      cudaGraph_t abandoned = nullptr;
+      cudaStreamEndCapture(stream, &abandoned);
+      if (abandoned) cudaGraphDestroy(abandoned);
+      throw;
+    }
+    CU3D_CUDA_CHECK(cudaStreamEndCapture(stream, &graph_));
+    CU3D_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+  }
+  ~CapturedGraph() {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+  }
+  CapturedGraph(const CapturedGraph&) = delete;
+  CapturedGraph& operator=(const CapturedGraph&) = delete;
+  void launch(cudaStream_t stream) const { CU3D_CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+
+ private:
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+}  // namespace
+
+double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
+                 const std::function<void(int)>& call) {
+  constexpr int kWarmup = 3;
+  return report(state, work, back_to_back_ms(stream, call, kWarmup, int(state.max_iterations)));
+}
+
+double run_graph_timed(benchmark::State& state, cudaStream_t stream, const Work& work, int sets,
+                       const std::function<void(int)>& call) {
+  constexpr int kWarmup = 3;
+  for (int i = 0; i < kWarmup; ++i)
+    call(i);
+  CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const CapturedGraph graph(stream, [&] {
+    for (int r = 0; r < sets; ++r)
+      call(r);
+  });
+  std::vector<double> ms = back_to_back_ms(
+      stream, [&](int) { graph.launch(stream); }, 1, int(state.max_iterations));
+  for (double& t : ms)
+    t /= sets;
+  return report(state, work, std::move(ms));
 }
 
 void remember_baseline(const std::string& key, double ms) {

@@ -92,6 +92,14 @@ struct Work {
 double run_timed(benchmark::State& state, cudaStream_t stream, const Work& work,
                  const std::function<void(int)>& call);
 
+// As run_timed, but each iteration replays a CUDA graph captured once from `sets` calls (call(r)
+// for r < sets, one per rotated input set; after 3 warm-up calls, which hold cudnnFind*), and
+// counts a replay's time over `sets`: no host-side work per call is left in the time, only the
+// kernels and the gaps between them. What "kernel against kernel" means where a call's host work
+// outlasts its kernels (cuDNN's per-call set-up against a 0.1 ms conv).
+double run_graph_timed(benchmark::State& state, cudaStream_t stream, const Work& work, int sets,
+                       const std::function<void(int)>& call);
+
 // The cuDNN baseline of a case, remembered so the cu3d run of the same case (registered after
 // it) gets a vs_cudnn counter (cuDNN time / cu3d time: above 1 means cu3d is faster).
 void remember_baseline(const std::string& key, double ms);
