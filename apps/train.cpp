@@ -244,9 +244,11 @@ void add_train_command(CLI::App& app) {
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks (the same "
                 "results; for comparison and profiling)");
   cmd->add_flag("--pipelined-conv,!--no-pipelined-conv", f->pipelined_conv,
-                "CUDA, cu3d backend, tf32/bf16: the conv's pipelined version 3 kernels (forward, "
-                "stride-1 backward-data) where they apply, version 2 elsewhere; "
-                "--no-pipelined-conv runs version 2 throughout (docs/kernels/conv3d_cuda.md)")
+                "CUDA, cu3d backend, tf32/bf16: the conv's pipelined kernels where they apply "
+                "(on Hopper with an sm_90a build version 7 for the forward and stride-1 "
+                "backward-data, else version 5; elsewhere version 3; bwd-filter's version 3 in "
+                "bf16), version 2 for the rest; --no-pipelined-conv runs version 2 throughout "
+                "(docs/kernels/conv3d_cuda.md)")
       ->capture_default_str();
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
   o.seed = cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
