@@ -165,6 +165,29 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
+bool is_wgmma(ConvKernel kernel) {
+  return kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
+         kernel == ConvKernel::wgmma_tma;
+}
+
+// Versions 5-7 on operands already in precision P's form (a shape conv3d_fwd_wgmma_supports
+// takes): 7 where asked and it takes the shape and the problem's rows are in order, else 6 where
+// asked, else 5.
+template <class Problem, Precision P>
+void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
+                          ConvKernel kernel, cudaStream_t stream, const std::string& what) {
+  if constexpr (kRowsInOrder<Problem>) {
+    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, P)) {
+      launch_tma<Problem, P>(prob, s, x, w, stream, what);
+      return;
+    }
+  }
+  if (kernel == ConvKernel::wgmma_ws)
+    launch_wgmma<Problem, P, true>(prob, x, w, stream);
+  else
+    launch_wgmma<Problem, P, false>(prob, x, w, stream);
+}
+
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
 // (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 7 -> 5 -> 3 -> 2).
 template <class Problem>
@@ -172,28 +195,12 @@ void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
-  if constexpr (kRowsInOrder<Problem>) {
-    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, p) && aligned) {
-      run_converted(
-          prob, s, p, stream, what,
-          [&](auto precision, const void* x, const void* w) {
-            launch_tma<Problem, decltype(precision)::value>(prob, s, x, w, stream, what);
-          },
-          Tf32Operands::rounded);
-      return;
-    }
-  }
-  if ((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
-       kernel == ConvKernel::wgmma_tma) &&
-      conv3d_fwd_wgmma_supports(s, p) && aligned) {
+  if (is_wgmma(kernel) && conv3d_fwd_wgmma_supports(s, p) && aligned) {
     run_converted(
         prob, s, p, stream, what,
         [&](auto precision, const void* x, const void* w) {
-          constexpr Precision kP = decltype(precision)::value;
-          if (kernel == ConvKernel::wgmma_ws)
-            launch_wgmma<Problem, kP, true>(prob, x, w, stream);
-          else
-            launch_wgmma<Problem, kP, false>(prob, x, w, stream);
+          launch_wgmma_version<Problem, decltype(precision)::value>(prob, s, x, w, kernel, stream,
+                                                                    what);
         },
         Tf32Operands::rounded);
     return;
@@ -301,17 +308,10 @@ void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, flo
   // The problem's own x and w are the gathers' of versions 2-4, unused here.
   auto prob = make_problem<FwdProblem<StoreOut>>(s, nullptr, nullptr, nullptr, op);
   prob.out = {y, false};
-  auto launch = [&](auto precision_constant) {
-    constexpr Precision kP = decltype(precision_constant)::value;
-    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, precision))
-      launch_tma<decltype(prob), kP>(prob, s, x, w, stream, what);
-    else
-      launch_wgmma<decltype(prob), kP, false>(prob, x, w, stream);
-  };
   if (precision == Precision::bf16)
-    launch(std::integral_constant<Precision, Precision::bf16>());
+    launch_wgmma_version<decltype(prob), Precision::bf16>(prob, s, x, w, kernel, stream, what);
   else
-    launch(std::integral_constant<Precision, Precision::tf32>());
+    launch_wgmma_version<decltype(prob), Precision::tf32>(prob, s, x, w, kernel, stream, what);
   check_launch(what);
 }
 
