@@ -139,8 +139,8 @@ struct PreparedOperands {
     const Conv3dShape& s = layer.shape;
     const bool bf16 = p == Precision::bf16;
     const int element = bf16 ? 2 : 4;
-    auto prepare = [&](const float* from, int64_t count, uint64_t seed) {
-      auto to = std::make_unique<DeviceBuffer>(element * count, seed, Fill::zeros);
+    auto prepare = [&](const float* from, int64_t count) {
+      auto to = std::make_unique<DeviceBuffer>(element * count, 0, Fill::zeros);
       if (bf16)
         cuda::fp32_to_bf16(from, to->as<__nv_bfloat16>(), count, stream());
       else if (cudnn)
@@ -151,8 +151,8 @@ struct PreparedOperands {
       return to;
     };
     for (int i = 0; i < b.sets; ++i) {
-      x.push_back(prepare(b.x[i]->f(), s.input_size(), 0));
-      w.push_back(prepare(b.w[i]->f(), s.filter_size(), 0));
+      x.push_back(prepare(b.x[i]->f(), s.input_size()));
+      w.push_back(prepare(b.w[i]->f(), s.filter_size()));
     }
     y = std::make_unique<DeviceBuffer>((cudnn ? element : 4) * s.output_size(), 0, Fill::zeros);
     CU3D_CUDA_CHECK(cudaStreamSynchronize(stream()));

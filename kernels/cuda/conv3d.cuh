@@ -36,14 +36,13 @@
 //              (0.6x, docs/kernels/conv3d_cuda.md).
 //   version 7 (`ConvKernel::wgmma_tma`, tf32 and bf16; written in session 13, passed on an H200
 //              and an H100 in session 14): version 6 with its gathers done by the tensor memory
-//              accelerator, one
-//              thread issuing each stage as two bulk tensor copies (the activations in im2col
-//              mode, the filters as a tile) that complete on the slot's mbarrier
-//              (conv3d_wgmma_tma.cuh); for the forward at stride 1 (the stores, bias + ReLU,
-//              the layer-norm statistics, and both pool blocks as a stored z and the pool
-//              kernel: it cannot order rows window by window) and bwd-data (the mirrored
-//              forward), version 5 elsewhere. The engine's default since session 14 (1.4-1.7x
-//              version 5 on C3D's layers).
+//              accelerator, one thread issuing each stage as two bulk tensor copies (the
+//              activations in im2col mode, the filters as a tile) that complete on the slot's
+//              mbarrier (conv3d_wgmma_tma.cuh), persistent; for the forward at stride 1 (the
+//              stores, bias + ReLU, the layer-norm statistics, and both pool blocks as a stored z
+//              and the pool kernel: it cannot order rows window by window) and bwd-data (the
+//              mirrored forward), version 5 elsewhere. The engine's default since session 14
+//              (1.4-1.8x version 5 on C3D's layers).
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
