@@ -37,6 +37,7 @@ struct TrainFlags {
   std::string device = "cpu";
   bool no_fuse = false;
   bool pipelined_conv = true;
+  bool fp32_tensor_cores = false;
   int ensemble = 1;
   PlanOptions plan;
 };
@@ -131,6 +132,7 @@ void apply_compute_flags(TrainFlags& f) {
   compute.conv_backend = parse_flag("--backend", f.backend, parse_conv_backend);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
+  compute.fp32_tensor_cores = f.fp32_tensor_cores;
   if (!device.is_cuda() && compute.precision != Precision::fp32)
     fmt::print("train: --precision {} applies to CUDA ops; the CPU computes in fp32\n",
                f.precision);
@@ -250,6 +252,10 @@ void add_train_command(CLI::App& app) {
                 "bf16), version 2 for the rest; --no-pipelined-conv runs version 2 throughout "
                 "(docs/kernels/conv3d_cuda.md)")
       ->capture_default_str();
+  cmd->add_flag("--fp32-tensor-cores", f->fp32_tensor_cores,
+                "CUDA, cu3d backend, fp32 on Hopper: the convs' forward and backward-data as "
+                "three tf32 products on the tensor cores (3xTF32: errors of FFMA's order), "
+                "not version 2's FFMA; needs 12 bytes of workspace per element of x and w");
   cmd->add_option("--workers", s.workers, "loader threads")->capture_default_str();
   o.seed = cmd->add_option("--seed", s.seed, "seed of the weights, batch order and dropout")
                ->capture_default_str();

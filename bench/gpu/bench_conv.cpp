@@ -128,31 +128,34 @@ void register_conv(const ConvLayer& layer, const std::string& pass, Precision p,
 }
 
 // The forward's operands in the form each backend's kernel reads, made from the layer's rotated
-// sets outside the timing: bf16 copies of x and w for bf16; for tf32 the fp32 arrays themselves
-// for cuDNN and tf32-rounded copies for cu3d (its tensor cores would truncate the low bits
-// otherwise). y in the type cuDNN writes (bf16 for bf16), fp32 for cu3d.
+// sets outside the timing: bf16 copies of x and w for bf16; for tf32 and fp32 the fp32 arrays
+// themselves for cuDNN, and for cu3d tf32-rounded copies (its tensor cores would truncate the
+// low bits otherwise) or, for fp32, the split heads and tails of 3xTF32 (three times the size).
+// y in the type cuDNN writes (bf16 for bf16), fp32 for cu3d.
 struct PreparedOperands {
   std::vector<std::unique_ptr<DeviceBuffer>> x, w;
   std::unique_ptr<DeviceBuffer> y;
 
   PreparedOperands(const ConvLayer& layer, const LayerBuffers& b, Precision p, bool cudnn) {
     const Conv3dShape& s = layer.shape;
-    const bool bf16 = p == Precision::bf16;
+    const bool bf16 = p == Precision::bf16, split = p == Precision::fp32 && !cudnn;
     const int element = bf16 ? 2 : 4;
-    auto prepare = [&](const float* from, int64_t count) {
-      auto to = std::make_unique<DeviceBuffer>(element * count, 0, Fill::zeros);
+    auto prepare = [&](const float* from, int64_t count, cuda::Tf32Split order) {
+      auto to = std::make_unique<DeviceBuffer>(element * count * (split ? 3 : 1), 0, Fill::zeros);
       if (bf16)
         cuda::fp32_to_bf16(from, to->as<__nv_bfloat16>(), count, stream());
       else if (cudnn)
         CU3D_CUDA_CHECK(
             cudaMemcpyAsync(to->f(), from, 4 * count, cudaMemcpyDeviceToDevice, stream()));
+      else if (split)
+        cuda::fp32_to_tf32_split(from, to->f(), count / s.c, s.c, order, stream());
       else
         cuda::fp32_to_tf32(from, to->f(), count, stream());
       return to;
     };
     for (int i = 0; i < b.sets; ++i) {
-      x.push_back(prepare(b.x[i]->f(), s.input_size()));
-      w.push_back(prepare(b.w[i]->f(), s.filter_size()));
+      x.push_back(prepare(b.x[i]->f(), s.input_size(), cuda::Tf32Split::head_tail_head));
+      w.push_back(prepare(b.w[i]->f(), s.filter_size(), cuda::Tf32Split::head_head_tail));
     }
     y = std::make_unique<DeviceBuffer>((cudnn ? element : 4) * s.output_size(), 0, Fill::zeros);
     CU3D_CUDA_CHECK(cudaStreamSynchronize(stream()));
@@ -161,9 +164,10 @@ struct PreparedOperands {
 
 // The "fwd_prepared" rows: the forward alone on prepared operands, no bias, cuDNN (its
 // algorithm chosen by cudnnFind*) against versions 5 and 7, replayed from a CUDA graph
-// (run_graph_timed): kernel against kernel. The "fwd" rows time the engine's call on fp32 tensors
-// instead, where each side converts x and w first and cuDNN also converts its bf16 output back
-// and adds the bias in a pass of its own.
+// (run_graph_timed): kernel against kernel. cu3d's fp32 is the tf32 conv of the tripled shape
+// (3xTF32). The "fwd" rows time the engine's call on fp32 tensors instead, where each side
+// converts x and w first and cuDNN also converts its bf16 output back and adds the bias in a
+// pass of its own.
 void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend) {
   const bool cudnn = backend == Backend::cudnn;
   register_row("conv/" + layer.name + "/fwd_prepared/" + to_string(p), cases::to_string(backend),
@@ -176,6 +180,10 @@ void register_conv_prepared(const ConvLayer& layer, Precision p, Backend backend
                    if (cudnn)
                      cudnn::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p,
                                                 stream());
+                   else if (p == Precision::fp32)
+                     cuda::conv3d_fwd_prepared(cuda::conv3d_split_tf32_shape(s), in.x[r]->f(),
+                                               in.w[r]->f(), in.y->f(), Precision::tf32, stream(),
+                                               cases::conv_kernel(backend));
                    else
                      cuda::conv3d_fwd_prepared(s, in.x[r]->f(), in.w[r]->f(), in.y->f(), p,
                                                stream(), cases::conv_kernel(backend));
@@ -296,12 +304,17 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 // Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
 // for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
 // forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
-// versions 5 and 6 only where they can run (else their rows would time version 3), version 7 for
-// the forward and backward-data where it applies (else its rows would time version 5).
+// versions 5 and 6 only where they can run (else their rows would time version 3; in fp32, as
+// 3xTF32), version 7 for the forward and backward-data where it applies (else its rows would
+// time version 5).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
     case Backend::cu3d_wgmma:
     case Backend::cu3d_wgmma_ws:
+      if (p == Precision::fp32)
+        return (pass == "fwd" && s.k >= 128 && cuda::conv3d_fwd_wgmma_supports(s, p)) ||
+               (pass == "bwd_data" && s.c >= 128 &&
+                cuda::conv3d_bwd_data_runs_as_forward(s, p, cuda::ConvKernel::wgmma));
       return cuda::wgmma_available() && takes(Backend::cu3d_wide, pass, s, p);
     case Backend::cu3d_wgmma_tma:
       return ((pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p)) ||
@@ -330,7 +343,7 @@ bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Preci
   switch (run) {
     case BlockRun::cu3d_fused_wgmma:
     case BlockRun::cu3d_fused_wgmma_ws:
-      return cuda::wgmma_available() && cuda::conv3d_fwd_pipelined_supports(s, p);
+      return cuda::conv3d_fwd_wgmma_supports(s, p);  // fp32 as 3xTF32
     case BlockRun::cu3d_fused_wgmma_tma:
       return cuda::conv3d_fwd_wgmma_tma_supports(s, p);
     case BlockRun::cu3d_fused_pipelined:
@@ -353,8 +366,8 @@ bool register_all() {
              {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide,
               Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws, Backend::cu3d_wgmma_tma})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
-    for (Precision p : {Precision::tf32, Precision::bf16})
-      if (cuda::wgmma_available() && cuda::conv3d_fwd_wgmma_supports(layer.shape, p))
+    for (Precision p : cases::kPrecisions)
+      if (cuda::conv3d_fwd_wgmma_supports(layer.shape, p))
         for (Backend backend : {Backend::cudnn, Backend::cu3d_wgmma, Backend::cu3d_wgmma_tma})
           register_conv_prepared(layer, p, backend);
     if (!followed_by_pool(layer.name)) continue;

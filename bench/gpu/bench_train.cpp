@@ -93,13 +93,15 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
 // version 3, on a Hopper GPU with an sm_90a build), version 3 where it applies (the "_v3" rows,
 // the unsuffixed rows before session 14), version 2 throughout (the "_v2" rows), version 3 with
 // its backward-filter as well (the "_v3f" rows), or that and version 4, 5 or 6 (version 5
-// warp-specialized) for the forward and bwd-data (the "_v4", "_v5" and "_v6" rows).
-enum class ConvKernels { defaults, v3, v2, v3_with_bwd_filter, v4, v5, v6 };
+// warp-specialized) for the forward and bwd-data (the "_v4", "_v5" and "_v6" rows), or the
+// defaults with fp32's forward and bwd-data as three tf32 products (the "_3xtf32" rows).
+enum class ConvKernels { defaults, v3, v2, v3_with_bwd_filter, v4, v5, v6, fp32_3xtf32 };
 
 // Sets the conv kernel switches of `options` for `kernels`.
 void select(ComputeOptions& options, ConvKernels kernels) {
   const ComputeOptions defaults;
-  if (kernels == ConvKernels::defaults) {
+  options.fp32_tensor_cores = kernels == ConvKernels::fp32_3xtf32;
+  if (kernels == ConvKernels::defaults || kernels == ConvKernels::fp32_3xtf32) {
     options.pipelined_conv = defaults.pipelined_conv;
     options.pipelined_bwd_filter = defaults.pipelined_bwd_filter;
     options.wide_conv = defaults.wide_conv;
@@ -124,6 +126,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
                        : kernels == ConvKernels::v4                 ? "_v4"
                        : kernels == ConvKernels::v5                 ? "_v5"
                        : kernels == ConvKernels::v6                 ? "_v6"
+                       : kernels == ConvKernels::fp32_3xtf32        ? "_3xtf32"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
                             cu3d::to_string(backend) + suffix + (fuse ? "/fused" : "/unfused");
@@ -184,6 +187,10 @@ bool register_all() {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
   }
+  // fp32 on the tensor cores (3xTF32) against the fp32 rows above (version 2's FFMA).
+  if (cuda::wgmma_available())
+    for (const char* model : {"c3d", "c3d-ln", "keras3d"})
+      register_train(model, Precision::fp32, ConvBackend::cu3d, true, ConvKernels::fp32_3xtf32);
   for (const char* model : {"c3d", "c3d-ln"})
     for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
       for (ConvKernels kernels : {ConvKernels::v3, ConvKernels::v3_with_bwd_filter, ConvKernels::v4,

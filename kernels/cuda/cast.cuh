@@ -22,4 +22,18 @@ void bf16_to_fp32(const __nv_bfloat16* src, float* dst, int64_t count, cudaStrea
 // fp32 operands from shared memory and would truncate them. 8 bytes moved per element.
 void fp32_to_tf32(const float* src, float* dst, int64_t count, cudaStream_t stream);
 
+// How fp32_to_tf32_split lays out a row's three copies: heads, tails, heads (activations) or
+// heads, heads, tails (filters). A conv of the two, channel against channel, sums head * head +
+// tail * head + head * tail: fp32 products from tf32 tensor cores ("3xTF32", conv3d_fwd.cu).
+enum class Tf32Split { head_tail_head, head_head_tail };
+
+// Each row of `c` values of src (rows * c in all) becomes a row of 3c in dst, the row's heads
+// and tails in the order `order` gives: head = tf32(v) as fp32_to_tf32 rounds it, tail =
+// tf32(v - head) (the difference is exact in fp32), so head + tail is v within 2^-22 |v| for
+// v of normal size; a non-finite v has a NaN tail. c a multiple of 4, rows * c / 4 below 2^31,
+// both arrays 16-byte aligned.
+// 16 bytes moved per element of src.
+void fp32_to_tf32_split(const float* src, float* dst, int64_t rows, int c, Tf32Split order,
+                        cudaStream_t stream);
+
 }  // namespace cu3d::cuda

@@ -43,6 +43,14 @@
 //              and the pool kernel: it cannot order rows window by window) and bwd-data (the
 //              mirrored forward), version 5 elsewhere. The engine's default since session 14
 //              (1.4-1.8x version 5 on C3D's layers).
+//   fp32 on versions 5-7 ("3xTF32", written in session 15, not yet run on a GPU): where a
+//              caller asks versions 5-7 for fp32, x and w are split into tf32 heads and tails
+//              (fp32_to_tf32_split, cast.cuh) and the tf32 kernel runs the conv of
+//              conv3d_split_tf32_shape, whose three channel blocks sum head * head + tail *
+//              head + head * tail: every product of the fp32 operands but tail * tail (2^-22 of
+//              it), from tf32 tensor cores at a third of their rate and with fp32's error
+//              (docs/kernels/conv3d_cuda.md). Costs 12 bytes of workspace per element of x
+//              and w. Version 2's FFMA stays the reference and the engine's default for fp32.
 //
 // Cost per pass: 2 * Conv3dShape::macs() FLOPs; bytes as in kernels/cpu/conv3d.h. Tensors up
 // to 2^31 elements (checked). Versions 3-6 take device workspace from the stream-ordered pool
@@ -79,8 +87,14 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 
 // True when versions 5 and 6 take this shape's forward (any epilogue): version 3's shapes, on a
-// current device of compute capability 9.0, in a build that compiled the kernels for sm_90a.
+// current device of compute capability 9.0, in a build that compiled the kernels for sm_90a;
+// for fp32, the tf32 shapes of conv3d_split_tf32_shape (c a multiple of 32).
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
+
+// The conv versions 5-7 run in tf32 for an fp32 conv s: s with 3c input channels, each
+// position's heads, tails and heads of x (Tf32Split::head_tail_head) against each filter tap's
+// heads, heads and tails of w (Tf32Split::head_head_tail).
+Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s);
 
 // True when version 7 takes this shape's forward (every block; the inference pool through z):
 // version 5's shapes at stride 1, with im2col corners a tensor map can hold (-pad_before and
@@ -100,7 +114,8 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
 // bf16 arrays for bf16, tf32-rounded floats for tf32; 16-byte aligned), skipping the conversion
 // conv3d_fwd makes first: `kernel` wgmma or wgmma_tma, on a shape conv3d_fwd_wgmma_supports takes
 // (version 5 where version 7 does not apply). For the benchmark's kernel-to-kernel comparison
-// with cudnn::conv3d_fwd_prepared.
+// with cudnn::conv3d_fwd_prepared. Not fp32: its kernel is the tf32 conv of
+// conv3d_split_tf32_shape on fp32_to_tf32_split's operands.
 void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, float* y,
                          Precision precision, cudaStream_t stream, ConvKernel kernel);
 
@@ -155,7 +170,12 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
 // the forward conv dy -> dx (k input channels) one that conv3d_fwd_pipelined_supports takes.
 bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precision);
 
-// dx = dL/dx from dy. Version 3 takes a workspace of |w| floats (the transposed filters).
+// True when `kernel` runs s's backward-data as that forward conv rather than on version 2: as
+// conv3d_bwd_data_pipelined_supports, and for fp32 on versions 5-7 where
+// conv3d_fwd_wgmma_supports takes the mirrored forward.
+bool conv3d_bwd_data_runs_as_forward(const Conv3dShape& s, Precision precision, ConvKernel kernel);
+
+// dx = dL/dx from dy. As the forward, it takes a workspace of |w| floats (the transposed filters).
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
                      Precision precision, cudaStream_t stream,
                      ConvKernel kernel = ConvKernel::implicit_gemm);

@@ -188,13 +188,48 @@ void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void*
     launch_wgmma<Problem, P, false>(prob, x, w, stream);
 }
 
+// Whether an fp32 conv runs on versions 5-7 as three tf32 products (run_split_tf32).
+bool runs_split_tf32(const Conv3dShape& s, Precision p, ConvKernel kernel, const float* x,
+                     const float* w) {
+  return p == Precision::fp32 && is_wgmma(kernel) && conv3d_fwd_wgmma_supports(s, p) &&
+         aligned16(x) && aligned16(w);
+}
+
+// fp32 on versions 5-7 ("3xTF32"): x and w split into tf32 heads and tails (x = hi + lo within
+// 2^-22 |x|), and the tf32 conv of the tripled shape, whose channel blocks pair [hi, lo, hi] of x
+// with [hi, hi, lo] of w: per output, hi * hi + lo * hi + hi * lo summed over every tap and
+// channel, each product of the fp32 operands but for lo * lo (2^-22 of it) and the tail's
+// rounding (2^-22 again). The tensor cores multiply tf32 exactly into fp32 and add in fp32,
+// so the error is of fp32's order, as version 2's FFMA's, at a third of tf32's rate.
+// The epilogues see only the outputs: the problem keeps its `out` and bias, with the GEMM of
+// the tripled shape.
+template <class Problem>
+void run_split_tf32(const Problem& prob, const Conv3dShape& s, const char* op, ConvKernel kernel,
+                    cudaStream_t stream, const std::string& what) {
+  const Conv3dShape tripled = conv3d_split_tf32_shape(s);
+  Problem split = prob;
+  set_gemm_shape(split, tripled, op);
+  auto* x3 = static_cast<float*>(malloc_async(sizeof(float) * tripled.input_size(), stream));
+  auto* w3 = static_cast<float*>(malloc_async(sizeof(float) * tripled.filter_size(), stream));
+  fp32_to_tf32_split(prob.x, x3, s.input_size() / s.c, s.c, Tf32Split::head_tail_head, stream);
+  fp32_to_tf32_split(prob.w, w3, s.filter_size() / s.c, s.c, Tf32Split::head_head_tail, stream);
+  launch_wgmma_version<Problem, Precision::tf32>(split, tripled, x3, w3, kernel, stream, what);
+  check_launch(what);
+  free_async(x3, stream);
+  free_async(w3, stream);
+}
+
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 7 -> 5 -> 3 -> 2).
+// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 7 -> 5 -> 3 -> 2; fp32: 5-7 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
   const std::string what = describe(op, s, p);
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
+  if (runs_split_tf32(s, p, kernel, prob.x, prob.w)) {
+    run_split_tf32(prob, s, op, kernel, stream, what);
+    return;
+  }
   if (is_wgmma(kernel) && conv3d_fwd_wgmma_supports(s, p) && aligned) {
     run_converted(
         prob, s, p, stream, what,
@@ -278,7 +313,15 @@ bool wgmma_available(std::string* why) {
 }
 
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision) {
+  if (precision == Precision::fp32)
+    return conv3d_fwd_wgmma_supports(conv3d_split_tf32_shape(s), Precision::tf32);
   return conv3d_fwd_wide_supports(s, precision) && wgmma_available();
+}
+
+Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s) {
+  Conv3dShape tripled = s;
+  tripled.c = 3 * s.c;
+  return tripled;
 }
 
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision) {
@@ -302,8 +345,10 @@ void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, flo
   const char* op = "conv3d_fwd_prepared";
   const std::string what = describe(op, s, precision);
   CU3D_CHECK((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_tma) &&
-                 conv3d_fwd_wgmma_supports(s, precision) && aligned16(x) && aligned16(w),
-             "{}: takes versions 5 and 7 on the shapes version 5 takes, 16-byte aligned operands",
+                 precision != Precision::fp32 && conv3d_fwd_wgmma_supports(s, precision) &&
+                 aligned16(x) && aligned16(w),
+             "{}: takes versions 5 and 7 in bf16 or tf32 on the shapes version 5 takes, 16-byte "
+             "aligned operands (fp32: the tf32 conv of conv3d_split_tf32_shape)",
              what);
   // The problem's own x and w are the gathers' of versions 2-4, unused here.
   auto prob = make_problem<FwdProblem<StoreOut>>(s, nullptr, nullptr, nullptr, op);
@@ -361,15 +406,16 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
              "{}: groups of {} positions do not tile the {} output positions", what,
              positions_per_group, positions);
   // Groups of version 2's and 3's 64-column tiles; version 5's 128-column tile writes only the
-  // groups with a valid column (GroupMath::row_sums), so k = 64 (2 groups) fits too.
-  const int groups = (s.k + kBN - 1) / kBN * row_stat_groups_per_tile(precision);
+  // groups with a valid column (GroupMath::row_sums), so k = 64 (2 groups) fits too. Their
+  // layout is the math's: the tensor cores' for fp32 on versions 5-7.
+  const Precision math = runs_split_tf32(s, precision, kernel, x, w) ? Precision::tf32 : precision;
+  const int groups = (s.k + kBN - 1) / kBN * row_stat_groups_per_tile(math);
   auto* row_sums = static_cast<float2*>(malloc_async(sizeof(float2) * positions * groups, stream));
   auto prob = make_problem<FwdStatsProblem>(s, x, w, bias, op);
   prob.out = {y, row_sums, groups};
   run(prob, s, op, precision, kernel, stream);
   layer_norm_stats_from_row_sums(positions / positions_per_group, positions_per_group, groups, s.k,
-                                 row_stat_group_width(precision), row_sums, eps, mean, rstd,
-                                 stream);
+                                 row_stat_group_width(math), row_sums, eps, mean, rstd, stream);
   free_async(row_sums, stream);
 }
 

@@ -172,18 +172,25 @@ struct FwdStatsProblem : FwdProblem<StatsOut> {
 // The GEMM kernel detects the statistics epilogue by this expression; keep them in step.
 static_assert(requires(const FwdStatsProblem& q) { q.row_stats(0, 0, 0.f, 0.f); });
 
-// The problem of conv `s` on x, w and bias; the caller sets its `out`. `op` names the op in errors.
+// Sets the GEMM of conv `s` in `prob`: the geometry, M, N, R and the gathers' vector widths.
+// `op` names the op in errors.
 template <class Problem>
-Problem make_problem(const Conv3dShape& s, const float* x, const float* w, const float* bias,
-                     const char* op) {
-  Problem prob;
+void set_gemm_shape(Problem& prob, const Conv3dShape& s, const char* op) {
   prob.g = make_geometry(s, op);
   prob.M = s.n * s.out.d * s.out.h * s.out.w;
   prob.N = s.k;
   prob.R = prob.g.taps * s.c;
-  prob.x = x, prob.w = w, prob.bias = bias;
   prob.vec_a = s.c % 4 == 0;
   prob.vec_b = prob.R % 4 == 0;
+}
+
+// The problem of conv `s` on x, w and bias; the caller sets its `out`.
+template <class Problem>
+Problem make_problem(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                     const char* op) {
+  Problem prob;
+  set_gemm_shape(prob, s, op);
+  prob.x = x, prob.w = w, prob.bias = bias;
   return prob;
 }
 

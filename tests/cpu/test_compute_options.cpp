@@ -43,6 +43,10 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, "
             "pipelined bwd-filter), fusion on");
+  o.fp32_tensor_cores = true;  // 3xTF32 rides on versions 5-7
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, fp32 as "
+            "3xTF32, pipelined bwd-filter), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

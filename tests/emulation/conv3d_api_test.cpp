@@ -12,9 +12,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "block.h"
@@ -71,11 +73,14 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
                        kernel == ConvKernel::wgmma_tma;
     const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
-    EXPECT_EQ(r.wgmma > 0, wgmma && tensor_cores) << "wgmma instructions: " << r.wgmma;
-    // cp.async: versions 3-6, and backward-filter's version 3 (bf16); version 7 loads by the TMA.
-    const bool copies = pipelined && (kernel != ConvKernel::wgmma_tma || p == Precision::bf16);
+    // fp32 on versions 5-7 too (3xTF32); its backward-filter stays on version 2's FFMA.
+    EXPECT_EQ(r.wgmma > 0, wgmma) << "wgmma instructions: " << r.wgmma;
+    // cp.async: versions 3-6 (fp32 on 5 and 6), and backward-filter's version 3 (bf16); version
+    // 7 loads by the TMA.
+    const bool forward_copies = (pipelined || wgmma) && kernel != ConvKernel::wgmma_tma;
+    const bool copies = forward_copies || (pipelined && p == Precision::bf16);
     EXPECT_EQ(r.copies > 0, copies) << "cp.async copies: " << r.copies;
-    EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma && tensor_cores)
+    EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma)
         << "TMA loads (version 7): " << r.bulk_copies;
     EXPECT_EQ(r.mma_sync > 0, tensor_cores)
         << "mma.sync (version 2, backward-filter): " << r.mma_sync;
@@ -156,6 +161,9 @@ TEST_P(ConvApiEmulation, ForwardFusedBlocksAndBackward) {
 
 const Case kCases[] = {
     {"Fp32_Version2", Precision::fp32, ConvKernel::implicit_gemm},
+    {"Fp32_Version5", Precision::fp32, ConvKernel::wgmma},
+    {"Fp32_Version6", Precision::fp32, ConvKernel::wgmma_ws},
+    {"Fp32_Version7", Precision::fp32, ConvKernel::wgmma_tma},
     {"Tf32_Version2", Precision::tf32, ConvKernel::implicit_gemm},
     {"Bf16_Version2", Precision::bf16, ConvKernel::implicit_gemm},
     {"Tf32_Version3", Precision::tf32, ConvKernel::pipelined},
@@ -205,13 +213,59 @@ TEST(ConvApiEmulationPrepared, MatchesTheForwardBitForBit) {
   }
 }
 
+// fp32 on versions 5 and 7 (3xTF32) on operands of full fp32 precision: their error against the
+// double reference is of the order of version 2's FFMA, where the same kernels in tf32 (which
+// round the operands to 10 mantissa bits) miss by ~1e-3. Forward and bwd-data.
+TEST(ConvApiEmulationSplitTf32, Fp32ErrorIsOfFfmasOrder) {
+  const Conv3dShape s = layer();
+  const std::vector<float> x = random_values(s.input_size(), Precision::fp32, 11),
+                           w = random_values(s.filter_size(), Precision::fp32, 12),
+                           dy = random_values(s.output_size(), Precision::fp32, 13);
+  const emu_test::ConvReference ref = conv_reference(s, x, w, std::vector<float>(s.k, 0.f), dy);
+  struct Errors {
+    double y, dx;
+  };
+  auto errors = [&](Precision p, ConvKernel kernel) {
+    std::vector<float> y = poisoned(s.output_size()), dx = poisoned(s.input_size());
+    cuda::conv3d_fwd(s, x.data(), w.data(), nullptr, y.data(), p, nullptr, kernel);
+    cuda::conv3d_bwd_data(s, dy.data(), w.data(), dx.data(), p, nullptr, kernel);
+    return Errors{relative_error(y, ref.y), relative_error(dx, ref.dx)};
+  };
+  emu::reset_report();
+  const Errors ffma = errors(Precision::fp32, ConvKernel::implicit_gemm);
+  EXPECT_EQ(emu::report().wgmma, 0) << "version 2";
+  const Errors v5 = errors(Precision::fp32, ConvKernel::wgmma);
+  const Errors v7 = errors(Precision::fp32, ConvKernel::wgmma_tma);
+  const Errors tf32 = errors(Precision::tf32, ConvKernel::wgmma);
+  EXPECT_EQ(emu::report().total_faults(), 0) << emu::report().summary();
+  for (const auto& [name, e] : {std::pair{"version 5", v5}, std::pair{"version 7", v7}}) {
+    SCOPED_TRACE(name);
+    EXPECT_LT(e.y, 4 * ffma.y + 1e-7) << "FFMA " << ffma.y;
+    EXPECT_LT(e.dx, 4 * ffma.dx + 1e-7) << "FFMA " << ffma.dx;
+    EXPECT_GT(tf32.y, 100 * e.y) << "tf32 " << tf32.y;
+    EXPECT_GT(tf32.dx, 100 * e.dx) << "tf32 " << tf32.dx;
+  }
+  std::printf(
+      "relative error y / dx: FFMA %.2e / %.2e, 3xTF32 version 5 %.2e / %.2e, version 7 "
+      "%.2e / %.2e, tf32 %.2e / %.2e\n",
+      ffma.y, ffma.dx, v5.y, v5.dx, v7.y, v7.dx, tf32.y, tf32.dx);
+}
+
 // Version 7 takes version 5's shapes at stride 1 whose im2col corners (-pad_before and
-// pad_after - (kernel - 1)) a 5-D tensor map holds, within [-16, 15]; not fp32 (no tensor cores).
+// pad_after - (kernel - 1)) a 5-D tensor map holds, within [-16, 15]; fp32 where tf32 takes the
+// tripled shape (c a multiple of 32).
 TEST(ConvApiEmulationOddShape, Version7TakesStrideOneShapesWithinTheMapsCorners) {
   const Conv3dShape ok = layer();
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::bf16));
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::tf32));
-  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::fp32));
+  EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::fp32));
+  const Conv3dShape c48 =
+      Conv3dShape::make(1, {2, 6, 6}, 48, 64, {1, 3, 3}, {1, 1, 1}, Padding::same);
+  EXPECT_FALSE(cuda::conv3d_fwd_wgmma_supports(c48, Precision::fp32)) << "144 channels split";
+  EXPECT_TRUE(cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::wgmma))
+      << "the mirrored forward's 64 channels, 192 split";
+  EXPECT_FALSE(cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::wide))
+      << "fp32 runs on versions 5-7 only";
   const Conv3dShape strided =
       Conv3dShape::make(1, {2, 6, 6}, 64, 128, {1, 3, 3}, {1, 2, 1}, Padding::same);
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_supports(strided, Precision::bf16));

@@ -727,5 +727,59 @@ TEST(CastEmulation, Fp32ToTf32RoundsToNearestTiesAway) {
   EXPECT_EQ(bad, 0);
 }
 
+// The split of 3xTF32 (conv3d_fwd.cu): rows of 12 values of cast_inputs become rows of 36, heads
+// and tails in both orders; head as fp32_to_tf32 rounds, tail the same rounding of v - head.
+// For v of normal size, head + tail is v within 2^-22 |v|; a non-finite v has a NaN tail.
+TEST(CastEmulation, Fp32ToTf32SplitGivesHeadsAndTails) {
+  constexpr int c = 12;
+  std::vector<float> x = cast_inputs();
+  while (x.size() % c)
+    x.push_back(1.f + float(x.size()) / 1024.f);
+  const int64_t rows = int64_t(x.size()) / c;
+  auto tf32 = [](float v) {
+    const uint32_t u = bits_of(v);
+    return from_bits(is_finite_bits(u) ? round_mantissa(u, 10, true) : u & 0xffffe000u);
+  };
+  for (cuda::Tf32Split order : {cuda::Tf32Split::head_tail_head, cuda::Tf32Split::head_head_tail}) {
+    SCOPED_TRACE(order == cuda::Tf32Split::head_tail_head ? "head, tail, head"
+                                                          : "head, head, tail");
+    Buffer y(3 * x.size());
+    const auto out = in_every_schedule([&] {
+      y.poison_all();
+      cuda::fp32_to_tf32_split(x.data(), y.data(), rows, c, order, nullptr);
+      EXPECT_TRUE(y.guards_intact()) << "wrote outside y";
+      return std::vector<std::vector<float>>{y.values()};
+    });
+    const int tail_block = order == cuda::Tf32Split::head_tail_head ? 1 : 2;
+    long bad = 0, checked_sums = 0;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int ch = 0; ch < c; ++ch) {
+        const float v = x[row * c + ch];
+        const float head = tf32(v);
+        const float* got = out[0].data() + row * 3 * c + ch;
+        const float got_tail = got[tail_block * c];
+        bool ok =
+            bits_of(got[0]) == bits_of(head) && bits_of(got[(3 - tail_block) * c]) == bits_of(head);
+        if (std::isfinite(v) && std::isfinite(head)) {
+          ok = ok && bits_of(got_tail) == bits_of(tf32(v - head));
+          const double magnitude = std::fabs(double(v));
+          if (magnitude > 0x1p-100 && magnitude < 0x1p100) {
+            ++checked_sums;
+            ok =
+                ok && std::fabs(double(head) + double(got_tail) - double(v)) <= 0x1p-22 * magnitude;
+          }
+        } else if (!std::isfinite(v)) {
+          ok = ok && std::isnan(got_tail);
+        }
+        bad += !ok;
+        if (!ok && bad <= 5)
+          ADD_FAILURE() << std::hex << "fp32 " << bits_of(v) << " -> " << bits_of(got[0]) << ", "
+                        << bits_of(got[c]) << ", " << bits_of(got[2 * c]);
+      }
+    EXPECT_EQ(bad, 0);
+    EXPECT_GT(checked_sums, 1000);
+  }
+}
+
 }  // namespace
 }  // namespace cu3d

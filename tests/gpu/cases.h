@@ -74,6 +74,13 @@ inline cuda::ConvKernel conv_kernel(Backend b) {
 
 inline constexpr Precision kPrecisions[] = {Precision::fp32, Precision::tf32, Precision::bf16};
 
+// Whether versions 5-7 run the fp32 forward s as three tf32 products (conv3d_fwd.cu): where
+// tf32 takes the tripled shape. Without asking whether this device runs them (the cases that
+// need it skip where it does not).
+inline bool split_tf32_takes(const Conv3dShape& s) {
+  return cuda::conv3d_fwd_wide_supports(cuda::conv3d_split_tf32_shape(s), Precision::tf32);
+}
+
 struct ConvLayer {
   std::string name;
   Conv3dShape shape;

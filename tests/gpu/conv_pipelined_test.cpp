@@ -97,19 +97,22 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
   EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 3));
 }
 
-// The forward (with bias) of every layer in tf32 and bf16 where versions 5 and 6 apply, on fresh
-// operands, by version 2 (`first`) and by `second`, each into poisoned outputs; compare(what, a, b)
-// gets both. Returns how many layers and precisions ran: as MatchesVersion2BitForBit's on one
-// version, conv2a-conv5b and the three odd shapes with 64 and 128 channels in both precisions.
+// The forward (with bias) of every layer in `precisions` (tf32 and bf16 unless given) where
+// versions 5 and 6 apply, on fresh operands, by `first` and by `second`, each into poisoned
+// outputs; compare(what, a, b) gets both. Returns how many layers and precisions ran: as
+// MatchesVersion2BitForBit's on one version, conv2a-conv5b and the three odd shapes with 64 and
+// 128 channels in both precisions.
 int compare_on_wgmma_layers(uint64_t seed, cuda::ConvKernel first, cuda::ConvKernel second,
                             const std::function<void(const std::string&, const std::vector<float>&,
-                                                     const std::vector<float>&)>& compare) {
+                                                     const std::vector<float>&)>& compare,
+                            const std::vector<Precision>& precisions = {Precision::tf32,
+                                                                        Precision::bf16}) {
   const cuda::Stream stream;
   std::mt19937_64 rng(seed);
   int compared = 0;
   for (const auto& layer : cases::all_conv_layers()) {
     const Conv3dShape& s = layer.shape;
-    for (Precision p : {Precision::tf32, Precision::bf16}) {
+    for (Precision p : precisions) {
       if (!cuda::conv3d_fwd_wgmma_supports(s, p)) continue;
       const DeviceArray x(random_floats(s.input_size(), rng)),
           w(random_floats(s.filter_size(), rng));
@@ -192,6 +195,38 @@ TEST(ConvPipelined, WgmmaTmaMatchesWgmmaBitForBit) {
   // conv2a-conv5b and odd_c64_k72_same_even_kernel in both precisions; not the other odd shapes
   // with 64 and 128 channels (strides).
   EXPECT_EQ(taken, 2 * 8);
+}
+
+// fp32 on versions 5 and 7, as three tf32 products (3xTF32), against version 2's FFMA on the same
+// fp32 operands: both within a few 1e-7 of the exact result (the emulation measured 2.6e-7 and
+// 4e-7, tests/emulation/conv3d_api_test.cpp), so within 1e-5 of each other, where plain tf32
+// differs by ~3e-4 and a lost product block (the tails, a third of the channels) by 1e-3 or
+// more. Versions 5 and 7 issue the same wgmma on the same split operands: the same bits.
+TEST(ConvPipelined, SplitTf32MatchesFfma) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  std::vector<std::vector<float>> version5;
+  int compared = compare_on_wgmma_layers(
+      19, cuda::ConvKernel::implicit_gemm, cuda::ConvKernel::wgmma,
+      [&](const std::string& what, const std::vector<float>& v2, const std::vector<float>& v5) {
+        const Difference d = difference(v2, v5);
+        EXPECT_EQ(d.not_finite, 0) << what << ": outputs left unwritten";
+        EXPECT_LT(d.relative, 1e-5) << what;
+        version5.push_back(v5);
+      },
+      {Precision::fp32});
+  // conv2a-conv5b and the odd shapes with 64 and 128 channels.
+  EXPECT_EQ(compared, 7 + 3);
+  size_t i = 0;
+  compared = compare_on_wgmma_layers(
+      19, cuda::ConvKernel::implicit_gemm, cuda::ConvKernel::wgmma_tma,
+      [&](const std::string& what, const std::vector<float>&, const std::vector<float>& v7) {
+        ASSERT_LT(i, version5.size());
+        expect_same_bits(version5[i++], v7, what + " version 7");
+      },
+      {Precision::fp32});
+  EXPECT_EQ(compared, 7 + 3);
 }
 
 // conv3d_fwd_prepared, the benchmark's kernel-to-kernel rows, on the operands each side's
@@ -305,9 +340,10 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     for (Precision p : cases::kPrecisions) {
       EXPECT_EQ(cuda::conv3d_fwd_wide_supports(layer.shape, p),
                 cuda::conv3d_fwd_pipelined_supports(layer.shape, p));
-      EXPECT_EQ(cuda::conv3d_fwd_wgmma_supports(layer.shape, p),
-                wgmma && cuda::conv3d_fwd_pipelined_supports(layer.shape, p))
-          << why;
+      // fp32: where tf32 takes the tripled shape (3xTF32), conv2a-conv5b.
+      const bool takes = p == Precision::fp32 ? cases::split_tf32_takes(layer.shape)
+                                              : cuda::conv3d_fwd_pipelined_supports(layer.shape, p);
+      EXPECT_EQ(cuda::conv3d_fwd_wgmma_supports(layer.shape, p), wgmma && takes) << why;
       // Version 7 takes version 5's shapes at stride 1: all of C3D's (padding 1).
       EXPECT_EQ(cuda::conv3d_fwd_wgmma_tma_supports(layer.shape, p),
                 cuda::conv3d_fwd_wgmma_supports(layer.shape, p));

@@ -136,6 +136,14 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         backends.push_back(Backend::cu3d_wgmma_ws);
         backends.push_back(Backend::cu3d_wgmma_tma);
       }
+      // fp32 on versions 5-7 (3xTF32), forward and bwd-data, at fp32's tolerance.
+      if (p == Precision::fp32 && ((forward && cases::split_tf32_takes(layer.shape)) ||
+                                   (pass == Pass::bwd_data && bwd_data_is_forward(layer.shape) &&
+                                    cases::split_tf32_takes(bwd_data_as_forward(layer.shape))))) {
+        backends.push_back(Backend::cu3d_wgmma);
+        backends.push_back(Backend::cu3d_wgmma_ws);
+        backends.push_back(Backend::cu3d_wgmma_tma);
+      }
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);
         if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);

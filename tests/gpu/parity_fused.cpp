@@ -162,6 +162,11 @@ std::vector<ParityCase> fused_cases() {
       k.push_back({Kernel::wgmma_tma, "cu3d_wgmma_tma"});
     }
     if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
+    if (p == Precision::fp32 && cases::split_tf32_takes(b.conv)) {  // 3xTF32
+      k.push_back({Kernel::wgmma, "cu3d_wgmma"});
+      k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});
+      k.push_back({Kernel::wgmma_tma, "cu3d_wgmma_tma"});
+    }
     return k;
   };
   auto needs_wgmma = [](Kernel k) {

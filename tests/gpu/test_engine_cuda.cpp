@@ -333,17 +333,12 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
   compute_options() = saved;
 }
 
-// A conv kernel setting (`configure(true)`) against `configure(false)`, each on top of version 3
-// alone (use_version3_alone), through the engine, on 64 -> 128 channels in tf32 and bf16: the conv,
-// the training block with a pool whose windows do not tile the output (z stored by the conv's
-// epilogue), and with `layer_norm` the layer-norm block (the statistics in the epilogue). Both
-// multiply the same operands: the forwards agree bit for bit (version 4) or to fp32 rounding
-// (version 5's sums inside each wgmma, ~1e-7), the gradients by fp32 summation order. A max-pool's
-// gradient follows its window's argmax, which moves only when two of a window's values come within
-// that rounding (~1e-6 chance per window: ~0.5 % for the 4096 windows here); 1e-4 sees a moved one
-// (2.6 % of dx).
-void expect_setting_matches_version3(uint64_t seed, const std::function<void(bool)>& configure,
-                                     bool layer_norm) {
+// A conv kernel setting (`configure(true)`) against `configure(false)`, through the engine in
+// the current precision, on 64 -> 128 channels: the conv, the training block with a pool whose
+// windows do not tile the output (z stored by the conv's epilogue), and with `layer_norm` the
+// layer-norm block (the statistics in the epilogue), to `tolerance` relative.
+void expect_blocks_agree(uint64_t seed, const std::function<void(bool)>& configure, bool layer_norm,
+                         double tolerance) {
   Generator gen(seed);
   const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
   const Tensor b = rand({128}, gen), gamma = rand({128}, gen), beta = rand({128}, gen);
@@ -352,26 +347,37 @@ void expect_setting_matches_version3(uint64_t seed, const std::function<void(boo
       .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
   const Pool3dParams tiling_pool{.window = {2, 2, 2}, .stride = {2, 2, 2}};
   const LayerNormParams norm{.variant = LayerNormVariant::per_sample};
+  expect_conv_settings_agree(
+      "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, tolerance,
+      configure);
+  expect_conv_settings_agree(
+      "conv3d_bias_relu_maxpool",
+      [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
+      {x, w, b}, tolerance, configure);
+  if (layer_norm)
+    expect_conv_settings_agree(
+        "conv3d_bias_layernorm_relu_maxpool",
+        [&](auto& in) {
+          return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
+                                                    tiling_pool);
+        },
+        {x, w, b, gamma, beta}, tolerance, configure);
+}
+
+// expect_blocks_agree on top of version 3 alone (use_version3_alone), in tf32 and bf16. Both
+// settings multiply the same operands: the forwards agree bit for bit (version 4) or to fp32
+// rounding (version 5's sums inside each wgmma, ~1e-7), the gradients by fp32 summation order.
+// A max-pool's gradient follows its window's argmax, which moves only when two of a window's
+// values come within that rounding (~1e-6 chance per window: ~0.5 % for the 4096 windows here);
+// 1e-4 sees a moved one (2.6 % of dx).
+void expect_setting_matches_version3(uint64_t seed, const std::function<void(bool)>& configure,
+                                     bool layer_norm) {
   const ComputeOptions saved = compute_options();
   use_version3_alone();
   for (Precision precision : {Precision::tf32, Precision::bf16}) {
     compute_options().precision = precision;
     SCOPED_TRACE(to_string(precision));
-    expect_conv_settings_agree(
-        "conv3d", [&](auto& in) { return conv3d(in[0], in[1], in[2], same); }, {x, w, b}, 1e-4,
-        configure);
-    expect_conv_settings_agree(
-        "conv3d_bias_relu_maxpool",
-        [&](auto& in) { return conv3d_bias_relu_maxpool(in[0], in[1], in[2], same, pool); },
-        {x, w, b}, 1e-4, configure);
-    if (layer_norm)
-      expect_conv_settings_agree(
-          "conv3d_bias_layernorm_relu_maxpool",
-          [&](auto& in) {
-            return conv3d_bias_layernorm_relu_maxpool(in[0], in[1], in[2], in[3], in[4], same, norm,
-                                                      tiling_pool);
-          },
-          {x, w, b, gamma, beta}, 1e-4, configure);
+    expect_blocks_agree(seed, configure, layer_norm, 1e-4);
   }
   compute_options() = saved;
 }
@@ -432,6 +438,26 @@ TEST(EngineCuda, TmaConvMatchesVersion5) {
         compute_options().tma_conv = on;
       },
       true);
+}
+
+// fp32 on the tensor cores (fp32_tensor_cores: three tf32 products on version 7, the default
+// kernel) against version 2's FFMA, every block, forward and backward: both within a few 1e-7
+// of the exact sums (tests/emulation/conv3d_api_test.cpp), so 1e-5 apart, where tf32's rounding
+// alone would show as 3e-4 and a moved argmax as 1e-2.
+TEST(EngineCuda, Fp32TensorCoresMatchVersion2) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const ComputeOptions saved = compute_options();
+  compute_options() = ComputeOptions{};
+  compute_options().conv_backend = ConvBackend::cu3d;
+  compute_options().precision = Precision::fp32;
+  ASSERT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(
+      Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same),
+      Precision::fp32));
+  expect_blocks_agree(
+      15, [](bool on) { compute_options().fp32_tensor_cores = on; }, true, 1e-5);
+  compute_options() = saved;
 }
 
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
