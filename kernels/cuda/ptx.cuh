@@ -12,7 +12,8 @@
 // "Warp Level Matrix Multiply-Accumulate Instructions" (mma.sync), "Asynchronous Warpgroup Level
 // Matrix Multiply-Accumulate Instructions" (wgmma, sm_90a), "Parallel Synchronization and
 // Communication Instructions: mbarrier", "Miscellaneous Instructions: setmaxnreg",
-// "cp.async.bulk.tensor" (the tensor memory accelerator, sm_90).
+// "cp.async.bulk.tensor" (the tensor memory accelerator, sm_90), "barrier.cluster" and "mapa"
+// (thread block clusters, sm_90).
 #pragma once
 
 #include <cstdint>
@@ -252,6 +253,44 @@ __device__ inline void tma_load_im2col_5d(uint32_t dst, const TensorMap* map, ui
       " [%0], [%1, {%3, %4, %5, %6, %7}], [%2], {%8, %9, %10};\n" ::"r"(dst),
       "l"(map), "r"(shared_address(bar)), "r"(c), "r"(w), "r"(h), "r"(d), "r"(n), "h"(ow), "h"(oh),
       "h"(od)
+      : "memory");
+}
+
+// ---- thread block clusters (sm_90) --------------------------------------------------------------
+
+// This block's rank in its cluster.
+__device__ inline uint32_t cluster_ctarank() {
+  uint32_t rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+  return rank;
+}
+// Waits until every thread of every block of the cluster has arrived (release on arrival,
+// acquire on the wait): what one block wrote before it, the other blocks see after it.
+__device__ inline void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.aligned;\nbarrier.cluster.wait.aligned;\n" ::: "memory");
+}
+// Arrives on the mbarrier at `bar`'s place in the shared memory of the cluster's block `rank`
+// (mapa gives that block's address for it).
+__device__ inline void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
+  asm volatile(
+      "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(shared_address(bar)),
+      "r"(rank)
+      : "memory");
+}
+// tma_load_im2col_5d into the shared memory of every block of the cluster in `multicast` (a
+// mask of ranks), at the same address in each, its bytes completing on each block's mbarrier at
+// `bar`'s place.
+__device__ inline void tma_load_im2col_5d_multicast(uint32_t dst, const TensorMap* map,
+                                                    uint64_t* bar, int c, int w, int h, int d,
+                                                    int n, uint16_t ow, uint16_t oh, uint16_t od,
+                                                    uint16_t multicast) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%3, %4, %5, %6, %7}], [%2], {%8, %9, %10}, %11;\n" ::"r"(
+          dst),
+      "l"(map), "r"(shared_address(bar)), "r"(c), "r"(w), "r"(h), "r"(d), "r"(n), "h"(ow), "h"(oh),
+      "h"(od), "h"(multicast)
       : "memory");
 }
 

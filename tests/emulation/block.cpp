@@ -35,7 +35,12 @@ constexpr size_t kStackBytes = 512 * 1024;  // frames grow by their red zones
 #else
 constexpr size_t kStackBytes = 128 * 1024;
 #endif
-constexpr uint32_t kSharedSpace = 256 * 1024;  // emulated shared addresses 0 .. 256 KB
+// A block's shared addresses run from 0 to 256 KB, as a CTA's own window does on the GPU; the
+// blocks of a cluster each have theirs, rank r's at physical offset r * kRankSpace of the
+// emulator's shared space (physical()).
+constexpr uint32_t kRankSpace = 256 * 1024;
+constexpr int kMaxCluster = 2;
+constexpr uint32_t kSharedSpace = kMaxCluster * kRankSpace;
 constexpr int kChunks = kSharedSpace / 16;
 constexpr uint32_t kPoison = 0x7fc0dead;  // a NaN: poison that reaches an output shows
 constexpr int kMessagesPerFault = 3;
@@ -75,7 +80,16 @@ struct Mma {
   bool bf16;
 };
 
-enum class State { runnable, at_barrier, at_warp_op, warp_op_done, released, polling, preempted };
+enum class State {
+  runnable,
+  at_barrier,          // __syncthreads: released when the thread's block (rank) is all there
+  at_cluster_barrier,  // barrier.cluster: released when the whole cluster is there
+  at_warp_op,
+  warp_op_done,
+  released,
+  polling,
+  preempted
+};
 
 // The warp-wide instructions: a lane waits at one until all 32 lanes of its warp are at the same
 // one, which then runs for the whole warp.
@@ -89,7 +103,8 @@ struct Thread {
   bool spinning = false;          // resumed into another failed poll: no progress
   State state = State::runnable;
   int copy_commits = 0, mma_commits = 0, async_arrivals = 0;
-  int tx_arrivals = 0;  // mbarrier.arrive.expect_tx: one per tile the TMA loads
+  int tx_arrivals = 0;       // mbarrier.arrive.expect_tx: one per tile the TMA loads
+  int cluster_barriers = 0;  // barrier.cluster passed
   long copies_issued = 0;
   std::vector<Copy> copies;
   std::vector<AsyncArrival> arrivals;
@@ -142,7 +157,11 @@ struct Block {
   std::vector<Chunk> chunks = std::vector<Chunk>(kChunks);
   bool shared_space_used = true;  // by the last block: reset before the next
   std::map<const void*, Mbarrier> mbarriers;
-  std::vector<BulkCopy> bulk_copies;          // issued, not completed
+  std::vector<BulkCopy> bulk_copies;  // issued, not completed
+  // Per block of the cluster: the most cluster barriers its peer had passed when it last
+  // multicast into it or arrived on its mbarriers (-1: never). Its threads must pass one more
+  // before they exit: on the GPU its shared memory may go to another block once they have.
+  std::array<int, kMaxCluster> reached_after = {};
   std::vector<unsigned char> dynamic_shared;  // what dynamic_shared_memory() returns
   Schedule launch_schedule = Schedule::in_order;
   unsigned launch_seed = 1;
@@ -163,6 +182,29 @@ Report the_report;
 
 Thread& me() {
   return block().threads[block().current];
+}
+
+// The blocks of a cluster run as one emulated block of cluster * block threads: thread i is
+// thread i % threads_per_rank() of the cluster's block (rank) i / threads_per_rank().
+int threads_per_rank() {
+  return block().config.threads / block().config.cluster;
+}
+int rank_of(int thread) {
+  return thread / threads_per_rank();
+}
+// Where rank `rank`'s shared address `address` lives in the emulator's shared space.
+uint32_t physical(uint32_t address, int rank) {
+  return address % kRankSpace + uint32_t(rank) * kRankSpace;
+}
+// The bytes of Block::dynamic_shared per block of the cluster.
+size_t dynamic_stride(const BlockConfig& c) {
+  return (size_t(c.dynamic_bytes) + 16 + 15) / 16 * 16;
+}
+// Whether [address, address + bytes) of a block's shared window lies in its dynamic shared
+// memory.
+bool in_dynamic_shared(uint32_t address, uint32_t bytes) {
+  const BlockConfig& c = block().config;
+  return address >= c.dynamic_base && address + bytes <= c.dynamic_base + c.dynamic_bytes;
 }
 
 // The two stack switches, with AddressSanitizer's bookkeeping around swapcontext. A thread that
@@ -249,30 +291,31 @@ bool swizzle128_descriptor(uint64_t desc) {
 
 // The chunks a thread's share of one m64n128 instruction reads: the two A rows of its
 // accumulators and the 32 B rows (columns of D) of its accumulators, 32 bytes of each.
+// (The physical chunks: the descriptors hold addresses of the issuing thread's block.)
 template <class F>
 void for_operand_chunks(const Mma& op, int thread, F f) {
-  const int warp = thread % kWarpgroupThreads / 32, lane = thread % 32;
+  const int warp = thread % kWarpgroupThreads / 32, lane = thread % 32, rank = rank_of(thread);
   for (int half = 0; half < 2; ++half)
     for (int byte = 0; byte < 32; byte += 16)
-      f(operand_address(op.a, 16 * warp + lane / 4 + 8 * half, byte) / 16);
+      f(physical(operand_address(op.a, 16 * warp + lane / 4 + 8 * half, byte), rank) / 16);
   for (int tile = 0; tile < 16; ++tile)
     for (int e = 0; e < 2; ++e)
       for (int byte = 0; byte < 32; byte += 16)
-        f(operand_address(op.b, 8 * tile + 2 * (lane % 4) + e, byte) / 16);
+        f(physical(operand_address(op.b, 8 * tile + 2 * (lane % 4) + e, byte), rank) / 16);
 }
 
-double operand_element(uint64_t desc, int row, int k, bool bf16) {
+double operand_element(uint64_t desc, int row, int k, bool bf16, int rank) {
   const unsigned char* shared = block().shared;
   if (bf16) {
     uint16_t h;
-    std::memcpy(&h, shared + operand_address(desc, row, 2 * k), 2);
+    std::memcpy(&h, shared + physical(operand_address(desc, row, 2 * k), rank), 2);
     const uint32_t u = uint32_t(h) << 16;
     float f;
     std::memcpy(&f, &u, 4);
     return f;
   }
   float f;
-  std::memcpy(&f, shared + operand_address(desc, row, 4 * k), 4);
+  std::memcpy(&f, shared + physical(operand_address(desc, row, 4 * k), rank), 4);
   return f;
 }
 
@@ -281,15 +324,16 @@ double operand_element(uint64_t desc, int row, int k, bool bf16) {
 // Sums in double: the emulation checks data movement, not the tensor cores' rounding.
 void complete_mma(const Mma& op, int thread) {
   const int warp = thread % kWarpgroupThreads / 32, lane = thread % 32, depth = op.bf16 ? 16 : 8;
+  const int rank = rank_of(thread);
   double a[2][16], b[128][16];
   for (int half = 0; half < 2; ++half)
     for (int k = 0; k < depth; ++k)
-      a[half][k] = operand_element(op.a, 16 * warp + lane / 4 + 8 * half, k, op.bf16);
+      a[half][k] = operand_element(op.a, 16 * warp + lane / 4 + 8 * half, k, op.bf16, rank);
   for (int tile = 0; tile < 16; ++tile)
     for (int e = 0; e < 2; ++e) {
       const int col = 8 * tile + 2 * (lane % 4) + e;
       for (int k = 0; k < depth; ++k)
-        b[col][k] = operand_element(op.b, col, k, op.bf16);
+        b[col][k] = operand_element(op.b, col, k, op.bf16, rank);
     }
   for (int i = 0; i < 64; ++i) {
     const int half = (i / 2) % 2, col = 8 * (i / 4) + 2 * (lane % 4) + i % 2;
@@ -337,7 +381,7 @@ void start_fibers() {
     t.stack.resize(kStackBytes);
     t.done = t.exit_checked = t.failed_poll_last = t.spinning = false;
     t.state = State::runnable;
-    t.copy_commits = t.mma_commits = t.async_arrivals = t.tx_arrivals = 0;
+    t.copy_commits = t.mma_commits = t.async_arrivals = t.tx_arrivals = t.cluster_barriers = 0;
     t.copies_issued = 0;
     t.arrivals.clear();
     t.copies.clear();
@@ -356,7 +400,8 @@ void start_fibers() {
 }
 
 bool can_run(const Thread& t) {
-  return !t.done && t.state != State::at_barrier && t.state != State::at_warp_op;
+  return !t.done && t.state != State::at_barrier && t.state != State::at_cluster_barrier &&
+         t.state != State::at_warp_op;
 }
 
 // A copy lands: its data and tile in the chunk, seen by `thread` at its clock `at`.
@@ -482,10 +527,11 @@ bool complete_arrivals(int u) {
 void check_generic_read(int reader, uint32_t address, int bytes) {
   Block& b = block();
   const Thread& t = b.threads[reader];
-  if (address + bytes > kSharedSpace) {
+  if (address + bytes > kRankSpace) {
     fault(Fault::bad_instruction_use, "ldmatrix by thread %d at shared byte %u", reader, address);
     return;
   }
+  address = physical(address, rank_of(reader));
   for (uint32_t c = address / 16; c <= (address + bytes - 1) / 16; ++c) {
     Chunk& chunk = b.chunks[c];
     if (chunk.tag < 0)
@@ -507,7 +553,7 @@ void run_ldmatrix(Thread* lanes, int warp, bool trans) {
     check_generic_read(32 * warp + l, lanes[l].fragment[0], 16);
   const unsigned char* shared = block().shared;
   auto row = [&](int matrix, int r) {
-    return shared + lanes[8 * matrix + r].fragment[0] % kSharedSpace;
+    return shared + physical(lanes[8 * matrix + r].fragment[0], rank_of(32 * warp));
   };
   uint32_t out[32][4];
   for (int l = 0; l < 32; ++l)
@@ -588,7 +634,8 @@ bool resolve_warp_op(int warp) {
     if (lanes[l].done) continue;
     ++live;
     waiting += lanes[l].state == State::at_warp_op;
-    elsewhere_blocked += lanes[l].state == State::at_barrier;
+    elsewhere_blocked +=
+        lanes[l].state == State::at_barrier || lanes[l].state == State::at_cluster_barrier;
   }
   if (waiting == 0 || (waiting < live && waiting + elsewhere_blocked < live)) return false;
   const Thread& first = lanes[0];
@@ -641,7 +688,7 @@ void report_deadlock() {
     const Thread& t = b.threads[i];
     if (t.done) continue;
     ++live;
-    at_barrier += t.state == State::at_barrier;
+    at_barrier += t.state == State::at_barrier || t.state == State::at_cluster_barrier;
     at_warp_op += t.state == State::at_warp_op;
     if (t.state == State::polling) {
       ++polling;
@@ -661,6 +708,71 @@ void report_deadlock() {
   fault(Fault::deadlock,
         "%d live threads: %d at a barrier, %d at a warp-wide instruction, %d polling%s", live,
         at_barrier, at_warp_op, polling, who.c_str());
+}
+
+// The threads [first, first + count) all at `at`, released together: each acquires what all of
+// them released.
+void release_together(int first, int count) {
+  Block& b = block();
+  std::vector<int> merged(b.config.threads, 0);
+  for (int i = first; i < first + count; ++i)
+    join(merged, b.threads[i].clock);
+  for (int i = first; i < first + count; ++i) {
+    b.threads[i].clock = merged;
+    b.threads[i].clock[i]++;
+    b.threads[i].state = State::released;
+  }
+}
+
+// __syncthreads releases a block (rank) once its live threads are all at it, barrier.cluster
+// the cluster once all of its threads are; a thread that exited while others wait at either
+// is a fault (the kernels here never do that).
+struct Barriers {
+  int live = 0;
+  bool released = false, failed = false;
+};
+Barriers release_barriers() {
+  Block& b = block();
+  Barriers out;
+  const int per_rank = threads_per_rank();
+  int cluster_waiting = 0, cluster_done = 0;
+  for (int r = 0; r < b.config.cluster; ++r) {
+    int live = 0, at_barrier = 0, done = 0;
+    for (int i = r * per_rank; i < (r + 1) * per_rank; ++i) {
+      const Thread& t = b.threads[i];
+      if (t.done) {
+        ++done;
+        continue;
+      }
+      ++live;
+      at_barrier += t.state == State::at_barrier;
+      cluster_waiting += t.state == State::at_cluster_barrier;
+    }
+    out.live += live;
+    cluster_done += done;
+    if (live == 0 || at_barrier != live) continue;
+    if (done) {
+      fault(Fault::bad_instruction_use, "%d threads exited while %d wait at __syncthreads", done,
+            at_barrier);
+      out.failed = true;
+      return out;
+    }
+    release_together(r * per_rank, per_rank);
+    out.released = true;
+  }
+  if (out.live > 0 && cluster_waiting == out.live) {
+    if (cluster_done) {
+      fault(Fault::bad_instruction_use, "%d threads exited while %d wait at barrier.cluster",
+            cluster_done, cluster_waiting);
+      out.failed = true;
+      return out;
+    }
+    release_together(0, b.config.threads);
+    for (int i = 0; i < b.config.threads; ++i)
+      b.threads[i].cluster_barriers++;
+    out.released = true;
+  }
+  return out;
 }
 
 void schedule() {
@@ -700,32 +812,10 @@ void schedule() {
         progress = true;  // the lanes at the instruction run on
       }
     }
-    int live = 0, at_barrier = 0, done = 0;
-    for (int i = 0; i < b.config.threads; ++i) {
-      if (b.threads[i].done) {
-        ++done;
-        continue;
-      }
-      ++live;
-      at_barrier += b.threads[i].state == State::at_barrier;
-    }
-    if (live == 0) return;
-    if (at_barrier == live) {
-      if (done) {
-        fault(Fault::bad_instruction_use, "%d threads exited while %d wait at __syncthreads", done,
-              at_barrier);
-        return;
-      }
-      std::vector<int> merged(b.config.threads, 0);
-      for (int i = 0; i < b.config.threads; ++i)
-        join(merged, b.threads[i].clock);
-      for (int i = 0; i < b.config.threads; ++i) {
-        b.threads[i].clock = merged;
-        b.threads[i].clock[i]++;
-        b.threads[i].state = State::released;
-      }
-      continue;
-    }
+    const Barriers barriers = release_barriers();
+    if (barriers.failed) return;
+    if (barriers.live == 0) return;
+    if (barriers.released) continue;
     // The copy unit: in order and reversed schedules it catches up at the end of every round;
     // in random ones with each thread at random, but always before a round without progress
     // would be called a deadlock.
@@ -804,18 +894,21 @@ const Report& report() {
 
 void run_block(const std::function<void()>& body, const BlockConfig& config) {
   Block& b = block();
-  if (config.threads < 1 || config.threads > kMaxThreads ||
-      config.dynamic_base + config.dynamic_bytes > kSharedSpace) {
-    fault(Fault::bad_instruction_use, "launch of %d threads with %u bytes at %u", config.threads,
-          config.dynamic_bytes, config.dynamic_base);
+  if (config.threads < 1 || config.threads > kMaxThreads || config.cluster < 1 ||
+      config.cluster > kMaxCluster || config.threads % config.cluster != 0 ||
+      config.dynamic_base + config.dynamic_bytes > kRankSpace) {
+    fault(Fault::bad_instruction_use, "launch of %d threads (clusters of %d) with %u bytes at %u",
+          config.threads, config.cluster, config.dynamic_bytes, config.dynamic_base);
     return;
   }
   b.config = config;
-  if (b.config.block_dim.x == 0) b.config.block_dim = {unsigned(config.threads), 1, 1};
+  if (b.config.block_dim.x == 0)
+    b.config.block_dim = {unsigned(config.threads / config.cluster), 1, 1};
   b.body = body;
-  // The dynamic shared memory the kernel sees through a pointer (extern __shared__), poisoned;
-  // the conv kernels' ring lives in the emulated space instead (shared_address maps this base).
-  b.dynamic_shared.assign(config.dynamic_bytes + 16, 0);
+  // The dynamic shared memory the kernel sees through a pointer (extern __shared__), poisoned,
+  // one per block of the cluster (where the kernels keep their mbarriers); the conv kernels'
+  // ring lives in the emulated space instead (shared_address maps each block's base).
+  b.dynamic_shared.assign(size_t(config.cluster) * dynamic_stride(config), 0);
   for (size_t i = 0; i + 4 <= b.dynamic_shared.size(); i += 4)
     std::memcpy(b.dynamic_shared.data() + i, &kPoison, 4);
   b.rng.seed(config.seed);
@@ -828,8 +921,18 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
   }
   b.mbarriers.clear();
   b.bulk_copies.clear();
+  b.reached_after.fill(-1);
   start_fibers();
   schedule();
+  for (int r = 0; r < b.config.cluster; ++r)
+    for (int i = r * threads_per_rank(); i < (r + 1) * threads_per_rank(); ++i)
+      if (b.reached_after[r] >= b.threads[i].cluster_barriers) {
+        fault(Fault::bad_instruction_use,
+              "thread %d of block %d exited without a cluster barrier after the last multicast "
+              "into its block or arrival on it from another",
+              i, r);
+        break;
+      }
   for (int i = 0; i < b.config.threads; ++i)
     complete_arrivals(i);
   if (!b.bulk_copies.empty())
@@ -846,12 +949,12 @@ void run_block(const std::function<void()>& body, const BlockConfig& config) {
 
 Index3 thread_index() {
   const Index3 d = block().config.block_dim;
-  const unsigned i = unsigned(block().current);
+  const unsigned i = unsigned(block().current % threads_per_rank());
   return {i % d.x, i / d.x % d.y, i / (d.x * d.y)};
 }
 Index3 block_index() {
   const BlockConfig& c = block().config;
-  return {c.block_x, c.block_y, c.block_z};
+  return {c.block_x + unsigned(rank_of(block().current)), c.block_y, c.block_z};
 }
 Index3 block_dim() {
   return block().config.block_dim;
@@ -1009,6 +1112,36 @@ void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t s
     run_block(body, config_of_block(config, i, k, b.launch_seed));
   }
 }
+void launch_cluster(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
+                    int cluster) {
+  Block& b = block();
+  ++b.launches;
+  if (cluster < 1 || grid.x % unsigned(cluster) != 0) {
+    fault(Fault::bad_instruction_use, "a grid of %u blocks in clusters of %d", grid.x, cluster);
+    return;
+  }
+  BlockConfig config;
+  config.cluster = cluster;
+  config.threads = int(threads.x * threads.y * threads.z) * cluster;
+  config.block_dim = {threads.x, threads.y, threads.z};
+  config.grid_dim = {grid.x, grid.y, grid.z};
+  config.dynamic_bytes = uint32_t(shared_bytes);
+  config.schedule =
+      b.launch_schedule == Schedule::concurrent ? Schedule::random : b.launch_schedule;
+  const long clusters = long(grid.x / unsigned(cluster)) * grid.y * grid.z;
+  for (long k = 0; k < clusters; ++k) {
+    const long i = b.launch_schedule == Schedule::reversed ? clusters - 1 - k : k;
+    // Cluster i's first block: config_of_block on the grid of clusters, x scaled back.
+    BlockConfig c = config;
+    c.grid_dim.x = grid.x / unsigned(cluster);
+    c = config_of_block(c, i, k, b.launch_seed);
+    c.grid_dim.x = grid.x;
+    c.block_x *= unsigned(cluster);
+    the_report.clusters += cluster > 1;
+    run_block(body, c);
+  }
+}
+
 void syncthreads() {
   suspend(State::at_barrier);
 }
@@ -1054,20 +1187,21 @@ uint32_t to_tf32(float x) {
 }
 
 unsigned char* dynamic_shared_memory() {
-  return block().dynamic_shared.data();
+  Block& b = block();
+  return b.dynamic_shared.data() + size_t(rank_of(b.current)) * dynamic_stride(b.config);
 }
 
 uint32_t shared_address(const void* p) {
-  if (p != block().dynamic_shared.data()) {
+  if (p != dynamic_shared_memory()) {
     fault(Fault::bad_instruction_use, "shared_address of an object the emulator does not map");
     return 0;
   }
   return block().config.dynamic_base;
 }
 
-// A copy by the current thread into the chunk at `dst` starts: no other copy may still be writing
-// it, and every read of what it holds must be complete and ordered before. Poisons it and marks
-// it in flight.
+// A copy by the current thread into the chunk at physical address `dst` starts: no other copy may
+// still be writing it, and every read of what it holds must be complete and ordered before. Poisons
+// it and marks it in flight.
 Chunk& start_copy_into(uint32_t dst) {
   Block& b = block();
   const Thread& t = me();
@@ -1097,13 +1231,12 @@ void cp_async16(uint32_t dst, const void* src, int bytes) {
   instruction();
   Block& b = block();
   Thread& t = me();
-  const BlockConfig& c = b.config;
-  if (dst % 16 || dst < c.dynamic_base || dst + 16 > c.dynamic_base + c.dynamic_bytes ||
-      (bytes != 0 && bytes != 16)) {
+  if (dst % 16 || !in_dynamic_shared(dst, 16) || (bytes != 0 && bytes != 16)) {
     fault(Fault::copy_outside_dynamic_shared, "thread %d: %d bytes to %u", b.current, bytes, dst);
     return;
   }
   b.shared_space_used = true;
+  dst = physical(dst, rank_of(b.current));
   start_copy_into(dst);
   Copy copy{t.copy_commits, t.copy_commits + t.async_arrivals, t.copies_issued++, dst, {}};
   ++the_report.copies;
@@ -1166,7 +1299,7 @@ void wgmma_m64n128(float* d, uint64_t a, uint64_t b_desc, bool bf16) {
   instruction();
   Block& b = block();
   Thread& t = me();
-  const int group = b.current / kWarpgroupThreads;
+  const int group = b.current % threads_per_rank() / kWarpgroupThreads;
   if (group > 2) fault(Fault::bad_instruction_use, "wgmma from warpgroup %d", group);
   if (!swizzle128_descriptor(a) || !swizzle128_descriptor(b_desc))
     fault(Fault::bad_instruction_use, "thread %d: a descriptor without the 128-byte swizzle",
@@ -1194,7 +1327,7 @@ void wgmma_wait(int pending) {
   instruction();
   Block& b = block();
   Thread& t = me();
-  const int group = b.current / kWarpgroupThreads;
+  const int group = b.current % threads_per_rank() / kWarpgroupThreads;
   std::vector<Mma> still;
   for (const Mma& op : t.mmas) {
     if (op.group >= t.mma_commits - pending) {
@@ -1296,18 +1429,42 @@ std::vector<TensorMapRecord>& tensor_maps() {
 }
 constexpr uint64_t kMapMagic = 0x7e45047a9a9e7a9full;
 
-// Issues a bulk copy of `rows` rows of 128 bytes to `dst` with the 128-byte swizzle (16-byte
-// chunk j of the row at address a lands at a + 16 (j ^ ((a >> 7) % 8))), completing on `bar`;
-// row(i, bytes) gives row i's data. The tile it belongs to is the issuing thread's latest
-// expect_tx (one per tile).
+// The current thread reaches block `rank` of its cluster (a multicast, a remote arrival).
+void note_reached(int rank) {
+  Block& b = block();
+  if (rank != rank_of(b.current))
+    b.reached_after[rank] = std::max(b.reached_after[rank], me().cluster_barriers);
+}
+
+// The mbarrier at `bar` (in the dynamic shared memory of the current thread's block) as block
+// `rank` of the cluster holds it: what mapa gives for a remote arrival or a multicast's
+// completion. Null, with a fault, for an address outside the dynamic shared memory.
+uint64_t* mbarrier_of_rank(uint64_t* bar, int rank) {
+  Block& b = block();
+  const size_t stride = dynamic_stride(b.config);
+  const auto offset = reinterpret_cast<unsigned char*>(bar) - b.dynamic_shared.data();
+  if (offset < 0 || size_t(offset) >= b.dynamic_shared.size() || rank < 0 ||
+      rank >= b.config.cluster) {
+    fault(Fault::bad_instruction_use,
+          "thread %d: a cluster access to block %d of an mbarrier outside the dynamic shared "
+          "memory",
+          b.current, rank);
+    return nullptr;
+  }
+  return reinterpret_cast<uint64_t*>(b.dynamic_shared.data() + size_t(rank) * stride +
+                                     size_t(offset) % stride);
+}
+
+// Issues a bulk copy of `rows` rows of 128 bytes to `dst` of block `rank`'s shared window with
+// the 128-byte swizzle (16-byte chunk j of the row at address a lands at a + 16 (j ^ ((a >> 7) %
+// 8))), completing on `bar` (that block's); row(i, bytes) gives row i's data. The tile it belongs
+// to is the issuing thread's latest expect_tx (one per tile: a multicast's other blocks count
+// their tiles as the issuing block does).
 template <class Row>
-void issue_bulk_copy(uint32_t dst, uint64_t* bar, int rows, Row row, const char* what) {
-  instruction();
+void issue_bulk_copy(uint32_t dst, int rank, uint64_t* bar, int rows, Row row, const char* what) {
   Block& b = block();
   Thread& t = me();
-  const BlockConfig& c = b.config;
-  if (dst % 128 || dst < c.dynamic_base ||
-      dst + uint32_t(rows) * 128 > c.dynamic_base + c.dynamic_bytes) {
+  if (dst % 128 || !in_dynamic_shared(dst, uint32_t(rows) * 128)) {
     fault(Fault::copy_outside_dynamic_shared, "thread %d: %s of %d rows to %u", b.current, what,
           rows, dst);
     return;
@@ -1322,7 +1479,7 @@ void issue_bulk_copy(uint32_t dst, uint64_t* bar, int rows, Row row, const char*
     row(i, bytes);
     for (int j = 0; j < 8; ++j) {
       const uint32_t linear = dst + uint32_t(i) * 128 + uint32_t(j) * 16;
-      const uint32_t address = linear ^ (((linear >> 7) & 7) << 4);
+      const uint32_t address = physical(linear ^ (((linear >> 7) & 7) << 4), rank);
       start_copy_into(address);
       std::array<unsigned char, 16> data;
       std::memcpy(data.data(), bytes + 16 * j, 16);
@@ -1331,6 +1488,28 @@ void issue_bulk_copy(uint32_t dst, uint64_t* bar, int rows, Row row, const char*
   }
   ++the_report.bulk_copies;
   b.bulk_copies.push_back(std::move(copy));
+}
+
+// A bulk copy to the current thread's own block, or with `multicast` (a mask of the cluster's
+// blocks) to each block in it, at the same address and completing on its mbarrier at `bar`'s
+// offset.
+template <class Row>
+void issue_bulk_copies(uint32_t dst, uint64_t* bar, int rows, Row row, const char* what,
+                       uint16_t multicast = 0) {
+  instruction();
+  const int own = rank_of(block().current);
+  if (!multicast) return issue_bulk_copy(dst, own, bar, rows, row, what);
+  if (multicast >> block().config.cluster) {
+    fault(Fault::bad_instruction_use, "thread %d: %s multicast to blocks 0x%x of a cluster of %d",
+          block().current, what, unsigned(multicast), block().config.cluster);
+    return;
+  }
+  for (int r = 0; r < block().config.cluster; ++r)
+    if (multicast >> r & 1)
+      if (uint64_t* target = mbarrier_of_rank(bar, r)) {
+        issue_bulk_copy(dst, r, target, rows, row, what);
+        note_reached(r);
+      }
 }
 
 }  // namespace
@@ -1375,7 +1554,7 @@ void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, i
   }
   const cuda::TiledMapSpec s = record->tiled_spec;
   const auto* base = static_cast<const unsigned char*>(s.base);
-  issue_bulk_copy(
+  issue_bulk_copies(
       dst, bar, s.box_rows,
       [&](int i, unsigned char* bytes) {
         std::memset(bytes, 0, 128);
@@ -1394,8 +1573,9 @@ void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, i
 // [lower, size - 1 + upper] in w, h, d (and n unbounded) walked from (w, h, d, n), w fastest;
 // row i holds the pixel at the i-th position plus the offset (ow, oh, od), channels from c,
 // zeros where the pixel or a channel is outside the tensor.
-void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c, int w,
-                        int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od) {
+void tma_load_im2col_5d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c,
+                                  int w, int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od,
+                                  uint16_t multicast) {
   const TensorMapRecord* record = find_tensor_map(map);
   if (!record || !record->im2col) {
     fault(Fault::bad_instruction_use, "thread %d: an im2col load on no im2col map",
@@ -1416,7 +1596,7 @@ void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
   const int64_t start =
       ((int64_t(n) * cd + (d - s.lower.d)) * ch + (h - s.lower.h)) * cw + (w - s.lower.w);
   const auto* base = static_cast<const unsigned char*>(s.base);
-  issue_bulk_copy(
+  issue_bulk_copies(
       dst, bar, s.pixels,
       [&](int i, unsigned char* bytes) {
         std::memset(bytes, 0, 128);
@@ -1433,7 +1613,32 @@ void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
           std::memcpy(bytes + e * s.element_bytes, base + (pixel * s.c + c + e) * s.element_bytes,
                       size_t(s.element_bytes));
       },
-      "an im2col bulk copy");
+      "an im2col bulk copy", multicast);
+}
+
+void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c, int w,
+                        int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od) {
+  tma_load_im2col_5d_multicast(dst, map, bar, c, w, h, d, n, ow, oh, od, 0);
+}
+
+uint32_t cluster_ctarank() {
+  return uint32_t(rank_of(block().current));
+}
+
+void cluster_sync() {
+  instruction();
+  suspend(State::at_cluster_barrier);
+}
+
+void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
+  instruction();
+  Block& b = block();
+  uint64_t* target = mbarrier_of_rank(bar, int(rank));
+  if (!target || !find_mbarrier(target, "remote arrive")) return;
+  note_reached(int(rank));
+  Thread& t = me();
+  arrive_on(target, b.current, t.clock);
+  t.clock[b.current]++;  // release
 }
 
 }  // namespace cu3d::emu

@@ -68,7 +68,8 @@ struct Report {
   std::vector<std::string> messages;
   long shuffles = 0, atomics = 0, mbarrier_polls = 0;
   long copies = 0, ldmatrix = 0, mma_sync = 0, wgmma = 0;  // per warp (ldmatrix, mma) or thread
-  long bulk_copies = 0;                                    // cp.async.bulk.tensor (TMA) loads
+  long bulk_copies = 0;  // cp.async.bulk.tensor (TMA) loads, a multicast once per block reached
+  long clusters = 0;     // clusters of more than one block run (launch_cluster)
   long total_faults() const;
   long operator[](Fault f) const { return faults[int(f)]; }
   std::string summary() const;  // "" when clean
@@ -86,7 +87,10 @@ struct Index3 {
 };
 
 struct BlockConfig {
-  int threads = 256;  // as block_dim.x * block_dim.y * block_dim.z when that is set
+  // The threads emulated together: a block's (block_dim.x * block_dim.y * block_dim.z when that
+  // is set), or a cluster's, `cluster` blocks of threads / cluster each.
+  int threads = 256;
+  int cluster = 1;  // blocks of the cluster (along x: blockIdx.x = block_x + rank)
   Schedule schedule = Schedule::in_order;
   unsigned seed = 1;             // random schedules
   int preempt_percent = 15;      // random schedules: the chance of a switch at an instruction
@@ -118,6 +122,13 @@ struct Dim3 {
 // The stream is ignored: an emulated launch has completed when it returns.
 void launch(const std::function<void()>& body, Dim3 grid, Dim3 block, size_t shared_bytes,
             const void* stream = nullptr);
+// A launch in clusters of `cluster` blocks along x (cudaLaunchKernelEx with a cluster
+// dimension): each cluster's blocks run together as one emulated block (BlockConfig::cluster),
+// each with its own shared window and __syncthreads, reaching each other's mbarriers and shared
+// memory only through the cluster instructions below; the clusters one after another (a
+// concurrent schedule runs them in order, their threads at random).
+void launch_cluster(const std::function<void()>& body, Dim3 grid, Dim3 block, size_t shared_bytes,
+                    int cluster);
 void set_launch_schedule(Schedule schedule, unsigned seed = 1);
 long launches();  // since the last reset_report
 // The SMs the emulated device reports (multiprocessor_count; 132, an H100's, by default): fewer
@@ -160,6 +171,17 @@ void fence_mbarrier_init();
 void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col, int row);
 void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c, int w,
                         int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od);
+// ---- clusters: the block's rank, the cluster barrier (barrier.cluster.arrive + wait), an
+// arrival on block `rank`'s mbarrier at `bar`'s offset (mapa + mbarrier.arrive.shared::cluster),
+// and an im2col load multicast to the blocks of `multicast` (a mask), each completing on its own
+// mbarrier at `bar`'s offset. Mbarriers reached across the cluster live in the blocks' dynamic
+// shared memory (dynamic_shared_memory()), whose pointers the emulator can map.
+uint32_t cluster_ctarank();
+void cluster_sync();
+void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank);
+void tma_load_im2col_5d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int c,
+                                  int w, int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od,
+                                  uint16_t multicast);
 
 // The specification behind an emulated tensor map (tensor_map.cpp of the emulation records
 // them; the map's bytes hold the index).

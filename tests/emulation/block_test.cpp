@@ -344,6 +344,189 @@ TEST(BlockEmulator, TmaBytesLandingAfterThePhaseAreAFault) {
   EXPECT_GT(report()[Fault::operand_not_fenced], 0) << report().summary();
 }
 
+// ---- clusters ----------------------------------------------------------------------------------
+// Two blocks of one warpgroup in a cluster multiply the same 64-row A tile, each block loading
+// half of it (32 rows of the TmaProblem's im2col rows) by a multicast into both, and its own
+// B tile (the same filters), on one mbarrier per block (in its dynamic shared memory, where the
+// other block's multicast completes too). Mistakes: no cluster barrier between the mbarriers'
+// init and the peer's first multicast; each block expecting only its own half's bytes; no
+// cluster barrier before the blocks exit (one may leave while the other still multicasts into
+// it).
+enum class ClusterMistake { none, no_cluster_sync, own_half_only, no_final_sync };
+
+void cluster_tma_wgmma(TmaProblem& p, std::vector<float>& d1, ClusterMistake mistake) {
+  using namespace cuda::pipelined;
+  using namespace cuda::pipelined::wgmma;
+  using P = TmaProblem;
+  cuda::Im2colMapSpec a;
+  a.base = p.x.data();
+  a.n = P::kN, a.d = P::kD, a.h = P::kH, a.w = P::kW, a.c = P::kC;
+  a.lower = {-1, -1, -1};
+  a.upper = {-1, -1, -1};
+  a.channels = 64;
+  a.pixels = 32;  // half the tile
+  cuda::TiledMapSpec b;
+  b.base = p.w.data();
+  b.rows = P::kFilters;
+  b.cols = int64_t(P::kTaps) * P::kC;
+  b.box_rows = 128;
+  b.box_cols = 64;
+  const cuda::TensorMap maps[2] = {cuda::encode_im2col_map(a, "test"),
+                                   cuda::encode_tiled_map(b, "test")};
+  const uint32_t a_bytes = 64 * kRowBytes, b_bytes = 128 * kRowBytes;
+  launch_cluster(
+      [&] {
+        const int tid = threadIdx.x;
+        const uint32_t rank = ptx::cluster_ctarank();
+        auto* full = reinterpret_cast<uint64_t*>(ptx::dynamic_shared_memory());
+        const uint32_t a_tile =
+            (ptx::shared_address(ptx::dynamic_shared_memory()) + kAtomBytes - 1) &
+            ~(kAtomBytes - 1);
+        const uint32_t b_tile = a_tile + a_bytes;
+        if (tid == 0) {
+          ptx::mbarrier_init(full, 1);
+          ptx::fence_mbarrier_init();
+        }
+        if (mistake == ClusterMistake::no_cluster_sync)
+          __syncthreads();
+        else
+          ptx::cluster_sync();
+        if (tid == 0) {
+          const uint32_t expected =
+              mistake == ClusterMistake::own_half_only ? a_bytes / 2 + b_bytes : a_bytes + b_bytes;
+          ptx::mbarrier_arrive_expect_tx(full, expected);
+          // The half's first output position; its window's corner is one less.
+          const int q = P::kM0 + 32 * int(rank);
+          const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
+                    n = q / (P::kW * P::kH * P::kD);
+          ptx::tma_load_im2col_5d_multicast(a_tile + rank * (a_bytes / 2), &maps[0], full, 0, x - 1,
+                                            y - 1, z - 1, n, P::kTapW, P::kTapH, P::kTapD, 0b11);
+          ptx::tma_load_tile_2d(b_tile, &maps[1], full, P::kTap * P::kC, 0);
+        }
+        while (!ptx::mbarrier_try_wait(full, 0)) {
+        }
+        float acc[kAccumulators] = {};
+        ptx::wgmma_fence();
+        ptx::wgmma_m64n128<Precision::bf16>(acc, smem_descriptor(operand_address(a_tile, 0, 0)),
+                                            smem_descriptor(operand_address(b_tile, 0, 0)));
+        ptx::wgmma_commit();
+        ptx::wgmma_wait<0>();
+        std::vector<float>& d = rank ? d1 : p.d;
+        for (int i = 0; i < kAccumulators; ++i)
+          d[TallTile::accumulator_row(tid, 0, i) * 128 + accumulator_col(tid, i)] = acc[i];
+        // Neither block leaves while the other's copies may reach it.
+        if (mistake != ClusterMistake::no_final_sync) ptx::cluster_sync();
+      },
+      Dim3(2), Dim3(kGroupThreads), a_bytes + b_bytes + kAtomBytes, 2);
+}
+
+TEST(BlockEmulator, ClusterMulticastFillsBothBlocks) {
+  using P = TmaProblem;
+  TmaProblem p = tma_problem();
+  std::vector<float> d1(64 * 128, -1.f);
+  reset_report();
+  cluster_tma_wgmma(p, d1, ClusterMistake::none);
+  ASSERT_EQ(report().total_faults(), 0) << report().summary();
+  // Per block: its half of A, counted once per block it reaches, and its B.
+  EXPECT_EQ(report().bulk_copies, 6);
+  auto a = [&](int m, int k) -> float {
+    int q = P::kM0 + m;
+    const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
+              n = q / (P::kW * P::kH * P::kD);
+    const int ix = x - 1 + P::kTapW, iy = y - 1 + P::kTapH, iz = z - 1 + P::kTapD;
+    if (n >= P::kN || ix < 0 || ix >= P::kW || iy < 0 || iy >= P::kH || iz < 0 || iz >= P::kD)
+      return 0.f;
+    return bf16_value(p.x[(((size_t(n) * P::kD + iz) * P::kH + iy) * P::kW + ix) * P::kC + k]);
+  };
+  auto b = [&](int filter, int k) -> float {
+    if (filter >= P::kFilters) return 0.f;
+    return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
+  };
+  EXPECT_EQ(wrong_products(p.d, a, b), 0) << "block 0";
+  EXPECT_EQ(wrong_products(d1, a, b), 0) << "block 1";
+}
+
+TEST(BlockEmulator, ClusterMulticastBeforeThePeersInitIsAFault) {
+  TmaProblem p = tma_problem();
+  std::vector<float> d1(64 * 128, -1.f);
+  reset_report();
+  cluster_tma_wgmma(p, d1, ClusterMistake::no_cluster_sync);
+  EXPECT_GT(report()[Fault::mbarrier_misuse], 0) << report().summary();
+}
+
+TEST(BlockEmulator, ClusterMulticastBytesNotExpectedAreAFault) {
+  TmaProblem p = tma_problem();
+  std::vector<float> d1(64 * 128, -1.f);
+  reset_report();
+  cluster_tma_wgmma(p, d1, ClusterMistake::own_half_only);
+  EXPECT_GT(report()[Fault::operand_not_fenced] + report()[Fault::operand_not_landed], 0)
+      << report().summary();
+}
+
+TEST(BlockEmulator, ClusterBlockExitingBeforeThePeersMulticastIsAFault) {
+  TmaProblem p = tma_problem();
+  std::vector<float> d1(64 * 128, -1.f);
+  reset_report();
+  cluster_tma_wgmma(p, d1, ClusterMistake::no_final_sync);
+  EXPECT_GT(report()[Fault::bad_instruction_use], 0) << report().summary();
+}
+
+// Remote arrivals and the blocks' own barriers: in each cluster of a 4-block grid, block 1's
+// threads write a value and arrive on block 0's mbarrier (mapa); block 0's threads meet at
+// __syncthreads (their block's barrier, not the cluster's: block 1 is waiting on nothing) and
+// then wait for the phase and read the values. Without `remote` block 1 arrives on its own
+// mbarrier instead: block 0 waits forever.
+void remote_hand_over(bool remote, std::vector<int>& seen, std::vector<int>& index) {
+  std::vector<int> data(4 * 64, -1);
+  set_launch_schedule(Schedule::random, 7);
+  launch_cluster(
+      [&] {
+        const uint32_t rank = ptx::cluster_ctarank();
+        const int tid = threadIdx.x, block = blockIdx.x;
+        index[block * 64 + tid] = int(rank) * 1000 + block * 64 + tid;
+        auto* bar = reinterpret_cast<uint64_t*>(ptx::dynamic_shared_memory());
+        if (tid == 0) ptx::mbarrier_init(bar, 64);
+        ptx::cluster_sync();
+        if (rank == 1) {
+          data[block * 64 + tid] = 500 + block * 64 + tid;
+          if (remote)
+            ptx::mbarrier_arrive_cluster(bar, 0);
+          else
+            ptx::mbarrier_arrive(bar);
+        } else {
+          __syncthreads();
+          while (!ptx::mbarrier_try_wait(bar, 0)) {
+          }
+          seen[block * 64 + tid] = data[(block + 1) * 64 + 63 - tid];
+        }
+        ptx::cluster_sync();
+      },
+      Dim3(4), Dim3(64), 64, 2);
+  set_launch_schedule(Schedule::in_order);
+}
+
+TEST(BlockEmulator, ClusterRemoteArrivalHandsDataToThePeer) {
+  std::vector<int> seen(4 * 64, -1), index(4 * 64, -1);
+  reset_report();
+  remote_hand_over(true, seen, index);
+  EXPECT_EQ(report().total_faults(), 0) << report().summary();
+  for (int block = 0; block < 4; ++block)
+    for (int tid = 0; tid < 64; ++tid) {
+      EXPECT_EQ(index[block * 64 + tid], block % 2 * 1000 + block * 64 + tid)
+          << "blockIdx.x, threadIdx.x and the rank of block " << block << " thread " << tid;
+      if (block % 2 == 0) {
+        EXPECT_EQ(seen[block * 64 + tid], 500 + (block + 1) * 64 + 63 - tid);
+      }
+    }
+}
+
+TEST(BlockEmulator, ClusterArrivalOnTheWrongBlockIsADeadlock) {
+  std::vector<int> seen(4 * 64, -1), index(4 * 64, -1);
+  reset_report();
+  remote_hand_over(false, seen, index);
+  EXPECT_GT(report()[Fault::deadlock], 0) << report().summary();
+}
+
 TEST(BlockEmulator, TrapEndsTheThreadAndIsReported) {
   std::vector<int> after(32, 0);
   reset_report();

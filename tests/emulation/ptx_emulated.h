@@ -91,6 +91,21 @@ inline void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_
   emu::tma_load_im2col_5d(dst, map, bar, c, w, h, d, n, ow, oh, od);
 }
 
+inline uint32_t cluster_ctarank() {
+  return emu::cluster_ctarank();
+}
+inline void cluster_sync() {
+  emu::cluster_sync();
+}
+inline void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
+  emu::mbarrier_arrive_cluster(bar, rank);
+}
+inline void tma_load_im2col_5d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
+                                         int c, int w, int h, int d, int n, uint16_t ow,
+                                         uint16_t oh, uint16_t od, uint16_t multicast) {
+  emu::tma_load_im2col_5d_multicast(dst, map, bar, c, w, h, d, n, ow, oh, od, multicast);
+}
+
 // Register reallocation changes nothing a host thread can observe.
 template <int Registers>
 inline void setmaxnreg_inc() {}
