@@ -93,18 +93,19 @@ def conv_section(data):
     for (layer, pss, prec), d in by_key.items():
         mine, v3, v4 = d.get("cu3d", {}), d.get("cu3d_pipelined", {}), d.get("cu3d_wide", {})
         v5, v6, v7 = d.get("cu3d_wgmma", {}), d.get("cu3d_wgmma_ws", {}), d.get("cu3d_wgmma_tma", {})
-        theirs = d.get("cudnn", {})
+        v8, theirs = d.get("cu3d_wgmma_cluster", {}), d.get("cudnn", {})
         lines.append([layer, pss, prec, fmt(mine.get("ms"), 3), fmt(mine.get("TFLOP/s"), 1),
                       fmt(v3.get("ms"), 3), fmt(v3.get("TFLOP/s"), 1), fmt(v4.get("ms"), 3), fmt(v4.get("TFLOP/s"), 1),
                       fmt(v5.get("ms"), 3), fmt(v5.get("TFLOP/s"), 1), fmt(v6.get("ms"), 3), fmt(v6.get("TFLOP/s"), 1),
-                      fmt(v7.get("ms"), 3), fmt(v7.get("TFLOP/s"), 1),
+                      fmt(v7.get("ms"), 3), fmt(v7.get("TFLOP/s"), 1), fmt(v8.get("ms"), 3), fmt(v8.get("TFLOP/s"), 1),
                       fmt(theirs.get("ms"), 3), fmt(theirs.get("TFLOP/s"), 1), fmt(mine.get("vs_cudnn")),
                       fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")), fmt(v5.get("vs_cudnn")), fmt(v6.get("vs_cudnn")),
-                      fmt(v7.get("vs_cudnn")), fmt(mine.get("roofline")), fmt(theirs.get("roofline"))])
+                      fmt(v7.get("vs_cudnn")), fmt(v8.get("vs_cudnn")), fmt(mine.get("roofline")),
+                      fmt(theirs.get("roofline"))])
     return table(["layer", "pass", "prec", "cu3d ms", "cu3d TFLOP/s", "v3 ms", "v3 TFLOP/s", "v4 ms", "v4 TFLOP/s",
-                  "v5 ms", "v5 TFLOP/s", "v6 ms", "v6 TFLOP/s", "v7 ms", "v7 TFLOP/s", "cuDNN ms", "cuDNN TFLOP/s",
-                  "cuDNN/cu3d time", "cuDNN/v3 time", "cuDNN/v4 time", "cuDNN/v5 time", "cuDNN/v6 time",
-                  "cuDNN/v7 time", "cu3d roofline", "cuDNN roofline"], lines)
+                  "v5 ms", "v5 TFLOP/s", "v6 ms", "v6 TFLOP/s", "v7 ms", "v7 TFLOP/s", "v8 ms", "v8 TFLOP/s",
+                  "cuDNN ms", "cuDNN TFLOP/s", "cuDNN/cu3d time", "cuDNN/v3 time", "cuDNN/v4 time", "cuDNN/v5 time",
+                  "cuDNN/v6 time", "cuDNN/v7 time", "cuDNN/v8 time", "cu3d roofline", "cuDNN roofline"], lines)
 
 
 def fused_section(data):
@@ -117,13 +118,16 @@ def fused_section(data):
         f, v3, v4 = d.get("cu3d_fused", {}), d.get("cu3d_fused_pipelined", {}), d.get("cu3d_fused_wide", {})
         v5, v6 = d.get("cu3d_fused_wgmma", {}), d.get("cu3d_fused_wgmma_ws", {})
         v7, u = d.get("cu3d_fused_wgmma_tma", {}), d.get("cudnn_unfused", {})
+        v8 = d.get("cu3d_fused_wgmma_cluster", {})
         lines.append([layer, block, prec, fmt(f.get("ms"), 3), fmt(v3.get("ms"), 3), fmt(v4.get("ms"), 3),
-                      fmt(v5.get("ms"), 3), fmt(v6.get("ms"), 3), fmt(v7.get("ms"), 3), fmt(u.get("ms"), 3),
-                      fmt(f.get("vs_cudnn")), fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")), fmt(v5.get("vs_cudnn")),
-                      fmt(v6.get("vs_cudnn")), fmt(v7.get("vs_cudnn"))])
+                      fmt(v5.get("ms"), 3), fmt(v6.get("ms"), 3), fmt(v7.get("ms"), 3), fmt(v8.get("ms"), 3),
+                      fmt(u.get("ms"), 3), fmt(f.get("vs_cudnn")), fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")),
+                      fmt(v5.get("vs_cudnn")), fmt(v6.get("vs_cudnn")), fmt(v7.get("vs_cudnn")),
+                      fmt(v8.get("vs_cudnn"))])
     return table(["layer", "block", "prec", "cu3d fused ms", "fused on v3 ms", "fused on v4 ms", "fused on v5 ms",
-                  "fused on v6 ms", "fused on v7 ms", "cuDNN conv + ops ms", "unfused/fused", "unfused/fused on v3",
-                  "unfused/fused on v4", "unfused/fused on v5", "unfused/fused on v6", "unfused/fused on v7"], lines)
+                  "fused on v6 ms", "fused on v7 ms", "fused on v8 ms", "cuDNN conv + ops ms", "unfused/fused",
+                  "unfused/fused on v3", "unfused/fused on v4", "unfused/fused on v5", "unfused/fused on v6",
+                  "unfused/fused on v7", "unfused/fused on v8"], lines)
 
 
 def ops_section(data):
@@ -201,11 +205,12 @@ def targets_section(data):
     """Issue 3's performance targets, checked against this run."""
     out = []
     conv = best_ratios([b for b in rows(data, "conv/") if "/fwd/" in b["name"]],
-                       ("cu3d", "cu3d_pipelined", "cu3d_wide", "cu3d_wgmma", "cu3d_wgmma_ws", "cu3d_wgmma_tma"))
+                       ("cu3d", "cu3d_pipelined", "cu3d_wide", "cu3d_wgmma", "cu3d_wgmma_ws", "cu3d_wgmma_tma",
+                        "cu3d_wgmma_cluster"))
     # The "fwd" rows time the engine's calls on fp32 tensors (conversions and, for cuDNN, the
     # output's conversion and a separate bias add included); "fwd_prepared" the kernels alone.
     prepared = best_ratios([b for b in rows(data, "conv/") if "/fwd_prepared/" in b["name"]],
-                           ("cu3d_wgmma", "cu3d_wgmma_tma"))
+                           ("cu3d_wgmma", "cu3d_wgmma_tma", "cu3d_wgmma_cluster"))
     for prec, goal in [("bf16", 1.0), ("tf32", 0.9), ("fp32", 0.9)]:
         for what, ratios in [("conv fwd", conv), ("conv fwd, kernel alone (fwd_prepared)", prepared)]:
             r = [v for k, v in ratios.items() if k.endswith(f"/{prec}")]
@@ -214,7 +219,7 @@ def targets_section(data):
                             f"min {min(r):.2f}, max {max(r):.2f}"])
     fused = list(best_ratios(rows(data, "fused/"), ("cu3d_fused", "cu3d_fused_pipelined", "cu3d_fused_wide",
                                                        "cu3d_fused_wgmma", "cu3d_fused_wgmma_ws",
-                                                       "cu3d_fused_wgmma_tma")).values())
+                                                       "cu3d_fused_wgmma_tma", "cu3d_fused_wgmma_cluster")).values())
     if fused:
         out.append(["fused blocks >= 1.3x unfused", f"{sum(x >= 1.3 for x in fused)}/{len(fused)}",
                     f"min {min(fused):.2f}, max {max(fused):.2f}"])

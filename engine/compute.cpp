@@ -49,11 +49,12 @@ std::string describe_compute_options() {
   std::string kernels;
   if (o.pipelined_conv) {
     kernels = " (pipelined conv";
-    if (o.tma_conv) kernels += ", TMA-fed wgmma conv";
+    if (o.cluster_conv) kernels += ", clustered TMA-fed wgmma conv";
+    if (o.tma_conv && !o.cluster_conv) kernels += ", TMA-fed wgmma conv";
     if (o.wgmma_ws_conv && !o.tma_conv) kernels += ", warp-specialized wgmma conv";
     if (o.wgmma_conv && !o.wgmma_ws_conv && !o.tma_conv) kernels += ", wgmma conv";
     if (o.wide_conv && !o.wgmma_conv && !o.wgmma_ws_conv && !o.tma_conv) kernels += ", wide conv";
-    if (o.fp32_tensor_cores && (o.tma_conv || o.wgmma_ws_conv || o.wgmma_conv))
+    if (o.fp32_tensor_cores && (o.cluster_conv || o.tma_conv || o.wgmma_ws_conv || o.wgmma_conv))
       kernels += ", fp32 as 3xTF32";
     if (o.pipelined_bwd_filter) kernels += ", pipelined bwd-filter";
     kernels += ")";
@@ -90,12 +91,12 @@ cudaStream_t& stream_slot() {
 std::string tune_key(const char* pass, const Conv3dShape& s, const ComputeOptions& o) {
   return fmt::format(
       "{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {} v3 {}{} v4 {} v5 "
-      "{} v6 {} v7 {} 3xtf32 {}",
+      "{} v6 {} v7 {} v8 {} 3xtf32 {}",
       pass, s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
       s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d,
       s.pad_after.h, s.pad_after.w, to_string(o.precision), int(o.pipelined_conv),
       int(o.pipelined_bwd_filter), int(o.wide_conv), int(o.wgmma_conv), int(o.wgmma_ws_conv),
-      int(o.tma_conv), int(o.fp32_tensor_cores));
+      int(o.tma_conv), int(o.cluster_conv), int(o.fp32_tensor_cores));
 }
 
 // Median of three timed runs after one warm-up, in milliseconds.
@@ -157,7 +158,8 @@ cuda::ConvKernel cu3d_conv_kernel() {
   const ComputeOptions& o = compute_options();
   if (!o.pipelined_conv || (o.precision == Precision::fp32 && !o.fp32_tensor_cores))
     return cuda::ConvKernel::implicit_gemm;
-  return o.tma_conv        ? cuda::ConvKernel::wgmma_tma
+  return o.cluster_conv    ? cuda::ConvKernel::wgmma_cluster
+         : o.tma_conv      ? cuda::ConvKernel::wgmma_tma
          : o.wgmma_ws_conv ? cuda::ConvKernel::wgmma_ws
          : o.wgmma_conv    ? cuda::ConvKernel::wgmma
          : o.wide_conv     ? cuda::ConvKernel::wide

@@ -49,6 +49,9 @@ struct ComputeOptions {
   bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
   bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
   bool tma_conv = true;  // or version 7, version 6 fed by the TMA (before all three; stride 1)
+  // or version 8, version 7 in clusters of two blocks sharing the activations' tile (before all
+  // four; where k makes an even number of 128-filter tiles); off until it has run on a GPU.
+  bool cluster_conv = false;
   // fp32 convs on versions 5-7 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
   // than on version 2's FFMA; off until it has run on a GPU.
   bool fp32_tensor_cores = false;
@@ -67,8 +70,8 @@ std::string describe_cuda_compute();
 cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
-// The cu3d conv kernel that compute_options() asks for (pipelined_conv, tma_conv, wgmma_ws_conv,
-// wgmma_conv, wide_conv; in fp32 version 2 unless fp32_tensor_cores).
+// The cu3d conv kernel that compute_options() asks for (pipelined_conv, cluster_conv, tma_conv,
+// wgmma_ws_conv, wgmma_conv, wide_conv; in fp32 version 2 unless fp32_tensor_cores).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();

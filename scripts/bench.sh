@@ -152,7 +152,7 @@ use_bundle() {
 }
 
 # Nsight Compute on one conv layer's forward (PROFILE_LAYER, default conv3b; PROFILE_PREC, default
-# bf16): cu3d's versions 5, 6 and 7, then cuDNN's kernels for the same benchmark row (its algorithm
+# bf16): cu3d's versions 5, 6, 7 and 8, then cuDNN's kernels for the same benchmark row (its algorithm
 # search included: the report lists each kernel it ran). Each says where the time goes:
 # throughput against the device's peaks (compute, L1, L2, DRAM), the memory chart's traffic,
 # occupancy and warp stalls. Clocks are left alone (--clock-control none). Writes
@@ -162,7 +162,7 @@ profile() {
   command -v ncu >/dev/null || { echo "bench: no ncu on this machine" >&2; exit 2; }
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/environment.txt"
   local row="conv/${PROFILE_LAYER:-conv3b}/fwd/${PROFILE_PREC:-bf16}" backend kernels count
-  for backend in cu3d_wgmma cu3d_wgmma_ws cu3d_wgmma_tma cudnn; do
+  for backend in cu3d_wgmma cu3d_wgmma_ws cu3d_wgmma_tma cu3d_wgmma_cluster cudnn; do
     if [[ $backend == cudnn ]]; then kernels='regex:fprop|conv|implicit' count=8; else kernels='regex:conv3d_fwd' count=2; fi
     timeout "${BENCH_STAGE_TIMEOUT:-150}" ncu --clock-control none --kernel-name "$kernels" \
       --launch-count "$count" --section SpeedOfLight --section MemoryWorkloadAnalysis \

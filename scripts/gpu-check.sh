@@ -206,13 +206,14 @@ run() {
 
   local full=${GPU_CHECK_FILTER:--*Timing.*}
   # The engine's fused blocks and the device feeder (pinned staging, copy stream): memcheck them
-  # too. *odd* and *conv5b*cu3d* take in the conv's versions 3-7 (the cu3d_pipelined, cu3d_wide,
-  # cu3d_wgmma, cu3d_wgmma_ws and cu3d_wgmma_tma cases); racecheck covers their shared-memory
-  # rings on the odd shapes (versions 5-7's tensor cores read the ring through the async proxy, 6
-  # and 7 hand stages over by mbarriers, 7's TMA fills it: whether racecheck follows any of them
-  # is to be seen).
-  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*per_sample_c64_partial_chunk*:*per_sample_one_chunk_groups*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:EngineCuda.NewConv*:EngineCuda.Wgmma*:EngineCuda.TmaConv*:NormalizeClipsCuda.*:FeederCuda.*}
-  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*odd*_cu3d_wgmma:*odd*_cu3d_wgmma_ws:*odd*_cu3d_wgmma_tma:*softmax*:*input_transform*:*layer_norm_odd*:*per_sample_c64_partial_chunk*:*batch_norm*odd*}
+  # too. *odd* and *conv5b*cu3d* take in the conv's versions 3-8 (the cu3d_pipelined, cu3d_wide,
+  # cu3d_wgmma, cu3d_wgmma_ws, cu3d_wgmma_tma and cu3d_wgmma_cluster cases: version 8 runs on
+  # conv5b, k = 512, and falls back to 7 on the odd shapes); racecheck covers their shared-memory
+  # rings on the odd shapes and version 8's on conv5b (versions 5-8's tensor cores read the ring
+  # through the async proxy, 6-8 hand stages over by mbarriers, 7's and 8's TMA fill it, 8's
+  # across the cluster: whether racecheck follows any of them is to be seen).
+  local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*per_sample_c64_partial_chunk*:*per_sample_one_chunk_groups*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:EngineCuda.NewConv*:EngineCuda.Wgmma*:EngineCuda.TmaConv*:EngineCuda.ClusterConv*:EngineCuda.Fp32TensorCores*:NormalizeClipsCuda.*:FeederCuda.*}
+  local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*odd*_cu3d_wgmma:*odd*_cu3d_wgmma_ws:*odd*_cu3d_wgmma_tma:*conv5b_fwd_*_cu3d_wgmma_cluster:*softmax*:*input_transform*:*layer_norm_odd*:*per_sample_c64_partial_chunk*:*batch_norm*odd*}
   echo "== suite"
   local jobs=${GPU_CHECK_JOBS:-$(($(nproc) >= 8 ? 4 : 1))}
   run_stage suite sharded_suite "$jobs" "${GPU_CHECK_SUITE_TIMEOUT:-300}" "$bin" "$full"

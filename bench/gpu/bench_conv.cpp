@@ -216,7 +216,8 @@ enum class BlockRun {
   cu3d_fused_wide,
   cu3d_fused_wgmma,
   cu3d_fused_wgmma_ws,
-  cu3d_fused_wgmma_tma
+  cu3d_fused_wgmma_tma,
+  cu3d_fused_wgmma_cluster
 };
 
 const char* to_string(BlockRun r) {
@@ -235,6 +236,8 @@ const char* to_string(BlockRun r) {
       return "cu3d_fused_wgmma_ws";
     case BlockRun::cu3d_fused_wgmma_tma:
       return "cu3d_fused_wgmma_tma";
+    case BlockRun::cu3d_fused_wgmma_cluster:
+      return "cu3d_fused_wgmma_cluster";
   }
   return "?";
 }
@@ -248,12 +251,13 @@ const char* to_string(BlockRun r) {
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
   const bool fused = run != BlockRun::cudnn_unfused;
-  const auto kernel = run == BlockRun::cu3d_fused_wgmma_tma   ? cuda::ConvKernel::wgmma_tma
-                      : run == BlockRun::cu3d_fused_wgmma_ws  ? cuda::ConvKernel::wgmma_ws
-                      : run == BlockRun::cu3d_fused_wgmma     ? cuda::ConvKernel::wgmma
-                      : run == BlockRun::cu3d_fused_wide      ? cuda::ConvKernel::wide
-                      : run == BlockRun::cu3d_fused_pipelined ? cuda::ConvKernel::pipelined
-                                                              : cuda::ConvKernel::implicit_gemm;
+  const auto kernel = run == BlockRun::cu3d_fused_wgmma_cluster ? cuda::ConvKernel::wgmma_cluster
+                      : run == BlockRun::cu3d_fused_wgmma_tma   ? cuda::ConvKernel::wgmma_tma
+                      : run == BlockRun::cu3d_fused_wgmma_ws    ? cuda::ConvKernel::wgmma_ws
+                      : run == BlockRun::cu3d_fused_wgmma       ? cuda::ConvKernel::wgmma
+                      : run == BlockRun::cu3d_fused_wide        ? cuda::ConvKernel::wide
+                      : run == BlockRun::cu3d_fused_pipelined   ? cuda::ConvKernel::pipelined
+                                                                : cuda::ConvKernel::implicit_gemm;
   const Conv3dShape& s = layer.shape;
   const int r = i % b.sets;
   const float *x = b.x[r]->f(), *w = b.w[r]->f(), *bias = b.bias->f();
@@ -305,8 +309,8 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 // for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
 // forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
 // versions 5 and 6 only where they can run (else their rows would time version 3; in fp32, as
-// 3xTF32), version 7 for the forward and backward-data where it applies (else its rows would
-// time version 5).
+// 3xTF32), versions 7 and 8 for the forward and backward-data where they apply (else their rows
+// would time version 5 or 7).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
     case Backend::cu3d_wgmma:
@@ -320,6 +324,11 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
       return ((pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p)) ||
               (pass == "bwd_data" &&
                cuda::conv3d_fwd_wgmma_tma_supports(bwd_data_as_forward(s), p))) &&
+             takes(Backend::cu3d_wgmma, pass, s, p);
+    case Backend::cu3d_wgmma_cluster:
+      return ((pass == "fwd" && cuda::conv3d_fwd_wgmma_cluster_supports(s, p)) ||
+              (pass == "bwd_data" &&
+               cuda::conv3d_fwd_wgmma_cluster_supports(bwd_data_as_forward(s), p))) &&
              takes(Backend::cu3d_wgmma, pass, s, p);
     case Backend::cu3d_pipelined:
       return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
@@ -337,7 +346,8 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
 // The fused blocks on versions 3, 5 and 6 where they apply (5 and 6 only where they can run); on
 // version 4 the blocks it runs: the training block's z store and the inference pool by atomics
 // (pool5), not the window pool of pool1-pool4 or the layer-norm statistics, which stay on
-// version 3; on version 7 all of them (its inference pool block stores z and pools after).
+// version 3; on versions 7 and 8 all of them (their inference pool block stores z and pools
+// after; version 8 where k makes an even number of 128-filter tiles).
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
@@ -346,6 +356,8 @@ bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Preci
       return cuda::conv3d_fwd_wgmma_supports(s, p);  // fp32 as 3xTF32
     case BlockRun::cu3d_fused_wgmma_tma:
       return cuda::conv3d_fwd_wgmma_tma_supports(s, p);
+    case BlockRun::cu3d_fused_wgmma_cluster:
+      return cuda::conv3d_fwd_wgmma_cluster_supports(s, p);
     case BlockRun::cu3d_fused_pipelined:
       return cuda::conv3d_fwd_pipelined_supports(s, p);
     case BlockRun::cu3d_fused_wide:
@@ -362,14 +374,17 @@ bool register_all() {
   for (const ConvLayer& layer : cases::c3d_conv_layers(batch())) {
     for (const char* pass : kPasses)
       for (Precision p : cases::kPrecisions)
-        for (Backend backend :
-             {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined, Backend::cu3d_wide,
-              Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws, Backend::cu3d_wgmma_tma})
+        for (Backend backend : {Backend::cudnn, Backend::cu3d, Backend::cu3d_pipelined,
+                                Backend::cu3d_wide, Backend::cu3d_wgmma, Backend::cu3d_wgmma_ws,
+                                Backend::cu3d_wgmma_tma, Backend::cu3d_wgmma_cluster})
           if (takes(backend, pass, layer.shape, p)) register_conv(layer, pass, p, backend);
     for (Precision p : cases::kPrecisions)
       if (cuda::conv3d_fwd_wgmma_supports(layer.shape, p))
-        for (Backend backend : {Backend::cudnn, Backend::cu3d_wgmma, Backend::cu3d_wgmma_tma})
-          register_conv_prepared(layer, p, backend);
+        for (Backend backend : {Backend::cudnn, Backend::cu3d_wgmma, Backend::cu3d_wgmma_tma,
+                                Backend::cu3d_wgmma_cluster})
+          if (backend != Backend::cu3d_wgmma_cluster ||
+              cuda::conv3d_fwd_wgmma_cluster_supports(layer.shape, p))
+            register_conv_prepared(layer, p, backend);
     if (!followed_by_pool(layer.name)) continue;
     for (const char* block :
          {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool", "bias_ln_relu_pool_train"})
@@ -377,7 +392,7 @@ bool register_all() {
         for (BlockRun run :
              {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined,
               BlockRun::cu3d_fused_wide, BlockRun::cu3d_fused_wgmma, BlockRun::cu3d_fused_wgmma_ws,
-              BlockRun::cu3d_fused_wgmma_tma})
+              BlockRun::cu3d_fused_wgmma_tma, BlockRun::cu3d_fused_wgmma_cluster})
           if (takes(run, block, layer, p)) register_fused(layer, block, p, run);
   }
   return true;

@@ -94,14 +94,17 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
 // the unsuffixed rows before session 14), version 2 throughout (the "_v2" rows), version 3 with
 // its backward-filter as well (the "_v3f" rows), or that and version 4, 5 or 6 (version 5
 // warp-specialized) for the forward and bwd-data (the "_v4", "_v5" and "_v6" rows), or the
-// defaults with fp32's forward and bwd-data as three tf32 products (the "_3xtf32" rows).
-enum class ConvKernels { defaults, v3, v2, v3_with_bwd_filter, v4, v5, v6, fp32_3xtf32 };
+// defaults with version 8 (version 7 in clusters of two) where it applies (the "_v8" rows) or
+// with fp32's forward and bwd-data as three tf32 products (the "_3xtf32" rows).
+enum class ConvKernels { defaults, v3, v2, v3_with_bwd_filter, v4, v5, v6, v8, fp32_3xtf32 };
 
 // Sets the conv kernel switches of `options` for `kernels`.
 void select(ComputeOptions& options, ConvKernels kernels) {
   const ComputeOptions defaults;
   options.fp32_tensor_cores = kernels == ConvKernels::fp32_3xtf32;
-  if (kernels == ConvKernels::defaults || kernels == ConvKernels::fp32_3xtf32) {
+  options.cluster_conv = kernels == ConvKernels::v8;
+  if (kernels == ConvKernels::defaults || kernels == ConvKernels::fp32_3xtf32 ||
+      kernels == ConvKernels::v8) {
     options.pipelined_conv = defaults.pipelined_conv;
     options.pipelined_bwd_filter = defaults.pipelined_bwd_filter;
     options.wide_conv = defaults.wide_conv;
@@ -126,6 +129,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
                        : kernels == ConvKernels::v4                 ? "_v4"
                        : kernels == ConvKernels::v5                 ? "_v5"
                        : kernels == ConvKernels::v6                 ? "_v6"
+                       : kernels == ConvKernels::v8                 ? "_v8"
                        : kernels == ConvKernels::fp32_3xtf32        ? "_3xtf32"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
@@ -182,7 +186,8 @@ bool register_all() {
   // At the precision of the unfused rows: cu3d's conv version 2 throughout, for comparison, and
   // the engine's default backend (auto: each conv pass timed once on cu3d and cuDNN, the faster
   // kept); for the C3Ds, both on the earlier kernels: version 3, with its backward-filter, and
-  // with version 4, 5 or 6 as well (versions 5 and 6 where they can run).
+  // with version 4, 5 or 6 as well (versions 5 and 6 where they can run), and the defaults with
+  // version 8.
   for (const char* model : {"c3d", "c3d-ln", "keras3d"}) {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
@@ -194,7 +199,7 @@ bool register_all() {
   for (const char* model : {"c3d", "c3d-ln"})
     for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
       for (ConvKernels kernels : {ConvKernels::v3, ConvKernels::v3_with_bwd_filter, ConvKernels::v4,
-                                  ConvKernels::v5, ConvKernels::v6})
+                                  ConvKernels::v5, ConvKernels::v6, ConvKernels::v8})
         if (kernels == ConvKernels::v3 || kernels == ConvKernels::v3_with_bwd_filter ||
             kernels == ConvKernels::v4 || cuda::wgmma_available())
           register_train(model, kUnfusedPrecision, backend, true, kernels);

@@ -43,6 +43,11 @@
 //              and the pool kernel: it cannot order rows window by window) and bwd-data (the
 //              mirrored forward), version 5 elsewhere. The engine's default since session 14
 //              (1.4-1.8x version 5 on C3D's layers).
+//   version 8 (`ConvKernel::wgmma_cluster`, tf32 and bf16; written in session 15, run only in
+//              the host emulation): version 7 in clusters of two blocks on neighbouring N tiles
+//              of one M tile, each loading half of the shared A tile by a TMA multicast into both
+//              (conv3d_wgmma_cluster.cuh); where version 7 applies and k makes an even number of
+//              128-filter tiles, version 7 elsewhere. Only the tests and the benchmark ask for it.
 //   fp32 on versions 5-7 ("3xTF32", written in session 15, not yet run on a GPU): where a
 //              caller asks versions 5-7 for fp32, x and w are split into tf32 heads and tails
 //              (fp32_to_tf32_split, cast.cuh) and the tf32 kernel runs the conv of
@@ -75,7 +80,7 @@ namespace cu3d::cuda {
 // versions 2-4 of the forward issue the same mma over r in the same order, so on the same operands
 // they should agree bit for bit; versions 5 and 6 multiply the same operands and accumulate inside
 // each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
-enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma };
+enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma, wgmma_cluster };
 
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
@@ -100,6 +105,10 @@ Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s);
 // version 5's shapes at stride 1, with im2col corners a tensor map can hold (-pad_before and
 // pad_after - (kernel - 1) within [-16, 15] in each dimension).
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision);
+
+// True when version 8 takes this shape's forward: version 7's shapes whose k makes an even number
+// of 128-filter tiles (conv3a-conv5b), so the two blocks of a cluster share each M tile.
+bool conv3d_fwd_wgmma_cluster_supports(const Conv3dShape& s, Precision precision);
 
 // Whether this build and the current device can run version 5 at all (the reason in `why` when
 // not).

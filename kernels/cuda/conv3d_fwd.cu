@@ -7,17 +7,20 @@
 // each output, on a wider tile; version 5 (conv3d_wgmma.cuh) all of them on version 4's tile,
 // with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized;
 // version 7 (conv3d_wgmma_tma.cuh) version 6 fed by the TMA, for the epilogues that keep the
-// rows in order.
+// rows in order; version 8 (conv3d_wgmma_cluster.cuh) version 7 in clusters of two blocks that
+// share the activations' tile.
 #include <algorithm>
 
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
+#include "kernels/cuda/cluster_launch.cuh"
 #include "kernels/cuda/conv3d.cuh"
 #include "kernels/cuda/conv3d_fwd_problems.cuh"
 #include "kernels/cuda/conv3d_igemm_launch.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
+#include "kernels/cuda/conv3d_wgmma_cluster.cuh"
 #include "kernels/cuda/conv3d_wgmma_tma.cuh"
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
 #include "kernels/cuda/conv3d_wide.cuh"
@@ -118,6 +121,26 @@ void launch_tma(const Problem& prob, const Conv3dShape& s, const void* x, const 
   });
 }
 
+// Version 8 on `Tile`: version 7's maps with half-tile im2col boxes, then a persistent grid of
+// as many clusters of two as run at once (at most one per unit of work).
+template <class Problem, Precision P, class Tile>
+void launch_cluster_tile(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
+                         cudaStream_t stream, const std::string& what) {
+  namespace wgmma = pipelined::wgmma;
+  const wgmma::TmaMaps maps =
+      wgmma::conv_cluster_maps<Tile>(s, x, w, P == Precision::bf16 ? 2 : 4, what);
+  const auto kernel = wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile>;
+  constexpr int kShared = wgmma::kClusterSharedBytes<Tile>;
+  allow_shared_memory(kernel, kShared);
+  const int units = wgmma::ClusterTiles<Tile>(prob.M, prob.N).count;
+  const int fit = max_active_clusters(kernel, wgmma::kWsThreads, kShared, wgmma::kClusterBlocks);
+  CU3D_CHECK(fit > 0, "{}: no cluster of two blocks of {} bytes of shared memory fits the device",
+             what, kShared);
+  const int clusters = std::min(units, fit);
+  launch_in_clusters(kernel, clusters * wgmma::kClusterBlocks, wgmma::kWsThreads, kShared, stream,
+                     wgmma::kClusterBlocks, prob, maps);
+}
+
 // Whether a problem's GEMM rows are the output positions in order, as an im2col load walks them
 // (the inference pool block's window-major rows are not).
 template <class Problem>
@@ -167,17 +190,28 @@ bool aligned16(const void* p) {
 
 bool is_wgmma(ConvKernel kernel) {
   return kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
-         kernel == ConvKernel::wgmma_tma;
+         kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
 }
 
-// Versions 5-7 on operands already in precision P's form (a shape conv3d_fwd_wgmma_supports
-// takes): 7 where asked and it takes the shape and the problem's rows are in order, else 6 where
-// asked, else 5.
+// Versions 7 and 8 (which runs 7 where it does not apply): the TMA-fed ones.
+bool takes_tma(ConvKernel kernel) {
+  return kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
+}
+
+// Versions 5-8 on operands already in precision P's form (a shape conv3d_fwd_wgmma_supports
+// takes): 8 where asked and it takes the shape and the problem's rows are in order, else 7 where
+// asked (or 8 was) and it takes the shape and the rows are in order, else 6 where asked, else 5.
 template <class Problem, Precision P>
 void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
                           ConvKernel kernel, cudaStream_t stream, const std::string& what) {
   if constexpr (kRowsInOrder<Problem>) {
-    if (kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, P)) {
+    if (kernel == ConvKernel::wgmma_cluster && conv3d_fwd_wgmma_cluster_supports(s, P)) {
+      with_wgmma_tile(prob, [&](auto tile) {
+        launch_cluster_tile<Problem, P, decltype(tile)>(prob, s, x, w, stream, what);
+      });
+      return;
+    }
+    if (takes_tma(kernel) && conv3d_fwd_wgmma_tma_supports(s, P)) {
       launch_tma<Problem, P>(prob, s, x, w, stream, what);
       return;
     }
@@ -220,7 +254,7 @@ void run_split_tf32(const Problem& prob, const Conv3dShape& s, const char* op, C
 }
 
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 7 -> 5 -> 3 -> 2; fp32: 5-7 -> 2).
+// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 8 -> 7 -> 5 -> 3 -> 2; fp32: 5-8 -> 2).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
@@ -324,6 +358,14 @@ Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s) {
   return tripled;
 }
 
+bool conv3d_fwd_wgmma_cluster_supports(const Conv3dShape& s, Precision precision) {
+  if (precision == Precision::fp32)
+    return conv3d_fwd_wgmma_cluster_supports(conv3d_split_tf32_shape(s), Precision::tf32);
+  const int n_tiles = (s.k + pipelined::wgmma::kBN - 1) / pipelined::wgmma::kBN;
+  return n_tiles % pipelined::wgmma::kClusterBlocks == 0 &&
+         conv3d_fwd_wgmma_tma_supports(s, precision);
+}
+
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision) {
   auto corner_fits = [](int v) { return v >= -16 && v <= 15; };
   auto corners_fit = [&](int pad_before, int pad_after, int kernel) {
@@ -344,10 +386,9 @@ void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, flo
                          Precision precision, cudaStream_t stream, ConvKernel kernel) {
   const char* op = "conv3d_fwd_prepared";
   const std::string what = describe(op, s, precision);
-  CU3D_CHECK((kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_tma) &&
-                 precision != Precision::fp32 && conv3d_fwd_wgmma_supports(s, precision) &&
-                 aligned16(x) && aligned16(w),
-             "{}: takes versions 5 and 7 in bf16 or tf32 on the shapes version 5 takes, 16-byte "
+  CU3D_CHECK((kernel == ConvKernel::wgmma || takes_tma(kernel)) && precision != Precision::fp32 &&
+                 conv3d_fwd_wgmma_supports(s, precision) && aligned16(x) && aligned16(w),
+             "{}: takes versions 5, 7 and 8 in bf16 or tf32 on the shapes version 5 takes, 16-byte "
              "aligned operands (fp32: the tf32 conv of conv3d_split_tf32_shape)",
              what);
   // The problem's own x and w are the gathers' of versions 2-4, unused here.
@@ -374,7 +415,7 @@ void conv3d_fwd_bias_relu_maxpool(const Conv3dShape& s, const Pool3dShape& p, co
   // which cost version 5 1-4 % over its window-major epilogue (H100, session 9, bf16 at batch
   // 32, ms, window-major against z + pool: conv2a 2.939 / 3.046, conv3b 1.995 / 2.028, conv4b
   // 0.927 / 0.937).
-  const bool tma = kernel == ConvKernel::wgmma_tma && conv3d_fwd_wgmma_tma_supports(s, precision);
+  const bool tma = takes_tma(kernel) && conv3d_fwd_wgmma_tma_supports(s, precision);
   if (!z && !tma && conv3d_pool_windows_tile_output(p)) {
     auto prob = make_problem<FwdPoolRowsProblem>(s, x, w, bias, op);
     prob.out = pool_rows_out(p, pooled);

@@ -106,15 +106,22 @@ __device__ void produce(const Problem& prob, const void* x, const void* w, const
 // (version 7), which writes through the async proxy the tensor cores read with.
 enum class StageWrites { generic_proxy, async_proxy };
 
+// A slot's release by a math thread: an arrival on the block's empty barrier of the slot.
+struct ReleaseInBlock {
+  __device__ void operator()(uint64_t* bar) const { ptx::mbarrier_arrive(bar); }
+};
+
 // The math warpgroups' loop over one output tile's r-tiles, which the ring holds as its stages
 // from `stage0` on (a block that multiplies several output tiles, version 7's, runs its ring on
-// across them): each stage once its slot is full, releasing the slot of the stage before it once
-// GroupMath::stage has seen that stage's wgmma complete. With `release_last` the tile's last slot
-// is released too, once drained (the producer is already filling the ring for the next tile).
-// Returns the stage after the tile's last.
-template <class Tile, Precision P, StageWrites kWrites, class Problem>
+// across them): each stage once its slot is full, releasing the slot of the stage before it
+// (`release` of its empty barrier) once GroupMath::stage has seen that stage's wgmma complete.
+// With `release_last` the tile's last slot is released too, once drained (the producer is
+// already filling the ring for the next tile). Returns the stage after the tile's last.
+template <class Tile, Precision P, StageWrites kWrites, class Problem,
+          class Release = ReleaseInBlock>
 __device__ int consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t base, uint64_t* full,
-                       uint64_t* empty, int stage0 = 0, bool release_last = false) {
+                       uint64_t* empty, int stage0 = 0, bool release_last = false,
+                       Release release = {}) {
   constexpr int kPerRow = kRowBytes / (P == Precision::bf16 ? 2 : 4);
   const int tiles = prob.R / kPerRow;
   for (int kt = 0; kt < tiles; ++kt) {
@@ -123,10 +130,10 @@ __device__ int consume(const Problem& prob, GroupMath<P, Tile>& math, uint32_t b
     if constexpr (kWrites == StageWrites::generic_proxy) ptx::fence_proxy_async();
     const uint32_t a_tile = base + slot * Tile::kStageBytes;
     math.stage(a_tile, a_tile + Tile::kTileABytes);
-    if (kt >= 1) ptx::mbarrier_arrive(&empty[(stage - 1) % kStages]);
+    if (kt >= 1) release(&empty[(stage - 1) % kStages]);
   }
   math.drain();
-  if (release_last) ptx::mbarrier_arrive(&empty[(stage0 + tiles - 1) % kStages]);
+  if (release_last) release(&empty[(stage0 + tiles - 1) % kStages]);
   return stage0 + tiles;
 }
 

@@ -43,10 +43,14 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, "
             "pipelined bwd-filter), fusion on");
-  o.fp32_tensor_cores = true;  // 3xTF32 rides on versions 5-7
+  o.fp32_tensor_cores = true;  // 3xTF32 rides on versions 5-8
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, TMA-fed wgmma conv, fp32 as "
             "3xTF32, pipelined bwd-filter), fusion on");
+  o.cluster_conv = true;  // version 8 before version 7
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, clustered TMA-fed wgmma conv, fp32 "
+            "as 3xTF32, pipelined bwd-filter), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

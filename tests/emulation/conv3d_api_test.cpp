@@ -213,6 +213,64 @@ TEST(ConvApiEmulationPrepared, MatchesTheForwardBitForBit) {
   }
 }
 
+// Version 8 (clusters of two blocks sharing the A tile) through the API, where it applies: the
+// forward of a layer with k = 256 (two 128-filter tiles per M tile), every block, and
+// backward-data into c = 256 channels (its mirrored forward's k), in each precision (fp32 as
+// 3xTF32): bit for bit version 7's outputs, whose checks against the reference are the cases
+// above. The emulated grid's clusters are counted, or version 8 falling back to 7 would compare
+// version 7 with itself.
+TEST(ConvApiEmulationCluster, Version8MatchesVersion7BitForBit) {
+  const Conv3dShape s =
+      Conv3dShape::make(1, {2, 6, 6}, 64, 256, {1, 3, 3}, {1, 1, 1}, Padding::same);
+  const Conv3dShape wide_input =
+      Conv3dShape::make(1, {2, 6, 6}, 256, 64, {1, 3, 3}, {1, 1, 1}, Padding::same);
+  const Pool3dShape pool = Pool3dShape::make(s.n, s.out, s.k, {1, 2, 2}, {1, 2, 2}, Padding::valid);
+  for (Precision p : {Precision::bf16, Precision::tf32, Precision::fp32}) {
+    SCOPED_TRACE(to_string(p));
+    ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(s, p));
+    ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(bwd_data_as_forward(wide_input), p));
+    const std::vector<float> x = random_values(s.input_size(), p, 21),
+                             w = random_values(s.filter_size(), p, 22),
+                             bias = random_values(s.k, Precision::fp32, 23),
+                             dy = random_values(wide_input.output_size(), p, 24),
+                             w2 = random_values(wide_input.filter_size(), p, 25);
+    // Each op's outputs, poisoned first, on `kernel`.
+    auto outputs = [&](ConvKernel kernel) {
+      std::vector<std::vector<float>> out;
+      auto fresh = [&](int64_t n) -> std::vector<float>& {
+        out.push_back(poisoned(n));
+        return out.back();
+      };
+      cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), fresh(s.output_size()).data(), p,
+                       nullptr, kernel);
+      cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), fresh(s.output_size()).data(),
+                                 p, nullptr, kernel);
+      float* pooled = fresh(pool.output_size()).data();
+      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled,
+                                         fresh(s.output_size()).data(), p, nullptr, kernel);
+      float* y = fresh(s.output_size()).data();
+      float* mean = fresh(1).data();
+      cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), s.output_size() / s.k,
+                                     1e-5f, y, mean, fresh(1).data(), p, nullptr, kernel);
+      cuda::conv3d_bwd_data(wide_input, dy.data(), w2.data(), fresh(wide_input.input_size()).data(),
+                            p, nullptr, kernel);
+      return out;
+    };
+    emu::reset_report();
+    const auto v7 = outputs(ConvKernel::wgmma_tma);
+    EXPECT_EQ(emu::report().clusters, 0);
+    emu::reset_report();
+    const auto v8 = outputs(ConvKernel::wgmma_cluster);
+    const emu::Report& r = emu::report();
+    EXPECT_EQ(r.total_faults(), 0) << r.summary();
+    EXPECT_GT(r.clusters, 0) << "version 8 ran no cluster";
+    ASSERT_EQ(v7.size(), v8.size());
+    for (size_t i = 0; i < v7.size(); ++i)
+      EXPECT_EQ(std::memcmp(v7[i].data(), v8[i].data(), sizeof(float) * v7[i].size()), 0)
+          << "output " << i;
+  }
+}
+
 // fp32 on versions 5 and 7 (3xTF32) on operands of full fp32 precision: their error against the
 // double reference is of the order of version 2's FFMA, where the same kernels in tf32 (which
 // round the operands to 10 mantissa bits) miss by ~1e-3. Forward and bwd-data.

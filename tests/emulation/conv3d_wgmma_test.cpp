@@ -1,9 +1,10 @@
-// Versions 5, 6 and 7 of the conv3d forward (conv3d_wgmma.cuh, conv3d_wgmma_ws.cuh,
-// conv3d_wgmma_tma.cuh), the real kernel code with every epilogue, run on the CPU by the block
-// emulator (block.h): against a double-precision reference, every output written exactly once,
-// no fault of the copies, the wgmma operands or the mbarrier hand-overs in any of four schedules,
-// and versions 6 and 7 bit for bit equal to version 5 (the same instructions on the same data in
-// the same order).
+// Versions 5, 6, 7 and 8 of the conv3d forward (conv3d_wgmma.cuh, conv3d_wgmma_ws.cuh,
+// conv3d_wgmma_tma.cuh, conv3d_wgmma_cluster.cuh), the real kernel code with every epilogue, run
+// on the CPU by the block emulator (block.h; version 8's clusters of two blocks emulated
+// together): against a double-precision reference, every output written exactly once, no fault
+// of the copies, the wgmma operands or the mbarrier hand-overs (within a block and across a
+// cluster) in any of four schedules, and versions 6-8 bit for bit equal to version 5 (the same
+// instructions on the same data in the same order).
 //
 // These cannot measure speed and do not prove the descriptors match what the hardware reads (the
 // emulator decodes them as the PTX ISA describes; ConvWgmmaLayout.* checks that decoding
@@ -28,6 +29,7 @@
 #include "kernels/cpu/pool3d.h"
 #include "kernels/cuda/conv3d_fwd_problems.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
+#include "kernels/cuda/conv3d_wgmma_cluster.cuh"
 #include "kernels/cuda/conv3d_wgmma_tma.cuh"
 #include "kernels/cuda/conv3d_wgmma_ws.cuh"
 #include "test_buffers.h"
@@ -109,6 +111,8 @@ const Case kCases[] = {
     {"Stats_k64", Epilogue::stats, 1, {4, 6, 6}, 64, 64, {3, 3, 3}, kOne, kOne, kOne},
     {"Stats_k136_strided_asymmetric", Epilogue::stats, 1, {3, 9, 7}, 128, 136, {1, 3, 2},
      {1, 2, 1}, {0, 2, 0}, {1, 0, 1}},
+    {"Stats_k200_two_n_tiles", Epilogue::stats, 1, {3, 5, 6}, 64, 200, {1, 3, 3}, kOne,
+     {0, 1, 1}, {0, 1, 1}},
     {"Store_five_rtiles", Epilogue::store, 1, {3, 7, 9}, 64, 128, {1, 1, 5}, kOne, {0, 0, 2},
      {0, 0, 2}},
     {"Store_two_m_tiles_k256", Epilogue::store, 1, {4, 9, 8}, 64, 256, {3, 3, 3}, kOne, kOne, kOne},
@@ -204,11 +208,12 @@ struct Outputs {
   emu::Report report;
 };
 
-// Version 7's grid in the emulation: fewer blocks than most cases' output tiles.
-constexpr int kPersistentBlocks = 3;
+// Version 7's grid in the emulation: fewer blocks than most cases' output tiles; version 8's,
+// fewer clusters than some cases' units.
+constexpr int kPersistentBlocks = 3, kPersistentClusters = 2;
 
 struct Run {
-  int version;  // 5, 6 or 7
+  int version;  // 5, 6, 7 or 8
   emu::Schedule schedule;
   unsigned seed;
   uint32_t dynamic_base;  // 4096: the ring's 1 KB alignment holds already; 4112: the kernel aligns
@@ -237,6 +242,9 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
     pipelined::wgmma::TmaMaps maps{};
     if (run.version == 7)
       maps = pipelined::wgmma::conv_tma_maps<Tile>(st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
+    if (run.version == 8)
+      maps =
+          pipelined::wgmma::conv_cluster_maps<Tile>(st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
     config.schedule = run.schedule;
     config.dynamic_base = run.dynamic_base;
     config.dynamic_bytes = Tile::kSharedBytes;
@@ -251,11 +259,26 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
               pipelined::wgmma::conv3d_fwd_wgmma<Problem, P, Tile>(prob, x, w);
             else if (run.version == 6)
               pipelined::wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>(prob, x, w);
-            else
+            else if (run.version == 7)
               pipelined::wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>(prob, maps);
+            else
+              pipelined::wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile>(prob, maps);
           },
           config);
     };
+    if (run.version == 8) {
+      // Persistent clusters of two blocks, emulated together: each cluster one emulated block
+      // of twice the threads, each of its blocks with its own shared memory.
+      const int units = pipelined::wgmma::ClusterTiles<Tile>(st.M, st.N).count;
+      const int clusters = std::min(units, kPersistentClusters);
+      config.cluster = pipelined::wgmma::kClusterBlocks;
+      config.threads *= config.cluster;
+      config.dynamic_bytes = pipelined::wgmma::kClusterSharedBytes<Tile>;
+      config.grid_dim = {unsigned(clusters * config.cluster), 1, 1};
+      for (int c = 0; c < clusters; ++c)
+        block(c * config.cluster, 0);
+      return;
+    }
     if (run.version == 7) {
       // Persistent: a grid of fewer blocks than output tiles, each taking every third tile, so
       // the ring runs on from one tile to the next.
@@ -399,6 +422,17 @@ void check_case(const Case& cs) {
         st.s.kernel.d * st.s.kernel.h * st.s.kernel.w * cs.c / (P == Precision::bf16 ? 64 : 32);
     EXPECT_EQ(v7.report.bulk_copies, 2L * tiles * r_tiles) << "one A and one B load per stage";
     EXPECT_EQ(v7.report.copies, 0) << "version 7 issued cp.async";
+  });
+  // Version 8 where conv3d_fwd.cu runs it: version 7's shapes with an even number of N tiles.
+  const int n_tiles = (st.N + Tile::kBN - 1) / Tile::kBN;
+  if (n_tiles % 2) return;
+  check_schedules<P, Tile>(cs, st, v5, 8, 5678, [&](const Run&, const Outputs& v8) {
+    const int tiles = (st.M + Tile::kBM - 1) / Tile::kBM * n_tiles;
+    const int r_tiles =
+        st.s.kernel.d * st.s.kernel.h * st.s.kernel.w * cs.c / (P == Precision::bf16 ? 64 : 32);
+    // Per block and stage: its half of A, counted once in each block it reaches, and its B.
+    EXPECT_EQ(v8.report.bulk_copies, 3L * tiles * r_tiles) << "one A half and one B per stage";
+    EXPECT_EQ(v8.report.copies, 0) << "version 8 issued cp.async";
   });
 }
 

@@ -19,7 +19,8 @@ namespace cu3d::cases {
 // cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_wgmma:
 // version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_wgmma_ws:
 // version 6 (likewise); cu3d_wgmma_tma: version 7 (likewise; version 5 where it does not apply,
-// e.g. with a stride); cu3d_naive: version 1.
+// e.g. with a stride); cu3d_wgmma_cluster: version 8 (likewise; version 7 where it does not
+// apply: an odd number of 128-filter tiles); cu3d_naive: version 1.
 enum class Backend {
   cu3d,
   cu3d_pipelined,
@@ -27,6 +28,7 @@ enum class Backend {
   cu3d_wgmma,
   cu3d_wgmma_ws,
   cu3d_wgmma_tma,
+  cu3d_wgmma_cluster,
   cu3d_naive,
   cudnn
 };
@@ -45,6 +47,8 @@ inline const char* to_string(Backend b) {
       return "cu3d_wgmma_ws";
     case Backend::cu3d_wgmma_tma:
       return "cu3d_wgmma_tma";
+    case Backend::cu3d_wgmma_cluster:
+      return "cu3d_wgmma_cluster";
     case Backend::cu3d_naive:
       return "cu3d_naive";
     case Backend::cudnn:
@@ -67,6 +71,8 @@ inline cuda::ConvKernel conv_kernel(Backend b) {
       return cuda::ConvKernel::wgmma_ws;
     case Backend::cu3d_wgmma_tma:
       return cuda::ConvKernel::wgmma_tma;
+    case Backend::cu3d_wgmma_cluster:
+      return cuda::ConvKernel::wgmma_cluster;
     default:
       return cuda::ConvKernel::implicit_gemm;
   }

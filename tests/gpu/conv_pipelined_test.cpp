@@ -197,6 +197,31 @@ TEST(ConvPipelined, WgmmaTmaMatchesWgmmaBitForBit) {
   EXPECT_EQ(taken, 2 * 8);
 }
 
+// Version 8 (version 7 in clusters of two blocks, each loading half of the shared A tile into
+// both by a TMA multicast) against version 5: the same wgmma on the same stages in the same
+// order, so the same bits. A half landed in the wrong block or rows, a stage released before the
+// peer's consumers were done with it (a multicast over a slot still read), or a cluster pairing
+// the wrong N tiles shows as differing outputs; a lost remote arrival as a trap after seconds.
+// The layers version 8 takes are counted, as for version 7.
+TEST(ConvPipelined, WgmmaClusterMatchesWgmmaBitForBit) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const int compared = compare_on_wgmma_layers(
+      23, cuda::ConvKernel::wgmma, cuda::ConvKernel::wgmma_cluster,
+      [](const std::string& what, const std::vector<float>& v5, const std::vector<float>& v8) {
+        expect_same_bits(v5, v8, what + " version 8");
+      });
+  EXPECT_EQ(compared, 2 * 7 + 2 * 3);
+  int taken = 0;
+  for (const auto& layer : cases::all_conv_layers())
+    for (Precision p : {Precision::tf32, Precision::bf16})
+      taken += cuda::conv3d_fwd_wgmma_cluster_supports(layer.shape, p);
+  // conv3a-conv5b (k = 256, 512) in both precisions; not conv2a (k = 128: one N tile), nor the
+  // odd shapes (k = 64, 72, or strides).
+  EXPECT_EQ(taken, 2 * 6);
+}
+
 // fp32 on versions 5 and 7, as three tf32 products (3xTF32), against version 2's FFMA on the same
 // fp32 operands: both within a few 1e-7 of the exact result (the emulation measured 2.6e-7 and
 // 4e-7, tests/emulation/conv3d_api_test.cpp), so within 1e-5 of each other, where plain tf32

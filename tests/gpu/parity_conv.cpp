@@ -29,15 +29,16 @@ const char* to_string(Pass p) {
   return "?";
 }
 
-// cu3d's implicit-GEMM kernels (versions 2-7).
-bool mine(Backend b) {
-  return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide ||
-         b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws || b == Backend::cu3d_wgmma_tma;
+// Versions 5-8: they run only where cuda::wgmma_available says so.
+bool needs_wgmma(Backend b) {
+  return b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws || b == Backend::cu3d_wgmma_tma ||
+         b == Backend::cu3d_wgmma_cluster;
 }
 
-// Versions 5-7: they run only where cuda::wgmma_available says so.
-bool needs_wgmma(Backend b) {
-  return b == Backend::cu3d_wgmma || b == Backend::cu3d_wgmma_ws || b == Backend::cu3d_wgmma_tma;
+// cu3d's implicit-GEMM kernels (versions 2-8).
+bool mine(Backend b) {
+  return b == Backend::cu3d || b == Backend::cu3d_pipelined || b == Backend::cu3d_wide ||
+         needs_wgmma(b);
 }
 
 std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Backend b,
@@ -135,14 +136,16 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         backends.push_back(Backend::cu3d_wgmma);
         backends.push_back(Backend::cu3d_wgmma_ws);
         backends.push_back(Backend::cu3d_wgmma_tma);
+        backends.push_back(Backend::cu3d_wgmma_cluster);
       }
-      // fp32 on versions 5-7 (3xTF32), forward and bwd-data, at fp32's tolerance.
+      // fp32 on versions 5-8 (3xTF32), forward and bwd-data, at fp32's tolerance.
       if (p == Precision::fp32 && ((forward && cases::split_tf32_takes(layer.shape)) ||
                                    (pass == Pass::bwd_data && bwd_data_is_forward(layer.shape) &&
                                     cases::split_tf32_takes(bwd_data_as_forward(layer.shape))))) {
         backends.push_back(Backend::cu3d_wgmma);
         backends.push_back(Backend::cu3d_wgmma_ws);
         backends.push_back(Backend::cu3d_wgmma_tma);
+        backends.push_back(Backend::cu3d_wgmma_cluster);
       }
       if (pass != Pass::fwd_bias_relu) {
         if (!layer.real) backends.push_back(Backend::cu3d_naive);

@@ -151,7 +151,8 @@ std::vector<ParityCase> fused_cases() {
   // after conv5b), and leaves the window pool and the layer-norm statistics to version 3, so
   // those cases would run version 3 under its name; versions 5 and 6 run them all; version 7
   // too, its inference window pool as a stored z and the pool kernel, on the shapes it takes,
-  // and its fallback to version 5 on the others).
+  // and its fallback to version 5 on the others; version 8 as version 7, falling back to it where
+  // k makes an odd number of 128-filter tiles).
   using Kernel = cuda::ConvKernel;
   auto kernels = [](const Block& b, Precision p, bool wide) {
     std::vector<std::pair<Kernel, const char*>> k = {{Kernel::implicit_gemm, "cu3d"}};
@@ -160,17 +161,20 @@ std::vector<ParityCase> fused_cases() {
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
       k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});
       k.push_back({Kernel::wgmma_tma, "cu3d_wgmma_tma"});
+      k.push_back({Kernel::wgmma_cluster, "cu3d_wgmma_cluster"});
     }
     if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
     if (p == Precision::fp32 && cases::split_tf32_takes(b.conv)) {  // 3xTF32
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
       k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});
       k.push_back({Kernel::wgmma_tma, "cu3d_wgmma_tma"});
+      k.push_back({Kernel::wgmma_cluster, "cu3d_wgmma_cluster"});
     }
     return k;
   };
   auto needs_wgmma = [](Kernel k) {
-    return k == Kernel::wgmma || k == Kernel::wgmma_ws || k == Kernel::wgmma_tma;
+    return k == Kernel::wgmma || k == Kernel::wgmma_ws || k == Kernel::wgmma_tma ||
+           k == Kernel::wgmma_cluster;
   };
   std::vector<ParityCase> out;
   for (Precision p : cases::kPrecisions) {

@@ -334,14 +334,14 @@ TEST(EngineCuda, PipelinedConvMatchesTheCpuAndVersion2) {
 }
 
 // A conv kernel setting (`configure(true)`) against `configure(false)`, through the engine in
-// the current precision, on 64 -> 128 channels: the conv, the training block with a pool whose
-// windows do not tile the output (z stored by the conv's epilogue), and with `layer_norm` the
-// layer-norm block (the statistics in the epilogue), to `tolerance` relative.
+// the current precision, on 64 -> `filters` channels: the conv, the training block with a pool
+// whose windows do not tile the output (z stored by the conv's epilogue), and with `layer_norm`
+// the layer-norm block (the statistics in the epilogue), to `tolerance` relative.
 void expect_blocks_agree(uint64_t seed, const std::function<void(bool)>& configure, bool layer_norm,
-                         double tolerance) {
+                         double tolerance, int64_t filters = 128) {
   Generator gen(seed);
-  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({128, 3, 3, 3, 64}, gen);
-  const Tensor b = rand({128}, gen), gamma = rand({128}, gen), beta = rand({128}, gen);
+  const Tensor x = rand({2, 4, 8, 8, 64}, gen), w = rand({filters, 3, 3, 3, 64}, gen);
+  const Tensor b = rand({filters}, gen), gamma = rand({filters}, gen), beta = rand({filters}, gen);
   const Conv3dParams same{.padding = Padding::same};
   const Pool3dParams pool{
       .window = {2, 2, 2}, .stride = {2, 2, 2}, .padding = Padding::explicit_, .pad = {0, 1, 1}};
@@ -438,6 +438,29 @@ TEST(EngineCuda, TmaConvMatchesVersion5) {
         compute_options().tma_conv = on;
       },
       true);
+}
+
+// Version 8 (cluster_conv: version 7 in clusters of two blocks), every block, against version 7.
+// The blocks' conv has k = 128 by default, one N tile, which version 8 leaves to version 7: this
+// runs them on k = 256 instead, or it would compare version 7 with itself.
+TEST(EngineCuda, ClusterConvMatchesVersion7) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  for (Precision p : {Precision::tf32, Precision::bf16})
+    ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(
+        Conv3dShape::make(2, {4, 8, 8}, 64, 256, {3, 3, 3}, {1, 1, 1}, Padding::same), p))
+        << to_string(p);
+  const ComputeOptions saved = compute_options();
+  use_version3_alone();
+  compute_options().wgmma_conv = compute_options().tma_conv = true;
+  for (Precision precision : {Precision::tf32, Precision::bf16}) {
+    compute_options().precision = precision;
+    SCOPED_TRACE(to_string(precision));
+    expect_blocks_agree(
+        16, [](bool on) { compute_options().cluster_conv = on; }, true, 1e-4, 256);
+  }
+  compute_options() = saved;
 }
 
 // fp32 on the tensor cores (fp32_tensor_cores: three tf32 products on version 7, the default
