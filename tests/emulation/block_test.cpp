@@ -3,6 +3,7 @@
 // each to run clean. Without these, a clean run of the conv kernels could mean a blind emulator.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -240,6 +241,45 @@ struct TmaProblem {
   std::vector<float> d = std::vector<float>(64 * 128, -1.f);
 };
 
+// A(m, k): row m0 + m of the conv's implicit GEMM for the tap, channel k (k < 16: the
+// instruction's k-step); zero in the padding and past the last of the 48 output positions.
+float tma_a(const TmaProblem& p, int m, int k) {
+  using P = TmaProblem;
+  const int q = P::kM0 + m;
+  const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
+            n = q / (P::kW * P::kH * P::kD);
+  const int ix = x - 1 + P::kTapW, iy = y - 1 + P::kTapH, iz = z - 1 + P::kTapD;
+  if (n >= P::kN || ix < 0 || ix >= P::kW || iy < 0 || iy >= P::kH || iz < 0 || iz >= P::kD)
+    return 0.f;
+  return bf16_value(p.x[(((size_t(n) * P::kD + iz) * P::kH + iy) * P::kW + ix) * P::kC + k]);
+}
+// B(filter, k): the filter's weights of the tap; zero past the last filter.
+float tma_b(const TmaProblem& p, int filter, int k) {
+  using P = TmaProblem;
+  if (filter >= P::kFilters) return 0.f;
+  return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
+}
+
+// The problem's maps: im2col boxes of `pixels` rows of x (a 3x3x3 "same" conv: pad_after 1 -
+// (kernel 3 - 1) = -1), and 128 x 64 tiles of the filters.
+std::array<cuda::TensorMap, 2> tma_maps(const TmaProblem& p, int pixels) {
+  using P = TmaProblem;
+  cuda::Im2colMapSpec a;
+  a.base = p.x.data();
+  a.n = P::kN, a.d = P::kD, a.h = P::kH, a.w = P::kW, a.c = P::kC;
+  a.lower = {-1, -1, -1};
+  a.upper = {-1, -1, -1};
+  a.channels = 64;
+  a.pixels = pixels;
+  cuda::TiledMapSpec b;
+  b.base = p.w.data();
+  b.rows = P::kFilters;
+  b.cols = int64_t(P::kTaps) * P::kC;
+  b.box_rows = 128;
+  b.box_cols = 64;
+  return {cuda::encode_im2col_map(a, "test"), cuda::encode_tiled_map(b, "test")};
+}
+
 TmaProblem tma_problem() {
   TmaProblem p;
   p.x = random_bf16(size_t(p.kN) * p.kD * p.kH * p.kW * p.kC, 5);
@@ -251,21 +291,7 @@ void tma_wgmma(TmaProblem& p, TmaMistake mistake) {
   using namespace cuda::pipelined;
   using namespace cuda::pipelined::wgmma;
   using P = TmaProblem;
-  cuda::Im2colMapSpec a;
-  a.base = p.x.data();
-  a.n = P::kN, a.d = P::kD, a.h = P::kH, a.w = P::kW, a.c = P::kC;
-  a.lower = {-1, -1, -1};
-  a.upper = {-1, -1, -1};  // pad_after 1 - (kernel 3 - 1)
-  a.channels = 64;
-  a.pixels = 64;
-  cuda::TiledMapSpec b;
-  b.base = p.w.data();
-  b.rows = P::kFilters;
-  b.cols = int64_t(P::kTaps) * P::kC;
-  b.box_rows = 128;
-  b.box_cols = 64;
-  const cuda::TensorMap maps[2] = {cuda::encode_im2col_map(a, "test"),
-                                   cuda::encode_tiled_map(b, "test")};
+  const std::array<cuda::TensorMap, 2> maps = tma_maps(p, 64);
   const uint32_t a_bytes = 64 * kRowBytes, b_bytes = 128 * kRowBytes;
   BlockConfig config = threads(kGroupThreads);
   config.dynamic_bytes = a_bytes + b_bytes + kAtomBytes;
@@ -306,27 +332,13 @@ void tma_wgmma(TmaProblem& p, TmaMistake mistake) {
 }
 
 TEST(BlockEmulator, TmaLoadsGatherTheConvRowsForWgmma) {
-  using P = TmaProblem;
   TmaProblem p = tma_problem();
   reset_report();
   tma_wgmma(p, TmaMistake::none);
   ASSERT_EQ(report().total_faults(), 0) << report().summary();
   EXPECT_EQ(report().bulk_copies, 2);
-  // A(m, k): row m0 + m of the conv's implicit GEMM for the tap, channel k (k < 16: the
-  // instruction's k-step); zero in the padding and past the last of the 48 output positions.
-  auto a = [&](int m, int k) -> float {
-    int q = P::kM0 + m;
-    const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
-              n = q / (P::kW * P::kH * P::kD);
-    const int ix = x - 1 + P::kTapW, iy = y - 1 + P::kTapH, iz = z - 1 + P::kTapD;
-    if (n >= P::kN || ix < 0 || ix >= P::kW || iy < 0 || iy >= P::kH || iz < 0 || iz >= P::kD)
-      return 0.f;
-    return bf16_value(p.x[(((size_t(n) * P::kD + iz) * P::kH + iy) * P::kW + ix) * P::kC + k]);
-  };
-  auto b = [&](int filter, int k) -> float {
-    if (filter >= P::kFilters) return 0.f;
-    return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
-  };
+  auto a = [&](int m, int k) { return tma_a(p, m, k); };
+  auto b = [&](int filter, int k) { return tma_b(p, filter, k); };
   EXPECT_EQ(wrong_products(p.d, a, b), 0);
 }
 
@@ -358,21 +370,7 @@ void cluster_tma_wgmma(TmaProblem& p, std::vector<float>& d1, ClusterMistake mis
   using namespace cuda::pipelined;
   using namespace cuda::pipelined::wgmma;
   using P = TmaProblem;
-  cuda::Im2colMapSpec a;
-  a.base = p.x.data();
-  a.n = P::kN, a.d = P::kD, a.h = P::kH, a.w = P::kW, a.c = P::kC;
-  a.lower = {-1, -1, -1};
-  a.upper = {-1, -1, -1};
-  a.channels = 64;
-  a.pixels = 32;  // half the tile
-  cuda::TiledMapSpec b;
-  b.base = p.w.data();
-  b.rows = P::kFilters;
-  b.cols = int64_t(P::kTaps) * P::kC;
-  b.box_rows = 128;
-  b.box_cols = 64;
-  const cuda::TensorMap maps[2] = {cuda::encode_im2col_map(a, "test"),
-                                   cuda::encode_tiled_map(b, "test")};
+  const std::array<cuda::TensorMap, 2> maps = tma_maps(p, 32);  // half the tile per block
   const uint32_t a_bytes = 64 * kRowBytes, b_bytes = 128 * kRowBytes;
   launch_cluster(
       [&] {
@@ -421,7 +419,6 @@ void cluster_tma_wgmma(TmaProblem& p, std::vector<float>& d1, ClusterMistake mis
 }
 
 TEST(BlockEmulator, ClusterMulticastFillsBothBlocks) {
-  using P = TmaProblem;
   TmaProblem p = tma_problem();
   std::vector<float> d1(64 * 128, -1.f);
   reset_report();
@@ -429,19 +426,8 @@ TEST(BlockEmulator, ClusterMulticastFillsBothBlocks) {
   ASSERT_EQ(report().total_faults(), 0) << report().summary();
   // Per block: its half of A, counted once per block it reaches, and its B.
   EXPECT_EQ(report().bulk_copies, 6);
-  auto a = [&](int m, int k) -> float {
-    int q = P::kM0 + m;
-    const int x = q % P::kW, y = q / P::kW % P::kH, z = q / (P::kW * P::kH) % P::kD,
-              n = q / (P::kW * P::kH * P::kD);
-    const int ix = x - 1 + P::kTapW, iy = y - 1 + P::kTapH, iz = z - 1 + P::kTapD;
-    if (n >= P::kN || ix < 0 || ix >= P::kW || iy < 0 || iy >= P::kH || iz < 0 || iz >= P::kD)
-      return 0.f;
-    return bf16_value(p.x[(((size_t(n) * P::kD + iz) * P::kH + iy) * P::kW + ix) * P::kC + k]);
-  };
-  auto b = [&](int filter, int k) -> float {
-    if (filter >= P::kFilters) return 0.f;
-    return bf16_value(p.w[(size_t(filter) * P::kTaps + P::kTap) * P::kC + k]);
-  };
+  auto a = [&](int m, int k) { return tma_a(p, m, k); };
+  auto b = [&](int filter, int k) { return tma_b(p, filter, k); };
   EXPECT_EQ(wrong_products(p.d, a, b), 0) << "block 0";
   EXPECT_EQ(wrong_products(d1, a, b), 0) << "block 1";
 }
