@@ -2,9 +2,13 @@
 // rows copied back to the host. Version 7 of the conv forward (conv3d_wgmma_tma.cuh) rests on
 // how the hardware walks an im2col box (tensor_map.h); when its outputs disagree with version
 // 5's, this shows which pixel and channel each row received, so one device session can tell
-// a wrong starting pixel from a wrong order of offsets or corners. Host-callable from plain C++.
+// a wrong starting pixel from a wrong order of offsets or corners. And version 8's way of
+// sharing a tile (conv3d_wgmma_cluster.cuh): two blocks of a cluster each multicasting one load
+// into both, with the remote arrivals and cluster barriers around it, so that a failure of
+// version 8 can be told from a failure of the multicast itself. Host-callable from plain C++.
 //
-// Cost: one block, one load of `spec.pixels` x 128 bytes; not for production use.
+// Cost: one block (or one cluster of two), one load of `spec.pixels` x 128 bytes per block; not
+// for production use.
 #pragma once
 
 #include <vector>
@@ -26,5 +30,15 @@ struct Im2colLoad {
 // compute capability 9.0 device). Synchronizes `stream`.
 std::vector<unsigned char> tma_im2col_rows(const Im2colMapSpec& spec, const Im2colLoad& at,
                                            cudaStream_t stream);
+
+// A cluster of two blocks: block r loads `at[r]` by a multicast into rows r * spec.pixels ..
+// (r + 1) * spec.pixels - 1 of both blocks' shared memory; each block returns what it holds once
+// both halves have landed, un-swizzled: [0] block 0's, [1] block 1's, 2 * spec.pixels rows of
+// 128 bytes each (spec.pixels a multiple of 8). Needs wgmma_available(). Synchronizes `stream`.
+struct ClusterRows {
+  std::vector<unsigned char> block[2];
+};
+ClusterRows tma_im2col_rows_multicast(const Im2colMapSpec& spec, const Im2colLoad (&at)[2],
+                                      cudaStream_t stream);
 
 }  // namespace cu3d::cuda

@@ -72,34 +72,51 @@ class IdTensor {
   void* ptr_ = nullptr;
 };
 
-// One load from GEMM row m0 for tap `tap` from channel c0, against the conv's rows; returns the
-// wrong words and reports the first.
-long check_load(const Conv3dShape& s, const cuda::Im2colMapSpec& spec, int64_t m0, int tap,
-                int c0) {
-  const Dims3 t{tap / (s.kernel.h * s.kernel.w), tap / s.kernel.w % s.kernel.h, tap % s.kernel.w};
+Dims3 tap_offset(const Conv3dShape& s, int tap) {
+  return {tap / (s.kernel.h * s.kernel.w), tap / s.kernel.w % s.kernel.h, tap % s.kernel.w};
+}
+
+// The load of the GEMM's rows from m0 on for tap offset t from channel c0.
+cuda::Im2colLoad load_at(const Conv3dShape& s, int64_t m0, const Dims3& t, int c0) {
   const Position o = split(s.out, m0);
   cuda::Im2colLoad at;
   at.c = c0;
   at.w = o.x - s.pad_before.w, at.h = o.y - s.pad_before.h, at.d = o.z - s.pad_before.d;
   at.n = o.n;
   at.offset = t;
-  const std::vector<unsigned char> rows = cuda::tma_im2col_rows(spec, at, nullptr);
-  const int per_row = 128 / spec.element_bytes;
+  return at;
+}
+
+// `count` delivered rows against the conv's rows m0 .. m0 + count - 1 for tap offset t from
+// channel c0; returns the wrong words and reports the first (`what` names the load).
+long check_rows(const Conv3dShape& s, int element_bytes, const std::vector<unsigned char>& rows,
+                int count, int64_t m0, const Dims3& t, int c0, const std::string& what) {
+  const int per_row = 128 / element_bytes;
   long wrong = 0;
-  for (int i = 0; i < spec.pixels; ++i)
+  for (int i = 0; i < count; ++i)
     for (int e = 0; e < per_row; ++e) {
       uint32_t got = 0;
-      std::memcpy(&got, rows.data() + i * 128 + e * spec.element_bytes, size_t(spec.element_bytes));
+      std::memcpy(&got, rows.data() + i * 128 + e * element_bytes, size_t(element_bytes));
       const uint32_t want = expected_word(s, m0 + i, t, c0 + e);
       if (got == want) continue;
+      const Position o = split(s.out, m0);
       if (wrong++ == 0)
         ADD_FAILURE() << fmt::format(
-            "{}-byte words, load from row {} (n {}, d {}, h {}, w {}) for tap (d {}, h {}, w {}) "
-            "from channel {}: row {} element {} should be {}, is {}",
-            spec.element_bytes, m0, o.n, o.z, o.y, o.x, t.d, t.h, t.w, c0, i, e,
+            "{}: {}-byte words, load from row {} (n {}, d {}, h {}, w {}) for tap (d {}, h {}, w "
+            "{}) from channel {}: row {} element {} should be {}, is {}",
+            what, element_bytes, m0, o.n, o.z, o.y, o.x, t.d, t.h, t.w, c0, i, e,
             describe_word(s, want), describe_word(s, got));
     }
   return wrong;
+}
+
+// One load from GEMM row m0 for tap `tap` from channel c0, against the conv's rows.
+long check_load(const Conv3dShape& s, const cuda::Im2colMapSpec& spec, int64_t m0, int tap,
+                int c0) {
+  const Dims3 t = tap_offset(s, tap);
+  const std::vector<unsigned char> rows =
+      cuda::tma_im2col_rows(spec, load_at(s, m0, t, c0), nullptr);
+  return check_rows(s, spec.element_bytes, rows, spec.pixels, m0, t, c0, "one load");
 }
 
 TEST(TmaProbe, Im2colRowsAreTheConvRows) {
@@ -124,6 +141,36 @@ TEST(TmaProbe, Im2colRowsAreTheConvRows) {
           for (int c0 = 0; c0 < s.c; c0 += 128 / bytes)
             EXPECT_EQ(check_load(s, spec, m0, tap, c0), 0);
     }
+}
+
+// Version 8's sharing of a tile, on its own: two blocks of a cluster load the two halves of the
+// GEMM rows m0 .. m0 + 2 * pixels - 1 by a multicast each; both blocks must hold both halves.
+// From the first row, from mid-row, and with the second half starting past the last row (the
+// last M tile of a layer whose rows end in the first half: its load starts in a sample that
+// does not exist, and must deliver zeros and its bytes all the same).
+TEST(TmaProbe, MulticastFillsBothBlocksOfTheCluster) {
+  CU3D_REQUIRE_GPU();
+  std::string why;
+  if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
+  const Conv3dShape s =
+      Conv3dShape::make(2, {4, 6, 5}, 64, 64, {3, 3, 3}, {1, 1, 1}, Padding::explicit_, {1, 1, 1});
+  for (int bytes : {2, 4}) {
+    const IdTensor x(s, bytes);
+    constexpr int kHalf = 64;
+    const cuda::Im2colMapSpec spec = cuda::conv_input_map(s, x.get(), bytes, kHalf);
+    const int64_t m = int64_t(s.n) * s.out.d * s.out.h * s.out.w;
+    const int taps = s.kernel.d * s.kernel.h * s.kernel.w;
+    for (int64_t m0 : {int64_t(0), int64_t(5), m - kHalf + 3})
+      for (int tap : {0, taps - 1}) {
+        const Dims3 t = tap_offset(s, tap);
+        const cuda::Im2colLoad at[2] = {load_at(s, m0, t, 0), load_at(s, m0 + kHalf, t, 0)};
+        const cuda::ClusterRows rows = cuda::tma_im2col_rows_multicast(spec, at, nullptr);
+        for (int block = 0; block < 2; ++block)
+          EXPECT_EQ(check_rows(s, bytes, rows.block[block], 2 * kHalf, m0, t, 0,
+                               fmt::format("block {} of the cluster", block)),
+                    0);
+      }
+  }
 }
 
 }  // namespace
