@@ -16,10 +16,11 @@
 //   full[s]   as version 7's: the block's producer arrives once, expecting the whole stage's
 //             bytes, which its own loads and the peer's multicast complete (a multicast's bytes
 //             may come before the arrival: the phase waits for both);
-//   empty[s]  expects the math threads of both blocks: a slot of either block is written by both
+//   empty[s]  expects the math warps of both blocks: a slot of either block is written by both
 //             producers (its own A half and B, the peer's A half), so a producer may refill slot s
-//             only when both blocks' consumers are done with it. Each math thread arrives on its
-//             own block's and on the peer's (mapa, mbarrier.arrive.shared::cluster).
+//             only when both blocks' consumers are done with it. Each math warp's lane 0 arrives
+//             on its own block's and on the peer's (mapa, mbarrier.arrive.shared::cluster) once
+//             the warp's lanes are done (ReleaseInCluster).
 // The mbarriers live in dynamic shared memory, after the ring, where the peer reaches them; a
 // cluster barrier after their init keeps the peer's first multicast from meeting one
 // uninitialized, and one at the end keeps a block from leaving while the peer may still write
@@ -73,9 +74,15 @@ struct ClusterTiles {
 
 #if defined(CU3D_WGMMA_DEVICE)
 
-// A slot's release by a math thread: an arrival on the slot's empty barrier in both blocks.
+// A slot's release by a warp of math: once its lanes have all seen their wgmma on the slot
+// complete (__syncwarp orders their waits before lane 0 goes on), lane 0 arrives on the slot's
+// empty barrier in both blocks. One remote arrival per warp, not per thread: 8 per block and
+// slot rather than 256 through the cluster's network.
+constexpr int kReleasesPerBlock = kMathThreads / 32;
 struct ReleaseInCluster {
   __device__ void operator()(uint64_t* bar) const {
+    __syncwarp();
+    if (threadIdx.x % 32 != 0) return;
     for (uint32_t rank = 0; rank < kClusterBlocks; ++rank)
       ptx::mbarrier_arrive_cluster(bar, rank);
   }
@@ -131,7 +138,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
-      ptx::mbarrier_init(&empty[s], kClusterBlocks * kMathThreads);
+      ptx::mbarrier_init(&empty[s], kClusterBlocks * kReleasesPerBlock);
     }
     ptx::fence_mbarrier_init();
   }

@@ -93,7 +93,7 @@ enum class State {
 
 // The warp-wide instructions: a lane waits at one until all 32 lanes of its warp are at the same
 // one, which then runs for the whole warp.
-enum class WarpOp { shuffle, ldmatrix, ldmatrix_trans, mma_bf16, mma_tf32 };
+enum class WarpOp { shuffle, ldmatrix, ldmatrix_trans, mma_bf16, mma_tf32, syncwarp };
 
 struct Thread {
   ucontext_t context;
@@ -624,6 +624,20 @@ void run_mma(Thread* lanes, bool bf16) {
   }
 }
 
+// The threads [first, first + count) at a barrier, released together: each acquires what all of
+// them released.
+void release_together(int first, int count) {
+  Block& b = block();
+  std::vector<int> merged(b.config.threads, 0);
+  for (int i = first; i < first + count; ++i)
+    join(merged, b.threads[i].clock);
+  for (int i = first; i < first + count; ++i) {
+    b.threads[i].clock = merged;
+    b.threads[i].clock[i]++;
+    b.threads[i].state = State::released;
+  }
+}
+
 // The warp's lanes parked at a warp-wide instruction run it once all its live lanes are there.
 // Returns whether it ran (or was abandoned as divergent).
 bool resolve_warp_op(int warp) {
@@ -674,6 +688,11 @@ bool resolve_warp_op(int warp) {
       run_mma(lanes, first.warp_op == WarpOp::mma_bf16);
       ++the_report.mma_sync;
       break;
+    case WarpOp::syncwarp:  // orders the lanes' memory operations: a barrier of the warp
+      release_together(32 * warp, 32);
+      for (int l = 0; l < 32; ++l)
+        lanes[l].state = State::warp_op_done;  // as the other warp-wide instructions leave them
+      break;
   }
   for (int l = 0; l < 32; ++l)
     lanes[l].state = State::warp_op_done;
@@ -708,20 +727,6 @@ void report_deadlock() {
   fault(Fault::deadlock,
         "%d live threads: %d at a barrier, %d at a warp-wide instruction, %d polling%s", live,
         at_barrier, at_warp_op, polling, who.c_str());
-}
-
-// The threads [first, first + count) all at `at`, released together: each acquires what all of
-// them released.
-void release_together(int first, int count) {
-  Block& b = block();
-  std::vector<int> merged(b.config.threads, 0);
-  for (int i = first; i < first + count; ++i)
-    join(merged, b.threads[i].clock);
-  for (int i = first; i < first + count; ++i) {
-    b.threads[i].clock = merged;
-    b.threads[i].clock[i]++;
-    b.threads[i].state = State::released;
-  }
 }
 
 // __syncthreads releases a block (rank) once its live threads are all at it, barrier.cluster
@@ -1153,6 +1158,11 @@ void wait_for_warp(WarpOp op, const void* site) {
   t.warp_op_site = site;
   t.warp_ops_done++;
   suspend(State::at_warp_op);
+}
+
+__attribute__((noinline)) void syncwarp() {
+  instruction();
+  wait_for_warp(WarpOp::syncwarp, __builtin_return_address(0));
 }
 
 uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site) {

@@ -142,6 +142,7 @@ Index3 block_index();
 Index3 block_dim();
 Index3 grid_dim();
 void syncthreads();
+void syncwarp();  // __syncwarp(): a warp-wide instruction that orders its lanes' memory operations
 uint64_t shuffle_xor(unsigned members, uint64_t value, int lane_mask, const void* site);
 void note_atomic();
 // An atomic, __threadfence or (poll) __nanosleep of a block in a concurrent launch: another

@@ -31,8 +31,9 @@
 #define blockDim (::cu3d::emu::block_dim())
 #define gridDim (::cu3d::emu::grid_dim())
 #define __syncthreads() ::cu3d::emu::syncthreads()
-// A warp's lanes are fibers that never diverge from each other's view: nothing to reconverge.
-inline void __syncwarp(unsigned = 0xffffffffu) {}
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  ::cu3d::emu::syncwarp();
+}
 
 using std::max;
 using std::min;
