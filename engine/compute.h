@@ -49,8 +49,8 @@ struct ComputeOptions {
   bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
   bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
   bool tma_conv = true;  // or version 7, version 6 fed by the TMA (before all three; stride 1)
-  // or version 8, version 7 in clusters of two blocks sharing the activations' tile (before all
-  // four; where k makes an even number of 128-filter tiles); off until it has run on a GPU.
+  // or version 8, version 7 in clusters of two blocks sharing an operand tile (before all four;
+  // where version 7 applies); off until it has run on a GPU.
   bool cluster_conv = false;
   // fp32 convs on versions 5-7 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
   // than on version 2's FFMA; off until it has run on a GPU.

@@ -44,10 +44,11 @@
 //              mirrored forward), version 5 elsewhere. The engine's default since session 14
 //              (1.4-1.8x version 5 on C3D's layers).
 //   version 8 (`ConvKernel::wgmma_cluster`, tf32 and bf16; written in session 15, run only in
-//              the host emulation): version 7 in clusters of two blocks on neighbouring N tiles
-//              of one M tile, each loading half of the shared A tile by a TMA multicast into both
-//              (conv3d_wgmma_cluster.cuh); where version 7 applies and k makes an even number of
-//              128-filter tiles, version 7 elsewhere. Only the tests and the benchmark ask for it.
+//              the host emulation): version 7 in clusters of two blocks that share an operand
+//              tile, each loading half of it by a TMA multicast into both: A, on neighbouring N
+//              tiles of one M tile, where k makes an even number of 128-filter tiles, else B, on
+//              neighbouring M tiles (conv3d_wgmma_cluster.cuh); where version 7 applies. Only the
+//              tests and the benchmark ask for it.
 //   fp32 on versions 5-7 ("3xTF32", written in session 15, not yet run on a GPU): where a
 //              caller asks versions 5-7 for fp32, x and w are split into tf32 heads and tails
 //              (fp32_to_tf32_split, cast.cuh) and the tf32 kernel runs the conv of
@@ -106,8 +107,8 @@ Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s);
 // pad_after - (kernel - 1) within [-16, 15] in each dimension).
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision);
 
-// True when version 8 takes this shape's forward: version 7's shapes whose k makes an even number
-// of 128-filter tiles (conv3a-conv5b), so the two blocks of a cluster share each M tile.
+// True when version 8 takes this shape's forward: version 7's shapes (its clusters share the A
+// tile where k makes an even number of 128-filter tiles, conv3a-conv5b, else the B tile).
 bool conv3d_fwd_wgmma_cluster_supports(const Conv3dShape& s, Precision precision);
 
 // Whether this build and the current device can run version 5 at all (the reason in `why` when

@@ -8,7 +8,7 @@
 // with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized;
 // version 7 (conv3d_wgmma_tma.cuh) version 6 fed by the TMA, for the epilogues that keep the
 // rows in order; version 8 (conv3d_wgmma_cluster.cuh) version 7 in clusters of two blocks that
-// share the activations' tile.
+// share an operand tile.
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -121,24 +121,40 @@ void launch_tma(const Problem& prob, const Conv3dShape& s, const void* x, const 
   });
 }
 
-// Version 8 on `Tile`: version 7's maps with half-tile im2col boxes, then a persistent grid of
-// as many clusters of two as run at once (at most one per unit of work).
-template <class Problem, Precision P, class Tile>
+// Version 8 on `Tile` sharing tile `S`: version 7's maps with boxes of half the shared tile, then
+// a persistent grid of as many clusters of two as run at once (at most one per unit of work).
+template <class Problem, Precision P, class Tile, pipelined::wgmma::ClusterShare S>
 void launch_cluster_tile(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
                          cudaStream_t stream, const std::string& what) {
   namespace wgmma = pipelined::wgmma;
   const wgmma::TmaMaps maps =
-      wgmma::conv_cluster_maps<Tile>(s, x, w, P == Precision::bf16 ? 2 : 4, what);
-  const auto kernel = wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile>;
+      wgmma::conv_cluster_maps<Tile, S>(s, x, w, P == Precision::bf16 ? 2 : 4, what);
+  const auto kernel = wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile, S>;
   constexpr int kShared = wgmma::kClusterSharedBytes<Tile>;
   allow_shared_memory(kernel, kShared);
-  const int units = wgmma::ClusterTiles<Tile>(prob.M, prob.N).count;
+  const int units = wgmma::ClusterTiles<Tile, S>(prob.M, prob.N).count;
   const int fit = max_active_clusters(kernel, wgmma::kWsThreads, kShared, wgmma::kClusterBlocks);
   CU3D_CHECK(fit > 0, "{}: no cluster of two blocks of {} bytes of shared memory fits the device",
              what, kShared);
   const int clusters = std::min(units, fit);
   launch_in_clusters(kernel, clusters * wgmma::kClusterBlocks, wgmma::kWsThreads, kShared, stream,
                      wgmma::kClusterBlocks, prob, maps);
+}
+
+// Version 8 on the tile version 5 would take, sharing A where the N tiles pair up, else B.
+template <class Problem, Precision P>
+void launch_cluster(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
+                    cudaStream_t stream, const std::string& what) {
+  namespace wgmma = pipelined::wgmma;
+  with_wgmma_tile(prob, [&](auto tile) {
+    using Tile = decltype(tile);
+    if (wgmma::cluster_share(prob.N) == wgmma::ClusterShare::a_tile)
+      launch_cluster_tile<Problem, P, Tile, wgmma::ClusterShare::a_tile>(prob, s, x, w, stream,
+                                                                         what);
+    else
+      launch_cluster_tile<Problem, P, Tile, wgmma::ClusterShare::b_tile>(prob, s, x, w, stream,
+                                                                         what);
+  });
 }
 
 // Whether a problem's GEMM rows are the output positions in order, as an im2col load walks them
@@ -206,9 +222,7 @@ void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void*
                           ConvKernel kernel, cudaStream_t stream, const std::string& what) {
   if constexpr (kRowsInOrder<Problem>) {
     if (kernel == ConvKernel::wgmma_cluster && conv3d_fwd_wgmma_cluster_supports(s, P)) {
-      with_wgmma_tile(prob, [&](auto tile) {
-        launch_cluster_tile<Problem, P, decltype(tile)>(prob, s, x, w, stream, what);
-      });
+      launch_cluster<Problem, P>(prob, s, x, w, stream, what);
       return;
     }
     if (takes_tma(kernel) && conv3d_fwd_wgmma_tma_supports(s, P)) {
@@ -359,11 +373,7 @@ Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s) {
 }
 
 bool conv3d_fwd_wgmma_cluster_supports(const Conv3dShape& s, Precision precision) {
-  if (precision == Precision::fp32)
-    return conv3d_fwd_wgmma_cluster_supports(conv3d_split_tf32_shape(s), Precision::tf32);
-  const int n_tiles = (s.k + pipelined::wgmma::kBN - 1) / pipelined::wgmma::kBN;
-  return n_tiles % pipelined::wgmma::kClusterBlocks == 0 &&
-         conv3d_fwd_wgmma_tma_supports(s, precision);
+  return conv3d_fwd_wgmma_tma_supports(s, precision);
 }
 
 bool conv3d_fwd_wgmma_tma_supports(const Conv3dShape& s, Precision precision) {

@@ -280,17 +280,28 @@ __device__ inline void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
 }
 // tma_load_im2col_5d into the shared memory of every block of the cluster in `multicast` (a
 // mask of ranks), at the same address in each, its bytes completing on each block's mbarrier at
-// `bar`'s place.
+// `bar`'s place; an empty mask loads into this block alone, as tma_load_im2col_5d.
 __device__ inline void tma_load_im2col_5d_multicast(uint32_t dst, const TensorMap* map,
                                                     uint64_t* bar, int c, int w, int h, int d,
                                                     int n, uint16_t ow, uint16_t oh, uint16_t od,
                                                     uint16_t multicast) {
+  if (multicast == 0) return tma_load_im2col_5d(dst, map, bar, c, w, h, d, n, ow, oh, od);
   asm volatile(
       "cp.async.bulk.tensor.5d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes"
       ".multicast::cluster [%0], [%1, {%3, %4, %5, %6, %7}], [%2], {%8, %9, %10}, %11;\n" ::"r"(
           dst),
       "l"(map), "r"(shared_address(bar)), "r"(c), "r"(w), "r"(h), "r"(d), "r"(n), "h"(ow), "h"(oh),
       "h"(od), "h"(multicast)
+      : "memory");
+}
+// tma_load_tile_2d likewise.
+__device__ inline void tma_load_tile_2d_multicast(uint32_t dst, const TensorMap* map, uint64_t* bar,
+                                                  int col, int row, uint16_t multicast) {
+  if (multicast == 0) return tma_load_tile_2d(dst, map, bar, col, row);
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(dst),
+      "l"(map), "r"(shared_address(bar)), "r"(col), "r"(row), "h"(multicast)
       : "memory");
 }
 

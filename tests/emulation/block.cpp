@@ -1556,7 +1556,8 @@ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
 }
 
 // Tiled mode: box row i is matrix row `row` + i, its elements from column `col`; zeros outside.
-void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col, int row) {
+void tma_load_tile_2d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col,
+                                int row, uint16_t multicast) {
   const TensorMapRecord* record = find_tensor_map(map);
   if (!record || record->im2col) {
     fault(Fault::bad_instruction_use, "thread %d: a tiled load on no tiled map", block().current);
@@ -1576,7 +1577,11 @@ void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, i
                         size_t(s.element_bytes));
         }
       },
-      "a tiled bulk copy");
+      "a tiled bulk copy", multicast);
+}
+
+void tma_load_tile_2d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col, int row) {
+  tma_load_tile_2d_multicast(dst, map, bar, col, row, 0);
 }
 
 // Im2col mode (PTX ISA, "Tensor copy: im2col mode"): the positions of the bounding box

@@ -174,9 +174,12 @@ void tma_load_im2col_5d(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
                         int h, int d, int n, uint16_t ow, uint16_t oh, uint16_t od);
 // ---- clusters: the block's rank, the cluster barrier (barrier.cluster.arrive + wait), an
 // arrival on block `rank`'s mbarrier at `bar`'s offset (mapa + mbarrier.arrive.shared::cluster),
-// and an im2col load multicast to the blocks of `multicast` (a mask), each completing on its own
-// mbarrier at `bar`'s offset. Mbarriers reached across the cluster live in the blocks' dynamic
-// shared memory (dynamic_shared_memory()), whose pointers the emulator can map.
+// and a tiled or im2col load multicast to the blocks of `multicast` (a mask; empty: this block
+// alone), each completing on its own mbarrier at `bar`'s offset. Mbarriers reached across the
+// cluster live in the blocks' dynamic shared memory (dynamic_shared_memory()), whose pointers the
+// emulator can map.
+void tma_load_tile_2d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar, int col,
+                                int row, uint16_t multicast);
 uint32_t cluster_ctarank();
 void cluster_sync();
 void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank);

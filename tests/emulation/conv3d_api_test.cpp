@@ -213,20 +213,22 @@ TEST(ConvApiEmulationPrepared, MatchesTheForwardBitForBit) {
   }
 }
 
-// Version 8 (clusters of two blocks sharing the A tile) through the API, where it applies: the
-// forward of a layer with k = 256 (two 128-filter tiles per M tile), every block, and
-// backward-data into c = 256 channels (its mirrored forward's k), in each precision (fp32 as
-// 3xTF32): bit for bit version 7's outputs, whose checks against the reference are the cases
-// above. The emulated grid's clusters are counted, or version 8 falling back to 7 would compare
-// version 7 with itself.
+// Version 8 (clusters of two blocks sharing an operand tile) through the API: the forward of a
+// layer with k = 256 (two 128-filter tiles per M tile: the clusters share A) and k = 128 (they
+// share B), every block, and backward-data into c = 256 and 128 channels (its mirrored forward's
+// k), in each precision (fp32 as 3xTF32): bit for bit version 7's outputs, whose checks against
+// the reference are the cases above. The emulated grid's clusters are counted, or version 8
+// falling back to 7 would compare version 7 with itself.
 TEST(ConvApiEmulationCluster, Version8MatchesVersion7BitForBit) {
-  const Conv3dShape s =
-      Conv3dShape::make(1, {2, 6, 6}, 64, 256, {1, 3, 3}, {1, 1, 1}, Padding::same);
-  const Conv3dShape wide_input =
-      Conv3dShape::make(1, {2, 6, 6}, 256, 64, {1, 3, 3}, {1, 1, 1}, Padding::same);
-  const Pool3dShape pool = Pool3dShape::make(s.n, s.out, s.k, {1, 2, 2}, {1, 2, 2}, Padding::valid);
-  for (Precision p : {Precision::bf16, Precision::tf32, Precision::fp32}) {
-    SCOPED_TRACE(to_string(p));
+  for (const auto& [p, k] : {std::pair{Precision::bf16, 256}, std::pair{Precision::tf32, 256},
+                             std::pair{Precision::fp32, 256}, std::pair{Precision::bf16, 128}}) {
+    SCOPED_TRACE(std::string(to_string(p)) + ", k " + std::to_string(k));
+    const Conv3dShape s =
+        Conv3dShape::make(1, {2, 6, 6}, 64, k, {1, 3, 3}, {1, 1, 1}, Padding::same);
+    const Conv3dShape wide_input =
+        Conv3dShape::make(1, {2, 6, 6}, k, 64, {1, 3, 3}, {1, 1, 1}, Padding::same);
+    const Pool3dShape pool =
+        Pool3dShape::make(s.n, s.out, s.k, {1, 2, 2}, {1, 2, 2}, Padding::valid);
     ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(s, p));
     ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(bwd_data_as_forward(wide_input), p));
     const std::vector<float> x = random_values(s.input_size(), p, 21),

@@ -219,6 +219,15 @@ struct Run {
   uint32_t dynamic_base;  // 4096: the ring's 1 KB alignment holds already; 4112: the kernel aligns
 };
 
+// Version 8's units of work for the case: (M tile, pair of N tiles) or (pair of M tiles, N tile).
+template <class Tile>
+int cluster_units(const Setup& st) {
+  namespace wgmma = pipelined::wgmma;
+  return wgmma::cluster_share(st.N) == wgmma::ClusterShare::a_tile
+             ? wgmma::ClusterTiles<Tile, wgmma::ClusterShare::a_tile>(st.M, st.N).count
+             : wgmma::ClusterTiles<Tile, wgmma::ClusterShare::b_tile>(st.M, st.N).count;
+}
+
 template <Precision P, class Tile>
 Outputs launch(const Case& cs, const Setup& st, const Run& run) {
   Outputs o;
@@ -242,9 +251,13 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
     pipelined::wgmma::TmaMaps maps{};
     if (run.version == 7)
       maps = pipelined::wgmma::conv_tma_maps<Tile>(st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
-    if (run.version == 8)
-      maps =
-          pipelined::wgmma::conv_cluster_maps<Tile>(st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
+    const auto share = pipelined::wgmma::cluster_share(st.N);
+    if (run.version == 8 && share == pipelined::wgmma::ClusterShare::a_tile)
+      maps = pipelined::wgmma::conv_cluster_maps<Tile, pipelined::wgmma::ClusterShare::a_tile>(
+          st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
+    if (run.version == 8 && share == pipelined::wgmma::ClusterShare::b_tile)
+      maps = pipelined::wgmma::conv_cluster_maps<Tile, pipelined::wgmma::ClusterShare::b_tile>(
+          st.s, x, w, P == Precision::bf16 ? 2 : 4, op);
     config.schedule = run.schedule;
     config.dynamic_base = run.dynamic_base;
     config.dynamic_bytes = Tile::kSharedBytes;
@@ -261,15 +274,21 @@ Outputs launch(const Case& cs, const Setup& st, const Run& run) {
               pipelined::wgmma::conv3d_fwd_wgmma_ws<Problem, P, Tile>(prob, x, w);
             else if (run.version == 7)
               pipelined::wgmma::conv3d_fwd_wgmma_tma<Problem, P, Tile>(prob, maps);
+            else if (share == pipelined::wgmma::ClusterShare::a_tile)
+              pipelined::wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile,
+                                                         pipelined::wgmma::ClusterShare::a_tile>(
+                  prob, maps);
             else
-              pipelined::wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile>(prob, maps);
+              pipelined::wgmma::conv3d_fwd_wgmma_cluster<Problem, P, Tile,
+                                                         pipelined::wgmma::ClusterShare::b_tile>(
+                  prob, maps);
           },
           config);
     };
     if (run.version == 8) {
       // Persistent clusters of two blocks, emulated together: each cluster one emulated block
       // of twice the threads, each of its blocks with its own shared memory.
-      const int units = pipelined::wgmma::ClusterTiles<Tile>(st.M, st.N).count;
+      const int units = cluster_units<Tile>(st);
       const int clusters = std::min(units, kPersistentClusters);
       config.cluster = pipelined::wgmma::kClusterBlocks;
       config.threads *= config.cluster;
@@ -423,15 +442,16 @@ void check_case(const Case& cs) {
     EXPECT_EQ(v7.report.bulk_copies, 2L * tiles * r_tiles) << "one A and one B load per stage";
     EXPECT_EQ(v7.report.copies, 0) << "version 7 issued cp.async";
   });
-  // Version 8 where conv3d_fwd.cu runs it: version 7's shapes with an even number of N tiles.
-  const int n_tiles = (st.N + Tile::kBN - 1) / Tile::kBN;
-  if (n_tiles % 2) return;
+  // Version 8 where conv3d_fwd.cu runs it: version 7's shapes, sharing A where the N tiles pair
+  // up (k = 136, 160, 200, 256 here), else B (k = 64, 128).
   check_schedules<P, Tile>(cs, st, v5, 8, 5678, [&](const Run&, const Outputs& v8) {
-    const int tiles = (st.M + Tile::kBM - 1) / Tile::kBM * n_tiles;
     const int r_tiles =
         st.s.kernel.d * st.s.kernel.h * st.s.kernel.w * cs.c / (P == Precision::bf16 ? 64 : 32);
-    // Per block and stage: its half of A, counted once in each block it reaches, and its B.
-    EXPECT_EQ(v8.report.bulk_copies, 3L * tiles * r_tiles) << "one A half and one B per stage";
+    // Per block and stage: its half of the shared tile, counted once in each block it reaches,
+    // and its own other tile; two blocks per unit (a pair's second M tile past the last row
+    // too).
+    EXPECT_EQ(v8.report.bulk_copies, 6L * cluster_units<Tile>(st) * r_tiles)
+        << "one half and one whole tile per block and stage";
     EXPECT_EQ(v8.report.copies, 0) << "version 8 issued cp.async";
   });
 }

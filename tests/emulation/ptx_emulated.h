@@ -100,6 +100,10 @@ inline void cluster_sync() {
 inline void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
   emu::mbarrier_arrive_cluster(bar, rank);
 }
+inline void tma_load_tile_2d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
+                                       int col, int row, uint16_t multicast) {
+  emu::tma_load_tile_2d_multicast(dst, map, bar, col, row, multicast);
+}
 inline void tma_load_im2col_5d_multicast(uint32_t dst, const cuda::TensorMap* map, uint64_t* bar,
                                          int c, int w, int h, int d, int n, uint16_t ow,
                                          uint16_t oh, uint16_t od, uint16_t multicast) {

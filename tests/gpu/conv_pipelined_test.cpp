@@ -197,12 +197,13 @@ TEST(ConvPipelined, WgmmaTmaMatchesWgmmaBitForBit) {
   EXPECT_EQ(taken, 2 * 8);
 }
 
-// Version 8 (version 7 in clusters of two blocks, each loading half of the shared A tile into
-// both by a TMA multicast) against version 5: the same wgmma on the same stages in the same
-// order, so the same bits. A half landed in the wrong block or rows, a stage released before the
-// peer's consumers were done with it (a multicast over a slot still read), or a cluster pairing
-// the wrong N tiles shows as differing outputs; a lost remote arrival as a trap after seconds.
-// The layers version 8 takes are counted, as for version 7.
+// Version 8 (version 7 in clusters of two blocks, each loading half of a shared tile into both by
+// a TMA multicast: A on conv3a-conv5b, B on conv2a and the odd shapes' single N tiles) against
+// version 5: the same wgmma on the same stages in the same order, so the same bits. A half landed
+// in the wrong block or rows, a stage released before the peer's consumers were done with it (a
+// multicast over a slot still read), or a cluster pairing the wrong tiles shows as differing
+// outputs; a lost remote arrival as a trap after seconds. The layers version 8 takes are
+// counted, as for version 7.
 TEST(ConvPipelined, WgmmaClusterMatchesWgmmaBitForBit) {
   CU3D_REQUIRE_GPU();
   std::string why;
@@ -217,9 +218,8 @@ TEST(ConvPipelined, WgmmaClusterMatchesWgmmaBitForBit) {
   for (const auto& layer : cases::all_conv_layers())
     for (Precision p : {Precision::tf32, Precision::bf16})
       taken += cuda::conv3d_fwd_wgmma_cluster_supports(layer.shape, p);
-  // conv3a-conv5b (k = 256, 512) in both precisions; not conv2a (k = 128: one N tile), nor the
-  // odd shapes (k = 64, 72, or strides).
-  EXPECT_EQ(taken, 2 * 6);
+  // Version 7's: conv2a-conv5b and odd_c64_k72_same_even_kernel in both precisions.
+  EXPECT_EQ(taken, 2 * 8);
 }
 
 // fp32 on versions 5 and 7, as three tf32 products (3xTF32), against version 2's FFMA on the same

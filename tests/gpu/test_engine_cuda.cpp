@@ -440,26 +440,25 @@ TEST(EngineCuda, TmaConvMatchesVersion5) {
       true);
 }
 
-// Version 8 (cluster_conv: version 7 in clusters of two blocks), every block, against version 7.
-// The blocks' conv has k = 128 by default, one N tile, which version 8 leaves to version 7: this
-// runs them on k = 256 instead, or it would compare version 7 with itself.
+// Version 8 (cluster_conv: version 7 in clusters of two blocks), every block, against version 7,
+// on k = 128 (the clusters share the B tile) and k = 256 (two N tiles: they share A).
 TEST(EngineCuda, ClusterConvMatchesVersion7) {
   CU3D_REQUIRE_GPU();
   std::string why;
   if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
-  for (Precision p : {Precision::tf32, Precision::bf16})
-    ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(
-        Conv3dShape::make(2, {4, 8, 8}, 64, 256, {3, 3, 3}, {1, 1, 1}, Padding::same), p))
-        << to_string(p);
   const ComputeOptions saved = compute_options();
   use_version3_alone();
   compute_options().wgmma_conv = compute_options().tma_conv = true;
-  for (Precision precision : {Precision::tf32, Precision::bf16}) {
-    compute_options().precision = precision;
-    SCOPED_TRACE(to_string(precision));
-    expect_blocks_agree(
-        16, [](bool on) { compute_options().cluster_conv = on; }, true, 1e-4, 256);
-  }
+  for (int64_t filters : {128, 256})
+    for (Precision precision : {Precision::tf32, Precision::bf16}) {
+      ASSERT_TRUE(cuda::conv3d_fwd_wgmma_cluster_supports(
+          Conv3dShape::make(2, {4, 8, 8}, 64, int(filters), {3, 3, 3}, {1, 1, 1}, Padding::same),
+          precision));
+      compute_options().precision = precision;
+      SCOPED_TRACE(std::string(to_string(precision)) + ", k " + std::to_string(filters));
+      expect_blocks_agree(
+          16, [](bool on) { compute_options().cluster_conv = on; }, true, 1e-4, filters);
+    }
   compute_options() = saved;
 }
 
