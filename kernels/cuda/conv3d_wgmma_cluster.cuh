@@ -54,7 +54,7 @@ constexpr int kClusterBlocks = 2;
 // Version 8's dynamic shared memory: version 7's (the ring and its alignment) and the full and
 // empty mbarriers after it.
 template <class Tile>
-constexpr int kClusterSharedBytes = Tile::kSharedBytes + 2 * kStages* int(sizeof(uint64_t));
+constexpr int kClusterSharedBytes = Tile::kSharedBytes + int(2 * kStages * sizeof(uint64_t));
 
 // Which operand tile the two blocks of a cluster share (each loading half of it into both).
 enum class ClusterShare { a_tile, b_tile };
@@ -155,9 +155,8 @@ __device__ void produce_cluster(const Problem& prob, const TmaMaps& maps, uint32
 #endif  // CU3D_WGMMA_DEVICE
 
 // The kernel on `Tile` sharing tile `S`, version 7's 384 threads per block, in clusters of two
-// blocks along x.
-// Grid: an even number of blocks (the host launches as many clusters as fit at once, at most one
-// per unit). Launch bounds (384, 1).
+// blocks along x. Grid: an even number of blocks (the host launches as many clusters as fit at
+// once, at most one per unit). Launch bounds (384, 1).
 template <class Problem, Precision P, class Tile, ClusterShare S>
 __global__ void __launch_bounds__(kWsThreads, 1)
     conv3d_fwd_wgmma_cluster(Problem prob, const __grid_constant__ TmaMaps maps) {

@@ -220,8 +220,11 @@ TEST(ConvApiEmulationPrepared, MatchesTheForwardBitForBit) {
 // the reference are the cases above. The emulated grid's clusters are counted, or version 8
 // falling back to 7 would compare version 7 with itself.
 TEST(ConvApiEmulationCluster, Version8MatchesVersion7BitForBit) {
-  for (const auto& [p, k] : {std::pair{Precision::bf16, 256}, std::pair{Precision::tf32, 256},
-                             std::pair{Precision::fp32, 256}, std::pair{Precision::bf16, 128}}) {
+  for (const auto& [precision, filters] :
+       {std::pair{Precision::bf16, 256}, std::pair{Precision::tf32, 256},
+        std::pair{Precision::fp32, 256}, std::pair{Precision::bf16, 128}}) {
+    const Precision p = precision;  // plain variables: a lambda below captures them
+    const int k = filters;
     SCOPED_TRACE(std::string(to_string(p)) + ", k " + std::to_string(k));
     const Conv3dShape s =
         Conv3dShape::make(1, {2, 6, 6}, 64, k, {1, 3, 3}, {1, 1, 1}, Padding::same);
