@@ -52,7 +52,7 @@ struct ComputeOptions {
   // or version 8, version 7 in clusters of two blocks sharing an operand tile (before all four;
   // where version 7 applies); off until it has run on a GPU.
   bool cluster_conv = false;
-  // fp32 convs on versions 5-7 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
+  // fp32 convs on versions 5-8 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
   // than on version 2's FFMA; off until it has run on a GPU.
   bool fp32_tensor_cores = false;
 };

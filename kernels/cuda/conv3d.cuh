@@ -49,8 +49,8 @@
 //              tiles of one M tile, where k makes an even number of 128-filter tiles, else B, on
 //              neighbouring M tiles (conv3d_wgmma_cluster.cuh); where version 7 applies. Only the
 //              tests and the benchmark ask for it.
-//   fp32 on versions 5-7 ("3xTF32", written in session 15, not yet run on a GPU): where a
-//              caller asks versions 5-7 for fp32, x and w are split into tf32 heads and tails
+//   fp32 on versions 5-8 ("3xTF32", written in session 15, not yet run on a GPU): where a
+//              caller asks versions 5-8 for fp32, x and w are split into tf32 heads and tails
 //              (fp32_to_tf32_split, cast.cuh) and the tf32 kernel runs the conv of
 //              conv3d_split_tf32_shape, whose three channel blocks sum head * head + tail *
 //              head + head * tail: every product of the fp32 operands but tail * tail (2^-22 of
@@ -83,6 +83,12 @@ namespace cu3d::cuda {
 // each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
 enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma, wgmma_cluster };
 
+// Versions 5-8: the wgmma kernels (which also run fp32, as 3xTF32).
+inline bool is_wgmma_version(ConvKernel kernel) {
+  return kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
+         kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
+}
+
 // True when version 3 takes this shape and precision: tf32 or bf16, c a multiple of 32 (tf32)
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
 // aligned, which every allocation is; a misaligned view falls back to version 2.)
@@ -97,7 +103,7 @@ bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision);
 // for fp32, the tf32 shapes of conv3d_split_tf32_shape (c a multiple of 32).
 bool conv3d_fwd_wgmma_supports(const Conv3dShape& s, Precision precision);
 
-// The conv versions 5-7 run in tf32 for an fp32 conv s: s with 3c input channels, each
+// The conv versions 5-8 run in tf32 for an fp32 conv s: s with 3c input channels, each
 // position's heads, tails and heads of x (Tf32Split::head_tail_head) against each filter tap's
 // heads, heads and tails of w (Tf32Split::head_head_tail).
 Conv3dShape conv3d_split_tf32_shape(const Conv3dShape& s);
@@ -181,7 +187,7 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
 bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precision);
 
 // True when `kernel` runs s's backward-data as that forward conv rather than on version 2: as
-// conv3d_bwd_data_pipelined_supports, and for fp32 on versions 5-7 where
+// conv3d_bwd_data_pipelined_supports, and for fp32 on versions 5-8 where
 // conv3d_fwd_wgmma_supports takes the mirrored forward.
 bool conv3d_bwd_data_runs_as_forward(const Conv3dShape& s, Precision precision, ConvKernel kernel);
 

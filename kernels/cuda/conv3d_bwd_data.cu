@@ -10,7 +10,7 @@
 //
 // With stride 1, backward-data is itself a forward conv (bwd_data_as_forward, kernels/shapes.h):
 // that is how versions 3-8 (ConvKernel::pipelined, ::wide, ::wgmma, ::wgmma_ws, ::wgmma_tma,
-// ::wgmma_cluster) run it, and versions 5-7 in fp32 (3xTF32, conv3d_fwd.cu): one small transpose of
+// ::wgmma_cluster) run it, and versions 5-8 in fp32 (3xTF32, conv3d_fwd.cu): one small transpose of
 // w (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and then the
 // pipelined forward.
 #include <fmt/format.h>
@@ -108,10 +108,8 @@ bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precisio
 
 bool conv3d_bwd_data_runs_as_forward(const Conv3dShape& s, Precision precision, ConvKernel kernel) {
   if (kernel == ConvKernel::implicit_gemm || !bwd_data_is_forward(s)) return false;
-  const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
-                     kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
   if (precision == Precision::fp32)
-    return wgmma && conv3d_fwd_wgmma_supports(bwd_data_as_forward(s), precision);
+    return is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(bwd_data_as_forward(s), precision);
   return conv3d_bwd_data_pipelined_supports(s, precision);
 }
 

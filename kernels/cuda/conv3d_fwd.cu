@@ -77,7 +77,7 @@ void launch_wgmma_tile(const Problem& prob, const void* x, const void* w, cudaSt
   kernel<<<grid, threads, Tile::kSharedBytes, stream>>>(prob, x, w);
 }
 
-// Calls launch(tile) with the tile versions 5-7 take for `prob`: 256 rows, or 128 where the
+// Calls launch(tile) with the tile versions 5-8 take for `prob`: 256 rows, or 128 where the
 // 256-row grid would leave SMs idle (one block per SM either way).
 template <class Problem, class Launch>
 void with_wgmma_tile(const Problem& prob, Launch launch) {
@@ -204,11 +204,6 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-bool is_wgmma(ConvKernel kernel) {
-  return kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
-         kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
-}
-
 // Versions 7 and 8 (which runs 7 where it does not apply): the TMA-fed ones.
 bool takes_tma(ConvKernel kernel) {
   return kernel == ConvKernel::wgmma_tma || kernel == ConvKernel::wgmma_cluster;
@@ -221,12 +216,11 @@ template <class Problem, Precision P>
 void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void* x, const void* w,
                           ConvKernel kernel, cudaStream_t stream, const std::string& what) {
   if constexpr (kRowsInOrder<Problem>) {
-    if (kernel == ConvKernel::wgmma_cluster && conv3d_fwd_wgmma_cluster_supports(s, P)) {
-      launch_cluster<Problem, P>(prob, s, x, w, stream, what);
-      return;
-    }
-    if (takes_tma(kernel) && conv3d_fwd_wgmma_tma_supports(s, P)) {
-      launch_tma<Problem, P>(prob, s, x, w, stream, what);
+    if (takes_tma(kernel) && conv3d_fwd_wgmma_tma_supports(s, P)) {  // version 8's shapes too
+      if (kernel == ConvKernel::wgmma_cluster)
+        launch_cluster<Problem, P>(prob, s, x, w, stream, what);
+      else
+        launch_tma<Problem, P>(prob, s, x, w, stream, what);
       return;
     }
   }
@@ -236,14 +230,14 @@ void launch_wgmma_version(const Problem& prob, const Conv3dShape& s, const void*
     launch_wgmma<Problem, P, false>(prob, x, w, stream);
 }
 
-// Whether an fp32 conv runs on versions 5-7 as three tf32 products (run_split_tf32).
+// Whether an fp32 conv runs on versions 5-8 as three tf32 products (run_split_tf32).
 bool runs_split_tf32(const Conv3dShape& s, Precision p, ConvKernel kernel, const float* x,
                      const float* w) {
-  return p == Precision::fp32 && is_wgmma(kernel) && conv3d_fwd_wgmma_supports(s, p) &&
+  return p == Precision::fp32 && is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(s, p) &&
          aligned16(x) && aligned16(w);
 }
 
-// fp32 on versions 5-7 ("3xTF32"): x and w split into tf32 heads and tails (x = hi + lo within
+// fp32 on versions 5-8 ("3xTF32"): x and w split into tf32 heads and tails (x = hi + lo within
 // 2^-22 |x|), and the tf32 conv of the tripled shape, whose channel blocks pair [hi, lo, hi] of x
 // with [hi, hi, lo] of w: per output, hi * hi + lo * hi + hi * lo summed over every tap and
 // channel, each product of the fp32 operands but for lo * lo (2^-22 of it) and the tail's
@@ -278,7 +272,7 @@ void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
     run_split_tf32(prob, s, op, kernel, stream, what);
     return;
   }
-  if (is_wgmma(kernel) && conv3d_fwd_wgmma_supports(s, p) && aligned) {
+  if (is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(s, p) && aligned) {
     run_converted(
         prob, s, p, stream, what,
         [&](auto precision, const void* x, const void* w) {
@@ -458,7 +452,7 @@ void conv3d_fwd_bias_ln_stats(const Conv3dShape& s, const float* x, const float*
              positions_per_group, positions);
   // Groups of version 2's and 3's 64-column tiles; version 5's 128-column tile writes only the
   // groups with a valid column (GroupMath::row_sums), so k = 64 (2 groups) fits too. Their
-  // layout is the math's: the tensor cores' for fp32 on versions 5-7.
+  // layout is the math's: the tensor cores' for fp32 on versions 5-8.
   const Precision math = runs_split_tf32(s, precision, kernel, x, w) ? Precision::tf32 : precision;
   const int groups = (s.k + kBN - 1) / kBN * row_stat_groups_per_tile(math);
   auto* row_sums = static_cast<float2*>(malloc_async(sizeof(float2) * positions * groups, stream));
