@@ -140,7 +140,7 @@ def ops_section(data):
                           fmt(b.get("same_size_copy_us"), 1), fmt(100 * same, 0) if same else "",
                           fmt(b.get("vs_cudnn"))])
     return table(["op", "us (median)", "GB/s", "% of copy BW", "same-size copy us", "% of same-size copy",
-                  "baseline/cu3d time (cuDNN; bwd_relu: cu3d's two passes)"], lines)
+                  "baseline/cu3d time (cuDNN; bwd_relu: cu3d's two passes; per-sample layer norm: the pipelined kernels)"], lines)
 
 
 def ratio(row, base, key):

@@ -211,7 +211,9 @@ run() {
   # conv5b, k = 512, and falls back to 7 on the odd shapes); racecheck covers their shared-memory
   # rings on the odd shapes and version 8's on conv5b (versions 5-8's tensor cores read the ring
   # through the async proxy, 6-8 hand stages over by mbarriers, 7's and 8's TMA fill it, 8's
-  # across the cluster: whether racecheck follows any of them is to be seen).
+  # across the cluster: whether racecheck follows any of them is to be seen). The per-sample
+  # layer norm: *per_sample_c64_partial_chunk* and *one_chunk_groups* take its resident kernels
+  # (a cooperative launch; slices in shared memory), *one_chunk_groups*_pipelined the others.
   local memcheck=${GPU_CHECK_MEMCHECK:-*odd*:*per_sample_c64_partial_chunk*:*per_sample_one_chunk_groups*:*conv5b*cu3d*:*softmax*:*adam*:*dropout*:*pool5*:*fc8*:*input_transform*:EngineCuda.Fused*:EngineCuda.Pipelined*:EngineCuda.NewConv*:EngineCuda.Wgmma*:EngineCuda.TmaConv*:EngineCuda.ClusterConv*:EngineCuda.Fp32TensorCores*:NormalizeClipsCuda.*:FeederCuda.*}
   local racecheck=${GPU_CHECK_RACECHECK:-*odd*_cu3d:*odd*_cu3d_naive:*odd*_cu3d_pipelined:*odd*_cu3d_wide:*odd*_cu3d_wgmma:*odd*_cu3d_wgmma_ws:*odd*_cu3d_wgmma_tma:*conv5b_fwd_*_cu3d_wgmma_cluster:*softmax*:*input_transform*:*layer_norm_odd*:*per_sample_c64_partial_chunk*:*batch_norm*odd*}
   echo "== suite"

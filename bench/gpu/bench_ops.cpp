@@ -93,34 +93,44 @@ benchmark::internal::Benchmark* register_pool(const std::string& name, const Poo
 }
 
 // Layer norm over a conv's output: per sample (one group per clip, m = d*h*w positions) or
-// per position (m = 1). Forward must read x and write y; backward read x and dy, write dx.
+// per position (m = 1). Forward must read x and write y; backward read x and dy, write dx. Per
+// sample, the default kernels (resident in shared memory where a sample fits) against the
+// pipelined ones (`pipelined`, which they replace there: the baseline column).
 benchmark::internal::Benchmark* register_layer_norm(const std::string& name,
-                                                    const cpu::LayerNormShape& s, bool backward) {
+                                                    const cpu::LayerNormShape& s, bool backward,
+                                                    bool pipelined) {
   const std::string variant = s.m == 1 ? "per_position" : "per_sample";
   const std::string key = "layer_norm/" + name + "/" + variant + (backward ? "/bwd" : "/fwd");
-  return benchmark::RegisterBenchmark((key + "/cu3d").c_str(), [=](benchmark::State& state) {
-    guarded(state, [&] {
-      const int64_t bytes = 4 * s.size();
-      const int sets = rotation_sets(2 * bytes);
-      const auto x = rotated(bytes, sets, 1), dy = rotated(bytes, sets, 11);
-      const DeviceBuffer out(bytes, 0, Fill::zeros), gamma(4 * s.c, 2), beta(4 * s.c, 3);
-      const DeviceBuffer mean(4 * s.groups, 0, Fill::zeros), rstd(4 * s.groups, 0, Fill::zeros);
-      const DeviceBuffer dgamma(4 * s.c, 0, Fill::zeros), dbeta(4 * s.c, 0, Fill::zeros);
-      // Valid statistics for the backward pass.
-      cuda::layer_norm_stats(s, x[0]->f(), 1e-5f, mean.f(), rstd.f(), stream());
-      const Work work{0, double(backward ? 3 * bytes : 2 * bytes)};
-      const cudaStream_t st = stream();
-      run_timed(state, st, work, [&](int i) {
-        const int r = i % sets;
-        if (backward)
-          cuda::layer_norm_bwd(s, x[r]->f(), gamma.f(), mean.f(), rstd.f(), dy[r]->f(), out.f(),
-                               dgamma.f(), dbeta.f(), st);
-        else
-          cuda::layer_norm_fwd(s, x[r]->f(), gamma.f(), beta.f(), 1e-5f, out.f(), mean.f(),
-                               rstd.f(), st);
+  const cuda::SampleNormPath path =
+      pipelined ? cuda::SampleNormPath::pipelined : cuda::SampleNormPath::automatic;
+  return benchmark::RegisterBenchmark(
+      (key + (pipelined ? "/cu3d_pipelined" : "/cu3d")).c_str(), [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const int64_t bytes = 4 * s.size();
+          const int sets = rotation_sets(2 * bytes);
+          const auto x = rotated(bytes, sets, 1), dy = rotated(bytes, sets, 11);
+          const DeviceBuffer out(bytes, 0, Fill::zeros), gamma(4 * s.c, 2), beta(4 * s.c, 3);
+          const DeviceBuffer mean(4 * s.groups, 0, Fill::zeros), rstd(4 * s.groups, 0, Fill::zeros);
+          const DeviceBuffer dgamma(4 * s.c, 0, Fill::zeros), dbeta(4 * s.c, 0, Fill::zeros);
+          // Valid statistics for the backward pass.
+          cuda::layer_norm_stats(s, x[0]->f(), 1e-5f, mean.f(), rstd.f(), stream());
+          const Work work{0, double(backward ? 3 * bytes : 2 * bytes)};
+          const cudaStream_t st = stream();
+          const double ms = run_timed(state, st, work, [&](int i) {
+            const int r = i % sets;
+            if (backward)
+              cuda::layer_norm_bwd(s, x[r]->f(), gamma.f(), mean.f(), rstd.f(), dy[r]->f(), out.f(),
+                                   dgamma.f(), dbeta.f(), st, path);
+            else
+              cuda::layer_norm_fwd(s, x[r]->f(), gamma.f(), beta.f(), 1e-5f, out.f(), mean.f(),
+                                   rstd.f(), st, path);
+          });
+          if (pipelined)
+            remember_baseline(key, ms);
+          else if (s.m > 1)
+            set_ratio_to_baseline(state, key, ms);
+        });
       });
-    });
-  });
 }
 
 // Softmax + cross-entropy of a batch of C3D's logits (UCF101: 101 classes), forward then
@@ -222,7 +232,9 @@ bool register_all() {
     const int64_t positions = s.output_size() / s.k;
     for (int64_t m : {positions / s.n, int64_t(1)})
       for (bool backward : {false, true})
-        timed(register_layer_norm(layer.name, {positions / m, m, s.k}, backward));
+        for (bool pipelined : {true, false})
+          if (!pipelined || m > 1)
+            timed(register_layer_norm(layer.name, {positions / m, m, s.k}, backward, pipelined));
   }
   timed(register_softmax_xent(101));
   timed(register_adam("c3d"));

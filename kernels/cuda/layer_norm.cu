@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cuda/co_resident_launch.cuh"
 #include "kernels/cuda/pool_window.cuh"
+#include "kernels/cuda/ptx.cuh"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/vec4.cuh"
 
@@ -386,6 +388,22 @@ __global__ void __launch_bounds__(256)
   });
 }
 
+// A block of 256 threads whose thread t holds sums for channels 4t % c .. 4t % c + 3 (c dividing
+// 1024) in dgamma[t] and dbeta[t] (shared memory): writes each channel's total over the block,
+// as (dgamma, dbeta), to out[0, c). Channels 4q .. 4q + 3 are those of threads q, q + c/4, ...:
+// added in that order (deterministic).
+__device__ void write_channel_sums(const float4* dgamma, const float4* dbeta, int c, float2* out) {
+  for (int q = threadIdx.x; q < c / 4; q += 256) {
+    float4 g = make_float4(0, 0, 0, 0), b = make_float4(0, 0, 0, 0);
+    for (int k = q; k < 256; k += c / 4) {
+      g.x += dgamma[k].x, g.y += dgamma[k].y, g.z += dgamma[k].z, g.w += dgamma[k].w;
+      b.x += dbeta[k].x, b.y += dbeta[k].y, b.z += dbeta[k].z, b.w += dbeta[k].w;
+    }
+    out[4 * q] = make_float2(g.x, b.x), out[4 * q + 1] = make_float2(g.y, b.y);
+    out[4 * q + 2] = make_float2(g.z, b.z), out[4 * q + 3] = make_float2(g.w, b.w);
+  }
+}
+
 // Backward: step 1 sums g = dy * gamma and g * xhat over the chunk for the sample (double, as
 // bwd_partials) and the thread's 4 channels' dy * xhat and dy (dgamma, dbeta), which the
 // block adds per channel in a fixed order into channel_partial[sample * chunks + chunk]; the
@@ -436,19 +454,7 @@ __global__ void __launch_bounds__(256)
     block_sum2(&sum_g, &sum_gx);  // its barrier also orders the stores to the block arrays
     const int64_t at = t.sample * chunks + t.chunk;
     if (threadIdx.x == 0) partial[at] = make_double2(sum_g, sum_gx);
-    // Channels 4q .. 4q + 3 are those of threads q, q + c/4, ...: added in that order.
-    for (int q = threadIdx.x; q < s.c / 4; q += blockDim.x) {
-      float4 g = make_float4(0, 0, 0, 0), b = make_float4(0, 0, 0, 0);
-      for (int k = q; k < 256; k += s.c / 4) {
-        g.x += block_dgamma[k].x, g.y += block_dgamma[k].y;
-        g.z += block_dgamma[k].z, g.w += block_dgamma[k].w;
-        b.x += block_dbeta[k].x, b.y += block_dbeta[k].y;
-        b.z += block_dbeta[k].z, b.w += block_dbeta[k].w;
-      }
-      float2* out = channel_partial + at * s.c + 4 * q;
-      out[0] = make_float2(g.x, b.x), out[1] = make_float2(g.y, b.y);
-      out[2] = make_float2(g.z, b.z), out[3] = make_float2(g.w, b.w);
-    }
+    write_channel_sums(block_dgamma, block_dbeta, s.c, channel_partial + at * s.c);
     const double count = double(size);
     complete_sample(counters, t.sample, chunks, partial, [=](double a, double b) {
       means[t.sample] = make_float2(float(a / count), float(b / count));
@@ -482,6 +488,254 @@ struct SamplePipeline {
     counters = {storage, storage + 1, storage + 1 + s.groups};
   }
   void release(cudaStream_t stream) const { free_async(counters.next_ticket, stream); }
+};
+
+// ---- per sample, resident in shared memory: each sample read once ------------------------------
+// The one-launch kernels above count on L2 for their re-read of x (and dy), and ran at 53-66 %
+// (forward) and 51-62 % (backward) of the copy bandwidth on an H100 (session 14): what reading
+// twice from DRAM gives. Here nothing is read twice. A team of `team` blocks holds a sample in
+// shared memory (x; backward x and dy), up to ~224 KB a block, each block a slice of whole
+// 1024-element runs; all the grid's blocks are resident at once (a cooperative launch), so a team
+// may wait for its members. For each of the team's samples (team index, + teams, ...) a block
+//   1. copies its slice in (cp.async: all its 16-byte copies in flight at once, no registers
+//      held, in four groups, each summed as it lands) and sums it (x and x^2 in double, as the
+//      kernels above; backward: g = dy * gamma and g * xhat, and the thread's channels' dy * xhat
+//      and dy, kept over all its samples);
+//   2. posts its partial and waits until the team's `team` partials are in (team_sum);
+//   3. folds them in rank order, the same bits in every block of the team; rank 0 writes them;
+//   4. normalizes (backward: differentiates) its slice from shared memory and writes it out.
+// DRAM traffic is then the op's own: x read and y written (8 bytes an element), backward x and
+// dy read and dx written (12). Thread t owns float4s t + 256 j of its slice; slices start at
+// multiples of 1024 elements and c divides 1024, so those are always channels 4t % c .. + 3 and
+// a thread reads back only what it copied in (no barrier between the copy and the sums).
+constexpr int kResidentThreads = 256;
+constexpr int kResidentGrain = kResidentThreads;  // float4s: a slice is whole 1024-element runs
+constexpr int kResidentStaticShared = 1024;       // block_sum2's and team_sum's, with room
+
+// How a resident launch splits the batch: `team` blocks per sample, each `slice_vecs` float4s of
+// each array (a multiple of kResidentGrain), `teams` teams taking the samples in turn. team 0:
+// the device cannot hold a sample at once.
+struct ResidentPlan {
+  int slice_vecs = 0, team = 0, teams = 0, shared_bytes = 0;
+  bool fits() const { return team > 0; }
+  int blocks() const { return team * teams; }
+};
+
+// As few blocks per sample as shared memory allows, but spread over at least the SMs the batch
+// leaves each sample (and no slice under 16 KB); as many teams as the device holds at once, evened
+// over the rounds they take. H100, batch 32, forward: conv2a 112 blocks for one sample at a time
+// (32 rounds), conv3b 4 teams of 28, conv4b 16 of 7, conv5b 32 of 5 (one round); backward (x and
+// dy): conv3b 2 of 56, conv4b 8 of 14. conv1a's 51 MB sample, and conv2a's backward, do not fit.
+template <class Kernel>
+ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* kernel) {
+  const int64_t size4 = s.m * s.c / 4;
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  const int64_t capacity = (max_shared_memory_per_block() - kResidentStaticShared) / (16 * arrays) /
+                           kResidentGrain * kResidentGrain;
+  if (capacity <= 0) return {};
+  const int64_t fewest = ceil_div(size4, capacity);
+  const int64_t spread =
+      std::min(ceil_div(multiprocessor_count(), s.groups), ceil_div(size4, 4 * kResidentGrain));
+  // Spread where the device holds that many blocks at once, else as few as shared memory allows.
+  for (const int64_t wanted : {std::max(fewest, spread), fewest}) {
+    const int64_t slice = ceil_div(ceil_div(size4, wanted), kResidentGrain) * kResidentGrain;
+    const int64_t team = ceil_div(size4, slice);
+    const int shared_bytes = int(slice * 16 * arrays);
+    const int64_t resident = co_resident_blocks(kernel, kResidentThreads, shared_bytes);
+    if (team > resident) continue;
+    const int64_t rounds = ceil_div(s.groups, resident / team);
+    return {int(slice), int(team), int(ceil_div(s.groups, rounds)), shared_bytes};
+  }
+  return {};
+}
+
+// A block's place in a resident launch: its team and rank, its slice [begin, end) of a sample's
+// float4s, and the thread's float4s in it (slots t + 256 j, j < mine).
+struct ResidentSlice {
+  int64_t team_index, rank, begin, end;
+  int mine;
+  __device__ ResidentSlice(const ResidentPlan& plan, int64_t size4)
+      : team_index(blockIdx.x / plan.team),
+        rank(blockIdx.x % plan.team),
+        begin(rank * plan.slice_vecs),
+        end(min(size4, begin + plan.slice_vecs)),
+        mine(threadIdx.x < end - begin ? int((end - begin - 1 - threadIdx.x) / kResidentThreads) + 1
+                                       : 0) {}
+  // f(slot, i) for the thread's float4s j in [from, to): slot of the slice in shared memory, i
+  // the float4's index in the sample.
+  template <class F>
+  __device__ void for_each(F f, int from = 0, int to = 1 << 30) const {
+    for (int j = from; j < min(mine, to); ++j) {
+      const int slot = int(threadIdx.x) + kResidentThreads * j;
+      f(slot, begin + slot);
+    }
+  }
+  // Copies the thread's float4s of the Arrays sample arrays `src` into the slices at shared
+  // addresses `slice_at`, in four groups of copies, and calls f(slot, i) on each float4 once its
+  // group has landed: the sums over the first groups run while the last are still in flight.
+  template <int Arrays, class F>
+  __device__ void copy_in(const uint32_t (&slice_at)[Arrays], const float* const (&src)[Arrays],
+                          F f) const {
+    constexpr int kGroups = 4;
+    const int per_group = (mine + kGroups - 1) / kGroups;
+    for (int group = 0; group < kGroups; ++group) {
+      for_each(
+          [&](int slot, int64_t i) {
+#pragma unroll
+            for (int a = 0; a < Arrays; ++a)
+              ptx::cp_async16(slice_at[a] + 16 * slot, src[a] + 4 * i, 16);
+          },
+          group * per_group, (group + 1) * per_group);
+      ptx::cp_async_commit();
+    }
+    ptx::cp_async_wait<3>();
+    for_each(f, 0, per_group);
+    ptx::cp_async_wait<2>();
+    for_each(f, per_group, 2 * per_group);
+    ptx::cp_async_wait<1>();
+    for_each(f, 2 * per_group, 3 * per_group);
+    ptx::cp_async_wait<0>();
+    for_each(f, 3 * per_group, 4 * per_group);
+  }
+};
+
+// Posts this block's partial (thread 0's `mine`) at partial[rank], counts it in at *arrived, waits
+// until the team's `team` partials are in, and returns their sum to every thread: warp 0 adds
+// them in rank order, so every block of the team computes the same bits.
+__device__ double2 team_sum(double2 mine, double2* partial, unsigned* arrived, int64_t team,
+                            int64_t rank) {
+  __shared__ double2 total;
+  if (threadIdx.x == 0) {
+    partial[rank] = mine;
+    __threadfence();  // the partial before the count
+    atomicAdd(arrived, 1u);
+    const volatile unsigned* count = arrived;
+    for (uint32_t polls = 0; *count < unsigned(team); ++polls) {
+      if (polls == kMaxReadyPolls) __trap();
+      __nanosleep(32);
+    }
+    __threadfence();  // the count before the others' partials
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    double a = 0, b = 0;
+    for (int64_t k = threadIdx.x; k < team; k += 32) {
+      const double2 p = __ldcg(partial + k);  // from L2: other SMs wrote them
+      a += p.x, b += p.y;
+    }
+    a = warp_sum(a), b = warp_sum(b);
+    if (threadIdx.x == 0) total = make_double2(a, b);
+  }
+  __syncthreads();
+  return total;
+}
+
+__global__ void __launch_bounds__(kResidentThreads)
+    layer_norm_resident_fwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
+                            const float* beta, float eps, float* y, float* mean, float* rstd,
+                            double2* partial, unsigned* arrived) {
+  auto* slice = reinterpret_cast<float4*>(ptx::dynamic_shared_memory());
+  const uint32_t slice_at = ptx::shared_address(slice);
+  const int64_t size = s.m * s.c;
+  const ResidentSlice me(plan, size / 4);
+  const int ch = 4 * threadIdx.x % s.c;
+  const float4 ga = load4(gamma + ch), be = load4(beta + ch);
+  for (int64_t g = me.team_index; g < s.groups; g += plan.teams) {
+    double sum = 0, sumsq = 0;
+    me.copy_in<1>({slice_at}, {x + g * size}, [&](int slot, int64_t) {
+      const float4 v = slice[slot];
+      for (const double e : {v.x, v.y, v.z, v.w})
+        sum += e, sumsq += e * e;
+    });
+    block_sum2(&sum, &sumsq);
+    const double2 total = team_sum(make_double2(sum, sumsq), partial + g * plan.team, arrived + g,
+                                   plan.team, me.rank);
+    const double count = double(size), mu = total.x / count;
+    const float mu_f = float(mu), r = float(1.0 / sqrt(max(total.y / count - mu * mu, 0.0) + eps));
+    if (me.rank == 0 && threadIdx.x == 0) mean[g] = mu_f, rstd[g] = r;
+    float* yg = y + g * size;
+    me.for_each([&](int slot, int64_t i) {
+      const float4 v = slice[slot];
+      store4_streaming(yg + 4 * i,
+                       make_float4((v.x - mu_f) * r * ga.x + be.x, (v.y - mu_f) * r * ga.y + be.y,
+                                   (v.z - mu_f) * r * ga.z + be.z, (v.w - mu_f) * r * ga.w + be.w));
+    });
+  }
+}
+
+// Backward: x and dy resident (slices of x first, then of dy), the team's sums of g and g * xhat
+// give the means of dx's formula; the thread's 4 channels' sums of dy * xhat and dy run over all
+// the block's samples, then the block adds them per channel in a fixed order into
+// channel_partial[block][c] (channel_finish_warps adds the blocks').
+__global__ void __launch_bounds__(kResidentThreads)
+    layer_norm_resident_bwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
+                            const float* mean, const float* rstd, const float* dy, float* dx,
+                            double2* partial, unsigned* arrived, float2* channel_partial) {
+  auto* xs = reinterpret_cast<float4*>(ptx::dynamic_shared_memory());
+  float4* ds = xs + plan.slice_vecs;
+  const uint32_t xs_at = ptx::shared_address(xs);
+  const int64_t size = s.m * s.c;
+  const ResidentSlice me(plan, size / 4);
+  const int ch = 4 * threadIdx.x % s.c;
+  const float4 ga = load4(gamma + ch);
+  const float gs[4] = {ga.x, ga.y, ga.z, ga.w};
+  float dgamma[4] = {0, 0, 0, 0}, dbeta[4] = {0, 0, 0, 0};
+  for (int64_t g = me.team_index; g < s.groups; g += plan.teams) {
+    const float mu = mean[g], r = rstd[g];
+    double sum_g = 0, sum_gx = 0;
+    const uint32_t ds_at = xs_at + 16 * uint32_t(plan.slice_vecs);
+    me.copy_in<2>({xs_at, ds_at}, {x + g * size, dy + g * size}, [&](int slot, int64_t) {
+      const float4 xv = xs[slot], dv = ds[slot];
+      const float xq[4] = {xv.x, xv.y, xv.z, xv.w}, dq[4] = {dv.x, dv.y, dv.z, dv.w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const double gi = double(dq[q]) * gs[q];
+        sum_g += gi;
+        sum_gx += gi * ((double(xq[q]) - mu) * r);  // in double, as the kernels above
+        dgamma[q] += dq[q] * ((xq[q] - mu) * r);
+        dbeta[q] += dq[q];
+      }
+    });
+    block_sum2(&sum_g, &sum_gx);
+    const double2 total = team_sum(make_double2(sum_g, sum_gx), partial + g * plan.team,
+                                   arrived + g, plan.team, me.rank);
+    const double count = double(size);
+    const float mg = float(total.x / count), mgx = float(total.y / count);
+    auto dx_of = [&](float xv, float dv, float gv) {
+      return r * (dv * gv - mg - (xv - mu) * r * mgx);
+    };
+    float* dxg = dx + g * size;
+    me.for_each([&](int slot, int64_t i) {
+      const float4 xv = xs[slot], dv = ds[slot];
+      store4_streaming(dxg + 4 * i, make_float4(dx_of(xv.x, dv.x, ga.x), dx_of(xv.y, dv.y, ga.y),
+                                                dx_of(xv.z, dv.z, ga.z), dx_of(xv.w, dv.w, ga.w)));
+    });
+  }
+  // The block's channel sums, through the slices' memory (at least 2 x 256 float4s).
+  __syncthreads();  // every thread is done with its slices
+  float4* block_dgamma = xs;
+  float4* block_dbeta = xs + kResidentThreads;
+  block_dgamma[threadIdx.x] = make_float4(dgamma[0], dgamma[1], dgamma[2], dgamma[3]);
+  block_dbeta[threadIdx.x] = make_float4(dbeta[0], dbeta[1], dbeta[2], dbeta[3]);
+  __syncthreads();
+  write_channel_sums(block_dgamma, block_dbeta, s.c, channel_partial + int64_t(blockIdx.x) * s.c);
+}
+
+// A resident launch's counters (a team's arrivals per sample, zeroed on the stream) and team
+// partials (per sample and rank); freed with release().
+struct ResidentScratch {
+  unsigned* arrived;
+  double2* partial;
+  ResidentScratch(const LayerNormShape& s, const ResidentPlan& plan, cudaStream_t stream)
+      : arrived(static_cast<unsigned*>(malloc_async(sizeof(unsigned) * s.groups, stream))),
+        partial(
+            static_cast<double2*>(malloc_async(sizeof(double2) * s.groups * plan.team, stream))) {
+    CU3D_CUDA_CHECK(cudaMemsetAsync(arrived, 0, sizeof(unsigned) * s.groups, stream));
+  }
+  void release(cudaStream_t stream) const {
+    free_async(partial, stream);
+    free_async(arrived, stream);
+  }
 };
 
 // ---- per-position layer norm: groups of one row (m = 1) of c <= 512 channels, c % 4 == 0 -------
@@ -639,6 +893,27 @@ std::string describe(const char* op, const LayerNormShape& s) {
   return fmt::format("{} (groups {}, m {}, c {})", op, s.groups, s.m, s.c);
 }
 
+// The resident plan where `path` allows it and the device holds a sample of s at once (with
+// `arrays` arrays), else none (the pipelined kernels); throws where `path` demands it but the
+// shape (`per_sample`: the one-launch kernels' shapes) or the device does not allow it.
+template <class Kernel>
+ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int arrays, Kernel* kernel,
+                             SampleNormPath path, const std::string& what) {
+  if (path == SampleNormPath::pipelined || !per_sample) {
+    CU3D_CHECK(path != SampleNormPath::resident,
+               "{}: the resident kernels take groups of several positions with c a multiple of 4 "
+               "dividing 1024 and 16-byte aligned arrays; take SampleNormPath::automatic",
+               what);
+    return {};
+  }
+  const ResidentPlan plan = plan_resident(s, arrays, kernel);
+  CU3D_CHECK(plan.fits() || path != SampleNormPath::resident,
+             "{}: a sample of {} elements ({} arrays) does not fit the shared memory of the blocks "
+             "this device holds at once; take SampleNormPath::automatic or pipelined",
+             what, s.m * s.c, arrays);
+  return plan;
+}
+
 int64_t chunks_of(const LayerNormShape& s) {
   return (s.m * s.c + kChunk - 1) / kChunk;
 }
@@ -695,7 +970,20 @@ void layer_norm_stats_from_row_sums(int64_t groups, int64_t rows, int parts, int
 }
 
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
-                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream) {
+                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream,
+                    SampleNormPath path) {
+  const bool per_sample = sample_pipeline_fits(s, {x, gamma, beta, y});
+  const ResidentPlan plan = choose_resident(s, per_sample, 1, layer_norm_resident_fwd, path,
+                                            describe("layer_norm_fwd", s));
+  if (plan.fits()) {
+    const ResidentScratch scratch(s, plan, stream);
+    launch_co_resident(layer_norm_resident_fwd, plan.blocks(), kResidentThreads, plan.shared_bytes,
+                       stream, s, plan, x, gamma, beta, eps, y, mean, rstd, scratch.partial,
+                       scratch.arrived);
+    check_launch(describe("layer_norm_fwd", s));
+    scratch.release(stream);
+    return;
+  }
   if (rows_path(s, {x, gamma, beta, y})) {
     with_team_lanes(s.c, [&](auto team) {
       constexpr int T = decltype(team)::value;
@@ -705,7 +993,7 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
     check_launch(describe("layer_norm_fwd", s));
     return;
   }
-  if (sample_pipeline_fits(s, {x, gamma, beta, y})) {
+  if (per_sample) {
     const SamplePipeline pipe(s, stream);
     auto* partial =
         static_cast<double2*>(malloc_async(sizeof(double2) * s.groups * pipe.chunks, stream));
@@ -877,8 +1165,25 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
 
 void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,
                     const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta,
-                    cudaStream_t stream) {
+                    cudaStream_t stream, SampleNormPath path) {
   const std::string what = describe("layer_norm_bwd", s);
+  const bool per_sample = sample_pipeline_fits(s, {x, gamma, dy, dx});
+  const ResidentPlan plan = choose_resident(s, per_sample, 2, layer_norm_resident_bwd, path, what);
+  if (plan.fits()) {
+    const ResidentScratch scratch(s, plan, stream);
+    auto* cpartial =
+        static_cast<float2*>(malloc_async(sizeof(float2) * plan.blocks() * s.c, stream));
+    launch_co_resident(layer_norm_resident_bwd, plan.blocks(), kResidentThreads, plan.shared_bytes,
+                       stream, s, plan, x, gamma, mean, rstd, dy, dx, scratch.partial,
+                       scratch.arrived, cpartial);
+    check_launch(what);
+    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, plan.blocks(), cpartial, dgamma,
+                                                            dbeta);
+    check_launch(what);
+    free_async(cpartial, stream);
+    scratch.release(stream);
+    return;
+  }
   if (rows_path(s, {x, gamma, dy, dx})) {
     // A fixed number of blocks (per device), so the channel sums add in a fixed order.
     const int blocks = int(std::clamp<int64_t>((s.groups * team_lanes(s.c) + 255) / 256, 1,
@@ -895,7 +1200,7 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
     free_async(partial, stream);
     return;
   }
-  if (sample_pipeline_fits(s, {x, gamma, dy, dx})) {
+  if (per_sample) {
     const SamplePipeline pipe(s, stream);
     const int64_t chunks = s.groups * pipe.chunks;
     auto* partial = static_cast<double2*>(malloc_async(sizeof(double2) * chunks, stream));

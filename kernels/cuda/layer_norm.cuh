@@ -2,7 +2,11 @@
 // the (groups, m, c) formulation; biased statistics over the m*c elements of a group, per-
 // channel gamma/beta; mean and rstd saved per group).
 //
-// Per sample (large groups) with c % 4 == 0 dividing 1024 (C3D's 64-512 channels): statistics
+// Per sample (large groups) with c % 4 == 0 dividing 1024 (C3D's 64-512 channels), where the
+// shared memory of the blocks a device holds at once takes a sample (x; backward x and dy): each
+// sample read once into a team of blocks, which wait for each other's sums, then normalized from
+// shared memory (layer_norm.cu, "resident in shared memory"): 8 bytes per element forward, 12
+// backward. Where it does not (conv1a; conv2a's backward on an H100): statistics
 // and normalize in one launch, a sample apart (layer_norm.cu, "per sample in one launch"). Each
 // block sums a chunk of sample s, the sample's last block writes its statistics, then the block
 // normalizes the same chunk of sample s - 1, read one sample earlier and still in L2 where a
@@ -35,8 +39,18 @@ namespace cu3d::cuda {
 
 using cpu::LayerNormShape;
 
+// How layer_norm_fwd and layer_norm_bwd run per-sample groups (several positions, c a multiple
+// of 4 dividing 1024, 16-byte aligned arrays): `resident`, each sample read once into the shared
+// memory of a team of blocks resident together, normalized from there (the op's own bytes: 8 per
+// element forward, 12 backward), where the device holds a sample at once (throws where not);
+// `pipelined`, statistics and normalize a sample apart in one launch, the re-read from L2 where
+// a sample fits there; `automatic`, resident where it fits, else pipelined. Other shapes ignore
+// it but for `resident`, which throws.
+enum class SampleNormPath { automatic, resident, pipelined };
+
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,
-                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream);
+                    float eps, float* y, float* mean, float* rstd, cudaStream_t stream,
+                    SampleNormPath path = SampleNormPath::automatic);
 
 // The statistics half of the forward pass alone: mean and rstd per group (the first two
 // kernels of layer_norm_fwd). With layer_norm_relu_maxpool_fwd it forms the layer-norm C3D's
@@ -68,6 +82,6 @@ void layer_norm_relu_maxpool_fwd(const Pool3dShape& p, int64_t m, const float* x
 
 void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma, const float* mean,
                     const float* rstd, const float* dy, float* dx, float* dgamma, float* dbeta,
-                    cudaStream_t stream);
+                    cudaStream_t stream, SampleNormPath path = SampleNormPath::automatic);
 
 }  // namespace cu3d::cuda

@@ -87,6 +87,17 @@ int multiprocessor_count() {
   return count;
 }
 
+int max_shared_memory_per_block() {
+  static const int bytes = [] {
+    int device = 0, optin = 0;
+    CU3D_CUDA_CHECK(cudaGetDevice(&device));
+    CU3D_CUDA_CHECK(
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return optin;
+  }();
+  return bytes;
+}
+
 ComputeCapability compute_capability() {
   static const ComputeCapability cc = [] {
     int device = 0;

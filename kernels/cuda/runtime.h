@@ -39,6 +39,10 @@ std::string describe_cuda();
 // waves of it.
 int multiprocessor_count();
 
+// The most dynamic shared memory one block of the current device may opt in to (cached after
+// the first query; 227 KB on an H100).
+int max_shared_memory_per_block();
+
 // The current device's compute capability (cached after the first query, as
 // multiprocessor_count's; -1.-1 when there is no device): picks the kernels a device can run.
 struct ComputeCapability {

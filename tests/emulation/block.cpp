@@ -405,9 +405,25 @@ bool can_run(const Thread& t) {
 }
 
 // A copy lands: its data and tile in the chunk, seen by `thread` at its clock `at`.
+// The 16 bytes at physical shared address `physical` as the kernel's pointer view of its dynamic
+// shared memory (dynamic_shared_memory()) sees them, where they lie in it: a kernel that copies
+// by cp.async and then reads through the pointer (layer_norm.cu's resident kernels) reads what
+// landed, or the poison of a copy still in flight.
+void mirror_to_pointer_view(uint32_t physical, const unsigned char* bytes) {
+  Block& b = block();
+  const uint32_t rank = physical / kRankSpace, address = physical % kRankSpace;
+  if (address < b.config.dynamic_base ||
+      address + 16 > b.config.dynamic_base + b.config.dynamic_bytes)
+    return;
+  std::memcpy(
+      b.dynamic_shared.data() + rank * dynamic_stride(b.config) + (address - b.config.dynamic_base),
+      bytes, 16);
+}
+
 void land(const Copy& copy, int thread, int at) {
   Block& b = block();
   std::memcpy(b.shared + copy.dst, copy.data, 16);
+  mirror_to_pointer_view(copy.dst, copy.data);
   Chunk& chunk = b.chunks[copy.dst / 16];
   chunk.tag = copy.tile;
   chunk.fenced = false;
@@ -474,6 +490,7 @@ void complete_bulk_copy(size_t i) {
   Mbarrier& m = it->second;
   for (const auto& [address, data] : copy.chunks) {
     std::memcpy(b.shared + address, data.data(), 16);
+    mirror_to_pointer_view(address, data.data());
     Chunk& chunk = b.chunks[address / 16];
     chunk.tag = copy.tile;
     chunk.fenced = false;
@@ -1117,6 +1134,29 @@ void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t s
     run_block(body, config_of_block(config, i, k, b.launch_seed));
   }
 }
+int resident_blocks() {
+  return kResidentBlocks;
+}
+
+void launch_cooperative(const std::function<void()>& body, Dim3 grid, Dim3 threads,
+                        size_t shared_bytes) {
+  Block& b = block();
+  ++b.launches;
+  const long blocks = long(grid.x) * grid.y * grid.z;
+  if (blocks > kResidentBlocks) {
+    fault(Fault::bad_instruction_use, "a cooperative grid of %ld blocks, more than the %d resident",
+          blocks, kResidentBlocks);
+    return;
+  }
+  BlockConfig config;
+  config.threads = int(threads.x * threads.y * threads.z);
+  config.block_dim = {threads.x, threads.y, threads.z};
+  config.grid_dim = {grid.x, grid.y, grid.z};
+  config.dynamic_bytes = uint32_t(shared_bytes);
+  config.schedule = Schedule::random;
+  launch_concurrent(body, config, blocks, b.launch_seed);
+}
+
 void launch_cluster(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
                     int cluster) {
   Block& b = block();
@@ -1233,6 +1273,7 @@ Chunk& start_copy_into(uint32_t dst) {
   chunk.reads.clear();
   for (int i = 0; i < 16; i += 4)
     std::memcpy(b.shared + dst + i, &kPoison, 4);
+  mirror_to_pointer_view(dst, b.shared + dst);
   chunk.tag = kInFlight;
   return chunk;
 }

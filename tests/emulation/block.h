@@ -129,11 +129,26 @@ void launch(const std::function<void()>& body, Dim3 grid, Dim3 block, size_t sha
 // concurrent schedule runs them in order, their threads at random).
 void launch_cluster(const std::function<void()>& body, Dim3 grid, Dim3 block, size_t shared_bytes,
                     int cluster);
+// A cooperative launch (cudaLaunchKernelEx with cudaLaunchAttributeCooperative, which
+// kernels/cuda/co_resident_launch.cuh reaches): the grid's blocks all resident at once, each on
+// an OS thread of its own, switched at random at the global synchronization points in every
+// launch schedule (its blocks wait for each other, so they cannot run one after another). A grid
+// of more than resident_blocks() is a fault, as the driver refuses a grid the device cannot hold.
+void launch_cooperative(const std::function<void()>& body, Dim3 grid, Dim3 block,
+                        size_t shared_bytes);
+int resident_blocks();  // how many blocks a concurrent or cooperative launch holds at once
 void set_launch_schedule(Schedule schedule, unsigned seed = 1);
 long launches();  // since the last reset_report
 // The SMs the emulated device reports (multiprocessor_count; 132, an H100's, by default): fewer
 // make the grid-stride loops of the memory-bound kernels go round.
 void set_multiprocessors(int count);
+// The shared memory of the emulated device (an H100's by default: 227 KB a block may opt in to,
+// 228 KB an SM): smaller makes the kernels that size their blocks by it split their work further.
+void set_shared_memory(int per_block, int per_sm);
+// Blocks of `threads` with `shared_bytes` of dynamic shared memory that the emulated device holds
+// at once: per SM as its threads (2048) and shared memory (1 KB of it reserved per block) allow,
+// times the SMs, and no more than resident_blocks().
+int co_resident_blocks(int threads, int shared_bytes);
 
 // ---- the CUDA built-ins (cuda_runtime.h)
 // ----------------------------------------------------------

@@ -219,19 +219,50 @@ std::vector<float> grouped_values(int64_t groups, int64_t per_group) {
   return x;
 }
 
+// The emulated device a case runs on: an H100's SMs and shared memory unless it says otherwise
+// (less shared memory splits a sample over more blocks of a resident team).
+struct EmulatedDevice {
+  int multiprocessors = 132, shared_per_block = 227 * 1024, shared_per_sm = 228 * 1024;
+};
+
 struct LayerNormCase {
   const char* name;
   cpu::LayerNormShape s;
+  cuda::SampleNormPath path = cuda::SampleNormPath::automatic;
+  bool resident = false;  // whether the resident kernels must run (forward and backward)
+  EmulatedDevice device = {};
 };
 
+constexpr auto kPipelined = cuda::SampleNormPath::pipelined;
+constexpr auto kResident = cuda::SampleNormPath::resident;
+
 const LayerNormCase kLayerNormCases[] = {
-    // Per sample, c dividing 1024: the one-launch kernels (chunks of 8192 elements).
-    {"PerSample_c64", {2, 4 * 6 * 6, 64}},    // C3D-like: a group per clip; a partial last chunk
-    {"Large_groups", {2, 3000, 32}},          // 12 chunks per sample
-    {"Sample_c512", {3, 21, 512}},            // two threads per channel quad
-    {"Sample_c1024", {2, 9, 1024}},           // a thread per channel quad
-    {"Sample_under_a_chunk", {2, 5, 64}},     // 80 float4s: most threads idle
-    {"Many_one_chunk_samples", {67, 40, 4}},  // a chain of 67 hand-overs
+    // Per sample, c dividing 1024, pipelined: the one-launch kernels (chunks of 8192 elements).
+    {"PerSample_c64", {2, 4 * 6 * 6, 64}, kPipelined},    // a group per clip; a partial last chunk
+    {"Large_groups", {2, 3000, 32}, kPipelined},          // 12 chunks per sample
+    {"Sample_c512", {3, 21, 512}, kPipelined},            // two threads per channel quad
+    {"Sample_c1024", {2, 9, 1024}, kPipelined},           // a thread per channel quad
+    {"Sample_under_a_chunk", {2, 5, 64}, kPipelined},     // 80 float4s: most threads idle
+    {"Many_one_chunk_samples", {67, 40, 4}, kPipelined},  // a chain of 67 hand-overs
+    // Per sample, resident: a team of blocks per sample (4 at most resident in the emulation).
+    {"Resident_c64", {2, 4 * 6 * 6, 64}, kResident, true},  // a team of 3, one sample a round
+    {"Resident_c512_partial_slice", {3, 21, 512}, kResident, true},  // 2688 float4s in 3 slices
+    {"Resident_c1024", {3, 9, 1024}, kResident, true},               // a thread per channel quad
+    {"Resident_c4_one_block_teams", {7, 300, 4}, kResident, true},   // 4 teams of 1, 2 rounds
+    // 25600 float4s a sample: spread over 25 blocks where the device holds them; here forward 2
+    // teams of 2 blocks of 12800 (50 a thread), backward one of 4 of 6400 (25 a thread, copied
+    // in four groups of 7, 7, 7 and 4).
+    {"Resident_many_float4s_a_thread", {2, 1600, 64}, kResident, true},
+    // Shared memory for 512 (forward) or 256 (backward) float4s a block, two blocks an SM:
+    // forward 2 teams of 2 (samples 0, 2, 4 and 1, 3), backward 1 team of 3 for 5 rounds.
+    {"Resident_small_shared_memory", {5, 48, 64}, kResident, true, {2, 8 * 1024 + 1024, 20 * 1024}},
+    // Automatic: resident on the H100's shared memory; pipelined where a sample does not fit.
+    {"Automatic_resident", {2, 4 * 6 * 6, 64}, cuda::SampleNormPath::automatic, true},
+    {"Automatic_too_large_for_shared_memory",
+     {2, 2048, 64},
+     cuda::SampleNormPath::automatic,
+     false,
+     {2, 8 * 1024 + 1024, 20 * 1024}},
     // The other paths.
     {"PerPosition_c64", {2 * 4 * 6 * 6, 1, 64}},  // a group per position (row kernels)
     {"C12_vector_tail", {3, 700, 12}},  // two kernels, float4 normalize; 16 chunks of rows
@@ -242,7 +273,8 @@ const LayerNormCase kLayerNormCases[] = {
 class LayerNormEmulation : public ::testing::TestWithParam<LayerNormCase> {};
 
 TEST_P(LayerNormEmulation, ForwardAndBackwardMatchTheCpu) {
-  const cpu::LayerNormShape s = GetParam().s;
+  const LayerNormCase& lc = GetParam();
+  const cpu::LayerNormShape s = lc.s;
   const int64_t n = s.groups * s.m * s.c;
   const std::vector<float> x = grouped_values(s.groups, s.m * s.c);
   std::vector<float> gamma(s.c), beta(s.c), dy(n);
@@ -261,25 +293,59 @@ TEST_P(LayerNormEmulation, ForwardAndBackwardMatchTheCpu) {
   cpu::layer_norm_bwd_naive<double>(s, xd.data(), gd.data(), mean_ref.data(), rstd_ref.data(),
                                     dyd.data(), dx_ref.data(), dg_ref.data(), db_ref.data());
 
+  emu::set_multiprocessors(lc.device.multiprocessors);
+  emu::set_shared_memory(lc.device.shared_per_block, lc.device.shared_per_sm);
   Buffer y(n), mean(s.groups), rstd(s.groups), dx(n), dgamma(s.c), dbeta(s.c);
   const auto out = in_every_schedule([&] {
     for (Buffer* b : {&y, &mean, &rstd, &dx, &dgamma, &dbeta})
       b->poison_all();
     cuda::layer_norm_fwd(s, x.data(), gamma.data(), beta.data(), 1e-5f, y.data(), mean.data(),
-                         rstd.data(), nullptr);
+                         rstd.data(), nullptr, lc.path);
+    // The resident kernels copy their slices in by cp.async; no other layer-norm kernel does.
+    EXPECT_EQ(emu::report().copies > 0, lc.resident) << "forward: the resident kernel ran";
+    const long copies = emu::report().copies;
     cuda::layer_norm_bwd(s, x.data(), gamma.data(), mean.data(), rstd.data(), dy.data(), dx.data(),
-                         dgamma.data(), dbeta.data(), nullptr);
+                         dgamma.data(), dbeta.data(), nullptr, lc.path);
+    EXPECT_EQ(emu::report().copies > copies, lc.resident) << "backward: the resident kernel ran";
     for (Buffer* b : {&y, &mean, &rstd, &dx, &dgamma, &dbeta})
       EXPECT_TRUE(b->guards_intact()) << "wrote outside an output";
     return std::vector<std::vector<float>>{y.values(),  mean.values(),   rstd.values(),
                                            dx.values(), dgamma.values(), dbeta.values()};
   });
+  emu::set_multiprocessors(132);
+  emu::set_shared_memory(227 * 1024, 228 * 1024);
   EXPECT_LT(relative_error(out[0], y_ref), 1e-5) << "y";
   EXPECT_LT(relative_error(out[1], mean_ref), 1e-5) << "mean";
   EXPECT_LT(relative_error(out[2], rstd_ref), 1e-5) << "rstd";
   EXPECT_LT(relative_error(out[3], dx_ref), 1e-4) << "dx";
   EXPECT_LT(relative_error(out[4], dg_ref), 1e-4) << "dgamma";
   EXPECT_LT(relative_error(out[5], db_ref), 1e-4) << "dbeta";
+}
+
+// Asking for the resident kernels where they cannot run is an error that says what to take.
+TEST(LayerNormResidentEmulation, RefusesShapesAndSamplesItCannotHold) {
+  Buffer x(2 * 2048 * 64), y(2 * 2048 * 64), gamma(64), beta(64), mean(2), rstd(2);
+  const auto forward = [&](cpu::LayerNormShape s) {
+    cuda::layer_norm_fwd(s, x.data(), gamma.data(), beta.data(), 1e-5f, y.data(), mean.data(),
+                         rstd.data(), nullptr, kResident);
+  };
+  try {
+    forward({2 * 2048, 1, 64});  // per position
+    FAIL() << "per-position groups taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SampleNormPath::automatic"), std::string::npos)
+        << e.what();
+  }
+  emu::set_shared_memory(8 * 1024 + 1024, 20 * 1024);
+  emu::set_multiprocessors(2);
+  try {
+    forward({2, 2048, 64});  // 32 K float4s a sample against 4 blocks of 512
+    FAIL() << "a sample larger than the resident blocks' shared memory taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+  }
+  emu::set_multiprocessors(132);
+  emu::set_shared_memory(227 * 1024, 228 * 1024);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormEmulation, ::testing::ValuesIn(kLayerNormCases),

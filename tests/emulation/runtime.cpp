@@ -13,10 +13,22 @@
 namespace cu3d {
 namespace {
 int emulated_multiprocessors = 132;
+int emulated_shared_per_block = 227 * 1024, emulated_shared_per_sm = 228 * 1024;
 }  // namespace
 
 void emu::set_multiprocessors(int count) {
   emulated_multiprocessors = count;
+}
+
+void emu::set_shared_memory(int per_block, int per_sm) {
+  emulated_shared_per_block = per_block;
+  emulated_shared_per_sm = per_sm;
+}
+
+int emu::co_resident_blocks(int threads, int shared_bytes) {
+  if (shared_bytes > emulated_shared_per_block) return 0;
+  const int per_sm = std::min(2048 / threads, emulated_shared_per_sm / (shared_bytes + 1024));
+  return std::min(per_sm * emulated_multiprocessors, resident_blocks());
 }
 
 namespace cuda {
@@ -35,6 +47,10 @@ bool device_available(std::string* reason) {
 
 int multiprocessor_count() {
   return emulated_multiprocessors;
+}
+
+int max_shared_memory_per_block() {
+  return emulated_shared_per_block;
 }
 
 ComputeCapability compute_capability() {

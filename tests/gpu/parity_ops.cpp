@@ -227,8 +227,8 @@ std::vector<Compared> run_softmax_xent(cpu::SoftmaxXentShape s, std::mt19937_64&
 
 // ---- layer norm --------------------------------------------------------------------------------
 
-std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, std::mt19937_64& rng,
-                                     cudaStream_t stream) {
+std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, cuda::SampleNormPath path,
+                                     std::mt19937_64& rng, cudaStream_t stream) {
   // An offset mean, as activations after ReLU have: the statistics must not lose it.
   const auto x = random_floats(s.size(), rng, 0.5f, 2.5f), dy = random_floats(s.size(), rng);
   const auto gamma = random_floats(s.c, rng, 0.5f, 1.5f), beta = random_floats(s.c, rng);
@@ -246,9 +246,9 @@ std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, std::mt19937_64& rng
   for (DeviceArray* a : {&gy, &gmean, &grstd, &gdx, &gdg, &gdb})
     a->poison();
   cuda::layer_norm_fwd(s, gx.get(), gg.get(), gb.get(), eps, gy.get(), gmean.get(), grstd.get(),
-                       stream);
+                       stream, path);
   cuda::layer_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), gdx.get(),
-                       gdg.get(), gdb.get(), stream);
+                       gdg.get(), gdb.get(), stream, path);
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   return {compare("y", gy.download(), y),
           compare("mean", gmean.download(), mean),
@@ -440,17 +440,28 @@ std::vector<ParityCase> op_cases() {
   struct LnRow {
     const char* name;
     cpu::LayerNormShape s;
+    cuda::SampleNormPath path = cuda::SampleNormPath::automatic;
   };
   // Per sample after conv2a (the TensorFlow C3D-LN), per position after conv3b, and odd. Per
   // position with c % 4 == 0 takes the one-row-per-team kernels: teams of 8 lanes (c 64, and 12
   // with lanes left idle), 16 (conv3b's 256) and 32 (conv4b's 512, 4 float4s per lane); row
   // counts that leave a warp's last teams without a row. Per sample with c % 4 == 0 dividing 1024
-  // takes the one-launch kernels: 4 threads per channel quad (64), two (512), one (1024), a
-  // sample's last chunk partial (37 x 64 elements), 67 samples, and 600 samples of one chunk each
-  // (a chain of 600 hand-overs). Other channel counts: the two-kernel forward with the float4
-  // normalize (12), the backward's one-pass partials (2), and the scalar paths (5).
+  // takes the resident kernels where the device's shared memory holds a sample (conv2a forward
+  // in a team of 112 blocks, conv4b in teams of 7 and 14, the small ones in teams of one), else
+  // the one-launch pipelined kernels (conv2a's backward); both also by name. Shapes: 4 threads
+  // per channel quad (64), two (512), one (1024), a sample's last chunk or slice partial (37 x
+  // 64 elements), 67 samples, and 600 samples of one chunk each (a chain of 600 hand-overs;
+  // resident: 600 samples over as many teams as fit, in rounds). Other channel counts: the
+  // two-kernel forward with the float4 normalize (12), the backward's one-pass partials (2), and
+  // the scalar paths (5).
+  constexpr auto kPipelined = cuda::SampleNormPath::pipelined;
+  constexpr auto kResident = cuda::SampleNormPath::resident;
   const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
-                      {"per_sample_conv4b_c512", {2, 4 * 14 * 14, 512}},
+                      {"per_sample_conv2a_pipelined", {2, 16 * 56 * 56, 128}, kPipelined},
+                      {"per_sample_conv3b_resident_5_samples", {5, 8 * 28 * 28, 256}, kResident},
+                      {"per_sample_conv4b_c512_resident", {2, 4 * 14 * 14, 512}, kResident},
+                      {"per_sample_conv4b_c512_pipelined", {2, 4 * 14 * 14, 512}, kPipelined},
+                      {"per_sample_one_chunk_groups_c256_pipelined", {600, 9, 256}, kPipelined},
                       {"per_sample_c1024", {2, 300, 1024}},
                       {"per_sample_c64_partial_chunk", {3, 37, 64}},
                       {"per_sample_67_groups_c256", {67, 9, 256}},
@@ -464,8 +475,9 @@ std::vector<ParityCase> op_cases() {
                       {"odd", {3, 37, 5}}};
   for (const LnRow& r : ln) {
     const cpu::LayerNormShape s = r.s;
-    out.push_back(make_case("layer_norm", r.name, [s](std::mt19937_64& rng, cudaStream_t st) {
-      return run_layer_norm(s, rng, st);
+    const cuda::SampleNormPath path = r.path;
+    out.push_back(make_case("layer_norm", r.name, [s, path](std::mt19937_64& rng, cudaStream_t st) {
+      return run_layer_norm(s, path, rng, st);
     }));
   }
   struct FusedRow {
