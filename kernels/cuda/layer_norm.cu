@@ -493,10 +493,11 @@ struct SamplePipeline {
 // ---- per sample, resident in shared memory: each sample read once ------------------------------
 // The one-launch kernels above count on L2 for their re-read of x (and dy), and ran at 53-66 %
 // (forward) and 51-62 % (backward) of the copy bandwidth on an H100 (session 14): what reading
-// twice from DRAM gives. Here nothing is read twice. A team of `team` blocks holds a sample in
-// shared memory (x; backward x and dy), up to ~224 KB a block, each block a slice of whole
-// 1024-element runs; all the grid's blocks are resident at once (a cooperative launch), so a team
-// may wait for its members. For each of the team's samples (team index, + teams, ...) a block
+// twice from DRAM gives. Here the re-read comes from shared memory. A team of `team` blocks holds
+// a sample in shared memory (x; backward x and dy), up to ~224 KB a block, each block a slice of
+// whole 1024-element runs; all the grid's blocks are resident at once (a cooperative launch), so
+// a team may wait for its members. For each of the team's samples (team index, + teams, ...) a
+// block
 //   1. copies its slice in (cp.async: all its 16-byte copies in flight at once, no registers
 //      held, in four groups, each summed as it lands) and sums it (x and x^2 in double, as the
 //      kernels above; backward: g = dy * gamma and g * xhat, and the thread's channels' dy * xhat
@@ -505,18 +506,23 @@ struct SamplePipeline {
 //   3. folds them in rank order, the same bits in every block of the team; rank 0 writes them;
 //   4. normalizes (backward: differentiates) its slice from shared memory and writes it out.
 // DRAM traffic is then the op's own: x read and y written (8 bytes an element), backward x and
-// dy read and dx written (12). Thread t owns float4s t + 256 j of its slice; slices start at
-// multiples of 1024 elements and c divides 1024, so those are always channels 4t % c .. + 3 and
-// a thread reads back only what it copied in (no barrier between the copy and the sums).
+// dy read and dx written (12). Where a sample is larger than the shared memory of every block
+// the device holds at once (conv1a), each block holds what fits of its slice and reads the rest
+// in step 1 after the held part, and again in step 4 before it: only that rest is read twice,
+// the nearest in time to its first read (the likeliest still in L2). Thread t owns float4s
+// t + 256 j of its slice; slices start at multiples of 1024 elements and c divides 1024, so those
+// are always channels 4t % c .. + 3 and a thread reads back only what it copied in (no barrier
+// between the copy and the sums).
 constexpr int kResidentThreads = 256;
 constexpr int kResidentGrain = kResidentThreads;  // float4s: a slice is whole 1024-element runs
 constexpr int kResidentStaticShared = 1024;       // block_sum2's and team_sum's, with room
 
-// How a resident launch splits the batch: `team` blocks per sample, each `slice_vecs` float4s of
-// each array (a multiple of kResidentGrain), `teams` teams taking the samples in turn. team 0:
-// the device cannot hold a sample at once.
+// How a resident launch splits the batch: `team` blocks per sample, each a slice of `slice_vecs`
+// float4s of each array (a multiple of kResidentGrain), of which it holds the first `held_vecs`
+// in shared memory: all of it where the blocks the device holds at once take a sample, else the
+// rest is read from memory twice. `teams` teams take the samples in turn. team 0: no plan.
 struct ResidentPlan {
-  int slice_vecs = 0, team = 0, teams = 0, shared_bytes = 0;
+  int slice_vecs = 0, held_vecs = 0, team = 0, teams = 0, shared_bytes = 0;
   bool fits() const { return team > 0; }
   int blocks() const { return team * teams; }
 };
@@ -525,7 +531,10 @@ struct ResidentPlan {
 // leaves each sample (and no slice under 16 KB); as many teams as the device holds at once, evened
 // over the rounds they take. H100, batch 32, forward: conv2a 112 blocks for one sample at a time
 // (32 rounds), conv3b 4 teams of 28, conv4b 16 of 7, conv5b 32 of 5 (one round); backward (x and
-// dy): conv3b 2 of 56, conv4b 8 of 14. conv1a's 51 MB sample, and conv2a's backward, do not fit.
+// dy): conv3b 2 of 56, conv4b 8 of 14. A sample larger than all those blocks' shared memory
+// (conv1a's 51 MB; conv2a's backward, 51 MB of x and dy) goes to one team of every block the
+// device holds, each holding what its shared memory takes of its slice: 58 % of the sample for
+// conv1a's forward and conv2a's backward, 29 % for conv1a's backward.
 template <class Kernel>
 ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* kernel) {
   const int64_t size4 = s.m * s.c / 4;
@@ -544,58 +553,104 @@ ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* kernel) 
     const int64_t resident = co_resident_blocks(kernel, kResidentThreads, shared_bytes);
     if (team > resident) continue;
     const int64_t rounds = ceil_div(s.groups, resident / team);
-    return {int(slice), int(team), int(ceil_div(s.groups, rounds)), shared_bytes};
+    return {int(slice), int(slice), int(team), int(ceil_div(s.groups, rounds)), shared_bytes};
   }
-  return {};
+  const int shared_bytes = int(capacity * 16 * arrays);
+  const int64_t resident = co_resident_blocks(kernel, kResidentThreads, shared_bytes);
+  if (resident == 0) return {};
+  const int64_t slice = ceil_div(ceil_div(size4, resident), kResidentGrain) * kResidentGrain;
+  return {int(slice), int(capacity), int(ceil_div(size4, slice)), 1, shared_bytes};
 }
 
 // A block's place in a resident launch: its team and rank, its slice [begin, end) of a sample's
-// float4s, and the thread's float4s in it (slots t + 256 j, j < mine).
+// float4s, the thread's float4s in it (slots t + 256 j, j < mine) and of those the ones held in
+// shared memory (j < held; array a's slots at shared + a * held_vecs).
 struct ResidentSlice {
   int64_t team_index, rank, begin, end;
-  int mine;
+  int mine, held, held_vecs;
+  float4* shared;
+  uint32_t shared_at;  // `shared` as a shared-space address, for cp.async
   __device__ ResidentSlice(const ResidentPlan& plan, int64_t size4)
       : team_index(blockIdx.x / plan.team),
         rank(blockIdx.x % plan.team),
         begin(rank * plan.slice_vecs),
         end(min(size4, begin + plan.slice_vecs)),
         mine(threadIdx.x < end - begin ? int((end - begin - 1 - threadIdx.x) / kResidentThreads) + 1
-                                       : 0) {}
-  // f(slot, i) for the thread's float4s j in [from, to): slot of the slice in shared memory, i
-  // the float4's index in the sample.
-  template <class F>
-  __device__ void for_each(F f, int from = 0, int to = 1 << 30) const {
-    for (int j = from; j < min(mine, to); ++j) {
-      const int slot = int(threadIdx.x) + kResidentThreads * j;
-      f(slot, begin + slot);
+                                       : 0),
+        held(min(mine, plan.held_vecs / kResidentThreads)),
+        held_vecs(plan.held_vecs),
+        shared(reinterpret_cast<float4*>(ptx::dynamic_shared_memory())),
+        shared_at(ptx::shared_address(shared)) {}
+
+  __device__ int slot(int j) const { return int(threadIdx.x) + kResidentThreads * j; }
+
+  // f(v, i) for the thread's held float4s j in [from, to): v the float4 of each array, i its
+  // index in the sample.
+  template <int Arrays, class F>
+  __device__ void visit_held(F f, int from, int to) const {
+    for (int j = from; j < min(held, to); ++j) {
+      float4 v[Arrays];
+#pragma unroll
+      for (int a = 0; a < Arrays; ++a)
+        v[a] = shared[a * held_vecs + slot(j)];
+      f(v, begin + slot(j));
     }
   }
-  // Copies the thread's float4s of the Arrays sample arrays `src` into the slices at shared
-  // addresses `slice_at`, in four groups of copies, and calls f(slot, i) on each float4 once its
-  // group has landed: the sums over the first groups run while the last are still in flight.
-  template <int Arrays, class F>
-  __device__ void copy_in(const uint32_t (&slice_at)[Arrays], const float* const (&src)[Arrays],
-                          F f) const {
-    constexpr int kGroups = 4;
-    const int per_group = (mine + kGroups - 1) / kGroups;
-    for (int group = 0; group < kGroups; ++group) {
-      for_each(
-          [&](int slot, int64_t i) {
+
+  // f(v, i) for the thread's float4s past the held ones, read from the sample's arrays `src`
+  // (LastUse: for the last time, evict-first) a batch at a time, the batch's loads in flight
+  // together.
+  template <int Arrays, bool LastUse, class F>
+  __device__ void visit_streamed(const float* const (&src)[Arrays], F f) const {
+    constexpr int kBatch = 4 / Arrays;
+    for (int j0 = held; j0 < mine; j0 += kBatch) {
+      float4 v[kBatch][Arrays];
 #pragma unroll
-            for (int a = 0; a < Arrays; ++a)
-              ptx::cp_async16(slice_at[a] + 16 * slot, src[a] + 4 * i, 16);
-          },
-          group * per_group, (group + 1) * per_group);
+      for (int u = 0; u < kBatch; ++u)
+#pragma unroll
+        for (int a = 0; a < Arrays; ++a)
+          if (j0 + u < mine) {
+            const float* p = src[a] + 4 * (begin + slot(j0 + u));
+            v[u][a] = LastUse ? load4_last_use(p) : load4(p);
+          }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u)
+        if (j0 + u < mine) f(v[u], begin + slot(j0 + u));
+    }
+  }
+
+  // The first pass over the thread's float4s of the sample's arrays `src`: the held ones copied
+  // into shared memory (cp.async, all in flight at once, in four groups, each visited by f as it
+  // lands: the sums over the first run while the last are still in flight), then the others.
+  template <int Arrays, class F>
+  __device__ void read(const float* const (&src)[Arrays], F f) const {
+    constexpr int kGroups = 4;
+    const int per_group = (held + kGroups - 1) / kGroups;
+    for (int group = 0; group < kGroups; ++group) {
+      for (int j = group * per_group; j < min(held, (group + 1) * per_group); ++j)
+#pragma unroll
+        for (int a = 0; a < Arrays; ++a)
+          ptx::cp_async16(shared_at + 16 * uint32_t(a * held_vecs + slot(j)),
+                          src[a] + 4 * (begin + slot(j)), 16);
       ptx::cp_async_commit();
     }
     ptx::cp_async_wait<3>();
-    for_each(f, 0, per_group);
+    visit_held<Arrays>(f, 0, per_group);
     ptx::cp_async_wait<2>();
-    for_each(f, per_group, 2 * per_group);
+    visit_held<Arrays>(f, per_group, 2 * per_group);
     ptx::cp_async_wait<1>();
-    for_each(f, 2 * per_group, 3 * per_group);
+    visit_held<Arrays>(f, 2 * per_group, 3 * per_group);
     ptx::cp_async_wait<0>();
-    for_each(f, 3 * per_group, 4 * per_group);
+    visit_held<Arrays>(f, 3 * per_group, 4 * per_group);
+    visit_streamed<Arrays, false>(src, f);
+  }
+
+  // The second pass: the float4s not held first (read last by read(), so the likeliest still in
+  // L2), then the held ones from shared memory.
+  template <int Arrays, class F>
+  __device__ void reread(const float* const (&src)[Arrays], F f) const {
+    visit_streamed<Arrays, true>(src, f);
+    visit_held<Arrays>(f, 0, held);
   }
 };
 
@@ -634,17 +689,15 @@ __global__ void __launch_bounds__(kResidentThreads)
     layer_norm_resident_fwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
                             const float* beta, float eps, float* y, float* mean, float* rstd,
                             double2* partial, unsigned* arrived) {
-  auto* slice = reinterpret_cast<float4*>(ptx::dynamic_shared_memory());
-  const uint32_t slice_at = ptx::shared_address(slice);
   const int64_t size = s.m * s.c;
   const ResidentSlice me(plan, size / 4);
   const int ch = 4 * threadIdx.x % s.c;
   const float4 ga = load4(gamma + ch), be = load4(beta + ch);
   for (int64_t g = me.team_index; g < s.groups; g += plan.teams) {
+    const float* xg = x + g * size;
     double sum = 0, sumsq = 0;
-    me.copy_in<1>({slice_at}, {x + g * size}, [&](int slot, int64_t) {
-      const float4 v = slice[slot];
-      for (const double e : {v.x, v.y, v.z, v.w})
+    me.read<1>({xg}, [&](const float4(&v)[1], int64_t) {
+      for (const double e : {v[0].x, v[0].y, v[0].z, v[0].w})
         sum += e, sumsq += e * e;
     });
     block_sum2(&sum, &sumsq);
@@ -654,26 +707,23 @@ __global__ void __launch_bounds__(kResidentThreads)
     const float mu_f = float(mu), r = float(1.0 / sqrt(max(total.y / count - mu * mu, 0.0) + eps));
     if (me.rank == 0 && threadIdx.x == 0) mean[g] = mu_f, rstd[g] = r;
     float* yg = y + g * size;
-    me.for_each([&](int slot, int64_t i) {
-      const float4 v = slice[slot];
+    me.reread<1>({xg}, [&](const float4(&v)[1], int64_t i) {
+      const float4 e = v[0];
       store4_streaming(yg + 4 * i,
-                       make_float4((v.x - mu_f) * r * ga.x + be.x, (v.y - mu_f) * r * ga.y + be.y,
-                                   (v.z - mu_f) * r * ga.z + be.z, (v.w - mu_f) * r * ga.w + be.w));
+                       make_float4((e.x - mu_f) * r * ga.x + be.x, (e.y - mu_f) * r * ga.y + be.y,
+                                   (e.z - mu_f) * r * ga.z + be.z, (e.w - mu_f) * r * ga.w + be.w));
     });
   }
 }
 
-// Backward: x and dy resident (slices of x first, then of dy), the team's sums of g and g * xhat
-// give the means of dx's formula; the thread's 4 channels' sums of dy * xhat and dy run over all
-// the block's samples, then the block adds them per channel in a fixed order into
+// Backward: x and dy resident (x's slice, then dy's), the team's sums of g and g * xhat give the
+// means of dx's formula; the thread's 4 channels' sums of dy * xhat and dy run over all the
+// block's samples, then the block adds them per channel in a fixed order into
 // channel_partial[block][c] (channel_finish_warps adds the blocks').
 __global__ void __launch_bounds__(kResidentThreads)
     layer_norm_resident_bwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
                             const float* mean, const float* rstd, const float* dy, float* dx,
                             double2* partial, unsigned* arrived, float2* channel_partial) {
-  auto* xs = reinterpret_cast<float4*>(ptx::dynamic_shared_memory());
-  float4* ds = xs + plan.slice_vecs;
-  const uint32_t xs_at = ptx::shared_address(xs);
   const int64_t size = s.m * s.c;
   const ResidentSlice me(plan, size / 4);
   const int ch = 4 * threadIdx.x % s.c;
@@ -682,11 +732,11 @@ __global__ void __launch_bounds__(kResidentThreads)
   float dgamma[4] = {0, 0, 0, 0}, dbeta[4] = {0, 0, 0, 0};
   for (int64_t g = me.team_index; g < s.groups; g += plan.teams) {
     const float mu = mean[g], r = rstd[g];
+    const float *xg = x + g * size, *dyg = dy + g * size;
     double sum_g = 0, sum_gx = 0;
-    const uint32_t ds_at = xs_at + 16 * uint32_t(plan.slice_vecs);
-    me.copy_in<2>({xs_at, ds_at}, {x + g * size, dy + g * size}, [&](int slot, int64_t) {
-      const float4 xv = xs[slot], dv = ds[slot];
-      const float xq[4] = {xv.x, xv.y, xv.z, xv.w}, dq[4] = {dv.x, dv.y, dv.z, dv.w};
+    me.read<2>({xg, dyg}, [&](const float4(&v)[2], int64_t) {
+      const float xq[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
+      const float dq[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         const double gi = double(dq[q]) * gs[q];
@@ -705,16 +755,16 @@ __global__ void __launch_bounds__(kResidentThreads)
       return r * (dv * gv - mg - (xv - mu) * r * mgx);
     };
     float* dxg = dx + g * size;
-    me.for_each([&](int slot, int64_t i) {
-      const float4 xv = xs[slot], dv = ds[slot];
+    me.reread<2>({xg, dyg}, [&](const float4(&v)[2], int64_t i) {
+      const float4 xv = v[0], dv = v[1];
       store4_streaming(dxg + 4 * i, make_float4(dx_of(xv.x, dv.x, ga.x), dx_of(xv.y, dv.y, ga.y),
                                                 dx_of(xv.z, dv.z, ga.z), dx_of(xv.w, dv.w, ga.w)));
     });
   }
   // The block's channel sums, through the slices' memory (at least 2 x 256 float4s).
   __syncthreads();  // every thread is done with its slices
-  float4* block_dgamma = xs;
-  float4* block_dbeta = xs + kResidentThreads;
+  float4* block_dgamma = me.shared;
+  float4* block_dbeta = me.shared + kResidentThreads;
   block_dgamma[threadIdx.x] = make_float4(dgamma[0], dgamma[1], dgamma[2], dgamma[3]);
   block_dbeta[threadIdx.x] = make_float4(dbeta[0], dbeta[1], dbeta[2], dbeta[3]);
   __syncthreads();
@@ -893,8 +943,8 @@ std::string describe(const char* op, const LayerNormShape& s) {
   return fmt::format("{} (groups {}, m {}, c {})", op, s.groups, s.m, s.c);
 }
 
-// The resident plan where `path` allows it and the device holds a sample of s at once (with
-// `arrays` arrays), else none (the pipelined kernels); throws where `path` demands it but the
+// The resident plan where `path` allows it and the device's blocks can hold slices of s's
+// `arrays` arrays, else none (the pipelined kernels); throws where `path` demands it but the
 // shape (`per_sample`: the one-launch kernels' shapes) or the device does not allow it.
 template <class Kernel>
 ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int arrays, Kernel* kernel,
@@ -908,9 +958,9 @@ ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int array
   }
   const ResidentPlan plan = plan_resident(s, arrays, kernel);
   CU3D_CHECK(plan.fits() || path != SampleNormPath::resident,
-             "{}: a sample of {} elements ({} arrays) does not fit the shared memory of the blocks "
-             "this device holds at once; take SampleNormPath::automatic or pipelined",
-             what, s.m * s.c, arrays);
+             "{}: this device's blocks have no room for a slice of 1024 elements of {} arrays "
+             "in shared memory ({} bytes a block); take SampleNormPath::automatic or pipelined",
+             what, arrays, max_shared_memory_per_block());
   return plan;
 }
 

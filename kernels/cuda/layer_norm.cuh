@@ -2,12 +2,13 @@
 // the (groups, m, c) formulation; biased statistics over the m*c elements of a group, per-
 // channel gamma/beta; mean and rstd saved per group).
 //
-// Per sample (large groups) with c % 4 == 0 dividing 1024 (C3D's 64-512 channels), where the
-// shared memory of the blocks a device holds at once takes a sample (x; backward x and dy): each
-// sample read once into a team of blocks, which wait for each other's sums, then normalized from
-// shared memory (layer_norm.cu, "resident in shared memory"): 8 bytes per element forward, 12
-// backward. Where it does not (conv1a; conv2a's backward on an H100): statistics
-// and normalize in one launch, a sample apart (layer_norm.cu, "per sample in one launch"). Each
+// Per sample (large groups) with c % 4 == 0 dividing 1024 (C3D's 64-512 channels): each sample
+// read once into the shared memory of a team of blocks, which wait for each other's sums, then
+// normalized from there (layer_norm.cu, "resident in shared memory"): 8 bytes per element
+// forward, 12 backward, where the shared memory of the blocks a device holds at once takes a
+// sample (x; backward x and dy); where not (conv1a; conv2a's backward on an H100), as much as it
+// takes, the rest read twice. Selectable (SampleNormPath): statistics and normalize in one
+// launch, a sample apart (layer_norm.cu, "per sample in one launch"). Each
 // block sums a chunk of sample s, the sample's last block writes its statistics, then the block
 // normalizes the same chunk of sample s - 1, read one sample earlier and still in L2 where a
 // sample fits (conv2a's 26 MB and smaller). Backward likewise: a chunk's group sums and channel
@@ -42,10 +43,11 @@ using cpu::LayerNormShape;
 // How layer_norm_fwd and layer_norm_bwd run per-sample groups (several positions, c a multiple
 // of 4 dividing 1024, 16-byte aligned arrays): `resident`, each sample read once into the shared
 // memory of a team of blocks resident together, normalized from there (the op's own bytes: 8 per
-// element forward, 12 backward), where the device holds a sample at once (throws where not);
-// `pipelined`, statistics and normalize a sample apart in one launch, the re-read from L2 where
-// a sample fits there; `automatic`, resident where it fits, else pipelined. Other shapes ignore
-// it but for `resident`, which throws.
+// element forward, 12 backward; a sample larger than the shared memory of all the blocks the
+// device holds at once, partly, the rest read twice); `pipelined`, statistics and normalize a
+// sample apart in one launch, the re-read from L2 where a sample fits there; `automatic`,
+// resident unless a block's shared memory cannot take a 256-float4 slice. Other shapes ignore it
+// but for `resident`, which throws.
 enum class SampleNormPath { automatic, resident, pipelined };
 
 void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma, const float* beta,

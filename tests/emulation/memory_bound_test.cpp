@@ -256,13 +256,19 @@ const LayerNormCase kLayerNormCases[] = {
     // Shared memory for 512 (forward) or 256 (backward) float4s a block, two blocks an SM:
     // forward 2 teams of 2 (samples 0, 2, 4 and 1, 3), backward 1 team of 3 for 5 rounds.
     {"Resident_small_shared_memory", {5, 48, 64}, kResident, true, {2, 8 * 1024 + 1024, 20 * 1024}},
-    // Automatic: resident on the H100's shared memory; pipelined where a sample does not fit.
+    // Samples larger than the shared memory of the blocks the device holds at once: one team of
+    // 4 blocks holding 512 float4s (forward) or 256 of each array (backward) of their slices,
+    // the rest read twice: c 64, slices of 8192 (32 float4s a thread, 2 or 1 held: the streamed
+    // batches' last partial); c 1024, a team of 3 slices of 768 (3 a thread, 2 or 1 held).
+    {"Resident_partly_held", {2, 2048, 64}, kResident, true, {2, 8 * 1024 + 1024, 20 * 1024}},
+    {"Resident_partly_held_c1024", {3, 9, 1024}, kResident, true, {2, 8 * 1024 + 1024, 20 * 1024}},
+    // Automatic: the resident kernels; pipelined where not even a 256-float4 slice fits.
     {"Automatic_resident", {2, 4 * 6 * 6, 64}, cuda::SampleNormPath::automatic, true},
-    {"Automatic_too_large_for_shared_memory",
+    {"Automatic_no_shared_memory",
      {2, 2048, 64},
      cuda::SampleNormPath::automatic,
      false,
-     {2, 8 * 1024 + 1024, 20 * 1024}},
+     {2, 4 * 1024, 20 * 1024}},
     // The other paths.
     {"PerPosition_c64", {2 * 4 * 6 * 6, 1, 64}},  // a group per position (row kernels)
     {"C12_vector_tail", {3, 700, 12}},  // two kernels, float4 normalize; 16 chunks of rows
@@ -336,13 +342,13 @@ TEST(LayerNormResidentEmulation, RefusesShapesAndSamplesItCannotHold) {
     EXPECT_NE(std::string(e.what()).find("SampleNormPath::automatic"), std::string::npos)
         << e.what();
   }
-  emu::set_shared_memory(8 * 1024 + 1024, 20 * 1024);
+  emu::set_shared_memory(4 * 1024, 20 * 1024);
   emu::set_multiprocessors(2);
   try {
-    forward({2, 2048, 64});  // 32 K float4s a sample against 4 blocks of 512
-    FAIL() << "a sample larger than the resident blocks' shared memory taken";
+    forward({2, 2048, 64});  // 4 KB a block: under 256 float4s with the static shared memory
+    FAIL() << "blocks without room for a 256-float4 slice taken";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no room for a slice"), std::string::npos) << e.what();
   }
   emu::set_multiprocessors(132);
   emu::set_shared_memory(227 * 1024, 228 * 1024);

@@ -446,9 +446,10 @@ std::vector<ParityCase> op_cases() {
   // position with c % 4 == 0 takes the one-row-per-team kernels: teams of 8 lanes (c 64, and 12
   // with lanes left idle), 16 (conv3b's 256) and 32 (conv4b's 512, 4 float4s per lane); row
   // counts that leave a warp's last teams without a row. Per sample with c % 4 == 0 dividing 1024
-  // takes the resident kernels where the device's shared memory holds a sample (conv2a forward
-  // in a team of 112 blocks, conv4b in teams of 7 and 14, the small ones in teams of one), else
-  // the one-launch pipelined kernels (conv2a's backward); both also by name. Shapes: 4 threads
+  // takes the resident kernels: where the device's shared memory holds a sample, conv2a's
+  // forward in a team of 112 blocks, conv4b in teams of 7 and 14, the small ones in teams of one;
+  // where it does not (conv1a, conv2a's backward), partly, one team of every block the device
+  // holds. The pipelined kernels by name. Shapes: 4 threads
   // per channel quad (64), two (512), one (1024), a sample's last chunk or slice partial (37 x
   // 64 elements), 67 samples, and 600 samples of one chunk each (a chain of 600 hand-overs;
   // resident: 600 samples over as many teams as fit, in rounds). Other channel counts: the
@@ -456,7 +457,8 @@ std::vector<ParityCase> op_cases() {
   // the scalar paths (5).
   constexpr auto kPipelined = cuda::SampleNormPath::pipelined;
   constexpr auto kResident = cuda::SampleNormPath::resident;
-  const LnRow ln[] = {{"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
+  const LnRow ln[] = {{"per_sample_conv1a_partly_held", {2, 16 * 112 * 112, 64}},
+                      {"per_sample_conv2a", {2, 16 * 56 * 56, 128}},
                       {"per_sample_conv2a_pipelined", {2, 16 * 56 * 56, 128}, kPipelined},
                       {"per_sample_conv3b_resident_5_samples", {5, 8 * 28 * 28, 256}, kResident},
                       {"per_sample_conv4b_c512_resident", {2, 4 * 14 * 14, 512}, kResident},
