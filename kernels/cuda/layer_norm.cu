@@ -850,8 +850,12 @@ __global__ void __launch_bounds__(256)
 }
 
 // Backward: dx per row from the team's sums of g = dy * gamma and g * xhat; the lane's own
-// channels' sums of dy * xhat and dy over its rows, then over the block's teams in a fixed order
-// (shared memory), give one (dgamma, dbeta) partial per block for channel_finish_warps.
+// channels' sums of dy * xhat and dy over its rows, kept in the team's row of shared memory
+// (team_partial[team][ch] = (dgamma, dbeta), each lane adding to its own channels: no races, the
+// same order as in registers), then added over the block's teams in a fixed order, give one
+// (dgamma, dbeta) partial per block for channel_finish_warps. In registers the sums took 32 more
+// (108 in all: 2 blocks of 256 an SM, 16 warps to keep the loads in flight); in shared memory
+// they cost a 32-byte read and write per float4 of the row.
 template <int T>
 __global__ void __launch_bounds__(256)
     layer_norm_rows_bwd(int64_t rows, int c, const float* x, const float* gamma, const float* mean,
@@ -859,10 +863,15 @@ __global__ void __launch_bounds__(256)
   extern __shared__ float2 team_partial[];  // [teams per block][c]
   const int team = threadIdx.x / T, teams_per_block = blockDim.x / T;
   const int64_t teams = int64_t(gridDim.x) * teams_per_block;
-  float4 dgamma[kRowVecs], dbeta[kRowVecs];
+  // The lane's channels ch .. ch + 3 of slot k: (dgamma, dbeta) pairs at sums[k][0] (ch, ch + 1)
+  // and sums[k][1] (ch + 2, ch + 3).
+  auto* sums = reinterpret_cast<float4*>(team_partial + int64_t(team) * c);
+  const RowSlots<T> lane_slots{c, int(threadIdx.x % T)};
 #pragma unroll
-  for (int k = 0; k < kRowVecs; ++k)
-    dgamma[k] = dbeta[k] = make_float4(0, 0, 0, 0);
+  for (int k = 0; k < kRowVecs; ++k) {
+    if (!lane_slots.owns(k)) continue;
+    sums[lane_slots.channel(k) / 2] = sums[lane_slots.channel(k) / 2 + 1] = make_float4(0, 0, 0, 0);
+  }
   const int64_t first = blockIdx.x * int64_t(teams_per_block) + team;
   for (int64_t r = first; r - first % (32 / T) < rows; r += teams) {  // as the forward's loop
     const RowSlots<T> slot{r < rows ? c : 0, int(threadIdx.x % T)};
@@ -879,9 +888,10 @@ __global__ void __launch_bounds__(256)
       sum_g += double(g[k].x) + g[k].y + g[k].z + g[k].w;
       sum_gx += double(g[k].x) * xhat[k].x + double(g[k].y) * xhat[k].y +
                 double(g[k].z) * xhat[k].z + double(g[k].w) * xhat[k].w;
-      dgamma[k].x += d.x * xhat[k].x, dgamma[k].y += d.y * xhat[k].y;
-      dgamma[k].z += d.z * xhat[k].z, dgamma[k].w += d.w * xhat[k].w;
-      dbeta[k].x += d.x, dbeta[k].y += d.y, dbeta[k].z += d.z, dbeta[k].w += d.w;
+      float4 lo = sums[ch / 2], hi = sums[ch / 2 + 1];
+      lo.x += d.x * xhat[k].x, lo.y += d.x, lo.z += d.y * xhat[k].y, lo.w += d.y;
+      hi.x += d.z * xhat[k].z, hi.y += d.z, hi.z += d.w * xhat[k].w, hi.w += d.w;
+      sums[ch / 2] = lo, sums[ch / 2 + 1] = hi;
     }
     const float mg = float(team_sum<T>(sum_g) / c), mgx = float(team_sum<T>(sum_gx) / c);
 #pragma unroll
@@ -892,17 +902,6 @@ __global__ void __launch_bounds__(256)
           make_float4(rs * (g[k].x - mg - xhat[k].x * mgx), rs * (g[k].y - mg - xhat[k].y * mgx),
                       rs * (g[k].z - mg - xhat[k].z * mgx), rs * (g[k].w - mg - xhat[k].w * mgx)));
     }
-  }
-  const RowSlots<T> slot{c, int(threadIdx.x % T)};
-  float2* mine = team_partial + int64_t(team) * c;
-#pragma unroll
-  for (int k = 0; k < kRowVecs; ++k) {
-    if (!slot.owns(k)) continue;
-    const int ch = slot.channel(k);
-    mine[ch] = make_float2(dgamma[k].x, dbeta[k].x);
-    mine[ch + 1] = make_float2(dgamma[k].y, dbeta[k].y);
-    mine[ch + 2] = make_float2(dgamma[k].z, dbeta[k].z);
-    mine[ch + 3] = make_float2(dgamma[k].w, dbeta[k].w);
   }
   __syncthreads();
   for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
@@ -1235,14 +1234,18 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
     return;
   }
   if (rows_path(s, {x, gamma, dy, dx})) {
-    // A fixed number of blocks (per device), so the channel sums add in a fixed order.
-    const int blocks = int(std::clamp<int64_t>((s.groups * team_lanes(s.c) + 255) / 256, 1,
-                                               2 * multiprocessor_count()));
-    auto* partial = static_cast<float2*>(malloc_async(sizeof(float2) * blocks * s.c, stream));
+    // As many blocks as the device holds at once (3 an SM on an H100: 76 registers), a fixed
+    // number per device, so the channel sums add in a fixed order.
+    int blocks = 0;
+    float2* partial = nullptr;
     with_team_lanes(s.c, [&](auto team) {
       constexpr int T = decltype(team)::value;
-      layer_norm_rows_bwd<T><<<blocks, 256, sizeof(float2) * (256 / T) * s.c, stream>>>(
-          s.groups, s.c, x, gamma, mean, rstd, dy, dx, partial);
+      const int shared_bytes = int(sizeof(float2)) * (256 / T) * s.c;
+      const int resident = co_resident_blocks(layer_norm_rows_bwd<T>, 256, shared_bytes);
+      blocks = int(std::clamp<int64_t>((s.groups * T + 255) / 256, 1, std::max(resident, 1)));
+      partial = static_cast<float2*>(malloc_async(sizeof(float2) * blocks * s.c, stream));
+      layer_norm_rows_bwd<T><<<blocks, 256, shared_bytes, stream>>>(s.groups, s.c, x, gamma, mean,
+                                                                    rstd, dy, dx, partial);
     });
     check_launch(what);
     channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, blocks, partial, dgamma, dbeta);

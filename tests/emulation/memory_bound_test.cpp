@@ -271,6 +271,7 @@ const LayerNormCase kLayerNormCases[] = {
      {2, 4 * 1024, 20 * 1024}},
     // The other paths.
     {"PerPosition_c64", {2 * 4 * 6 * 6, 1, 64}},  // a group per position (row kernels)
+    {"PerPosition_c512", {50, 1, 512}},           // teams of 32 lanes, 4 float4s a lane
     {"C12_vector_tail", {3, 700, 12}},  // two kernels, float4 normalize; 16 chunks of rows
     {"C5_scalar", {4, 9, 5}},
     {"C2_bwd_partials", {3, 700, 2}},  // the backward's group and channel sums in one pass
