@@ -57,6 +57,7 @@ std::string describe_compute_options() {
     if (o.fp32_tensor_cores && (o.cluster_conv || o.tma_conv || o.wgmma_ws_conv || o.wgmma_conv))
       kernels += ", fp32 as 3xTF32";
     if (o.pipelined_bwd_filter) kernels += ", pipelined bwd-filter";
+    if (o.resident_layer_norm) kernels += ", resident layer norm";
     kernels += ")";
   }
   return fmt::format("precision {}, conv backend {}{}, fusion {}", to_string(o.precision),

@@ -55,6 +55,10 @@ struct ComputeOptions {
   // fp32 convs on versions 5-8 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
   // than on version 2's FFMA; off until it has run on a GPU.
   bool fp32_tensor_cores = false;
+  // The per-sample layer norm held in the shared memory of a team of co-resident blocks, each
+  // sample read from DRAM once (kernels/cuda/layer_norm.cuh, SampleNormPath::automatic), rather
+  // than the pipelined kernels; off until it has run on a GPU.
+  bool resident_layer_norm = false;
 };
 
 ComputeOptions& compute_options();  // process-wide

@@ -121,8 +121,10 @@ void select(ComputeOptions& options, ConvKernels kernels) {
   options.tma_conv = false;
 }
 
+// `resident_ln`: the per-sample layer norm on its kernels resident in shared memory (the
+// "_resident_ln" rows; the engine's default is the pipelined kernels until they have run on a GPU).
 void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
-                    ConvKernels kernels = ConvKernels::defaults) {
+                    ConvKernels kernels = ConvKernels::defaults, bool resident_ln = false) {
   const char* suffix = kernels == ConvKernels::v3                   ? "_v3"
                        : kernels == ConvKernels::v2                 ? "_v2"
                        : kernels == ConvKernels::v3_with_bwd_filter ? "_v3f"
@@ -133,7 +135,8 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
                        : kernels == ConvKernels::fp32_3xtf32        ? "_3xtf32"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
-                            cu3d::to_string(backend) + suffix + (fuse ? "/fused" : "/unfused");
+                            cu3d::to_string(backend) + suffix +
+                            (resident_ln ? "_resident_ln" : "") + (fuse ? "/fused" : "/unfused");
   benchmark::RegisterBenchmark(
       label.c_str(),
       [=](benchmark::State& state) {
@@ -143,6 +146,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
           options.conv_backend = backend;
           options.fuse = fuse;
           select(options, kernels);
+          options.resident_layer_norm = resident_ln;
           const ModelConfig config = preset_config(name);
           const ModelSummary summary = summarize_model(config, kClasses);
           auto model = build_model(config, kClasses);
@@ -192,6 +196,10 @@ bool register_all() {
     register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
     register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
   }
+  // The layer-norm C3D with its per-sample layer norm resident in shared memory, against the
+  // c3d-ln rows above (the pipelined kernels).
+  for (Precision p : {Precision::fp32, Precision::bf16})
+    register_train("c3d-ln", p, ConvBackend::cu3d, true, ConvKernels::defaults, true);
   // fp32 on the tensor cores (3xTF32) against the fp32 rows above (version 2's FFMA).
   if (cuda::wgmma_available())
     for (const char* model : {"c3d", "c3d-ln", "keras3d"})

@@ -105,6 +105,14 @@ void batch_norm_backward(const cpu::BatchNormShape& s, const Tensor& x, const Te
 
 namespace detail {
 
+#ifdef CU3D_CUDA
+// The per-sample kernels compute_options() asks for.
+cuda::SampleNormPath sample_norm_path() {
+  return compute_options().resident_layer_norm ? cuda::SampleNormPath::automatic
+                                               : cuda::SampleNormPath::pipelined;
+}
+#endif
+
 cpu::LayerNormShape layer_norm_shape(const Shape& x, LayerNormVariant variant) {
   const int64_t c = x.back(), numel = shape_numel(x);
   if (variant == LayerNormVariant::per_position) return {numel / c, 1, int(c)};
@@ -119,7 +127,7 @@ void layer_norm_forward_kernel(const cpu::LayerNormShape& s, const Tensor& x, co
     CU3D_CUDA_CALL("layer_norm",
                    cuda::layer_norm_fwd(s, x.data<float>(), gamma.data<float>(), beta.data<float>(),
                                         float(eps), y.data<float>(), mean.data<float>(),
-                                        rstd.data<float>(), compute_stream()));
+                                        rstd.data<float>(), compute_stream(), sample_norm_path()));
     return;
   }
   dispatch_float(x.dtype(), "layer_norm", [&]<typename T>() {
@@ -132,11 +140,11 @@ void layer_norm_backward(const cpu::LayerNormShape& s, const Tensor& x, const Te
                          const Tensor& mean, const Tensor& rstd, const Tensor& dy, const Tensor& dx,
                          const Tensor& dgamma, const Tensor& dbeta) {
   if (x.device().is_cuda()) {
-    CU3D_CUDA_CALL(
-        "layer_norm backward",
-        cuda::layer_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
-                             rstd.data<float>(), dy.data<float>(), dx.data<float>(),
-                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
+    CU3D_CUDA_CALL("layer_norm backward",
+                   cuda::layer_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
+                                        rstd.data<float>(), dy.data<float>(), dx.data<float>(),
+                                        dgamma.data<float>(), dbeta.data<float>(), compute_stream(),
+                                        sample_norm_path()));
     return;
   }
   dispatch_float(x.dtype(), "layer_norm backward", [&]<typename T>() {

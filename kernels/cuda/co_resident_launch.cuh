@@ -5,6 +5,10 @@
 // the grid's blocks concurrently, switched at their atomics, fences and sleeps.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/runtime.h"
@@ -12,17 +16,28 @@
 namespace cu3d::cuda {
 
 // How many blocks of `kernel` (`threads` each, `shared_bytes` of dynamic shared memory, which
-// this lets the kernel take) the device holds at once.
+// this lets the kernel take) the device holds at once. Asked once per kernel and size: the
+// query and the attribute cost more host time than launching a small kernel.
 template <class... Params>
 int co_resident_blocks(void (*kernel)(Params...), int threads, int shared_bytes) {
-  allow_shared_memory(kernel, shared_bytes);
 #if defined(CU3D_PTX_EMULATION)
+  (void)kernel;
   return emu::co_resident_blocks(threads, shared_bytes);
 #else
-  int per_sm = 0;
-  CU3D_CUDA_CHECK(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes));
-  return per_sm * multiprocessor_count();
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, int>, int> blocks;
+  const std::lock_guard lock(mutex);
+  const auto [it, fresh] =
+      blocks.try_emplace({reinterpret_cast<const void*>(kernel), threads, shared_bytes}, 0);
+  if (fresh) {
+    // The most the device allows, so that no later size finds the kernel set for less.
+    allow_shared_memory(kernel, max_shared_memory_per_block());
+    int per_sm = 0;
+    CU3D_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes));
+    it->second = per_sm * multiprocessor_count();
+  }
+  return it->second;
 #endif
 }
 

@@ -604,7 +604,7 @@ struct ResidentSlice {
   __device__ void visit_streamed(const float* const (&src)[Arrays], F f) const {
     constexpr int kBatch = 4 / Arrays;
     for (int j0 = held; j0 < mine; j0 += kBatch) {
-      float4 v[kBatch][Arrays];
+      float4 v[kBatch][Arrays] = {};  // those past `mine` stay unread: zeros, not indeterminate
 #pragma unroll
       for (int u = 0; u < kBatch; ++u)
 #pragma unroll
