@@ -524,8 +524,16 @@ constexpr int kResidentStaticShared = 1024;       // block_sum2's and team_sum's
 struct ResidentPlan {
   int slice_vecs = 0, held_vecs = 0, team = 0, teams = 0, shared_bytes = 0;
   bool fits() const { return team > 0; }
+  bool partly_held() const { return held_vecs < slice_vecs; }
   int blocks() const { return team * teams; }
 };
+
+// The float4s of each array a thread of the partly held kernels has in flight when it reads what
+// shared memory does not hold: 8 forward, 4 of x and 4 of dy backward (one block an SM there, so
+// their registers cost no occupancy). The kernels that hold all their slice take 0: no such code.
+constexpr int stream_batch(int arrays) {
+  return 8 / arrays;
+}
 
 // As few blocks per sample as shared memory allows, but spread over at least the SMs the batch
 // leaves each sample (and no slice under 16 KB); as many teams as the device holds at once, evened
@@ -536,7 +544,7 @@ struct ResidentPlan {
 // device holds, each holding what its shared memory takes of its slice: 58 % of the sample for
 // conv1a's forward and conv2a's backward, 29 % for conv1a's backward.
 template <class Kernel>
-ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* kernel) {
+ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* held, Kernel* partly_held) {
   const int64_t size4 = s.m * s.c / 4;
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   const int64_t capacity = (max_shared_memory_per_block() - kResidentStaticShared) / (16 * arrays) /
@@ -550,13 +558,13 @@ ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* kernel) 
     const int64_t slice = ceil_div(ceil_div(size4, wanted), kResidentGrain) * kResidentGrain;
     const int64_t team = ceil_div(size4, slice);
     const int shared_bytes = int(slice * 16 * arrays);
-    const int64_t resident = co_resident_blocks(kernel, kResidentThreads, shared_bytes);
+    const int64_t resident = co_resident_blocks(held, kResidentThreads, shared_bytes);
     if (team > resident) continue;
     const int64_t rounds = ceil_div(s.groups, resident / team);
     return {int(slice), int(slice), int(team), int(ceil_div(s.groups, rounds)), shared_bytes};
   }
   const int shared_bytes = int(capacity * 16 * arrays);
-  const int64_t resident = co_resident_blocks(kernel, kResidentThreads, shared_bytes);
+  const int64_t resident = co_resident_blocks(partly_held, kResidentThreads, shared_bytes);
   if (resident == 0) return {};
   const int64_t slice = ceil_div(ceil_div(size4, resident), kResidentGrain) * kResidentGrain;
   return {int(slice), int(capacity), int(ceil_div(size4, slice)), 1, shared_bytes};
@@ -598,15 +606,13 @@ struct ResidentSlice {
   }
 
   // f(v, i) for the thread's float4s past the held ones, read from the sample's arrays `src`
-  // (LastUse: for the last time, evict-first) a batch at a time, the batch's loads in flight
-  // together.
-  template <int Arrays, bool LastUse, class F>
+  // (LastUse: for the last time, evict-first) Batch at a time, their loads in flight together.
+  template <int Arrays, int Batch, bool LastUse, class F>
   __device__ void visit_streamed(const float* const (&src)[Arrays], F f) const {
-    constexpr int kBatch = 4 / Arrays;
-    for (int j0 = held; j0 < mine; j0 += kBatch) {
-      float4 v[kBatch][Arrays] = {};  // those past `mine` stay unread: zeros, not indeterminate
+    for (int j0 = held; j0 < mine; j0 += Batch) {
+      float4 v[Batch][Arrays] = {};  // those past `mine` stay unread: zeros, not indeterminate
 #pragma unroll
-      for (int u = 0; u < kBatch; ++u)
+      for (int u = 0; u < Batch; ++u)
 #pragma unroll
         for (int a = 0; a < Arrays; ++a)
           if (j0 + u < mine) {
@@ -614,15 +620,16 @@ struct ResidentSlice {
             v[u][a] = LastUse ? load4_last_use(p) : load4(p);
           }
 #pragma unroll
-      for (int u = 0; u < kBatch; ++u)
+      for (int u = 0; u < Batch; ++u)
         if (j0 + u < mine) f(v[u], begin + slot(j0 + u));
     }
   }
 
   // The first pass over the thread's float4s of the sample's arrays `src`: the held ones copied
   // into shared memory (cp.async, all in flight at once, in four groups, each visited by f as it
-  // lands: the sums over the first run while the last are still in flight), then the others.
-  template <int Arrays, class F>
+  // lands: the sums over the first run while the last are still in flight), then the others
+  // (Batch > 0: the partly held kernels).
+  template <int Arrays, int Batch, class F>
   __device__ void read(const float* const (&src)[Arrays], F f) const {
     constexpr int kGroups = 4;
     const int per_group = (held + kGroups - 1) / kGroups;
@@ -642,14 +649,14 @@ struct ResidentSlice {
     visit_held<Arrays>(f, 2 * per_group, 3 * per_group);
     ptx::cp_async_wait<0>();
     visit_held<Arrays>(f, 3 * per_group, 4 * per_group);
-    visit_streamed<Arrays, false>(src, f);
+    if constexpr (Batch > 0) visit_streamed<Arrays, Batch, false>(src, f);
   }
 
   // The second pass: the float4s not held first (read last by read(), so the likeliest still in
   // L2), then the held ones from shared memory.
-  template <int Arrays, class F>
+  template <int Arrays, int Batch, class F>
   __device__ void reread(const float* const (&src)[Arrays], F f) const {
-    visit_streamed<Arrays, true>(src, f);
+    if constexpr (Batch > 0) visit_streamed<Arrays, Batch, true>(src, f);
     visit_held<Arrays>(f, 0, held);
   }
 };
@@ -657,8 +664,8 @@ struct ResidentSlice {
 // Posts this block's partial (thread 0's `mine`) at partial[rank], counts it in at *arrived, waits
 // until the team's `team` partials are in, and returns their sum to every thread: warp 0 adds
 // them in rank order, so every block of the team computes the same bits.
-__device__ double2 team_sum(double2 mine, double2* partial, unsigned* arrived, int64_t team,
-                            int64_t rank) {
+__device__ __forceinline__ double2 team_sum(double2 mine, double2* partial, unsigned* arrived,
+                                            int64_t team, int64_t rank) {
   __shared__ double2 total;
   if (threadIdx.x == 0) {
     partial[rank] = mine;
@@ -685,6 +692,7 @@ __device__ double2 team_sum(double2 mine, double2* partial, unsigned* arrived, i
   return total;
 }
 
+template <int Batch>
 __global__ void __launch_bounds__(kResidentThreads)
     layer_norm_resident_fwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
                             const float* beta, float eps, float* y, float* mean, float* rstd,
@@ -696,9 +704,11 @@ __global__ void __launch_bounds__(kResidentThreads)
   for (int64_t g = me.team_index; g < s.groups; g += plan.teams) {
     const float* xg = x + g * size;
     double sum = 0, sumsq = 0;
-    me.read<1>({xg}, [&](const float4(&v)[1], int64_t) {
-      for (const double e : {v[0].x, v[0].y, v[0].z, v[0].w})
-        sum += e, sumsq += e * e;
+    me.read<1, Batch>({xg}, [&](const float4(&v)[1], int64_t) {
+      const double e[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        sum += e[q], sumsq += e[q] * e[q];
     });
     block_sum2(&sum, &sumsq);
     const double2 total = team_sum(make_double2(sum, sumsq), partial + g * plan.team, arrived + g,
@@ -707,7 +717,7 @@ __global__ void __launch_bounds__(kResidentThreads)
     const float mu_f = float(mu), r = float(1.0 / sqrt(max(total.y / count - mu * mu, 0.0) + eps));
     if (me.rank == 0 && threadIdx.x == 0) mean[g] = mu_f, rstd[g] = r;
     float* yg = y + g * size;
-    me.reread<1>({xg}, [&](const float4(&v)[1], int64_t i) {
+    me.reread<1, Batch>({xg}, [&](const float4(&v)[1], int64_t i) {
       const float4 e = v[0];
       store4_streaming(yg + 4 * i,
                        make_float4((e.x - mu_f) * r * ga.x + be.x, (e.y - mu_f) * r * ga.y + be.y,
@@ -720,6 +730,7 @@ __global__ void __launch_bounds__(kResidentThreads)
 // means of dx's formula; the thread's 4 channels' sums of dy * xhat and dy run over all the
 // block's samples, then the block adds them per channel in a fixed order into
 // channel_partial[block][c] (channel_finish_warps adds the blocks').
+template <int Batch>
 __global__ void __launch_bounds__(kResidentThreads)
     layer_norm_resident_bwd(LayerNormShape s, ResidentPlan plan, const float* x, const float* gamma,
                             const float* mean, const float* rstd, const float* dy, float* dx,
@@ -734,7 +745,7 @@ __global__ void __launch_bounds__(kResidentThreads)
     const float mu = mean[g], r = rstd[g];
     const float *xg = x + g * size, *dyg = dy + g * size;
     double sum_g = 0, sum_gx = 0;
-    me.read<2>({xg, dyg}, [&](const float4(&v)[2], int64_t) {
+    me.read<2, Batch>({xg, dyg}, [&](const float4(&v)[2], int64_t) {
       const float xq[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
       const float dq[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
 #pragma unroll
@@ -755,7 +766,7 @@ __global__ void __launch_bounds__(kResidentThreads)
       return r * (dv * gv - mg - (xv - mu) * r * mgx);
     };
     float* dxg = dx + g * size;
-    me.reread<2>({xg, dyg}, [&](const float4(&v)[2], int64_t i) {
+    me.reread<2, Batch>({xg, dyg}, [&](const float4(&v)[2], int64_t i) {
       const float4 xv = v[0], dv = v[1];
       store4_streaming(dxg + 4 * i, make_float4(dx_of(xv.x, dv.x, ga.x), dx_of(xv.y, dv.y, ga.y),
                                                 dx_of(xv.z, dv.z, ga.z), dx_of(xv.w, dv.w, ga.w)));
@@ -944,10 +955,11 @@ std::string describe(const char* op, const LayerNormShape& s) {
 
 // The resident plan where `path` allows it and the device's blocks can hold slices of s's
 // `arrays` arrays, else none (the pipelined kernels); throws where `path` demands it but the
-// shape (`per_sample`: the one-launch kernels' shapes) or the device does not allow it.
+// shape (`per_sample`: the one-launch kernels' shapes) or the device does not allow it. `held` and
+// `partly_held`: the kernel that holds all of its slice and the one that streams the rest.
 template <class Kernel>
-ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int arrays, Kernel* kernel,
-                             SampleNormPath path, const std::string& what) {
+ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int arrays, Kernel* held,
+                             Kernel* partly_held, SampleNormPath path, const std::string& what) {
   if (path == SampleNormPath::pipelined || !per_sample) {
     CU3D_CHECK(path != SampleNormPath::resident,
                "{}: the resident kernels take groups of several positions with c a multiple of 4 "
@@ -955,7 +967,7 @@ ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int array
                what);
     return {};
   }
-  const ResidentPlan plan = plan_resident(s, arrays, kernel);
+  const ResidentPlan plan = plan_resident(s, arrays, held, partly_held);
   CU3D_CHECK(plan.fits() || path != SampleNormPath::resident,
              "{}: this device's blocks have no room for a slice of 1024 elements of {} arrays "
              "in shared memory ({} bytes a block); take SampleNormPath::automatic or pipelined",
@@ -1022,13 +1034,16 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
                     float eps, float* y, float* mean, float* rstd, cudaStream_t stream,
                     SampleNormPath path) {
   const bool per_sample = sample_pipeline_fits(s, {x, gamma, beta, y});
-  const ResidentPlan plan = choose_resident(s, per_sample, 1, layer_norm_resident_fwd, path,
-                                            describe("layer_norm_fwd", s));
+  constexpr int kBatch = stream_batch(1);
+  const ResidentPlan plan =
+      choose_resident(s, per_sample, 1, layer_norm_resident_fwd<0>, layer_norm_resident_fwd<kBatch>,
+                      path, describe("layer_norm_fwd", s));
   if (plan.fits()) {
     const ResidentScratch scratch(s, plan, stream);
-    launch_co_resident(layer_norm_resident_fwd, plan.blocks(), kResidentThreads, plan.shared_bytes,
-                       stream, s, plan, x, gamma, beta, eps, y, mean, rstd, scratch.partial,
-                       scratch.arrived);
+    launch_co_resident(
+        plan.partly_held() ? layer_norm_resident_fwd<kBatch> : layer_norm_resident_fwd<0>,
+        plan.blocks(), kResidentThreads, plan.shared_bytes, stream, s, plan, x, gamma, beta, eps, y,
+        mean, rstd, scratch.partial, scratch.arrived);
     check_launch(describe("layer_norm_fwd", s));
     scratch.release(stream);
     return;
@@ -1217,14 +1232,17 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
                     cudaStream_t stream, SampleNormPath path) {
   const std::string what = describe("layer_norm_bwd", s);
   const bool per_sample = sample_pipeline_fits(s, {x, gamma, dy, dx});
-  const ResidentPlan plan = choose_resident(s, per_sample, 2, layer_norm_resident_bwd, path, what);
+  constexpr int kBatch = stream_batch(2);
+  const ResidentPlan plan = choose_resident(s, per_sample, 2, layer_norm_resident_bwd<0>,
+                                            layer_norm_resident_bwd<kBatch>, path, what);
   if (plan.fits()) {
     const ResidentScratch scratch(s, plan, stream);
     auto* cpartial =
         static_cast<float2*>(malloc_async(sizeof(float2) * plan.blocks() * s.c, stream));
-    launch_co_resident(layer_norm_resident_bwd, plan.blocks(), kResidentThreads, plan.shared_bytes,
-                       stream, s, plan, x, gamma, mean, rstd, dy, dx, scratch.partial,
-                       scratch.arrived, cpartial);
+    launch_co_resident(
+        plan.partly_held() ? layer_norm_resident_bwd<kBatch> : layer_norm_resident_bwd<0>,
+        plan.blocks(), kResidentThreads, plan.shared_bytes, stream, s, plan, x, gamma, mean, rstd,
+        dy, dx, scratch.partial, scratch.arrived, cpartial);
     check_launch(what);
     channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, plan.blocks(), cpartial, dgamma,
                                                             dbeta);
