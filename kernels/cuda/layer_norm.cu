@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "kernels/cuda/co_resident_launch.cuh"
+#include "kernels/cuda/layer_norm_plan.h"
 #include "kernels/cuda/pool_window.cuh"
 #include "kernels/cuda/ptx.cuh"
 #include "kernels/cuda/runtime.h"
@@ -513,21 +514,6 @@ struct SamplePipeline {
 // t + 256 j of its slice; slices start at multiples of 1024 elements and c divides 1024, so those
 // are always channels 4t % c .. + 3 and a thread reads back only what it copied in (no barrier
 // between the copy and the sums).
-constexpr int kResidentThreads = 256;
-constexpr int kResidentGrain = kResidentThreads;  // float4s: a slice is whole 1024-element runs
-constexpr int kResidentStaticShared = 1024;       // block_sum2's and team_sum's, with room
-
-// How a resident launch splits the batch: `team` blocks per sample, each a slice of `slice_vecs`
-// float4s of each array (a multiple of kResidentGrain), of which it holds the first `held_vecs`
-// in shared memory: all of it where the blocks the device holds at once take a sample, else the
-// rest is read from memory twice. `teams` teams take the samples in turn. team 0: no plan.
-struct ResidentPlan {
-  int slice_vecs = 0, held_vecs = 0, team = 0, teams = 0, shared_bytes = 0;
-  bool fits() const { return team > 0; }
-  bool partly_held() const { return held_vecs < slice_vecs; }
-  int blocks() const { return team * teams; }
-};
-
 // The float4s of each array a thread of the partly held kernels has in flight when it reads what
 // shared memory does not hold: 8 forward, 4 of x and 4 of dy backward (one block an SM there, so
 // their registers cost no occupancy). The kernels that hold all their slice take 0: no such code.
@@ -535,39 +521,20 @@ constexpr int stream_batch(int arrays) {
   return 8 / arrays;
 }
 
-// As few blocks per sample as shared memory allows, but spread over at least the SMs the batch
-// leaves each sample (and no slice under 16 KB); as many teams as the device holds at once, evened
-// over the rounds they take. H100, batch 32, forward: conv2a 112 blocks for one sample at a time
-// (32 rounds), conv3b 4 teams of 28, conv4b 16 of 7, conv5b 32 of 5 (one round); backward (x and
-// dy): conv3b 2 of 56, conv4b 8 of 14. A sample larger than all those blocks' shared memory
-// (conv1a's 51 MB; conv2a's backward, 51 MB of x and dy) goes to one team of every block the
-// device holds, each holding what its shared memory takes of its slice: 58 % of the sample for
-// conv1a's forward and conv2a's backward, 29 % for conv1a's backward.
+// The plan (layer_norm_plan.h) for s on this device, `held` and `partly_held` the kernels that
+// hold all their slice and that stream the rest. H100, batch 32, forward: conv2a 112 blocks for
+// one sample at a time (32 rounds), conv3b 4 teams of 28, conv4b 16 of 7, conv5b 32 of 5 (one
+// round); backward (x and dy): conv3b 2 of 56, conv4b 8 of 14; partly held, one team of 131
+// blocks: conv1a (51 MB a sample; 58 % of it held forward, 29 % backward) and conv2a's backward
+// (51 MB of x and dy; 58 %). tests/cpu/test_layer_norm_plan.cpp checks these.
 template <class Kernel>
-ResidentPlan plan_resident(const LayerNormShape& s, int arrays, Kernel* held, Kernel* partly_held) {
-  const int64_t size4 = s.m * s.c / 4;
-  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  const int64_t capacity = (max_shared_memory_per_block() - kResidentStaticShared) / (16 * arrays) /
-                           kResidentGrain * kResidentGrain;
-  if (capacity <= 0) return {};
-  const int64_t fewest = ceil_div(size4, capacity);
-  const int64_t spread =
-      std::min(ceil_div(multiprocessor_count(), s.groups), ceil_div(size4, 4 * kResidentGrain));
-  // Spread where the device holds that many blocks at once, else as few as shared memory allows.
-  for (const int64_t wanted : {std::max(fewest, spread), fewest}) {
-    const int64_t slice = ceil_div(ceil_div(size4, wanted), kResidentGrain) * kResidentGrain;
-    const int64_t team = ceil_div(size4, slice);
-    const int shared_bytes = int(slice * 16 * arrays);
-    const int64_t resident = co_resident_blocks(held, kResidentThreads, shared_bytes);
-    if (team > resident) continue;
-    const int64_t rounds = ceil_div(s.groups, resident / team);
-    return {int(slice), int(slice), int(team), int(ceil_div(s.groups, rounds)), shared_bytes};
-  }
-  const int shared_bytes = int(capacity * 16 * arrays);
-  const int64_t resident = co_resident_blocks(partly_held, kResidentThreads, shared_bytes);
-  if (resident == 0) return {};
-  const int64_t slice = ceil_div(ceil_div(size4, resident), kResidentGrain) * kResidentGrain;
-  return {int(slice), int(capacity), int(ceil_div(size4, slice)), 1, shared_bytes};
+ResidentPlan plan_on_this_device(const LayerNormShape& s, int arrays, Kernel* held,
+                                 Kernel* partly_held) {
+  return plan_resident(s.m * s.c / 4, s.groups, arrays, multiprocessor_count(),
+                       max_shared_memory_per_block(), [&](int shared_bytes, bool partly) {
+                         return co_resident_blocks(partly ? partly_held : held, kResidentThreads,
+                                                   shared_bytes);
+                       });
 }
 
 // A block's place in a resident launch: its team and rank, its slice [begin, end) of a sample's
@@ -967,7 +934,7 @@ ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int array
                what);
     return {};
   }
-  const ResidentPlan plan = plan_resident(s, arrays, held, partly_held);
+  const ResidentPlan plan = plan_on_this_device(s, arrays, held, partly_held);
   CU3D_CHECK(plan.fits() || path != SampleNormPath::resident,
              "{}: this device's blocks have no room for a slice of 1024 elements of {} arrays "
              "in shared memory ({} bytes a block); take SampleNormPath::automatic or pipelined",

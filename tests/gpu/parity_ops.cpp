@@ -448,7 +448,7 @@ std::vector<ParityCase> op_cases() {
   // counts that leave a warp's last teams without a row. Per sample with c % 4 == 0 dividing 1024
   // takes the resident kernels: where the device's shared memory holds a sample, conv2a's
   // forward in a team of 112 blocks, conv4b in teams of 7 and 14, the small ones in teams of one;
-  // where it does not (conv1a, conv2a's backward), partly, one team of every block the device
+  // where it does not (conv1a, conv2a's backward), partly, one team of the blocks the device
   // holds. The pipelined kernels by name. Shapes: 4 threads
   // per channel quad (64), two (512), one (1024), a sample's last chunk or slice partial (37 x
   // 64 elements), 67 samples, and 600 samples of one chunk each (a chain of 600 hand-overs;
