@@ -749,21 +749,26 @@ __global__ void __launch_bounds__(kResidentThreads)
   write_channel_sums(block_dgamma, block_dbeta, s.c, channel_partial + int64_t(blockIdx.x) * s.c);
 }
 
-// A resident launch's counters (a team's arrivals per sample, zeroed on the stream) and team
-// partials (per sample and rank); freed with release().
+// A resident launch's counters (a team's arrivals per sample, zeroed on the stream), its team
+// partials (per sample and rank), and for the backward the blocks' channel partials: one
+// allocation, so that a small layer's call is not a string of allocator calls; freed with
+// release().
 struct ResidentScratch {
-  unsigned* arrived;
   double2* partial;
-  ResidentScratch(const LayerNormShape& s, const ResidentPlan& plan, cudaStream_t stream)
-      : arrived(static_cast<unsigned*>(malloc_async(sizeof(unsigned) * s.groups, stream))),
-        partial(
-            static_cast<double2*>(malloc_async(sizeof(double2) * s.groups * plan.team, stream))) {
+  float2* channel_partial;  // [blocks][c], backward only
+  unsigned* arrived;
+  ResidentScratch(const LayerNormShape& s, const ResidentPlan& plan, bool backward,
+                  cudaStream_t stream) {
+    const size_t partials = sizeof(double2) * s.groups * plan.team;
+    const size_t channels = backward ? sizeof(float2) * plan.blocks() * s.c : 0;
+    auto* bytes = static_cast<unsigned char*>(
+        malloc_async(partials + channels + sizeof(unsigned) * s.groups, stream));
+    partial = reinterpret_cast<double2*>(bytes);
+    channel_partial = reinterpret_cast<float2*>(bytes + partials);
+    arrived = reinterpret_cast<unsigned*>(bytes + partials + channels);
     CU3D_CUDA_CHECK(cudaMemsetAsync(arrived, 0, sizeof(unsigned) * s.groups, stream));
   }
-  void release(cudaStream_t stream) const {
-    free_async(partial, stream);
-    free_async(arrived, stream);
-  }
+  void release(cudaStream_t stream) const { free_async(partial, stream); }
 };
 
 // ---- per-position layer norm: groups of one row (m = 1) of c <= 512 channels, c % 4 == 0 -------
@@ -1006,7 +1011,7 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
       choose_resident(s, per_sample, 1, layer_norm_resident_fwd<0>, layer_norm_resident_fwd<kBatch>,
                       path, describe("layer_norm_fwd", s));
   if (plan.fits()) {
-    const ResidentScratch scratch(s, plan, stream);
+    const ResidentScratch scratch(s, plan, false, stream);
     launch_co_resident(
         plan.partly_held() ? layer_norm_resident_fwd<kBatch> : layer_norm_resident_fwd<0>,
         plan.blocks(), kResidentThreads, plan.shared_bytes, stream, s, plan, x, gamma, beta, eps, y,
@@ -1203,18 +1208,15 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
   const ResidentPlan plan = choose_resident(s, per_sample, 2, layer_norm_resident_bwd<0>,
                                             layer_norm_resident_bwd<kBatch>, path, what);
   if (plan.fits()) {
-    const ResidentScratch scratch(s, plan, stream);
-    auto* cpartial =
-        static_cast<float2*>(malloc_async(sizeof(float2) * plan.blocks() * s.c, stream));
+    const ResidentScratch scratch(s, plan, true, stream);
     launch_co_resident(
         plan.partly_held() ? layer_norm_resident_bwd<kBatch> : layer_norm_resident_bwd<0>,
         plan.blocks(), kResidentThreads, plan.shared_bytes, stream, s, plan, x, gamma, mean, rstd,
-        dy, dx, scratch.partial, scratch.arrived, cpartial);
+        dy, dx, scratch.partial, scratch.arrived, scratch.channel_partial);
     check_launch(what);
-    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, plan.blocks(), cpartial, dgamma,
-                                                            dbeta);
+    channel_finish_warps<<<(s.c + 7) / 8, 256, 0, stream>>>(s.c, plan.blocks(),
+                                                            scratch.channel_partial, dgamma, dbeta);
     check_launch(what);
-    free_async(cpartial, stream);
     scratch.release(stream);
     return;
   }
