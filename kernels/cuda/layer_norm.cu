@@ -335,17 +335,22 @@ __device__ void complete_sample(const SampleCounters& counters, int64_t s, int64
   }
 }
 
+// The calling thread polls `counter` (written by other blocks' atomics) until it reaches
+// `target`, sleeping `sleep_ns` between polls (a trap after kMaxReadyPolls: a lost hand-over),
+// then fences, so that what those blocks wrote before counting is seen after it.
+__device__ inline void poll_until(const unsigned* counter, unsigned target, unsigned sleep_ns) {
+  const volatile unsigned* value = counter;
+  for (uint32_t polls = 0; *value < target; ++polls) {
+    if (polls == kMaxReadyPolls) __trap();
+    __nanosleep(sleep_ns);
+  }
+  __threadfence();
+}
+
 // Thread 0 waits for sample s's statistics; the block's threads may read them after the
 // barrier that follows (with __ldcg: another SM wrote them).
 __device__ inline void wait_ready(const SampleCounters& counters, int64_t s) {
-  if (threadIdx.x == 0) {
-    const volatile unsigned* flag = counters.ready + s;
-    for (uint32_t polls = 0; *flag == 0; ++polls) {
-      if (polls == kMaxReadyPolls) __trap();
-      __nanosleep(100);
-    }
-    __threadfence();
-  }
+  if (threadIdx.x == 0) poll_until(counters.ready + s, 1, 100);
   __syncthreads();
 }
 
@@ -514,6 +519,7 @@ struct SamplePipeline {
 // t + 256 j of its slice; slices start at multiples of 1024 elements and c divides 1024, so those
 // are always channels 4t % c .. + 3 and a thread reads back only what it copied in (no barrier
 // between the copy and the sums).
+
 // The float4s of each array a thread of the partly held kernels has in flight when it reads what
 // shared memory does not hold: 8 forward, 4 of x and 4 of dy backward (one block an SM there, so
 // their registers cost no occupancy). The kernels that hold all their slice take 0: no such code.
@@ -638,12 +644,7 @@ __device__ __forceinline__ double2 team_sum(double2 mine, double2* partial, unsi
     partial[rank] = mine;
     __threadfence();  // the partial before the count
     atomicAdd(arrived, 1u);
-    const volatile unsigned* count = arrived;
-    for (uint32_t polls = 0; *count < unsigned(team); ++polls) {
-      if (polls == kMaxReadyPolls) __trap();
-      __nanosleep(32);
-    }
-    __threadfence();  // the count before the others' partials
+    poll_until(arrived, unsigned(team), 32);  // and the count before the others' partials
   }
   __syncthreads();
   if (threadIdx.x < 32) {
@@ -931,19 +932,19 @@ std::string describe(const char* op, const LayerNormShape& s) {
 // `partly_held`: the kernel that holds all of its slice and the one that streams the rest.
 template <class Kernel>
 ResidentPlan choose_resident(const LayerNormShape& s, bool per_sample, int arrays, Kernel* held,
-                             Kernel* partly_held, SampleNormPath path, const std::string& what) {
+                             Kernel* partly_held, SampleNormPath path, const char* op) {
   if (path == SampleNormPath::pipelined || !per_sample) {
     CU3D_CHECK(path != SampleNormPath::resident,
                "{}: the resident kernels take groups of several positions with c a multiple of 4 "
                "dividing 1024 and 16-byte aligned arrays; take SampleNormPath::automatic",
-               what);
+               describe(op, s));
     return {};
   }
   const ResidentPlan plan = plan_on_this_device(s, arrays, held, partly_held);
   CU3D_CHECK(plan.fits() || path != SampleNormPath::resident,
              "{}: this device's blocks have no room for a slice of 1024 elements of {} arrays "
              "in shared memory ({} bytes a block); take SampleNormPath::automatic or pipelined",
-             what, arrays, max_shared_memory_per_block());
+             describe(op, s), arrays, max_shared_memory_per_block());
   return plan;
 }
 
@@ -1009,7 +1010,7 @@ void layer_norm_fwd(const LayerNormShape& s, const float* x, const float* gamma,
   constexpr int kBatch = stream_batch(1);
   const ResidentPlan plan =
       choose_resident(s, per_sample, 1, layer_norm_resident_fwd<0>, layer_norm_resident_fwd<kBatch>,
-                      path, describe("layer_norm_fwd", s));
+                      path, "layer_norm_fwd");
   if (plan.fits()) {
     const ResidentScratch scratch(s, plan, false, stream);
     launch_co_resident(
@@ -1205,8 +1206,9 @@ void layer_norm_bwd(const LayerNormShape& s, const float* x, const float* gamma,
   const std::string what = describe("layer_norm_bwd", s);
   const bool per_sample = sample_pipeline_fits(s, {x, gamma, dy, dx});
   constexpr int kBatch = stream_batch(2);
-  const ResidentPlan plan = choose_resident(s, per_sample, 2, layer_norm_resident_bwd<0>,
-                                            layer_norm_resident_bwd<kBatch>, path, what);
+  const ResidentPlan plan =
+      choose_resident(s, per_sample, 2, layer_norm_resident_bwd<0>, layer_norm_resident_bwd<kBatch>,
+                      path, "layer_norm_bwd");
   if (plan.fits()) {
     const ResidentScratch scratch(s, plan, true, stream);
     launch_co_resident(

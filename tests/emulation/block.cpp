@@ -1114,16 +1114,26 @@ void global_sync_point(bool poll) {
   hand_over(r, lock, worker_index);
 }
 
-void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
-            const void*) {
-  Block& b = block();
-  ++b.launches;
+namespace {
+
+// A launch's grid, blocks and dynamic shared memory, its threads run in `schedule`.
+BlockConfig launch_config(Dim3 grid, Dim3 threads, size_t shared_bytes, Schedule schedule) {
   BlockConfig config;
   config.threads = int(threads.x * threads.y * threads.z);
   config.block_dim = {threads.x, threads.y, threads.z};
   config.grid_dim = {grid.x, grid.y, grid.z};
   config.dynamic_bytes = uint32_t(shared_bytes);
-  config.schedule = b.launch_schedule;
+  config.schedule = schedule;
+  return config;
+}
+
+}  // namespace
+
+void launch(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
+            const void*) {
+  Block& b = block();
+  ++b.launches;
+  BlockConfig config = launch_config(grid, threads, shared_bytes, b.launch_schedule);
   const long blocks = long(grid.x) * grid.y * grid.z;
   if (b.launch_schedule == Schedule::concurrent) {
     config.schedule = Schedule::random;  // the threads of each block, too
@@ -1148,13 +1158,8 @@ void launch_cooperative(const std::function<void()>& body, Dim3 grid, Dim3 threa
           blocks, kResidentBlocks);
     return;
   }
-  BlockConfig config;
-  config.threads = int(threads.x * threads.y * threads.z);
-  config.block_dim = {threads.x, threads.y, threads.z};
-  config.grid_dim = {grid.x, grid.y, grid.z};
-  config.dynamic_bytes = uint32_t(shared_bytes);
-  config.schedule = Schedule::random;
-  launch_concurrent(body, config, blocks, b.launch_seed);
+  launch_concurrent(body, launch_config(grid, threads, shared_bytes, Schedule::random), blocks,
+                    b.launch_seed);
 }
 
 void launch_cluster(const std::function<void()>& body, Dim3 grid, Dim3 threads, size_t shared_bytes,
