@@ -33,7 +33,7 @@ struct TrainFlags {
   DatasetFlags dataset;
   RecipeFlags recipe;
   std::string precision = "fp32";
-  std::string backend = "auto";
+  std::string backend = "conv=auto";
   std::string device = "cpu";
   bool no_fuse = false;
   bool pipelined_conv = true;
@@ -130,7 +130,7 @@ void apply_compute_flags(TrainFlags& f) {
   f.settings.device = device;
   ComputeOptions& compute = compute_options();
   compute.precision = parse_flag("--precision", f.precision, parse_precision);
-  compute.conv_backend = parse_flag("--backend", f.backend, parse_conv_backend);
+  compute.backends = parse_flag("--backend", f.backend, parse_backends);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
   compute.fp32_tensor_cores = f.fp32_tensor_cores;
@@ -241,7 +241,11 @@ void add_train_command(CLI::App& app) {
       cmd->add_option("--warmup", s.warmup, "steps of linear warm-up")->capture_default_str();
   cmd->add_option("--precision", f->precision, "fp32, tf32 or bf16 (CUDA only; the CPU is fp32)")
       ->capture_default_str();
-  cmd->add_option("--backend", f->backend, "convolutions on CUDA: cu3d, cudnn or auto")
+  cmd->add_option("--backend", f->backend,
+                  "on CUDA, which library runs each op that cuDNN also has: cu3d, cudnn or auto "
+                  "(time both on first use, keep the faster) for every op, or op=backend for one "
+                  "(ops: conv, pool, activation, softmax, batch_norm), comma-separated and applied "
+                  "in order, e.g. cudnn,conv=auto; the ops not named keep conv=auto and cu3d")
       ->capture_default_str();
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_flag("--no-fuse", f->no_fuse,

@@ -118,21 +118,22 @@ def fused_section(data):
         f, v3, v4 = d.get("cu3d_fused", {}), d.get("cu3d_fused_pipelined", {}), d.get("cu3d_fused_wide", {})
         v5, v6 = d.get("cu3d_fused_wgmma", {}), d.get("cu3d_fused_wgmma_ws", {})
         v7, u = d.get("cu3d_fused_wgmma_tma", {}), d.get("cudnn_unfused", {})
-        v8 = d.get("cu3d_fused_wgmma_cluster", {})
+        v8, cf = d.get("cu3d_fused_wgmma_cluster", {}), d.get("cudnn_fused", {})
         lines.append([layer, block, prec, fmt(f.get("ms"), 3), fmt(v3.get("ms"), 3), fmt(v4.get("ms"), 3),
                       fmt(v5.get("ms"), 3), fmt(v6.get("ms"), 3), fmt(v7.get("ms"), 3), fmt(v8.get("ms"), 3),
-                      fmt(u.get("ms"), 3), fmt(f.get("vs_cudnn")), fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")),
+                      fmt(u.get("ms"), 3), fmt(cf.get("ms"), 3), fmt(f.get("vs_cudnn")), fmt(v3.get("vs_cudnn")), fmt(v4.get("vs_cudnn")),
                       fmt(v5.get("vs_cudnn")), fmt(v6.get("vs_cudnn")), fmt(v7.get("vs_cudnn")),
                       fmt(v8.get("vs_cudnn"))])
     return table(["layer", "block", "prec", "cu3d fused ms", "fused on v3 ms", "fused on v4 ms", "fused on v5 ms",
-                  "fused on v6 ms", "fused on v7 ms", "fused on v8 ms", "cuDNN conv + ops ms", "unfused/fused",
+                  "fused on v6 ms", "fused on v7 ms", "fused on v8 ms", "cuDNN conv + ops ms",
+                  "cuDNN fused conv+bias+ReLU, then pool ms", "unfused/fused",
                   "unfused/fused on v3", "unfused/fused on v4", "unfused/fused on v5", "unfused/fused on v6",
                   "unfused/fused on v7", "unfused/fused on v8"], lines)
 
 
 def ops_section(data):
     lines = []
-    for prefix in ["pool/", "layer_norm/", "softmax_xent/", "adam/", "input_transform/"]:
+    for prefix in ["pool/", "batch_norm/", "layer_norm/", "softmax_xent/", "adam/", "input_transform/"]:
         for b in rows(data, prefix):
             same = b.get("vs_same_size_copy")
             lines.append([b["name"], fmt(b.get("ms", 0) * 1e3, 1), fmt(b.get("GB/s"), 0),
@@ -223,7 +224,7 @@ def targets_section(data):
     if fused:
         out.append(["fused blocks >= 1.3x unfused", f"{sum(x >= 1.3 for x in fused)}/{len(fused)}",
                     f"min {min(fused):.2f}, max {max(fused):.2f}"])
-    mem = [b for b in data["benchmarks"] if re.match(r"(pool|layer_norm|softmax_xent|adam|input_transform)/.*cu3d$",
+    mem = [b for b in data["benchmarks"] if re.match(r"(pool|batch_norm|layer_norm|softmax_xent|adam|input_transform)/.*cu3d$",
                                                      b["name"]) and "roofline" in b]
     if mem:
         fr = [b["roofline"] for b in mem]

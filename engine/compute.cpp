@@ -20,23 +20,78 @@
 
 namespace cu3d {
 
-ConvBackend parse_conv_backend(std::string_view name) {
-  if (name == "cu3d") return ConvBackend::cu3d;
-  if (name == "cudnn") return ConvBackend::cudnn;
-  if (name == "auto") return ConvBackend::auto_select;
+Backend parse_backend(std::string_view name) {
+  if (name == "cu3d") return Backend::cu3d;
+  if (name == "cudnn") return Backend::cudnn;
+  if (name == "auto") return Backend::auto_select;
   throw Error(fmt::format("unknown backend '{}': use cu3d, cudnn or auto", name));
 }
 
-const char* to_string(ConvBackend backend) {
+const char* to_string(Backend backend) {
   switch (backend) {
-    case ConvBackend::cu3d:
+    case Backend::cu3d:
       return "cu3d";
-    case ConvBackend::cudnn:
+    case Backend::cudnn:
       return "cudnn";
-    case ConvBackend::auto_select:
+    case Backend::auto_select:
       return "auto";
   }
   return "?";
+}
+
+const char* to_string(BackendOp op) {
+  switch (op) {
+    case BackendOp::conv:
+      return "conv";
+    case BackendOp::pool:
+      return "pool";
+    case BackendOp::activation:
+      return "activation";
+    case BackendOp::softmax:
+      return "softmax";
+    case BackendOp::batch_norm:
+      return "batch_norm";
+  }
+  return "?";
+}
+
+OpBackends OpBackends::all(Backend backend) {
+  OpBackends b;
+  b.of.fill(backend);
+  return b;
+}
+
+namespace {
+
+BackendOp parse_backend_op(std::string_view name) {
+  for (BackendOp op : kBackendOps)
+    if (name == to_string(op)) return op;
+  throw Error(fmt::format(
+      "unknown op '{}': use conv, pool, activation, softmax or batch_norm (e.g. pool=cudnn)",
+      name));
+}
+
+}  // namespace
+
+OpBackends parse_backends(std::string_view spec) {
+  OpBackends backends;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', start), spec.size());
+    const std::string_view item = spec.substr(start, comma - start);
+    const size_t equals = item.find('=');
+    if (equals == std::string_view::npos) {
+      backends = OpBackends::all(parse_backend(item));
+    } else {
+      try {
+        backends[parse_backend_op(item.substr(0, equals))] = parse_backend(item.substr(equals + 1));
+      } catch (const Error& e) {
+        throw Error(fmt::format("'{}': {}", item, e.what()));
+      }
+    }
+    start = comma + 1;
+  }
+  return backends;
 }
 
 ComputeOptions& compute_options() {
@@ -60,8 +115,13 @@ std::string describe_compute_options() {
     if (o.resident_layer_norm) kernels += ", resident layer norm";
     kernels += ")";
   }
-  return fmt::format("precision {}, conv backend {}{}, fusion {}", to_string(o.precision),
-                     to_string(o.conv_backend), kernels, o.fuse ? "on" : "off");
+  std::string others;  // the ops whose backend is not the default
+  for (BackendOp op : kBackendOps)
+    if (op != BackendOp::conv && o.backends[op] != OpBackends{}[op])
+      others += fmt::format(", {} backend {}", to_string(op), to_string(o.backends[op]));
+  return fmt::format("precision {}, conv backend {}{}{}, fusion {}", to_string(o.precision),
+                     to_string(o.backends[BackendOp::conv]), kernels, others,
+                     o.fuse ? "on" : "off");
 }
 
 std::string describe_cpu_compute() {
@@ -87,17 +147,22 @@ cudaStream_t& stream_slot() {
   return stream;
 }
 
-// The auto-selection cache key: everything that changes which backend is faster, cu3d's kernel
-// versions included.
-std::string tune_key(const char* pass, const Conv3dShape& s, const ComputeOptions& o) {
+// What besides the shape changes which conv backend is faster: the precision and cu3d's kernel
+// versions (part of auto_select's cache key).
+std::string conv_versions(const ComputeOptions& o) {
+  return fmt::format(" v3 {}{} v4 {} v5 {} v6 {} v7 {} v8 {} 3xtf32 {}", int(o.pipelined_conv),
+                     int(o.pipelined_bwd_filter), int(o.wide_conv), int(o.wgmma_conv),
+                     int(o.wgmma_ws_conv), int(o.tma_conv), int(o.cluster_conv),
+                     int(o.fp32_tensor_cores));
+}
+
+// A conv pass as auto_select's line names it.
+std::string describe_conv(const char* pass, const Conv3dShape& s, const ComputeOptions& o) {
   return fmt::format(
-      "{} n{} c{} k{} in{}x{}x{} ker{}x{}x{} str{}x{}x{} pad{}x{}x{}/{}x{}x{} {} v3 {}{} v4 {} v5 "
-      "{} v6 {} v7 {} v8 {} 3xtf32 {}",
-      pass, s.n, s.c, s.k, s.in.d, s.in.h, s.in.w, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
+      "conv3d {} n={} {}x{}x{}x{}->{} kernel {}x{}x{} stride {}x{}x{} pad {}x{}x{}/{}x{}x{} {}",
+      pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, s.kernel.d, s.kernel.h, s.kernel.w, s.stride.d,
       s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h, s.pad_before.w, s.pad_after.d,
-      s.pad_after.h, s.pad_after.w, to_string(o.precision), int(o.pipelined_conv),
-      int(o.pipelined_bwd_filter), int(o.wide_conv), int(o.wgmma_conv), int(o.wgmma_ws_conv),
-      int(o.tma_conv), int(o.cluster_conv), int(o.fp32_tensor_cores));
+      s.pad_after.h, s.pad_after.w, to_string(o.precision));
 }
 
 // Median of three timed runs after one warm-up, in milliseconds.
@@ -117,39 +182,45 @@ float time_ms(const std::function<void()>& run) {
   return times[1];
 }
 
-// The backend that runs `pass` for `s`: the configured one; with auto_select, the faster of
-// the two, timed the first time a (pass, shape, precision, cu3d kernel versions) is seen. Timing
-// overwrites the outputs, which the final run rewrites.
-ConvBackend choose_backend(const char* pass, const Conv3dShape& s,
-                           const std::function<void()>& with_cu3d,
-                           const std::function<void()>& with_cudnn) {
-  const ComputeOptions& o = compute_options();
-  if (o.conv_backend != ConvBackend::auto_select) return o.conv_backend;
-  // cuDNN pads symmetrically only (Keras "same" with an even kernel or stride 2 pads more
-  // after): such shapes have one candidate.
-  if (!(s.pad_before == s.pad_after)) return ConvBackend::cu3d;
-  static std::mutex mutex;
-  static std::map<std::string, ConvBackend> chosen;
-  const std::string key = tune_key(pass, s, o);
-  std::lock_guard lock(mutex);
-  if (auto it = chosen.find(key); it != chosen.end()) return it->second;
-  const float cu3d_ms = time_ms(with_cu3d), cudnn_ms = time_ms(with_cudnn);
-  const ConvBackend backend = cu3d_ms <= cudnn_ms ? ConvBackend::cu3d : ConvBackend::cudnn;
-  chosen.emplace(key, backend);
-  if (o.verbose)
-    std::printf("auto: conv3d %s n=%d %dx%dx%dx%d->%d %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n",
-                pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.k, to_string(o.precision), cu3d_ms,
-                cudnn_ms, to_string(backend));
-  return backend;
-}
-
-// Runs `pass` with the backend choose_backend picks.
+// Runs `pass` with the backend choose_backend picks (cuDNN pads symmetrically only: Keras
+// "same" with an even kernel or stride 2 pads more after, and such shapes run on cu3d).
 void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()>& with_cu3d,
               const std::function<void()>& with_cudnn) {
-  choose_backend(pass, s, with_cu3d, with_cudnn) == ConvBackend::cu3d ? with_cu3d() : with_cudnn();
+  const ComputeOptions& o = compute_options();
+  run_on_backend(BackendOp::conv, describe_conv(pass, s, o), s.pad_before == s.pad_after, with_cu3d,
+                 with_cudnn, conv_versions(o));
 }
 
 }  // namespace
+
+Backend choose_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+                       const std::function<void()>& time_cu3d,
+                       const std::function<void()>& time_cudnn, const std::string& key_extra) {
+  const ComputeOptions& o = compute_options();
+  const Backend configured = o.backends[op];
+  if (!cudnn_runs) return Backend::cu3d;
+  if (configured != Backend::auto_select) return configured;
+  static std::mutex mutex;
+  static std::map<std::string, Backend> chosen;
+  std::lock_guard lock(mutex);
+  const std::string key = what + key_extra;
+  if (auto it = chosen.find(key); it != chosen.end()) return it->second;
+  const float cu3d_ms = time_ms(time_cu3d), cudnn_ms = time_ms(time_cudnn);
+  const Backend backend = cu3d_ms <= cudnn_ms ? Backend::cu3d : Backend::cudnn;
+  chosen.emplace(key, backend);
+  if (o.verbose)
+    std::printf("auto: %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n", what.c_str(), cu3d_ms, cudnn_ms,
+                to_string(backend));
+  return backend;
+}
+
+void run_on_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+                    const std::function<void()>& with_cu3d, const std::function<void()>& with_cudnn,
+                    const std::string& key_extra) {
+  choose_backend(op, what, cudnn_runs, with_cu3d, with_cudnn, key_extra) == Backend::cu3d
+      ? with_cu3d()
+      : with_cudnn();
+}
 
 cudaStream_t compute_stream() {
   return stream_slot();
@@ -185,15 +256,27 @@ void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, con
       [&] { cudnn::conv3d_fwd(s, x, w, bias, y, p, stream); });
 }
 
-ConvBackend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w,
-                               const float* bias, const std::function<float*()>& scratch_y) {
+Backend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                           const std::function<float*()>& scratch_y) {
   const Precision p = compute_options().precision;
   cudaStream_t stream = compute_stream();
   float* y = nullptr;
   auto output = [&] { return y ? y : (y = scratch_y()); };
+  const ComputeOptions& o = compute_options();
   return choose_backend(
-      "fwd", s, [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream, cu3d_conv_kernel()); },
-      [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); });
+      BackendOp::conv, describe_conv("fwd", s, o), s.pad_before == s.pad_after,
+      [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream, cu3d_conv_kernel()); },
+      [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); }, conv_versions(o));
+}
+
+void conv3d_fwd_bias_relu_device(const Conv3dShape& s, const float* x, const float* w,
+                                 const float* bias, float* y) {
+  const Precision p = compute_options().precision;
+  cudaStream_t stream = compute_stream();
+  run_conv(
+      "fwd", s,
+      [&] { cuda::conv3d_fwd_bias_relu(s, x, w, bias, y, p, stream, cu3d_conv_kernel()); },
+      [&] { cudnn::conv3d_fwd_bias_relu(s, x, w, bias, y, p, stream); });
 }
 
 void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx) {

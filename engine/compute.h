@@ -1,7 +1,8 @@
 // Run-time compute choices, set once from the command line and printed in the run's log:
 //   precision     of the matrix ops on CUDA (fp32 FFMA, tf32 or bf16 tensor cores; fp32 storage)
-//   conv backend  cu3d (hand-written kernels), cudnn, or auto: time both once per shape and
-//                 pass, keep the faster (like cudnn.benchmark), and say which won
+//   backends      per op that cuDNN also has (conv, pool, activation, softmax, batch norm):
+//                 cu3d (hand-written kernels), cudnn, or auto: time both once per shape (and
+//                 pass), keep the faster (like cudnn.benchmark), and say which won
 //   fuse          whether Sequential runs conv -> [layer norm ->] ReLU [-> max-pool] as one
 //                 fused op (on by default; `--no-fuse` keeps the separate ops;
 //                 engine/ops/conv_block.h)
@@ -19,6 +20,7 @@
 // and the CUDA stream that ops run on. The CPU backend always computes in the tensor's dtype.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -33,14 +35,44 @@
 
 namespace cu3d {
 
-enum class ConvBackend { cu3d, cudnn, auto_select };
+// Where an op runs on CUDA: cu3d's kernels, cuDNN's (kernels/cudnn/), or auto_select: both
+// timed on the first call of each shape, the faster kept and named on stdout.
+enum class Backend { cu3d, cudnn, auto_select };
 
-ConvBackend parse_conv_backend(std::string_view name);  // "cu3d", "cudnn", "auto"
-const char* to_string(ConvBackend backend);
+Backend parse_backend(std::string_view name);  // "cu3d", "cudnn", "auto"
+const char* to_string(Backend backend);
+
+// The ops that cuDNN also computes, each with its own backend. conv covers the fused blocks:
+// with cuDNN, conv + bias + ReLU is its fused call, and the blocks cuDNN has no fusion for run
+// as its separate ops. Not here: leaky ReLU, dropout, layer norm and softmax + cross-entropy,
+// which cuDNN's API lacks (or computes with a mask of its own: dropout), and dense layers
+// (cuBLASLt).
+enum class BackendOp { conv, pool, activation, softmax, batch_norm };
+inline constexpr BackendOp kBackendOps[] = {BackendOp::conv, BackendOp::pool, BackendOp::activation,
+                                            BackendOp::softmax, BackendOp::batch_norm};
+const char* to_string(BackendOp op);  // "conv", "pool", "activation", "softmax", "batch_norm"
+
+// The backend of each op. Defaults: auto for the conv, whose faster backend depends on the layer
+// and precision; cu3d for the memory-bound ops, whose kernels reach the copy bandwidth
+// (docs/BENCHMARKS.md: pooling 1.3-22x cuDNN's on an H100) without auto's first-call timing.
+struct OpBackends {
+  std::array<Backend, std::size(kBackendOps)> of = {Backend::auto_select, Backend::cu3d,
+                                                    Backend::cu3d, Backend::cu3d, Backend::cu3d};
+  Backend& operator[](BackendOp op) { return of[size_t(op)]; }
+  Backend operator[](BackendOp op) const { return of[size_t(op)]; }
+  bool operator==(const OpBackends&) const = default;
+
+  static OpBackends all(Backend backend);
+};
+
+// The command line's --backend: comma-separated items applied in order to the defaults, a
+// backend for every op ("cudnn") or op=backend for one ("pool=auto"): "cudnn,conv=auto". Errors
+// name the item and what it may be.
+OpBackends parse_backends(std::string_view spec);
 
 struct ComputeOptions {
   Precision precision = Precision::fp32;
-  ConvBackend conv_backend = ConvBackend::auto_select;
+  OpBackends backends;
   bool verbose = true;         // print each auto-selection
   bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
@@ -80,11 +112,31 @@ cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();
 
+// The backend that runs a call of `op` described by `what` (the op, pass and shape, as the
+// printed line names it): the configured one; cu3d where cuDNN cannot run the call (`cudnn_runs`
+// false); with auto_select the faster of `time_cu3d` and `time_cudnn`, timed (median of three
+// after a warm-up) the first time `what` + `key_extra` (whatever else changes the winner: cu3d's
+// kernel versions) is seen, and printed. Timing runs the candidates for real, so they must be
+// re-runnable: their outputs are overwritten by the run that follows, and they update no state
+// (a batch norm times without its running statistics).
+Backend choose_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+                       const std::function<void()>& time_cu3d,
+                       const std::function<void()>& time_cudnn, const std::string& key_extra = "");
+
+// Runs a re-runnable call on the backend choose_backend picks (the same closures time it).
+void run_on_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+                    const std::function<void()>& with_cu3d, const std::function<void()>& with_cudnn,
+                    const std::string& key_extra = "");
+
 // The three conv passes on device pointers, through the backend chosen by compute_options().
 // With auto_select, the first call for a (pass, shape, precision, cu3d kernel versions) times
 // both backends and remembers the faster.
 void conv3d_fwd_device(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                        float* y);
+// relu(conv(x, w) + bias): on cu3d its fused kernel, on cuDNN cudnnConvolutionBiasActivationForward
+// (kernels/cudnn/conv3d.h); the backend is the forward's (auto times the plain forward).
+void conv3d_fwd_bias_relu_device(const Conv3dShape& s, const float* x, const float* w,
+                                 const float* bias, float* y);
 void conv3d_bwd_data_device(const Conv3dShape& s, const float* dy, const float* w, float* dx);
 void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float* dy, float* dw,
                               float* dbias);
@@ -92,8 +144,8 @@ void conv3d_bwd_filter_device(const Conv3dShape& s, const float* x, const float*
 // The backend conv3d_fwd_device runs for `s`: the configured one, or with auto_select the one
 // timed faster. A shape that auto_select has not timed yet is timed now on (x, w, bias), into
 // the buffer of s.output_size() floats that `scratch_y()` returns (called only then).
-ConvBackend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w,
-                               const float* bias, const std::function<float*()>& scratch_y);
+Backend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                           const std::function<float*()>& scratch_y);
 #endif
 
 }  // namespace cu3d

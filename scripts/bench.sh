@@ -189,7 +189,7 @@ gpu() {
     # took 58 s on an H200) with room for the rows of sessions 6 and 7 (versions 4 and 5).
     run_part conv '^(peaks|conv)/' 150
     run_part fused '^fused/' 70
-    run_part ops '^(pool|layer_norm|softmax_xent|adam|input_transform)/' 35
+    run_part ops '^(pool|batch_norm|layer_norm|softmax_xent|adam|input_transform)/' 40
     run_part train '^train/' 175
   fi
   local name

@@ -207,10 +207,12 @@ struct FusedScratch {
         rstd(4 * layer.shape.n, 0, Fill::zeros) {}
 };
 
-// How a block runs: cuDNN's conv + the separate ops (the baseline), or cu3d's fused kernels
-// on the forward's version 2, 3, 4, 5, 6 or 7 (where it applies).
+// How a block runs: cuDNN's conv + the separate ops (the baseline); for bias_relu_pool, cuDNN's
+// own fusion, conv + bias + ReLU in one call (cudnnConvolutionBiasActivationForward in fp32 and
+// tf32), then the pool; or cu3d's fused kernels on the forward's version 2-8 (where it applies).
 enum class BlockRun {
   cudnn_unfused,
+  cudnn_fused,
   cu3d_fused,
   cu3d_fused_pipelined,
   cu3d_fused_wide,
@@ -224,6 +226,8 @@ const char* to_string(BlockRun r) {
   switch (r) {
     case BlockRun::cudnn_unfused:
       return "cudnn_unfused";
+    case BlockRun::cudnn_fused:
+      return "cudnn_fused";
     case BlockRun::cu3d_fused:
       return "cu3d_fused";
     case BlockRun::cu3d_fused_pipelined:
@@ -250,7 +254,7 @@ const char* to_string(BlockRun r) {
 // normalizes); their cuDNN baselines are the inference ones, which write z anyway.
 void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
                 const LayerBuffers& b, FusedScratch& f, int i, Precision prec) {
-  const bool fused = run != BlockRun::cudnn_unfused;
+  const bool fused = run != BlockRun::cudnn_unfused && run != BlockRun::cudnn_fused;
   const auto kernel = run == BlockRun::cu3d_fused_wgmma_cluster ? cuda::ConvKernel::wgmma_cluster
                       : run == BlockRun::cu3d_fused_wgmma_tma   ? cuda::ConvKernel::wgmma_tma
                       : run == BlockRun::cu3d_fused_wgmma_ws    ? cuda::ConvKernel::wgmma_ws
@@ -268,6 +272,10 @@ void fused_call(const std::string& block, BlockRun run, const ConvLayer& layer,
     float* z = train ? f.z.f() : nullptr;
     if (fused) {
       cuda::conv3d_fwd_bias_relu_maxpool(s, f.p, x, w, bias, f.pooled.f(), z, prec, st, kernel);
+    } else if (run == BlockRun::cudnn_fused) {
+      float* out = z ? z : y;
+      cudnn::conv3d_fwd_bias_relu(s, x, w, bias, out, prec, st);
+      cuda::maxpool3d_fwd(f.p, out, f.pooled.f(), st);
     } else {
       float* out = z ? z : y;
       cudnn::conv3d_fwd(s, x, w, bias, out, prec, st);
@@ -351,6 +359,8 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
+    case BlockRun::cudnn_fused:
+      return block.starts_with("bias_relu_pool");
     case BlockRun::cu3d_fused_wgmma:
     case BlockRun::cu3d_fused_wgmma_ws:
       return cuda::conv3d_fwd_wgmma_supports(s, p);  // fp32 as 3xTF32
@@ -389,10 +399,10 @@ bool register_all() {
     for (const char* block :
          {"bias_relu_pool", "bias_relu_pool_train", "bias_ln_relu_pool", "bias_ln_relu_pool_train"})
       for (Precision p : cases::kPrecisions)
-        for (BlockRun run :
-             {BlockRun::cudnn_unfused, BlockRun::cu3d_fused, BlockRun::cu3d_fused_pipelined,
-              BlockRun::cu3d_fused_wide, BlockRun::cu3d_fused_wgmma, BlockRun::cu3d_fused_wgmma_ws,
-              BlockRun::cu3d_fused_wgmma_tma, BlockRun::cu3d_fused_wgmma_cluster})
+        for (BlockRun run : {BlockRun::cudnn_unfused, BlockRun::cudnn_fused, BlockRun::cu3d_fused,
+                             BlockRun::cu3d_fused_pipelined, BlockRun::cu3d_fused_wide,
+                             BlockRun::cu3d_fused_wgmma, BlockRun::cu3d_fused_wgmma_ws,
+                             BlockRun::cu3d_fused_wgmma_tma, BlockRun::cu3d_fused_wgmma_cluster})
           if (takes(run, block, layer, p)) register_fused(layer, block, p, run);
   }
   return true;

@@ -1,19 +1,23 @@
-// The memory-bound ops at C3D's sizes: max-pool (cu3d against cuDNN), both layer-norm variants,
-// softmax + cross-entropy, the multi-tensor Adam step and the input transform. Each has no
-// FLOPs to speak of, so its roofline fraction is the bytes it must move over the measured
-// copy bandwidth (kernels' headers state the bytes; here the least each op must move).
-//   cu3d_bench_gpu --benchmark_filter='pool/|layer_norm/|softmax_xent/|adam/|input_transform/'
+// The memory-bound ops at C3D's sizes: max-pool and batch norm (cu3d against cuDNN), both
+// layer-norm variants, softmax + cross-entropy, the multi-tensor Adam step and the input
+// transform. Each has no FLOPs to speak of, so its roofline fraction is the bytes it must move
+// over the measured copy bandwidth (kernels' headers state the bytes; here the least each op
+// must move).
+//   cu3d_bench_gpu
+//   --benchmark_filter='pool/|batch_norm/|layer_norm/|softmax_xent/|adam/|input_transform/'
 #include <string>
 #include <vector>
 
 #include "bench/gpu/c3d_pools.h"
 #include "bench/gpu/common.h"
 #include "kernels/cuda/activation.cuh"
+#include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/input_transform.cuh"
 #include "kernels/cuda/layer_norm.cuh"
 #include "kernels/cuda/optimizer.cuh"
 #include "kernels/cuda/pool3d.cuh"
 #include "kernels/cuda/softmax_xent.cuh"
+#include "kernels/cudnn/batch_norm.h"
 #include "kernels/cudnn/pool3d.h"
 #include "layers/models.h"
 
@@ -133,6 +137,72 @@ benchmark::internal::Benchmark* register_layer_norm(const std::string& name,
       });
 }
 
+// Batch norm over a conv's output (rows = positions, c = k), cu3d against cuDNN (`mine`): the
+// training forward (statistics, then normalize; running statistics updated), the evaluation
+// forward (running statistics) and the backward. The least each must move: read x and write y;
+// the backward read x and dy and write dx.
+enum class NormPass { fwd_train, fwd_eval, bwd };
+
+benchmark::internal::Benchmark* register_batch_norm(const std::string& name,
+                                                    const cpu::BatchNormShape& s, NormPass pass,
+                                                    bool mine) {
+  const char* pass_name = pass == NormPass::fwd_train  ? "fwd_train"
+                          : pass == NormPass::fwd_eval ? "fwd_eval"
+                                                       : "bwd";
+  const std::string key = "batch_norm/" + name + "/" + pass_name;
+  return benchmark::RegisterBenchmark(
+      (key + (mine ? "/cu3d" : "/cudnn")).c_str(), [=](benchmark::State& state) {
+        guarded(state, [&] {
+          const int64_t bytes = 4 * s.size();
+          const int sets = rotation_sets(2 * bytes);
+          const auto x = rotated(bytes, sets, 1), dy = rotated(bytes, sets, 11);
+          const DeviceBuffer out(bytes, 0, Fill::zeros), gamma(4 * s.c, 2), beta(4 * s.c, 3);
+          const DeviceBuffer mean(4 * s.c, 0, Fill::zeros), rstd(4 * s.c, 0, Fill::zeros);
+          const DeviceBuffer run_mean(4 * s.c, 0, Fill::zeros), run_var(4 * s.c, 0, Fill::zeros);
+          const DeviceBuffer dgamma(4 * s.c, 0, Fill::zeros), dbeta(4 * s.c, 0, Fill::zeros);
+          const float eps = 1e-3f, momentum = 0.1f;
+          const cudaStream_t st = stream();
+          // Valid statistics for the backward and a positive running variance for evaluation.
+          cuda::batch_norm_fwd_train(s, x[0]->f(), gamma.f(), beta.f(), eps, 1.f, out.f(), mean.f(),
+                                     rstd.f(), run_mean.f(), run_var.f(), st);
+          const Work work{0, double(pass == NormPass::bwd ? 3 * bytes : 2 * bytes)};
+          const double ms = run_timed(state, st, work, [&](int i) {
+            const float *xr = x[i % sets]->f(), *dyr = dy[i % sets]->f();
+            switch (pass) {
+              case NormPass::fwd_train:
+                if (mine)
+                  cuda::batch_norm_fwd_train(s, xr, gamma.f(), beta.f(), eps, momentum, out.f(),
+                                             mean.f(), rstd.f(), run_mean.f(), run_var.f(), st);
+                else
+                  cudnn::batch_norm_fwd_train(s, xr, gamma.f(), beta.f(), eps, momentum, out.f(),
+                                              mean.f(), rstd.f(), run_mean.f(), run_var.f(), st);
+                break;
+              case NormPass::fwd_eval:
+                if (mine)
+                  cuda::batch_norm_fwd_eval(s, xr, gamma.f(), beta.f(), run_mean.f(), run_var.f(),
+                                            eps, out.f(), mean.f(), rstd.f(), st);
+                else
+                  cudnn::batch_norm_fwd_eval(s, xr, gamma.f(), beta.f(), run_mean.f(), run_var.f(),
+                                             eps, out.f(), st);
+                break;
+              case NormPass::bwd:
+                if (mine)
+                  cuda::batch_norm_bwd(s, xr, gamma.f(), mean.f(), rstd.f(), dyr, true, out.f(),
+                                       dgamma.f(), dbeta.f(), st);
+                else
+                  cudnn::batch_norm_bwd(s, xr, gamma.f(), mean.f(), rstd.f(), dyr, eps, out.f(),
+                                        dgamma.f(), dbeta.f(), st);
+                break;
+            }
+          });
+          if (mine)
+            set_ratio_to_baseline(state, key, ms);
+          else
+            remember_baseline(key, ms);
+        });
+      });
+}
+
 // Softmax + cross-entropy of a batch of C3D's logits (UCF101: 101 classes), forward then
 // backward: reads logits, writes probs, reads probs, writes dlogits.
 benchmark::internal::Benchmark* register_softmax_xent(int classes) {
@@ -235,6 +305,13 @@ bool register_all() {
         for (bool pipelined : {true, false})
           if (!pipelined || m > 1)
             timed(register_layer_norm(layer.name, {positions / m, m, s.k}, backward, pipelined));
+  }
+  for (const cases::ConvLayer& layer : cases::c3d_conv_layers(batch())) {
+    if (layer.name != "conv2a" && layer.name != "conv3b" && layer.name != "conv4b") continue;
+    const Conv3dShape& s = layer.shape;
+    for (NormPass pass : {NormPass::fwd_train, NormPass::fwd_eval, NormPass::bwd})
+      for (bool mine : {false, true})
+        timed(register_batch_norm(layer.name, {s.output_size() / s.k, s.k}, pass, mine));
   }
   timed(register_softmax_xent(101));
   timed(register_adam("c3d"));

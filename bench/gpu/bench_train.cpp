@@ -123,7 +123,7 @@ void select(ComputeOptions& options, ConvKernels kernels) {
 
 // `resident_ln`: the per-sample layer norm on its kernels resident in shared memory (the
 // "_resident_ln" rows; the engine's default is the pipelined kernels until they have run on a GPU).
-void register_train(const std::string& name, Precision precision, ConvBackend backend, bool fuse,
+void register_train(const std::string& name, Precision precision, Backend backend, bool fuse,
                     ConvKernels kernels = ConvKernels::defaults, bool resident_ln = false) {
   const char* suffix = kernels == ConvKernels::v3                   ? "_v3"
                        : kernels == ConvKernels::v2                 ? "_v2"
@@ -143,7 +143,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
         guarded(state, [&] {
           ComputeOptions& options = compute_options();
           options.precision = precision;
-          options.conv_backend = backend;
+          options.backends = OpBackends::all(backend);
           options.fuse = fuse;
           select(options, kernels);
           options.resident_layer_norm = resident_ln;
@@ -183,7 +183,7 @@ void register_train(const std::string& name, Precision precision, ConvBackend ba
 bool register_all() {
   for (const char* model : {"c3d", "c3d-ln", "keras3d"})
     for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
-      for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
+      for (Backend backend : {Backend::cu3d, Backend::cudnn}) {
         register_train(model, p, backend, true);
         if (p == kUnfusedPrecision) register_train(model, p, backend, false);
       }
@@ -193,19 +193,19 @@ bool register_all() {
   // with version 4, 5 or 6 as well (versions 5 and 6 where they can run), and the defaults with
   // version 8.
   for (const char* model : {"c3d", "c3d-ln", "keras3d"}) {
-    register_train(model, kUnfusedPrecision, ConvBackend::cu3d, true, ConvKernels::v2);
-    register_train(model, kUnfusedPrecision, ConvBackend::auto_select, true);
+    register_train(model, kUnfusedPrecision, Backend::cu3d, true, ConvKernels::v2);
+    register_train(model, kUnfusedPrecision, Backend::auto_select, true);
   }
   // The layer-norm C3D with its per-sample layer norm resident in shared memory, against the
   // c3d-ln rows above (the pipelined kernels).
   for (Precision p : {Precision::fp32, Precision::bf16})
-    register_train("c3d-ln", p, ConvBackend::cu3d, true, ConvKernels::defaults, true);
+    register_train("c3d-ln", p, Backend::cu3d, true, ConvKernels::defaults, true);
   // fp32 on the tensor cores (3xTF32) against the fp32 rows above (version 2's FFMA).
   if (cuda::wgmma_available())
     for (const char* model : {"c3d", "c3d-ln", "keras3d"})
-      register_train(model, Precision::fp32, ConvBackend::cu3d, true, ConvKernels::fp32_3xtf32);
+      register_train(model, Precision::fp32, Backend::cu3d, true, ConvKernels::fp32_3xtf32);
   for (const char* model : {"c3d", "c3d-ln"})
-    for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::auto_select})
+    for (Backend backend : {Backend::cu3d, Backend::auto_select})
       for (ConvKernels kernels : {ConvKernels::v3, ConvKernels::v3_with_bwd_filter, ConvKernels::v4,
                                   ConvKernels::v5, ConvKernels::v6, ConvKernels::v8})
         if (kernels == ConvKernels::v3 || kernels == ConvKernels::v3_with_bwd_filter ||

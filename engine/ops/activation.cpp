@@ -9,6 +9,8 @@
 #ifdef CU3D_CUDA
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/softmax.cuh"
+#include "kernels/cudnn/activation.h"
+#include "kernels/cudnn/softmax.h"
 #endif
 
 namespace cu3d {
@@ -33,24 +35,47 @@ const char* name(Kind kind) {
   return "?";
 }
 
+#ifdef CU3D_CUDA
+// An activation's call as the backend's auto selection names it.
+std::string describe(Kind kind, const char* pass, int64_t n) {
+  return fmt::format("{} {} n={}", name(kind), pass, n);
+}
+
+// y = f(x) on the backend compute_options() asks for (cuDNN has ReLU and sigmoid). Re-runnable
+// for auto's timing: y may be x only for ReLU, which is idempotent.
+void activation_fwd_device(Kind kind, float alpha, int64_t n, const float* x, float* y) {
+  cudaStream_t stream = compute_stream();
+  if (kind == Kind::leaky_relu) return cuda::leaky_relu_fwd(n, x, alpha, y, stream);
+  const bool relu = kind == Kind::relu;
+  run_on_backend(
+      BackendOp::activation, describe(kind, "fwd", n), true,
+      [&] { relu ? cuda::relu_fwd(n, x, y, stream) : cuda::sigmoid_fwd(n, x, y, stream); },
+      [&] { relu ? cudnn::relu_fwd(n, x, y, stream) : cudnn::sigmoid_fwd(n, x, y, stream); });
+}
+
+void activation_bwd_device(Kind kind, float alpha, int64_t n, const float* y, const float* dy,
+                           float* dx) {
+  cudaStream_t stream = compute_stream();
+  if (kind == Kind::leaky_relu) return cuda::leaky_relu_bwd(n, y, alpha, dy, dx, stream);
+  const bool relu = kind == Kind::relu;
+  run_on_backend(
+      BackendOp::activation, describe(kind, "bwd", n), true,
+      [&] {
+        relu ? cuda::relu_bwd(n, y, dy, dx, stream) : cuda::sigmoid_bwd(n, y, dy, dx, stream);
+      },
+      [&] {
+        relu ? cudnn::relu_bwd(n, y, dy, dx, stream) : cudnn::sigmoid_bwd(n, y, dy, dx, stream);
+      });
+}
+#endif
+
 // y = f(x) on the tensors' device.
 void activation_fwd(Kind kind, double alpha, const Tensor& x, const Tensor& y) {
   const int64_t n = x.numel();
   if (x.device().is_cuda()) {
-#ifdef CU3D_CUDA
-    const float* in = x.data<float>();
-    float* out = y.data<float>();
-    cudaStream_t stream = compute_stream();
-    switch (kind) {
-      case Kind::relu:
-        return cuda::relu_fwd(n, in, out, stream);
-      case Kind::leaky_relu:
-        return cuda::leaky_relu_fwd(n, in, float(alpha), out, stream);
-      case Kind::sigmoid:
-        return cuda::sigmoid_fwd(n, in, out, stream);
-    }
-#endif
-    throw_no_cuda(name(kind));
+    CU3D_CUDA_CALL(name(kind),
+                   activation_fwd_device(kind, float(alpha), n, x.data<float>(), y.data<float>()));
+    return;
   }
   dispatch_float(x.dtype(), name(kind), [&]<typename T>() {
     switch (kind) {
@@ -68,20 +93,9 @@ void activation_fwd(Kind kind, double alpha, const Tensor& x, const Tensor& y) {
 void activation_bwd(Kind kind, double alpha, const Tensor& y, const Tensor& dy, const Tensor& dx) {
   const int64_t n = y.numel();
   if (y.device().is_cuda()) {
-#ifdef CU3D_CUDA
-    const float *out = y.data<float>(), *g = dy.data<float>();
-    float* d = dx.data<float>();
-    cudaStream_t stream = compute_stream();
-    switch (kind) {
-      case Kind::relu:
-        return cuda::relu_bwd(n, out, g, d, stream);
-      case Kind::leaky_relu:
-        return cuda::leaky_relu_bwd(n, out, float(alpha), g, d, stream);
-      case Kind::sigmoid:
-        return cuda::sigmoid_bwd(n, out, g, d, stream);
-    }
-#endif
-    throw_no_cuda(name(kind));
+    CU3D_CUDA_CALL(name(kind), activation_bwd_device(kind, float(alpha), n, y.data<float>(),
+                                                     dy.data<float>(), dx.data<float>()));
+    return;
   }
   dispatch_float(y.dtype(), name(kind), [&]<typename T>() {
     const T *out = y.data<T>(), *g = dy.data<T>();
@@ -109,6 +123,28 @@ Tensor activation(Kind kind, const Tensor& x, double alpha = 0) {
   });
   return y;
 }
+
+#ifdef CU3D_CUDA
+std::string describe_softmax(const char* pass, const cpu::SoftmaxShape& s) {
+  return fmt::format("softmax {} {} rows x {}", pass, s.rows, s.cols);
+}
+
+// The softmax's passes on the backend compute_options() asks for.
+void softmax_fwd_device(const cpu::SoftmaxShape& s, const float* x, float* y) {
+  cudaStream_t stream = compute_stream();
+  run_on_backend(
+      BackendOp::softmax, describe_softmax("fwd", s), cudnn::softmax_supported(s),
+      [&] { cuda::softmax_fwd(s, x, y, stream); }, [&] { cudnn::softmax_fwd(s, x, y, stream); });
+}
+
+void softmax_bwd_device(const cpu::SoftmaxShape& s, const float* y, const float* dy, float* dx) {
+  cudaStream_t stream = compute_stream();
+  run_on_backend(
+      BackendOp::softmax, describe_softmax("bwd", s), cudnn::softmax_supported(s),
+      [&] { cuda::softmax_bwd(s, y, dy, dx, stream); },
+      [&] { cudnn::softmax_bwd(s, y, dy, dx, stream); });
+}
+#endif
 
 }  // namespace
 
@@ -146,8 +182,7 @@ Tensor softmax(const Tensor& x) {
   const cpu::SoftmaxShape s{x.numel() / x.size(-1), int(x.size(-1))};
   Tensor y = Tensor::empty_like(x);
   if (x.device().is_cuda())
-    CU3D_CUDA_CALL("softmax",
-                   cuda::softmax_fwd(s, x.data<float>(), y.data<float>(), compute_stream()));
+    CU3D_CUDA_CALL("softmax", softmax_fwd_device(s, x.data<float>(), y.data<float>()));
   else
     dispatch_float(x.dtype(), "softmax",
                    [&]<typename T>() { cpu::softmax_fwd<T>(s, x.data<T>(), y.data<T>()); });
@@ -155,8 +190,8 @@ Tensor softmax(const Tensor& x) {
   autograd::record("softmax", {x}, {y}, [s, y](const std::vector<Tensor>& g) {
     Tensor dx = Tensor::empty_like(y);
     if (y.device().is_cuda())
-      CU3D_CUDA_CALL("softmax", cuda::softmax_bwd(s, y.data<float>(), g[0].data<float>(),
-                                                  dx.data<float>(), compute_stream()));
+      CU3D_CUDA_CALL("softmax",
+                     softmax_bwd_device(s, y.data<float>(), g[0].data<float>(), dx.data<float>()));
     else
       dispatch_float(y.dtype(), "softmax", [&]<typename T>() {
         cpu::softmax_bwd<T>(s, y.data<T>(), g[0].data<T>(), dx.data<T>());

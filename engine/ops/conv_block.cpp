@@ -34,13 +34,13 @@ const float* bias_or_null(const Tensor& b) {
 }
 
 // Whether the block runs cu3d's fused kernel: only on CUDA tensors whose forward conv runs on
-// cu3d's own kernels. cuDNN's conv (configured, or timed faster by auto for this shape) has no
-// epilogue to fuse into, so the block stays the chain of separate ops there. A shape that auto
-// has not timed yet is timed now, into `scratch()`.
+// cu3d's own kernels. On cuDNN's conv (configured, or timed faster by auto for this shape) the
+// block runs what cuDNN fuses, conv + bias + ReLU in one call, and the pool and the layer norm
+// as separate ops. A shape that auto has not timed yet is timed now, into `scratch()`.
 bool fused_kernel_runs(const Conv3dShape& s, const Tensor& x, const Tensor& w, const Tensor& b,
                        const std::function<float*()>& scratch) {
   return x.device().is_cuda() && conv3d_fwd_backend(s, x.data<float>(), w.data<float>(),
-                                                    bias_or_null(b), scratch) == ConvBackend::cu3d;
+                                                    bias_or_null(b), scratch) == Backend::cu3d;
 }
 #else
 bool fused_kernel_runs(const Conv3dShape&, const Tensor&, const Tensor&, const Tensor&,

@@ -9,6 +9,7 @@
 #ifdef CU3D_CUDA
 #include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/layer_norm.cuh"
+#include "kernels/cudnn/batch_norm.h"
 #endif
 
 namespace cu3d {
@@ -50,26 +51,75 @@ T* data_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+#ifdef CU3D_CUDA
+std::string describe_batch_norm(const char* pass, const cpu::BatchNormShape& s, double eps) {
+  return fmt::format("batch_norm {} {} rows x {} eps {}", pass, s.rows, s.c, eps);
+}
+
+// The forward on the backend compute_options() asks for. auto times the training forward
+// without the running statistics (so that timing does not update them). cuDNN's evaluation
+// forward saves no statistics: a forward whose backward will read them (`keep_stats`) runs on
+// cu3d.
+void batch_norm_forward_device(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
+                               const Tensor& beta, const Tensor& running_mean,
+                               const Tensor& running_var, bool training, bool keep_stats,
+                               double momentum, double eps, const Tensor& y, const Tensor& mean,
+                               const Tensor& rstd) {
+  cudaStream_t stream = compute_stream();
+  const float *px = x.data<float>(), *g = gamma.data<float>(), *b = beta.data<float>();
+  float *py = y.data<float>(), *pm = mean.data<float>(), *pr = rstd.data<float>();
+  float *rm = data_or_null<float>(running_mean), *rv = data_or_null<float>(running_var);
+  const float e = float(eps), mom = float(momentum);
+  const bool cudnn_runs = cudnn::batch_norm_supported(s, e) && (training || !keep_stats);
+  if (training) {
+    auto cu3d = [&](float* m, float* v) {
+      cuda::batch_norm_fwd_train(s, px, g, b, e, mom, py, pm, pr, m, v, stream);
+    };
+    auto with_cudnn = [&](float* m, float* v) {
+      cudnn::batch_norm_fwd_train(s, px, g, b, e, mom, py, pm, pr, m, v, stream);
+    };
+    const Backend backend = choose_backend(
+        BackendOp::batch_norm, describe_batch_norm("fwd train", s, eps), cudnn_runs,
+        [&] { cu3d(nullptr, nullptr); }, [&] { with_cudnn(nullptr, nullptr); });
+    backend == Backend::cu3d ? cu3d(rm, rv) : with_cudnn(rm, rv);
+    return;
+  }
+  run_on_backend(
+      BackendOp::batch_norm, describe_batch_norm("fwd eval", s, eps), cudnn_runs,
+      [&] { cuda::batch_norm_fwd_eval(s, px, g, b, rm, rv, e, py, pm, pr, stream); },
+      [&] { cudnn::batch_norm_fwd_eval(s, px, g, b, rm, rv, e, py, stream); });
+}
+#endif
+
+#ifdef CU3D_CUDA
+// The backward on the backend compute_options() asks for: cuDNN's takes batch statistics only.
+void batch_norm_backward_device(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
+                                const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                                bool batch_stats, double eps, const Tensor& dx,
+                                const Tensor& dgamma, const Tensor& dbeta) {
+  cudaStream_t stream = compute_stream();
+  const float *px = x.data<float>(), *g = gamma.data<float>(), *m = mean.data<float>(),
+              *r = rstd.data<float>(), *pdy = dy.data<float>();
+  float *pdx = dx.data<float>(), *dg = dgamma.data<float>(), *db = dbeta.data<float>();
+  run_on_backend(
+      BackendOp::batch_norm, describe_batch_norm("bwd", s, eps),
+      batch_stats && cudnn::batch_norm_supported(s, float(eps)),
+      [&] { cuda::batch_norm_bwd(s, px, g, m, r, pdy, batch_stats, pdx, dg, db, stream); },
+      [&] { cudnn::batch_norm_bwd(s, px, g, m, r, pdy, float(eps), pdx, dg, db, stream); });
+}
+#endif
+
 // Training: batch statistics (and the running ones updated); evaluation: the running ones.
+// `keep_stats`: the backward will read mean and rstd.
 void batch_norm_forward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
-                        bool training, double momentum, double eps, const Tensor& y,
-                        const Tensor& mean, const Tensor& rstd) {
+                        bool training, bool keep_stats, double momentum, double eps,
+                        const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   if (x.device().is_cuda()) {
-#ifdef CU3D_CUDA
-    float *rm = data_or_null<float>(running_mean), *rv = data_or_null<float>(running_var);
-    if (training)
-      cuda::batch_norm_fwd_train(s, x.data<float>(), gamma.data<float>(), beta.data<float>(),
-                                 float(eps), float(momentum), y.data<float>(), mean.data<float>(),
-                                 rstd.data<float>(), rm, rv, compute_stream());
-    else
-      cuda::batch_norm_fwd_eval(s, x.data<float>(), gamma.data<float>(), beta.data<float>(), rm, rv,
-                                float(eps), y.data<float>(), mean.data<float>(), rstd.data<float>(),
-                                compute_stream());
+    CU3D_CUDA_CALL("batch_norm",
+                   batch_norm_forward_device(s, x, gamma, beta, running_mean, running_var, training,
+                                             keep_stats, momentum, eps, y, mean, rstd));
     return;
-#else
-    throw_no_cuda("batch_norm");
-#endif
   }
   dispatch_float(x.dtype(), "batch_norm", [&]<typename T>() {
     T *rm = data_or_null<T>(running_mean), *rv = data_or_null<T>(running_var);
@@ -85,13 +135,11 @@ void batch_norm_forward(const cpu::BatchNormShape& s, const Tensor& x, const Ten
 
 void batch_norm_backward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
                          const Tensor& mean, const Tensor& rstd, const Tensor& dy, bool batch_stats,
-                         const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
+                         double eps, const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
   if (x.device().is_cuda()) {
-    CU3D_CUDA_CALL(
-        "batch_norm backward",
-        cuda::batch_norm_bwd(s, x.data<float>(), gamma.data<float>(), mean.data<float>(),
-                             rstd.data<float>(), dy.data<float>(), batch_stats, dx.data<float>(),
-                             dgamma.data<float>(), dbeta.data<float>(), compute_stream()));
+    CU3D_CUDA_CALL("batch_norm backward",
+                   batch_norm_backward_device(s, x, gamma, mean, rstd, dy, batch_stats, eps, dx,
+                                              dgamma, dbeta));
     return;
   }
   dispatch_float(x.dtype(), "batch_norm backward", [&]<typename T>() {
@@ -194,15 +242,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   Tensor y = Tensor::empty_like(x);
   const Tensor mean = Tensor::empty({s.c}, x.dtype(), x.device());
   const Tensor rstd = Tensor::empty({s.c}, x.dtype(), x.device());
-  batch_norm_forward(s, x, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean,
-                     rstd);
-  if (autograd::needs_grad({x, gamma, beta})) {
+  const bool needs_grad = autograd::needs_grad({x, gamma, beta});
+  batch_norm_forward(s, x, gamma, beta, running_mean, running_var, training, needs_grad, momentum,
+                     eps, y, mean, rstd);
+  if (needs_grad) {
     autograd::record("batch_norm", {x, gamma, beta}, {y},
-                     [s, x, gamma, mean, rstd, training](const std::vector<Tensor>& g) {
+                     [s, x, gamma, mean, rstd, training, eps](const std::vector<Tensor>& g) {
                        Tensor dx = Tensor::empty_like(x);
                        Tensor dgamma = Tensor::empty_like(gamma);
                        Tensor dbeta = Tensor::empty_like(gamma);
-                       batch_norm_backward(s, x, gamma, mean, rstd, g[0], training, dx, dgamma,
+                       batch_norm_backward(s, x, gamma, mean, rstd, g[0], training, eps, dx, dgamma,
                                            dbeta);
                        return std::vector<Tensor>{dx, dgamma, dbeta};
                      });

@@ -9,6 +9,7 @@
 #include "kernels/cpu/pool3d.h"
 #ifdef CU3D_CUDA
 #include "kernels/cuda/pool3d.cuh"
+#include "kernels/cudnn/pool3d.h"
 #endif
 
 namespace cu3d {
@@ -23,6 +24,33 @@ void check_pool_args(const char* op, const Tensor& x, int dims) {
     CU3D_CHECK(extent > 0 && extent <= INT_MAX, "{}: every axis must be in [1, {}], got {}", op,
                INT_MAX, x.str());
 }
+
+#ifdef CU3D_CUDA
+// A pooling call as the backend's auto selection names it.
+std::string describe_pool(const char* pass, const Pool3dShape& s) {
+  return fmt::format("{} n={} {}x{}x{}x{} window {}x{}x{} stride {}x{}x{} pad {}x{}x{}/{}x{}x{}",
+                     pass, s.n, s.in.d, s.in.h, s.in.w, s.c, s.window.d, s.window.h, s.window.w,
+                     s.stride.d, s.stride.h, s.stride.w, s.pad_before.d, s.pad_before.h,
+                     s.pad_before.w, s.pad_after.d, s.pad_after.h, s.pad_after.w);
+}
+
+// The pool's passes on the backend compute_options() asks for. cuDNN pools with one padding per
+// axis and floor rounding: other shapes stay on cu3d.
+void pool_fwd_device(const Pool3dShape& s, const float* x, float* y) {
+  run_on_backend(
+      BackendOp::pool, describe_pool("maxpool fwd", s), cudnn::maxpool3d_supported(s),
+      [&] { cuda::maxpool3d_fwd(s, x, y, compute_stream()); },
+      [&] { cudnn::maxpool3d_fwd(s, x, y, compute_stream()); });
+}
+
+void pool_bwd_device(const Pool3dShape& s, const float* x, const float* y, const float* dy,
+                     float* dx) {
+  run_on_backend(
+      BackendOp::pool, describe_pool("maxpool bwd", s), cudnn::maxpool3d_supported(s),
+      [&] { cuda::maxpool3d_bwd(s, x, y, dy, dx, compute_stream()); },
+      [&] { cudnn::maxpool3d_bwd(s, x, y, dy, dx, compute_stream()); });
+}
+#endif
 
 }  // namespace
 
@@ -40,7 +68,7 @@ Pool3dShape pool_shape(const char* op, const Shape& x, const Pool3dParams& p,
 
 void pool_forward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, const Tensor& y) {
   if (x.device().is_cuda()) {
-    CU3D_CUDA_CALL(op, cuda::maxpool3d_fwd(s, x.data<float>(), y.data<float>(), compute_stream()));
+    CU3D_CUDA_CALL(op, pool_fwd_device(s, x.data<float>(), y.data<float>()));
     return;
   }
   dispatch_float(x.dtype(), op,
@@ -50,8 +78,8 @@ void pool_forward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, 
 void pool_backward_kernel(const char* op, const Pool3dShape& s, const Tensor& x, const Tensor& y,
                           const Tensor& dy, const Tensor& dx) {
   if (x.device().is_cuda()) {
-    CU3D_CUDA_CALL(op, cuda::maxpool3d_bwd(s, x.data<float>(), y.data<float>(), dy.data<float>(),
-                                           dx.data<float>(), compute_stream()));
+    CU3D_CUDA_CALL(op, pool_bwd_device(s, x.data<float>(), y.data<float>(), dy.data<float>(),
+                                       dx.data<float>()));
     return;
   }
   dispatch_float(x.dtype(), op, [&]<typename T>() {

@@ -1,5 +1,7 @@
 #include "kernels/cudnn/common.h"
 
+#include <climits>
+
 #include <fmt/format.h>
 
 namespace cu3d::cudnn {
@@ -36,6 +38,15 @@ void set_ndhwc(const TensorDesc& desc, cudnnDataType_t type, int n, Dims3 e, int
   const int dims[5] = {n, c, e.d, e.h, e.w};
   const int strides[5] = {e.d * e.h * e.w * c, 1, e.h * e.w * c, e.w * c, c};
   CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(desc.get(), type, 5, dims, strides), what);
+}
+
+void set_rows(const TensorDesc& desc, int64_t rows, int64_t cols, const std::string& what) {
+  CU3D_CHECK(rows <= INT_MAX && cols <= INT_MAX && rows * cols <= INT_MAX,
+             "{}: {} x {} values exceed cuDNN's int extents; use the cu3d backend", what, rows,
+             cols);
+  CU3D_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                              int(rows), int(cols), 1, 1),
+                   what);
 }
 
 }  // namespace cu3d::cudnn

@@ -38,6 +38,8 @@ using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolution
                             cudnnDestroyConvolutionDescriptor>;
 using PoolDesc = Descriptor<cudnnPoolingDescriptor_t, cudnnCreatePoolingDescriptor,
                             cudnnDestroyPoolingDescriptor>;
+using ActivationDesc = Descriptor<cudnnActivationDescriptor_t, cudnnCreateActivationDescriptor,
+                                  cudnnDestroyActivationDescriptor>;
 
 // The calling thread's handle (cuDNN handles are not thread-safe), bound to `stream`.
 cudnnHandle_t handle_on(cudaStream_t stream);
@@ -45,6 +47,11 @@ cudnnHandle_t handle_on(cudaStream_t stream);
 // An NDHWC activation (n, d, h, w, c) described in cuDNN's NCDHW dimension order by strides.
 void set_ndhwc(const TensorDesc& desc, cudnnDataType_t type, int n, Dims3 e, int c,
                const std::string& what);
+
+// A row-major (rows, cols) fp32 array as the packed NCHW tensor (rows, cols, 1, 1): what cuDNN's
+// per-instance ops (softmax, batch norm's spatial mode with rows as the batch) see. Both
+// extents must fit cuDNN's int dimensions (checked, naming `what`).
+void set_rows(const TensorDesc& desc, int64_t rows, int64_t cols, const std::string& what);
 
 // Device scratch from the stream-ordered pool, freed in stream order.
 class Scratch {

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cudnn/activation.h"
 #include "kernels/cudnn/common.h"
 
 namespace cu3d::cudnn {
@@ -115,39 +116,57 @@ std::string key_of(const char* pass, const Conv3dShape& s, Precision p) {
   return describe(pass, s, p);
 }
 
+// The bias (or its gradient) as cuDNN broadcasts it over an NDHWC output: (1, k, 1, 1, 1).
+void set_bias(const TensorDesc& desc, int k, const std::string& what) {
+  const int dims[5] = {1, k, 1, 1, 1};
+  const int strides[5] = {k, 1, k, k, k};
+  CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(desc.get(), CUDNN_DATA_FLOAT, 5, dims, strides),
+                   what);
+}
+
 void add_bias(cudnnHandle_t h, const Conv3dShape& s, const float* bias, float* y,
               const std::string& what) {
   TensorDesc b, out;
-  const int dims[5] = {1, s.k, 1, 1, 1};
-  const int strides[5] = {s.k, 1, s.k, s.k, s.k};
-  CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(b.get(), CUDNN_DATA_FLOAT, 5, dims, strides), what);
+  set_bias(b, s.k, what);
   set_ndhwc(out, CUDNN_DATA_FLOAT, s.n, s.out, s.k, what);
   const float one = 1.f;
   CU3D_CUDNN_CHECK(cudnnAddTensor(h, &one, b.get(), bias, &one, out.get(), y), what);
 }
+
+// The forward's descriptors, the algorithm cudnnFindConvolutionForwardAlgorithm chose for the
+// shape and precision (its math type set), and the workspace it needs.
+struct ForwardPlan {
+  ConvDescriptors d;
+  cudnnConvolutionFwdAlgo_t algo;
+  size_t bytes = 0;
+
+  ForwardPlan(cudnnHandle_t h, const Conv3dShape& s, Precision p) : d("fwd", s, p) {
+    const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
+        key_of("fwd", s, p), d.what, [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf) {
+          return cudnnFindConvolutionForwardAlgorithm(h, d.x.get(), d.w.get(), d.conv.get(),
+                                                      d.y.get(), n, got, perf);
+        });
+    d.set_math(c.math);
+    algo = cudnnConvolutionFwdAlgo_t(c.algo);
+    CU3D_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
+                                                             d.y.get(), algo, &bytes),
+                     d.what);
+  }
+};
 
 }  // namespace
 
 void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, void* y,
                          Precision precision, cudaStream_t stream) {
   const cudnnHandle_t h = handle_on(stream);
-  const ConvDescriptors d("fwd", s, precision);
-  const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
-      key_of("fwd", s, precision), d.what, [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* p) {
-        return cudnnFindConvolutionForwardAlgorithm(h, d.x.get(), d.w.get(), d.conv.get(),
-                                                    d.y.get(), n, got, p);
-      });
-  d.set_math(c.math);
-  const auto algo = cudnnConvolutionFwdAlgo_t(c.algo);
-  size_t bytes = 0;
-  CU3D_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(),
-                                                           d.y.get(), algo, &bytes),
-                   d.what);
-  const Scratch workspace(bytes, stream);
+  const ForwardPlan plan(h, s, precision);
+  const ConvDescriptors& d = plan.d;
+  const Scratch workspace(plan.bytes, stream);
   const float one = 1.f, zero = 0.f;
-  CU3D_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
-                                           workspace.get(), bytes, &zero, d.y.get(), y),
-                   d.what);
+  CU3D_CUDNN_CHECK(
+      cudnnConvolutionForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), plan.algo,
+                              workspace.get(), plan.bytes, &zero, d.y.get(), y),
+      d.what);
 }
 
 void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -158,6 +177,31 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
   conv3d_fwd_prepared(s, xo.get(), wo.get(), yo.get(), precision, stream);
   yo.copy_out();
   if (bias) add_bias(handle_on(stream), s, bias, y, describe("fwd", s, precision));
+}
+
+void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, Precision precision, cudaStream_t stream) {
+  if (precision == Precision::bf16 || !bias) {
+    conv3d_fwd(s, x, w, bias, y, precision, stream);
+    relu_fwd(s.output_size(), y, y, stream);
+    return;
+  }
+  const cudnnHandle_t h = handle_on(stream);
+  const ForwardPlan plan(h, s, precision);
+  const ConvDescriptors& d = plan.d;
+  TensorDesc b;
+  set_bias(b, s.k, d.what);
+  ActivationDesc relu;
+  CU3D_CUDNN_CHECK(
+      cudnnSetActivationDescriptor(relu.get(), CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0),
+      d.what);
+  const Scratch workspace(plan.bytes, stream);
+  const float one = 1.f, zero = 0.f;  // alpha2 = 0: z (y itself) does not enter
+  CU3D_CUDNN_CHECK(
+      cudnnConvolutionBiasActivationForward(h, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
+                                            plan.algo, workspace.get(), plan.bytes, &zero,
+                                            d.y.get(), y, b.get(), bias, relu.get(), d.y.get(), y),
+      d.what);
 }
 
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
@@ -217,10 +261,7 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   if (!dbias) return;
   TensorDesc dyf, db;
   set_ndhwc(dyf, CUDNN_DATA_FLOAT, s.n, s.out, s.k, d.what);
-  const int dims[5] = {1, s.k, 1, 1, 1};
-  const int strides[5] = {s.k, 1, s.k, s.k, s.k};
-  CU3D_CUDNN_CHECK(cudnnSetTensorNdDescriptor(db.get(), CUDNN_DATA_FLOAT, 5, dims, strides),
-                   d.what);
+  set_bias(db, s.k, d.what);
   CU3D_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, dyf.get(), dy, &zero, db.get(), dbias),
                    d.what);
 }

@@ -30,6 +30,12 @@ void conv3d_fwd(const Conv3dShape& s, const float* x, const float* w, const floa
 void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, void* y,
                          Precision precision, cudaStream_t stream);
 
+// y = relu(conv(x, w) + bias): one cudnnConvolutionBiasActivationForward in fp32 and tf32 (the
+// conv's algorithm as conv3d_fwd's); in bf16 (where the operands are converted for cuDNN and the
+// bias is fp32) and without a bias, conv3d_fwd and cuDNN's ReLU.
+void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, Precision precision, cudaStream_t stream);
+
 void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, float* dx,
                      Precision precision, cudaStream_t stream);
 

@@ -1,5 +1,6 @@
 // The run-time compute choices (engine/compute.h): the backend names the command line takes, and
 // the line each run's log prints, which names every conv kernel version switched on.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "engine/compute.h"
@@ -8,14 +9,56 @@ namespace cu3d {
 namespace {
 
 TEST(ComputeOptions, BackendNamesRoundTripAndAnUnknownOneSaysWhatToUse) {
-  for (ConvBackend b : {ConvBackend::cu3d, ConvBackend::cudnn, ConvBackend::auto_select})
-    EXPECT_EQ(parse_conv_backend(to_string(b)), b);
+  for (Backend b : {Backend::cu3d, Backend::cudnn, Backend::auto_select})
+    EXPECT_EQ(parse_backend(to_string(b)), b);
   try {
-    parse_conv_backend("cublas");
+    parse_backend("cublas");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("use cu3d, cudnn or auto"), std::string::npos);
   }
+}
+
+// --backend: a backend for every op or op=backend for one, applied in order to the defaults
+// (conv auto, the memory-bound ops cu3d).
+TEST(ComputeOptions, BackendsParsePerOpInOrder) {
+  const OpBackends defaults;
+  EXPECT_EQ(defaults[BackendOp::conv], Backend::auto_select);
+  for (BackendOp op :
+       {BackendOp::pool, BackendOp::activation, BackendOp::softmax, BackendOp::batch_norm})
+    EXPECT_EQ(defaults[op], Backend::cu3d) << to_string(op);
+  EXPECT_EQ(parse_backends("conv=auto"), defaults);
+  EXPECT_EQ(parse_backends("cudnn"), OpBackends::all(Backend::cudnn));
+
+  OpBackends expected = OpBackends::all(Backend::cudnn);
+  expected[BackendOp::conv] = Backend::auto_select;
+  expected[BackendOp::batch_norm] = Backend::cu3d;
+  EXPECT_EQ(parse_backends("cudnn,conv=auto,batch_norm=cu3d"), expected);
+
+  expected = defaults;
+  expected[BackendOp::pool] = Backend::cudnn;
+  EXPECT_EQ(parse_backends("pool=cudnn"), expected);
+  EXPECT_EQ(parse_backends("pool=cudnn,cu3d"), OpBackends::all(Backend::cu3d)) << "in order";
+  for (BackendOp op : kBackendOps)  // every op's name parses
+    EXPECT_EQ(parse_backends(fmt::format("{}=cudnn", to_string(op)))[op], Backend::cudnn);
+}
+
+TEST(ComputeOptions, BackendErrorsNameTheItemAndWhatItMayBe) {
+  const auto message = [](const char* spec) {
+    try {
+      parse_backends(spec);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("norm=cudnn"),
+            "'norm=cudnn': unknown op 'norm': use conv, pool, activation, softmax or batch_norm "
+            "(e.g. pool=cudnn)");
+  EXPECT_EQ(message("pool=cublas"),
+            "'pool=cublas': unknown backend 'cublas': use cu3d, cudnn or auto");
+  EXPECT_EQ(message("cudnn,"), "unknown backend '': use cu3d, cudnn or auto");
+  EXPECT_EQ(message("fast"), "unknown backend 'fast': use cu3d, cudnn or auto");
 }
 
 TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
@@ -24,7 +67,7 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   o = ComputeOptions{};
   o.tma_conv = o.wgmma_conv = o.pipelined_bwd_filter = false;  // version 3 alone first
   o.precision = Precision::bf16;
-  o.conv_backend = ConvBackend::cu3d;
+  o.backends = OpBackends::all(Backend::cu3d);
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv), fusion on");
   o.wide_conv = o.pipelined_bwd_filter = true;
@@ -54,6 +97,10 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");
+  o.backends = parse_backends("pool=cudnn,softmax=auto");  // the ops off their default named
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend auto, pool backend cudnn, softmax backend auto, fusion "
+            "off");
   compute_options() = saved;
 }
 

@@ -57,7 +57,9 @@ std::vector<Compared> run_fwd(const Conv3dShape& s, Pass pass, Precision p, Back
   DeviceArray dy(s.output_size());
   dy.poison();
   const auto kernel = cases::conv_kernel(b);
-  if (relu) {
+  if (relu && b == Backend::cudnn) {
+    cudnn::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream);
+  } else if (relu) {
     cuda::conv3d_fwd_bias_relu(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
   } else if (mine(b)) {
     cuda::conv3d_fwd(s, dx.get(), dw.get(), db.get(), dy.get(), p, stream, kernel);
@@ -147,10 +149,9 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         backends.push_back(Backend::cu3d_wgmma_tma);
         backends.push_back(Backend::cu3d_wgmma_cluster);
       }
-      if (pass != Pass::fwd_bias_relu) {
-        if (!layer.real) backends.push_back(Backend::cu3d_naive);
-        if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);
-      }
+      if (pass != Pass::fwd_bias_relu && !layer.real) backends.push_back(Backend::cu3d_naive);
+      // cuDNN's fwd_bias_relu: cudnnConvolutionBiasActivationForward (fp32, tf32).
+      if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);
       for (Backend b : backends) {
         ParityCase c;
         c.name = layer.name + "/" + to_string(pass) + "/" + cu3d::to_string(p) + "/" +

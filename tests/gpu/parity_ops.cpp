@@ -1,6 +1,7 @@
-// Parity cases of the memory-bound ops: max-pool (cu3d and cuDNN), activations, dropout,
-// softmax, softmax-xent, layer and batch norm, the input transform, Adam, each against its CPU
-// reference in double. They have no precision choice (fp32).
+// Parity cases of the memory-bound ops: max-pool, activations, dropout, softmax, softmax-xent,
+// layer and batch norm, the input transform, Adam, each against its CPU reference in double, on
+// cu3d and, for those cuDNN also has (max-pool, ReLU, sigmoid, softmax, batch norm), on cuDNN.
+// They have no precision choice (fp32).
 #include <algorithm>
 #include <cmath>
 
@@ -24,7 +25,10 @@
 #include "kernels/cuda/pool3d.cuh"
 #include "kernels/cuda/softmax.cuh"
 #include "kernels/cuda/softmax_xent.cuh"
+#include "kernels/cudnn/activation.h"
+#include "kernels/cudnn/batch_norm.h"
 #include "kernels/cudnn/pool3d.h"
+#include "kernels/cudnn/softmax.h"
 
 namespace cu3d::parity {
 namespace {
@@ -146,15 +150,23 @@ std::vector<Compared> run_unary(int64_t n, std::mt19937_64& rng, cudaStream_t st
 void add_activation_cases(std::vector<ParityCase>* out) {
   const int64_t n = 1000003;  // odd: the tail of every vector width
   const std::string shape = "n1000003";
-  out->push_back(make_case("relu", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
-    return run_unary(
-        n, rng, st, [n](const double* x, double* y) { cpu::relu_fwd<double>(n, x, y); },
-        [n](const double* y, const double* dy, double* dx) { cpu::relu_bwd<double>(n, y, dy, dx); },
-        [n](const float* x, float* y, cudaStream_t s) { cuda::relu_fwd(n, x, y, s); },
-        [n](const float* y, const float* dy, float* dx, cudaStream_t s) {
-          cuda::relu_bwd(n, y, dy, dx, s);
-        });
-  }));
+  for (bool cudnn : {false, true})
+    out->push_back(make_case(
+        "relu", shape,
+        [n, cudnn](std::mt19937_64& rng, cudaStream_t st) {
+          return run_unary(
+              n, rng, st, [n](const double* x, double* y) { cpu::relu_fwd<double>(n, x, y); },
+              [n](const double* y, const double* dy, double* dx) {
+                cpu::relu_bwd<double>(n, y, dy, dx);
+              },
+              [n, cudnn](const float* x, float* y, cudaStream_t s) {
+                cudnn ? cudnn::relu_fwd(n, x, y, s) : cuda::relu_fwd(n, x, y, s);
+              },
+              [n, cudnn](const float* y, const float* dy, float* dx, cudaStream_t s) {
+                cudnn ? cudnn::relu_bwd(n, y, dy, dx, s) : cuda::relu_bwd(n, y, dy, dx, s);
+              });
+        },
+        cudnn ? "cudnn" : "cu3d"));
   out->push_back(make_case("leaky_relu", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
     const float a = 0.1f;
     return run_unary(
@@ -167,17 +179,23 @@ void add_activation_cases(std::vector<ParityCase>* out) {
           cuda::leaky_relu_bwd(n, y, a, dy, dx, s);
         });
   }));
-  out->push_back(make_case("sigmoid", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
-    return run_unary(
-        n, rng, st, [n](const double* x, double* y) { cpu::sigmoid_fwd<double>(n, x, y); },
-        [n](const double* y, const double* dy, double* dx) {
-          cpu::sigmoid_bwd<double>(n, y, dy, dx);
+  for (bool cudnn : {false, true})
+    out->push_back(make_case(
+        "sigmoid", shape,
+        [n, cudnn](std::mt19937_64& rng, cudaStream_t st) {
+          return run_unary(
+              n, rng, st, [n](const double* x, double* y) { cpu::sigmoid_fwd<double>(n, x, y); },
+              [n](const double* y, const double* dy, double* dx) {
+                cpu::sigmoid_bwd<double>(n, y, dy, dx);
+              },
+              [n, cudnn](const float* x, float* y, cudaStream_t s) {
+                cudnn ? cudnn::sigmoid_fwd(n, x, y, s) : cuda::sigmoid_fwd(n, x, y, s);
+              },
+              [n, cudnn](const float* y, const float* dy, float* dx, cudaStream_t s) {
+                cudnn ? cudnn::sigmoid_bwd(n, y, dy, dx, s) : cuda::sigmoid_bwd(n, y, dy, dx, s);
+              });
         },
-        [n](const float* x, float* y, cudaStream_t s) { cuda::sigmoid_fwd(n, x, y, s); },
-        [n](const float* y, const float* dy, float* dx, cudaStream_t s) {
-          cuda::sigmoid_bwd(n, y, dy, dx, s);
-        });
-  }));
+        cudnn ? "cudnn" : "cu3d"));
   // Dropout's mask must equal the CPU's bit for bit: one differing element of a million
   // gives a relative error near 1e-3, far above the tolerance.
   out->push_back(make_case("dropout", shape + "_p0.3", [n](std::mt19937_64& rng, cudaStream_t st) {
@@ -261,9 +279,10 @@ std::vector<Compared> run_layer_norm(cpu::LayerNormShape s, cuda::SampleNormPath
 // ---- batch norm --------------------------------------------------------------------------------
 
 // Training (batch statistics, running statistics updated) or eval (running statistics), each
-// forward then backward.
-std::vector<Compared> run_batch_norm(cpu::BatchNormShape s, bool training, std::mt19937_64& rng,
-                                     cudaStream_t stream) {
+// forward then backward; on cuDNN, whose evaluation forward saves no statistics, eval is its
+// forward alone.
+std::vector<Compared> run_batch_norm(cpu::BatchNormShape s, bool training, bool cudnn,
+                                     std::mt19937_64& rng, cudaStream_t stream) {
   // An offset mean, as activations after ReLU have: the statistics must not lose it.
   const auto x = random_floats(s.size(), rng, 0.5f, 2.5f), dy = random_floats(s.size(), rng);
   const auto gamma = random_floats(s.c, rng, 0.5f, 1.5f), beta = random_floats(s.c, rng);
@@ -289,15 +308,27 @@ std::vector<Compared> run_batch_norm(cpu::BatchNormShape s, bool training, std::
   DeviceArray gy(s.size()), gmean(s.c), grstd(s.c), gdx(s.size()), gdg(s.c), gdb(s.c);
   for (DeviceArray* a : {&gy, &gmean, &grstd, &gdx, &gdg, &gdb})
     a->poison();
-  if (training) {
+  if (cudnn && !training) {
+    cudnn::batch_norm_fwd_eval(s, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gy.get(),
+                               stream);
+    CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return {compare("y", gy.download(), y)};
+  }
+  if (cudnn) {
+    cudnn::batch_norm_fwd_train(s, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(),
+                                gmean.get(), grstd.get(), grm.get(), grv.get(), stream);
+    cudnn::batch_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), eps,
+                          gdx.get(), gdg.get(), gdb.get(), stream);
+  } else if (training) {
     cuda::batch_norm_fwd_train(s, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(),
                                gmean.get(), grstd.get(), grm.get(), grv.get(), stream);
   } else {
     cuda::batch_norm_fwd_eval(s, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gy.get(),
                               gmean.get(), grstd.get(), stream);
   }
-  cuda::batch_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), training,
-                       gdx.get(), gdg.get(), gdb.get(), stream);
+  if (!cudnn)
+    cuda::batch_norm_bwd(s, gx.get(), gg.get(), gmean.get(), grstd.get(), gdy.get(), training,
+                         gdx.get(), gdg.get(), gdb.get(), stream);
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<Compared> r = {compare("y", gy.download(), y),
                              compare("mean", gmean.download(), mean),
@@ -314,7 +345,8 @@ std::vector<Compared> run_batch_norm(cpu::BatchNormShape s, bool training, std::
 
 // ---- softmax -----------------------------------------------------------------------------------
 
-std::vector<Compared> run_softmax(cpu::SoftmaxShape s, std::mt19937_64& rng, cudaStream_t stream) {
+std::vector<Compared> run_softmax(cpu::SoftmaxShape s, bool cudnn, std::mt19937_64& rng,
+                                  cudaStream_t stream) {
   const auto x = random_floats(s.size(), rng, -5.f, 5.f), dy = random_floats(s.size(), rng);
   std::vector<double> y(s.size()), dx(s.size());
   cpu::softmax_fwd<double>(s, to_double(x).data(), y.data());
@@ -323,8 +355,13 @@ std::vector<Compared> run_softmax(cpu::SoftmaxShape s, std::mt19937_64& rng, cud
   DeviceArray gy(s.size()), gdx(s.size());
   gy.poison();
   gdx.poison();
-  cuda::softmax_fwd(s, gx.get(), gy.get(), stream);
-  cuda::softmax_bwd(s, gy.get(), gdy.get(), gdx.get(), stream);
+  if (cudnn) {
+    cudnn::softmax_fwd(s, gx.get(), gy.get(), stream);
+    cudnn::softmax_bwd(s, gy.get(), gdy.get(), gdx.get(), stream);
+  } else {
+    cuda::softmax_fwd(s, gx.get(), gy.get(), stream);
+    cuda::softmax_bwd(s, gy.get(), gdy.get(), gdx.get(), stream);
+  }
   CU3D_CUDA_CHECK(cudaStreamSynchronize(stream));
   return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
 }
@@ -539,20 +576,27 @@ std::vector<ParityCase> op_cases() {
   const BnRow bn[] = {
       {"conv2a_b2", {2 * 16 * 56 * 56, 128}}, {"odd_37x5", {37, 5}}, {"odd_3x7", {3, 7}}};
   for (const BnRow& r : bn)
-    for (bool training : {true, false}) {
-      const cpu::BatchNormShape s = r.s;
-      out.push_back(make_case(training ? "batch_norm_train" : "batch_norm_eval", r.name,
-                              [=](std::mt19937_64& rng, cudaStream_t st) {
-                                return run_batch_norm(s, training, rng, st);
-                              }));
-    }
+    for (bool training : {true, false})
+      for (bool cudnn : {false, true}) {
+        const cpu::BatchNormShape s = r.s;
+        out.push_back(make_case(
+            training ? "batch_norm_train" : "batch_norm_eval", r.name,
+            [=](std::mt19937_64& rng, cudaStream_t st) {
+              return run_batch_norm(s, training, cudnn, rng, st);
+            },
+            cudnn ? "cudnn" : "cu3d"));
+      }
   // Classifier rows, softmax over a conv's channels (per position after conv3b), odd widths.
   for (cpu::SoftmaxShape s :
        {cpu::SoftmaxShape{32, 101}, cpu::SoftmaxShape{7, 1000},
         cpu::SoftmaxShape{2 * 8 * 28 * 28, 256}, cpu::SoftmaxShape{5, 1}, cpu::SoftmaxShape{3, 37}})
-    out.push_back(
-        make_case("softmax", std::to_string(s.rows) + "x" + std::to_string(s.cols),
-                  [s](std::mt19937_64& rng, cudaStream_t st) { return run_softmax(s, rng, st); }));
+    for (bool cudnn : {false, true})
+      out.push_back(make_case(
+          "softmax", std::to_string(s.rows) + "x" + std::to_string(s.cols),
+          [s, cudnn](std::mt19937_64& rng, cudaStream_t st) {
+            return run_softmax(s, cudnn, rng, st);
+          },
+          cudnn ? "cudnn" : "cu3d"));
   for (bool decoupled : {false, true})
     out.push_back(make_case(decoupled ? "adamw" : "adam", "4_tensors",
                             [decoupled](std::mt19937_64& rng, cudaStream_t st) {

@@ -123,13 +123,53 @@ TEST(EngineCuda, NormAndLoss) {
       {Tensor::uniform({6, 10}, -4, 4, gen)}, {0});
 }
 
+// The memory-bound ops that cuDNN also has, on each backend against the CPU: ReLU and sigmoid
+// (leaky ReLU stays on cu3d), the softmax, and batch norm in training (its running statistics
+// updated once, though auto times both backends first) and evaluation, with and without a
+// backward (cuDNN's evaluation forward saves no statistics: with a backward it runs on cu3d).
+TEST(EngineCuda, ActivationsSoftmaxAndBatchNormOnEveryBackend) {
+  CU3D_REQUIRE_GPU();
+  Generator gen(12);
+  const Tensor a = rand({3, 5, 7, 9}, gen), x = rand({2, 3, 5, 6, 8}, gen);
+  const Tensor gamma = rand({8}, gen), beta = rand({8}, gen);
+  const Tensor rm = rand({8}, gen), rv = Tensor::uniform({8}, 0.5, 2, gen);
+  const ComputeOptions saved = compute_options();
+  for (Backend backend : {Backend::cu3d, Backend::cudnn, Backend::auto_select}) {
+    compute_options().backends = OpBackends::all(backend);
+    SCOPED_TRACE(to_string(backend));
+    expect_devices_agree("relu", [](auto& in) { return relu(in[0]); }, {a}, {0});
+    expect_devices_agree("sigmoid", [](auto& in) { return sigmoid(in[0]); }, {a}, {0});
+    expect_devices_agree("leaky_relu", [](auto& in) { return leaky_relu(in[0], 0.3); }, {a}, {0});
+    expect_devices_agree("softmax", [](auto& in) { return softmax(in[0]); }, {x}, {0});
+    for (bool training : {true, false})
+      for (const std::vector<int>& grads : {std::vector<int>{0, 1, 2}, std::vector<int>{}}) {
+        SCOPED_TRACE(training ? "training" : "evaluation");
+        expect_devices_agree(
+            "batch_norm",
+            [&, training](auto& in) {
+              return batch_norm(in[0], in[1], in[2], rm.clone().to(in[0].device()),
+                                rv.clone().to(in[0].device()), training, 0.1, 1e-3);
+            },
+            {x, gamma, beta}, grads, 1e-4);
+      }
+    Tensor cpu_mean = rm.clone(), cpu_var = rv.clone();
+    Tensor gpu_mean = rm.to(Device::cuda()), gpu_var = rv.to(Device::cuda());
+    batch_norm(x, gamma, beta, cpu_mean, cpu_var, true, 0.1, 1e-3);
+    batch_norm(x.to(Device::cuda()), gamma.to(Device::cuda()), beta.to(Device::cuda()), gpu_mean,
+               gpu_var, true, 0.1, 1e-3);
+    EXPECT_LT(relative_error(gpu_mean, cpu_mean), 1e-5) << "running mean, updated once";
+    EXPECT_LT(relative_error(gpu_var, cpu_var), 1e-5) << "running variance, updated once";
+  }
+  compute_options() = saved;
+}
+
 TEST(EngineCuda, ConvAndPoolOnEveryBackend) {
   CU3D_REQUIRE_GPU();
   Generator gen(3);
   const Tensor x = rand({2, 5, 9, 11, 6}, gen), w = rand({8, 3, 3, 3, 6}, gen), b = rand({8}, gen);
   const ComputeOptions saved = compute_options();
-  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn, ConvBackend::auto_select}) {
-    compute_options().conv_backend = backend;
+  for (Backend backend : {Backend::cu3d, Backend::cudnn, Backend::auto_select}) {
+    compute_options().backends = OpBackends::all(backend);
     compute_options().precision = Precision::fp32;
     SCOPED_TRACE(to_string(backend));
     expect_devices_agree(
@@ -181,8 +221,8 @@ TEST(EngineCuda, FusedConvBlocksOnEveryBackend) {
       {"pool5", {.padding = Padding::explicit_, .pad = {0, 1, 1}}},
       {"keras 3 same", {.window = {3, 3, 3}, .stride = {3, 3, 3}, .padding = Padding::same}}};
   const ComputeOptions saved = compute_options();
-  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn, ConvBackend::auto_select}) {
-    compute_options().conv_backend = backend;
+  for (Backend backend : {Backend::cu3d, Backend::cudnn, Backend::auto_select}) {
+    compute_options().backends = OpBackends::all(backend);
     compute_options().precision = Precision::fp32;
     SCOPED_TRACE(to_string(backend));
     for (const Shape& shape : {Shape{2, 4, 8, 10, 6}, Shape{2, 5, 9, 11, 6}}) {
@@ -216,8 +256,8 @@ TEST(EngineCuda, FusedLayerNormBlocksOnEveryBackend) {
   const Conv3dParams same{.padding = Padding::same};
   const Pool3dParams pool1{.window = {1, 2, 2}, .stride = {1, 2, 2}};
   const ComputeOptions saved = compute_options();
-  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
-    compute_options().conv_backend = backend;
+  for (Backend backend : {Backend::cu3d, Backend::cudnn}) {
+    compute_options().backends = OpBackends::all(backend);
     compute_options().precision = Precision::fp32;
     SCOPED_TRACE(to_string(backend));
     for (auto variant : {LayerNormVariant::per_sample, LayerNormVariant::per_position}) {
@@ -286,7 +326,7 @@ void expect_conv_versions_agree(const char* name, const OpFn& fn, const std::vec
 // version with it, or with version 5.
 void use_version3_alone() {
   ComputeOptions& o = compute_options();
-  o.conv_backend = ConvBackend::cu3d;
+  o.backends = OpBackends::all(Backend::cu3d);
   o.pipelined_conv = true;
   o.pipelined_bwd_filter = o.wide_conv = o.wgmma_conv = o.wgmma_ws_conv = o.tma_conv = false;
 }
@@ -472,7 +512,7 @@ TEST(EngineCuda, Fp32TensorCoresMatchVersion2) {
   if (!cuda::wgmma_available(&why)) GTEST_SKIP() << why;
   const ComputeOptions saved = compute_options();
   compute_options() = ComputeOptions{};
-  compute_options().conv_backend = ConvBackend::cu3d;
+  compute_options().backends = OpBackends::all(Backend::cu3d);
   compute_options().precision = Precision::fp32;
   ASSERT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(
       Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same),
@@ -502,8 +542,8 @@ TEST(EngineCuda, SequentialFusedMatchesUnfused) {
       out.push_back(p.grad().clone());
     return out;
   };
-  for (ConvBackend backend : {ConvBackend::cu3d, ConvBackend::cudnn}) {
-    compute_options().conv_backend = backend;
+  for (Backend backend : {Backend::cu3d, Backend::cudnn}) {
+    compute_options().backends = OpBackends::all(backend);
     SCOPED_TRACE(to_string(backend));
     const std::vector<Tensor> fused = loss_and_grads(true), separate = loss_and_grads(false);
     for (size_t i = 0; i < fused.size(); ++i)
