@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include <fmt/format.h>
 
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/vec4.cuh"
 
 namespace cu3d::cuda {
 namespace {
@@ -68,6 +70,80 @@ __global__ void __launch_bounds__(256) elementwise(int64_t n, F f) {
     f(i);
 }
 
+// The elementwise passes keep each thread on V channels (V = 4: a float4), so that no element
+// needs a division to find its channel (a 64-bit modulo is dozens of instructions, more than
+// the element's bytes take at the DRAM's rate): thread t of lanes x row_lanes takes channels
+// V (t % lanes) .. + V - 1, where lanes = c / V, in rows t / lanes, + row_lanes, ...
+struct RowLanes {
+  int lanes;
+  int64_t row_lanes;
+  unsigned blocks;
+};
+
+// About two resident grids' worth of threads (enough loads in flight to cover DRAM latency).
+RowLanes plan_row_lanes(int64_t rows, int lanes) {
+  const int64_t target = int64_t(multiprocessor_count()) * 4096;
+  const int64_t row_lanes = std::clamp<int64_t>(target / lanes, 1, rows);
+  return {lanes, row_lanes, unsigned((row_lanes * lanes + 255) / 256)};
+}
+
+// y = (x - mean) * (gamma * rstd) + beta, centred before scaling as on the CPU.
+template <int V>
+__global__ void __launch_bounds__(256)
+    normalize_rows(int64_t rows, int c, RowLanes plan, const float* x, const float* gamma,
+                   const float* beta, const float* mean, const float* rstd, float* y) {
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (t >= plan.lanes * plan.row_lanes) return;
+  const int ch0 = int(t % plan.lanes) * V;
+  float m[V], scale[V], shift[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v)
+    m[v] = mean[ch0 + v], scale[v] = gamma[ch0 + v] * rstd[ch0 + v], shift[v] = beta[ch0 + v];
+  for (int64_t r = t / plan.lanes; r < rows; r += plan.row_lanes) {
+    float in[V], out[V];
+    load_vec<V>(x + r * c + ch0, in);
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      out[v] = (in[v] - m[v]) * scale[v] + shift[v];
+    store_vec<V>(y + r * c + ch0, out);
+  }
+}
+
+// dx = a * dy + b * (x - mean) + k per channel, (a, b) and k in double (the backward's folding).
+template <int V>
+__global__ void __launch_bounds__(256)
+    backward_rows(int64_t rows, int c, RowLanes plan, const float* x, const float* mean,
+                  const float* dy, const double2* ab, const double* k, float* dx) {
+  const int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (t >= plan.lanes * plan.row_lanes) return;
+  const int ch0 = int(t % plan.lanes) * V;
+  double2 coef[V];
+  double offset[V];
+  float m[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v)
+    coef[v] = ab[ch0 + v], offset[v] = k[ch0 + v], m[v] = mean[ch0 + v];
+  for (int64_t r = t / plan.lanes; r < rows; r += plan.row_lanes) {
+    float xs[V], g[V], out[V];
+    load_vec<V>(x + r * c + ch0, xs);
+    load_vec<V>(dy + r * c + ch0, g);
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      out[v] = float(coef[v].x * g[v] + coef[v].y * (double(xs[v]) - m[v]) + offset[v]);
+    store_vec<V>(dx + r * c + ch0, out);
+  }
+}
+
+// Launches kernel<4> where every row is whole float4s of aligned channels, else kernel<1>.
+template <class Launch>
+void per_channel_launch(const BatchNormShape& s, std::initializer_list<const void*> arrays,
+                        Launch launch) {
+  if (s.c % 4 == 0 && aligned16(arrays))
+    launch(std::integral_constant<int, 4>{}, plan_row_lanes(s.rows, s.c / 4));
+  else
+    launch(std::integral_constant<int, 1>{}, plan_row_lanes(s.rows, s.c));
+}
+
 // Sums per channel: partials then totals, finish(ch, total) on the totals.
 template <class Term, class Finish>
 void reduce_channels(const BatchNormShape& s, Term term, Finish finish, double2* partial,
@@ -80,16 +156,13 @@ void reduce_channels(const BatchNormShape& s, Term term, Finish finish, double2*
   check_launch(what);
 }
 
-// y = (x - mean) * gamma * rstd + beta, centred before scaling as on the CPU.
 void normalize(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
                const float* mean, const float* rstd, float* y, const std::string& what,
                cudaStream_t stream) {
-  const int c = s.c;
-  elementwise<<<grid_stride_blocks(s.size()), 256, 0, stream>>>(
-      s.size(), [=] __device__(int64_t i) {
-        const int ch = int(i % c);
-        y[i] = (x[i] - mean[ch]) * (gamma[ch] * rstd[ch]) + beta[ch];
-      });
+  per_channel_launch(s, {x, y}, [&](auto vec, RowLanes plan) {
+    normalize_rows<decltype(vec)::value>
+        <<<plan.blocks, 256, 0, stream>>>(s.rows, s.c, plan, x, gamma, beta, mean, rstd, y);
+  });
   check_launch(what);
 }
 
@@ -130,25 +203,28 @@ void batch_norm_fwd_train(const BatchNormShape& s, const float* x, const float* 
              "larger batch",
              what);
   const Scratch scratch(s, stream);
-  double* mu = scratch.coefficients();
   const double rows = double(s.rows);
-  reduce_channels(
-      s, [=] __device__(int64_t i, int) { return make_double2(x[i], 0); },
-      [=] __device__(int ch, double2 t) { mu[ch] = t.x / rows; }, scratch.chunks(), what, stream);
   const bool update = running_mean && running_var;
   const double m = momentum, bessel = rows / (rows - 1);
+  // One pass over x for both statistics: per channel the sums of d = x - shift and of d^2, in
+  // double, with the channel's value in row 0 as the shift (the shifted-data algorithm: var =
+  // E[d^2] - E[d]^2 cancels little when the shift lies near the mean, as a sample of the channel
+  // does, so a large mean costs no precision). 12 bytes an element in all, not 16 as the mean
+  // and then the centred squares cost.
   reduce_channels(
       s,
       [=] __device__(int64_t i, int ch) {
-        const double d = x[i] - mu[ch];
-        return make_double2(d * d, 0);
+        const double d = double(x[i]) - double(x[ch]);
+        return make_double2(d, d * d);
       },
       [=] __device__(int ch, double2 t) {
-        const double var = t.x / rows;
-        mean[ch] = float(mu[ch]);
+        const double mean_d = t.x / rows;
+        const double var = fmax(t.y / rows - mean_d * mean_d, 0.0);
+        const double mu = double(x[ch]) + mean_d;
+        mean[ch] = float(mu);
         rstd[ch] = float(1.0 / sqrt(var + double(eps)));
         if (!update) return;
-        running_mean[ch] = float((1.0 - m) * running_mean[ch] + m * mu[ch]);
+        running_mean[ch] = float((1.0 - m) * running_mean[ch] + m * mu);
         running_var[ch] = float((1.0 - m) * running_var[ch] + m * var * bessel);
       },
       scratch.chunks(), what, stream);
@@ -193,12 +269,10 @@ void batch_norm_bwd(const BatchNormShape& s, const float* x, const float* gamma,
         ab[ch] = make_double2(gr, -gr * rstd[ch] * mean_dyx);
       },
       scratch.chunks(), what, stream);
-  const int c = s.c;
-  elementwise<<<grid_stride_blocks(s.size()), 256, 0, stream>>>(
-      s.size(), [=] __device__(int64_t i) {
-        const int ch = int(i % c);
-        dx[i] = float(ab[ch].x * dy[i] + ab[ch].y * (double(x[i]) - mean[ch]) + k[ch]);
-      });
+  per_channel_launch(s, {x, dy, dx}, [&](auto vec, RowLanes plan) {
+    backward_rows<decltype(vec)::value>
+        <<<plan.blocks, 256, 0, stream>>>(s.rows, s.c, plan, x, mean, dy, ab, k, dx);
+  });
   check_launch(what);
 }
 

@@ -5,10 +5,13 @@
 // Statistics: per-channel sums over chunks of rows, accumulated in double by blocks of
 // 32 channels x 8 row lanes (each warp reads 32 consecutive channels of a row: 128 coalesced
 // bytes), then one thread per channel adds the chunk partials in order (deterministic).
-// Training runs this twice (the mean, then the centred sum of squares, as the CPU does, so a
-// large mean costs no precision), then one elementwise pass writes y.
-// Cost: training forward reads x three times and writes y (16 bytes per element), eval reads x
-// once (8 bytes), backward reads x and dy twice and writes dx (20 bytes): memory-bound.
+// Training runs it once for both statistics (the sums of d = x - shift and d^2, the shift a
+// sample of the channel, so a large mean costs no precision), then one elementwise pass writes
+// y. The elementwise passes keep each thread on one channel (or a float4 of four), no division
+// per element.
+// Cost: training forward reads x twice and writes y (12 bytes per element, the least an
+// activation larger than the chip's memory allows), eval reads x once (8 bytes), backward reads
+// x and dy twice and writes dx (20 bytes): memory-bound.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -303,16 +303,20 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxEmulation, ::testing::ValuesIn(kSoftmaxC
 struct BatchNormCase {
   const char* name;
   cpu::BatchNormShape s;
+  int multiprocessors = 132;  // 1: the elementwise passes' threads take several rows each
 };
 
 // One row chunk (under 1024 rows) and several, the last one short; channels in one and in
-// several blocks of 32, the last one partial.
+// several blocks of 32, the last one partial; whole float4s of channels (c 40, 64) and not;
+// on one SM the elementwise passes' row lanes go round (c 64: 256 lanes of rows; c 33: 124).
 const BatchNormCase kBatchNormCases[] = {
     {"Rows2_c1", {2, 1}},
     {"Rows37_c5", {37, 5}},
     {"Rows600_c33", {600, 33}},
     {"Rows1100_c40_two_chunks", {1100, 40}},
     {"Rows2601_c3_five_chunks", {2601, 3}},
+    {"Rows1100_c64_one_sm", {1100, 64}, 1},
+    {"Rows600_c33_one_sm", {600, 33}, 1},
 };
 
 constexpr float kBatchNormEps = 1e-5f, kBatchNormMomentum = 0.1f;
@@ -438,7 +442,9 @@ TEST_P(BatchNormEmulation, TrainEvalAndBackwardMatchTheCpu) {
   BatchNormInputs in = batch_norm_inputs(s);
   BatchNormOutputs<std::vector<double>> want = batch_norm_references(s, in);
   BatchNormOutputs<Buffer> got(s);
+  emu::set_multiprocessors(GetParam().multiprocessors);
   const auto out = in_every_schedule([&] { return run_batch_norm(s, in, got); });
+  emu::set_multiprocessors(132);
   const std::vector<std::vector<double>*> wanted = want.all();
   for (size_t k = 0; k < wanted.size(); ++k)
     EXPECT_LT(relative_error(out[k], *wanted[k]), 1e-5) << kBatchNormOutputNames[k];
