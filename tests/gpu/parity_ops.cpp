@@ -147,26 +147,44 @@ std::vector<Compared> run_unary(int64_t n, std::mt19937_64& rng, cudaStream_t st
   return {compare("y", gy.download(), y), compare("dx", gdx.download(), dx)};
 }
 
+// An activation that both cu3d and cuDNN compute, by its kernels' signatures.
+struct SharedActivation {
+  const char* name;
+  void (*cpu_fwd)(int64_t, const double*, double*);
+  void (*cpu_bwd)(int64_t, const double*, const double*, double*);
+  void (*fwd[2])(int64_t, const float*, float*, cudaStream_t);  // cu3d, cuDNN
+  void (*bwd[2])(int64_t, const float*, const float*, float*, cudaStream_t);
+};
+
 void add_activation_cases(std::vector<ParityCase>* out) {
   const int64_t n = 1000003;  // odd: the tail of every vector width
   const std::string shape = "n1000003";
-  for (bool cudnn : {false, true})
-    out->push_back(make_case(
-        "relu", shape,
-        [n, cudnn](std::mt19937_64& rng, cudaStream_t st) {
-          return run_unary(
-              n, rng, st, [n](const double* x, double* y) { cpu::relu_fwd<double>(n, x, y); },
-              [n](const double* y, const double* dy, double* dx) {
-                cpu::relu_bwd<double>(n, y, dy, dx);
-              },
-              [n, cudnn](const float* x, float* y, cudaStream_t s) {
-                cudnn ? cudnn::relu_fwd(n, x, y, s) : cuda::relu_fwd(n, x, y, s);
-              },
-              [n, cudnn](const float* y, const float* dy, float* dx, cudaStream_t s) {
-                cudnn ? cudnn::relu_bwd(n, y, dy, dx, s) : cuda::relu_bwd(n, y, dy, dx, s);
-              });
-        },
-        cudnn ? "cudnn" : "cu3d"));
+  const SharedActivation shared[] = {
+      {"relu",
+       cpu::relu_fwd<double>,
+       cpu::relu_bwd<double>,
+       {cuda::relu_fwd, cudnn::relu_fwd},
+       {cuda::relu_bwd, cudnn::relu_bwd}},
+      {"sigmoid",
+       cpu::sigmoid_fwd<double>,
+       cpu::sigmoid_bwd<double>,
+       {cuda::sigmoid_fwd, cudnn::sigmoid_fwd},
+       {cuda::sigmoid_bwd, cudnn::sigmoid_bwd}},
+  };
+  for (const SharedActivation& op : shared)
+    for (int backend : {0, 1})
+      out->push_back(make_case(
+          op.name, shape,
+          [n, op, backend](std::mt19937_64& rng, cudaStream_t st) {
+            return run_unary(
+                n, rng, st, [&](const double* x, double* y) { op.cpu_fwd(n, x, y); },
+                [&](const double* y, const double* dy, double* dx) { op.cpu_bwd(n, y, dy, dx); },
+                [&](const float* x, float* y, cudaStream_t s) { op.fwd[backend](n, x, y, s); },
+                [&](const float* y, const float* dy, float* dx, cudaStream_t s) {
+                  op.bwd[backend](n, y, dy, dx, s);
+                });
+          },
+          backend == 1 ? "cudnn" : "cu3d"));
   out->push_back(make_case("leaky_relu", shape, [n](std::mt19937_64& rng, cudaStream_t st) {
     const float a = 0.1f;
     return run_unary(
@@ -179,23 +197,6 @@ void add_activation_cases(std::vector<ParityCase>* out) {
           cuda::leaky_relu_bwd(n, y, a, dy, dx, s);
         });
   }));
-  for (bool cudnn : {false, true})
-    out->push_back(make_case(
-        "sigmoid", shape,
-        [n, cudnn](std::mt19937_64& rng, cudaStream_t st) {
-          return run_unary(
-              n, rng, st, [n](const double* x, double* y) { cpu::sigmoid_fwd<double>(n, x, y); },
-              [n](const double* y, const double* dy, double* dx) {
-                cpu::sigmoid_bwd<double>(n, y, dy, dx);
-              },
-              [n, cudnn](const float* x, float* y, cudaStream_t s) {
-                cudnn ? cudnn::sigmoid_fwd(n, x, y, s) : cuda::sigmoid_fwd(n, x, y, s);
-              },
-              [n, cudnn](const float* y, const float* dy, float* dx, cudaStream_t s) {
-                cudnn ? cudnn::sigmoid_bwd(n, y, dy, dx, s) : cuda::sigmoid_bwd(n, y, dy, dx, s);
-              });
-        },
-        cudnn ? "cudnn" : "cu3d"));
   // Dropout's mask must equal the CPU's bit for bit: one differing element of a million
   // gives a relative error near 1e-3, far above the tolerance.
   out->push_back(make_case("dropout", shape + "_p0.3", [n](std::mt19937_64& rng, cudaStream_t st) {
