@@ -32,7 +32,8 @@ void conv3d_fwd_prepared(const Conv3dShape& s, const void* x, const void* w, voi
 
 // y = relu(conv(x, w) + bias): one cudnnConvolutionBiasActivationForward in fp32 and tf32 (the
 // conv's algorithm as conv3d_fwd's); in bf16 (where the operands are converted for cuDNN and the
-// bias is fp32) and without a bias, conv3d_fwd and cuDNN's ReLU.
+// bias is fp32), without a bias, and where the fused call refuses the algorithm
+// (CUDNN_STATUS_NOT_SUPPORTED), conv3d_fwd and cuDNN's ReLU.
 void conv3d_fwd_bias_relu(const Conv3dShape& s, const float* x, const float* w, const float* bias,
                           float* y, Precision precision, cudaStream_t stream);
 
