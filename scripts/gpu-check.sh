@@ -12,6 +12,7 @@
 #                                             under compute-sanitizer memcheck and racecheck on a
 #                                             reduced set, and print a summary table last.
 #                                             BUNDLE: a bundle folder or its .tar.xz.
+#   scripts/gpu-check.sh selftest             anywhere: checks the suite's stall watch.
 #
 # BUILD_DIR defaults to build-c; BUNDLE to build-c/gpu-bundle, or the build dir itself when it
 # holds cu3d_gpu_tests (a build made on the GPU machine). Logs and gtest XML go to BUNDLE/logs;
@@ -27,6 +28,8 @@
 #   GPU_CHECK_SUITE_TIMEOUT, GPU_CHECK_SANITIZER_TIMEOUT, GPU_CHECK_RACECHECK_TIMEOUT
 #                         seconds per stage (300, 150 for memcheck, 300: the reduced racecheck
 #                         set outgrew 150 s in session 7)
+#   GPU_CHECK_STALL       seconds a suite shard may print nothing before it is stopped as hung,
+#                         naming its test (default 120)
 #   GPU_CHECK_DEADLINE    seconds from the start by which the last stage must end: the sanitizer
 #                         stages shrink (or are skipped) to fit, so the logs are packed in time
 #   GPU_CHECK_BENCH=1     also run the benchmarks (scripts/bench.sh gpu on the same bundle)
@@ -42,7 +45,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 mode=${1:-run}
 case "$mode" in
-  stage | run) shift || true ;;
+  stage | run | selftest) shift || true ;;
   *) mode=run ;;
 esac
 
@@ -144,6 +147,7 @@ run_stage() {
   skipped=$(grep -oP '^\[  SKIPPED \] \K[0-9]+' "$log" | tail -1)
   if grep -q "ERROR SUMMARY" "$log"; then note=$(grep -o "ERROR SUMMARY: [0-9]* errors\?" "$log" | tail -1); fi
   if grep -q "RACECHECK SUMMARY" "$log"; then note=$(grep -o "RACECHECK SUMMARY: [0-9]* hazards\? displayed.*" "$log" | tail -1); fi
+  if grep -q "^gpu-check: stalled" "$log"; then note=$(grep -oP '^gpu-check: \Kstalled.* in \S+' "$log" | paste -sd ';'); fi
   local status=PASS
   [[ $rc -ne 0 ]] && status="FAIL(rc=$rc)"
   echo "$name|$status|${passed:-0}|${failed:-0}|${skipped:-0}|$((SECONDS - start))|$note" >>"$summary"
@@ -157,8 +161,28 @@ shard_total() {
   grep -hoP "$1" "$logs"/suite-*.log | awk '{ n += $1 } END { print n + 0 }'
 }
 
-# The suite as GPU_CHECK_JOBS gtest shards at once, each with its share of the CPU threads; the
-# shards' logs are joined into suite.log (per-shard totals summed) for run_stage to read.
+# Stops a shard (`pid`, the timeout wrapping it) whose log has not grown for GPU_CHECK_STALL
+# seconds (default 120; the slowest test takes seconds), and notes in the log the test it stopped
+# in: a kernel that never finishes (a barrier or an mbarrier phase that is never reached) then
+# costs two minutes and names itself, instead of the stage's whole limit.
+watch_for_stall() {
+  local pid=$1 log=$2 stall=${GPU_CHECK_STALL:-120} size=-1 quiet=0 now test
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    now=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    if [[ $now == "$size" ]]; then quiet=$((quiet + 2)); else quiet=0 size=$now; fi
+    if ((quiet >= stall)); then
+      test=$(grep -oP '^\[ RUN      \] \K.*' "$log" | tail -1)
+      echo "gpu-check: stalled for $stall s in ${test:-?} (a kernel that never finishes?): stopped" >>"$log"
+      kill -TERM "$pid" 2>/dev/null  # timeout passes it to the test binary, KILL 10 s later
+      return
+    fi
+  done
+}
+
+# The suite as GPU_CHECK_JOBS gtest shards at once, each with its share of the CPU threads and a
+# watch for stalls; the shards' logs are joined into suite.log (per-shard totals summed) for
+# run_stage to read.
 sharded_suite() {
   local jobs=$(($1 > 0 ? $1 : 1)) limit=$2 bin=$3 filter=$4 pids=() k
   local threads=$(($(nproc) / jobs))
@@ -168,9 +192,11 @@ sharded_suite() {
       timeout -k 10 "$limit" "$bin" --gtest_filter="$filter" --gtest_output="xml:$logs/suite-$k.xml" \
       >"$logs/suite-$k.log" 2>&1 &
     pids+=($!)
+    watch_for_stall "$!" "$logs/suite-$k.log" &
   done
   local rc=0
   for k in "${pids[@]}"; do wait "$k" || rc=$?; done
+  wait  # the watches end with their shards
   cat "$logs"/suite-*.log
   echo "[  PASSED  ] $(shard_total '^\[  PASSED  \] \K[0-9]+') tests."
   echo "[  SKIPPED ] $(shard_total '^\[  SKIPPED \] \K[0-9]+') tests."
@@ -258,6 +284,35 @@ run() {
   done <"$summary"
   publish
   ! grep -q FAIL "$summary"
+}
+
+# gpu-check.sh selftest: the shards' stall watch against a stand-in test binary, no GPU needed
+# (CTest scripts.gpu_check_stall_watch): of two shards the second hangs in its test; it must be
+# stopped within seconds, named, and the first shard's pass still counted.
+selftest() {
+  local dir rc=0 start=$SECONDS
+  dir=$(mktemp -d)
+  logs=$dir
+  cat >"$dir/stand_in_tests" <<'STAND_IN'
+#!/usr/bin/env bash
+echo "[ RUN      ] StandIn.Shard$GTEST_SHARD_INDEX"
+[[ $GTEST_SHARD_INDEX == 1 ]] && exec sleep 600
+echo "[       OK ] StandIn.Shard$GTEST_SHARD_INDEX"
+echo "[  PASSED  ] 1 test."
+STAND_IN
+  chmod +x "$dir/stand_in_tests"
+  GPU_CHECK_STALL=6 sharded_suite 2 300 "$dir/stand_in_tests" '*' >"$dir/suite.log" 2>&1 || rc=$?
+  local took=$((SECONDS - start)) ok=1
+  ((rc != 0)) || { echo "selftest: the hung shard's run did not fail"; ok=0; }
+  ((took < 60)) || { echo "selftest: the hung shard was stopped after $took s, not ~6"; ok=0; }
+  grep -q "stalled for 6 s in StandIn.Shard1" "$dir/suite.log" ||
+    { echo "selftest: no stall named StandIn.Shard1"; ok=0; }
+  grep -q '^\[  PASSED  \] 1 tests.' "$dir/suite.log" ||
+    { echo "selftest: the other shard's pass was not counted"; ok=0; }
+  cat "$dir/suite.log"
+  rm -rf "$dir"
+  ((ok)) && echo "selftest: passed in $took s"
+  ((ok))
 }
 
 "$mode" "$@"
