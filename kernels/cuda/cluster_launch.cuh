@@ -4,7 +4,10 @@
 // the same calls on its block emulator, a cluster's blocks together.
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 #include <cuda_runtime.h>
 
@@ -35,19 +38,28 @@ inline cudaLaunchConfig_t cluster_config(int blocks, int threads, size_t shared_
 #endif
 
 // How many clusters of `cluster` blocks of `kernel` (`threads` each, `shared_bytes` of dynamic
-// shared memory) the device runs at once: the size of a persistent grid. Not simply SMs /
-// cluster: a cluster's blocks share a GPC, and a GPC with an odd number of SMs free leaves one.
+// shared memory, which the kernel must be allowed already) the device runs at once: the size of
+// a persistent grid. Not simply SMs / cluster: a cluster's blocks share a GPC, and a GPC with an
+// odd number of SMs free leaves one. Asked once per kernel and size (co_resident_blocks' reason:
+// the query costs more host time than a small layer's launch).
 template <class... Params>
 int max_active_clusters(void (*kernel)(Params...), int threads, size_t shared_bytes, int cluster) {
 #if defined(CU3D_PTX_EMULATION)
   (void)kernel, (void)threads, (void)shared_bytes;
   return multiprocessor_count() / cluster;
 #else
+  static std::mutex mutex;
+  static std::map<std::tuple<const void*, int, size_t, int>, int> known;
+  const std::lock_guard lock(mutex);
+  const auto key =
+      std::make_tuple(reinterpret_cast<const void*>(kernel), threads, shared_bytes, cluster);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
   cudaLaunchAttribute attribute;
   const cudaLaunchConfig_t config = cluster_config(cluster * multiprocessor_count(), threads,
                                                    shared_bytes, nullptr, cluster, &attribute);
   int clusters = 0;
   CU3D_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  known.emplace(key, clusters);
   return clusters;
 #endif
 }

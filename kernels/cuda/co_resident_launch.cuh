@@ -25,19 +25,18 @@ int co_resident_blocks(void (*kernel)(Params...), int threads, int shared_bytes)
   return emu::co_resident_blocks(threads, shared_bytes);
 #else
   static std::mutex mutex;
-  static std::map<std::tuple<const void*, int, int>, int> blocks;
+  static std::map<std::tuple<const void*, int, int>, int> known;
   const std::lock_guard lock(mutex);
-  const auto [it, fresh] =
-      blocks.try_emplace({reinterpret_cast<const void*>(kernel), threads, shared_bytes}, 0);
-  if (fresh) {
-    // The most the device allows, so that no later size finds the kernel set for less.
-    allow_shared_memory(kernel, max_shared_memory_per_block());
-    int per_sm = 0;
-    CU3D_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes));
-    it->second = per_sm * multiprocessor_count();
-  }
-  return it->second;
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), threads, shared_bytes);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  // The most the device allows, so that no later size finds the kernel set for less.
+  allow_shared_memory(kernel, max_shared_memory_per_block());
+  int per_sm = 0;
+  CU3D_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes));
+  const int blocks = per_sm * multiprocessor_count();
+  known.emplace(key, blocks);  // only once the queries succeeded: a failure is asked again
+  return blocks;
 #endif
 }
 
