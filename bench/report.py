@@ -19,7 +19,8 @@ def load_lenient(path):
     to the last complete one); no rows when the file is missing or holds none."""
     empty = {"context": {}, "benchmarks": []}
     try:
-        text = open(path).read()
+        with open(path) as f:
+            text = f.read()
     except OSError:
         return empty
     try:
@@ -46,7 +47,8 @@ def merge(out, parts):
         data = normalize(load_lenient(part))
         merged["context"] = merged["context"] or data.get("context", {})
         merged["benchmarks"] += data.get("benchmarks", [])
-    json.dump(merged, open(out, "w"), indent=1)
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
 
 
 def rows(data, prefix):
