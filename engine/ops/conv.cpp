@@ -72,13 +72,9 @@ Conv3dShape conv_shape(const char* op, const Tensor& x, const Tensor& w, const C
 void conv_forward_kernel(const char* op, const Conv3dShape& s, const Tensor& x, const Tensor& w,
                          const Tensor& b, const Tensor& y, bool relu) {
   if (x.device().is_cuda()) {
-    const float* bias = b.defined() ? b.data<float>() : nullptr;
-    if (relu)
-      CU3D_CUDA_CALL(op, conv3d_fwd_bias_relu_device(s, x.data<float>(), w.data<float>(), bias,
-                                                     y.data<float>()));
-    else
-      CU3D_CUDA_CALL(op,
-                     conv3d_fwd_device(s, x.data<float>(), w.data<float>(), bias, y.data<float>()));
+    CU3D_CUDA_CALL(op, (relu ? conv3d_fwd_bias_relu_device : conv3d_fwd_device)(
+                           s, x.data<float>(), w.data<float>(),
+                           b.defined() ? b.data<float>() : nullptr, y.data<float>()));
     return;
   }
   dispatch_float(x.dtype(), op, [&]<typename T>() {

@@ -110,11 +110,12 @@ void batch_norm_backward_device(const cpu::BatchNormShape& s, const Tensor& x, c
 #endif
 
 // Training: batch statistics (and the running ones updated); evaluation: the running ones.
-// `keep_stats`: the backward will read mean and rstd.
+// `keep_stats`: the backward will read mean and rstd (the CPU's always writes them; on CUDA it
+// decides whether cuDNN may run).
 void batch_norm_forward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, const Tensor& running_mean, const Tensor& running_var,
-                        bool training, bool keep_stats, double momentum, double eps,
-                        const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+                        bool training, [[maybe_unused]] bool keep_stats, double momentum,
+                        double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   if (x.device().is_cuda()) {
     CU3D_CUDA_CALL("batch_norm",
                    batch_norm_forward_device(s, x, gamma, beta, running_mean, running_var, training,
@@ -133,9 +134,11 @@ void batch_norm_forward(const cpu::BatchNormShape& s, const Tensor& x, const Ten
   });
 }
 
+// `eps`: the forward's, which cuDNN's backward takes again (the CPU's reads it from rstd).
 void batch_norm_backward(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
                          const Tensor& mean, const Tensor& rstd, const Tensor& dy, bool batch_stats,
-                         double eps, const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) {
+                         [[maybe_unused]] double eps, const Tensor& dx, const Tensor& dgamma,
+                         const Tensor& dbeta) {
   if (x.device().is_cuda()) {
     CU3D_CUDA_CALL("batch_norm backward",
                    batch_norm_backward_device(s, x, gamma, mean, rstd, dy, batch_stats, eps, dx,
