@@ -25,7 +25,7 @@ struct ActivationCall {
         cudnnSetActivationDescriptor(activation.get(), mode, CUDNN_PROPAGATE_NAN, /*coef=*/0.0),
         what);
   }
-  // Calls run(values at offset, count) over the array in chunks, each described by `chunk`.
+  // Calls run(offset) for each chunk of the array, with `chunk` describing that chunk.
   template <class Run>
   void for_each_chunk(int64_t n, Run run) const {
     for (int64_t offset = 0; offset < n; offset += kChunk) {
