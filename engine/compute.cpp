@@ -187,15 +187,16 @@ float time_ms(const std::function<void()>& run) {
 void run_conv(const char* pass, const Conv3dShape& s, const std::function<void()>& with_cu3d,
               const std::function<void()>& with_cudnn) {
   const ComputeOptions& o = compute_options();
-  run_on_backend(BackendOp::conv, describe_conv(pass, s, o), s.pad_before == s.pad_after, with_cu3d,
-                 with_cudnn, conv_versions(o));
+  run_on_backend(
+      BackendOp::conv, [&] { return describe_conv(pass, s, o); }, s.pad_before == s.pad_after,
+      with_cu3d, with_cudnn, [&] { return conv_versions(o); });
 }
 
 }  // namespace
 
-Backend choose_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+Backend choose_backend(BackendOp op, const Describe& what, bool cudnn_runs,
                        const std::function<void()>& time_cu3d,
-                       const std::function<void()>& time_cudnn, const std::string& key_extra) {
+                       const std::function<void()>& time_cudnn, const Describe& key_extra) {
   const ComputeOptions& o = compute_options();
   const Backend configured = o.backends[op];
   if (!cudnn_runs) return Backend::cu3d;
@@ -203,20 +204,20 @@ Backend choose_backend(BackendOp op, const std::string& what, bool cudnn_runs,
   static std::mutex mutex;
   static std::map<std::string, Backend> chosen;
   std::lock_guard lock(mutex);
-  const std::string key = what + key_extra;
+  const std::string name = what(), key = key_extra ? name + key_extra() : name;
   if (auto it = chosen.find(key); it != chosen.end()) return it->second;
   const float cu3d_ms = time_ms(time_cu3d), cudnn_ms = time_ms(time_cudnn);
   const Backend backend = cu3d_ms <= cudnn_ms ? Backend::cu3d : Backend::cudnn;
   chosen.emplace(key, backend);
   if (o.verbose)
-    std::printf("auto: %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n", what.c_str(), cu3d_ms, cudnn_ms,
+    std::printf("auto: %s: cu3d %.3f ms, cudnn %.3f ms -> %s\n", name.c_str(), cu3d_ms, cudnn_ms,
                 to_string(backend));
   return backend;
 }
 
-void run_on_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+void run_on_backend(BackendOp op, const Describe& what, bool cudnn_runs,
                     const std::function<void()>& with_cu3d, const std::function<void()>& with_cudnn,
-                    const std::string& key_extra) {
+                    const Describe& key_extra) {
   choose_backend(op, what, cudnn_runs, with_cu3d, with_cudnn, key_extra) == Backend::cu3d
       ? with_cu3d()
       : with_cudnn();
@@ -264,9 +265,10 @@ Backend conv3d_fwd_backend(const Conv3dShape& s, const float* x, const float* w,
   auto output = [&] { return y ? y : (y = scratch_y()); };
   const ComputeOptions& o = compute_options();
   return choose_backend(
-      BackendOp::conv, describe_conv("fwd", s, o), s.pad_before == s.pad_after,
+      BackendOp::conv, [&] { return describe_conv("fwd", s, o); }, s.pad_before == s.pad_after,
       [&] { cuda::conv3d_fwd(s, x, w, bias, output(), p, stream, cu3d_conv_kernel()); },
-      [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); }, conv_versions(o));
+      [&] { cudnn::conv3d_fwd(s, x, w, bias, output(), p, stream); },
+      [&] { return conv_versions(o); });
 }
 
 void conv3d_fwd_bias_relu_device(const Conv3dShape& s, const float* x, const float* w,

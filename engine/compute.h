@@ -112,21 +112,23 @@ cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();
 
-// The backend that runs a call of `op` described by `what` (the op, pass and shape, as the
-// printed line names it): the configured one; cu3d where cuDNN cannot run the call (`cudnn_runs`
-// false); with auto_select the faster of `time_cu3d` and `time_cudnn`, timed (median of three
-// after a warm-up) the first time `what` + `key_extra` (whatever else changes the winner: cu3d's
-// kernel versions) is seen, and printed. Timing runs the candidates for real, so they must be
-// re-runnable: their outputs are overwritten by the run that follows, and they update no state
-// (a batch norm times without its running statistics).
-Backend choose_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+// The backend that runs a call of `op`: the configured one; cu3d where cuDNN cannot run the
+// call (`cudnn_runs` false); with auto_select the faster of `time_cu3d` and `time_cudnn`, timed
+// (median of three after a warm-up) the first time the call is seen, and printed. `what()`
+// names the call (the op, pass and shape, as the printed line shows it) and `key_extra()` adds to
+// it whatever else changes the winner (cu3d's kernel versions): both are asked only under
+// auto_select, so that a configured backend costs no formatting per call. Timing runs the
+// candidates for real, so they must be re-runnable: their outputs are overwritten by the run
+// that follows, and they update no state (a batch norm times without its running statistics).
+using Describe = std::function<std::string()>;
+Backend choose_backend(BackendOp op, const Describe& what, bool cudnn_runs,
                        const std::function<void()>& time_cu3d,
-                       const std::function<void()>& time_cudnn, const std::string& key_extra = "");
+                       const std::function<void()>& time_cudnn, const Describe& key_extra = {});
 
 // Runs a re-runnable call on the backend choose_backend picks (the same closures time it).
-void run_on_backend(BackendOp op, const std::string& what, bool cudnn_runs,
+void run_on_backend(BackendOp op, const Describe& what, bool cudnn_runs,
                     const std::function<void()>& with_cu3d, const std::function<void()>& with_cudnn,
-                    const std::string& key_extra = "");
+                    const Describe& key_extra = {});
 
 // The three conv passes on device pointers, through the backend chosen by compute_options().
 // With auto_select, the first call for a (pass, shape, precision, cu3d kernel versions) times

@@ -48,7 +48,7 @@ void activation_fwd_device(Kind kind, float alpha, int64_t n, const float* x, fl
   if (kind == Kind::leaky_relu) return cuda::leaky_relu_fwd(n, x, alpha, y, stream);
   const bool relu = kind == Kind::relu;
   run_on_backend(
-      BackendOp::activation, describe(kind, "fwd", n), true,
+      BackendOp::activation, [&] { return describe(kind, "fwd", n); }, true,
       [&] { relu ? cuda::relu_fwd(n, x, y, stream) : cuda::sigmoid_fwd(n, x, y, stream); },
       [&] { relu ? cudnn::relu_fwd(n, x, y, stream) : cudnn::sigmoid_fwd(n, x, y, stream); });
 }
@@ -59,7 +59,7 @@ void activation_bwd_device(Kind kind, float alpha, int64_t n, const float* y, co
   if (kind == Kind::leaky_relu) return cuda::leaky_relu_bwd(n, y, alpha, dy, dx, stream);
   const bool relu = kind == Kind::relu;
   run_on_backend(
-      BackendOp::activation, describe(kind, "bwd", n), true,
+      BackendOp::activation, [&] { return describe(kind, "bwd", n); }, true,
       [&] {
         relu ? cuda::relu_bwd(n, y, dy, dx, stream) : cuda::sigmoid_bwd(n, y, dy, dx, stream);
       },
@@ -133,14 +133,14 @@ std::string describe_softmax(const char* pass, const cpu::SoftmaxShape& s) {
 void softmax_fwd_device(const cpu::SoftmaxShape& s, const float* x, float* y) {
   cudaStream_t stream = compute_stream();
   run_on_backend(
-      BackendOp::softmax, describe_softmax("fwd", s), cudnn::softmax_supported(s),
+      BackendOp::softmax, [&] { return describe_softmax("fwd", s); }, cudnn::softmax_supported(s),
       [&] { cuda::softmax_fwd(s, x, y, stream); }, [&] { cudnn::softmax_fwd(s, x, y, stream); });
 }
 
 void softmax_bwd_device(const cpu::SoftmaxShape& s, const float* y, const float* dy, float* dx) {
   cudaStream_t stream = compute_stream();
   run_on_backend(
-      BackendOp::softmax, describe_softmax("bwd", s), cudnn::softmax_supported(s),
+      BackendOp::softmax, [&] { return describe_softmax("bwd", s); }, cudnn::softmax_supported(s),
       [&] { cuda::softmax_bwd(s, y, dy, dx, stream); },
       [&] { cudnn::softmax_bwd(s, y, dy, dx, stream); });
 }

@@ -79,19 +79,17 @@ void batch_norm_forward_device(const cpu::BatchNormShape& s, const Tensor& x, co
       cudnn::batch_norm_fwd_train(s, px, g, b, e, mom, py, pm, pr, m, v, stream);
     };
     const Backend backend = choose_backend(
-        BackendOp::batch_norm, describe_batch_norm("fwd train", s, eps), cudnn_runs,
+        BackendOp::batch_norm, [&] { return describe_batch_norm("fwd train", s, eps); }, cudnn_runs,
         [&] { cu3d(nullptr, nullptr); }, [&] { with_cudnn(nullptr, nullptr); });
     backend == Backend::cu3d ? cu3d(rm, rv) : with_cudnn(rm, rv);
     return;
   }
   run_on_backend(
-      BackendOp::batch_norm, describe_batch_norm("fwd eval", s, eps), cudnn_runs,
+      BackendOp::batch_norm, [&] { return describe_batch_norm("fwd eval", s, eps); }, cudnn_runs,
       [&] { cuda::batch_norm_fwd_eval(s, px, g, b, rm, rv, e, py, pm, pr, stream); },
       [&] { cudnn::batch_norm_fwd_eval(s, px, g, b, rm, rv, e, py, stream); });
 }
-#endif
 
-#ifdef CU3D_CUDA
 // The backward on the backend compute_options() asks for: cuDNN's takes batch statistics only.
 void batch_norm_backward_device(const cpu::BatchNormShape& s, const Tensor& x, const Tensor& gamma,
                                 const Tensor& mean, const Tensor& rstd, const Tensor& dy,
@@ -102,7 +100,7 @@ void batch_norm_backward_device(const cpu::BatchNormShape& s, const Tensor& x, c
               *r = rstd.data<float>(), *pdy = dy.data<float>();
   float *pdx = dx.data<float>(), *dg = dgamma.data<float>(), *db = dbeta.data<float>();
   run_on_backend(
-      BackendOp::batch_norm, describe_batch_norm("bwd", s, eps),
+      BackendOp::batch_norm, [&] { return describe_batch_norm("bwd", s, eps); },
       batch_stats && cudnn::batch_norm_supported(s, float(eps)),
       [&] { cuda::batch_norm_bwd(s, px, g, m, r, pdy, batch_stats, pdx, dg, db, stream); },
       [&] { cudnn::batch_norm_bwd(s, px, g, m, r, pdy, float(eps), pdx, dg, db, stream); });

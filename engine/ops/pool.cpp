@@ -38,15 +38,16 @@ std::string describe_pool(const char* pass, const Pool3dShape& s) {
 // axis and floor rounding: other shapes stay on cu3d.
 void pool_fwd_device(const Pool3dShape& s, const float* x, float* y) {
   run_on_backend(
-      BackendOp::pool, describe_pool("maxpool fwd", s), cudnn::maxpool3d_supported(s),
-      [&] { cuda::maxpool3d_fwd(s, x, y, compute_stream()); },
+      BackendOp::pool, [&] { return describe_pool("maxpool fwd", s); },
+      cudnn::maxpool3d_supported(s), [&] { cuda::maxpool3d_fwd(s, x, y, compute_stream()); },
       [&] { cudnn::maxpool3d_fwd(s, x, y, compute_stream()); });
 }
 
 void pool_bwd_device(const Pool3dShape& s, const float* x, const float* y, const float* dy,
                      float* dx) {
   run_on_backend(
-      BackendOp::pool, describe_pool("maxpool bwd", s), cudnn::maxpool3d_supported(s),
+      BackendOp::pool, [&] { return describe_pool("maxpool bwd", s); },
+      cudnn::maxpool3d_supported(s),
       [&] { cuda::maxpool3d_bwd(s, x, y, dy, dx, compute_stream()); },
       [&] { cudnn::maxpool3d_bwd(s, x, y, dy, dx, compute_stream()); });
 }
