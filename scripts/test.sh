@@ -17,7 +17,8 @@ scripts/install-deps.sh
 export CMAKE_GENERATOR=Ninja
 
 stage "build (Release)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build-configure.log || { cat build-configure.log; exit 1; }
+# Both builds compile the libraries and test drivers in unity batches (CMakeLists.txt, CU3D_UNITY).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCU3D_UNITY=ON > build-configure.log || { cat build-configure.log; exit 1; }
 grep -E "^-- cu3d:" build-configure.log || true
 cmake --build build -j"$jobs"
 stage "tests"
@@ -30,7 +31,7 @@ if [[ -f build-asan/CMakeCache.txt ]] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang'
   rm -rf build-asan
 fi
 cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON -DCU3D_FUZZ=ON -DCU3D_BENCH=OFF > /dev/null
+  -DCU3D_CUDA=OFF -DCU3D_SANITIZE=ON -DCU3D_FUZZ=ON -DCU3D_BENCH=OFF -DCU3D_UNITY=ON > /dev/null
 cmake --build build-asan -j"$jobs" --target cu3d_tests cu3d_emulation_tests fuzz_all
 stage "tests under sanitizers"
 # The MPI tests (label dist) ran in the Release build above: OpenMPI's own start-up allocations

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cpu/golden.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "layers/import_keras.h"
@@ -18,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const fs::path kGolden = fs::path(__FILE__).parent_path().parent_path() / "golden";
+using cu3d::testing::kGoldenDir;
 
 // A preset at the reduced widths make_golden.py builds: filters / `filter_div`, numeric dense
 // units / `unit_div`, 5 classes, on `input`.
@@ -60,7 +61,7 @@ double relative_error(const Tensor& ours, const Tensor& reference) {
 
 // Runs the imported model on the fixture's input and compares with the framework's logits.
 void expect_reference_logits(Module& model, const std::string& io_name) {
-  const SafetensorsContents io = load_safetensors(kGolden / io_name);
+  const SafetensorsContents io = load_safetensors(kGoldenDir / io_name);
   ASSERT_EQ(io.tensors.size(), 2u);
   ASSERT_EQ(io.tensors[0].first, "input");
   ASSERT_EQ(io.tensors[1].first, "logits");
@@ -85,42 +86,42 @@ std::shared_ptr<Module> fresh_model(const ModelSpec& spec) {
 TEST(GoldenImport, PytorchC3dGivesPytorchsLogits) {
   const ModelSpec spec = scaled("c3d", 32, 64, {16, 32, 16, 3});
   auto model = fresh_model(spec);
-  import_pytorch_c3d(kGolden / "c3d_pytorch.safetensors", spec, *model);
+  import_pytorch_c3d(kGoldenDir / "c3d_pytorch.safetensors", spec, *model);
   expect_reference_logits(*model, "c3d_pytorch_io.safetensors");
 }
 
 TEST(GoldenImport, Keras3WeightsGiveKerasLogits) {
   const ModelSpec spec = scaled("keras3d", 4, 16, {10, 16, 20, 3});
   auto model = fresh_model(spec);
-  import_keras(kGolden / "keras3d.weights.h5", spec, *model);
+  import_keras(kGoldenDir / "keras3d.weights.h5", spec, *model);
   expect_reference_logits(*model, "keras3d_io.safetensors");
 }
 
 TEST(GoldenImport, Keras2LayoutOfTheSameWeightsGivesTheSameLogits) {
   const ModelSpec spec = scaled("keras3d", 4, 16, {10, 16, 20, 3});
   auto model = fresh_model(spec);
-  import_keras(kGolden / "keras3d_keras2.h5", spec, *model);
+  import_keras(kGoldenDir / "keras3d_keras2.h5", spec, *model);
   expect_reference_logits(*model, "keras3d_io.safetensors");
 }
 
 TEST(GoldenImport, WholeModelSavedOnHwdcClipsGivesKerasLogits) {
   const ModelSpec spec = scaled("keras3d", 4, 16, {10, 16, 20, 3});
   auto model = fresh_model(spec);
-  import_keras(kGolden / "keras3d_hwdc_model.h5", spec, *model, {KerasAxisOrder::hwdc});
+  import_keras(kGoldenDir / "keras3d_hwdc_model.h5", spec, *model, {KerasAxisOrder::hwdc});
   expect_reference_logits(*model, "keras3d_hwdc_io.safetensors");
 }
 
 TEST(GoldenImport, BatchNormStatisticsArriveWithTheWeights) {
   const ModelSpec spec = scaled("keras3d-bn", 4, 16, {10, 16, 20, 3});
   auto model = fresh_model(spec);
-  import_keras(kGolden / "keras3d_bn.weights.h5", spec, *model);
+  import_keras(kGoldenDir / "keras3d_bn.weights.h5", spec, *model);
   expect_reference_logits(*model, "keras3d_bn_io.safetensors");
 }
 
 TEST(GoldenImport, Conv2dBaselineGivesKerasLogits) {
   const ModelSpec spec = scaled("cnn2d", 4, 16, {20, 20, 1});
   auto model = fresh_model(spec);
-  import_keras(kGolden / "cnn2d.weights.h5", spec, *model);
+  import_keras(kGoldenDir / "cnn2d.weights.h5", spec, *model);
   expect_reference_logits(*model, "cnn2d_io.safetensors");
 }
 

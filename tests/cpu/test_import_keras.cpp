@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cpu/error_testing.h"
+#include "cpu/golden.h"
 #include "engine/autograd.h"
 #include "engine/safetensors.h"
 #include "layers/import_keras.h"
@@ -20,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const fs::path kGolden = fs::path(__FILE__).parent_path().parent_path() / "golden";
+using cu3d::testing::kGoldenDir;
 
 struct TempFile {
   explicit TempFile(const std::string& name)
@@ -51,9 +52,10 @@ TEST(ImportKeras, HwdcKernelsReadAsDhwcGiveOtherLogits) {
   const ModelSpec spec = small_keras3d();
   auto as_hwdc = build_model(spec.config, 5, spec.input);
   auto as_dhwc = build_model(spec.config, 5, spec.input);
-  import_keras(kGolden / "keras3d_hwdc_model.h5", spec, *as_hwdc, {KerasAxisOrder::hwdc});
-  import_keras(kGolden / "keras3d_hwdc_model.h5", spec, *as_dhwc, {KerasAxisOrder::dhwc});
-  const Tensor input = load_safetensors(kGolden / "keras3d_hwdc_io.safetensors").tensors[0].second;
+  import_keras(kGoldenDir / "keras3d_hwdc_model.h5", spec, *as_hwdc, {KerasAxisOrder::hwdc});
+  import_keras(kGoldenDir / "keras3d_hwdc_model.h5", spec, *as_dhwc, {KerasAxisOrder::dhwc});
+  const Tensor input =
+      load_safetensors(kGoldenDir / "keras3d_hwdc_io.safetensors").tensors[0].second;
   autograd::NoGradGuard no_grad;
   as_hwdc->eval();
   as_dhwc->eval();
@@ -68,9 +70,9 @@ TEST(ImportKeras, HwdcKernelsReadAsDhwcGiveOtherLogits) {
 TEST(ImportKeras, KernelsArriveTransposedToOurLayout) {
   const ModelSpec spec = small_keras3d();
   auto model = build_model(spec.config, 5, spec.input);
-  import_keras(kGolden / "keras3d.weights.h5", spec, *model);
-  const KerasWeights file = read_keras_h5(kGolden / "keras3d.weights.h5");
-  EXPECT_EQ(file.source, "Keras 3 weights " + (kGolden / "keras3d.weights.h5").string());
+  import_keras(kGoldenDir / "keras3d.weights.h5", spec, *model);
+  const KerasWeights file = read_keras_h5(kGoldenDir / "keras3d.weights.h5");
+  EXPECT_EQ(file.source, "Keras 3 weights " + (kGoldenDir / "keras3d.weights.h5").string());
   const Tensor& theirs = file.layers.at(1).weights.at(0).second;  // conv3d_1: (3,3,3,8,8)
   const Tensor ours =
       find(model->named_parameters(), "conv1b.weight");  // a handle: the list is a temporary
@@ -91,7 +93,7 @@ TEST(ImportKeras, KernelsArriveTransposedToOurLayout) {
 TEST(ImportKeras, ANewHeadKeepsTheModelsOwnForAnotherClassCount) {
   const ModelSpec spec = small_keras3d("keras3d", 7);
   auto model = build_model(spec.config, 7, spec.input);
-  const fs::path path = kGolden / "keras3d_keras2.h5";
+  const fs::path path = kGoldenDir / "keras3d_keras2.h5";
   const std::string error = error_of([&] { import_keras(path, spec, *model); });
   EXPECT_CONTAINS(error,
                   "dataset 'dense_1/dense_1/kernel:0' [32,5] (as [5,32] in our layout) "
@@ -110,7 +112,7 @@ TEST(ImportKeras, AnotherModelIsRefusedNamingEveryLayerAndNothingIsCopied) {
   auto model = build_model(bn.config, 5, bn.input);
   const std::vector<float> before =
       find(model->named_parameters(), "conv1a.weight").to_vector<float>();
-  const fs::path path = kGolden / "keras3d.weights.h5";
+  const fs::path path = kGoldenDir / "keras3d.weights.h5";
   const std::string error = error_of([&] { import_keras(path, bn, *model); });
   EXPECT_CONTAINS(error, path.string());
   EXPECT_CONTAINS(error,

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "apps/import_weights.h"
+#include "cpu/golden.h"
 #include "engine/safetensors.h"
 #include "layers/import_keras.h"
 
@@ -16,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const fs::path kGolden = fs::path(__FILE__).parent_path().parent_path() / "golden";
+using cu3d::testing::kGoldenDir;
 
 // A preset at the golden fixtures' widths (tests/golden/make_golden.py).
 ModelSpec scaled(const std::string& preset, int filter_div, int unit_div, int classes,
@@ -46,11 +47,11 @@ TEST(ForeignWeights, KerasFileIsImportedWithANewHeadForAnotherClassCount) {
   const ModelSpec spec = scaled("keras3d", 4, 16, 7, {10, 16, 20, 3});
   auto model = build_model(spec.config, 7, spec.input);
   const std::vector<float> head = values_of(*model, "fc2.weight");
-  const fs::path path = kGolden / "keras3d.weights.h5";
-  testing::internal::CaptureStdout();
+  const fs::path path = kGoldenDir / "keras3d.weights.h5";
+  ::testing::internal::CaptureStdout();
   EXPECT_TRUE(init_from_foreign_weights(path, spec, *model, "dhwc"));
   EXPECT_NE(
-      testing::internal::GetCapturedStdout().find("init: 10 of 12 tensors from Keras weights"),
+      ::testing::internal::GetCapturedStdout().find("init: 10 of 12 tensors from Keras weights"),
       std::string::npos);
   EXPECT_EQ(values_of(*model, "fc2.weight"), head);
   const KerasWeights file = read_keras_h5(path);
@@ -60,22 +61,22 @@ TEST(ForeignWeights, KerasFileIsImportedWithANewHeadForAnotherClassCount) {
 }
 
 TEST(ForeignWeights, PytorchC3dStateDictIsImported) {
-  const fs::path path = kGolden / "c3d_pytorch.safetensors";
+  const fs::path path = kGoldenDir / "c3d_pytorch.safetensors";
   const NamedTensors file = load_safetensors(path).tensors;
   const ModelSpec same = scaled("c3d", 32, 64, 5, {16, 32, 16, 3});
   auto model = build_model(same.config, 5, same.input);
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   EXPECT_TRUE(init_from_foreign_weights(path, same, *model, "dhwc"));
-  testing::internal::GetCapturedStdout();
+  ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(values_of(*model, "fc8.weight"), stored(file, "fc8.weight"));
   EXPECT_EQ(values_of(*model, "conv5b.bias"), stored(file, "conv5b.bias"));
 
   const ModelSpec other = scaled("c3d", 32, 64, 3, {16, 32, 16, 3});
   auto fine_tuned = build_model(other.config, 3, other.input);
   const std::vector<float> head = values_of(*fine_tuned, "fc8.weight");
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   EXPECT_TRUE(init_from_foreign_weights(path, other, *fine_tuned, "dhwc"));
-  EXPECT_NE(testing::internal::GetCapturedStdout().find("(new head)"), std::string::npos);
+  EXPECT_NE(::testing::internal::GetCapturedStdout().find("(new head)"), std::string::npos);
   EXPECT_EQ(values_of(*fine_tuned, "fc8.weight"), head);
   EXPECT_EQ(values_of(*fine_tuned, "fc7.weight"), stored(file, "fc7.weight"));
 }

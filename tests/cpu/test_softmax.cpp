@@ -13,7 +13,8 @@ namespace {
 using namespace cu3d::kernel_testing;
 
 // Rows of whole AVX-512 vectors (16, keras3d's 32 channels) and of partial ones (7, 101).
-const SoftmaxShape kShapes[] = {{1, 1}, {3, 7}, {17, 101}, {4096, 10}, {2, 2}, {3, 16}, {5, 32}};
+const SoftmaxShape kSoftmaxShapes[] = {{1, 1}, {3, 7},  {17, 101}, {4096, 10},
+                                       {2, 2}, {3, 16}, {5, 32}};
 
 // Softmax of one row in long double, straight from the definition.
 template <typename T>
@@ -37,7 +38,7 @@ TYPED_TEST_SUITE(SoftmaxTyped, FloatTypes);
 TYPED_TEST(SoftmaxTyped, ForwardMatchesDefinition) {
   using T = TypeParam;
   std::mt19937_64 rng(41);
-  for (const SoftmaxShape& s : kShapes) {
+  for (const SoftmaxShape& s : kSoftmaxShapes) {
     const auto x = random_vector<T>(s.size(), rng, -6.0, 6.0);
     auto y = poisoned<T>(s.size());
     softmax_fwd<T>(s, x.data(), y.data());

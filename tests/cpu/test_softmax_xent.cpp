@@ -15,7 +15,7 @@ namespace {
 
 using namespace cu3d::kernel_testing;
 
-const SoftmaxXentShape kShapes[] = {{1, 1}, {5, 3}, {33, 101}, {3000, 11}};
+const SoftmaxXentShape kXentShapes[] = {{1, 1}, {5, 3}, {33, 101}, {3000, 11}};
 
 std::vector<int32_t> random_labels(int64_t rows, int classes, std::mt19937_64& rng) {
   std::uniform_int_distribution<int32_t> dist(0, classes - 1);
@@ -49,7 +49,7 @@ TYPED_TEST_SUITE(SoftmaxXentTyped, FloatTypes);
 TYPED_TEST(SoftmaxXentTyped, ForwardMatchesDefinition) {
   using T = TypeParam;
   std::mt19937_64 rng(51);
-  for (const SoftmaxXentShape& s : kShapes) {
+  for (const SoftmaxXentShape& s : kXentShapes) {
     const auto z = random_vector<T>(s.size(), rng, -5.0, 5.0);
     const auto labels = random_labels(s.rows, s.classes, rng);
     auto probs = poisoned<T>(s.size()), loss = poisoned<T>(1);
