@@ -1,6 +1,5 @@
 #pragma once
-// tests/golden: fixtures written once by PyTorch and Keras (tests/golden/make_golden.py), checked
-// in.
+// tests/golden: fixtures that tests/golden/make_golden.py wrote with PyTorch and Keras.
 #include <filesystem>
 
 namespace cu3d::testing {
