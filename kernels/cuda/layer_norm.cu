@@ -1067,13 +1067,13 @@ namespace {
 
 // relu(layer_norm(x)) of V consecutive channels ch.. of a position, group = position / m. With
 // V = 4 (ch a multiple of 4, x, gamma and beta 16-byte aligned) x, gamma and beta are read as
-// one 16-byte load each.
+// one 16-byte load each. The pool's value_at: `inside` (window_max) does not matter to a read.
 struct NormReluAt {
   const float *x, *gamma, *beta, *mean, *rstd;
   int64_t m;
   int c;
   template <int V, class Index>
-  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
+  __device__ void operator()(Index position, int ch, float (&v)[V], bool /*inside*/ = true) const {
     const Index g = position / Index(m);
     const float mu = mean[g], r = rstd[g];
     float xv[V], gv[V], bv[V];
@@ -1087,14 +1087,15 @@ struct NormReluAt {
 };
 
 // NormReluAt that also keeps what it computes in z (the training block's saved ReLU output),
-// for pools whose every input position lies in exactly one window: each is written once.
+// for pools whose every input position lies in exactly one window: each is written once (not
+// again where window_max repeats it for a padded one, `inside` false).
 struct NormReluKeptAt {
   NormReluAt norm;
   float* z;
   template <int V, class Index>
-  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
+  __device__ void operator()(Index position, int ch, float (&v)[V], bool inside) const {
     norm.operator()<V>(position, ch, v);
-    store_vec(z + int64_t(position) * norm.c + ch, v);
+    if (inside) store_vec(z + int64_t(position) * norm.c + ch, v);
   }
 };
 
@@ -1103,7 +1104,7 @@ struct ArrayAt {
   const float* a;
   int c;
   template <int V, class Index>
-  __device__ void operator()(Index position, int ch, float (&v)[V]) const {
+  __device__ void operator()(Index position, int ch, float (&v)[V], bool /*inside*/) const {
     load_vec(a + int64_t(position) * c + ch, v);
   }
 };
@@ -1124,7 +1125,10 @@ __global__ void __launch_bounds__(256) pool_of(Pool3dShape p, Value value, float
     float best[V];
     window_max<kD, kH, kW, V, Index>(
         p, pool_window(p, i / cv),
-        [&](Index position, float(&v)[V]) { value.template operator()<V>(position, ch, v); }, best);
+        [&](Index position, float(&v)[V], bool inside) {
+          value.template operator()<V>(position, ch, v, inside);
+        },
+        best);
     store_vec(y + int64_t(i) * V, best);
   }
 }

@@ -26,8 +26,8 @@ __global__ void __launch_bounds__(256)
     const int c = int(i % cv) * V;
     float best[V];
     window_max<kD, kH, kW, V, int64_t>(
-        s, pool_window(s, i / cv), [&](int64_t q, float(&v)[V]) { load_vec(x + q * s.c + c, v); },
-        best);
+        s, pool_window(s, i / cv),
+        [&](int64_t q, float(&v)[V], bool) { load_vec(x + q * s.c + c, v); }, best);
     store_vec(y + int64_t(i) * V, best);
   }
 }
@@ -91,8 +91,10 @@ __global__ void __launch_bounds__(256)
 }
 
 // Writes dx over window o for V channels c..: grad at each channel's first input equal to its max
-// `best`, 0 elsewhere. Like window_max, a window of compile-time size (kD > 0) wholly inside the
-// input issues all its loads of x before the first comparison.
+// `best`, 0 elsewhere. Like window_max, a window of compile-time size (kD > 0) visits its positions
+// clamped into the input (for_clamped_window), all its loads of x issued before the first
+// comparison; a clamped repeat counts as a visit of its home position (which its value is), and
+// only home visits write.
 template <int kD, int kH, int kW, int V>
 __device__ inline void write_window_grad(const Pool3dShape& s, PoolWindow o, int c, const float* x,
                                          const float (&best)[V], const float (&grad)[V],
@@ -115,27 +117,27 @@ __device__ inline void write_window_grad(const Pool3dShape& s, PoolWindow o, int
   };
   if constexpr (kD > 0) {
     float v[kD * kH * kW][V];
-    if (for_whole_window<kD, kH, kW, int64_t>(
-            s, o, [&](int k, int64_t q) { load_vec(x + q * s.c + c, v[k]); })) {
-#pragma unroll
-      for (int k = 0; k < kD * kH * kW; ++k)
-        find(k, v[k]);
-      for_whole_window<kD, kH, kW, int64_t>(s, o, write);
-      return;
-    }
+    for_clamped_window<kD, kH, kW, int64_t>(
+        s, o, [&](int k, int64_t q, int) { load_vec(x + q * s.c + c, v[k]); });
+    for_clamped_window<kD, kH, kW, int64_t>(s, o,
+                                            [&](int k, int64_t, int home) { find(home, v[k]); });
+    for_clamped_window<kD, kH, kW, int64_t>(s, o, [&](int k, int64_t q, int home) {
+      if (home == k) write(k, q);
+    });
+  } else {
+    int k = 0;
+    for_window<int64_t>(s, o, [&](int64_t q) {
+      float v[V];
+      load_vec(x + q * s.c + c, v);
+      find(k++, v);
+      return false;
+    });
+    k = 0;
+    for_window<int64_t>(s, o, [&](int64_t q) {
+      write(k++, q);
+      return false;
+    });
   }
-  int k = 0;
-  for_window<int64_t>(s, o, [&](int64_t q) {
-    float v[V];
-    load_vec(x + q * s.c + c, v);
-    find(k++, v);
-    return false;
-  });
-  k = 0;
-  for_window<int64_t>(s, o, [&](int64_t q) {
-    write(k++, q);
-    return false;
-  });
 }
 
 // Backward for disjoint windows (stride >= window on every axis, every C3D pool): one thread per

@@ -54,35 +54,49 @@ __device__ inline void for_window(const Pool3dShape& s, PoolWindow o, Visit visi
         if (visit(((Index(o.n) * s.in.d + z) * s.in.h + y) * s.in.w + x)) return;
 }
 
-// Calls visit(k, position) for the kD*kH*kW positions of window o, k counting in (d, h, w) order,
-// when the window lies wholly inside the input (none of its positions padded or clipped), and
-// returns whether it did; visits nothing otherwise. The loops have compile-time bounds, so they
-// unroll: the caller's loads are all issued before any of them is used.
+// Calls visit(k, position, home) for the kD*kH*kW positions of window o, k counting in (d, h, w)
+// order. A position in the padding or past the input's end is clamped on each axis into the
+// input, which lands it on an input position of the same window: the window is a run of
+// consecutive coordinates on each axis and holds at least one input position (check_windows), so
+// the nearest input coordinate lies in it. `home` is the k of the position visited, k itself for
+// an input position, another k for a clamped repeat. So every position visited is an input
+// position of window o, each visited at its home once, and clamping keeps the order of first
+// visits: an input position's first visit is at its smallest preimage on each axis, which grows
+// with the coordinate. The loops have compile-time bounds, so they unroll: the caller's loads are
+// all issued before any of them is used, padded windows (pool5's) included.
 template <int kD, int kH, int kW, class Index, class Visit>
-__device__ inline bool for_whole_window(const Pool3dShape& s, PoolWindow o, Visit visit) {
+__device__ inline void for_clamped_window(const Pool3dShape& s, PoolWindow o, Visit visit) {
   const int z0 = o.d * s.stride.d - s.pad_before.d;
   const int y0 = o.h * s.stride.h - s.pad_before.h;
   const int x0 = o.w * s.stride.w - s.pad_before.w;
-  if (z0 < 0 || y0 < 0 || x0 < 0 || z0 + kD > s.in.d || y0 + kH > s.in.h || x0 + kW > s.in.w)
-    return false;
-  const Index first = ((Index(o.n) * s.in.d + z0) * s.in.h + y0) * s.in.w + x0;
+  auto clamp = [](int i, int n) { return min(max(i, 0), n - 1); };
 #pragma unroll
-  for (int z = 0; z < kD; ++z)
+  for (int z = 0; z < kD; ++z) {
+    const int zc = clamp(z0 + z, s.in.d);
 #pragma unroll
-    for (int y = 0; y < kH; ++y)
+    for (int y = 0; y < kH; ++y) {
+      const int yc = clamp(y0 + y, s.in.h);
+      const Index line = ((Index(o.n) * s.in.d + zc) * s.in.h + yc) * s.in.w;
 #pragma unroll
-      for (int x = 0; x < kW; ++x)
-        visit((z * kH + y) * kW + x, first + (Index(z) * s.in.h + y) * s.in.w + x);
-  return true;
+      for (int x = 0; x < kW; ++x) {
+        const int xc = clamp(x0 + x, s.in.w);
+        visit((z * kH + y) * kW + x, line + xc, ((zc - z0) * kH + (yc - y0)) * kW + (xc - x0));
+      }
+    }
+  }
 }
 
-// best = the max over window o of value_at(position, v) (V channels at a time), padded positions
-// excluded, a NaN sticking as the result once met. With the window's size known at compile time
-// (kD, kH, kW > 0: C3D's 2x2x2 and 1x2x2, the launch checks that s.window matches) a window wholly
-// inside the input loads all its positions before the first comparison: kD*kH*kW loads in flight
-// per thread. for_window's run-time bounded loops keep one, each waiting on the last comparison;
-// that held the plain pool at 61-77 % of the H200's copy bandwidth on C3D's large pools and 16 %
-// on pool5 (session 7's run). Windows that are clipped, and kD = 0 (any size), take for_window.
+// best = the max over window o of value_at(position, v, inside) (V channels at a time), padded
+// positions excluded, a NaN sticking as the result once met. With the window's size known at
+// compile time (kD, kH, kW > 0: C3D's 2x2x2 and 1x2x2, the launch checks that s.window matches) the
+// window's positions are clamped into the input (for_clamped_window): a padded position repeats one
+// of the window's inputs, which leaves the max as it is (and a first NaN first), so every window
+// loads all its positions before the first comparison: kD*kH*kW loads in flight per thread.
+// `inside` is false on such repeats (a value_at that also writes skips them), true otherwise.
+// for_window's run-time bounded loops keep one, each waiting on the last comparison; that held
+// the plain pool at 61-77 % of the H200's copy bandwidth on C3D's large pools and 16 % on pool5
+// (session 7's run), and pool5's padded windows at 75 % of a same-size copy while they alone
+// still took it (session 14, H100). kD = 0 (any size) takes for_window.
 template <int kD, int kH, int kW, int V, class Index, class ValueAt>
 __device__ inline void window_max(const Pool3dShape& s, PoolWindow o, ValueAt value_at,
                                   float (&best)[V]) {
@@ -96,19 +110,19 @@ __device__ inline void window_max(const Pool3dShape& s, PoolWindow o, ValueAt va
   };
   if constexpr (kD > 0) {
     float v[kD * kH * kW][V];
-    if (for_whole_window<kD, kH, kW, Index>(s, o, [&](int k, Index q) { value_at(q, v[k]); })) {
+    for_clamped_window<kD, kH, kW, Index>(
+        s, o, [&](int k, Index q, int home) { value_at(q, v[k], home == k); });
 #pragma unroll
-      for (int k = 0; k < kD * kH * kW; ++k)
-        take(v[k]);
-      return;
-    }
+    for (int k = 0; k < kD * kH * kW; ++k)
+      take(v[k]);
+  } else {
+    for_window<Index>(s, o, [&](Index q) {
+      float v[V];
+      value_at(q, v, true);
+      take(v);
+      return false;
+    });
   }
-  for_window<Index>(s, o, [&](Index q) {
-    float v[V];
-    value_at(q, v);
-    take(v);
-    return false;
-  });
 }
 
 // Runs launch(kD, kH, kW) as std::integral_constants for the window sizes that have unrolled
