@@ -219,6 +219,13 @@ class Progress {
   Clock::time_point start_ = Clock::now();
 };
 
+// How the step computes: the CUDA options on a GPU; on the CPU they do not apply (it computes in
+// fp32 with its own kernels), only whether the conv blocks are fused.
+std::string describe_compute(const Device& device) {
+  if (device.is_cuda()) return describe_compute_options();
+  return fmt::format("fp32 on the cpu, fusion {}", compute_options().fuse ? "on" : "off");
+}
+
 std::string read_text(const fs::path& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return {};
@@ -376,7 +383,7 @@ void Run::write_run_files() {
                        {"batch", s_.batch},
                        {"workers", s_.workers},
                        {"seed", s_.seed},
-                       {"compute", describe_compute_options()}};
+                       {"compute", describe_compute(s_.device)}};
   write_atomically(s_.output / "config.json", config.dump(2) + "\n");
   const ModelSummary summary = summarize_model(spec_.config, spec_.num_classes, spec_.input);
   write_atomically(s_.output / "summary.txt",
@@ -524,7 +531,7 @@ TrainOutcome Run::run() {
   fmt::print("train: data {}, recipe {}; {} train / {} test videos\n", data_.description,
              recipe_.name, data_.train->size(), data_.test->size());
   fmt::print("train: {} lr {} ({}), batch {}, {} epochs, seed {}; {}\n", s_.optimizer, lr_,
-             s_.schedule, s_.batch, s_.epochs, s_.seed, describe_compute_options());
+             s_.schedule, s_.batch, s_.epochs, s_.seed, describe_compute(s_.device));
   print_data_parallel(comm_, s_.batch, lr_, s_.dist, reducer_.get(), data_.train->size());
   std::fflush(stdout);
   data::Loader loader(*data_.train, recipe_,

@@ -101,6 +101,10 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
   EXPECT_EQ(result.substr(0, result.find('\n')), "epoch\tloss\tacc\tval_loss\tval_acc");
   EXPECT_EQ(std::count(result.begin(), result.end(), '\n'), 3) << result;
   EXPECT_NE(read_file(run / "command.txt").find("--epochs 2"), std::string::npos);
+  // On the CPU the GPU's kernel options do not apply, and the run does not claim them.
+  const nlohmann::json config = nlohmann::json::parse(read_file(run / "config.json"));
+  EXPECT_EQ(config["compute"], "fp32 on the cpu, fusion on");
+  EXPECT_EQ(train.out.find("conv backend"), std::string::npos) << train.out;
 
   const TrainedModel model = load_trained_model(run / "checkpoint-last.safetensors");
   EXPECT_EQ(model.classes.size(), 3u);
