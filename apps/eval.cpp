@@ -46,9 +46,10 @@ void check_shards_match(const data::ShardSet& shards, const TrainedModel& m,
 
 void print_result(const EvalResult& r, const TrainedModel& m) {
   fmt::print("eval: {} clips of {} videos\n", r.clips, r.videos);
-  fmt::print("eval: clip  accuracy top-1 {:.4f}  top-5 {:.4f}\n", r.clip_top1, r.clip_top5);
-  fmt::print("eval: video accuracy top-1 {:.4f}  top-5 {:.4f}  (clip scores averaged per video)\n",
-             r.video_top1, r.video_top5);
+  const size_t classes = m.classes.size();
+  fmt::print("eval: clip  accuracy top-1 {:.4f}{}\n", r.clip_top1, top5_text(r.clip_top5, classes));
+  fmt::print("eval: video accuracy top-1 {:.4f}{}  (clip scores averaged per video)\n",
+             r.video_top1, top5_text(r.video_top5, classes));
   fmt::print("eval: per-class video accuracy:\n");
   for (size_t c = 0; c < m.classes.size(); ++c) {
     int64_t videos = 0;

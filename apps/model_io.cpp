@@ -139,6 +139,10 @@ void reduce_eval_sums(dist::Communicator& comm, double& loss, int64_t& hits1, in
 }
 }  // namespace
 
+std::string top5_text(double top5, size_t classes) {
+  return classes > 5 ? fmt::format("  top-5 {:.4f}", top5) : "";
+}
+
 EvalResult evaluate(Module& model, const data::ClipSource& source, const data::Recipe& recipe,
                     const Shape& input, int classes, int batch_size, int workers,
                     dist::Communicator* comm) {

@@ -65,6 +65,10 @@ struct EvalResult {
   std::vector<double> class_accuracy;           // video top-1 per class (NaN: no video)
 };
 
+// "  top-5 X" to print after a top-1 figure, or nothing where there are at most 5 classes: every
+// clip's true class is then among its top 5, and the figure would only say so.
+std::string top5_text(double top5, size_t classes);
+
 // Every evaluation clip of `source` (the loader's eval mode), scores averaged per video. Puts the
 // model in evaluation mode and leaves it so. With a communicator of several ranks each rank
 // scores its share of the videos and the sums are reduced: every rank gets the single-process

@@ -484,11 +484,12 @@ void Run::end_epoch() {
   h.acc.push_back(double(state_.correct) / double(state_.seen));
   h.val_loss.push_back(r.loss);
   h.val_acc.push_back(r.clip_top1);
+  const size_t classes = size_t(spec_.num_classes);
   fmt::print(
-      "epoch {}/{}  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  val_acc {:.4f}  clip top-5 {:.4f}  "
-      "video top-1 {:.4f}  top-5 {:.4f} ({} videos)\n",
-      state_.epoch + 1, s_.epochs, h.loss.back(), h.acc.back(), r.loss, r.clip_top1, r.clip_top5,
-      r.video_top1, r.video_top5, r.videos);
+      "epoch {}/{}  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  val_acc {:.4f}{}  video top-1 "
+      "{:.4f}{} ({} videos)\n",
+      state_.epoch + 1, s_.epochs, h.loss.back(), h.acc.back(), r.loss, r.clip_top1,
+      top5_text(r.clip_top5, classes), r.video_top1, top5_text(r.video_top5, classes), r.videos);
   ++state_.epoch;
   state_.batch = 0;
   state_.loss_sum = 0;

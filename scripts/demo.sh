@@ -84,7 +84,8 @@ echo "== 7. visualize: the clip that $model3d scores highest for class $(head -1
 $cu3d visualize "$out/$model3d/checkpoint-last.safetensors" --layer fc2 --unit 0 --iter 200 \
   --output "$out/$model3d/visualize_fc2_0"
 
-# The eval lines read "eval: clip  accuracy top-1 A  top-5 B" and "eval: video accuracy ...".
+# The eval lines read "eval: clip  accuracy top-1 A" (then "  top-5 B" with more than 5 classes)
+# and "eval: video accuracy ...".
 accuracy() { awk -v kind="$2" '$2 == kind && $3 == "accuracy" { print $5 }' "$1"; }
 {
   echo "model          sees                 clip top-1   video top-1   chance"

@@ -118,6 +118,11 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
   ASSERT_EQ(eval.status, 0) << eval.err;
   EXPECT_NE(eval.out.find("video accuracy top-1"), std::string::npos) << eval.out;
   EXPECT_NE(eval.out.find("MoveUp"), std::string::npos) << eval.out;
+  // Three classes are always in the top 5: no top-5 figure, in eval or in training's lines.
+  EXPECT_EQ(eval.out.find("top-5"), std::string::npos) << eval.out;
+  EXPECT_EQ(train.out.find("top-5"), std::string::npos) << train.out;
+  EXPECT_EQ(top5_text(0.25, 3), "");
+  EXPECT_EQ(top5_text(0.8125, 101), "  top-5 0.8125");
   expect_png(root_ / "eval.png");
 
   const fs::path video = root_ / "videos" / "MoveUp" / "v_MoveUp_g01_c01.avi";
