@@ -2,6 +2,9 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "apps/subcommands.h"
 #include "engine/compute.h"
@@ -41,12 +44,19 @@ bool boolean_left_over(const CLI::ParseError& e) {
   return false;
 }
 
+// Prints "cu3d: error: <message>" on stderr after what the command printed on stdout so far, which
+// a pipe or file buffers: in a log of both streams the error comes last, as it happened.
+void report_error(const std::string& message) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "cu3d: error: %s\n", message.c_str());
+}
+
 // CLI11's parse errors in cu3d's one-line form, pointing at the subcommand's help.
 int report_parse_error(const CLI::App& app, const CLI::ParseError& e) {
-  std::fprintf(
-      stderr, "cu3d: error: %s%s (see %s)\n", e.what(),
+  report_error(fmt::format(
+      "{}{} (see {})", e.what(),
       boolean_left_over(e) ? "; --skip and --color are flags: use --skip=false or --no-skip" : "",
-      help_command(app).c_str());
+      help_command(app)));
   return e.get_exit_code();
 }
 
@@ -99,11 +109,11 @@ int run_cli(int argc, const char* const* argv) {
   } catch (const ExitStatus& status) {
     return status.code;
   } catch (const Error& e) {
-    std::fprintf(stderr, "cu3d: error: %s\n", e.what());
+    report_error(e.what());
     return 1;
   } catch (const std::exception& e) {
     // Library failures (file system, OpenCV) that escaped a more specific message.
-    std::fprintf(stderr, "cu3d: error: %s\n", e.what());
+    report_error(e.what());
     return 1;
   }
   return 0;
