@@ -85,6 +85,14 @@ __device__ inline void ldmatrix_x4_trans(uint32_t address, uint32_t* r) {
                : "r"(address));
 }
 
+// One 32-bit word of shared memory: what a lane loads of an mma fragment that ldmatrix cannot
+// deliver (tf32 values read across the tile's rows, conv3d_bwd_filter_pipelined.cuh).
+__device__ inline uint32_t ld_shared_u32(uint32_t address) {
+  uint32_t value;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(value) : "r"(address));
+  return value;
+}
+
 // ---- asynchronous copies (sm_80+) --------------------------------------------------------------
 
 // 16 bytes global -> shared, bypassing L1; `bytes` 0 writes zeros and reads nothing.

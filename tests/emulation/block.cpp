@@ -538,25 +538,26 @@ bool complete_arrivals(int u) {
   return true;
 }
 
-// A generic read of `bytes` at shared address `address` by thread `reader` (ldmatrix): the chunks
-// must hold landed data whose landing is ordered before the read; the read is recorded, so a
-// copy over it must be ordered after it.
+// A generic read of `bytes` at shared address `address` by thread `reader` (ldmatrix, ld.shared):
+// the chunks must hold landed data whose landing is ordered before the read; the read is
+// recorded, so a copy over it must be ordered after it.
 void check_generic_read(int reader, uint32_t address, int bytes) {
   Block& b = block();
   const Thread& t = b.threads[reader];
   if (address + bytes > kRankSpace) {
-    fault(Fault::bad_instruction_use, "ldmatrix by thread %d at shared byte %u", reader, address);
+    fault(Fault::bad_instruction_use, "shared read by thread %d at shared byte %u", reader,
+          address);
     return;
   }
   address = physical(address, rank_of(reader));
   for (uint32_t c = address / 16; c <= (address + bytes - 1) / 16; ++c) {
     Chunk& chunk = b.chunks[c];
     if (chunk.tag < 0)
-      fault(Fault::operand_not_landed, "ldmatrix by thread %d: shared byte %u %s", reader, 16 * c,
-            chunk.tag == kInFlight ? "in flight" : "never written");
+      fault(Fault::operand_not_landed, "shared read by thread %d: shared byte %u %s", reader,
+            16 * c, chunk.tag == kInFlight ? "in flight" : "never written");
     else if (t.clock[chunk.land_thread] < chunk.land_clock)
       fault(Fault::operand_not_landed,
-            "ldmatrix by thread %d: shared byte %u landed for thread %d, not ordered before",
+            "shared read by thread %d: shared byte %u landed for thread %d, not ordered before",
             reader, 16 * c, chunk.land_thread);
     chunk.reads.push_back({reader, t.clock[reader]});
   }
@@ -1459,6 +1460,21 @@ __attribute__((noinline)) void ldmatrix_x4(uint32_t address, uint32_t* r, bool t
   me().fragment[0] = address;
   wait_for_warp(trans ? WarpOp::ldmatrix_trans : WarpOp::ldmatrix, __builtin_return_address(0));
   std::memcpy(r, me().fragment, 4 * sizeof(uint32_t));
+}
+
+uint32_t ld_shared_u32(uint32_t address) {
+  instruction();
+  Block& b = block();
+  if (address % 4 || address + 4 > kRankSpace) {
+    fault(Fault::bad_instruction_use, "ld.shared.u32 by thread %d at shared byte %u", b.current,
+          address);
+    return 0;
+  }
+  check_generic_read(b.current, address, 4);
+  ++the_report.shared_loads;
+  uint32_t value;
+  std::memcpy(&value, b.shared + physical(address, rank_of(b.current)), 4);
+  return value;
 }
 
 __attribute__((noinline)) void mma_sync(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {

@@ -32,6 +32,9 @@ inline void ldmatrix_x4(uint32_t address, uint32_t* r) {
 inline void ldmatrix_x4_trans(uint32_t address, uint32_t* r) {
   emu::ldmatrix_x4(address, r, true);
 }
+inline uint32_t ld_shared_u32(uint32_t address) {
+  return emu::ld_shared_u32(address);
+}
 
 inline void cp_async16(uint32_t dst, const void* src, int bytes) {
   emu::cp_async16(dst, src, bytes);
