@@ -111,7 +111,9 @@ std::string describe_compute_options() {
     if (o.wide_conv && !o.wgmma_conv && !o.wgmma_ws_conv && !o.tma_conv) kernels += ", wide conv";
     if (o.fp32_tensor_cores && (o.cluster_conv || o.tma_conv || o.wgmma_ws_conv || o.wgmma_conv))
       kernels += ", fp32 as 3xTF32";
-    if (o.pipelined_bwd_filter) kernels += ", pipelined bwd-filter";
+    if (o.pipelined_bwd_filter)
+      kernels += o.tf32_pipelined_bwd_filter ? ", pipelined bwd-filter (tf32 too)"
+                                             : ", pipelined bwd-filter";
     if (o.resident_layer_norm) kernels += ", resident layer norm";
     kernels += ")";
   }
@@ -150,10 +152,10 @@ cudaStream_t& stream_slot() {
 // What besides the shape changes which conv backend is faster: the precision and cu3d's kernel
 // versions (part of auto_select's cache key).
 std::string conv_versions(const ComputeOptions& o) {
-  return fmt::format(" v3 {}{} v4 {} v5 {} v6 {} v7 {} v8 {} 3xtf32 {}", int(o.pipelined_conv),
-                     int(o.pipelined_bwd_filter), int(o.wide_conv), int(o.wgmma_conv),
-                     int(o.wgmma_ws_conv), int(o.tma_conv), int(o.cluster_conv),
-                     int(o.fp32_tensor_cores));
+  return fmt::format(" v3 {}{}{} v4 {} v5 {} v6 {} v7 {} v8 {} 3xtf32 {}", int(o.pipelined_conv),
+                     int(o.pipelined_bwd_filter), int(o.tf32_pipelined_bwd_filter),
+                     int(o.wide_conv), int(o.wgmma_conv), int(o.wgmma_ws_conv), int(o.tma_conv),
+                     int(o.cluster_conv), int(o.fp32_tensor_cores));
 }
 
 // A conv pass as auto_select's line names it.
@@ -240,8 +242,9 @@ cuda::ConvKernel cu3d_conv_kernel() {
 }
 cuda::ConvKernel cu3d_bwd_filter_kernel() {
   const ComputeOptions& o = compute_options();
-  return o.pipelined_conv && o.pipelined_bwd_filter ? cuda::ConvKernel::pipelined
-                                                    : cuda::ConvKernel::implicit_gemm;
+  const bool v3 = o.pipelined_conv && o.pipelined_bwd_filter &&
+                  (o.precision != Precision::tf32 || o.tf32_pipelined_bwd_filter);
+  return v3 ? cuda::ConvKernel::pipelined : cuda::ConvKernel::implicit_gemm;
 }
 
 void set_compute_stream(cudaStream_t stream) {

@@ -77,9 +77,11 @@ struct ComputeOptions {
   bool fuse = true;            // layers run conv + ReLU (+ max-pool) as one op
   bool pipelined_conv = true;  // cu3d's conv kernels: version 3 where it applies, else version 2
   bool pipelined_bwd_filter = true;  // and bwd-filter's version 3 (with pipelined_conv)
-  bool wide_conv = false;            // and version 4 for the forward and bwd-data (likewise)
-  bool wgmma_conv = true;            // or version 5 for them (likewise; before wide_conv)
-  bool wgmma_ws_conv = false;        // or version 6, version 5 warp-specialized (before both)
+  // and in tf32 too, not version 2 (with both); off until it has run on a GPU.
+  bool tf32_pipelined_bwd_filter = false;
+  bool wide_conv = false;      // and version 4 for the forward and bwd-data (likewise)
+  bool wgmma_conv = true;      // or version 5 for them (likewise; before wide_conv)
+  bool wgmma_ws_conv = false;  // or version 6, version 5 warp-specialized (before both)
   bool tma_conv = true;  // or version 7, version 6 fed by the TMA (before all three; stride 1)
   // or version 8, version 7 in clusters of two blocks sharing an operand tile (before all four;
   // where version 7 applies); off until it has run on a GPU.
@@ -109,7 +111,8 @@ void set_compute_stream(cudaStream_t stream);
 // The cu3d conv kernel that compute_options() asks for (pipelined_conv, cluster_conv, tma_conv,
 // wgmma_ws_conv, wgmma_conv, wide_conv; in fp32 version 2 unless fp32_tensor_cores).
 cuda::ConvKernel cu3d_conv_kernel();
-// And for bwd-filter (pipelined_conv and pipelined_bwd_filter).
+// And for bwd-filter (pipelined_conv and pipelined_bwd_filter; in tf32 also
+// tf32_pipelined_bwd_filter).
 cuda::ConvKernel cu3d_bwd_filter_kernel();
 
 // The backend that runs a call of `op`: the configured one; cu3d where cuDNN cannot run the

@@ -196,8 +196,8 @@ void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, floa
                      Precision precision, cudaStream_t stream,
                      ConvKernel kernel = ConvKernel::implicit_gemm);
 
-// True when version 3 takes s's backward-filter: bf16, c a multiple of 64 (C3D's conv2a-conv5b)
-// and k a multiple of 8; any kernel size, stride and padding.
+// True when version 3 takes s's backward-filter: bf16 or tf32, c a multiple of 64 (C3D's
+// conv2a-conv5b) and k a multiple of 8; any kernel size, stride and padding.
 bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision);
 
 // dw = dL/dw and, unless null, dbias = dL/dbias (always summed in fp32). Version 3 takes a

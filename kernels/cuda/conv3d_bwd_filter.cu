@@ -7,8 +7,11 @@
 // fills the GPU; the partial tiles are summed by a second, deterministic pass. The bias
 // gradient is a column sum of dy, done the same way.
 //
-// Version 3 (ConvKernel::pipelined, bf16; conv3d_bwd_filter_pipelined.cuh) runs the same GEMM,
-// split and epilogue with the forward's version 3 data movement, on bf16 copies of x and dy.
+// Version 3 (ConvKernel::pipelined, bf16 and tf32; conv3d_bwd_filter_pipelined.cuh) runs the
+// same GEMM, split and epilogue with the forward's version 3 data movement, on copies of x and dy
+// in the compute type.
+#include <type_traits>
+
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
@@ -94,32 +97,47 @@ void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t s
   free_async(partial, stream);
 }
 
-// Version 3: converts x and dy to bf16 (stream-ordered workspace of 2 bytes per element; cp.async
-// copies bytes as they are), then one launch of (N tiles, M tiles, splits) blocks.
+// Version 3's operand type: bf16, or fp32 values rounded to tf32.
+template <Precision P>
+using ComputeValue = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
+
+// x or dy in version 3's compute type, in stream-ordered workspace (2 or 4 bytes an element):
+// cp.async copies bytes as they are, and the tensor cores would truncate fp32 to tf32, not round.
+template <Precision P>
+ComputeValue<P>* compute_copy(const float* src, int64_t count, cudaStream_t stream) {
+  auto* dst = static_cast<ComputeValue<P>*>(malloc_async(sizeof(ComputeValue<P>) * count, stream));
+  if constexpr (P == Precision::bf16)
+    fp32_to_bf16(src, dst, count, stream);
+  else
+    fp32_to_tf32(src, dst, count, stream);
+  return dst;
+}
+
+// Version 3: x and dy in the compute type, then one launch of (N tiles, M tiles, splits) blocks.
+template <Precision P>
 void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan plan,
                    cudaStream_t stream, const std::string& what) {
   namespace filter = pipelined::filter;
-  auto* x16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.input_size(), stream));
-  auto* dy16 = static_cast<__nv_bfloat16*>(malloc_async(2 * s.output_size(), stream));
-  fp32_to_bf16(prob.x, x16, s.input_size(), stream);
-  fp32_to_bf16(prob.dy, dy16, s.output_size(), stream);
-  const auto kernel = filter::conv3d_bwd_filter_pipelined<BwdFilterProblem>;
+  ComputeValue<P>* x = compute_copy<P>(prob.x, s.input_size(), stream);
+  ComputeValue<P>* dy = compute_copy<P>(prob.dy, s.output_size(), stream);
+  const auto kernel = filter::conv3d_bwd_filter_pipelined<P, BwdFilterProblem, ComputeValue<P>>;
   allow_shared_memory(kernel, filter::kSharedBytes);
   const dim3 grid(prob.N / pipelined::kBN, (prob.M + pipelined::kBM - 1) / pipelined::kBM,
                   plan.splits);
-  kernel<<<grid, pipelined::kThreads, filter::kSharedBytes, stream>>>(prob, x16, dy16,
+  kernel<<<grid, pipelined::kThreads, filter::kSharedBytes, stream>>>(prob, x, dy,
                                                                       plan.tiles_per_split);
   check_launch(what);
-  free_async(x16, stream);
-  free_async(dy16, stream);
+  free_async(x, stream);
+  free_async(dy, stream);
 }
 
 }  // namespace
 
 bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision) {
-  // A 64-column N tile must be 64 channels of one tap, and a 16-byte chunk of dy's row 8 whole
-  // filters at an aligned address.
-  return precision == Precision::bf16 && s.c % pipelined::kBN == 0 && s.k % 8 == 0;
+  // A 64-column N tile must be 64 channels of one tap, and a 16-byte chunk of dy's row whole
+  // filters at an aligned address (8 in bf16, 4 in tf32).
+  return (precision == Precision::bf16 || precision == Precision::tf32) &&
+         s.c % pipelined::kBN == 0 && s.k % 8 == 0;
 }
 
 void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
@@ -135,10 +153,11 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   const bool v3 =
       kernel != ConvKernel::implicit_gemm && conv3d_bwd_filter_pipelined_supports(s, precision);
   const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
-  const SplitPlan plan =
-      v3 ? split_tiles((prob.R + pipelined::filter::kStageR - 1) / pipelined::filter::kStageR,
-                       blocks_mn)
-         : plan_splits(prob.R, precision, blocks_mn, true);
+  const int stage_r = precision == Precision::bf16
+                          ? pipelined::filter::Layout<Precision::bf16>::kStageR
+                          : pipelined::filter::Layout<Precision::tf32>::kStageR;
+  const SplitPlan plan = v3 ? split_tiles((prob.R + stage_r - 1) / stage_r, blocks_mn)
+                            : plan_splits(prob.R, precision, blocks_mn, true);
   const int64_t count = int64_t(prob.M) * prob.N;
   prob.out = plan.splits == 1
                  ? dw
@@ -146,8 +165,10 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   const std::string what = fmt::format(
       "conv3d_bwd_filter{} (x {}x{}x{}x{}x{}, k {}, {} splits, {})", v3 ? " version 3" : "", s.n,
       s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits, to_string(precision));
-  if (v3) {
-    run_pipelined(prob, s, plan, stream, what);
+  if (v3 && precision == Precision::bf16) {
+    run_pipelined<Precision::bf16>(prob, s, plan, stream, what);
+  } else if (v3) {
+    run_pipelined<Precision::tf32>(prob, s, plan, stream, what);
   } else {
     run_implicit_gemm(prob, precision, plan, stream, what);
   }

@@ -94,6 +94,10 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, clustered TMA-fed wgmma conv, fp32 "
             "as 3xTF32, pipelined bwd-filter), fusion on");
+  o.tf32_pipelined_bwd_filter = true;  // bwd-filter's version 3 in tf32 as well
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, clustered TMA-fed wgmma conv, fp32 "
+            "as 3xTF32, pipelined bwd-filter (tf32 too)), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

@@ -185,44 +185,47 @@ TEST(ConvGathers, ForwardVersions3And4FetchWhatTheConvNeeds) {
 namespace pipelined::filter {
 namespace {
 
-// dw as version 3 of bwd-filter gathers it, for `stages_per_split` stages per split. The tiles
-// start as NaN, so an element that no copy writes poisons the result.
+// dw as version 3 of bwd-filter gathers it in precision P, for `stages_per_split` stages per
+// split. The tiles start as NaN, so an element that no copy writes poisons the result.
+template <Precision P>
 std::vector<double> bwd_filter_as_gathered(const Conv3dShape& s, const std::vector<double>& x,
                                            const std::vector<double>& dy, int stages_per_split) {
+  using L = Layout<P>;
+  constexpr int kPerChunk = L::kValuesPerChunk;
   const igemm::Geometry g = igemm::make_geometry(s, "bwd_filter_as_gathered");
   const int M = s.k, N = g.taps * s.c, R = s.n * s.out.d * s.out.h * s.out.w;
-  const int stages = (R + kStageR - 1) / kStageR;
+  const int stages = (R + L::kStageR - 1) / L::kStageR;
   const int splits = (stages + stages_per_split - 1) / stages_per_split;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> dw(int64_t(M) * N, 0.0), a, b, partial;
   for (int split = 0; split < splits; ++split)
     for (int m_tile = 0; m_tile < (M + kBM - 1) / kBM; ++m_tile)
       for (int n_tile = 0; n_tile < N / kBN; ++n_tile) {
-        const FilterBlock block = filter_block(g, R, n_tile, m_tile, split, stages_per_split);
+        const FilterBlock block = filter_block<P>(g, R, n_tile, m_tile, split, stages_per_split);
         EXPECT_EQ(block.first, split * stages_per_split);
         EXPECT_GE(block.count, 1) << "split " << split << " has no stage";
         partial.assign(kBM * kBN, 0.0);
         for (int st = 0; st < block.count; ++st) {
-          const int r0 = (block.first + st) * kStageR;
-          a.assign(kStageR * kBM, nan);
-          b.assign(kStageR * kBN, nan);
+          const int r0 = (block.first + st) * L::kStageR;
+          a.assign(L::kStageR * kBM, nan);
+          b.assign(L::kStageR * kBN, nan);
           for (int tid = 0; tid < kThreads; ++tid) {
-            for (int j = 0; j < kCopiesA; ++j) {
-              const int row = copy_row_a(tid, j), col = copy_chunk_a(tid) * 8;
+            for (int j = 0; j < L::kCopiesA; ++j) {
+              const int row = L::copy_row_a(tid, j), col = L::copy_chunk_a(tid) * kPerChunk;
               const int64_t at = dy_chunk(r0 + row, block.m0 + col, R, M);
-              EXPECT_LE(at + 8, int64_t(dy.size()));
-              for (int e = 0; e < 8; ++e)
+              EXPECT_LE(at + kPerChunk, int64_t(dy.size()));
+              for (int e = 0; e < kPerChunk; ++e)
                 a[row * kBM + col + e] = at < 0 ? 0.0 : dy[at + e];
             }
-            for (int j = 0; j < kCopiesB; ++j) {
-              const int row = copy_row(tid, j), col = copy_chunk(tid) * 8;
+            for (int j = 0; j < L::kCopiesB; ++j) {
+              const int row = L::copy_row_b(tid, j), col = L::copy_chunk_b(tid) * kPerChunk;
               const int64_t at = x_chunk(g, block.tap, r0 + row, R, block.c0 + col);
-              EXPECT_LE(at + 8, int64_t(x.size()));
-              for (int e = 0; e < 8; ++e)
+              EXPECT_LE(at + kPerChunk, int64_t(x.size()));
+              for (int e = 0; e < kPerChunk; ++e)
                 b[row * kBN + col + e] = at < 0 ? 0.0 : x[at + e];
             }
           }
-          for (int r = 0; r < kStageR; ++r)
+          for (int r = 0; r < L::kStageR; ++r)
             for (int m = 0; m < kBM; ++m)
               for (int n = 0; n < kBN; ++n)
                 partial[m * kBN + n] += a[r * kBM + m] * b[r * kBN + n];
@@ -242,6 +245,7 @@ struct GatherCase {
   int stages_per_split;
 };
 
+// In bf16 (stages of 64 r, as the comments count them) and tf32 (stages of 32).
 TEST(ConvGathers, BwdFilterVersion3FetchesWhatTheConvNeeds) {
   const GatherCase cases[] = {
       // Two 64-channel column tiles per tap, 136 filters (a second M tile of 8), a stride in h,
@@ -265,8 +269,14 @@ TEST(ConvGathers, BwdFilterVersion3FetchesWhatTheConvNeeds) {
     const auto x = random_values(s.input_size(), rng), dy = random_values(s.output_size(), rng);
     std::vector<double> ref(s.filter_size()), bias(s.k);
     cpu::conv3d_bwd_filter<double>(s, x.data(), dy.data(), ref.data(), bias.data());
-    EXPECT_LT(relative_error(bwd_filter_as_gathered(s, x, dy, c.stages_per_split), ref), 1e-12)
-        << c.name;
+    EXPECT_LT(
+        relative_error(bwd_filter_as_gathered<Precision::bf16>(s, x, dy, c.stages_per_split), ref),
+        1e-12)
+        << c.name << ", bf16";
+    EXPECT_LT(
+        relative_error(bwd_filter_as_gathered<Precision::tf32>(s, x, dy, c.stages_per_split), ref),
+        1e-12)
+        << c.name << ", tf32";
   }
 }
 

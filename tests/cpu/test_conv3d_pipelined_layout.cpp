@@ -4,9 +4,11 @@
 // the layout puts in every lane exactly the words the mma fragments need (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 / m16n8k8"), with no shared-memory bank conflict in any phase.
 // The same for version 4's wider tiles, and for the backward-filter's [r][column] tiles read by
-// ldmatrix.trans. The gathers, which decide what each chunk holds, are test_conv3d_gathers.cpp's.
+// ldmatrix.trans (bf16) or by each lane's own 32-bit loads (tf32). The gathers, which decide what
+// each chunk holds, are test_conv3d_gathers.cpp's.
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -185,78 +187,106 @@ TEST(ConvPipelinedLayout, WideCopiesCoverEachChunkOnce) {
 namespace filter {
 namespace {
 
-// bf16 tiles of [r][column]: element (r, column) holds a distinct 16-bit value.
-uint16_t half_of(int r, int column) {
-  return uint16_t(1 + r * kBM + column);
+using Bf16 = Layout<Precision::bf16>;
+using Tf32 = Layout<Precision::tf32>;
+
+// Tiles of [r][column]: element (r, column) holds a distinct value (16-bit in bf16, 32 in tf32).
+uint32_t value_of(int r, int column) {
+  return uint32_t(1 + r * kBM + column);
 }
 // The 32-bit word of two consecutive r of one column, the lower r in the low half (the order of
 // a bf16 pair in an mma fragment register).
 uint32_t pair_of(int r, int column) {
-  return half_of(r, column) | uint32_t(half_of(r + 1, column)) << 16;
+  return value_of(r, column) | value_of(r + 1, column) << 16;
 }
 
-// A tile as the kernel's copies leave it: each chunk is 8 values of one row of r, written at
-// its swizzled offset.
-template <class Row, class Chunk>
-std::vector<uint16_t> copied_tile(int row_bytes, int copies, Row copy_row, Chunk copy_chunk) {
-  std::vector<uint16_t> shared(kStageR * row_bytes / 2, 0);
+// A tile of layout L as the kernel's copies leave it: each chunk is kValuesPerChunk values of one
+// row of r, written at its swizzled offset; the result holds the tile's bytes.
+template <class L, class Row, class Chunk>
+std::vector<unsigned char> copied_tile(int row_bytes, int copies, Row copy_row, Chunk copy_chunk) {
+  std::vector<unsigned char> shared(L::kStageR * row_bytes, 0);
   for (int tid = 0; tid < kThreads; ++tid)
     for (int j = 0; j < copies; ++j) {
       const int row = copy_row(tid, j), chunk = copy_chunk(tid);
-      for (int e = 0; e < 8; ++e)
-        shared[swizzled(row, chunk, row_bytes) / 2 + e] = half_of(row, 8 * chunk + e);
+      for (int e = 0; e < L::kValuesPerChunk; ++e) {
+        const uint32_t v = value_of(row, L::kValuesPerChunk * chunk + e);
+        std::memcpy(&shared[L::swizzled(row, chunk, row_bytes) + L::kValueBytes * e], &v,
+                    L::kValueBytes);
+      }
     }
   return shared;
+}
+
+uint32_t load(const std::vector<unsigned char>& shared, int offset, int bytes) {
+  uint32_t v = 0;
+  std::memcpy(&v, &shared[offset], bytes);
+  return v;
 }
 
 // ldmatrix.x4.trans: lane l receives in register q the values at rows 2 (l % 4) and
 // 2 (l % 4) + 1 (low half first) of column l / 4 of matrix q, whose 8 rows lanes 8q..8q+7
 // address.
-Fragments ldmatrix_x4_trans(const std::vector<uint16_t>& shared,
+Fragments ldmatrix_x4_trans(const std::vector<unsigned char>& shared,
                             const std::array<int, 32>& address) {
   Fragments out{};
   for (int lane = 0; lane < 32; ++lane)
     for (int q = 0; q < 4; ++q) {
       const int column = lane / 4, row = 2 * (lane % 4);
-      const uint32_t lo = shared[address[8 * q + row] / 2 + column];
-      const uint32_t hi = shared[address[8 * q + row + 1] / 2 + column];
+      const uint32_t lo = load(shared, address[8 * q + row] + 2 * column, 2);
+      const uint32_t hi = load(shared, address[8 * q + row + 1] + 2 * column, 2);
       out[lane][q] = lo | hi << 16;
     }
   return out;
 }
 
-TEST(ConvPipelinedLayout, FilterCopiesCoverEachChunkOnceWithoutConflicts) {
+// A warp's 32 loads of 4 bytes (ld.shared.u32) are one phase: conflict-free when they fall in 32
+// distinct banks.
+void expect_words_conflict_free(const std::array<int, 32>& address, const char* what) {
+  std::set<int> banks;
+  for (int offset : address)
+    banks.insert(offset / 4 % 32);
+  EXPECT_EQ(banks.size(), 32u) << what;
+}
+
+template <class L>
+void expect_copies_cover_each_chunk_once_without_conflicts() {
   struct Tile {
     int row_bytes, copies;
     int (*row)(int, int);
     int (*chunk)(int);
   };
-  for (const Tile tile : {Tile{kRowBytesA, kCopiesA, copy_row_a, copy_chunk_a},
-                          Tile{kRowBytesB, kCopiesB, copy_row, copy_chunk}}) {
+  for (const Tile tile : {Tile{L::kRowBytesA, L::kCopiesA, L::copy_row_a, L::copy_chunk_a},
+                          Tile{L::kRowBytesB, L::kCopiesB, L::copy_row_b, L::copy_chunk_b}}) {
     const int chunks_per_row = tile.row_bytes / kChunkBytes;
     std::set<std::pair<int, int>> chunks;
     std::set<int> offsets;
     for (int tid = 0; tid < kThreads; ++tid)
       for (int j = 0; j < tile.copies; ++j) {
         const int row = tile.row(tid, j), chunk = tile.chunk(tid);
-        ASSERT_LT(row, kStageR);
+        ASSERT_LT(row, L::kStageR);
         ASSERT_LT(chunk, chunks_per_row);
         EXPECT_TRUE(chunks.insert({row, chunk}).second) << "chunk copied twice";
-        offsets.insert(swizzled(row, chunk, tile.row_bytes));
+        offsets.insert(L::swizzled(row, chunk, tile.row_bytes));
       }
-    EXPECT_EQ(int(chunks.size()), kStageR * chunks_per_row);
-    EXPECT_EQ(int(offsets.size()), kStageR * chunks_per_row);
-    EXPECT_LT(*offsets.rbegin(), kStageR * tile.row_bytes);
+    EXPECT_EQ(int(chunks.size()), L::kStageR * chunks_per_row);
+    EXPECT_EQ(int(offsets.size()), L::kStageR * chunks_per_row);
+    EXPECT_LT(*offsets.rbegin(), L::kStageR * tile.row_bytes);
     // cp.async's shared stores: 8 threads (128 bytes) per phase.
     for (int tid0 = 0; tid0 < kThreads; tid0 += 8)
       for (int j = 0; j < tile.copies; ++j) {
         std::set<int> groups;
         for (int tid = tid0; tid < tid0 + 8; ++tid)
-          groups.insert(swizzled(tile.row(tid, j), tile.chunk(tid), tile.row_bytes) / 16 % 8);
+          groups.insert(L::swizzled(tile.row(tid, j), tile.chunk(tid), tile.row_bytes) / 16 % 8);
         EXPECT_EQ(groups.size(), 8u) << "threads " << tid0 << "..+8, copy " << j;
       }
   }
-  EXPECT_EQ(kStageBytes, kStageR * (kRowBytesA + kRowBytesB));
+  EXPECT_EQ(L::kStageBytes, L::kStageR * (L::kRowBytesA + L::kRowBytesB));
+  EXPECT_EQ(kStages * L::kStageBytes, kSharedBytes);
+}
+
+TEST(ConvPipelinedLayout, FilterCopiesCoverEachChunkOnceWithoutConflicts) {
+  expect_copies_cover_each_chunk_once_without_conflicts<Bf16>();
+  expect_copies_cover_each_chunk_once_without_conflicts<Tf32>();
 }
 
 // Every warp (4 x 2 of 32 x 32), every k-step: ldmatrix.trans of the [r][m] tile gives the A
@@ -265,19 +295,20 @@ TEST(ConvPipelinedLayout, FilterCopiesCoverEachChunkOnceWithoutConflicts) {
 // being the pair 2t, 2t + 1 of the step's 16 and r hi 8 more (g = lane / 4, t = lane % 4): the
 // fragments of mma.m16n8k16 with bf16 operands (PTX ISA, "Matrix fragments for mma.m16n8k16").
 TEST(ConvPipelinedLayout, LdmatrixTransDeliversTheFilterGradientsFragments) {
-  const auto a = copied_tile(kRowBytesA, kCopiesA, copy_row_a, copy_chunk_a);
-  const auto b = copied_tile(kRowBytesB, kCopiesB, copy_row, copy_chunk);
+  using L = Bf16;
+  const auto a = copied_tile<L>(L::kRowBytesA, L::kCopiesA, L::copy_row_a, L::copy_chunk_a);
+  const auto b = copied_tile<L>(L::kRowBytesB, L::kCopiesB, L::copy_row_b, L::copy_chunk_b);
   std::set<std::pair<int, int>> a_read, b_read;
   for (int warp = 0; warp < kThreads / 32; ++warp) {
     const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
-    for (int step = 0; step < kStageR / 16; ++step) {
+    for (int step = 0; step < L::kStageR / L::kStepR; ++step) {
       const int lo = 16 * step, hi = lo + 8;
       for (int i = 0; i < 2; ++i) {
         const int m0 = wm + 16 * i;
         std::array<int, 32> address;
         for (int lane = 0; lane < 32; ++lane)
           address[lane] =
-              swizzled(a_fragment_row(lane, step), a_fragment_chunk(lane, m0), kRowBytesA);
+              L::swizzled(a_fragment_row(lane, step), a_fragment_chunk(lane, m0), L::kRowBytesA);
         expect_conflict_free(address, "A ldmatrix.trans");
         const Fragments f = ldmatrix_x4_trans(a, address);
         for (int lane = 0; lane < 32; ++lane) {
@@ -298,7 +329,7 @@ TEST(ConvPipelinedLayout, LdmatrixTransDeliversTheFilterGradientsFragments) {
         std::array<int, 32> address;
         for (int lane = 0; lane < 32; ++lane)
           address[lane] =
-              swizzled(b_fragment_row(lane, step), b_fragment_chunk(lane, n0), kRowBytesB);
+              L::swizzled(b_fragment_row(lane, step), b_fragment_chunk(lane, n0), L::kRowBytesB);
         expect_conflict_free(address, "B ldmatrix.trans");
         const Fragments f = ldmatrix_x4_trans(b, address);
         for (int lane = 0; lane < 32; ++lane) {
@@ -317,8 +348,54 @@ TEST(ConvPipelinedLayout, LdmatrixTransDeliversTheFilterGradientsFragments) {
     }
   }
   // Between them the warps and steps read every element of both tiles.
-  EXPECT_EQ(int(a_read.size()), kStageR * kBM);
-  EXPECT_EQ(int(b_read.size()), kStageR * kBN);
+  EXPECT_EQ(int(a_read.size()), L::kStageR * kBM);
+  EXPECT_EQ(int(b_read.size()), L::kStageR * kBN);
+}
+
+// tf32: every warp, every k-step of 8 r, the 32-bit loads of stage_math (value_at) give each lane
+// the A registers (m g, r t), (m g + 8, r t), (m g, r t + 4), (m g + 8, r t + 4) of each
+// 16-filter block and the B registers (r t, n g), (r t + 4, n g) of each 8-column tile: the
+// fragments of mma.m16n8k8 with tf32 operands (PTX ISA, "Matrix fragments for mma.m16n8k8"),
+// every load of the warp conflict-free, every element of both tiles read.
+TEST(ConvPipelinedLayout, SharedLoadsDeliverTheTf32FilterGradientsFragments) {
+  using L = Tf32;
+  const auto a = copied_tile<L>(L::kRowBytesA, L::kCopiesA, L::copy_row_a, L::copy_chunk_a);
+  const auto b = copied_tile<L>(L::kRowBytesB, L::kCopiesB, L::copy_row_b, L::copy_chunk_b);
+  std::set<std::pair<int, int>> a_read, b_read;
+  // One warp-wide load: lane l's value at (r(l), column(l)) of a tile; checks the phase's banks
+  // and that each lane got the value of that element.
+  auto warp_load = [](const std::vector<unsigned char>& tile, int row_bytes, auto r, auto column,
+                      std::set<std::pair<int, int>>& read, const char* what) {
+    std::array<int, 32> address;
+    for (int lane = 0; lane < 32; ++lane)
+      address[lane] = L::value_at(r(lane), column(lane), row_bytes);
+    expect_words_conflict_free(address, what);
+    for (int lane = 0; lane < 32; ++lane) {
+      ASSERT_EQ(load(tile, address[lane], 4), value_of(r(lane), column(lane)))
+          << what << ", lane " << lane;
+      read.insert({r(lane), column(lane)});
+    }
+  };
+  for (int warp = 0; warp < kThreads / 32; ++warp) {
+    const int wm = (warp % 4) * 32, wn = (warp / 4) * 32;
+    for (int step = 0; step < L::kStageR / L::kStepR; ++step) {
+      const int k0 = L::kStepR * step;
+      for (int half : {0, 4}) {  // registers 0, 1 at r t; 2, 3 at r t + 4 (B: 0 and 1)
+        auto r = [&](int lane) { return k0 + lane % 4 + half; };
+        for (int i = 0; i < 2; ++i)
+          for (int eight : {0, 8}) {
+            auto m = [&](int lane) { return wm + 16 * i + lane / 4 + eight; };
+            warp_load(a, L::kRowBytesA, r, m, a_read, "A");
+          }
+        for (int j = 0; j < 4; ++j) {
+          auto n = [&](int lane) { return wn + 8 * j + lane / 4; };
+          warp_load(b, L::kRowBytesB, r, n, b_read, "B");
+        }
+      }
+    }
+  }
+  EXPECT_EQ(int(a_read.size()), L::kStageR * kBM);
+  EXPECT_EQ(int(b_read.size()), L::kStageR * kBN);
 }
 
 }  // namespace

@@ -75,10 +75,10 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
     // fp32 on versions 5-7 too (3xTF32); its backward-filter stays on version 2's FFMA.
     EXPECT_EQ(r.wgmma > 0, wgmma) << "wgmma instructions: " << r.wgmma;
-    // cp.async: versions 3-6 (fp32 on 5 and 6), and backward-filter's version 3 (bf16); version
-    // 7 loads by the TMA.
+    // cp.async: versions 3-6 (fp32 on 5 and 6), and backward-filter's version 3 (bf16, tf32);
+    // version 7 loads by the TMA.
     const bool forward_copies = (pipelined || wgmma) && kernel != ConvKernel::wgmma_tma;
-    const bool copies = forward_copies || (pipelined && p == Precision::bf16);
+    const bool copies = forward_copies || pipelined;
     EXPECT_EQ(r.copies > 0, copies) << "cp.async copies: " << r.copies;
     EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma)
         << "TMA loads (version 7): " << r.bulk_copies;
@@ -88,6 +88,9 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool ldmatrix = (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide) ||
                           (pipelined && p == Precision::bf16);
     EXPECT_EQ(r.ldmatrix > 0, ldmatrix && tensor_cores) << "ldmatrix: " << r.ldmatrix;
+    // ld.shared: backward-filter's version 3 in tf32, its fragments.
+    EXPECT_EQ(r.shared_loads > 0, pipelined && p == Precision::tf32)
+        << "ld.shared: " << r.shared_loads;
     if (kernel == ConvKernel::wgmma_ws) {
       EXPECT_GT(r.mbarrier_polls, 0) << "version 6's hand-overs";
     }
@@ -179,6 +182,39 @@ const Case kCases[] = {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, ConvApiEmulation, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Backward-filter's version 3 in both precisions (tf32's fragments by ld.shared, session 19) on
+// shapes the layer above does not reach: two 64-channel column tiles per tap and 136 filters (a
+// second M tile of 8), a stride, 126 positions (bf16: 2 stages, the last of 62; tf32: 4, the last
+// of 30); and an uneven kernel with strides 2 and 3, padding in h only, 8 filters, 81 positions.
+// Against the double reference, with the version's own instructions counted.
+TEST(ConvApiEmulationBwdFilter, Version3OnOddShapes) {
+  const Conv3dShape shapes[] = {
+      Conv3dShape::make(2, {3, 6, 7}, 128, 136, {1, 3, 3}, {1, 2, 1}, Padding::explicit_,
+                        {0, 1, 1}),
+      Conv3dShape::make(1, {5, 9, 9}, 64, 8, {1, 3, 2}, {2, 1, 3}, Padding::explicit_, {0, 1, 0}),
+  };
+  for (Precision p : {Precision::bf16, Precision::tf32})
+    for (const Conv3dShape& s : shapes) {
+      SCOPED_TRACE(std::string(to_string(p)) + ", k " + std::to_string(s.k));
+      ASSERT_TRUE(cuda::conv3d_bwd_filter_pipelined_supports(s, p));
+      const std::vector<float> x = random_values(s.input_size(), p, 31),
+                               w = random_values(s.filter_size(), p, 32),
+                               bias = random_values(s.k, Precision::fp32, 33),
+                               dy = random_values(s.output_size(), p, 34);
+      const emu_test::ConvReference ref = conv_reference(s, x, w, bias, dy);
+      std::vector<float> dw = poisoned(s.filter_size());
+      emu::reset_report();
+      cuda::conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), nullptr, p, nullptr,
+                              ConvKernel::pipelined);
+      EXPECT_LT(relative_error(dw, ref.dw), 1e-5);
+      const emu::Report& r = emu::report();
+      EXPECT_EQ(r.total_faults(), 0) << r.summary();
+      EXPECT_GT(r.copies, 0) << "version 3's cp.async ring";
+      EXPECT_EQ(r.ldmatrix > 0, p == Precision::bf16) << "ldmatrix.trans: " << r.ldmatrix;
+      EXPECT_EQ(r.shared_loads > 0, p == Precision::tf32) << "ld.shared: " << r.shared_loads;
+    }
+}
 
 // conv3d_fwd_prepared (the benchmark's kernel-to-kernel rows) on the operands conv3d_fwd converts
 // x and w to before it launches the same kernel: the same bits, from versions 5 and 7.

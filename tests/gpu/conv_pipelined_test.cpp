@@ -310,39 +310,43 @@ TEST(ConvPipelined, PreparedForwardMatchesTheForward) {
   }
 }
 
-// Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 and
-// accumulated in fp32, but over r in other blocks and splits: the sums then differ only by fp32
-// rounding (about 1e-5 of the norm for 5000-term splits, even if the tensor cores truncate),
-// where a lost or doubled stage of 64 positions would move dw by sqrt(64 / R): 2.5 % on
-// conv2a at batch 2, 25 % on the odd shape.
+// Version 3's backward-filter against version 2 on the same operands, both rounded to bf16 (or
+// tf32) and accumulated in fp32, but over r in other blocks and splits: the sums then differ only
+// by fp32 rounding (about 1e-5 of the norm for 5000-term splits, even if the tensor cores
+// truncate), where a lost or doubled stage of 64 (32) positions would move dw by sqrt(64 / R):
+// 2.5 % on conv2a at batch 2, 25 % on the odd shape. tf32's version 3 (session 19) loads its
+// fragments from shared memory one value at a time; version 2 rounds x and dy as it stages them,
+// version 3 in a pass before (the same rounding, cvt.rna).
 TEST(ConvPipelined, BwdFilterMatchesVersion2) {
   CU3D_REQUIRE_GPU();
   const std::vector<cases::ConvLayer> layers = cases::all_conv_layers();
   const cuda::Stream stream;
   std::mt19937_64 rng(7);
-  int compared = 0;
-  for (const auto& layer : layers) {
-    const Conv3dShape& s = layer.shape;
-    if (!cuda::conv3d_bwd_filter_pipelined_supports(s, Precision::bf16)) continue;
-    const DeviceArray x(random_floats(s.input_size(), rng)),
-        dy(random_floats(s.output_size(), rng));
-    DeviceArray v2(s.filter_size()), v3(s.filter_size()), db2(s.k), db3(s.k);
-    for (DeviceArray* a : {&v2, &v3, &db2, &db3})
-      a->poison();
-    cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v2.get(), db2.get(), Precision::bf16,
-                            stream.get());
-    cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v3.get(), db3.get(), Precision::bf16,
-                            stream.get(), cuda::ConvKernel::pipelined);
-    CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-    const Difference d = difference(v2.download(), v3.download());
-    EXPECT_EQ(d.not_finite, 0) << layer.name << ": outputs left unwritten";
-    EXPECT_LT(d.relative, 1e-4) << layer.name;
-    EXPECT_EQ(db2.download(), db3.download()) << layer.name << ": the bias gradient is shared";
-    ++compared;
+  for (Precision p : {Precision::bf16, Precision::tf32}) {
+    SCOPED_TRACE(to_string(p));
+    int compared = 0;
+    for (const auto& layer : layers) {
+      const Conv3dShape& s = layer.shape;
+      if (!cuda::conv3d_bwd_filter_pipelined_supports(s, p)) continue;
+      const DeviceArray x(random_floats(s.input_size(), rng)),
+          dy(random_floats(s.output_size(), rng));
+      DeviceArray v2(s.filter_size()), v3(s.filter_size()), db2(s.k), db3(s.k);
+      for (DeviceArray* a : {&v2, &v3, &db2, &db3})
+        a->poison();
+      cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v2.get(), db2.get(), p, stream.get());
+      cuda::conv3d_bwd_filter(s, x.get(), dy.get(), v3.get(), db3.get(), p, stream.get(),
+                              cuda::ConvKernel::pipelined);
+      CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+      const Difference d = difference(v2.download(), v3.download());
+      EXPECT_EQ(d.not_finite, 0) << layer.name << ": outputs left unwritten";
+      EXPECT_LT(d.relative, 1e-4) << layer.name;
+      EXPECT_EQ(db2.download(), db3.download()) << layer.name << ": the bias gradient is shared";
+      ++compared;
+    }
+    // conv2a-conv5b, the odd shape with 128 channels and the one with 64 channels and k = 72
+    // (the other with 64 has k = 70: not a multiple of 8).
+    EXPECT_EQ(compared, 7 + 2);
   }
-  // conv2a-conv5b, the odd shape with 128 channels and the one with 64 channels and k = 72 (the
-  // other with 64 has k = 70: not a multiple of 8).
-  EXPECT_EQ(compared, 7 + 2);
 }
 
 TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
@@ -377,12 +381,13 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
       Conv3dShape::make(2, {8, 16, 16}, 64, 64, {3, 3, 3}, {2, 2, 2}, Padding::explicit_,
                         {1, 1, 1}),
       Precision::bf16));
-  // Backward-filter: bf16 on conv2a-conv5b (c a multiple of 64), not tf32 (no ldmatrix.trans for
-  // 32-bit values), not conv1a (c = 3) nor a k that splits a 16-byte chunk of dy.
+  // Backward-filter: bf16 and tf32 on conv2a-conv5b (c a multiple of 64), not fp32, not conv1a
+  // (c = 3) nor a k that splits a 16-byte chunk of dy.
   EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[0].shape, Precision::bf16));
   for (size_t i = 1; i < layers.size(); ++i) {
     EXPECT_TRUE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::bf16));
-    EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::tf32));
+    EXPECT_TRUE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::tf32));
+    EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(layers[i].shape, Precision::fp32));
   }
   EXPECT_FALSE(cuda::conv3d_bwd_filter_pipelined_supports(
       Conv3dShape::make(2, {8, 16, 16}, 64, 70, {3, 3, 3}, {1, 1, 1}, Padding::explicit_,

@@ -436,6 +436,20 @@ TEST(EngineCuda, NewConvKernelsMatchVersion3) {
       false);
 }
 
+// bwd-filter's version 3 in tf32 (tf32_pipelined_bwd_filter, session 19: its fragments loaded
+// from shared memory one value at a time), every block, against version 2's bwd-filter; the
+// forward and bwd-data on version 3 either way.
+TEST(EngineCuda, Tf32PipelinedBwdFilterMatchesVersion2) {
+  CU3D_REQUIRE_GPU();
+  const ComputeOptions saved = compute_options();
+  use_version3_alone();
+  compute_options().precision = Precision::tf32;
+  compute_options().pipelined_bwd_filter = true;
+  expect_blocks_agree(
+      19, [](bool on) { compute_options().tf32_pipelined_bwd_filter = on; }, true, 1e-4);
+  compute_options() = saved;
+}
+
 // Version 5 of the forward and bwd-data (wgmma_conv), every block; skipped where it cannot run
 // (it would fall back to version 3 and compare it with itself).
 TEST(EngineCuda, WgmmaConvMatchesVersion3) {
