@@ -5,9 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include "kernels/cuda/runtime.h"
+#include "kernels/precision.h"
 
 namespace cu3d::cuda {
 
@@ -21,6 +25,25 @@ void bf16_to_fp32(const __nv_bfloat16* src, float* dst, int64_t count, cudaStrea
 // as the mma kernels round in registers), stored as fp32; for kernels whose tensor cores read
 // fp32 operands from shared memory and would truncate them. 8 bytes moved per element.
 void fp32_to_tf32(const float* src, float* dst, int64_t count, cudaStream_t stream);
+
+// The type a cp.async-fed kernel of precision P (bf16 or tf32) reads its operands in: bf16, or
+// fp32 values rounded to tf32.
+template <Precision P>
+using ComputeValue = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
+
+// A copy of `count` fp32 values in precision P's ComputeValue (fp32_to_bf16 or fp32_to_tf32), in
+// stream-ordered workspace the caller frees (free_async): cp.async copies bytes as they are, and
+// tensor cores reading fp32 from shared memory would truncate it to tf32, not round.
+template <Precision P>
+ComputeValue<P>* compute_copy(const float* src, int64_t count, cudaStream_t stream) {
+  static_assert(P == Precision::bf16 || P == Precision::tf32);
+  auto* dst = static_cast<ComputeValue<P>*>(malloc_async(sizeof(ComputeValue<P>) * count, stream));
+  if constexpr (P == Precision::bf16)
+    fp32_to_bf16(src, dst, count, stream);
+  else
+    fp32_to_tf32(src, dst, count, stream);
+  return dst;
+}
 
 // How fp32_to_tf32_split lays out a row's three copies: heads, tails, heads (activations) or
 // heads, heads, tails (filters). A conv of the two, channel against channel, sums head * head +

@@ -10,8 +10,6 @@
 // Version 3 (ConvKernel::pipelined, bf16 and tf32; conv3d_bwd_filter_pipelined.cuh) runs the
 // same GEMM, split and epilogue with the forward's version 3 data movement, on copies of x and dy
 // in the compute type.
-#include <type_traits>
-
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
@@ -97,23 +95,8 @@ void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t s
   free_async(partial, stream);
 }
 
-// Version 3's operand type: bf16, or fp32 values rounded to tf32.
-template <Precision P>
-using ComputeValue = std::conditional_t<P == Precision::bf16, __nv_bfloat16, float>;
-
-// x or dy in version 3's compute type, in stream-ordered workspace (2 or 4 bytes an element):
-// cp.async copies bytes as they are, and the tensor cores would truncate fp32 to tf32, not round.
-template <Precision P>
-ComputeValue<P>* compute_copy(const float* src, int64_t count, cudaStream_t stream) {
-  auto* dst = static_cast<ComputeValue<P>*>(malloc_async(sizeof(ComputeValue<P>) * count, stream));
-  if constexpr (P == Precision::bf16)
-    fp32_to_bf16(src, dst, count, stream);
-  else
-    fp32_to_tf32(src, dst, count, stream);
-  return dst;
-}
-
-// Version 3: x and dy in the compute type, then one launch of (N tiles, M tiles, splits) blocks.
+// Version 3: x and dy in the compute type (compute_copy, cast.cuh), then one launch of (N tiles, M
+// tiles, splits) blocks.
 template <Precision P>
 void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan plan,
                    cudaStream_t stream, const std::string& what) {

@@ -169,15 +169,12 @@ constexpr bool kRowsInOrder = !requires(const Problem& q) {
 // shared memory and would truncate).
 enum class Tf32Operands { as_is, rounded };
 
-// Launches precision P on copies of x and w that `convert` writes into stream-ordered workspace
-// of T.
-template <Precision P, class T, class Problem, class Convert, class Launch>
+// Launches precision P on copies of x and w in its compute type (compute_copy, cast.cuh).
+template <Precision P, class Problem, class Launch>
 void launch_on_copies(const Problem& prob, const Conv3dShape& s, cudaStream_t stream,
-                      Convert convert, Launch launch) {
-  auto* xc = static_cast<T*>(malloc_async(sizeof(T) * s.input_size(), stream));
-  auto* wc = static_cast<T*>(malloc_async(sizeof(T) * s.filter_size(), stream));
-  convert(prob.x, xc, s.input_size(), stream);
-  convert(prob.w, wc, s.filter_size(), stream);
+                      Launch launch) {
+  ComputeValue<P>* xc = compute_copy<P>(prob.x, s.input_size(), stream);
+  ComputeValue<P>* wc = compute_copy<P>(prob.w, s.filter_size(), stream);
   launch(std::integral_constant<Precision, P>(), xc, wc);
   free_async(xc, stream);
   free_async(wc, stream);
@@ -191,9 +188,9 @@ void run_converted(const Problem& prob, const Conv3dShape& s, Precision p, cudaS
                    const std::string& what, Launch launch,
                    Tf32Operands tf32 = Tf32Operands::as_is) {
   if (p == Precision::bf16) {
-    launch_on_copies<Precision::bf16, __nv_bfloat16>(prob, s, stream, fp32_to_bf16, launch);
+    launch_on_copies<Precision::bf16>(prob, s, stream, launch);
   } else if (tf32 == Tf32Operands::rounded) {
-    launch_on_copies<Precision::tf32, float>(prob, s, stream, fp32_to_tf32, launch);
+    launch_on_copies<Precision::tf32>(prob, s, stream, launch);
   } else {
     launch(std::integral_constant<Precision, Precision::tf32>(), prob.x, prob.w);
   }
