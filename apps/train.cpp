@@ -38,6 +38,7 @@ struct TrainFlags {
   bool no_fuse = false;
   bool pipelined_conv = true;
   bool fp32_tensor_cores = false;
+  bool fp32_pipelined_conv = false;
   bool tf32_pipelined_bwd_filter = false;
   bool resident_layer_norm = false;
   int ensemble = 1;
@@ -135,6 +136,7 @@ void apply_compute_flags(TrainFlags& f) {
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
   compute.fp32_tensor_cores = f.fp32_tensor_cores;
+  compute.fp32_pipelined_conv = f.fp32_pipelined_conv;
   compute.tf32_pipelined_bwd_filter = f.tf32_pipelined_bwd_filter;
   compute.resident_layer_norm = f.resident_layer_norm;
   if (!device.is_cuda() && compute.precision != Precision::fp32)
@@ -264,6 +266,10 @@ void add_train_command(CLI::App& app) {
                 "CUDA, cu3d backend, fp32 on Hopper: the convs' forward and backward-data as "
                 "three tf32 products on the tensor cores (3xTF32: errors of FFMA's order), "
                 "not version 2's FFMA; needs 12 bytes of workspace per element of x and w");
+  cmd->add_flag("--fp32-pipelined-conv", f->fp32_pipelined_conv,
+                "CUDA, cu3d backend, fp32: the convs' forward and backward-data on version 3's "
+                "FFMA form (cp.async ring, 128 x 128 tiles, 8 x 8 outputs per thread) rather "
+                "than version 2 (not yet run on a GPU)");
   cmd->add_flag("--tf32-pipelined-bwd-filter", f->tf32_pipelined_bwd_filter,
                 "CUDA, cu3d backend, tf32: bwd-filter's version 3 (cp.async ring, tensor-core "
                 "fragments loaded from shared memory) rather than version 2 (not yet run on a "

@@ -111,6 +111,7 @@ std::string describe_compute_options() {
     if (o.wide_conv && !o.wgmma_conv && !o.wgmma_ws_conv && !o.tma_conv) kernels += ", wide conv";
     if (o.fp32_tensor_cores && (o.cluster_conv || o.tma_conv || o.wgmma_ws_conv || o.wgmma_conv))
       kernels += ", fp32 as 3xTF32";
+    if (o.fp32_pipelined_conv) kernels += ", pipelined fp32 conv";
     if (o.pipelined_bwd_filter)
       kernels += o.tf32_pipelined_bwd_filter ? ", pipelined bwd-filter (tf32 too)"
                                              : ", pipelined bwd-filter";
@@ -152,10 +153,11 @@ cudaStream_t& stream_slot() {
 // What besides the shape changes which conv backend is faster: the precision and cu3d's kernel
 // versions (part of auto_select's cache key).
 std::string conv_versions(const ComputeOptions& o) {
-  return fmt::format(" v3 {}{}{} v4 {} v5 {} v6 {} v7 {} v8 {} 3xtf32 {}", int(o.pipelined_conv),
+  return fmt::format(" v3 {}{}{}{} v4 {} v5 {} v6 {} v7 {} v8 {} 3xtf32 {}", int(o.pipelined_conv),
                      int(o.pipelined_bwd_filter), int(o.tf32_pipelined_bwd_filter),
-                     int(o.wide_conv), int(o.wgmma_conv), int(o.wgmma_ws_conv), int(o.tma_conv),
-                     int(o.cluster_conv), int(o.fp32_tensor_cores));
+                     int(o.fp32_pipelined_conv), int(o.wide_conv), int(o.wgmma_conv),
+                     int(o.wgmma_ws_conv), int(o.tma_conv), int(o.cluster_conv),
+                     int(o.fp32_tensor_cores));
 }
 
 // A conv pass as auto_select's line names it.
@@ -231,8 +233,9 @@ cudaStream_t compute_stream() {
 
 cuda::ConvKernel cu3d_conv_kernel() {
   const ComputeOptions& o = compute_options();
-  if (!o.pipelined_conv || (o.precision == Precision::fp32 && !o.fp32_tensor_cores))
-    return cuda::ConvKernel::implicit_gemm;
+  if (!o.pipelined_conv) return cuda::ConvKernel::implicit_gemm;
+  if (o.precision == Precision::fp32 && !o.fp32_tensor_cores)
+    return o.fp32_pipelined_conv ? cuda::ConvKernel::pipelined : cuda::ConvKernel::implicit_gemm;
   return o.cluster_conv    ? cuda::ConvKernel::wgmma_cluster
          : o.tma_conv      ? cuda::ConvKernel::wgmma_tma
          : o.wgmma_ws_conv ? cuda::ConvKernel::wgmma_ws

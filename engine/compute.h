@@ -89,6 +89,9 @@ struct ComputeOptions {
   // fp32 convs on versions 5-8 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
   // than on version 2's FFMA; off until it has run on a GPU.
   bool fp32_tensor_cores = false;
+  // fp32 convs (the forward and stride-1 bwd-data) on version 3's FFMA form where it applies
+  // rather than version 2 (with pipelined_conv; 3xTF32 before it); off until it has run on a GPU.
+  bool fp32_pipelined_conv = false;
   // The per-sample layer norm held in the shared memory of a team of co-resident blocks, each
   // sample read from DRAM once (kernels/cuda/layer_norm.cuh, SampleNormPath::automatic), rather
   // than the pipelined kernels; off until it has run on a GPU.
@@ -109,7 +112,8 @@ cudaStream_t compute_stream();
 void set_compute_stream(cudaStream_t stream);
 
 // The cu3d conv kernel that compute_options() asks for (pipelined_conv, cluster_conv, tma_conv,
-// wgmma_ws_conv, wgmma_conv, wide_conv; in fp32 version 2 unless fp32_tensor_cores).
+// wgmma_ws_conv, wgmma_conv, wide_conv; in fp32 version 2 unless fp32_tensor_cores, or
+// fp32_pipelined_conv: version 3's FFMA form).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter; in tf32 also
 // tf32_pipelined_bwd_filter).

@@ -338,7 +338,11 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
               (pass == "bwd_data" &&
                cuda::conv3d_fwd_wgmma_cluster_supports(bwd_data_as_forward(s), p))) &&
              takes(Backend::cu3d_wgmma, pass, s, p);
-    case Backend::cu3d_pipelined:
+    case Backend::cu3d_pipelined:  // fp32: version 3's FFMA form, the forward and bwd-data
+      if (p == Precision::fp32)
+        return (pass == "fwd" && cuda::conv3d_fwd_pipelined_ffma_supports(s, p)) ||
+               (pass == "bwd_data" && bwd_data_is_forward(s) &&
+                cuda::conv3d_fwd_pipelined_ffma_supports(bwd_data_as_forward(s), p));
       return (pass == "fwd" && cuda::conv3d_fwd_pipelined_supports(s, p)) ||
              (pass == "bwd_data" && cuda::conv3d_bwd_data_pipelined_supports(s, p)) ||
              (pass == "bwd_filter" && cuda::conv3d_bwd_filter_pipelined_supports(s, p));
@@ -351,11 +355,11 @@ bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Preci
   }
 }
 
-// The fused blocks on versions 3, 5 and 6 where they apply (5 and 6 only where they can run); on
-// version 4 the blocks it runs: the training block's z store and the inference pool by atomics
-// (pool5), not the window pool of pool1-pool4 or the layer-norm statistics, which stay on
-// version 3; on versions 7 and 8 all of them (their inference pool block stores z and pools
-// after; version 8 where k makes an even number of 128-filter tiles).
+// The fused blocks on versions 3 (in fp32 its FFMA form), 5 and 6 where they apply (5 and 6 only
+// where they can run); on version 4 the blocks it runs: the training block's z store and the
+// inference pool by atomics (pool5), not the window pool of pool1-pool4 or the layer-norm
+// statistics, which stay on version 3; on versions 7 and 8 all of them (their inference pool block
+// stores z and pools after; version 8 where k makes an even number of 128-filter tiles).
 bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Precision p) {
   const Conv3dShape& s = layer.shape;
   switch (run) {
@@ -369,7 +373,8 @@ bool takes(BlockRun run, const std::string& block, const ConvLayer& layer, Preci
     case BlockRun::cu3d_fused_wgmma_cluster:
       return cuda::conv3d_fwd_wgmma_cluster_supports(s, p);
     case BlockRun::cu3d_fused_pipelined:
-      return cuda::conv3d_fwd_pipelined_supports(s, p);
+      return cuda::conv3d_fwd_pipelined_supports(s, p) ||
+             cuda::conv3d_fwd_pipelined_ffma_supports(s, p);
     case BlockRun::cu3d_fused_wide:
       return s.k >= 128 && cuda::conv3d_fwd_wide_supports(s, p) &&
              (block == "bias_relu_pool_train" ||

@@ -95,8 +95,8 @@ void train_step(Module& model, Adam& adam, const Batch& batch) {
 // its backward-filter as well (the "_v3f" rows), or that and version 4, 5 or 6 (version 5
 // warp-specialized) for the forward and bwd-data (the "_v4", "_v5" and "_v6" rows), or the
 // defaults with version 8 (version 7 in clusters of two) where it applies (the "_v8" rows) or
-// with fp32's forward and bwd-data as three tf32 products (the "_3xtf32" rows), or with
-// bwd-filter's version 3 in tf32 too (the "_tf32f" rows).
+// with fp32's forward and bwd-data as three tf32 products (the "_3xtf32" rows) or on version 3's
+// FFMA form (the "_ffma3" rows), or with bwd-filter's version 3 in tf32 too (the "_tf32f" rows).
 enum class ConvKernels {
   defaults,
   v3,
@@ -107,6 +107,7 @@ enum class ConvKernels {
   v6,
   v8,
   fp32_3xtf32,
+  fp32_ffma3,
   tf32_bwd_filter
 };
 
@@ -114,10 +115,12 @@ enum class ConvKernels {
 void select(ComputeOptions& options, ConvKernels kernels) {
   const ComputeOptions defaults;
   options.fp32_tensor_cores = kernels == ConvKernels::fp32_3xtf32;
+  options.fp32_pipelined_conv = kernels == ConvKernels::fp32_ffma3;
   options.cluster_conv = kernels == ConvKernels::v8;
   options.tf32_pipelined_bwd_filter = kernels == ConvKernels::tf32_bwd_filter;
   if (kernels == ConvKernels::defaults || kernels == ConvKernels::fp32_3xtf32 ||
-      kernels == ConvKernels::v8 || kernels == ConvKernels::tf32_bwd_filter) {
+      kernels == ConvKernels::fp32_ffma3 || kernels == ConvKernels::v8 ||
+      kernels == ConvKernels::tf32_bwd_filter) {
     options.pipelined_conv = defaults.pipelined_conv;
     options.pipelined_bwd_filter = defaults.pipelined_bwd_filter;
     options.wide_conv = defaults.wide_conv;
@@ -146,6 +149,7 @@ void register_train(const std::string& name, Precision precision, Backend backen
                        : kernels == ConvKernels::v6                 ? "_v6"
                        : kernels == ConvKernels::v8                 ? "_v8"
                        : kernels == ConvKernels::fp32_3xtf32        ? "_3xtf32"
+                       : kernels == ConvKernels::fp32_ffma3         ? "_ffma3"
                        : kernels == ConvKernels::tf32_bwd_filter    ? "_tf32f"
                                                                     : "";
   const std::string label = "train/" + name + "/" + to_string(precision) + "/" +
@@ -218,6 +222,9 @@ bool register_all() {
   if (cuda::wgmma_available())
     for (const char* model : {"c3d", "c3d-ln", "keras3d"})
       register_train(model, Precision::fp32, Backend::cu3d, true, ConvKernels::fp32_3xtf32);
+  // fp32 on version 3's FFMA form against the fp32 rows above (version 2).
+  for (const char* model : {"c3d", "c3d-ln", "keras3d"})
+    register_train(model, Precision::fp32, Backend::cu3d, true, ConvKernels::fp32_ffma3);
   // bwd-filter's version 3 in tf32 against the tf32 rows above (its version 2).
   for (const char* model : {"c3d", "c3d-ln"})
     register_train(model, Precision::tf32, Backend::cu3d, true, ConvKernels::tf32_bwd_filter);

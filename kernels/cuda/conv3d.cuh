@@ -81,6 +81,9 @@ namespace cu3d::cuda {
 // versions 2-4 of the forward issue the same mma over r in the same order, so on the same operands
 // they should agree bit for bit; versions 5 and 6 multiply the same operands and accumulate inside
 // each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
+// fp32 runs as 3xTF32 on versions 5-8 where they take the tripled shape; asked for any version
+// from 3 up it otherwise runs version 3's fp32 form (FFMA, conv3d_fwd_pipelined_ffma_supports),
+// which adds version 2's products in version 2's order (the same bits), else version 2.
 enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma, wgmma_cluster };
 
 // Versions 5-8: the wgmma kernels (which also run fp32, as 3xTF32).
@@ -93,6 +96,11 @@ inline bool is_wgmma_version(ConvKernel kernel) {
 // or 64 (bf16), at most 65535 tiles of 128 output positions. (tf32 also needs x and w 16-byte
 // aligned, which every allocation is; a misaligned view falls back to version 2.)
 bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision);
+
+// True when version 3's fp32 form (FFMA on a 128 x 128 tile fed by version 3's cp.async ring)
+// takes this shape: fp32 on version 3's tf32 shapes (c a multiple of 32, at most 65535 tiles of
+// 128 output positions); x and w must be 16-byte aligned too (else version 2 runs).
+bool conv3d_fwd_pipelined_ffma_supports(const Conv3dShape& s, Precision precision);
 
 // True when version 4 takes this shape's forward (for the epilogues that store each output):
 // version 3's shapes.
@@ -188,7 +196,8 @@ bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precisio
 
 // True when `kernel` runs s's backward-data as that forward conv rather than on version 2: as
 // conv3d_bwd_data_pipelined_supports, and for fp32 on versions 5-8 where
-// conv3d_fwd_wgmma_supports takes the mirrored forward.
+// conv3d_fwd_wgmma_supports takes the mirrored forward, or on any version from 3 up where
+// conv3d_fwd_pipelined_ffma_supports does.
 bool conv3d_bwd_data_runs_as_forward(const Conv3dShape& s, Precision precision, ConvKernel kernel);
 
 // dx = dL/dx from dy. As the forward, it takes a workspace of |w| floats (the transposed filters).

@@ -10,9 +10,9 @@
 //
 // With stride 1, backward-data is itself a forward conv (bwd_data_as_forward, kernels/shapes.h):
 // that is how versions 3-8 (ConvKernel::pipelined, ::wide, ::wgmma, ::wgmma_ws, ::wgmma_tma,
-// ::wgmma_cluster) run it, and versions 5-8 in fp32 (3xTF32, conv3d_fwd.cu): one small transpose of
-// w (flip_transpose_filters, CPU reference cpu::conv3d_flip_transpose_filters) and then the
-// pipelined forward.
+// ::wgmma_cluster) run it, and in fp32 versions 5-8 (3xTF32, conv3d_fwd.cu) or version 3's FFMA
+// form: one small transpose of w (flip_transpose_filters, CPU reference
+// cpu::conv3d_flip_transpose_filters) and then the pipelined forward.
 #include <fmt/format.h>
 
 #include "kernels/cuda/conv3d.cuh"
@@ -108,8 +108,11 @@ bool conv3d_bwd_data_pipelined_supports(const Conv3dShape& s, Precision precisio
 
 bool conv3d_bwd_data_runs_as_forward(const Conv3dShape& s, Precision precision, ConvKernel kernel) {
   if (kernel == ConvKernel::implicit_gemm || !bwd_data_is_forward(s)) return false;
-  if (precision == Precision::fp32)
-    return is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(bwd_data_as_forward(s), precision);
+  if (precision == Precision::fp32) {
+    const Conv3dShape forward = bwd_data_as_forward(s);
+    return (is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(forward, precision)) ||
+           conv3d_fwd_pipelined_ffma_supports(forward, precision);
+  }
   return conv3d_bwd_data_pipelined_supports(s, precision);
 }
 

@@ -8,7 +8,8 @@
 // with the math on Hopper's wgmma; version 6 (conv3d_wgmma_ws.cuh) version 5 warp-specialized;
 // version 7 (conv3d_wgmma_tma.cuh) version 6 fed by the TMA, for the epilogues that keep the
 // rows in order; version 8 (conv3d_wgmma_cluster.cuh) version 7 in clusters of two blocks that
-// share an operand tile.
+// share an operand tile. In fp32, versions 5-8 run three tf32 products (3xTF32) and version 3 has
+// an FFMA form (conv3d_pipelined_ffma.cuh).
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "kernels/cuda/conv3d_fwd_problems.cuh"
 #include "kernels/cuda/conv3d_igemm_launch.cuh"
 #include "kernels/cuda/conv3d_pipelined.cuh"
+#include "kernels/cuda/conv3d_pipelined_ffma.cuh"
 #include "kernels/cuda/conv3d_wgmma.cuh"
 #include "kernels/cuda/conv3d_wgmma_cluster.cuh"
 #include "kernels/cuda/conv3d_wgmma_tma.cuh"
@@ -52,6 +54,16 @@ void launch_pipelined(const Problem& prob, const void* x, const void* w, cudaStr
   const dim3 grid((prob.N + pipelined::kBN - 1) / pipelined::kBN,
                   (prob.M + pipelined::kBM - 1) / pipelined::kBM);
   kernel<<<grid, pipelined::kThreads, pipelined::kSharedBytes, stream>>>(prob, x, w);
+}
+
+// Version 3's fp32 form: FFMA on 128 x 128 tiles, 128 KB of dynamic shared memory.
+template <class Problem>
+void launch_pipelined_ffma(const Problem& prob, cudaStream_t stream) {
+  namespace ffma = pipelined::ffma;
+  const auto kernel = ffma::conv3d_fwd_pipelined_ffma<Problem>;
+  allow_shared_memory(kernel, ffma::kSharedBytes);
+  const dim3 grid((prob.N + ffma::kBN - 1) / ffma::kBN, (prob.M + ffma::kBM - 1) / ffma::kBM);
+  kernel<<<grid, pipelined::kThreads, ffma::kSharedBytes, stream>>>(prob);
 }
 
 // Version 4: as version 3, on its own tile and with 192 KB of dynamic shared memory.
@@ -259,7 +271,8 @@ void run_split_tf32(const Problem& prob, const Conv3dShape& s, const char* op, C
 }
 
 // Runs the version `kernel` asks for where it takes the shape, else the next one down
-// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 8 -> 7 -> 5 -> 3 -> 2; fp32: 5-8 -> 2).
+// (4 -> 3 -> 2, 5 and 6 -> 3 -> 2, 8 -> 7 -> 5 -> 3 -> 2; fp32: 5-8 as 3xTF32 -> 3 -> 2, where 3
+// is its FFMA form).
 template <class Problem>
 void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p, ConvKernel kernel,
          cudaStream_t stream) {
@@ -267,6 +280,11 @@ void run(const Problem& prob, const Conv3dShape& s, const char* op, Precision p,
   const bool aligned = aligned16(prob.x) && aligned16(prob.w);
   if (runs_split_tf32(s, p, kernel, prob.x, prob.w)) {
     run_split_tf32(prob, s, op, kernel, stream, what);
+    return;
+  }
+  if (kernel != ConvKernel::implicit_gemm && conv3d_fwd_pipelined_ffma_supports(s, p) && aligned) {
+    launch_pipelined_ffma(prob, stream);
+    check_launch(what);
     return;
   }
   if (is_wgmma_version(kernel) && conv3d_fwd_wgmma_supports(s, p) && aligned) {
@@ -327,6 +345,11 @@ bool conv3d_fwd_pipelined_supports(const Conv3dShape& s, Precision precision) {
   const int64_t m_tiles =
       (int64_t(s.n) * s.out.d * s.out.h * s.out.w + pipelined::kBM - 1) / pipelined::kBM;
   return s.c % per_row == 0 && m_tiles <= 65535;  // grid.y's limit
+}
+
+bool conv3d_fwd_pipelined_ffma_supports(const Conv3dShape& s, Precision precision) {
+  // Version 3's rows of 32 fp32 values and its limit of 65535 tiles of 128 rows.
+  return precision == Precision::fp32 && conv3d_fwd_pipelined_supports(s, Precision::tf32);
 }
 
 bool conv3d_fwd_wide_supports(const Conv3dShape& s, Precision precision) {

@@ -92,6 +92,16 @@ __device__ inline uint32_t ld_shared_u32(uint32_t address) {
   asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(value) : "r"(address));
   return value;
 }
+// Four fp32 values, 16 aligned bytes of shared memory: a row's chunk of r in the FFMA tiles
+// (conv3d_pipelined_ffma.cuh). volatile, as every shared read here: the compiler must neither
+// merge two reads of one ring slot nor move one across the barrier that hands the slot over.
+__device__ inline float4 ld_shared_f32x4(uint32_t address) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(address));
+  return v;
+}
 
 // ---- asynchronous copies (sm_80+) --------------------------------------------------------------
 

@@ -98,6 +98,11 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   EXPECT_EQ(describe_compute_options(),
             "precision bf16, conv backend cu3d (pipelined conv, clustered TMA-fed wgmma conv, fp32 "
             "as 3xTF32, pipelined bwd-filter (tf32 too)), fusion on");
+  o.fp32_tensor_cores = false;
+  o.fp32_pipelined_conv = true;  // fp32 on version 3's FFMA form
+  EXPECT_EQ(describe_compute_options(),
+            "precision bf16, conv backend cu3d (pipelined conv, clustered TMA-fed wgmma conv, "
+            "pipelined fp32 conv, pipelined bwd-filter (tf32 too)), fusion on");
   o.pipelined_conv = false;  // version 2 throughout: the others are off with it
   o.fuse = false;
   EXPECT_EQ(describe_compute_options(), "precision bf16, conv backend cu3d, fusion off");

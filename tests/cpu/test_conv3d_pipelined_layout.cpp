@@ -3,9 +3,10 @@
 // bijection onto 16-byte slots, and playing the PTX semantics of cp.async and ldmatrix.x4 on
 // the layout puts in every lane exactly the words the mma fragments need (PTX ISA, "Matrix
 // fragments for mma.m16n8k16 / m16n8k8"), with no shared-memory bank conflict in any phase.
-// The same for version 4's wider tiles, and for the backward-filter's [r][column] tiles read by
-// ldmatrix.trans (bf16) or by each lane's own 32-bit loads (tf32). The gathers, which decide what
-// each chunk holds, are test_conv3d_gathers.cpp's.
+// The same for version 4's wider tiles, for version 3's fp32 form (16-byte loads for FFMA), and
+// for the backward-filter's [r][column] tiles read by ldmatrix.trans (bf16) or by each lane's own
+// 32-bit loads (tf32). The gathers, which decide what each chunk holds, are
+// test_conv3d_gathers.cpp's.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/cuda/conv3d_bwd_filter_pipelined_layout.h"
+#include "kernels/cuda/conv3d_pipelined_ffma_layout.h"
 #include "kernels/cuda/conv3d_pipelined_layout.h"
 #include "kernels/cuda/conv3d_wide_layout.h"
 
@@ -179,6 +181,86 @@ TEST(ConvPipelinedLayout, WideCopiesCoverEachChunkOnce) {
     EXPECT_EQ(int(chunks.size()), rows * kChunks);
   }
   EXPECT_EQ(wide::kStageBytes, wide::kTileABytes + wide::kBN * kRowBytes);
+}
+
+// A warp-wide 16-byte load in one shared-memory wavefront: lanes that share an address get it by
+// broadcast, and the distinct addresses lie in distinct 16-byte bank groups (8 of them, 128 bytes).
+void expect_one_wavefront(const std::array<int, 32>& address, const char* what) {
+  const std::set<int> distinct(address.begin(), address.end());
+  std::set<int> groups;
+  for (int offset : distinct)
+    groups.insert(offset / 16 % 8);
+  EXPECT_EQ(groups.size(), distinct.size()) << what << ": two chunks share banks";
+}
+
+// Version 3's fp32 form (conv3d_pipelined_ffma_layout.h): the threads' 8 x 8 outputs cover the
+// 128 x 128 tile once; every warp's 16-byte loads of a chunk of r (one per row i of its threads,
+// one per column j) take one wavefront each and give each lane the 4 values of r of its row or
+// column; between them they read both tiles whole; and the windows of 4 and 8 consecutive rows
+// that the epilogue pools lie on the lanes its shuffles join (lane ^ 8, lane ^ 16) and, for 8,
+// on rows i and i + 1 of one thread.
+TEST(ConvPipelinedLayout, FfmaLoadsDeliverEachThreadsRowsAndColumns) {
+  std::set<std::pair<int, int>> owned;
+  for (int tid = 0; tid < kThreads; ++tid)
+    for (int i = 0; i < ffma::kRowsPerThread; ++i)
+      for (int j = 0; j < ffma::kColsPerThread; ++j) {
+        ASSERT_LT(ffma::thread_row(tid, i), ffma::kBM);
+        ASSERT_LT(ffma::thread_col(tid, j), ffma::kBN);
+        EXPECT_TRUE(owned.insert({ffma::thread_row(tid, i), ffma::thread_col(tid, j)}).second)
+            << "thread " << tid << " (" << i << ", " << j << ") owned twice";
+      }
+  EXPECT_EQ(int(owned.size()), ffma::kBM * ffma::kBN);
+
+  const auto a = copied_tile(ffma::kBM, ffma::kCopiesA), b = copied_tile(ffma::kBN, ffma::kCopiesB);
+  std::set<std::pair<int, int>> a_read, b_read;
+  // One warp-wide load: lane l's chunk `chunk` of row row_of(tid) of a tile.
+  auto warp_load = [](const std::vector<uint32_t>& tile, int warp, int chunk, auto row_of,
+                      std::set<std::pair<int, int>>& read, const char* what) {
+    std::array<int, 32> address;
+    for (int lane = 0; lane < 32; ++lane)
+      address[lane] = swizzled(row_of(32 * warp + lane), chunk);
+    expect_one_wavefront(address, what);
+    for (int lane = 0; lane < 32; ++lane)
+      for (int e = 0; e < ffma::kPerChunk; ++e) {
+        const int row = row_of(32 * warp + lane), word = ffma::kPerChunk * chunk + e;
+        ASSERT_EQ(tile[address[lane] / 4 + e], word_of(row, word))
+            << what << ", warp " << warp << " lane " << lane;
+        read.insert({row, word});
+      }
+  };
+  for (int warp = 0; warp < kThreads / 32; ++warp)
+    for (int chunk = 0; chunk < kChunks; ++chunk)
+      for (int k = 0; k < 8; ++k) {
+        warp_load(
+            a, warp, chunk, [&](int tid) { return ffma::thread_row(tid, k); }, a_read, "A");
+        warp_load(
+            b, warp, chunk, [&](int tid) { return ffma::thread_col(tid, k); }, b_read, "B");
+      }
+  EXPECT_EQ(int(a_read.size()), ffma::kBM * kWordsPerRow);
+  EXPECT_EQ(int(b_read.size()), ffma::kBN * kWordsPerRow);
+
+  for (int tid = 0; tid < kThreads; ++tid)
+    for (int i = 0; i < ffma::kRowsPerThread; ++i) {
+      const int warp0 = tid - tid % 32, lane = tid % 32;
+      std::set<int> rows4, rows8;
+      for (int other : {lane, lane ^ 8, lane ^ 16, lane ^ 24}) {
+        rows4.insert(ffma::thread_row(warp0 + other, i));
+        for (int pair : {i & ~1, i | 1})
+          rows8.insert(ffma::thread_row(warp0 + other, pair));
+      }
+      const int first4 = ffma::thread_row(tid, i) / 4 * 4,
+                first8 = ffma::thread_row(tid, i) / 8 * 8;
+      EXPECT_EQ(rows4, (std::set<int>{first4, first4 + 1, first4 + 2, first4 + 3}));
+      std::set<int> window8;
+      for (int r = first8; r < first8 + 8; ++r)
+        window8.insert(r);
+      EXPECT_EQ(rows8, window8);
+      // Lane row 0 emits each window's first row.
+      if (lane < ffma::kLaneCols) {
+        EXPECT_EQ(ffma::thread_row(tid, i), first4);
+        EXPECT_EQ(ffma::thread_row(tid, i & ~1), first8);
+      }
+    }
 }
 
 }  // namespace

@@ -1462,19 +1462,18 @@ __attribute__((noinline)) void ldmatrix_x4(uint32_t address, uint32_t* r, bool t
   std::memcpy(r, me().fragment, 4 * sizeof(uint32_t));
 }
 
-uint32_t ld_shared_u32(uint32_t address) {
+void ld_shared(uint32_t address, int bytes, void* value) {
   instruction();
   Block& b = block();
-  if (address % 4 || address + 4 > kRankSpace) {
-    fault(Fault::bad_instruction_use, "ld.shared.u32 by thread %d at shared byte %u", b.current,
-          address);
-    return 0;
+  if (address % bytes || address + bytes > kRankSpace) {
+    fault(Fault::bad_instruction_use, "ld.shared of %d bytes by thread %d at shared byte %u", bytes,
+          b.current, address);
+    std::memset(value, 0, bytes);
+    return;
   }
-  check_generic_read(b.current, address, 4);
+  check_generic_read(b.current, address, bytes);
   ++the_report.shared_loads;
-  uint32_t value;
-  std::memcpy(&value, b.shared + physical(address, rank_of(b.current)), 4);
-  return value;
+  std::memcpy(value, b.shared + physical(address, rank_of(b.current)), bytes);
 }
 
 __attribute__((noinline)) void mma_sync(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {

@@ -68,7 +68,7 @@ struct Report {
   std::vector<std::string> messages;
   long shuffles = 0, atomics = 0, mbarrier_polls = 0;
   long copies = 0, ldmatrix = 0, mma_sync = 0, wgmma = 0;  // per warp (ldmatrix, mma) or thread
-  long shared_loads = 0;                                   // ld.shared.u32, per thread
+  long shared_loads = 0;                                   // ld.shared (.u32, .v4.f32), per thread
   long bulk_copies = 0;  // cp.async.bulk.tensor (TMA) loads, a multicast once per block reached
   long clusters = 0;     // clusters of more than one block run (launch_cluster)
   long total_faults() const;
@@ -216,8 +216,8 @@ const TensorMapRecord* find_tensor_map(const cuda::TensorMap* map);
 // m16n8k8 (tf32) with fp32 accumulators: warp-wide, run once all 32 lanes have reached them.
 void ldmatrix_x4(uint32_t address, uint32_t* r, bool trans);
 void mma_sync(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
-// ld.shared.u32: one thread's load of a 32-bit word, its bytes checked as ldmatrix's are (landed,
-// and the landing ordered before it).
-uint32_t ld_shared_u32(uint32_t address);
+// ld.shared.u32 and ld.shared.v4.f32: one thread's load of `bytes` (4 or 16, aligned to them)
+// into `value`, its bytes checked as ldmatrix's are (landed, and the landing ordered before it).
+void ld_shared(uint32_t address, int bytes, void* value);
 
 }  // namespace cu3d::emu

@@ -73,11 +73,14 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
                        kernel == ConvKernel::wgmma_tma;
     const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
-    // fp32 on versions 5-7 too (3xTF32); its backward-filter stays on version 2's FFMA.
+    // fp32 on versions 5-7 too (3xTF32), on 3 and 4 as version 3's FFMA form; its
+    // backward-filter stays on version 2's FFMA.
+    const bool ffma3 =
+        !tensor_cores && (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide);
     EXPECT_EQ(r.wgmma > 0, wgmma) << "wgmma instructions: " << r.wgmma;
-    // cp.async: versions 3-6 (fp32 on 5 and 6), and backward-filter's version 3 (bf16, tf32);
+    // cp.async: versions 3-6 (fp32 on 3-6), and backward-filter's version 3 (bf16, tf32);
     // version 7 loads by the TMA.
-    const bool forward_copies = (pipelined || wgmma) && kernel != ConvKernel::wgmma_tma;
+    const bool forward_copies = (pipelined || wgmma || ffma3) && kernel != ConvKernel::wgmma_tma;
     const bool copies = forward_copies || pipelined;
     EXPECT_EQ(r.copies > 0, copies) << "cp.async copies: " << r.copies;
     EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma)
@@ -88,8 +91,8 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool ldmatrix = (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide) ||
                           (pipelined && p == Precision::bf16);
     EXPECT_EQ(r.ldmatrix > 0, ldmatrix && tensor_cores) << "ldmatrix: " << r.ldmatrix;
-    // ld.shared: backward-filter's version 3 in tf32, its fragments.
-    EXPECT_EQ(r.shared_loads > 0, pipelined && p == Precision::tf32)
+    // ld.shared: backward-filter's version 3 in tf32, its fragments; version 3's FFMA form.
+    EXPECT_EQ(r.shared_loads > 0, (pipelined && p == Precision::tf32) || ffma3)
         << "ld.shared: " << r.shared_loads;
     if (kernel == ConvKernel::wgmma_ws) {
       EXPECT_GT(r.mbarrier_polls, 0) << "version 6's hand-overs";
@@ -164,6 +167,8 @@ TEST_P(ConvApiEmulation, ForwardFusedBlocksAndBackward) {
 
 const Case kCases[] = {
     {"Fp32_Version2", Precision::fp32, ConvKernel::implicit_gemm},
+    {"Fp32_Version3", Precision::fp32, ConvKernel::pipelined},
+    {"Fp32_Version4", Precision::fp32, ConvKernel::wide},
     {"Fp32_Version5", Precision::fp32, ConvKernel::wgmma},
     {"Fp32_Version6", Precision::fp32, ConvKernel::wgmma_ws},
     {"Fp32_Version7", Precision::fp32, ConvKernel::wgmma_tma},
@@ -214,6 +219,71 @@ TEST(ConvApiEmulationBwdFilter, Version3OnOddShapes) {
       EXPECT_EQ(r.ldmatrix > 0, p == Precision::bf16) << "ldmatrix.trans: " << r.ldmatrix;
       EXPECT_EQ(r.shared_loads > 0, p == Precision::tf32) << "ld.shared: " << r.shared_loads;
     }
+}
+
+// Version 3's fp32 form (FFMA on 128 x 128 tiles) against version 2 on shapes the layer above
+// does not reach: 96 channels (3 stages per tap), 136 filters (a second N tile with 8 columns, the
+// layer-norm statistics' third group alone in it), a stride and 126 positions (one partial M
+// tile); and 32 channels, 64 filters (the second warp column idle), 240 positions (a partial second
+// M tile) pooled in windows of 8. Both add the same products in the same order from zero, so
+// every stored value is the same bits; the statistics, added in another order, agree to fp32
+// rounding. The FFMA form's own instructions are counted: ld.shared, cp.async, no mma.
+TEST(ConvApiEmulationFfma, Version3MatchesVersion2BitForBit) {
+  struct OddShape {
+    Conv3dShape conv;
+    Pool3dShape pool;
+  };
+  const Conv3dShape strided =
+      Conv3dShape::make(2, {3, 6, 7}, 96, 136, {1, 3, 3}, {1, 2, 1}, Padding::explicit_, {0, 1, 1});
+  const Conv3dShape narrow =
+      Conv3dShape::make(1, {4, 6, 10}, 32, 64, {2, 3, 3}, {1, 1, 1}, Padding::same);
+  const OddShape shapes[] = {
+      {strided, Pool3dShape::make(2, strided.out, 136, {1, 3, 3}, {1, 2, 2}, Padding::same)},
+      {narrow, Pool3dShape::make(1, narrow.out, 64, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
+  };
+  const Precision p = Precision::fp32;
+  for (const auto& [s, pool] : shapes) {
+    SCOPED_TRACE("k " + std::to_string(s.k));
+    ASSERT_TRUE(cuda::conv3d_fwd_pipelined_ffma_supports(s, p));
+    const std::vector<float> x = random_values(s.input_size(), p, 41),
+                             w = random_values(s.filter_size(), p, 42),
+                             bias = random_values(s.k, p, 43);
+    const int64_t positions = s.output_size() / s.k;
+    // Each op's outputs, poisoned first, on `kernel`; the statistics last.
+    auto outputs = [&](ConvKernel kernel) {
+      std::vector<std::vector<float>> out;
+      auto fresh = [&](int64_t n) -> float* { return out.emplace_back(poisoned(n)).data(); };
+      cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p, nullptr,
+                       kernel);
+      cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p,
+                                 nullptr, kernel);
+      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(),
+                                         fresh(pool.output_size()), nullptr, p, nullptr, kernel);
+      float* pooled = fresh(pool.output_size());
+      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled,
+                                         fresh(s.output_size()), p, nullptr, kernel);
+      float* y = fresh(s.output_size());
+      float* mean = fresh(s.n);
+      cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), positions / s.n, 1e-5f, y,
+                                     mean, fresh(s.n), p, nullptr, kernel);
+      return out;
+    };
+    const auto v2 = outputs(ConvKernel::implicit_gemm);
+    emu::reset_report();
+    const auto v3 = outputs(ConvKernel::pipelined);
+    const emu::Report& r = emu::report();
+    EXPECT_EQ(r.total_faults(), 0) << r.summary();
+    EXPECT_GT(r.shared_loads, 0) << "the FFMA form's 16-byte loads";
+    EXPECT_GT(r.copies, 0) << "version 3's cp.async ring";
+    EXPECT_EQ(r.mma_sync + r.wgmma + r.ldmatrix, 0);
+    ASSERT_EQ(v2.size(), v3.size());
+    for (size_t i = 0; i + 2 < v2.size(); ++i)
+      EXPECT_EQ(std::memcmp(v2[i].data(), v3[i].data(), sizeof(float) * v2[i].size()), 0)
+          << "output " << i;
+    for (size_t i = v2.size() - 2; i < v2.size(); ++i)  // mean and rstd per sample
+      for (int n = 0; n < s.n; ++n)
+        EXPECT_NEAR(v3[i][n], v2[i][n], 1e-5 * std::abs(v2[i][n]) + 1e-6) << "output " << i;
+  }
 }
 
 // conv3d_fwd_prepared (the benchmark's kernel-to-kernel rows) on the operands conv3d_fwd converts
@@ -358,13 +428,19 @@ TEST(ConvApiEmulationOddShape, Version7TakesStrideOneShapesWithinTheMapsCorners)
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::bf16));
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::tf32));
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_tma_supports(ok, Precision::fp32));
+  EXPECT_TRUE(cuda::conv3d_fwd_pipelined_ffma_supports(ok, Precision::fp32));
+  EXPECT_FALSE(cuda::conv3d_fwd_pipelined_ffma_supports(ok, Precision::tf32)) << "fp32 only";
   const Conv3dShape c48 =
       Conv3dShape::make(1, {2, 6, 6}, 48, 64, {1, 3, 3}, {1, 1, 1}, Padding::same);
+  EXPECT_FALSE(cuda::conv3d_fwd_pipelined_ffma_supports(c48, Precision::fp32))
+      << "48 channels: not whole rows of 32";
   EXPECT_FALSE(cuda::conv3d_fwd_wgmma_supports(c48, Precision::fp32)) << "144 channels split";
   EXPECT_TRUE(cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::wgmma))
       << "the mirrored forward's 64 channels, 192 split";
-  EXPECT_FALSE(cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::wide))
-      << "fp32 runs on versions 5-7 only";
+  EXPECT_TRUE(cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::wide))
+      << "version 3's FFMA form on the mirrored forward's 64 channels";
+  EXPECT_FALSE(
+      cuda::conv3d_bwd_data_runs_as_forward(c48, Precision::fp32, ConvKernel::implicit_gemm));
   const Conv3dShape strided =
       Conv3dShape::make(1, {2, 6, 6}, 64, 128, {1, 3, 3}, {1, 2, 1}, Padding::same);
   EXPECT_TRUE(cuda::conv3d_fwd_wgmma_supports(strided, Precision::bf16));

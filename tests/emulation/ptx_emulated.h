@@ -33,7 +33,14 @@ inline void ldmatrix_x4_trans(uint32_t address, uint32_t* r) {
   emu::ldmatrix_x4(address, r, true);
 }
 inline uint32_t ld_shared_u32(uint32_t address) {
-  return emu::ld_shared_u32(address);
+  uint32_t value;
+  emu::ld_shared(address, 4, &value);
+  return value;
+}
+inline float4 ld_shared_f32x4(uint32_t address) {
+  float4 value;
+  emu::ld_shared(address, 16, &value);
+  return value;
 }
 
 inline void cp_async16(uint32_t dst, const void* src, int bytes) {

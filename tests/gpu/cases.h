@@ -15,7 +15,8 @@
 namespace cu3d::cases {
 
 // cu3d: version 2; cu3d_pipelined: version 3 (the engine's default: the forward, bwd-data at
-// stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports);
+// stride 1, bwd-filter in bf16) on the shapes it takes (cuda::conv3d_*_pipelined_supports;
+// in fp32 its FFMA form, cuda::conv3d_fwd_pipelined_ffma_supports);
 // cu3d_wide: version 4 (the forward and bwd-data, cuda::conv3d_fwd_wide_supports); cu3d_wgmma:
 // version 5 (version 4's cases, skipped where cuda::wgmma_available says no); cu3d_wgmma_ws:
 // version 6 (likewise); cu3d_wgmma_tma: version 7 (likewise; version 5 where it does not apply,

@@ -59,7 +59,8 @@ void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b,
                        << worst;
 }
 
-// Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit.
+// Versions 3 and 4 of the forward against version 2 on the same operands, bit for bit; in fp32
+// both run version 3's FFMA form, which adds version 2's products in version 2's order from zero.
 TEST(ConvPipelined, MatchesVersion2BitForBit) {
   CU3D_REQUIRE_GPU();
   const std::vector<cases::ConvLayer> layers = cases::all_conv_layers();
@@ -68,8 +69,11 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
   int compared = 0;
   for (const auto& layer : layers) {
     const Conv3dShape& s = layer.shape;
-    for (Precision p : {Precision::tf32, Precision::bf16}) {
-      if (!cuda::conv3d_fwd_pipelined_supports(s, p)) continue;
+    for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16}) {
+      const bool ffma = p == Precision::fp32;
+      if (!(ffma ? cuda::conv3d_fwd_pipelined_ffma_supports(s, p)
+                 : cuda::conv3d_fwd_pipelined_supports(s, p)))
+        continue;
       const DeviceArray x(random_floats(s.input_size(), rng)),
           w(random_floats(s.filter_size(), rng));
       const DeviceArray bias(random_floats(s.k, rng));
@@ -82,7 +86,9 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       CU3D_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
       const std::vector<float> a = v2.download();
       for (const auto kernel : {cuda::ConvKernel::pipelined, cuda::ConvKernel::wide}) {
-        const char* version = kernel == cuda::ConvKernel::wide ? "version 4" : "version 3";
+        const char* version = ffma                               ? "version 3 (FFMA)"
+                              : kernel == cuda::ConvKernel::wide ? "version 4"
+                                                                 : "version 3";
         DeviceArray out(s.output_size());
         out.poison();
         cuda::conv3d_fwd(s, x.get(), w.get(), bias.get(), out.get(), p, stream.get(), kernel);
@@ -92,9 +98,9 @@ TEST(ConvPipelined, MatchesVersion2BitForBit) {
       }
     }
   }
-  // conv2a-conv5b in bf16 and tf32, conv1a in neither; the three odd shapes with 64 and 128
-  // channels in both; each on versions 3 and 4.
-  EXPECT_EQ(compared, 2 * (2 * 7 + 2 * 3));
+  // conv2a-conv5b in each precision, conv1a in none; the three odd shapes with 64 and 128
+  // channels in each; each on versions 3 and 4.
+  EXPECT_EQ(compared, 2 * (3 * 7 + 3 * 3));
 }
 
 // The forward (with bias) of every layer in `precisions` (tf32 and bf16 unless given) where
@@ -356,7 +362,10 @@ TEST(ConvPipelined, TakesOnlyTheShapesItIsBuiltFor) {
     EXPECT_TRUE(cuda::conv3d_fwd_pipelined_supports(layers[i].shape, Precision::bf16));
     EXPECT_TRUE(cuda::conv3d_fwd_pipelined_supports(layers[i].shape, Precision::tf32));
     EXPECT_FALSE(cuda::conv3d_fwd_pipelined_supports(layers[i].shape, Precision::fp32));
+    EXPECT_TRUE(cuda::conv3d_fwd_pipelined_ffma_supports(layers[i].shape, Precision::fp32));
+    EXPECT_FALSE(cuda::conv3d_fwd_pipelined_ffma_supports(layers[i].shape, Precision::tf32));
   }
+  EXPECT_FALSE(cuda::conv3d_fwd_pipelined_ffma_supports(layers[0].shape, Precision::fp32));
   // Backward-data is a forward conv from k = 64..512 channels: every layer, conv1a included.
   for (const auto& layer : layers) {
     EXPECT_TRUE(cuda::conv3d_bwd_data_pipelined_supports(layer.shape, Precision::bf16));

@@ -128,6 +128,11 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
           (pass == Pass::bwd_data && cuda::conv3d_bwd_data_pipelined_supports(layer.shape, p)) ||
           (pass == Pass::bwd_filter && cuda::conv3d_bwd_filter_pipelined_supports(layer.shape, p)))
         backends.push_back(Backend::cu3d_pipelined);
+      // fp32 on version 3's FFMA form: the forward and bwd-data's mirrored forward.
+      if ((forward && cuda::conv3d_fwd_pipelined_ffma_supports(layer.shape, p)) ||
+          (pass == Pass::bwd_data && bwd_data_is_forward(layer.shape) &&
+           cuda::conv3d_fwd_pipelined_ffma_supports(bwd_data_as_forward(layer.shape), p)))
+        backends.push_back(Backend::cu3d_pipelined);
       // Versions 4-7: the forward where they apply, and bwd-data where its mirrored forward
       // does (versions 5-7 skip where they cannot run: ParityCase::available). Version 7's
       // cases on shapes it does not take (strides) check its fallback to version 5.

@@ -164,6 +164,8 @@ std::vector<ParityCase> fused_cases() {
       k.push_back({Kernel::wgmma_cluster, "cu3d_wgmma_cluster"});
     }
     if (wide && cuda::conv3d_fwd_wide_supports(b.conv, p)) k.push_back({Kernel::wide, "cu3d_wide"});
+    if (cuda::conv3d_fwd_pipelined_ffma_supports(b.conv, p))  // fp32: version 3's FFMA form
+      k.push_back({Kernel::pipelined, "cu3d_pipelined"});
     if (p == Precision::fp32 && cases::split_tf32_takes(b.conv)) {  // 3xTF32
       k.push_back({Kernel::wgmma, "cu3d_wgmma"});
       k.push_back({Kernel::wgmma_ws, "cu3d_wgmma_ws"});

@@ -536,6 +536,24 @@ TEST(EngineCuda, Fp32TensorCoresMatchVersion2) {
   compute_options() = saved;
 }
 
+// fp32 on version 3's FFMA form (fp32_pipelined_conv) against version 2, every block, forward and
+// backward: the stores are the same sums in the same order
+// (ConvPipelined.MatchesVersion2BitForBit), the layer-norm statistics add in another order (1e-7
+// apart), so 1e-5 as for 3xTF32, where a lost stage of r would move outputs by whole percents.
+TEST(EngineCuda, Fp32PipelinedConvMatchesVersion2) {
+  CU3D_REQUIRE_GPU();
+  const ComputeOptions saved = compute_options();
+  compute_options() = ComputeOptions{};
+  compute_options().backends = OpBackends::all(Backend::cu3d);
+  compute_options().precision = Precision::fp32;
+  ASSERT_TRUE(cuda::conv3d_fwd_pipelined_ffma_supports(
+      Conv3dShape::make(2, {4, 8, 8}, 64, 128, {3, 3, 3}, {1, 1, 1}, Padding::same),
+      Precision::fp32));
+  expect_blocks_agree(
+      20, [](bool on) { compute_options().fp32_pipelined_conv = on; }, true, 1e-5);
+  compute_options() = saved;
+}
+
 // Sequential on CUDA with fusion on and off: the same loss and gradients, per backend.
 TEST(EngineCuda, SequentialFusedMatchesUnfused) {
   CU3D_REQUIRE_GPU();
