@@ -263,9 +263,10 @@ void add_train_command(CLI::App& app) {
                 "(docs/kernels/conv3d_cuda.md)")
       ->capture_default_str();
   cmd->add_flag("--fp32-tensor-cores", f->fp32_tensor_cores,
-                "CUDA, cu3d backend, fp32 on Hopper: the convs' forward and backward-data as "
-                "three tf32 products on the tensor cores (3xTF32: errors of FFMA's order), "
-                "not version 2's FFMA; needs 12 bytes of workspace per element of x and w");
+                "CUDA, cu3d backend, fp32 on Hopper: the convs' three passes as three tf32 "
+                "products on the tensor cores (3xTF32: errors of FFMA's order), not version 2's "
+                "FFMA; needs 12 bytes of workspace per element of the operands (not yet run on "
+                "a GPU)");
   cmd->add_flag("--fp32-pipelined-conv", f->fp32_pipelined_conv,
                 "CUDA, cu3d backend, fp32: the convs' forward and backward-data on version 3's "
                 "FFMA form (cp.async ring, 128 x 128 tiles, 8 x 8 outputs per thread) rather "

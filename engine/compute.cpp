@@ -247,6 +247,9 @@ cuda::ConvKernel cu3d_bwd_filter_kernel() {
   const ComputeOptions& o = compute_options();
   const bool v3 = o.pipelined_conv && o.pipelined_bwd_filter &&
                   (o.precision != Precision::tf32 || o.tf32_pipelined_bwd_filter);
+  // fp32: 3xTF32 on version 3 with the forward's (a wgmma version asks for it), else FFMA.
+  if (o.precision == Precision::fp32)
+    return v3 && o.fp32_tensor_cores ? cu3d_conv_kernel() : cuda::ConvKernel::implicit_gemm;
   return v3 ? cuda::ConvKernel::pipelined : cuda::ConvKernel::implicit_gemm;
 }
 

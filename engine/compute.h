@@ -86,8 +86,9 @@ struct ComputeOptions {
   // or version 8, version 7 in clusters of two blocks sharing an operand tile (before all four;
   // where version 7 applies); off until it has run on a GPU.
   bool cluster_conv = false;
-  // fp32 convs on versions 5-8 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh) rather
-  // than on version 2's FFMA; off until it has run on a GPU.
+  // fp32 convs on versions 5-8 as three tf32 products (3xTF32, kernels/cuda/conv3d.cuh), and
+  // bwd-filter on its version 3 so (with pipelined_bwd_filter), rather than on version 2's FFMA;
+  // off until it has run on a GPU.
   bool fp32_tensor_cores = false;
   // fp32 convs (the forward and stride-1 bwd-data) on version 3's FFMA form where it applies
   // rather than version 2 (with pipelined_conv; 3xTF32 before it); off until it has run on a GPU.
@@ -116,7 +117,7 @@ void set_compute_stream(cudaStream_t stream);
 // fp32_pipelined_conv: version 3's FFMA form).
 cuda::ConvKernel cu3d_conv_kernel();
 // And for bwd-filter (pipelined_conv and pipelined_bwd_filter; in tf32 also
-// tf32_pipelined_bwd_filter).
+// tf32_pipelined_bwd_filter; in fp32 also fp32_tensor_cores, which runs it as 3xTF32).
 cuda::ConvKernel cu3d_bwd_filter_kernel();
 
 // The backend that runs a call of `op`: the configured one; cu3d where cuDNN cannot run the

@@ -314,19 +314,22 @@ void register_fused(const ConvLayer& layer, const std::string& block, Precision 
 }
 
 // Whether `backend` has a kernel of its own for the pass: versions 2 and cuDNN always; version 3
-// for the forward, backward-data at stride 1 and bwd-filter in bf16; versions 4 and 5 for the
-// forward and backward-data (the forward of the mirrored shape) where k fills their 128 columns,
-// versions 5 and 6 only where they can run (else their rows would time version 3; in fp32, as
-// 3xTF32), versions 7 and 8 for the forward and backward-data where they apply (else their rows
-// would time version 5 or 7).
+// for the forward, backward-data at stride 1 and bwd-filter in bf16 and tf32 (fp32: the FFMA
+// form's forward and backward-data); versions 4 and 5 for the forward and backward-data (the
+// forward of the mirrored shape) where k fills their 128 columns, versions 5 and 6 only where they
+// can run (else their rows would time version 3; in fp32, as 3xTF32, with bwd-filter's version 3
+// so under version 5's name), versions 7 and 8 for the forward and backward-data where they apply
+// (else their rows would time version 5 or 7).
 bool takes(Backend backend, const std::string& pass, const Conv3dShape& s, Precision p) {
   switch (backend) {
     case Backend::cu3d_wgmma:
     case Backend::cu3d_wgmma_ws:
-      if (p == Precision::fp32)
+      if (p == Precision::fp32)  // and bwd-filter's version 3 as 3xTF32, under version 5's name
         return (pass == "fwd" && s.k >= 128 && cuda::conv3d_fwd_wgmma_supports(s, p)) ||
-               (pass == "bwd_data" && s.c >= 128 &&
-                cuda::conv3d_bwd_data_runs_as_forward(s, p, cuda::ConvKernel::wgmma));
+               (pass == "bwd_data" && s.c >= 128 && bwd_data_is_forward(s) &&
+                cuda::conv3d_fwd_wgmma_supports(bwd_data_as_forward(s), p)) ||
+               (pass == "bwd_filter" && backend == Backend::cu3d_wgmma && cuda::wgmma_available() &&
+                cuda::conv3d_bwd_filter_runs_split_tf32(s, p, cuda::ConvKernel::wgmma));
       return cuda::wgmma_available() && takes(Backend::cu3d_wide, pass, s, p);
     case Backend::cu3d_wgmma_tma:
       return ((pass == "fwd" && cuda::conv3d_fwd_wgmma_tma_supports(s, p)) ||

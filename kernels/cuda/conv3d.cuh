@@ -81,7 +81,8 @@ namespace cu3d::cuda {
 // versions 2-4 of the forward issue the same mma over r in the same order, so on the same operands
 // they should agree bit for bit; versions 5 and 6 multiply the same operands and accumulate inside
 // each wgmma in the hardware's order (6 issues 5's instructions in 5's order: the same bits).
-// fp32 runs as 3xTF32 on versions 5-8 where they take the tripled shape; asked for any version
+// fp32 runs as 3xTF32 on versions 5-8 where they take the tripled shape (bwd-filter on its version
+// 3: conv3d_bwd_filter_runs_split_tf32); asked for any version
 // from 3 up it otherwise runs version 3's fp32 form (FFMA, conv3d_fwd_pipelined_ffma_supports),
 // which adds version 2's products in version 2's order (the same bits), else version 2.
 enum class ConvKernel { implicit_gemm, pipelined, wide, wgmma, wgmma_ws, wgmma_tma, wgmma_cluster };
@@ -209,9 +210,15 @@ void conv3d_bwd_data(const Conv3dShape& s, const float* dy, const float* w, floa
 // conv2a-conv5b) and k a multiple of 8; any kernel size, stride and padding.
 bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision);
 
+// True when an fp32 bwd-filter asked for on versions 5-8 runs on version 3 as three tf32
+// products (3xTF32, as the forward's): where version 3 takes s in tf32 and three batches of x
+// and of dy stay under 2^31 elements; version 2's FFMA otherwise.
+bool conv3d_bwd_filter_runs_split_tf32(const Conv3dShape& s, Precision precision,
+                                       ConvKernel kernel);
+
 // dw = dL/dw and, unless null, dbias = dL/dbias (always summed in fp32). Version 3 takes a
-// workspace of 2 (|x| + |dy|) bytes (their bf16 copies); both versions take the split-K
-// partials.
+// workspace of 2 (|x| + |dy|) bytes (their bf16 copies; tf32: 4 (|x| + |dy|), fp32 as 3xTF32:
+// 12 (|x| + |dy|)); both versions take the split-K partials.
 void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
                        float* dbias, Precision precision, cudaStream_t stream,
                        ConvKernel kernel = ConvKernel::implicit_gemm);

@@ -9,7 +9,8 @@
 //
 // Version 3 (ConvKernel::pipelined, bf16 and tf32; conv3d_bwd_filter_pipelined.cuh) runs the
 // same GEMM, split and epilogue with the forward's version 3 data movement, on copies of x and dy
-// in the compute type.
+// in the compute type; fp32 asked for on versions 5-8 runs on it as three tf32 products
+// (run_split_tf32).
 #include <fmt/format.h>
 
 #include "kernels/cuda/cast.cuh"
@@ -95,14 +96,13 @@ void bias_grad(const float* dy, int rows, int cols, float* dbias, cudaStream_t s
   free_async(partial, stream);
 }
 
-// Version 3: x and dy in the compute type (compute_copy, cast.cuh), then one launch of (N tiles, M
-// tiles, splits) blocks.
+// Version 3 on x and dy already in P's compute type (ComputeValue, cast.cuh): one launch of (N
+// tiles, M tiles, splits) blocks.
 template <Precision P>
-void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan plan,
-                   cudaStream_t stream, const std::string& what) {
+void launch_pipelined(const BwdFilterProblem& prob, const ComputeValue<P>* x,
+                      const ComputeValue<P>* dy, SplitPlan plan, cudaStream_t stream,
+                      const std::string& what) {
   namespace filter = pipelined::filter;
-  ComputeValue<P>* x = compute_copy<P>(prob.x, s.input_size(), stream);
-  ComputeValue<P>* dy = compute_copy<P>(prob.dy, s.output_size(), stream);
   const auto kernel = filter::conv3d_bwd_filter_pipelined<P, BwdFilterProblem, ComputeValue<P>>;
   allow_shared_memory(kernel, filter::kSharedBytes);
   const dim3 grid(prob.N / pipelined::kBN, (prob.M + pipelined::kBM - 1) / pipelined::kBM,
@@ -110,21 +110,24 @@ void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan
   kernel<<<grid, pipelined::kThreads, filter::kSharedBytes, stream>>>(prob, x, dy,
                                                                       plan.tiles_per_split);
   check_launch(what);
+}
+
+// Version 3 on fp32 x and dy: their copies in the compute type (compute_copy), then the launch.
+template <Precision P>
+void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan plan,
+                   cudaStream_t stream, const std::string& what) {
+  ComputeValue<P>* x = compute_copy<P>(prob.x, s.input_size(), stream);
+  ComputeValue<P>* dy = compute_copy<P>(prob.dy, s.output_size(), stream);
+  launch_pipelined<P>(prob, x, dy, plan, stream, what);
   free_async(x, stream);
   free_async(dy, stream);
 }
 
-}  // namespace
-
-bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision) {
-  // A 64-column N tile must be 64 channels of one tap, and a 16-byte chunk of dy's row whole
-  // filters at an aligned address (8 in bf16, 4 in tf32).
-  return (precision == Precision::bf16 || precision == Precision::tf32) &&
-         s.c % pipelined::kBN == 0 && s.k % 8 == 0;
-}
-
-void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
-                       float* dbias, Precision precision, cudaStream_t stream, ConvKernel kernel) {
+// The GEMM of s's bwd-filter into dw in `precision`: version 3 where `v3` (its operands converted
+// from fp32, or, with `tf32_operands`, x and dy already tf32 values), else version 2; split-K
+// partials summed after.
+void run_gemm(const Conv3dShape& s, const float* x, const float* dy, float* dw, Precision precision,
+              bool v3, bool tf32_operands, cudaStream_t stream) {
   BwdFilterProblem prob;
   prob.g = make_geometry(s, "conv3d_bwd_filter");
   prob.M = s.k;
@@ -133,8 +136,6 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   prob.x = x, prob.dy = dy;
   prob.vec_a = s.k % 4 == 0;
   prob.vec_b = s.c % 4 == 0;
-  const bool v3 =
-      kernel != ConvKernel::implicit_gemm && conv3d_bwd_filter_pipelined_supports(s, precision);
   const int64_t blocks_mn = int64_t((prob.M + kBM - 1) / kBM) * ((prob.N + kBN - 1) / kBN);
   const int stage_r = precision == Precision::bf16
                           ? pipelined::filter::Layout<Precision::bf16>::kStageR
@@ -148,7 +149,9 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   const std::string what = fmt::format(
       "conv3d_bwd_filter{} (x {}x{}x{}x{}x{}, k {}, {} splits, {})", v3 ? " version 3" : "", s.n,
       s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits, to_string(precision));
-  if (v3 && precision == Precision::bf16) {
+  if (v3 && tf32_operands) {
+    launch_pipelined<Precision::tf32>(prob, x, dy, plan, stream, what);
+  } else if (v3 && precision == Precision::bf16) {
     run_pipelined<Precision::bf16>(prob, s, plan, stream, what);
   } else if (v3) {
     run_pipelined<Precision::tf32>(prob, s, plan, stream, what);
@@ -159,7 +162,55 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
     sum_splits(prob.out, plan.splits, count, dw, stream);
     free_async(prob.out, stream);
   }
-  if (dbias) bias_grad(dy, prob.R, s.k, dbias, stream);
+}
+
+// fp32 as three tf32 products on version 3 ("3xTF32", as the forward's on versions 5-8,
+// conv3d_fwd.cu): x and dy split into tf32 heads and tails (fp32_to_tf32_split), each laid out as
+// three batches of s.n samples, x's [heads, heads, tails] against dy's [heads, tails, heads]. The
+// bwd-filter of s with 3n samples sums over all their positions: per filter value, head * head +
+// head * tail + tail * head over every position of s, each product of the two fp32 values but
+// tail * tail (2^-22 of it), accumulated in fp32 as FFMA's. 12 bytes of workspace per element of x
+// and dy.
+void run_split_tf32(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                    cudaStream_t stream) {
+  Conv3dShape tripled = s;
+  tripled.n = 3 * s.n;
+  auto* x3 = static_cast<float*>(malloc_async(sizeof(float) * tripled.input_size(), stream));
+  auto* dy3 = static_cast<float*>(malloc_async(sizeof(float) * tripled.output_size(), stream));
+  fp32_to_tf32_split(x, x3, 1, int(s.input_size()), Tf32Split::head_head_tail, stream);
+  fp32_to_tf32_split(dy, dy3, 1, int(s.output_size()), Tf32Split::head_tail_head, stream);
+  run_gemm(tripled, x3, dy3, dw, Precision::tf32, true, true, stream);
+  free_async(x3, stream);
+  free_async(dy3, stream);
+}
+
+}  // namespace
+
+bool conv3d_bwd_filter_pipelined_supports(const Conv3dShape& s, Precision precision) {
+  // A 64-column N tile must be 64 channels of one tap, and a 16-byte chunk of dy's row whole
+  // filters at an aligned address (8 in bf16, 4 in tf32).
+  return (precision == Precision::bf16 || precision == Precision::tf32) &&
+         s.c % pipelined::kBN == 0 && s.k % 8 == 0;
+}
+
+bool conv3d_bwd_filter_runs_split_tf32(const Conv3dShape& s, Precision precision,
+                                       ConvKernel kernel) {
+  // Three batches of s.n must keep x under make_geometry's 2^31 elements.
+  return precision == Precision::fp32 && is_wgmma_version(kernel) &&
+         conv3d_bwd_filter_pipelined_supports(s, Precision::tf32) &&
+         3 * s.input_size() < (int64_t(1) << 31) && 3 * s.output_size() < (int64_t(1) << 31);
+}
+
+void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, float* dw,
+                       float* dbias, Precision precision, cudaStream_t stream, ConvKernel kernel) {
+  if (conv3d_bwd_filter_runs_split_tf32(s, precision, kernel)) {
+    run_split_tf32(s, x, dy, dw, stream);
+  } else {
+    const bool v3 =
+        kernel != ConvKernel::implicit_gemm && conv3d_bwd_filter_pipelined_supports(s, precision);
+    run_gemm(s, x, dy, dw, precision, v3, false, stream);
+  }
+  if (dbias) bias_grad(dy, s.n * s.out.d * s.out.h * s.out.w, s.k, dbias, stream);
 }
 
 }  // namespace cu3d::cuda

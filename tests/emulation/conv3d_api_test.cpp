@@ -73,26 +73,28 @@ class ConvApiEmulation : public ::testing::TestWithParam<Case> {
     const bool wgmma = kernel == ConvKernel::wgmma || kernel == ConvKernel::wgmma_ws ||
                        kernel == ConvKernel::wgmma_tma;
     const bool pipelined = kernel != ConvKernel::implicit_gemm && tensor_cores;
-    // fp32 on versions 5-7 too (3xTF32), on 3 and 4 as version 3's FFMA form; its
-    // backward-filter stays on version 2's FFMA.
+    // fp32 on versions 5-7 too (3xTF32, its backward-filter on version 3), on 3 and 4 as
+    // version 3's FFMA form (its backward-filter on version 2's FFMA).
     const bool ffma3 =
         !tensor_cores && (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide);
+    const bool split_filter = !tensor_cores && wgmma;
     EXPECT_EQ(r.wgmma > 0, wgmma) << "wgmma instructions: " << r.wgmma;
     // cp.async: versions 3-6 (fp32 on 3-6), and backward-filter's version 3 (bf16, tf32);
     // version 7 loads by the TMA.
     const bool forward_copies = (pipelined || wgmma || ffma3) && kernel != ConvKernel::wgmma_tma;
-    const bool copies = forward_copies || pipelined;
+    const bool copies = forward_copies || pipelined || split_filter;
     EXPECT_EQ(r.copies > 0, copies) << "cp.async copies: " << r.copies;
     EXPECT_EQ(r.bulk_copies > 0, kernel == ConvKernel::wgmma_tma)
         << "TMA loads (version 7): " << r.bulk_copies;
-    EXPECT_EQ(r.mma_sync > 0, tensor_cores)
+    EXPECT_EQ(r.mma_sync > 0, tensor_cores || split_filter)
         << "mma.sync (version 2, backward-filter): " << r.mma_sync;
     // ldmatrix: versions 3 and 4, and backward-filter's version 3 (bf16) under any of them.
     const bool ldmatrix = (kernel == ConvKernel::pipelined || kernel == ConvKernel::wide) ||
                           (pipelined && p == Precision::bf16);
     EXPECT_EQ(r.ldmatrix > 0, ldmatrix && tensor_cores) << "ldmatrix: " << r.ldmatrix;
-    // ld.shared: backward-filter's version 3 in tf32, its fragments; version 3's FFMA form.
-    EXPECT_EQ(r.shared_loads > 0, (pipelined && p == Precision::tf32) || ffma3)
+    // ld.shared: backward-filter's version 3 in tf32 (fp32's 3xTF32 too), its fragments;
+    // version 3's FFMA form.
+    EXPECT_EQ(r.shared_loads > 0, (pipelined && p == Precision::tf32) || ffma3 || split_filter)
         << "ld.shared: " << r.shared_loads;
     if (kernel == ConvKernel::wgmma_ws) {
       EXPECT_GT(r.mbarrier_polls, 0) << "version 6's hand-overs";
@@ -384,7 +386,8 @@ TEST(ConvApiEmulationCluster, Version8MatchesVersion7BitForBit) {
 
 // fp32 on versions 5 and 7 (3xTF32) on operands of full fp32 precision: their error against the
 // double reference is of the order of version 2's FFMA, where the same kernels in tf32 (which
-// round the operands to 10 mantissa bits) miss by ~1e-3. Forward and bwd-data.
+// round the operands to 10 mantissa bits) miss by ~1e-3. Forward, bwd-data and bwd-filter (on
+// version 3, its operands as three batches).
 TEST(ConvApiEmulationSplitTf32, Fp32ErrorIsOfFfmasOrder) {
   const Conv3dShape s = layer();
   const std::vector<float> x = random_values(s.input_size(), Precision::fp32, 11),
@@ -392,13 +395,17 @@ TEST(ConvApiEmulationSplitTf32, Fp32ErrorIsOfFfmasOrder) {
                            dy = random_values(s.output_size(), Precision::fp32, 13);
   const emu_test::ConvReference ref = conv_reference(s, x, w, std::vector<float>(s.k, 0.f), dy);
   struct Errors {
-    double y, dx;
+    double y, dx, dw;
   };
   auto errors = [&](Precision p, ConvKernel kernel) {
-    std::vector<float> y = poisoned(s.output_size()), dx = poisoned(s.input_size());
+    std::vector<float> y = poisoned(s.output_size()), dx = poisoned(s.input_size()),
+                       dw = poisoned(s.filter_size());
     cuda::conv3d_fwd(s, x.data(), w.data(), nullptr, y.data(), p, nullptr, kernel);
     cuda::conv3d_bwd_data(s, dy.data(), w.data(), dx.data(), p, nullptr, kernel);
-    return Errors{relative_error(y, ref.y), relative_error(dx, ref.dx)};
+    // tf32's bwd-filter on version 3, as fp32's 3xTF32 runs.
+    cuda::conv3d_bwd_filter(s, x.data(), dy.data(), dw.data(), nullptr, p, nullptr,
+                            p == Precision::tf32 ? ConvKernel::pipelined : kernel);
+    return Errors{relative_error(y, ref.y), relative_error(dx, ref.dx), relative_error(dw, ref.dw)};
   };
   emu::reset_report();
   const Errors ffma = errors(Precision::fp32, ConvKernel::implicit_gemm);
@@ -411,13 +418,15 @@ TEST(ConvApiEmulationSplitTf32, Fp32ErrorIsOfFfmasOrder) {
     SCOPED_TRACE(name);
     EXPECT_LT(e.y, 4 * ffma.y + 1e-7) << "FFMA " << ffma.y;
     EXPECT_LT(e.dx, 4 * ffma.dx + 1e-7) << "FFMA " << ffma.dx;
+    EXPECT_LT(e.dw, 4 * ffma.dw + 1e-7) << "FFMA " << ffma.dw;
     EXPECT_GT(tf32.y, 100 * e.y) << "tf32 " << tf32.y;
     EXPECT_GT(tf32.dx, 100 * e.dx) << "tf32 " << tf32.dx;
+    EXPECT_GT(tf32.dw, 100 * e.dw) << "tf32 " << tf32.dw;
   }
   std::printf(
-      "relative error y / dx: FFMA %.2e / %.2e, 3xTF32 version 5 %.2e / %.2e, version 7 "
-      "%.2e / %.2e, tf32 %.2e / %.2e\n",
-      ffma.y, ffma.dx, v5.y, v5.dx, v7.y, v7.dx, tf32.y, tf32.dx);
+      "relative error y / dx / dw: FFMA %.2e / %.2e / %.2e, 3xTF32 version 5 %.2e / %.2e / %.2e, "
+      "version 7 %.2e / %.2e / %.2e, tf32 %.2e / %.2e / %.2e\n",
+      ffma.y, ffma.dx, ffma.dw, v5.y, v5.dx, v5.dw, v7.y, v7.dx, v7.dw, tf32.y, tf32.dx, tf32.dw);
 }
 
 // Version 7 takes version 5's shapes at stride 1 whose im2col corners (-pad_before and

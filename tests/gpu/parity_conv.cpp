@@ -154,6 +154,10 @@ void add_cases(const cases::ConvLayer& layer, std::vector<ParityCase>* out) {
         backends.push_back(Backend::cu3d_wgmma_tma);
         backends.push_back(Backend::cu3d_wgmma_cluster);
       }
+      // And fp32's bwd-filter on version 3 as 3xTF32, which a wgmma version asks for.
+      if (pass == Pass::bwd_filter &&
+          cuda::conv3d_bwd_filter_runs_split_tf32(layer.shape, p, cuda::ConvKernel::wgmma))
+        backends.push_back(Backend::cu3d_wgmma);
       if (pass != Pass::fwd_bias_relu && !layer.real) backends.push_back(Backend::cu3d_naive);
       // cuDNN's fwd_bias_relu: cudnnConvolutionBiasActivationForward (fp32, tf32).
       if (symmetric_padding(layer.shape)) backends.push_back(Backend::cudnn);
