@@ -21,6 +21,8 @@
 // Where it applies (conv3d_fwd_pipelined_ffma_supports): version 3's shapes in fp32, c a multiple
 // of 32 (C3D's conv2a-conv5b, forward and bwd-data), x and w 16-byte aligned; every epilogue.
 //
+// CPU reference: kernels/cpu/conv3d.h (the GPU suite and the emulation compare with it).
+//
 // Cost: 2 * k * taps * c * M FLOPs; reads x (once per 128-filter tile, from L2 after the first)
 // and w, writes y (4 bytes per output, more for the blocks' z and statistics).
 #pragma once
