@@ -113,5 +113,40 @@ TEST(ComputeOptions, TheDescriptionNamesTheKernelsSwitchedOn) {
   compute_options() = saved;
 }
 
+#ifdef CU3D_CUDA
+// The conv kernel versions the engine asks cu3d's CUDA conv for, per precision and switch: fp32
+// stays on version 2's FFMA unless asked for version 3's FFMA form (fp32_pipelined_conv) or for
+// three tf32 products (fp32_tensor_cores: the forward's wgmma version, which the bwd-filter takes
+// too, as its version 3 in 3xTF32); bwd-filter's version 3 in tf32 only with its switch.
+TEST(ComputeOptions, ConvKernelsFollowThePrecisionAndTheSwitches) {
+  using cuda::ConvKernel;
+  const ComputeOptions saved = compute_options();
+  ComputeOptions& o = compute_options();
+  auto expect = [&](Precision p, ConvKernel forward, ConvKernel bwd_filter) {
+    o.precision = p;
+    EXPECT_EQ(cu3d_conv_kernel(), forward) << to_string(p);
+    EXPECT_EQ(cu3d_bwd_filter_kernel(), bwd_filter) << to_string(p);
+  };
+  o = ComputeOptions{};
+  expect(Precision::bf16, ConvKernel::wgmma_tma, ConvKernel::pipelined);
+  expect(Precision::tf32, ConvKernel::wgmma_tma, ConvKernel::implicit_gemm);
+  expect(Precision::fp32, ConvKernel::implicit_gemm, ConvKernel::implicit_gemm);
+  o.tf32_pipelined_bwd_filter = true;
+  expect(Precision::tf32, ConvKernel::wgmma_tma, ConvKernel::pipelined);
+  o.fp32_pipelined_conv = true;
+  expect(Precision::fp32, ConvKernel::pipelined, ConvKernel::implicit_gemm);
+  o.fp32_tensor_cores = true;  // before the FFMA form
+  expect(Precision::fp32, ConvKernel::wgmma_tma, ConvKernel::wgmma_tma);
+  o.cluster_conv = true;
+  expect(Precision::fp32, ConvKernel::wgmma_cluster, ConvKernel::wgmma_cluster);
+  o.pipelined_bwd_filter = false;
+  expect(Precision::fp32, ConvKernel::wgmma_cluster, ConvKernel::implicit_gemm);
+  o.pipelined_conv = false;  // version 2 throughout
+  for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
+    expect(p, ConvKernel::implicit_gemm, ConvKernel::implicit_gemm);
+  compute_options() = saved;
+}
+#endif
+
 }  // namespace
 }  // namespace cu3d
