@@ -3,7 +3,8 @@
 // rows) feeding FFMA on a 128 x 128 block tile. Device code only: included by conv3d_fwd.cu.
 //
 // Why: fp32 ran only on version 2 (conv3d_igemm.cuh, FfmaMath), 29 TFLOP/s on C3D's conv2a-conv4b
-// on an H100 (session 14), 57 % of the FFMA peak and 0.71-0.98x cuDNN's FFMA kernels. Version 2
+// on an H100 (session 14), 57 % of the FFMA peak, 0.71-0.98x cuDNN's FFMA kernels on all of them
+// but conv4a (1.15x). Version 2
 // stages each operand through registers, one barrier per 16 values of r, and issues 32 FMAs per
 // three 16-byte shared loads. Here the copies go global -> shared by cp.async, three stages ahead,
 // one barrier per 32 values of r, and each thread's 8 x 8 outputs take 256 FMAs per 16 loads
@@ -11,7 +12,8 @@
 //
 // Arithmetic per stage and SM (one block per SM): 8 warps x 2048 FFMA = 4096 issue cycles of the 4
 // schedulers, against 1024 shared-load wavefronts (one per warp-wide load) and 32 KB copied in:
-// the FFMAs are the limit, the loads and copies take a quarter of their time or less.
+// issue slots are the limit, and ~85 % of a stage's instructions are FFMAs (the SASS,
+// docs/kernels/conv3d_cuda.md).
 //
 // Same sums as version 2: each output is sum over r of x * w, accumulated by fmaf in r's order
 // from zero, and the same epilogues (igemm::epilogue: bias, ReLU, the window pool, the layer-norm
