@@ -244,7 +244,9 @@ TEST(ConvApiEmulationFfma, Version3MatchesVersion2BitForBit) {
       {narrow, Pool3dShape::make(1, narrow.out, 64, {2, 2, 2}, {2, 2, 2}, Padding::valid)},
   };
   const Precision p = Precision::fp32;
-  for (const auto& [s, pool] : shapes) {
+  for (const OddShape& shape : shapes) {
+    const Conv3dShape& s = shape.conv;  // plain references: the lambdas below capture them
+    const Pool3dShape& pool = shape.pool;
     SCOPED_TRACE("k " + std::to_string(s.k));
     ASSERT_TRUE(cuda::conv3d_fwd_pipelined_ffma_supports(s, p));
     const std::vector<float> x = random_values(s.input_size(), p, 41),
