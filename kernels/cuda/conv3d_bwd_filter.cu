@@ -123,11 +123,14 @@ void run_pipelined(const BwdFilterProblem& prob, const Conv3dShape& s, SplitPlan
   free_async(dy, stream);
 }
 
-// The GEMM of s's bwd-filter into dw in `precision`: version 3 where `v3` (its operands converted
-// from fp32, or, with `tf32_operands`, x and dy already tf32 values), else version 2; split-K
-// partials summed after.
+// Which kernel runs bwd-filter's GEMM, on what: version 2; version 3 on copies of the fp32 x and
+// dy in the compute type; version 3 on an x and dy that hold tf32 values already (3xTF32's split).
+enum class FilterGemm { version2, version3, version3_on_tf32 };
+
+// The GEMM of s's bwd-filter into dw in `precision` on `kernel`, its split-K partials summed after.
 void run_gemm(const Conv3dShape& s, const float* x, const float* dy, float* dw, Precision precision,
-              bool v3, bool tf32_operands, cudaStream_t stream) {
+              FilterGemm kernel, cudaStream_t stream) {
+  const bool v3 = kernel != FilterGemm::version2;
   BwdFilterProblem prob;
   prob.g = make_geometry(s, "conv3d_bwd_filter");
   prob.M = s.k;
@@ -149,7 +152,7 @@ void run_gemm(const Conv3dShape& s, const float* x, const float* dy, float* dw, 
   const std::string what = fmt::format(
       "conv3d_bwd_filter{} (x {}x{}x{}x{}x{}, k {}, {} splits, {})", v3 ? " version 3" : "", s.n,
       s.in.d, s.in.h, s.in.w, s.c, s.k, plan.splits, to_string(precision));
-  if (v3 && tf32_operands) {
+  if (kernel == FilterGemm::version3_on_tf32) {
     launch_pipelined<Precision::tf32>(prob, x, dy, plan, stream, what);
   } else if (v3 && precision == Precision::bf16) {
     run_pipelined<Precision::bf16>(prob, s, plan, stream, what);
@@ -179,7 +182,7 @@ void run_split_tf32(const Conv3dShape& s, const float* x, const float* dy, float
   auto* dy3 = static_cast<float*>(malloc_async(sizeof(float) * tripled.output_size(), stream));
   fp32_to_tf32_split(x, x3, 1, int(s.input_size()), Tf32Split::head_head_tail, stream);
   fp32_to_tf32_split(dy, dy3, 1, int(s.output_size()), Tf32Split::head_tail_head, stream);
-  run_gemm(tripled, x3, dy3, dw, Precision::tf32, true, true, stream);
+  run_gemm(tripled, x3, dy3, dw, Precision::tf32, FilterGemm::version3_on_tf32, stream);
   free_async(x3, stream);
   free_async(dy3, stream);
 }
@@ -208,7 +211,7 @@ void conv3d_bwd_filter(const Conv3dShape& s, const float* x, const float* dy, fl
   } else {
     const bool v3 =
         kernel != ConvKernel::implicit_gemm && conv3d_bwd_filter_pipelined_supports(s, precision);
-    run_gemm(s, x, dy, dw, precision, v3, false, stream);
+    run_gemm(s, x, dy, dw, precision, v3 ? FilterGemm::version3 : FilterGemm::version2, stream);
   }
   if (dbias) bias_grad(dy, s.n * s.out.d * s.out.h * s.out.w, s.k, dbias, stream);
 }
