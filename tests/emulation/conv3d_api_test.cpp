@@ -47,6 +47,27 @@ std::vector<float> poisoned(int64_t n) {
   return std::vector<float>(n, emu_test::poison());
 }
 
+// Appends to `out` the outputs of every forward block of conv s on `kernel`, each array poisoned
+// before its call: the forward (with bias), bias + ReLU, the training pool `pool` (pooled, z),
+// and the layer-norm statistics per sample (y, mean, rstd). The tests that compare one version
+// with another bit for bit run it on each.
+void append_block_outputs(std::vector<std::vector<float>>& out, const Conv3dShape& s,
+                          const Pool3dShape& pool, const std::vector<float>& x,
+                          const std::vector<float>& w, const std::vector<float>& bias, Precision p,
+                          ConvKernel kernel) {
+  auto fresh = [&](int64_t n) -> float* { return out.emplace_back(poisoned(n)).data(); };
+  cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p, nullptr, kernel);
+  cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p, nullptr,
+                             kernel);
+  float* pooled = fresh(pool.output_size());
+  cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled,
+                                     fresh(s.output_size()), p, nullptr, kernel);
+  float* y = fresh(s.output_size());
+  float* mean = fresh(s.n);
+  cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), s.output_size() / s.k / s.n,
+                                 1e-5f, y, mean, fresh(s.n), p, nullptr, kernel);
+}
+
 struct Case {
   const char* name;
   Precision precision;
@@ -252,24 +273,13 @@ TEST(ConvApiEmulationFfma, Version3MatchesVersion2BitForBit) {
     const std::vector<float> x = random_values(s.input_size(), p, 41),
                              w = random_values(s.filter_size(), p, 42),
                              bias = random_values(s.k, p, 43);
-    const int64_t positions = s.output_size() / s.k;
-    // Each op's outputs, poisoned first, on `kernel`; the statistics last.
+    // Each block's outputs on `kernel`: the inference pool, then the others, the statistics last.
     auto outputs = [&](ConvKernel kernel) {
       std::vector<std::vector<float>> out;
-      auto fresh = [&](int64_t n) -> float* { return out.emplace_back(poisoned(n)).data(); };
-      cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p, nullptr,
-                       kernel);
-      cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), fresh(s.output_size()), p,
-                                 nullptr, kernel);
-      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(),
-                                         fresh(pool.output_size()), nullptr, p, nullptr, kernel);
-      float* pooled = fresh(pool.output_size());
-      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled,
-                                         fresh(s.output_size()), p, nullptr, kernel);
-      float* y = fresh(s.output_size());
-      float* mean = fresh(s.n);
-      cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), positions / s.n, 1e-5f, y,
-                                     mean, fresh(s.n), p, nullptr, kernel);
+      float* pooled = out.emplace_back(poisoned(pool.output_size())).data();
+      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled, nullptr,
+                                         p, nullptr, kernel);
+      append_block_outputs(out, s, pool, x, w, bias, p, kernel);
       return out;
     };
     const auto v2 = outputs(ConvKernel::implicit_gemm);
@@ -349,26 +359,12 @@ TEST(ConvApiEmulationCluster, Version8MatchesVersion7BitForBit) {
                              bias = random_values(s.k, Precision::fp32, 23),
                              dy = random_values(wide_input.output_size(), p, 24),
                              w2 = random_values(wide_input.filter_size(), p, 25);
-    // Each op's outputs, poisoned first, on `kernel`.
+    // Each block's outputs on `kernel`, then bwd-data's.
     auto outputs = [&](ConvKernel kernel) {
       std::vector<std::vector<float>> out;
-      auto fresh = [&](int64_t n) -> std::vector<float>& {
-        out.push_back(poisoned(n));
-        return out.back();
-      };
-      cuda::conv3d_fwd(s, x.data(), w.data(), bias.data(), fresh(s.output_size()).data(), p,
-                       nullptr, kernel);
-      cuda::conv3d_fwd_bias_relu(s, x.data(), w.data(), bias.data(), fresh(s.output_size()).data(),
-                                 p, nullptr, kernel);
-      float* pooled = fresh(pool.output_size()).data();
-      cuda::conv3d_fwd_bias_relu_maxpool(s, pool, x.data(), w.data(), bias.data(), pooled,
-                                         fresh(s.output_size()).data(), p, nullptr, kernel);
-      float* y = fresh(s.output_size()).data();
-      float* mean = fresh(1).data();
-      cuda::conv3d_fwd_bias_ln_stats(s, x.data(), w.data(), bias.data(), s.output_size() / s.k,
-                                     1e-5f, y, mean, fresh(1).data(), p, nullptr, kernel);
-      cuda::conv3d_bwd_data(wide_input, dy.data(), w2.data(), fresh(wide_input.input_size()).data(),
-                            p, nullptr, kernel);
+      append_block_outputs(out, s, pool, x, w, bias, p, kernel);
+      float* dx = out.emplace_back(poisoned(wide_input.input_size())).data();
+      cuda::conv3d_bwd_data(wide_input, dy.data(), w2.data(), dx, p, nullptr, kernel);
       return out;
     };
     emu::reset_report();
