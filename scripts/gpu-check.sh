@@ -12,6 +12,8 @@
 #                                             under compute-sanitizer memcheck and racecheck on a
 #                                             reduced set, and print a summary table last.
 #                                             BUNDLE: a bundle folder or its .tar.xz.
+#   scripts/gpu-check.sh links [BUILD_DIR]    on the build machine: fails when the binaries need
+#                                             OpenCV or MPI, which GPU machines lack.
 #   scripts/gpu-check.sh selftest             anywhere: checks the suite's stall watch.
 #
 # BUILD_DIR defaults to build-c; BUNDLE to build-c/gpu-bundle, or the build dir itself when it
@@ -45,31 +47,68 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 mode=${1:-run}
 case "$mode" in
-  stage | run | selftest) shift || true ;;
+  stage | links | run | selftest) shift || true ;;
   *) mode=run ;;
 esac
 
-# Libraries the test binary links that a stock Ubuntu 24.04 + CUDA 13 image may not have
-# (Debian's OpenBLAS, fmt and Google Benchmark, and what they pull in).
-EXTRA_LIBS='libturbojpeg|libopenblas|libgfortran|libquadmath|libfmt|libgomp|libcudart|libbenchmark|libopencv|libav|libsw|libtbb|libgdal|libdc1394|libgphoto|libIlm|libopenjp|libwebp|libtiff|libjpeg|libpng|libx26|libvpx|libdav1d|libaom'
+# Libraries a stock Ubuntu 24.04 + CUDA 13 image has for sure: glibc's, the C++ runtime (newer
+# there), the driver, and CUDA's libraries beyond the runtime (the toolkit's or the Python wheels':
+# run() finds them). Every other library the binaries need goes into the bundle: Debian's
+# OpenBLAS, fmt, HDF5 (Keras import, with curl and what it pulls in), libjpeg-turbo, Google
+# Benchmark, the CUDA runtime. A list of what to take instead missed HDF5 when unity batches
+# started linking it.
+SYSTEM_LIBS='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libresolv|libstdc\+\+|libgcc_s|libcuda|libcublas|libcublasLt|libcudnn[a-z_]*|libnccl)\.so'
+
+# The binaries a bundle carries: the GPU suite, and the GPU benchmarks where built.
+gpu_binaries() {
+  local build=$1
+  [[ -x "$build/cu3d_gpu_tests" ]] || { echo "gpu-check: $build/cu3d_gpu_tests missing; build it first" >&2; exit 2; }
+  echo "$build/cu3d_gpu_tests"
+  [[ -x "$build/cu3d_bench_gpu" ]] && echo "$build/cu3d_bench_gpu"
+  return 0
+}
+
+# gpu-check.sh links BUILD_DIR (CTest scripts.gpu_binaries_link_no_opencv_or_mpi): OpenCV (with
+# FFmpeg and GDAL, ~240 libraries) and MPI are on no GPU machine's image, so the binaries must not
+# need them (CMakeLists.txt keeps them in cu3d_video and cu3d_dist; the tests make shards from
+# synthetic frames, tests/cpu/synthetic_frames.h). Prints ldd's lines for the binaries. ldd's
+# output is read whole: `ldd | grep -q` under pipefail failed whenever grep found a match and
+# closed the pipe early, so stage's check passed the unity builds' binaries, which needed both.
+links() {
+  local bins needed
+  mapfile -t bins < <(gpu_binaries "${1:-build-c}")
+  ((${#bins[@]} > 0)) || exit 2
+  needed=$(ldd "${bins[@]}")
+  if grep -E 'libopencv|libmpi' <<<"$needed" >&2; then
+    echo "gpu-check: ${bins[*]} need the libraries above, which GPU machines lack; keep video and" \
+      "MPI code out of them" >&2
+    exit 2
+  fi
+  echo "$needed"
+}
 
 stage() {
   local build=${1:-build-c}
-  local bundle="$build/gpu-bundle"
-  [[ -x "$build/cu3d_gpu_tests" ]] || { echo "gpu-check: $build/cu3d_gpu_tests missing; build it first" >&2; exit 2; }
+  local bundle="$build/gpu-bundle" bins needed
+  mapfile -t bins < <(gpu_binaries "$build")
+  ((${#bins[@]} > 0)) || exit 2
+  needed=$(links "$build") || exit 2
   rm -rf "$bundle" "$bundle.tar.xz" && mkdir -p "$bundle/lib"
-  local bins=("$build/cu3d_gpu_tests")
-  [[ -x "$build/cu3d_bench_gpu" ]] && bins+=("$build/cu3d_bench_gpu")
-  # OpenCV (with FFmpeg and GDAL, ~240 libraries) is on no GPU machine's image: the binaries must
-  # not need it (the tests make shards from synthetic frames, tests/cpu/synthetic_frames.h).
-  if ldd "${bins[@]}" | grep -q libopencv; then
-    echo "gpu-check: ${bins[*]} link OpenCV, which GPU machines lack; keep video code out of them" >&2
+  cp "${bins[@]}" "$bundle/"
+  awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' <<<"$needed" | grep -vE "$SYSTEM_LIBS" | sort -u |
+    while read -r name lib; do
+      cp -L "$lib" "$bundle/lib/$name"
+    done
+  # Each library now comes from the bundle or is one the image has.
+  local lib_dir missing
+  lib_dir=$(cd "$bundle/lib" && pwd)
+  missing=$(LD_LIBRARY_PATH="$lib_dir" ldd "$bundle"/cu3d_* | awk '$2 == "=>" {print $1, $3}' |
+    grep -vE "$SYSTEM_LIBS" | grep -v " $lib_dir/")
+  if [[ -n $missing ]]; then
+    echo "gpu-check: the bundle lacks these libraries:" >&2
+    echo "$missing" >&2
     exit 2
   fi
-  cp "${bins[@]}" "$bundle/"
-  ldd "${bins[@]}" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | sort -u | while read -r lib; do
-    cp -L "$lib" "$bundle/lib/"
-  done
   strip "$bundle"/cu3d_* "$bundle"/lib/* 2>/dev/null
   tar -C "$(dirname "$bundle")" -cf - gpu-bundle | xz -T2 -6 >"$bundle.tar.xz"
   echo "gpu-check: staged $(cd "$bundle" && echo cu3d_*) and $(ls "$bundle/lib" | wc -l) libraries in $bundle" \

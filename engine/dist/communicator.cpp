@@ -7,8 +7,6 @@
 
 #include <fmt/core.h>
 
-#include "engine/dist/mpi_communicator.h"
-#include "engine/dist/nccl_communicator.h"
 #include "engine/dtype.h"
 #include "kernels/error.h"
 
@@ -52,37 +50,6 @@ void Communicator::set_timeout(double seconds) {
 
 std::unique_ptr<Communicator> make_local_communicator() {
   return std::make_unique<LocalCommunicator>();
-}
-
-Communicator& world() {
-  static const std::unique_ptr<Communicator> instance = [] {
-    const LaunchInfo launch = detect_launch();
-    if (!launch.launched()) return make_local_communicator();
-#if CU3D_MPI
-    return make_mpi_communicator(launch);
-#else
-    CU3D_CHECK(launch.world_size == 1,
-               "this process is rank {} of {} ({}), but this cu3d was built without MPI; install "
-               "libopenmpi-dev and rebuild (cmake -DCU3D_MPI=ON), or run a single process",
-               launch.rank, launch.world_size, launch.launcher);
-    return make_local_communicator();
-#endif
-  }();
-  return *instance;
-}
-
-Communicator& world_for(Device device) {
-  Communicator& bootstrap = world();
-#if CU3D_NCCL
-  if (device.is_cuda() && detect_launch().launched()) {
-    static const std::unique_ptr<Communicator> nccl =
-        make_nccl_communicator(bootstrap, device.index);
-    return *nccl;
-  }
-#else
-  (void)device;
-#endif
-  return bootstrap;
 }
 
 void add_bf16(const void* in, void* inout, std::size_t count) {

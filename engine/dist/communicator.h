@@ -57,6 +57,9 @@ class Communicator {
 // uses, so the trainer has a single code path.
 std::unique_ptr<Communicator> make_local_communicator();
 
+// world() and world_for() live in world.cpp, the library cu3d_dist (MPI and NCCL): binaries that
+// train in one process (the GPU suite) link the rest of engine/dist without them.
+//
 // The process's communicator for the job it belongs to (detect_launch()): MPI when launched by
 // mpirun/srun/RANK+WORLD_SIZE, else the world of one. Initializes MPI on first use (once per
 // process; MPI is finalized at exit). Throws cu3d::Error when launched as several ranks by a cu3d

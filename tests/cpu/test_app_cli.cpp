@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,6 +15,7 @@
 #include "apps/app.h"
 #include "apps/model_io.h"
 #include "apps/trainer.h"
+#include "cpu/checkpoint_expectations.h"
 #include "cpu/cli_testing.h"
 #include "data/shard.h"
 #include "data/video.h"
@@ -66,21 +66,6 @@ class AppCli : public testing::Test {
 };
 
 fs::path AppCli::root_;
-
-// The same training state: metadata and every tensor (weights, optimizer state) bit for bit.
-void expect_same_checkpoints(const fs::path& first, const fs::path& second) {
-  const SafetensorsContents a = load_safetensors(first);
-  const SafetensorsContents b = load_safetensors(second);
-  EXPECT_EQ(a.metadata.at(kStateKey), b.metadata.at(kStateKey));
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const auto& [name, x] = a.tensors[i];
-    ASSERT_EQ(name, b.tensors[i].first);
-    const Tensor& y = b.tensors[i].second;
-    ASSERT_EQ(x.nbytes(), y.nbytes()) << name;
-    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << name << " differs";
-  }
-}
 
 void expect_png(const fs::path& path) {
   const cv::Mat image = cv::imread(path.string());
