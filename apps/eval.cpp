@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "apps/data_flags.h"
+#include "apps/device_flag.h"
 #include "apps/model_io.h"
 #include "apps/plots.h"
 #include "apps/subcommands.h"
@@ -26,6 +27,7 @@ struct EvalFlags {
   int workers = 2;
   std::string confusion;
   bool no_fuse = false;
+  std::string device = "cpu";
 };
 
 // The shards must hold frames decoded as the checkpoint's recipe decodes them, with its classes.
@@ -64,7 +66,10 @@ void print_result(const EvalResult& r, const TrainedModel& m) {
 
 void run_eval(const EvalFlags& f) {
   compute_options().fuse = !f.no_fuse;
+  const Device device = parse_device_flag(f.device, "evaluate");
   const TrainedModel m = load_trained_model(f.checkpoint);
+  m.model->to(device);
+  if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
   std::shared_ptr<data::ShardSet> shards;
   std::unique_ptr<data::ClipSource> source;
   if (is_shard_folder(f.data)) {
@@ -113,6 +118,7 @@ void add_eval_command(CLI::App& app) {
                   "checkpoint)");
   cmd->add_flag("--no-fuse", f->no_fuse,
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks");
+  add_device_flag(*cmd, f->device);
   cmd->callback([f] { run_eval(*f); });
 }
 

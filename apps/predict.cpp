@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "apps/device_flag.h"
 #include "apps/model_io.h"
 #include "apps/subcommands.h"
 #include "data/clip_plan.h"
@@ -24,6 +25,7 @@ struct PredictFlags {
   int top = 5;
   bool json = false;
   std::string annotate;
+  std::string device = "cpu";
 };
 
 struct Prediction {
@@ -108,7 +110,9 @@ void run_predict(const PredictFlags& f) {
   CU3D_CHECK(f.top >= 1, "--top {} must be at least 1", f.top);
   CU3D_CHECK(f.annotate.empty() || f.videos.size() == 1,
              "--annotate writes one video; give one input video (got {})", f.videos.size());
+  const Device device = parse_device_flag(f.device, "predict");
   const TrainedModel m = load_trained_model(f.checkpoint);
+  m.model->to(device);
   nlohmann::json all = nlohmann::json::array();
   for (const std::string& video : f.videos) {
     const Prediction p = predict_video(m, video);
@@ -146,6 +150,7 @@ void add_predict_command(CLI::App& app) {
   cmd->add_flag("--json", f->json, "print JSON instead of text");
   cmd->add_option("--annotate", f->annotate,
                   "write the video (.mp4 or .avi) with the predicted class drawn on each frame");
+  add_device_flag(*cmd, f->device);
   cmd->callback([f] { run_predict(*f); });
 }
 

@@ -11,6 +11,7 @@
 
 #include "apps/app.h"
 #include "apps/data_flags.h"
+#include "apps/device_flag.h"
 #include "apps/distributed_flags.h"
 #include "apps/subcommands.h"
 #include "apps/trainer.h"
@@ -123,12 +124,7 @@ auto parse_flag(const char* flag, const std::string& value, Parse parse) {
 }
 
 void apply_compute_flags(TrainFlags& f) {
-  const Device device = parse_flag("--device", f.device, Device::parse);
-  if (device.is_cuda()) {
-    std::string reason;
-    CU3D_CHECK(cuda_available(&reason), "--device {}: {}; train on the CPU with --device cpu",
-               f.device, reason);
-  }
+  const Device device = parse_device_flag(f.device, "train");
   f.settings.device = device;
   ComputeOptions& compute = compute_options();
   compute.precision = parse_flag("--precision", f.precision, parse_precision);
@@ -251,7 +247,7 @@ void add_train_command(CLI::App& app) {
                   "(ops: conv, pool, activation, softmax, batch_norm), comma-separated and applied "
                   "in order, e.g. cudnn,conv=auto; the ops not named keep conv=auto and cu3d")
       ->capture_default_str();
-  cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
+  add_device_flag(*cmd, f->device);
   cmd->add_flag("--no-fuse", f->no_fuse,
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks (the same "
                 "results; for comparison and profiling)");

@@ -20,6 +20,7 @@
 #include "data/shard.h"
 #include "data/video.h"
 #include "engine/compute.h"
+#include "engine/device.h"
 #include "engine/safetensors.h"
 #include "layers/models.h"
 
@@ -97,9 +98,9 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
   EXPECT_GT(model.recipe.mean[0], 0.f);
   EXPECT_EQ(model.spec.input, (Shape{4, 32, 32, 1}));
 
-  const Captured eval =
-      cli({"eval", (run / "checkpoint-last.safetensors").string(), "--data",
-           (root_ / "shards").string(), "--confusion", (root_ / "eval.png").string()});
+  const Captured eval = cli({"eval", (run / "checkpoint-last.safetensors").string(), "--data",
+                             (root_ / "shards").string(), "--confusion",
+                             (root_ / "eval.png").string(), "--device", "cpu"});
   ASSERT_EQ(eval.status, 0) << eval.err;
   EXPECT_NE(eval.out.find("video accuracy top-1"), std::string::npos) << eval.out;
   EXPECT_NE(eval.out.find("MoveUp"), std::string::npos) << eval.out;
@@ -297,6 +298,13 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
   other_batch.push_back("--resume");
   expect_one_line_error(cli(other_batch), "--batch 2 differs from the run's 4");
   expect_one_line_error(cli(train_args(finished, 2)), "--resume");  // would overwrite the run
+  // eval and predict run the model on --device: an unknown one, or CUDA without a GPU, is refused
+  // naming the flag and what to do.
+  const std::string last = (finished / "checkpoint-last.safetensors").string();
+  expect_one_line_error(cli({"predict", last, "x.avi", "--device", "tpu"}), "--device");
+  if (!cuda_available())
+    expect_one_line_error(cli({"eval", last, "--data", shards, "--device", "cuda"}),
+                          "evaluate on the CPU with --device cpu");
   expect_one_line_error(cli({"eval", (root_ / "missing.safetensors").string(), "--data", shards}),
                         "missing");
   expect_one_line_error(cli({"predict", (root_ / "missing.safetensors").string(), "x.avi"}),
