@@ -13,9 +13,6 @@
 #                                         medians and each round's ratio and load average.
 #                                         BENCH_PYTHON: a python with torch (default python3);
 #                                         OMP_WAIT_POLICY defaults to PASSIVE for both.
-#   scripts/bench.sh stage [BUILD_DIR]    here: copy cu3d_bench_gpu and the shared libraries a
-#                                         stock CUDA image lacks into BUILD_DIR/bench-bundle, to
-#                                         carry to a GPU machine.
 #   scripts/bench.sh profile [BUNDLE_DIR] on the GPU machine: Nsight Compute's view of versions 5
 #                                         and 6 of the conv forward and cuDNN's on the same layer
 #                                         (profile() below names its settings); writes
@@ -26,7 +23,8 @@
 #                                         bench/compare_pytorch.py; writes
 #                                         <results>/<gpu>-<date>.json (+ .md) and the logs.
 #
-# BUILD_DIR defaults to build-i. Results go to $OUT when set (the device tool's output folder),
+# BUILD_DIR defaults to build-i; BUNDLE_DIR to build-i/gpu-bundle, what `scripts/gpu-check.sh
+# stage build-i` packs (the GPU binaries and the libraries a GPU machine lacks). Results go to $OUT when set (the device tool's output folder),
 # else bench/results. Environment: CU3D_BENCH_BATCH (default 32); BENCH_FILTER (a
 # --benchmark_filter regex: the cu3d part runs only those, as one part limited to 300 s);
 # BENCH_SKIP_PYTORCH=1; BENCH_STAGE_TIMEOUT (seconds per part; by default each part's own
@@ -37,8 +35,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-gpu}
 shift || true
 
-# Libraries the bench binaries link that a stock Ubuntu 24.04 + CUDA image may not have.
-EXTRA_LIBS='libopenblas|libgfortran|libquadmath|libfmt|libgomp|libcudart|libbenchmark|libopencv|libav|libsw|libtbb|libgdal|libdc1394|libgphoto|libIlm|libopenjp|libwebp|libtiff|libjpeg|libpng|libx26|libvpx|libdav1d|libaom'
 
 today() { date -u +%Y-%m-%d; }
 slug() { tr -cs 'A-Za-z0-9' '-' | sed 's/^-//; s/-$//' | tr '[:upper:]' '[:lower:]'; }
@@ -97,19 +93,6 @@ cpu_train() {
   echo "bench: wrote $out/$name.json and $name.md"
 }
 
-stage() {
-  local build=${1:-build-i}
-  local bundle="$build/bench-bundle"
-  [[ -x "$build/cu3d_bench_gpu" ]] || { echo "bench: $build/cu3d_bench_gpu missing; build it first" >&2; exit 2; }
-  rm -rf "$bundle" && mkdir -p "$bundle/lib"
-  cp "$build/cu3d_bench_gpu" "$bundle/"
-  ldd "$build/cu3d_bench_gpu" | awk '{print $3}' | grep -E "$EXTRA_LIBS" | while read -r lib; do
-    cp -L "$lib" "$bundle/lib/"
-  done
-  strip "$bundle/cu3d_bench_gpu" "$bundle"/lib/* 2>/dev/null
-  echo "bench: staged $(ls "$bundle/lib" | wc -l) libraries in $bundle ($(du -sh "$bundle" | cut -f1))"
-}
-
 # The lib/ folders of NVIDIA's Python wheels (cuDNN, cuBLAS) where the system has no cuDNN.
 python_wheel_libs() {
   python3 - <<'PY' 2>/dev/null
@@ -139,7 +122,7 @@ run_part() {
 
 # Sets bin (the bundle's cu3d_bench_gpu) and out, and the library path it needs.
 use_bundle() {
-  local bundle=${1:-build-i/bench-bundle}
+  local bundle=${1:-build-i/gpu-bundle}
   [[ -x "$bundle/cu3d_bench_gpu" ]] || bundle="build-i"
   bin="$bundle/cu3d_bench_gpu"
   [[ -x "$bin" ]] || { echo "bench: no cu3d_bench_gpu in $bundle" >&2; exit 2; }
