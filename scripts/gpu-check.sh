@@ -14,6 +14,9 @@
 #                                             BUNDLE: a bundle folder or its .tar.xz.
 #   scripts/gpu-check.sh links [BUILD_DIR]    on the build machine: fails when the binaries need
 #                                             OpenCV or MPI, which GPU machines lack.
+#   scripts/gpu-check.sh bundle-check [BUILD_DIR]
+#                                             on the build machine: stage, check the packed size
+#                                             against the device tool's limit, then run it.
 #   scripts/gpu-check.sh selftest             anywhere: checks the suite's stall watch.
 #
 # BUILD_DIR defaults to build-c; BUNDLE to build-c/gpu-bundle, or the build dir itself when it
@@ -47,7 +50,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 mode=${1:-run}
 case "$mode" in
-  stage | links | run | selftest) shift || true ;;
+  stage | links | run | bundle-check | selftest) shift || true ;;
   *) mode=run ;;
 esac
 
@@ -68,7 +71,7 @@ gpu_binaries() {
   return 0
 }
 
-# gpu-check.sh links BUILD_DIR (CTest scripts.gpu_binaries_link_no_opencv_or_mpi): OpenCV (with
+# gpu-check.sh links BUILD_DIR (stage's first step): OpenCV (with
 # FFmpeg and GDAL, ~240 libraries) and MPI are on no GPU machine's image, so the binaries must not
 # need them (CMakeLists.txt keeps them in cu3d_video and cu3d_dist; the tests make shards from
 # synthetic frames, tests/cpu/synthetic_frames.h). Prints ldd's lines for the binaries. ldd's
@@ -325,6 +328,22 @@ run() {
   ! grep -q FAIL "$summary"
 }
 
+# gpu-check.sh bundle-check BUILD_DIR (CTest scripts.gpu_bundle_stages_and_runs): stages the
+# bundle, checks that the device tool can carry it (64 MiB at most) and that it unpacks, and runs
+# the staged folder as the GPU machine would, sanitizers aside: on a machine without a GPU every
+# test skips, but the binaries still start from the bundle's libraries.
+bundle_check() {
+  local build=${1:-build-c} limit=$((64 * 1024 * 1024)) size
+  stage "$build"
+  size=$(stat -c %s "$build/gpu-bundle.tar.xz")
+  if ((size > limit)); then
+    echo "gpu-check: gpu-bundle.tar.xz is $size bytes, over the device tool's 64 MiB carry limit" >&2
+    return 1
+  fi
+  xz -t "$build/gpu-bundle.tar.xz" || return 1
+  (GPU_CHECK_MEMCHECK=none GPU_CHECK_RACECHECK=none OUT='' run "$build/gpu-bundle")
+}
+
 # gpu-check.sh selftest: the shards' stall watch against a stand-in test binary, no GPU needed
 # (CTest scripts.gpu_check_stall_watch): of two shards the second hangs in its test; it must be
 # stopped within seconds, named, and the first shard's pass still counted.
@@ -354,4 +373,4 @@ STAND_IN
   ((ok))
 }
 
-"$mode" "$@"
+"${mode//-/_}" "$@"
