@@ -6,8 +6,8 @@
 
 #include <fmt/core.h>
 
+#include "apps/compute_flags.h"
 #include "apps/data_flags.h"
-#include "apps/device_flag.h"
 #include "apps/model_io.h"
 #include "apps/plots.h"
 #include "apps/subcommands.h"
@@ -28,6 +28,7 @@ struct EvalFlags {
   std::string confusion;
   bool no_fuse = false;
   std::string device = "cpu";
+  std::string precision = "fp32";
 };
 
 // The shards must hold frames decoded as the checkpoint's recipe decodes them, with its classes.
@@ -67,9 +68,10 @@ void print_result(const EvalResult& r, const TrainedModel& m) {
 void run_eval(const EvalFlags& f) {
   compute_options().fuse = !f.no_fuse;
   const Device device = parse_device_flag(f.device, "evaluate");
+  compute_options().precision = parse_precision_flag(f.precision);
   const TrainedModel m = load_trained_model(f.checkpoint);
   m.model->to(device);
-  if (device.is_cuda()) fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
+  print_compute(device, compute_options().precision, "eval");
   std::shared_ptr<data::ShardSet> shards;
   std::unique_ptr<data::ClipSource> source;
   if (is_shard_folder(f.data)) {
@@ -119,6 +121,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_flag("--no-fuse", f->no_fuse,
                 "run conv, ReLU and max-pool as separate ops instead of fused blocks");
   add_device_flag(*cmd, f->device);
+  add_precision_flag(*cmd, f->precision);
   cmd->callback([f] { run_eval(*f); });
 }
 

@@ -10,7 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
-#include "apps/device_flag.h"
+#include "apps/compute_flags.h"
 #include "apps/model_io.h"
 #include "apps/subcommands.h"
 #include "data/clip_plan.h"

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/app.h"
+#include "apps/compute_flags.h"
 #include "apps/data_flags.h"
-#include "apps/device_flag.h"
 #include "apps/distributed_flags.h"
 #include "apps/subcommands.h"
 #include "apps/trainer.h"
@@ -127,7 +127,7 @@ void apply_compute_flags(TrainFlags& f) {
   const Device device = parse_device_flag(f.device, "train");
   f.settings.device = device;
   ComputeOptions& compute = compute_options();
-  compute.precision = parse_flag("--precision", f.precision, parse_precision);
+  compute.precision = parse_precision_flag(f.precision);
   compute.backends = parse_flag("--backend", f.backend, parse_backends);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;
@@ -135,13 +135,7 @@ void apply_compute_flags(TrainFlags& f) {
   compute.fp32_pipelined_conv = f.fp32_pipelined_conv;
   compute.tf32_pipelined_bwd_filter = f.tf32_pipelined_bwd_filter;
   compute.resident_layer_norm = f.resident_layer_norm;
-  if (!device.is_cuda() && compute.precision != Precision::fp32)
-    fmt::print("train: --precision {} applies to CUDA ops; the CPU computes in fp32\n",
-               f.precision);
-  if (device.is_cuda())
-    fmt::print("compute: {} on {}\n", describe_compute_options(), device.str());
-  else
-    fmt::print("compute: fp32 on cpu, {}\n", describe_cpu_compute());
+  print_compute(device, compute.precision, "train");
 }
 
 // Shards when the folder has a manifest, else videos decoded on every read (no prep needed).
@@ -239,8 +233,7 @@ void add_train_command(CLI::App& app) {
           ->capture_default_str();
   o.warmup =
       cmd->add_option("--warmup", s.warmup, "steps of linear warm-up")->capture_default_str();
-  cmd->add_option("--precision", f->precision, "fp32, tf32 or bf16 (CUDA only; the CPU is fp32)")
-      ->capture_default_str();
+  add_precision_flag(*cmd, f->precision);
   cmd->add_option("--backend", f->backend,
                   "on CUDA, which library runs each op that cuDNN also has: cu3d, cudnn or auto "
                   "(time both on first use, keep the faster) for every op, or op=backend for one "

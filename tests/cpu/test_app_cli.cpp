@@ -98,10 +98,15 @@ TEST_F(AppCli, TrainEvalPredictSummaryWriteValidOutputs) {
   EXPECT_GT(model.recipe.mean[0], 0.f);
   EXPECT_EQ(model.spec.input, (Shape{4, 32, 32, 1}));
 
-  const Captured eval = cli({"eval", (run / "checkpoint-last.safetensors").string(), "--data",
-                             (root_ / "shards").string(), "--confusion",
-                             (root_ / "eval.png").string(), "--device", "cpu"});
+  const Captured eval =
+      cli({"eval", (run / "checkpoint-last.safetensors").string(), "--data",
+           (root_ / "shards").string(), "--confusion", (root_ / "eval.png").string(), "--device",
+           "cpu", "--precision", "bf16"});
+  compute_options().precision = Precision::fp32;  // the flags set the process-wide options
   ASSERT_EQ(eval.status, 0) << eval.err;
+  EXPECT_NE(eval.out.find("eval: --precision bf16 applies to CUDA ops; the CPU computes in fp32"),
+            std::string::npos)
+      << eval.out;
   EXPECT_NE(eval.out.find("video accuracy top-1"), std::string::npos) << eval.out;
   EXPECT_NE(eval.out.find("MoveUp"), std::string::npos) << eval.out;
   // Three classes are always in the top 5: no top-5 figure, in eval or in training's lines.
@@ -302,6 +307,8 @@ TEST_F(AppCli, BadArgumentsAndMissingFilesFailWithOneLineReason) {
   // naming the flag and what to do.
   const std::string last = (finished / "checkpoint-last.safetensors").string();
   expect_one_line_error(cli({"predict", last, "x.avi", "--device", "tpu"}), "--device");
+  expect_one_line_error(cli({"eval", last, "--data", shards, "--precision", "fp64"}),
+                        "--precision: unknown precision 'fp64'");
   if (!cuda_available())
     expect_one_line_error(cli({"eval", last, "--data", shards, "--device", "cuda"}),
                           "evaluate on the CPU with --device cpu");
