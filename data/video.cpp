@@ -165,12 +165,6 @@ int declared_frame_count(const std::filesystem::path& path) {
   return std::max(0, int(capture.get(cv::CAP_PROP_FRAME_COUNT)));
 }
 
-std::string DecodeStats::summary() const {
-  return fmt::format(
-      "{} videos decoded, {} skipped (unreadable or empty), {} looped (shorter than a clip)",
-      decoded.load(), skipped.load(), looped.load());
-}
-
 std::optional<Clip> try_decode_video(const std::filesystem::path& path,
                                      const DecodeOptions& options, DecodeStats& stats) {
   try {

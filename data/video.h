@@ -34,13 +34,11 @@ Clip decode_video(const std::filesystem::path& path, const DecodeOptions& option
 // some containers lie, so decoders never trust it for memory or indexing.
 int declared_frame_count(const std::filesystem::path& path);
 
-// Counters shared by every thread that decodes one dataset, reported once at the end.
+// Counters shared by every thread that decodes one dataset (training from a video folder reports
+// `skipped` at the end: VideoSource::unreadable; the loader counts looped short videos itself).
 struct DecodeStats {
   std::atomic<int64_t> decoded{0};
   std::atomic<int64_t> skipped{0};  // unreadable or empty videos
-  std::atomic<int64_t> looped{0};   // videos shorter than a clip, repeated from their start
-
-  std::string summary() const;
 };
 
 // decode_video that does not throw for a bad video: prints one warning line naming the file and

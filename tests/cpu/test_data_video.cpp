@@ -83,7 +83,6 @@ TEST(DataVideo, CorruptEmptyAndMissingFilesAreSkippedWithACount) {
   EXPECT_TRUE(try_decode_video(dir.path() / "good.avi", {}, stats));
   EXPECT_EQ(stats.skipped, 3);
   EXPECT_EQ(stats.decoded, 1);
-  EXPECT_NE(stats.summary().find("3 skipped"), std::string::npos) << stats.summary();
   EXPECT_THROW(decode_video(dir.path() / "garbage.avi", {}), Error);
 }
 
