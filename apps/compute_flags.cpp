@@ -1,9 +1,6 @@
 #include "apps/compute_flags.h"
 
-#include <fmt/core.h>
-
 #include "engine/compute.h"
-#include "kernels/error.h"
 
 namespace cu3d::apps {
 
@@ -12,12 +9,7 @@ void add_device_flag(CLI::App& cmd, std::string& value) {
 }
 
 Device parse_device_flag(const std::string& value, std::string_view verb) {
-  Device device = Device::cpu();
-  try {
-    device = Device::parse(value);
-  } catch (const Error& e) {
-    throw Error(fmt::format("--device: {}", e.what()));
-  }
+  const Device device = parse_flag("--device", value, Device::parse);
   std::string reason;
   CU3D_CHECK(!device.is_cuda() || cuda_available(&reason),
              "--device {}: {}; {} on the CPU with --device cpu", value, reason, verb);
@@ -27,14 +19,6 @@ Device parse_device_flag(const std::string& value, std::string_view verb) {
 void add_precision_flag(CLI::App& cmd, std::string& value) {
   cmd.add_option("--precision", value, "fp32, tf32 or bf16 (CUDA only; the CPU is fp32)")
       ->capture_default_str();
-}
-
-Precision parse_precision_flag(const std::string& value) {
-  try {
-    return parse_precision(value);
-  } catch (const Error& e) {
-    throw Error(fmt::format("--precision: {}", e.what()));
-  }
 }
 
 void print_compute(const Device& device, Precision precision, std::string_view command) {

@@ -68,7 +68,7 @@ void print_result(const EvalResult& r, const TrainedModel& m) {
 void run_eval(const EvalFlags& f) {
   compute_options().fuse = !f.no_fuse;
   const Device device = parse_device_flag(f.device, "evaluate");
-  compute_options().precision = parse_precision_flag(f.precision);
+  compute_options().precision = parse_flag("--precision", f.precision, parse_precision);
   const TrainedModel m = load_trained_model(f.checkpoint);
   m.model->to(device);
   print_compute(device, compute_options().precision, "eval");

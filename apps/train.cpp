@@ -113,21 +113,11 @@ class SigintGuard {
   void (*previous_)(int);
 };
 
-// parse(value), its error prefixed with the flag that gave the value.
-template <class Parse>
-auto parse_flag(const char* flag, const std::string& value, Parse parse) {
-  try {
-    return parse(value);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", flag, e.what()));
-  }
-}
-
 void apply_compute_flags(TrainFlags& f) {
   const Device device = parse_device_flag(f.device, "train");
   f.settings.device = device;
   ComputeOptions& compute = compute_options();
-  compute.precision = parse_precision_flag(f.precision);
+  compute.precision = parse_flag("--precision", f.precision, parse_precision);
   compute.backends = parse_flag("--backend", f.backend, parse_backends);
   compute.fuse = !f.no_fuse;
   compute.pipelined_conv = f.pipelined_conv;

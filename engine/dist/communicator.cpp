@@ -5,8 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <fmt/core.h>
-
 #include "engine/dtype.h"
 #include "kernels/error.h"
 

@@ -1,8 +1,6 @@
 // The world communicator of a process, from how it was launched: the one file of engine/dist that
 // reaches MPI and NCCL. It is a library of its own (cu3d_dist, CMakeLists.txt), so a binary that
 // never asks for world() (the GPU suite, which trains in one process) needs neither at run time.
-#include <fmt/core.h>
-
 #include "engine/dist/communicator.h"
 #include "engine/dist/launch.h"
 #include "engine/dist/mpi_communicator.h"
